@@ -1,0 +1,181 @@
+//! The validated configuration: what the rest of AMAS reads. Built only by the loader
+//! (`crate::load`), so every value here has passed validation.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::contract::Contract;
+
+/// Everything AMAS is configured with.
+#[derive(Clone, Debug, Serialize)]
+pub struct AmasConfig {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub runtime: RuntimeConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub agents: BTreeMap<String, AgentConfig>,
+    pub workflows: BTreeMap<String, WorkflowConfig>,
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    #[serde(with = "humantime_secs")]
+    pub request_timeout: Duration,
+    /// Whether `/metrics` needs a token (false: public, for scrapers inside the network).
+    pub metrics_public: bool,
+}
+
+/// The local token issuer and the verification rules.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuthConfig {
+    /// `iss` of tokens minted by the local issuer, and the accepted issuer.
+    pub issuer: String,
+    /// Accepted `aud`.
+    pub audience: String,
+    #[serde(with = "humantime_secs")]
+    pub default_token_ttl: Duration,
+    #[serde(with = "humantime_secs")]
+    pub clock_leeway: Duration,
+}
+
+/// Task execution limits.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeConfig {
+    /// Tasks waiting to run; a submission beyond this gets 429 with `Retry-After`.
+    pub queue_capacity: usize,
+    /// Tasks executed at once.
+    pub max_concurrent_tasks: usize,
+}
+
+/// One model provider backend (a closed set).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderConfig {
+    /// Any OpenAI-compatible chat-completions server.
+    Openai(OpenAiConfig),
+    /// The embedded local model.
+    Local(LocalModelConfig),
+    /// Canned responses from a file, for tests.
+    Scripted(ScriptedConfig),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenAiConfig {
+    /// Base URL up to and including `/v1`, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key (the key itself is never in config).
+    pub api_key_env: Option<String>,
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+    /// Retries on 429/5xx/connection errors, after the first try.
+    pub max_retries: u32,
+    pub breaker: BreakerConfig,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LocalModelConfig {
+    /// Directory holding the model files; `None`: `$AMAS_MODEL_DIR`, else `~/.cache/amas/models`.
+    pub model_dir: Option<PathBuf>,
+    /// GGUF file name inside the model directory.
+    pub model_file: String,
+    /// Upper bound on generated tokens per call.
+    pub max_tokens: u32,
+    pub breaker: BreakerConfig,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScriptedConfig {
+    /// A YAML/JSON file of canned responses (see `amas_providers::scripted`).
+    pub file: PathBuf,
+    pub breaker: BreakerConfig,
+}
+
+/// Circuit breaker of one provider.
+#[derive(Clone, Debug, Serialize)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before one half-open probe is let through.
+    #[serde(with = "humantime_secs")]
+    pub cool_down: Duration,
+}
+
+/// A configured agent role.
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentConfig {
+    pub id: String,
+    pub role: String,
+    pub description: String,
+    /// Provider names, tried in order (fallback chain).
+    pub providers: Vec<String>,
+    pub system_prompt: String,
+    pub input_contract: Arc<Contract>,
+    pub output_contract: Arc<Contract>,
+    /// Tools the agent may call (empty until the tools issue).
+    pub allowed_tools: Vec<String>,
+    pub limits: AgentLimits,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentLimits {
+    /// Model answers per step before the step fails on contract violations or provider errors.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+    /// Tokens (in + out) a step may use.
+    pub token_budget: u64,
+    /// Tokens the model may generate per call.
+    pub max_output_tokens: u32,
+}
+
+/// The plan of one task type: a DAG of steps.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowConfig {
+    pub task_type: String,
+    pub description: String,
+    /// Steps in a topological order (dependencies first).
+    pub steps: Vec<StepConfig>,
+    /// Which step's output is the task's result.
+    pub result_step: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepConfig {
+    pub name: String,
+    pub agent: String,
+    pub depends_on: Vec<String>,
+    /// Input field name -> where its value comes from.
+    pub inputs: BTreeMap<String, InputSource>,
+}
+
+/// Where a step input comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum InputSource {
+    TaskTitle,
+    TaskDescription,
+    /// The whole `parameters` object.
+    TaskParameters,
+    /// One parameter; `null` when absent.
+    TaskParameter { name: String },
+    /// An upstream step's output, or one top-level field of it.
+    StepOutput { step: String, field: Option<String> },
+}
+
+mod humantime_secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+}

@@ -1,0 +1,55 @@
+//! Provider errors. Each variant says whether the chain may fall back to the next provider.
+
+use std::time::Duration;
+
+/// Why a model call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Connection refused, reset, DNS, or 5xx after the retries ran out.
+    #[error("provider {provider} is unavailable: {reason}")]
+    Unavailable { provider: String, reason: String },
+    /// 429 after the retries ran out.
+    #[error("provider {provider} is rate limiting")]
+    RateLimited {
+        provider: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("provider {provider} did not answer within {after:?}")]
+    Timeout { provider: String, after: Duration },
+    /// The provider answered, but not with something usable (4xx other than 429, bad JSON).
+    #[error("provider {provider} answered badly: {reason}")]
+    BadResponse { provider: String, reason: String },
+    /// The local model's files are not installed.
+    #[error("the local model is not installed: {path} is missing; run `{fetch_command}` to fetch it")]
+    ModelMissing { path: String, fetch_command: String },
+    /// The breaker is open: the provider failed repeatedly and is cooling down.
+    #[error("provider {provider} is cooling down after repeated failures (circuit open)")]
+    CircuitOpen { provider: String },
+    /// The provider could not be set up from its configuration.
+    #[error("provider {provider} is misconfigured: {reason}")]
+    Config { provider: String, reason: String },
+    /// Local inference failed.
+    #[error("local model {provider} failed: {reason}")]
+    Inference { provider: String, reason: String },
+    /// Every provider of a chain failed; the errors in chain order.
+    #[error("all providers failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    AllFailed(Vec<ProviderError>),
+}
+
+impl ProviderError {
+    /// The stable public code of this error (see `docs/errors/`).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable { .. } => "AMAS-PROV-0001",
+            Self::RateLimited { .. } => "AMAS-PROV-0002",
+            Self::Timeout { .. } => "AMAS-PROV-0003",
+            Self::BadResponse { .. } => "AMAS-PROV-0004",
+            Self::ModelMissing { .. } => "AMAS-PROV-0005",
+            Self::CircuitOpen { .. } => "AMAS-PROV-0006",
+            Self::Config { .. } => "AMAS-PROV-0007",
+            Self::Inference { .. } => "AMAS-PROV-0008",
+            Self::AllFailed(_) => "AMAS-PROV-0009",
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Durable storage. One trait per capability ([`TaskJournal`] for now), a SQLite backend (the
+//! embedded default) and a PostgreSQL backend, and one conformance suite ([`conformance`]) that
+//! every backend passes.
+
+mod error;
+mod postgres;
+mod sqlite;
+pub mod conformance;
+
+pub use error::StoreError;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use amas_types::{JournalEvent, JournalRecord, Priority, TaskId, TaskStatus, TenantId};
+
+/// The per-task, append-only event log and the task listing derived from it.
+#[async_trait]
+pub trait TaskJournal: Send + Sync {
+    /// Appends `events` to `task`'s journal as seq `expected_last_seq + 1 ..`. The append succeeds
+    /// only if the journal's last seq is exactly `expected_last_seq` (0 for a new task), so two
+    /// writers can never both win. Appends and the listing projection commit atomically.
+    /// The first event of a task must be `TaskSubmitted`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the last seq differs; [`StoreError::InvalidAppend`] for an
+    /// empty batch or a first event that is not a submission; backend errors.
+    async fn append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, StoreError>;
+
+    /// The events of `task` with seq > `after_seq`, in order. Empty for an unknown task.
+    async fn read(&self, task: TaskId, after_seq: u64) -> Result<Vec<JournalRecord>, StoreError>;
+
+    /// The listing projection of one task; `None` when unknown.
+    async fn summary(&self, task: TaskId) -> Result<Option<TaskSummary>, StoreError>;
+
+    /// Tasks matching `filter`, newest first, with a cursor for the next page.
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage, StoreError>;
+
+    /// Tasks whose status is not terminal (queued or running), oldest first: what recovery resumes.
+    async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Cheap check that the backend answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The listing view of a task, kept in step with its journal.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskSummary {
+    pub id: TaskId,
+    pub tenant: TenantId,
+    pub task_type: String,
+    pub title: String,
+    pub priority: Priority,
+    pub status: TaskStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seq: u64,
+}
+
+/// Listing filter. `cursor` is the last id of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    pub tenant: Option<TenantId>,
+    pub status: Option<TaskStatus>,
+    pub task_type: Option<String>,
+    /// 1..=500; the caller validates.
+    pub limit: u32,
+    pub cursor: Option<TaskId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskSummary>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<TaskId>,
+}

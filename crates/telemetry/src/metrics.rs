@@ -1,0 +1,171 @@
+//! Every metric AMAS exports, in one place. Names follow `amas_<noun>_<unit>[_total]`; labels
+//! come from bounded sets only (routes, task types, agents, providers, outcomes), never ids.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task_type: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub agent: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderNameLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: String,
+    pub direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContractLabels {
+    pub agent: String,
+    pub outcome: String,
+}
+
+type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// The process's metrics. Cheap to clone (everything inside is shared).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_request_duration: Hist<RouteLabels>,
+    pub tasks: Family<TaskLabels, Counter>,
+    pub task_duration: Hist<TaskLabels>,
+    pub steps: Family<StepLabels, Counter>,
+    pub step_duration: Hist<StepLabels>,
+    pub provider_calls: Family<ProviderLabels, Counter>,
+    pub provider_call_duration: Hist<ProviderNameLabels>,
+    /// 0 closed, 1 half-open, 2 open.
+    pub provider_breaker_state: Family<ProviderNameLabels, Gauge<i64, AtomicU64>>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub contract_checks: Family<ContractLabels, Counter>,
+    pub queue_depth: Gauge,
+    pub queue_capacity: Gauge,
+    pub tasks_running: Gauge,
+    pub auth_failures: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every AMAS metric registered.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("amas");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        r.register("http_requests", "HTTP requests by route and status", http_requests.clone());
+        let http_request_duration: Hist<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        r.register("http_request_duration_seconds", "HTTP request latency", http_request_duration.clone());
+        let tasks = Family::<TaskLabels, Counter>::default();
+        r.register("tasks", "Tasks that reached a terminal status", tasks.clone());
+        let task_duration: Hist<TaskLabels> = Family::new_with_constructor(latency_histogram);
+        r.register("task_duration_seconds", "Task wall time from start to end", task_duration.clone());
+        let steps = Family::<StepLabels, Counter>::default();
+        r.register("steps", "Steps that ended, by agent and status", steps.clone());
+        let step_duration: Hist<StepLabels> = Family::new_with_constructor(latency_histogram);
+        r.register("step_duration_seconds", "Step wall time", step_duration.clone());
+        let provider_calls = Family::<ProviderLabels, Counter>::default();
+        r.register("provider_calls", "Model provider calls by outcome", provider_calls.clone());
+        let provider_call_duration: Hist<ProviderNameLabels> = Family::new_with_constructor(latency_histogram);
+        r.register("provider_call_duration_seconds", "Model provider call latency", provider_call_duration.clone());
+        let provider_breaker_state = Family::<ProviderNameLabels, Gauge<i64, AtomicU64>>::default();
+        r.register("provider_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", provider_breaker_state.clone());
+        let tokens = Family::<TokenLabels, Counter>::default();
+        r.register("tokens", "Model tokens by provider and direction", tokens.clone());
+        let contract_checks = Family::<ContractLabels, Counter>::default();
+        r.register("contract_checks", "Output contract checks by agent and outcome", contract_checks.clone());
+        let queue_depth = Gauge::default();
+        r.register("queue_depth", "Tasks admitted and waiting to run", queue_depth.clone());
+        let queue_capacity = Gauge::default();
+        r.register("queue_capacity", "Tasks that may wait before submissions are refused", queue_capacity.clone());
+        let tasks_running = Gauge::default();
+        r.register("tasks_running", "Tasks executing now", tasks_running.clone());
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        r.register("auth_failures", "Rejected authentication attempts by reason", auth_failures.clone());
+        Self {
+            registry: Arc::new(r),
+            http_requests,
+            http_request_duration,
+            tasks,
+            task_duration,
+            steps,
+            step_duration,
+            provider_calls,
+            provider_call_duration,
+            provider_breaker_state,
+            tokens,
+            contract_checks,
+            queue_depth,
+            queue_capacity,
+            tasks_running,
+            auth_failures,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

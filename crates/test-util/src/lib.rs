@@ -1,0 +1,1 @@
+//! amas-test-util

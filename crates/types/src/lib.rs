@@ -1,0 +1,12 @@
+//! The vocabulary of AMAS: ids, tasks, steps, principals and the journal events that are the
+//! source of truth for execution state. No I/O lives here.
+
+mod event;
+mod ids;
+mod state;
+mod task;
+
+pub use event::{ErrorInfo, JournalEvent, JournalRecord, Usage};
+pub use ids::{TaskId, TenantId};
+pub use state::{StepState, TaskState};
+pub use task::{Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};

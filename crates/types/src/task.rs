@@ -1,0 +1,156 @@
+//! What a user submits, who submits it, and the statuses a task and its steps move through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TenantId;
+
+/// Scheduling priority, 1 (lowest) to 10 (highest); 5 when not given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct Priority(u8);
+
+/// A priority outside 1..=10.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("priority must be between 1 and 10, got {0}")]
+pub struct PriorityError(pub i64);
+
+impl Priority {
+    pub const DEFAULT: Self = Self(5);
+
+    /// # Errors
+    /// When `value` is outside 1..=10.
+    pub fn new(value: i64) -> Result<Self, PriorityError> {
+        match u8::try_from(value) {
+            Ok(v @ 1..=10) => Ok(Self(v)),
+            _ => Err(PriorityError(value)),
+        }
+    }
+
+    #[must_use]
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TryFrom<u8> for Priority {
+    type Error = PriorityError;
+    fn try_from(value: u8) -> Result<Self, Self::Error> {
+        Self::new(i64::from(value))
+    }
+}
+
+impl From<Priority> for u8 {
+    fn from(p: Priority) -> Self {
+        p.0
+    }
+}
+
+/// A task as submitted: validated, immutable once journaled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub task_type: String,
+    pub title: String,
+    pub description: String,
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// Who acts: a user or service identified by a verified token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub sub: String,
+    pub roles: Vec<String>,
+    pub tenant: TenantId,
+    /// How the principal was authenticated (`local_jwt`, `oidc`, `cli`).
+    pub auth_method: String,
+}
+
+impl Principal {
+    /// The principal of in-process CLI runs: the operator at the terminal.
+    #[must_use]
+    pub fn local_operator() -> Self {
+        Self {
+            sub: "local-operator".to_owned(),
+            roles: vec!["admin".to_owned()],
+            tenant: TenantId::default_tenant(),
+            auth_method: "cli".to_owned(),
+        }
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the `snake_case` name used in the API and the store.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// True once nothing more will happen to the task.
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        match self {
+            Self::Succeeded | Self::Failed | Self::Cancelled => true,
+            Self::Queued | Self::Running => false,
+        }
+    }
+}
+
+/// Where a step is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl StepStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
