@@ -1,1 +1,94 @@
-//! amas-api
+//! The HTTP API (axum only): the route table, thin handlers, DTOs, error mapping, OpenAPI.
+
+mod dto;
+mod error;
+mod extract;
+mod middleware;
+mod routes;
+mod tasks;
+
+pub use error::ApiError;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use amas_config::AmasConfig;
+use amas_governance::TokenVerifier;
+use amas_runtime::Runtime;
+use amas_telemetry::Metrics;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Runtime,
+    pub verifier: Arc<TokenVerifier>,
+    /// The local issuer's public keys, served at `/.well-known/jwks.json`.
+    pub jwks: Arc<serde_json::Value>,
+    pub metrics: Metrics,
+    pub config: Arc<AmasConfig>,
+}
+
+/// The route table.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/tasks", post(routes::create_task).get(routes::list_tasks))
+        .route("/api/v1/tasks/{id}", get(routes::get_task))
+        .route("/api/v1/tasks/{id}/events", get(routes::task_events))
+        .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
+        .route("/api/v1/agents", get(routes::list_agents))
+        .route("/api/v1/workflows", get(routes::list_workflows))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
+    let mut public = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/openapi.json", get(routes::openapi))
+        .route("/.well-known/jwks.json", get(routes::jwks));
+    if state.config.server.metrics_public {
+        public = public.route("/metrics", get(routes::metrics));
+    } else {
+        public = public.route(
+            "/metrics",
+            get(routes::metrics).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                middleware::authenticate,
+            )),
+        );
+    }
+    Router::new()
+        .merge(api)
+        .merge(public)
+        .route_layer(axum::middleware::from_fn(middleware::mark_route))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,1 +1,323 @@
-//! amas-runtime
+//! The orchestrator: admits tasks into a bounded queue, runs each as a workflow DAG of agent
+//! steps driven by its journal, resumes unfinished tasks after a restart, and streams journal
+//! records to live subscribers.
+
+mod error;
+mod executor;
+mod inputs;
+mod step;
+mod writer;
+
+pub use error::{RuntimeError, codes};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, watch};
+use tracing::{error, info, warn};
+
+use amas_config::AmasConfig;
+use amas_providers::{ProviderChain, ProviderSet};
+use amas_store::{StoreError, TaskJournal};
+use amas_telemetry::Metrics;
+use amas_types::{JournalEvent, JournalRecord, Principal, TaskId, TaskSpec, TaskState};
+
+use crate::writer::TaskWriter;
+
+/// Live journal records buffered per subscriber before it lags.
+const LIVE_BUFFER: usize = 4096;
+
+/// A running task's handles: its journal writer (shared with `cancel`) and its cancel switch.
+struct Running {
+    writer: Arc<TaskWriter>,
+    cancel: watch::Sender<bool>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Arc<AmasConfig>,
+    pub(crate) journal: Arc<dyn TaskJournal>,
+    pub(crate) chains: BTreeMap<String, ProviderChain>,
+    pub(crate) metrics: Metrics,
+    queue_tx: mpsc::UnboundedSender<TaskId>,
+    queue_rx: Mutex<Option<mpsc::UnboundedReceiver<TaskId>>>,
+    queued: AtomicUsize,
+    live: broadcast::Sender<JournalRecord>,
+    running: Mutex<HashMap<TaskId, Running>>,
+    slots: Arc<Semaphore>,
+    shutting_down: AtomicBool,
+}
+
+/// The task runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl Runtime {
+    /// Builds the runtime; every agent's provider chain is resolved now, so a bad chain fails at
+    /// start, not in the middle of a task.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Setup`] when an agent names a provider the set does not have.
+    pub fn new(
+        config: Arc<AmasConfig>,
+        journal: Arc<dyn TaskJournal>,
+        providers: &ProviderSet,
+        metrics: Metrics,
+    ) -> Result<Self, RuntimeError> {
+        let mut chains = BTreeMap::new();
+        for (id, agent) in &config.agents {
+            let chain = providers
+                .chain(&agent.providers)
+                .map_err(|e| RuntimeError::Setup {
+                    agent: id.clone(),
+                    reason: e.to_string(),
+                })?;
+            chains.insert(id.clone(), chain);
+        }
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let slots = Arc::new(Semaphore::new(config.runtime.max_concurrent_tasks.max(1)));
+        metrics
+            .queue_capacity
+            .set(i64::try_from(config.runtime.queue_capacity).unwrap_or(i64::MAX));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                journal,
+                chains,
+                metrics,
+                queue_tx,
+                queue_rx: Mutex::new(Some(queue_rx)),
+                queued: AtomicUsize::new(0),
+                live,
+                running: Mutex::new(HashMap::new()),
+                slots,
+                shutting_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Arc<AmasConfig> {
+        &self.inner.config
+    }
+
+    #[must_use]
+    pub fn journal(&self) -> &Arc<dyn TaskJournal> {
+        &self.inner.journal
+    }
+
+    /// Starts the dispatcher that runs queued tasks, at most `max_concurrent_tasks` at once.
+    /// Call once; later calls do nothing.
+    pub async fn start(&self) {
+        let Some(mut rx) = self.inner.queue_rx.lock().await.take() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            while let Some(task) = rx.recv().await {
+                let Ok(permit) = Arc::clone(&inner.slots).acquire_owned().await else {
+                    break;
+                };
+                let depth = inner.queued.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+                inner.metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+                let inner = Arc::clone(&inner);
+                tokio::spawn(async move {
+                    run_one(&inner, task).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+
+    /// Admits a task: journals `TaskSubmitted` and queues it.
+    ///
+    /// # Errors
+    /// Unknown task type, a full queue (backpressure), shutdown, or a store error.
+    pub async fn submit(
+        &self,
+        spec: TaskSpec,
+        principal: Principal,
+        trace_id: Option<String>,
+    ) -> Result<JournalRecord, RuntimeError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        if !inner.config.workflows.contains_key(&spec.task_type) {
+            return Err(RuntimeError::UnknownTaskType {
+                task_type: spec.task_type,
+                known: inner
+                    .config
+                    .workflows
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let capacity = inner.config.runtime.queue_capacity;
+        // Reserve a queue slot before writing anything, so a refused task leaves no trace.
+        let reserved = inner
+            .queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q < capacity).then_some(q + 1)
+            });
+        if reserved.is_err() {
+            return Err(RuntimeError::QueueFull {
+                capacity,
+                retry_after_secs: 1,
+            });
+        }
+        let task = TaskId::new();
+        let event = JournalEvent::TaskSubmitted {
+            spec,
+            principal,
+            trace_id,
+        };
+        let record = match inner.journal.append(task, 0, &[event]).await {
+            Ok(mut records) => records.pop(),
+            Err(e) => {
+                inner.queued.fetch_sub(1, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
+        let Some(record) = record else {
+            inner.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::InvalidAppend("no record returned".to_owned()).into());
+        };
+        let _ = inner.live.send(record.clone());
+        self.enqueue_reserved(task);
+        Ok(record)
+    }
+
+    fn enqueue_reserved(&self, task: TaskId) {
+        let depth = self.inner.queued.load(Ordering::SeqCst);
+        self.inner
+            .metrics
+            .queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        if self.inner.queue_tx.send(task).is_err() {
+            warn!(task.id = %task, "Dispatcher is gone; the task stays queued in the journal.");
+        }
+    }
+
+    /// Re-queues every unfinished task from the journal (at start-up). Recovery is not bounded by
+    /// the queue capacity: these tasks were admitted before.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn recover(&self) -> Result<usize, RuntimeError> {
+        let unfinished = self.inner.journal.unfinished().await?;
+        for task in &unfinished {
+            self.inner.queued.fetch_add(1, Ordering::SeqCst);
+            self.enqueue_reserved(*task);
+        }
+        if !unfinished.is_empty() {
+            info!(tasks = unfinished.len(), "Resuming unfinished tasks.");
+        }
+        Ok(unfinished.len())
+    }
+
+    /// The task's current state, folded from its journal.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn get(&self, task: TaskId) -> Result<Option<TaskState>, RuntimeError> {
+        let records = self.inner.journal.read(task, 0).await?;
+        Ok(TaskState::fold(&records))
+    }
+
+    /// Cancels a task that has not ended. Cancelling an ended task changes nothing.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotFound`], or a store error.
+    pub async fn cancel(&self, task: TaskId, reason: String) -> Result<TaskState, RuntimeError> {
+        let running = self.inner.running.lock().await;
+        let event = JournalEvent::TaskCancelled { reason };
+        if let Some(run) = running.get(&task) {
+            let _ = run.cancel.send(true);
+            let state = self.get(task).await?.ok_or(RuntimeError::NotFound(task))?;
+            if !state.status.is_terminal() {
+                run.writer.append(event).await?;
+            }
+        } else {
+            let state = self.get(task).await?.ok_or(RuntimeError::NotFound(task))?;
+            if !state.status.is_terminal() {
+                // Not running in this process: the queue entry will find it terminal and skip it.
+                let records = self
+                    .inner
+                    .journal
+                    .append(task, state.last_seq, &[event])
+                    .await?;
+                for r in records {
+                    let _ = self.inner.live.send(r);
+                }
+            }
+        }
+        drop(running);
+        self.get(task).await?.ok_or(RuntimeError::NotFound(task))
+    }
+
+    /// Live journal records of every task, from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<JournalRecord> {
+        self.inner.live.subscribe()
+    }
+
+    /// Stops admitting tasks; running ones continue (their journals make them resumable anyway).
+    pub fn shut_down(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Tasks waiting to run.
+    #[must_use]
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queued.load(Ordering::SeqCst)
+    }
+}
+
+async fn run_one(inner: &Arc<Inner>, task: TaskId) {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let writer = {
+        let mut running = inner.running.lock().await;
+        if running.contains_key(&task) {
+            return;
+        }
+        let last_seq = match inner.journal.summary(task).await {
+            Ok(Some(s)) if !s.status.is_terminal() => s.last_seq,
+            Ok(_) => return,
+            Err(e) => {
+                error!(task.id = %task, error = %e, "Could not read the task; leaving it queued.");
+                return;
+            }
+        };
+        let writer = Arc::new(TaskWriter::new(
+            Arc::clone(&inner.journal),
+            task,
+            last_seq,
+            inner.live.clone(),
+        ));
+        running.insert(
+            task,
+            Running {
+                writer: Arc::clone(&writer),
+                cancel: cancel_tx,
+            },
+        );
+        writer
+    };
+    inner.metrics.tasks_running.inc();
+    if let Err(e) = executor::execute(Arc::clone(inner), task, writer, cancel_rx).await {
+        match e {
+            StoreError::Conflict { .. } => {
+                warn!(task.id = %task, "Another writer owns the task; stopping here.");
+            }
+            other => error!(task.id = %task, error = %other, "Task execution stopped on a store error."),
+        }
+    }
+    inner.metrics.tasks_running.dec();
+    inner.running.lock().await.remove(&task);
+}

@@ -1,0 +1,164 @@
+//! Request and response bodies of the task API, and their validation.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use amas_store::TaskSummary;
+use amas_types::{ErrorInfo, Priority, TaskSpec, TaskState, TaskStatus, Usage};
+
+use crate::error::ApiError;
+
+const MAX_TITLE: usize = 200;
+const MAX_DESCRIPTION: usize = 20_000;
+const MAX_TASK_TYPE: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    pub task_type: String,
+    pub title: String,
+    pub description: String,
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+}
+
+impl CreateTask {
+    /// Checks the fields a schema cannot express well and builds the spec.
+    pub fn into_spec(self) -> Result<TaskSpec, ApiError> {
+        let task_type = self.task_type.trim();
+        if task_type.is_empty() || task_type.len() > MAX_TASK_TYPE {
+            return Err(ApiError::invalid(
+                "task_type",
+                format!("must be 1 to {MAX_TASK_TYPE} characters"),
+            ));
+        }
+        check_text("title", &self.title, MAX_TITLE)?;
+        check_text("description", &self.description, MAX_DESCRIPTION)?;
+        let priority = match self.priority {
+            None => Priority::DEFAULT,
+            Some(p) => Priority::new(p).map_err(|e| ApiError::invalid("priority", e.to_string()))?,
+        };
+        Ok(TaskSpec {
+            task_type: task_type.to_owned(),
+            title: self.title,
+            description: self.description,
+            parameters: self.parameters.unwrap_or_default(),
+            priority,
+        })
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("must be at most {max} characters")));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskCreated {
+    pub id: String,
+    pub status: TaskStatus,
+    pub task_type: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub task_type: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskList {
+    pub tasks: Vec<TaskSummary>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepView {
+    pub name: String,
+    pub agent: String,
+    pub status: amas_types::StepStatus,
+    pub attempts: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub tokens: Usage,
+    pub output: Option<Value>,
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    pub id: String,
+    pub task_type: String,
+    pub title: String,
+    pub description: String,
+    pub parameters: Map<String, Value>,
+    pub priority: Priority,
+    pub status: TaskStatus,
+    pub submitted_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub steps: Vec<StepView>,
+    pub tokens: Usage,
+    pub result: Option<Value>,
+    pub error: Option<ErrorInfo>,
+}
+
+impl From<TaskState> for TaskView {
+    fn from(s: TaskState) -> Self {
+        let tokens = s.usage();
+        let steps = s
+            .steps
+            .into_values()
+            .map(|st| StepView {
+                duration_ms: match (st.started_at, st.finished_at) {
+                    (Some(a), Some(b)) => Some((b - a).num_milliseconds()),
+                    _ => None,
+                },
+                name: st.step,
+                agent: st.agent,
+                status: st.status,
+                attempts: st.attempts,
+                started_at: st.started_at,
+                finished_at: st.finished_at,
+                tokens: st.usage,
+                output: st.output,
+                error: st.error,
+            })
+            .collect();
+        Self {
+            id: s.id.to_string(),
+            task_type: s.spec.task_type,
+            title: s.spec.title,
+            description: s.spec.description,
+            parameters: s.spec.parameters,
+            priority: s.spec.priority,
+            status: s.status,
+            submitted_by: s.principal.sub,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            steps,
+            tokens,
+            result: s.result,
+            error: s.error,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CancelTask {
+    pub reason: Option<String>,
+}

@@ -1,0 +1,144 @@
+//! API errors: one enum, mapped once to status, public code and log level. 5xx bodies hide
+//! internals; the detail is logged here, once.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::{error, warn};
+
+use amas_governance::AuthError;
+use amas_runtime::RuntimeError;
+
+tokio::task_local! {
+    /// The id of the request being handled, for error bodies.
+    pub static REQUEST_ID: String;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body or a parameter is invalid; `field` names it.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("authentication failed")]
+    Unauthenticated(#[from] AuthError),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body too large")]
+    TooLarge,
+    #[error("unsupported media type: send Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("request timed out")]
+    Timeout,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Status, public code and public message: decided here, exhaustively.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::Invalid { field, message } => (
+                StatusCode::BAD_REQUEST,
+                "AMAS-API-0001",
+                format!("{field}: {message}"),
+            ),
+            Self::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "AMAS-API-0002",
+                "no such resource".to_owned(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "AMAS-API-0003",
+                "method not allowed on this resource".to_owned(),
+            ),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "AMAS-API-0004",
+                "request body is larger than the server accepts".to_owned(),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "AMAS-API-0005",
+                self.to_string(),
+            ),
+            Self::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AMAS-API-0006",
+                "the request took too long; retry later".to_owned(),
+            ),
+            Self::Runtime(e) => match e {
+                RuntimeError::UnknownTaskType { .. } => {
+                    (StatusCode::BAD_REQUEST, e.code(), format!("task_type: {e}"))
+                }
+                RuntimeError::QueueFull { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string())
+                }
+                RuntimeError::NotFound(_) => (
+                    StatusCode::NOT_FOUND,
+                    "AMAS-API-0002",
+                    "no such resource".to_owned(),
+                ),
+                RuntimeError::ShuttingDown => {
+                    (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+                }
+                RuntimeError::Setup { .. } | RuntimeError::Store(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "AMAS-API-0500",
+                    "internal error; the request id identifies it in the server log".to_owned(),
+                ),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        if status.is_server_error() {
+            error!(request.id = %request_id, error = %self, code, "Request failed.");
+        } else {
+            warn!(request.id = %request_id, code, status = status.as_u16(), "Request rejected.");
+        }
+        let body = json!({"error": {"code": code, "message": message, "request_id": request_id}});
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthenticated(e) => {
+                let value = format!(
+                    "Bearer realm=\"amas\", error=\"invalid_token\", error_description=\"{}\"",
+                    e.code()
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            Self::Runtime(RuntimeError::QueueFull {
+                retry_after_secs, ..
+            }) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Runtime(RuntimeError::ShuttingDown) | Self::Timeout => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(5_u64));
+            }
+            Self::Invalid { .. }
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::TooLarge
+            | Self::UnsupportedMediaType
+            | Self::Runtime(_) => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,184 @@
+//! Thin handlers: destructure, call one function from `tasks`, map the result.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use amas_types::{JournalRecord, Principal};
+
+use crate::AppState;
+use crate::dto::{CancelTask, CreateTask, ListQuery, TaskView};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::tasks;
+
+pub async fn create_task(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<CreateTask>,
+) -> Result<Response, ApiError> {
+    let trace_id = amas_telemetry::current_trace_id();
+    let created = tasks::create_task(&app.runtime, principal, body, trace_id).await?;
+    let location = format!("/api/v1/tasks/{}", created.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
+}
+
+pub async fn get_task(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TaskView>, ApiError> {
+    let state = tasks::visible_task(&app.runtime, &principal, &id).await?;
+    Ok(Json(state.into()))
+}
+
+pub async fn list_tasks(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<crate::dto::TaskList>, ApiError> {
+    Ok(Json(tasks::list_tasks(&app.runtime, &principal, query).await?))
+}
+
+pub async fn cancel_task(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    body: Option<ApiJson<CancelTask>>,
+) -> Result<Json<TaskView>, ApiError> {
+    let reason = body.and_then(|ApiJson(b)| b.reason);
+    let state = tasks::cancel_task(&app.runtime, &principal, &id, reason).await?;
+    Ok(Json(state.into()))
+}
+
+/// The journal as JSON, or live as Server-Sent Events (`Accept: text/event-stream`) until the
+/// task ends.
+pub async fn task_events(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let wants_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    // Subscribe before reading, so nothing appended in between is missed.
+    let mut live = app.runtime.subscribe();
+    let (state, records) = tasks::task_events(&app.runtime, &principal, &id).await?;
+    if !wants_stream {
+        return Ok(Json(json!({ "task_id": state.id, "events": records })).into_response());
+    }
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+    let task = state.id;
+    tokio::spawn(async move {
+        let mut last_seq = 0;
+        let mut ended = state.status.is_terminal();
+        for record in &records {
+            last_seq = record.seq;
+            if tx.send(Ok(sse_event(record))).await.is_err() {
+                return;
+            }
+        }
+        while !ended {
+            let record = match live.recv().await {
+                Ok(r) => r,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if record.task_id != task || record.seq <= last_seq {
+                continue;
+            }
+            last_seq = record.seq;
+            ended = record.event.status_effect().is_some_and(|s| s.is_terminal());
+            if tx.send(Ok(sse_event(&record))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn sse_event(record: &JournalRecord) -> Event {
+    Event::default()
+        .event(record.event.kind())
+        .id(record.seq.to_string())
+        .data(serde_json::to_string(record).unwrap_or_default())
+}
+
+pub async fn list_agents(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "agents": tasks::agents(&app.runtime) }))
+}
+
+pub async fn list_workflows(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "workflows": tasks::workflows(&app.runtime) }))
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    match app.runtime.journal().ping().await {
+        Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Readiness check failed: database unreachable.");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not_ready", "database": "unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn jwks(State(app): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json((*app.jwks).clone()),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::OPENAPI,
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,127 @@
+//! Task operations, as plain async functions that know nothing about HTTP: the handlers in
+//! `routes` call these and map the result.
+
+use std::collections::BTreeMap;
+
+use amas_runtime::Runtime;
+use amas_store::{TaskFilter, TaskPage};
+use amas_types::{JournalRecord, Principal, TaskId, TaskState, TaskStatus};
+
+use crate::dto::{CreateTask, ListQuery, TaskCreated, TaskList};
+use crate::error::ApiError;
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+pub async fn create_task(
+    runtime: &Runtime,
+    principal: Principal,
+    body: CreateTask,
+    trace_id: Option<String>,
+) -> Result<TaskCreated, ApiError> {
+    let spec = body.into_spec()?;
+    let task_type = spec.task_type.clone();
+    let record = runtime.submit(spec, principal, trace_id).await?;
+    Ok(TaskCreated {
+        id: record.task_id.to_string(),
+        status: TaskStatus::Queued,
+        task_type,
+        created_at: record.recorded_at,
+    })
+}
+
+/// The task if it exists and belongs to the principal's tenant. Another tenant's task is
+/// reported exactly like a missing one, so ids leak nothing.
+pub async fn visible_task(
+    runtime: &Runtime,
+    principal: &Principal,
+    id: &str,
+) -> Result<TaskState, ApiError> {
+    let id = parse_id(id)?;
+    match runtime.get(id).await? {
+        Some(state) if state.principal.tenant == principal.tenant => Ok(state),
+        Some(_) | None => Err(ApiError::NotFound),
+    }
+}
+
+pub async fn list_tasks(
+    runtime: &Runtime,
+    principal: &Principal,
+    query: ListQuery,
+) -> Result<TaskList, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                "must be one of queued, running, succeeded, failed, cancelled",
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
+    }
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            c.parse::<TaskId>()
+                .map_err(|_| ApiError::invalid("cursor", "must be a cursor returned by a previous page"))?,
+        ),
+    };
+    let filter = TaskFilter {
+        tenant: Some(principal.tenant.clone()),
+        status,
+        task_type: query.task_type,
+        limit,
+        cursor,
+    };
+    let TaskPage { tasks, next_cursor } = runtime.journal().list(&filter).await.map_err(amas_runtime::RuntimeError::from)?;
+    Ok(TaskList {
+        tasks,
+        next_cursor: next_cursor.map(|c| c.to_string()),
+    })
+}
+
+pub async fn task_events(
+    runtime: &Runtime,
+    principal: &Principal,
+    id: &str,
+) -> Result<(TaskState, Vec<JournalRecord>), ApiError> {
+    let state = visible_task(runtime, principal, id).await?;
+    let records = runtime
+        .journal()
+        .read(state.id, 0)
+        .await
+        .map_err(amas_runtime::RuntimeError::from)?;
+    Ok((state, records))
+}
+
+pub async fn cancel_task(
+    runtime: &Runtime,
+    principal: &Principal,
+    id: &str,
+    reason: Option<String>,
+) -> Result<TaskState, ApiError> {
+    let state = visible_task(runtime, principal, id).await?;
+    let reason = reason.unwrap_or_else(|| format!("cancelled by {}", principal.sub));
+    if reason.chars().count() > 500 {
+        return Err(ApiError::invalid("reason", "must be at most 500 characters"));
+    }
+    Ok(runtime.cancel(state.id, reason).await?)
+}
+
+fn parse_id(id: &str) -> Result<TaskId, ApiError> {
+    // A malformed id cannot name a task: same answer as an unknown one.
+    id.parse::<TaskId>().map_err(|_| ApiError::NotFound)
+}
+
+/// Agents as the API shows them (contracts included, prompts too: they are configuration).
+pub fn agents(runtime: &Runtime) -> serde_json::Value {
+    serde_json::to_value(&runtime.config().agents).unwrap_or_default()
+}
+
+pub fn workflows(runtime: &Runtime) -> serde_json::Value {
+    let map: BTreeMap<_, _> = runtime.config().workflows.iter().collect();
+    serde_json::to_value(map).unwrap_or_default()
+}

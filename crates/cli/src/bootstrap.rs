@@ -1,0 +1,80 @@
+//! Building the pieces every command shares, each in one named step: configuration, telemetry,
+//! the store, providers, the runtime.
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use amas_config::{AmasConfig, LoadOptions, ProviderConfig};
+use amas_providers::ProviderSet;
+use amas_providers::local::LocalProvider;
+use amas_runtime::Runtime;
+use amas_store::SqliteStore;
+use amas_telemetry::{Metrics, TelemetryGuard};
+
+use crate::args::{Global, LogFormat};
+
+/// A usage or configuration problem: the process exits with code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn load_config(global: &Global) -> anyhow::Result<AmasConfig> {
+    let options = LoadOptions {
+        config_dir: global.config.clone(),
+        env: std::env::vars().collect(),
+    };
+    amas_config::load(&options)
+        .map_err(|errors| UsageError(format!("invalid configuration:\n{errors}")).into())
+}
+
+pub fn init_telemetry(global: &Global, default_filter: &str) -> anyhow::Result<TelemetryGuard> {
+    let json = matches!(global.log_format, LogFormat::Json);
+    amas_telemetry::init_tracing("amas", json, default_filter)
+        .map_err(|e| anyhow::anyhow!("cannot initialise telemetry: {e}"))
+}
+
+/// Checks that every local model the agents use is installed, before any task is admitted.
+pub fn preflight_local_models(config: &AmasConfig) -> anyhow::Result<()> {
+    let used: std::collections::BTreeSet<&String> = config
+        .agents
+        .values()
+        .flat_map(|a| a.providers.iter())
+        .collect();
+    for name in used {
+        if let Some(ProviderConfig::Local(local)) = config.providers.get(name) {
+            let provider = LocalProvider::new(name, local)?;
+            if !provider.is_installed() {
+                return Err(UsageError(format!(
+                    "the local model is not installed: {} is missing; run `scripts/fetch-model.sh` to fetch it (or set AMAS_MODEL_DIR)",
+                    provider.model_path().display()
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The runtime on the embedded SQLite store under the data directory.
+pub async fn build_runtime(
+    global: &Global,
+    config: Arc<AmasConfig>,
+    metrics: Metrics,
+) -> anyhow::Result<Runtime> {
+    let store = SqliteStore::open(&global.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", global.data_dir.display()))?;
+    let providers = ProviderSet::from_config(&config.providers, metrics.clone())
+        .context("building model providers")?;
+    let runtime = Runtime::new(config, Arc::new(store), &providers, metrics)?;
+    Ok(runtime)
+}

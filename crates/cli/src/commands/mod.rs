@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod config;
+pub mod run;
+pub mod serve;
+pub mod token;

@@ -1,0 +1,125 @@
+//! `amas run`: run one task in this process with a progress bar on stderr and the result on
+//! stdout. Unfinished tasks of the same data directory (an earlier interrupted run) resume too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+use amas_telemetry::Metrics;
+use amas_types::{JournalEvent, Principal, Priority, TaskSpec, TaskStatus};
+
+use crate::args::{Global, RunArgs};
+use crate::bootstrap::{UsageError, build_runtime, init_telemetry, load_config, preflight_local_models};
+use crate::{EXIT_FAILED, EXIT_USAGE};
+
+pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
+    let config = Arc::new(load_config(global)?);
+    let _telemetry = init_telemetry(global, "warn")?;
+    let Some(workflow) = config.workflows.get(&args.task_type) else {
+        let known: Vec<&String> = config.workflows.keys().collect();
+        eprintln!("error: unknown task type `{}`; known: {known:?}", args.task_type);
+        return Ok(EXIT_USAGE);
+    };
+    let total_steps = workflow.steps.len() as u64;
+    preflight_local_models(&config)?;
+    let spec = TaskSpec {
+        task_type: args.task_type.clone(),
+        title: args.title,
+        description: args.description,
+        parameters: parse_params(&args.params)?,
+        priority: Priority::new(args.priority).map_err(|e| UsageError(e.to_string()))?,
+    };
+    let runtime = build_runtime(global, Arc::clone(&config), Metrics::new()).await?;
+    let mut live = runtime.subscribe();
+    runtime.start().await;
+    let resumed = runtime.recover().await?;
+    if resumed > 0 {
+        eprintln!("resuming {resumed} unfinished task(s) from {}", global.data_dir.display());
+    }
+    let submitted = runtime
+        .submit(spec, Principal::local_operator(), amas_telemetry::current_trace_id())
+        .await
+        .context("submitting the task")?;
+    let task = submitted.task_id;
+
+    let bar = ProgressBar::new(total_steps);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} steps  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("task {task} queued"));
+    loop {
+        let record = match live.recv().await {
+            Ok(r) => r,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        };
+        if record.task_id != task {
+            continue;
+        }
+        match &record.event {
+            JournalEvent::StepStarted { step, .. } => bar.set_message(format!("{step}: thinking")),
+            JournalEvent::ContractViolated { step, attempt, .. } => {
+                bar.set_message(format!("{step}: answer {attempt} broke the contract, retrying"));
+            }
+            JournalEvent::StepSucceeded { step, .. } => {
+                bar.inc(1);
+                bar.set_message(format!("{step}: done"));
+            }
+            JournalEvent::StepFailed { step, error } => {
+                bar.set_message(format!("{step}: failed ({})", error.code));
+            }
+            _ => {}
+        }
+        if record.event.status_effect().is_some_and(TaskStatus::is_terminal) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let state = runtime
+        .get(task)
+        .await?
+        .context("the task vanished from the journal")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+    } else if let Some(result) = &state.result {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    }
+    match state.status {
+        TaskStatus::Succeeded => {
+            eprintln!(
+                "task {task} succeeded: {} steps, {} tokens in, {} tokens out",
+                state.steps.len(),
+                state.usage().input_tokens,
+                state.usage().output_tokens
+            );
+            Ok(0)
+        }
+        other => {
+            let why = state.error.map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_default();
+            eprintln!("task {task} {}: {why}", other.as_str());
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+/// `key=value` pairs; the value is JSON when it parses as JSON, else a string.
+fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut map = serde_json::Map::new();
+    for p in params {
+        let Some((key, value)) = p.split_once('=') else {
+            return Err(UsageError(format!("--param `{p}`: expected KEY=VALUE")).into());
+        };
+        if key.is_empty() {
+            return Err(UsageError(format!("--param `{p}`: the key is empty")).into());
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}

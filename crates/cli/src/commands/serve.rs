@@ -1,0 +1,79 @@
+//! `amas serve`: load config, init telemetry, build state, resume unfinished tasks, serve until
+//! a signal, drain.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use amas_api::AppState;
+use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
+use amas_telemetry::Metrics;
+
+use crate::args::{Global, ServeArgs};
+use crate::bootstrap::{build_runtime, init_telemetry, load_config};
+
+pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
+    let mut config = load_config(global)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let config = Arc::new(config);
+    let _telemetry = init_telemetry(global, "info")?;
+    let metrics = Metrics::new();
+    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone()).await?;
+    let issuer = Arc::new(LocalIssuer::load_or_create(
+        &global.data_dir,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )?);
+    let jwks = Arc::new(issuer.jwks());
+    let sources: Vec<Arc<dyn KeySource>> = vec![issuer];
+    let verifier = Arc::new(TokenVerifier::new(
+        sources,
+        config.auth.audience.clone(),
+        config.auth.clock_leeway,
+    ));
+    runtime.start().await;
+    runtime.recover().await?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let local = listener.local_addr()?;
+    info!(listen = %local, data_dir = %global.data_dir.display(), "AMAS is serving.");
+    // Tests and scripts read the bound address (the port may be 0 in config) from stdout.
+    println!("listening on {local}");
+    let state = AppState {
+        runtime: runtime.clone(),
+        verifier,
+        jwks,
+        metrics,
+        config,
+    };
+    amas_api::serve(listener, state, shutdown_signal()).await?;
+    runtime.shut_down();
+    info!("AMAS stopped serving; unfinished tasks resume at the next start.");
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

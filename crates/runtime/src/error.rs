@@ -1,0 +1,58 @@
+//! Runtime errors: what a caller (the API, the CLI) can be told, each with a stable code.
+
+use amas_store::StoreError;
+use amas_types::TaskId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No workflow is configured for the task type.
+    #[error("unknown task type `{task_type}`; known types: {known}")]
+    UnknownTaskType { task_type: String, known: String },
+    /// The admission queue is full (backpressure).
+    #[error("the task queue is full ({capacity} tasks waiting); retry after {retry_after_secs}s")]
+    QueueFull {
+        capacity: usize,
+        retry_after_secs: u64,
+    },
+    #[error("task {0} not found")]
+    NotFound(TaskId),
+    /// The runtime is shutting down and admits no more work.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+    /// An agent's provider chain could not be built at start.
+    #[error("agent {agent}: {reason}")]
+    Setup { agent: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RuntimeError {
+    /// The stable public code (see `docs/errors/`).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownTaskType { .. } => "AMAS-TASK-0001",
+            Self::QueueFull { .. } => "AMAS-TASK-0003",
+            Self::NotFound(_) => "AMAS-TASK-0004",
+            Self::ShuttingDown => "AMAS-TASK-0005",
+            Self::Setup { .. } => "AMAS-TASK-0006",
+            Self::Store(e) => e.code(),
+        }
+    }
+}
+
+/// Stable codes journaled when a step or task fails (the `code` of `ErrorInfo`).
+pub mod codes {
+    /// The step's input broke the agent's input contract.
+    pub const INPUT_CONTRACT: &str = "AMAS-STEP-0001";
+    /// Every attempt's output broke the agent's output contract.
+    pub const OUTPUT_CONTRACT: &str = "AMAS-STEP-0002";
+    /// The step used more tokens than the agent's budget.
+    pub const TOKEN_BUDGET: &str = "AMAS-STEP-0003";
+    /// The task's workflow is no longer configured.
+    pub const WORKFLOW_GONE: &str = "AMAS-STEP-0004";
+    /// An upstream step failed, so the task cannot finish.
+    pub const UPSTREAM_FAILED: &str = "AMAS-STEP-0005";
+    /// The model call did not finish within the agent's timeout.
+    pub const STEP_TIMEOUT: &str = "AMAS-STEP-0006";
+}

@@ -1,0 +1,197 @@
+//! Running one task: fold its journal, then schedule the workflow's steps as their dependencies
+//! succeed, independent steps in parallel, until the task ends. Re-running it on the same journal
+//! continues where it stopped (recovery) without repeating journaled work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span, warn};
+
+use amas_store::StoreError;
+use amas_telemetry::metrics::TaskLabels;
+use amas_types::{ErrorInfo, JournalEvent, StepStatus, TaskId, TaskState, TaskStatus};
+
+use crate::Inner;
+use crate::error::codes;
+use crate::inputs::build_input;
+use crate::step::{StepOutcome, StepRun};
+use crate::writer::TaskWriter;
+
+/// Runs `task` to its end (or until it is cancelled or taken over by another writer).
+pub(crate) async fn execute(
+    inner: Arc<Inner>,
+    task: TaskId,
+    writer: Arc<TaskWriter>,
+    cancel: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let records = inner.journal.read(task, 0).await?;
+    let Some(state) = TaskState::fold(&records) else {
+        warn!(task.id = %task, "Task has no valid journal; skipping.");
+        return Ok(());
+    };
+    if state.status.is_terminal() {
+        return Ok(());
+    }
+    let span = info_span!(
+        "amas.task",
+        task.id = %task,
+        task.r#type = %state.spec.task_type,
+        otel.name = "amas.task"
+    );
+    let task_type = state.spec.task_type.clone();
+    let started = Instant::now();
+    let status = run_workflow(&inner, state, &writer, cancel)
+        .instrument(span)
+        .await?;
+    if let Some(status) = status {
+        let labels = TaskLabels {
+            task_type,
+            status: status.as_str().to_owned(),
+        };
+        inner.metrics.tasks.get_or_create(&labels).inc();
+        inner
+            .metrics
+            .task_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Returns the terminal status reached, or `None` when the run was abandoned.
+async fn run_workflow(
+    inner: &Arc<Inner>,
+    state: TaskState,
+    writer: &Arc<TaskWriter>,
+    cancel: watch::Receiver<bool>,
+) -> Result<Option<TaskStatus>, StoreError> {
+    if state.status == TaskStatus::Queued {
+        writer.append(JournalEvent::TaskStarted).await?;
+    }
+    info!(task.id = %state.id, "Task running.");
+    let Some(workflow) = inner.config.workflows.get(&state.spec.task_type).cloned() else {
+        let error = ErrorInfo {
+            code: codes::WORKFLOW_GONE.to_owned(),
+            message: format!(
+                "no workflow is configured for task type `{}` any more",
+                state.spec.task_type
+            ),
+        };
+        writer.append(JournalEvent::TaskFailed { error }).await?;
+        return Ok(Some(TaskStatus::Failed));
+    };
+
+    let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
+    let mut failed: Option<ErrorInfo> = None;
+    for (name, step) in &state.steps {
+        match step.status {
+            StepStatus::Succeeded => {
+                outputs.insert(name.clone(), step.output.clone().unwrap_or(Value::Null));
+            }
+            StepStatus::Failed => failed = failed.or_else(|| step.error.clone()),
+            StepStatus::Pending | StepStatus::Running => {}
+        }
+    }
+
+    let mut running: BTreeSet<String> = BTreeSet::new();
+    let mut set: JoinSet<(String, Result<StepOutcome, StoreError>)> = JoinSet::new();
+    loop {
+        if failed.is_none() && !*cancel.borrow() {
+            for step in &workflow.steps {
+                let ready = !outputs.contains_key(&step.name)
+                    && !running.contains(&step.name)
+                    && step.depends_on.iter().all(|d| outputs.contains_key(d));
+                if !ready {
+                    continue;
+                }
+                let (Some(agent), Some(chain)) = (
+                    inner.config.agents.get(&step.agent).cloned(),
+                    inner.chains.get(&step.agent).cloned(),
+                ) else {
+                    // Validation makes this unreachable; fail closed rather than skip a step.
+                    failed = Some(ErrorInfo {
+                        code: codes::WORKFLOW_GONE.to_owned(),
+                        message: format!("agent `{}` is not configured", step.agent),
+                    });
+                    break;
+                };
+                let prior = state.steps.get(&step.name).cloned();
+                let input = match prior.as_ref().and_then(|p| p.input.clone()) {
+                    Some(journaled) => journaled,
+                    None => build_input(step, &state.spec, &outputs),
+                };
+                let run_writer = Arc::clone(writer);
+                let metrics = inner.metrics.clone();
+                let step = step.clone();
+                let cancel = cancel.clone();
+                running.insert(step.name.clone());
+                set.spawn(
+                    async move {
+                        let outcome = StepRun {
+                            step: &step,
+                            agent: &agent,
+                            chain: &chain,
+                            writer: &run_writer,
+                            metrics: &metrics,
+                            prior,
+                            input,
+                            cancel,
+                        }
+                        .run()
+                        .await;
+                        (step.name.clone(), outcome)
+                    }
+                    .in_current_span(),
+                );
+            }
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let (name, outcome) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                // A panicking step is a bug; fail the task rather than hang it.
+                warn!(error = %e, "Step task ended abnormally.");
+                failed.get_or_insert(ErrorInfo {
+                    code: codes::UPSTREAM_FAILED.to_owned(),
+                    message: "a step ended abnormally".to_owned(),
+                });
+                continue;
+            }
+        };
+        running.remove(&name);
+        match outcome? {
+            StepOutcome::Succeeded(output) => {
+                outputs.insert(name, output);
+            }
+            StepOutcome::Failed(error) => {
+                failed.get_or_insert(ErrorInfo {
+                    code: error.code,
+                    message: format!("step `{name}` failed: {}", error.message),
+                });
+            }
+            StepOutcome::Abandoned => {}
+        }
+    }
+
+    if *cancel.borrow() {
+        return Ok(None);
+    }
+    if let Some(error) = failed {
+        info!(task.id = %state.id, code = %error.code, "Task failed.");
+        writer.append(JournalEvent::TaskFailed { error }).await?;
+        return Ok(Some(TaskStatus::Failed));
+    }
+    let result = outputs
+        .get(&workflow.result_step)
+        .cloned()
+        .unwrap_or(Value::Null);
+    writer.append(JournalEvent::TaskSucceeded { result }).await?;
+    info!(task.id = %state.id, "Task succeeded.");
+    Ok(Some(TaskStatus::Succeeded))
+}
