@@ -1,0 +1,129 @@
+//! Per-step orchestration overhead with an instant model, journal on SQLite.
+//!
+//! `journal_append` is the baseline: one durable append of one event. `research_report_task`
+//! runs a whole three-step task (scheduling, prompt building, contract checks, all journal
+//! writes). Report: time per task / 3 = time per step, and its ratio to the baseline append.
+//! Run: `cargo bench -p amas-runtime --bench orchestration`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+
+use amas_config::{BreakerConfig, LoadOptions};
+use amas_providers::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet};
+use amas_runtime::Runtime;
+use amas_store::{SqliteStore, TaskJournal};
+use amas_telemetry::Metrics;
+use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TaskStatus, Usage};
+
+/// Answers every agent at once with a contract-valid document.
+struct InstantModel;
+
+#[async_trait]
+impl ModelProvider for InstantModel {
+    fn name(&self) -> &str {
+        "instant"
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let content = match request.agent.as_str() {
+            "research" => json!({"findings": ["a"], "summary": "b"}),
+            "analysis" => json!({"insights": ["a"], "risks": []}),
+            _ => json!({"title": "a", "report": "b"}),
+        };
+        Ok(ChatResponse {
+            provider: "instant".into(),
+            model: "instant".into(),
+            content: content.to_string(),
+            usage: Usage::default(),
+        })
+    }
+}
+
+fn spec() -> TaskSpec {
+    TaskSpec {
+        task_type: "research_report".into(),
+        title: "t".into(),
+        description: "d".into(),
+        parameters: serde_json::Map::new(),
+        priority: Priority::DEFAULT,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal: Arc<dyn TaskJournal> =
+        Arc::new(rt.block_on(SqliteStore::open(dir.path())).expect("store"));
+
+    let mut group = c.benchmark_group("orchestration");
+    group.measurement_time(Duration::from_secs(10));
+    group.sample_size(30);
+
+    group.bench_function("journal_append", |b| {
+        b.to_async(&rt).iter(|| {
+            let journal = Arc::clone(&journal);
+            async move {
+                let task = TaskId::new();
+                let event = JournalEvent::TaskSubmitted {
+                    spec: spec(),
+                    principal: Principal::local_operator(),
+                    trace_id: None,
+                };
+                journal.append(task, 0, &[event]).await.expect("append");
+            }
+        });
+    });
+
+    let mut config = amas_config::load(&LoadOptions::default()).expect("config");
+    for agent in config.agents.values_mut() {
+        agent.providers = vec!["instant".into()];
+    }
+    let metrics = Metrics::new();
+    let providers = ProviderSet::from_config(&Default::default(), metrics.clone())
+        .expect("providers")
+        .with_provider(
+            "instant",
+            Arc::new(InstantModel),
+            BreakerConfig {
+                failure_threshold: 5,
+                cool_down: Duration::from_secs(1),
+            },
+        );
+    let runtime = Runtime::new(Arc::new(config), Arc::clone(&journal), &providers, metrics)
+        .expect("runtime");
+    rt.block_on(runtime.start());
+
+    group.bench_function("research_report_task_3_steps", |b| {
+        b.to_async(&rt).iter(|| {
+            let runtime = runtime.clone();
+            async move {
+                let mut live = runtime.subscribe();
+                let task = runtime
+                    .submit(spec(), Principal::local_operator(), None)
+                    .await
+                    .expect("submit")
+                    .task_id;
+                loop {
+                    let record = live.recv().await.expect("live events");
+                    if record.task_id == task
+                        && record.event.status_effect().is_some_and(TaskStatus::is_terminal)
+                    {
+                        assert!(matches!(record.event, JournalEvent::TaskSucceeded { .. }));
+                        break;
+                    }
+                }
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

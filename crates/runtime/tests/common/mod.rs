@@ -1,0 +1,202 @@
+//! Test harness: a runtime on a real SQLite journal with the embedded configuration, whose
+//! model provider is a programmable fake (the model is the outside world here).
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use amas_config::{AmasConfig, BreakerConfig, LoadOptions};
+use amas_providers::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet};
+use amas_runtime::Runtime;
+use amas_store::{SqliteStore, TaskJournal};
+use amas_telemetry::Metrics;
+use amas_types::{Priority, Principal, TaskId, TaskSpec, TaskState, TaskStatus, Usage};
+
+/// Canned answers per agent, consumed in order (the last one repeats), with a record of every
+/// request and of how many calls were in flight at once.
+#[derive(Default)]
+pub struct FakeModel {
+    answers: Mutex<HashMap<String, VecDeque<Value>>>,
+    pub requests: Mutex<Vec<ChatRequest>>,
+    in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    /// When set, calls of this agent wait until this many are in flight (a parallelism probe).
+    pub rendezvous: Mutex<Option<(String, usize)>>,
+}
+
+impl FakeModel {
+    pub fn answer(&self, agent: &str, answers: Vec<Value>) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(agent.to_owned(), answers.into());
+    }
+
+    pub fn requests_for(&self, agent: &str) -> Vec<ChatRequest> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.agent == agent)
+            .cloned()
+            .collect()
+    }
+
+    pub fn steps_in_call_order(&self) -> Vec<String> {
+        self.requests.lock().unwrap().iter().map(|r| r.step.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl ModelProvider for FakeModel {
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        self.requests.lock().unwrap().push(request.clone());
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let rendezvous = self.rendezvous.lock().unwrap().clone();
+        if let Some((agent, count)) = rendezvous {
+            if agent == request.agent {
+                // Wait (bounded) for the sibling call; a sequential scheduler never gets there.
+                for _ in 0..200 {
+                    if self.in_flight.load(Ordering::SeqCst) >= count {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+            }
+        }
+        let answer = {
+            let mut answers = self.answers.lock().unwrap();
+            let queue = answers.get_mut(&request.agent);
+            match queue {
+                Some(q) if q.len() > 1 => q.pop_front(),
+                Some(q) => q.front().cloned(),
+                None => None,
+            }
+        };
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let answer = answer.ok_or_else(|| ProviderError::Unavailable {
+            provider: "fake".into(),
+            reason: format!("no answer scripted for agent {}", request.agent),
+        })?;
+        let content = match answer {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        Ok(ChatResponse {
+            provider: "fake".into(),
+            model: "fake-1".into(),
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+            },
+            content,
+        })
+    }
+}
+
+/// Valid answers for the default agents.
+pub fn valid(agent: &str) -> Value {
+    match agent {
+        "research" => json!({"findings": ["Rust has no GC"], "summary": "Rust is memory safe."}),
+        "analysis" => json!({"insights": ["Safety without GC"], "risks": []}),
+        "synthesis" => json!({"title": "Rust", "report": "Rust is safe and fast."}),
+        other => panic!("no valid answer for {other}"),
+    }
+}
+
+pub struct Harness {
+    pub runtime: Runtime,
+    pub model: Arc<FakeModel>,
+    pub journal: Arc<dyn TaskJournal>,
+    pub config: Arc<AmasConfig>,
+    pub _dir: tempfile::TempDir,
+}
+
+/// The embedded configuration with every agent's chain pointed at the fake model.
+pub fn config() -> AmasConfig {
+    let mut config = amas_config::load(&LoadOptions::default()).expect("embedded config loads");
+    for agent in config.agents.values_mut() {
+        agent.providers = vec!["fake".to_owned()];
+    }
+    config
+}
+
+pub async fn harness_with(config: AmasConfig, dir: tempfile::TempDir, model: Arc<FakeModel>) -> Harness {
+    let config = Arc::new(config);
+    let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.expect("store opens"));
+    let metrics = Metrics::new();
+    let providers = ProviderSet::from_config(&Default::default(), metrics.clone())
+        .expect("empty provider set")
+        .with_provider(
+            "fake",
+            Arc::clone(&model) as Arc<dyn ModelProvider>,
+            BreakerConfig {
+                failure_threshold: 100,
+                cool_down: Duration::from_secs(1),
+            },
+        );
+    let runtime = Runtime::new(Arc::clone(&config), Arc::clone(&journal), &providers, metrics)
+        .expect("runtime builds");
+    Harness {
+        runtime,
+        model,
+        journal,
+        config,
+        _dir: dir,
+    }
+}
+
+pub async fn harness() -> Harness {
+    harness_with(config(), tempfile::tempdir().unwrap(), Arc::new(FakeModel::default())).await
+}
+
+pub fn spec(task_type: &str) -> TaskSpec {
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("subject_a".into(), json!("Rust"));
+    parameters.insert("subject_b".into(), json!("Go"));
+    TaskSpec {
+        task_type: task_type.to_owned(),
+        title: "Memory safety".to_owned(),
+        description: "How languages keep memory safe".to_owned(),
+        parameters,
+        priority: Priority::DEFAULT,
+    }
+}
+
+impl Harness {
+    pub async fn submit(&self, task_type: &str) -> TaskId {
+        self.runtime
+            .submit(spec(task_type), Principal::local_operator(), None)
+            .await
+            .expect("submitted")
+            .task_id
+    }
+
+    /// Waits (bounded) until the task ends and returns its state.
+    pub async fn wait(&self, task: TaskId) -> TaskState {
+        for _ in 0..400 {
+            let state = self.runtime.get(task).await.unwrap().expect("task exists");
+            if state.status.is_terminal() {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("task {task} did not end");
+    }
+}
+
+pub fn assert_status(state: &TaskState, status: TaskStatus) {
+    assert_eq!(state.status, status, "task state: {state:#?}");
+}

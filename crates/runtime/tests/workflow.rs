@@ -1,0 +1,204 @@
+//! The orchestrator end to end on a real SQLite journal: DAG order and parallelism, contract
+//! retries with feedback, failure after the limit, cancellation, and recovery from a journal that
+//! stopped mid-step.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
+use amas_providers::Role;
+use amas_types::{JournalEvent, Principal, StepStatus, TaskStatus};
+use common::{FakeModel, assert_status, harness, harness_with, spec, valid};
+
+/// research -> analysis -> synthesis run in dependency order, each seeing upstream outputs.
+#[tokio::test]
+async fn research_report_runs_steps_in_dependency_order() {
+    let h = harness().await;
+    for agent in ["research", "analysis", "synthesis"] {
+        h.model.answer(agent, vec![valid(agent)]);
+    }
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    assert_eq!(h.model.steps_in_call_order(), ["research", "analysis", "synthesis"]);
+    assert_eq!(state.result, Some(valid("synthesis")));
+    let analysis_input = &h.model.requests_for("analysis")[0].messages[1].content;
+    assert!(
+        analysis_input.contains("Rust has no GC"),
+        "analysis must receive research's output: {analysis_input}"
+    );
+    assert_eq!(h.model.max_in_flight.load(Ordering::SeqCst), 1, "a chain never overlaps");
+}
+
+/// Independent steps (research_a, research_b) are in flight at the same time.
+#[tokio::test]
+async fn independent_steps_run_in_parallel() {
+    let h = harness().await;
+    for agent in ["research", "synthesis"] {
+        h.model.answer(agent, vec![valid(agent)]);
+    }
+    *h.model.rendezvous.lock().unwrap() = Some(("research".to_owned(), 2));
+    h.runtime.start().await;
+    let task = h.submit("comparative_analysis").await;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    assert_eq!(h.model.max_in_flight.load(Ordering::SeqCst), 2);
+    let order = h.model.steps_in_call_order();
+    assert_eq!(order.last().map(String::as_str), Some("synthesis"));
+}
+
+/// A contract violation is fed back to the model, and the corrected answer is accepted.
+#[tokio::test]
+async fn contract_violation_is_retried_with_feedback_then_succeeds() {
+    let h = harness().await;
+    h.model.answer(
+        "research",
+        vec![json!({"findings": "not a list", "summary": "x"}), valid("research")],
+    );
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    assert_eq!(state.steps["research"].attempts, 2);
+    let second = &h.model.requests_for("research")[1];
+    let feedback = second.messages.last().unwrap();
+    assert_eq!(feedback.role, Role::User);
+    assert!(
+        feedback.content.contains("/findings"),
+        "the validator's path reaches the model: {}",
+        feedback.content
+    );
+    assert_eq!(second.messages[second.messages.len() - 2].role, Role::Assistant);
+    let events = h.journal.read(task, 0).await.unwrap();
+    assert!(events.iter().any(|r| matches!(
+        &r.event,
+        JournalEvent::ContractViolated { step, attempt: 1, contract, .. }
+            if step == "research" && contract == "research.output"
+    )), "violation journaled: {events:#?}");
+}
+
+/// After max_attempts bad answers the step fails with a clear error and nothing downstream runs.
+#[tokio::test]
+async fn contract_violation_fails_the_step_after_the_limit() {
+    let h = harness().await;
+    h.model.answer("research", vec![json!({"summary": 42})]);
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Failed);
+    let max = h.config.agents["research"].limits.max_attempts as usize;
+    assert_eq!(h.model.requests_for("research").len(), max);
+    assert!(h.model.requests_for("analysis").is_empty());
+    let step = &state.steps["research"];
+    assert_eq!(step.status, StepStatus::Failed);
+    let error = step.error.as_ref().unwrap();
+    assert_eq!(error.code, "AMAS-STEP-0002");
+    assert!(error.message.contains("research.output"), "{}", error.message);
+    assert!(error.message.contains("/findings") || error.message.contains("findings"), "{}", error.message);
+    assert!(error.message.contains("/summary"), "{}", error.message);
+    assert_eq!(state.error.as_ref().unwrap().code, "AMAS-STEP-0002");
+}
+
+/// A non-JSON answer is a contract violation too, not a crash.
+#[tokio::test]
+async fn non_json_answer_is_a_violation() {
+    let h = harness().await;
+    h.model.answer("research", vec![json!("I think the answer is 42"), valid("research")]);
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let state = h.wait(h.submit("research_report").await).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    assert_eq!(state.steps["research"].attempts, 2);
+}
+
+/// A journal that ends right after a model answer (a crash before the verdict) resumes without
+/// asking the model again for that step.
+#[tokio::test]
+async fn recovery_reuses_journaled_answers() {
+    let model = Arc::new(FakeModel::default());
+    let h = harness_with(common::config(), tempfile::tempdir().unwrap(), Arc::clone(&model)).await;
+    let task = amas_types::TaskId::new();
+    let events = vec![
+        JournalEvent::TaskSubmitted {
+            spec: spec("research_report"),
+            principal: Principal::local_operator(),
+            trace_id: None,
+        },
+        JournalEvent::TaskStarted,
+        JournalEvent::StepStarted {
+            step: "research".into(),
+            agent: "research".into(),
+            input: json!({"topic": "Memory safety", "description": "How languages keep memory safe"}),
+        },
+        JournalEvent::ModelResponded {
+            step: "research".into(),
+            attempt: 1,
+            provider: "fake".into(),
+            model: "fake-1".into(),
+            content: valid("research").to_string(),
+            usage: amas_types::Usage { input_tokens: 1, output_tokens: 1 },
+            latency_ms: 1,
+        },
+    ];
+    h.journal.append(task, 0, &events).await.unwrap();
+    model.answer("analysis", vec![valid("analysis")]);
+    model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    assert_eq!(h.runtime.recover().await.unwrap(), 1);
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    assert!(model.requests_for("research").is_empty(), "research was answered before the crash");
+    assert_eq!(model.steps_in_call_order(), ["analysis", "synthesis"]);
+}
+
+/// Cancelling a queued task ends it; the dispatcher then skips it.
+#[tokio::test]
+async fn cancel_before_start_ends_the_task() {
+    let h = harness().await;
+    let task = h.submit("research_report").await;
+    let state = h.runtime.cancel(task, "not needed".into()).await.unwrap();
+    assert_status(&state, TaskStatus::Cancelled);
+    h.runtime.start().await;
+    tokio::task::yield_now().await;
+    let state = h.runtime.get(task).await.unwrap().unwrap();
+    assert_status(&state, TaskStatus::Cancelled);
+    assert!(h.model.requests.lock().unwrap().is_empty());
+}
+
+/// An unknown task type is refused before anything is journaled.
+#[tokio::test]
+async fn unknown_task_type_is_refused() {
+    let h = harness().await;
+    let err = h
+        .runtime
+        .submit(spec("nope"), Principal::local_operator(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "AMAS-TASK-0001");
+    assert!(h.journal.unfinished().await.unwrap().is_empty());
+}
+
+/// A full queue refuses with backpressure instead of growing without bound.
+#[tokio::test]
+async fn full_queue_refuses_submissions() {
+    let mut config = common::config();
+    config.runtime.queue_capacity = 2;
+    let h = harness_with(config, tempfile::tempdir().unwrap(), Arc::new(FakeModel::default())).await;
+    // Not started: nothing drains the queue.
+    h.submit("research_report").await;
+    h.submit("research_report").await;
+    let err = h
+        .runtime
+        .submit(spec("research_report"), Principal::local_operator(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "AMAS-TASK-0003");
+    assert_eq!(h.journal.unfinished().await.unwrap().len(), 2, "the refused task left no trace");
+}
