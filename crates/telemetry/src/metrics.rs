@@ -2,7 +2,6 @@
 //! come from bounded sets only (routes, task types, agents, providers, outcomes), never ids.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -79,7 +78,7 @@ pub struct Metrics {
     pub provider_calls: Family<ProviderLabels, Counter>,
     pub provider_call_duration: Hist<ProviderNameLabels>,
     /// 0 closed, 1 half-open, 2 open.
-    pub provider_breaker_state: Family<ProviderNameLabels, Gauge<i64, AtomicU64>>,
+    pub provider_breaker_state: Family<ProviderNameLabels, Gauge>,
     pub tokens: Family<TokenLabels, Counter>,
     pub contract_checks: Family<ContractLabels, Counter>,
     pub queue_depth: Gauge,
@@ -111,35 +110,97 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("amas");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        r.register("http_requests", "HTTP requests by route and status", http_requests.clone());
-        let http_request_duration: Hist<RouteLabels> = Family::new_with_constructor(latency_histogram);
-        r.register("http_request_duration_seconds", "HTTP request latency", http_request_duration.clone());
+        r.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
+        let http_request_duration: Hist<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_request_duration.clone(),
+        );
         let tasks = Family::<TaskLabels, Counter>::default();
-        r.register("tasks", "Tasks that reached a terminal status", tasks.clone());
+        r.register(
+            "tasks",
+            "Tasks that reached a terminal status",
+            tasks.clone(),
+        );
         let task_duration: Hist<TaskLabels> = Family::new_with_constructor(latency_histogram);
-        r.register("task_duration_seconds", "Task wall time from start to end", task_duration.clone());
+        r.register(
+            "task_duration_seconds",
+            "Task wall time from start to end",
+            task_duration.clone(),
+        );
         let steps = Family::<StepLabels, Counter>::default();
-        r.register("steps", "Steps that ended, by agent and status", steps.clone());
+        r.register(
+            "steps",
+            "Steps that ended, by agent and status",
+            steps.clone(),
+        );
         let step_duration: Hist<StepLabels> = Family::new_with_constructor(latency_histogram);
-        r.register("step_duration_seconds", "Step wall time", step_duration.clone());
+        r.register(
+            "step_duration_seconds",
+            "Step wall time",
+            step_duration.clone(),
+        );
         let provider_calls = Family::<ProviderLabels, Counter>::default();
-        r.register("provider_calls", "Model provider calls by outcome", provider_calls.clone());
-        let provider_call_duration: Hist<ProviderNameLabels> = Family::new_with_constructor(latency_histogram);
-        r.register("provider_call_duration_seconds", "Model provider call latency", provider_call_duration.clone());
-        let provider_breaker_state = Family::<ProviderNameLabels, Gauge<i64, AtomicU64>>::default();
-        r.register("provider_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", provider_breaker_state.clone());
+        r.register(
+            "provider_calls",
+            "Model provider calls by outcome",
+            provider_calls.clone(),
+        );
+        let provider_call_duration: Hist<ProviderNameLabels> =
+            Family::new_with_constructor(latency_histogram);
+        r.register(
+            "provider_call_duration_seconds",
+            "Model provider call latency",
+            provider_call_duration.clone(),
+        );
+        let provider_breaker_state = Family::<ProviderNameLabels, Gauge>::default();
+        r.register(
+            "provider_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            provider_breaker_state.clone(),
+        );
         let tokens = Family::<TokenLabels, Counter>::default();
-        r.register("tokens", "Model tokens by provider and direction", tokens.clone());
+        r.register(
+            "tokens",
+            "Model tokens by provider and direction",
+            tokens.clone(),
+        );
         let contract_checks = Family::<ContractLabels, Counter>::default();
-        r.register("contract_checks", "Output contract checks by agent and outcome", contract_checks.clone());
+        r.register(
+            "contract_checks",
+            "Output contract checks by agent and outcome",
+            contract_checks.clone(),
+        );
         let queue_depth = Gauge::default();
-        r.register("queue_depth", "Tasks admitted and waiting to run", queue_depth.clone());
+        r.register(
+            "queue_depth",
+            "Tasks admitted and waiting to run",
+            queue_depth.clone(),
+        );
         let queue_capacity = Gauge::default();
-        r.register("queue_capacity", "Tasks that may wait before submissions are refused", queue_capacity.clone());
+        r.register(
+            "queue_capacity",
+            "Tasks that may wait before submissions are refused",
+            queue_capacity.clone(),
+        );
         let tasks_running = Gauge::default();
-        r.register("tasks_running", "Tasks executing now", tasks_running.clone());
+        r.register(
+            "tasks_running",
+            "Tasks executing now",
+            tasks_running.clone(),
+        );
         let auth_failures = Family::<ReasonLabels, Counter>::default();
-        r.register("auth_failures", "Rejected authentication attempts by reason", auth_failures.clone());
+        r.register(
+            "auth_failures",
+            "Rejected authentication attempts by reason",
+            auth_failures.clone(),
+        );
         Self {
             registry: Arc::new(r),
             http_requests,
