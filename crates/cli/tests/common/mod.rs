@@ -1,0 +1,125 @@
+//! Runs the real `amas` binary: `serve` on 127.0.0.1:0 (the bound address is read from its
+//! stdout), and one-shot commands.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const AMAS: &str = env!("CARGO_BIN_EXE_amas");
+
+pub fn amas(data_dir: &Path, config_dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(AMAS);
+    cmd.arg("--data-dir").arg(data_dir);
+    if let Some(c) = config_dir {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(args).env_remove("AMAS_CONFIG_DIR").output().expect("amas runs")
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub config_dir: Option<PathBuf>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, config_dir: Option<&Path>) -> Self {
+        let mut cmd = Command::new(AMAS);
+        cmd.arg("--data-dir").arg(data_dir);
+        if let Some(c) = config_dir {
+            cmd.arg("--config").arg(c);
+        }
+        let log = std::fs::File::create(data_dir.join("server.log")).expect("log file");
+        let mut child = cmd
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .env_remove("AMAS_CONFIG_DIR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("amas serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("reads the listen line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", read_log(data_dir)))
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_owned(),
+            config_dir: config_dir.map(Path::to_owned),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reaped");
+    }
+
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--sub", sub];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        let out = amas(&self.data_dir, self.config_dir.as_deref(), &args);
+        assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the task until `done` says so (bounded), returning the last view.
+    pub async fn wait_task(&self, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            let (_, task) = self.get(token, &format!("/api/v1/tasks/{id}")).await;
+            if done(&task) {
+                return task;
+            }
+            last = task;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("task did not reach the expected state; last: {last}; log: {}", read_log(&self.data_dir));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_log(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+}
