@@ -1,1 +1,4 @@
-//! amas-governance
+//! Governance: authentication (local issuer, token verification) and, later, the action
+//! pipeline (policy, contracts, sandbox, data protection, audit).
+
+pub mod auth;
