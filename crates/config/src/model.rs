@@ -167,9 +167,14 @@ pub enum InputSource {
     /// The whole `parameters` object.
     TaskParameters,
     /// One parameter; `null` when absent.
-    TaskParameter { name: String },
+    TaskParameter {
+        name: String,
+    },
     /// An upstream step's output, or one top-level field of it.
-    StepOutput { step: String, field: Option<String> },
+    StepOutput {
+        step: String,
+        field: Option<String>,
+    },
 }
 
 mod humantime_secs {

@@ -1,0 +1,114 @@
+//! The configuration as written: every struct rejects unknown keys. Durations are kept as
+//! text here and parsed during validation, so a bad one does not hide other problems.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: String,
+    pub body_limit_bytes: u64,
+    pub request_timeout: String,
+    pub metrics_public: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub issuer: String,
+    pub audience: String,
+    pub default_token_ttl: String,
+    pub clock_leeway: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRuntime {
+    pub queue_capacity: u64,
+    pub max_concurrent_tasks: u64,
+}
+
+/// A provider without its `kind` key (dispatched on before deserializing).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOpenAi {
+    pub base_url: String,
+    pub model: String,
+    pub api_key_env: Option<String>,
+    pub timeout: Option<String>,
+    pub max_retries: Option<u64>,
+    pub breaker: Option<RawBreaker>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLocal {
+    pub model_dir: Option<PathBuf>,
+    pub model_file: String,
+    pub max_tokens: Option<u64>,
+    pub breaker: Option<RawBreaker>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScripted {
+    pub file: PathBuf,
+    pub breaker: Option<RawBreaker>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBreaker {
+    pub failure_threshold: Option<u64>,
+    pub cool_down: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub role: String,
+    #[serde(default)]
+    pub description: String,
+    pub providers: Vec<String>,
+    pub system_prompt: String,
+    pub input_contract: serde_json::Value,
+    pub output_contract: serde_json::Value,
+    #[serde(default)]
+    pub allowed_tools: Vec<String>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub max_attempts: Option<u64>,
+    pub timeout: Option<String>,
+    pub token_budget: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+}
+
+/// A workflow file; its steps are deserialized one by one so one bad step does not hide
+/// the problems of the others (or a cycle).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkflow {
+    pub task_type: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    pub result_step: Option<String>,
+    pub steps: yaml_serde::Mapping,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    pub agent: String,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+}
