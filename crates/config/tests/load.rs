@@ -459,3 +459,41 @@ fn nested_unknown_keys_carry_their_full_path() {
         "lists the expected keys: {text}"
     );
 }
+
+/// The recipe in docs/configuration.md: add an OpenAI-compatible provider in a user file and
+/// put it in front of an embedded agent's chain with one variable.
+#[test]
+fn documented_openai_recipe_works() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "providers.yaml",
+        r"
+providers:
+  openai:
+    kind: openai
+    base_url: https://api.openai.com/v1
+    model: gpt-4o-mini
+    api_key_env: OPENAI_API_KEY
+    timeout: 60s
+    max_retries: 2
+",
+    );
+    let opts = LoadOptions {
+        config_dir: Some(dir.path().to_path_buf()),
+        env: env(&[
+            ("AMAS__AGENTS__RESEARCH__PROVIDERS", "[openai, local]"),
+            ("OPENAI_API_KEY", "sk-secret"),
+        ]),
+    };
+    let cfg = load(&opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.providers.keys().collect::<Vec<_>>(),
+        ["local", "openai"]
+    );
+    assert_eq!(cfg.agents["research"].providers, ["openai", "local"]);
+    assert!(
+        !format!("{opts:?}").contains("sk-secret"),
+        "Debug of the options hides the environment"
+    );
+}
