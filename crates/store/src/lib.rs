@@ -2,10 +2,11 @@
 //! embedded default) and a PostgreSQL backend, and one conformance suite ([`conformance`]) that
 //! every backend passes.
 
+pub mod conformance;
 mod error;
 mod postgres;
+mod shared;
 mod sqlite;
-pub mod conformance;
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;

@@ -1,0 +1,167 @@
+//! Events and tasks the checks build on.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use amas_types::{ErrorInfo, JournalEvent, Principal, Priority, TaskId, TaskSpec, TenantId, Usage};
+
+use crate::{StoreError, TaskJournal};
+
+pub(crate) fn submission(tenant: &str, task_type: &str, title: &str) -> JournalEvent {
+    JournalEvent::TaskSubmitted {
+        spec: TaskSpec {
+            task_type: task_type.to_owned(),
+            title: title.to_owned(),
+            description: format!("{title}, described"),
+            parameters: serde_json::Map::new(),
+            priority: Priority::DEFAULT,
+        },
+        principal: Principal {
+            sub: "tester".to_owned(),
+            roles: vec!["submitter".to_owned()],
+            tenant: TenantId(tenant.to_owned()),
+            auth_method: "local_jwt".to_owned(),
+        },
+        trace_id: None,
+    }
+}
+
+/// Submits a new task and returns its id.
+pub(crate) async fn submit(
+    store: &Arc<dyn TaskJournal>,
+    tenant: &str,
+    task_type: &str,
+    title: &str,
+) -> Result<TaskId, StoreError> {
+    let id = TaskId::new();
+    store
+        .append(id, 0, &[submission(tenant, task_type, title)])
+        .await?;
+    Ok(id)
+}
+
+pub(crate) fn step_started(step: &str) -> JournalEvent {
+    JournalEvent::StepStarted {
+        step: step.to_owned(),
+        agent: "research".to_owned(),
+        input: json!({ "step": step }),
+    }
+}
+
+pub(crate) fn succeeded() -> JournalEvent {
+    JournalEvent::TaskSucceeded {
+        result: json!({ "ok": true }),
+    }
+}
+
+pub(crate) fn failed() -> JournalEvent {
+    JournalEvent::TaskFailed {
+        error: error_info(),
+    }
+}
+
+pub(crate) fn cancelled() -> JournalEvent {
+    JournalEvent::TaskCancelled {
+        reason: "operator".to_owned(),
+    }
+}
+
+fn error_info() -> ErrorInfo {
+    ErrorInfo {
+        code: "AMAS-TEST-0001".to_owned(),
+        message: "boom".to_owned(),
+    }
+}
+
+/// Awkward text: several scripts, an emoji, a combining accent, bidi override, quotes,
+/// backslashes and control characters.
+pub(crate) const AWKWARD: &str =
+    "héllo 世界 مرحبا 🚀 e\u{301} \u{202e}rtl\u{202c} \t\n\r\u{1b}[0m \"q\" \\";
+
+/// Awkward text with NUL, which event payloads may hold (model output) but some JSON column
+/// types refuse.
+pub(crate) fn awkward_with_nul() -> String {
+    format!("{AWKWARD}\u{0}end")
+}
+
+/// One event of every variant, first the submission, with awkward text and a large payload.
+pub(crate) fn every_variant() -> Vec<JournalEvent> {
+    let nul = awkward_with_nul();
+    let mut parameters = serde_json::Map::new();
+    parameters.insert(nul.clone(), json!([nul, 1, -2.5, null, true]));
+    parameters.insert("big".to_owned(), json!(u64::MAX));
+    parameters.insert("small".to_owned(), json!(i64::MIN));
+    parameters.insert("tiny".to_owned(), json!(0.1));
+    parameters.insert("huge".to_owned(), json!(1.5e300));
+    let large = "x".repeat(1 << 20) + &nul;
+    vec![
+        JournalEvent::TaskSubmitted {
+            spec: TaskSpec {
+                task_type: "research".to_owned(),
+                title: AWKWARD.to_owned(),
+                description: nul.clone(),
+                parameters,
+                priority: Priority::new(10).unwrap_or_default(),
+            },
+            principal: Principal::local_operator(),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+        },
+        JournalEvent::TaskStarted,
+        JournalEvent::StepStarted {
+            step: "research".to_owned(),
+            agent: "research".to_owned(),
+            input: json!({ "nested": { "deep": [[[{ "k": nul }]]] }, "empty": {} }),
+        },
+        JournalEvent::ModelResponded {
+            step: "research".to_owned(),
+            attempt: u32::MAX,
+            provider: "openai".to_owned(),
+            model: "gpt".to_owned(),
+            content: large,
+            usage: Usage {
+                input_tokens: u64::MAX,
+                output_tokens: 0,
+            },
+            latency_ms: 42,
+        },
+        JournalEvent::ContractViolated {
+            step: "research".to_owned(),
+            attempt: 1,
+            contract: "research.v1".to_owned(),
+            errors: vec![nul.clone(), String::new()],
+        },
+        JournalEvent::StepSucceeded {
+            step: "research".to_owned(),
+            output: json!(nul),
+        },
+        JournalEvent::StepFailed {
+            step: "review".to_owned(),
+            error: error_info(),
+        },
+        JournalEvent::TaskSucceeded {
+            result: json!([1, 2.25, "three"]),
+        },
+        failed(),
+        cancelled(),
+    ]
+}
+
+/// Numbers each variant; no wildcard arm, so adding a variant breaks the build here until
+/// [`every_variant`] covers it.
+pub(crate) fn variant_number(event: &JournalEvent) -> usize {
+    match event {
+        JournalEvent::TaskSubmitted { .. } => 0,
+        JournalEvent::TaskStarted => 1,
+        JournalEvent::StepStarted { .. } => 2,
+        JournalEvent::ModelResponded { .. } => 3,
+        JournalEvent::ContractViolated { .. } => 4,
+        JournalEvent::StepSucceeded { .. } => 5,
+        JournalEvent::StepFailed { .. } => 6,
+        JournalEvent::TaskSucceeded { .. } => 7,
+        JournalEvent::TaskFailed { .. } => 8,
+        JournalEvent::TaskCancelled { .. } => 9,
+    }
+}
+
+pub(crate) const VARIANT_COUNT: usize = 10;

@@ -1,0 +1,129 @@
+//! The conformance suite every [`TaskJournal`] backend passes. Each check is a `pub async fn`
+//! that takes a fresh, empty store and returns a [`CheckFailure`] naming what broke; none of
+//! them panics, so a fixture's teardown always runs.
+//!
+//! A backend's integration test runs the whole suite, one `#[tokio::test]` per check, with
+//! [`journal_conformance_tests!`](crate::journal_conformance_tests):
+//!
+//! ```text
+//! amas_store::journal_conformance_tests!(
+//!     || async { std::sync::Arc::new(amas_store::SqliteStore::in_memory().await.unwrap()) },
+//!     |_store| async {}
+//! );
+//! ```
+//!
+//! The first closure makes a fresh store (an `Arc<S>` for any `S: TaskJournal`); the optional
+//! second one receives it after the check, to drop a schema or delete a directory.
+
+mod checks;
+mod fixtures;
+
+use std::fmt;
+
+pub use checks::{
+    append_then_read_roundtrips, concurrent_appends_have_one_winner, events_roundtrip_exactly,
+    first_event_must_be_a_submission, list_filters_by_status_type_and_tenant,
+    pagination_returns_every_task_once, stale_expected_seq_is_rejected,
+    status_projection_follows_events, unfinished_lists_open_tasks_oldest_first,
+    unknown_task_reads_empty,
+};
+
+use crate::StoreError;
+
+/// A check found the store misbehaving (or the store failed where it must not).
+#[derive(Debug)]
+pub struct CheckFailure(pub String);
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CheckFailure {}
+
+impl From<StoreError> for CheckFailure {
+    fn from(e: StoreError) -> Self {
+        Self(format!("unexpected store error {}: {e}", e.code()))
+    }
+}
+
+impl From<tokio::task::JoinError> for CheckFailure {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self(format!("a spawned append did not finish: {e}"))
+    }
+}
+
+/// What every check returns.
+pub type CheckResult = Result<(), CheckFailure>;
+
+/// Fails the check with a message unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::conformance::CheckFailure(format!($($msg)+)));
+        }
+    };
+}
+
+/// Fails the check unless both sides are equal, showing both.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr, $($msg:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if left != right {
+            return Err($crate::conformance::CheckFailure(format!(
+                "{}\n  left: {:?}\n right: {:?}",
+                format_args!($($msg)+),
+                left,
+                right
+            )));
+        }
+    }};
+}
+
+pub(crate) use {ensure, ensure_eq};
+
+/// One `#[tokio::test]` per conformance check, for the store made by `$make`; see
+/// [`conformance`](crate::conformance).
+#[macro_export]
+macro_rules! journal_conformance_tests {
+    ($make:expr) => {
+        $crate::journal_conformance_tests!($make, |_store| async {});
+    };
+    ($make:expr, $teardown:expr) => {
+        $crate::__journal_conformance_case!($make, $teardown, append_then_read_roundtrips);
+        $crate::__journal_conformance_case!($make, $teardown, stale_expected_seq_is_rejected);
+        $crate::__journal_conformance_case!($make, $teardown, concurrent_appends_have_one_winner);
+        $crate::__journal_conformance_case!($make, $teardown, first_event_must_be_a_submission);
+        $crate::__journal_conformance_case!($make, $teardown, status_projection_follows_events);
+        $crate::__journal_conformance_case!(
+            $make,
+            $teardown,
+            list_filters_by_status_type_and_tenant
+        );
+        $crate::__journal_conformance_case!($make, $teardown, pagination_returns_every_task_once);
+        $crate::__journal_conformance_case!(
+            $make,
+            $teardown,
+            unfinished_lists_open_tasks_oldest_first
+        );
+        $crate::__journal_conformance_case!($make, $teardown, unknown_task_reads_empty);
+        $crate::__journal_conformance_case!($make, $teardown, events_roundtrip_exactly);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __journal_conformance_case {
+    ($make:expr, $teardown:expr, $check:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let store = ($make)().await;
+            let result = $crate::conformance::$check(store.clone()).await;
+            ($teardown)(store).await;
+            if let Err(failure) = result {
+                panic!("{}: {failure}", stringify!($check));
+            }
+        }
+    };
+}

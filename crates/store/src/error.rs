@@ -1,0 +1,145 @@
+//! The store's typed errors, each with a stable public code documented under `docs/errors/`.
+
+use amas_types::TaskId;
+
+/// Why a store operation failed. Messages never contain connection strings or credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended first: the journal's last seq is not the one the caller expected.
+    #[error("journal conflict on task {task}: expected last seq {expected}, found {actual}")]
+    Conflict {
+        task: TaskId,
+        expected: u64,
+        actual: u64,
+    },
+    /// The batch breaks a journal rule (empty, or a misplaced submission).
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// The database failed or could not be reached.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// A stored row does not decode: the data was changed outside AMAS or by an incompatible version.
+    #[error("corrupt journal data: {0}")]
+    Corrupt(String),
+    /// The schema could not be brought up to date.
+    #[error("store migration failed: {0}")]
+    Migration(String),
+    /// The store was configured with a value it cannot use.
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl StoreError {
+    /// The stable public code; its page is `docs/errors/<code>.md`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => "AMAS-STORE-0001",
+            Self::InvalidAppend(_) => "AMAS-STORE-0002",
+            Self::Backend(_) => "AMAS-STORE-0003",
+            Self::Corrupt(_) => "AMAS-STORE-0004",
+            Self::Migration(_) => "AMAS-STORE-0005",
+            Self::InvalidConfig(_) => "AMAS-STORE-0006",
+        }
+    }
+
+    /// True when retrying the same call later may succeed (the backend was busy or unreachable).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Backend(_) => true,
+            Self::Conflict { .. }
+            | Self::InvalidAppend(_)
+            | Self::Corrupt(_)
+            | Self::Migration(_)
+            | Self::InvalidConfig(_) => false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Backend(describe(&e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => Self::Migration(describe(&inner)),
+            sqlx::migrate::MigrateError::ExecuteMigration(inner, version) => {
+                Self::Migration(format!("migration {version}: {}", describe(&inner)))
+            }
+            other => Self::Migration(other.to_string()),
+        }
+    }
+}
+
+/// A description of a sqlx error that is safe to show. Configuration and TLS errors can quote the
+/// connection string, so only their kind is kept; database messages name objects, not secrets.
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("database error {code}: {}", db.message()),
+            None => format!("database error: {}", db.message()),
+        },
+        sqlx::Error::Io(io) => format!("I/O error: {io}"),
+        sqlx::Error::Configuration(_) => "invalid connection configuration".to_owned(),
+        sqlx::Error::Tls(_) => "TLS error while connecting".to_owned(),
+        sqlx::Error::Protocol(msg) => format!("protocol error: {msg}"),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".to_owned(),
+        sqlx::Error::PoolClosed => "the connection pool is closed".to_owned(),
+        sqlx::Error::WorkerCrashed => "the database worker crashed".to_owned(),
+        sqlx::Error::RowNotFound => "expected row not found".to_owned(),
+        sqlx::Error::ColumnNotFound(col) => format!("column not found: {col}"),
+        sqlx::Error::ColumnDecode { index, source } => {
+            format!("cannot decode column {index}: {source}")
+        }
+        sqlx::Error::Decode(source) => format!("cannot decode value: {source}"),
+        other => format!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes are public and must never change or repeat.
+    #[test]
+    fn codes_are_distinct_and_stable() {
+        let all = [
+            StoreError::Conflict {
+                task: TaskId::new(),
+                expected: 1,
+                actual: 2,
+            },
+            StoreError::InvalidAppend(String::new()),
+            StoreError::Backend(String::new()),
+            StoreError::Corrupt(String::new()),
+            StoreError::Migration(String::new()),
+            StoreError::InvalidConfig(String::new()),
+        ];
+        let codes: Vec<_> = all.iter().map(StoreError::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "AMAS-STORE-0001",
+                "AMAS-STORE-0002",
+                "AMAS-STORE-0003",
+                "AMAS-STORE-0004",
+                "AMAS-STORE-0005",
+                "AMAS-STORE-0006"
+            ]
+        );
+    }
+
+    /// A malformed URL may contain a password; the error must not repeat it.
+    #[test]
+    fn configuration_errors_hide_the_connection_string() {
+        let source: Box<dyn std::error::Error + Send + Sync> =
+            "bad url postgres://u:hunter2@h/db".into();
+        let err = StoreError::from(sqlx::Error::Configuration(source));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(err.code(), "AMAS-STORE-0003");
+    }
+}

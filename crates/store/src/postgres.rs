@@ -1,0 +1,360 @@
+//! The PostgreSQL backend: for several AMAS processes sharing one database.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, QueryBuilder, Row};
+
+use amas_types::{JournalEvent, JournalRecord, TaskId, TenantId};
+
+use crate::shared::{self, Failed, NewTask};
+use crate::{StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A [`TaskJournal`] in a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Option<String>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings the schema up to date. Tables live in the connection's
+    /// default schema (usually `public`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidConfig`] for a URL that does not parse; [`StoreError::Backend`] when
+    /// the server cannot be reached; [`StoreError::Migration`] when migrating fails.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = parse_url(url)?;
+        Self::connect_with(options, max_connections, None).await
+    }
+
+    /// Like [`PostgresStore::connect`], with every table in `schema` (created when missing):
+    /// several installations, or parallel test runs, can share one database.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`], and [`StoreError::InvalidConfig`] for a schema name that is
+    /// not 1-63 characters of `[a-z0-9_]` starting with a letter or `_`.
+    pub async fn connect_in_schema(
+        url: &str,
+        max_connections: u32,
+        schema: &str,
+    ) -> Result<Self, StoreError> {
+        validate_schema_name(schema)?;
+        let options = parse_url(url)?;
+        let mut conn = PgConnection::connect_with(&options).await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        )))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        let options = options.options([("search_path", schema)]);
+        Self::connect_with(options, max_connections, Some(schema.to_owned())).await
+    }
+
+    async fn connect_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+        schema: Option<String>,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, schema })
+    }
+
+    /// The connection pool, for other stores that share the database.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema given to [`PostgresStore::connect_in_schema`], if any.
+    #[must_use]
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Closes every connection; later calls fail. Waits for running transactions to end.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Drops the store's own schema with everything in it, then closes the pool. For tests and
+    /// for uninstalling; does nothing to the database for a store without its own schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the drop fails.
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        if let Some(schema) = &self.schema {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&self.pool)
+            .await?;
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+}
+
+fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    // The parse error can quote the URL, password included: say only that it is invalid.
+    PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::InvalidConfig("the PostgreSQL URL does not parse".to_owned()))
+}
+
+/// Schema names are put into SQL text (DDL takes no bind parameters), so only a safe alphabet
+/// is accepted.
+fn validate_schema_name(schema: &str) -> Result<(), StoreError> {
+    let mut chars = schema.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if first_ok && rest_ok && schema.len() <= 63 {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidConfig(format!(
+            "schema name {schema:?} must be 1-63 characters of [a-z0-9_], not starting with a digit"
+        )))
+    }
+}
+
+fn summary_from_row(row: &PgRow) -> Result<TaskSummary, StoreError> {
+    Ok(TaskSummary {
+        id: TaskId(row.try_get("id")?),
+        tenant: TenantId(row.try_get("tenant")?),
+        task_type: row.try_get("task_type")?,
+        title: row.try_get("title")?,
+        priority: shared::parse_priority(i64::from(row.try_get::<i16, _>("priority")?))?,
+        status: shared::parse_status(row.try_get("status")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_seq: shared::from_db_seq(row.try_get("last_seq")?)?,
+    })
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, tenant, task_type, title, priority, status, created_at, updated_at, last_seq";
+
+/// Inserts the batch's events (all in one statement, whatever the batch size) and then moves the
+/// projection row on; `$1` task, `$2` time, `$3..$5` seqs, kinds and JSON texts.
+const INSERT_EVENTS: &str = "INSERT INTO journal (task_id, seq, recorded_at, kind, event) \
+     SELECT $1, e.seq, $2, e.kind, e.event::json \
+     FROM UNNEST($3::bigint[], $4::text[], $5::text[]) AS e (seq, kind, event)";
+
+impl PostgresStore {
+    async fn try_append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, Failed> {
+        shared::validate(expected_last_seq, events)?;
+        let encoded = shared::encode(expected_last_seq, events)?;
+        let now: DateTime<Utc> = shared::now();
+
+        let mut tx = self.pool.begin().await?;
+        // The row lock serializes appenders of an existing task: the second waits here, then
+        // sees the new last seq. Two creators of the same new task both find no row; the second
+        // then fails on the primary key, which is reported as a conflict.
+        let current = sqlx::query("SELECT last_seq, status FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(task.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let current = match current {
+            Some(row) => Some((
+                shared::from_db_seq(row.try_get("last_seq")?)?,
+                shared::parse_status(row.try_get("status")?)?,
+            )),
+            None => None,
+        };
+        let actual = current.map_or(0, |(seq, _)| seq);
+        if actual != expected_last_seq {
+            return Err(Failed::Store(StoreError::Conflict {
+                task,
+                expected: expected_last_seq,
+                actual,
+            }));
+        }
+        let status = shared::project_status(current.map(|(_, s)| s), events);
+        let last_seq = encoded.seqs.last().copied().unwrap_or_default();
+
+        if current.is_none() {
+            let new = NewTask::from_first(events)?;
+            sqlx::query(
+                "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
+                 updated_at, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+            )
+            .bind(task.0)
+            .bind(new.tenant)
+            .bind(new.task_type)
+            .bind(new.title)
+            .bind(new.priority)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE tasks SET status = $2, updated_at = $3, last_seq = $4 WHERE id = $1",
+            )
+            .bind(task.0)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(INSERT_EVENTS)
+            .bind(task.0)
+            .bind(now)
+            .bind(&encoded.seqs)
+            .bind(&encoded.kinds)
+            .bind(&encoded.json)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(shared::records(task, expected_last_seq, now, events)?)
+    }
+
+    async fn last_seq(&self, task: TaskId) -> Result<u64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM tasks WHERE id = $1")
+            .bind(task.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        seq.map_or(Ok(0), shared::from_db_seq)
+    }
+}
+
+#[async_trait]
+impl TaskJournal for PostgresStore {
+    async fn append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        match self.try_append(task, expected_last_seq, events).await {
+            Ok(records) => Ok(records),
+            Err(Failed::Store(e)) => Err(e),
+            Err(Failed::Raced) => Err(StoreError::Conflict {
+                task,
+                expected: expected_last_seq,
+                actual: self.last_seq(task).await?,
+            }),
+        }
+    }
+
+    async fn read(&self, task: TaskId, after_seq: u64) -> Result<Vec<JournalRecord>, StoreError> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        // `event::text` hands back the JSON exactly as appended.
+        let rows = sqlx::query(
+            "SELECT seq, recorded_at, event::text AS event FROM journal \
+             WHERE task_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(task.0)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq = shared::from_db_seq(row.try_get("seq")?)?;
+                Ok(JournalRecord {
+                    task_id: task,
+                    seq,
+                    recorded_at: row.try_get("recorded_at")?,
+                    event: shared::decode_event(task, seq, row.try_get("event")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn summary(&self, task: TaskId) -> Result<Option<TaskSummary>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, task_type, title, priority, status, created_at, updated_at, \
+             last_seq FROM tasks WHERE id = $1",
+        )
+        .bind(task.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(summary_from_row).transpose()
+    }
+
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage, StoreError> {
+        let limit = filter.limit.max(1);
+        let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+        query.push(SUMMARY_COLUMNS).push(" FROM tasks WHERE TRUE");
+        if let Some(tenant) = &filter.tenant {
+            query.push(" AND tenant = ").push_bind(tenant.0.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(task_type) = &filter.task_type {
+            query.push(" AND task_type = ").push_bind(task_type.clone());
+        }
+        if let Some(cursor) = filter.cursor {
+            query.push(" AND id < ").push_bind(cursor.0);
+        }
+        // One row more than asked tells whether a next page exists without a count query.
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut tasks = rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = shared::page_cursor(&mut tasks, limit);
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM tasks WHERE status IN ('queued', 'running') ORDER BY id ASC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(TaskId).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema name is spliced into DDL, so anything that could break out of the quotes
+    /// must be refused.
+    #[test]
+    fn schema_names_outside_the_safe_alphabet_are_refused() {
+        assert!(validate_schema_name("amas_test_01").is_ok());
+        for bad in ["", "1abc", "a\"; DROP", "Upper", "a-b", &"a".repeat(64)] {
+            assert!(validate_schema_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unparsable_urls_do_not_echo_the_password() {
+        let err = parse_url("postgres://u:hunter2@host:notaport/db")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("does not parse"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,318 @@
+//! The SQLite backend: the embedded default, one `amas.db` file under the data directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use amas_types::{JournalEvent, JournalRecord, TaskId, TenantId};
+
+use crate::shared::{self, Failed, NewTask};
+use crate::{StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary};
+
+/// How long a writer waits for another writer's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite has one writer at a time; a few connections let reads run beside it.
+const FILE_POOL_SIZE: u32 = 4;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A [`TaskJournal`] in a SQLite database.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    data_dir: Option<PathBuf>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/amas.db` and brings its schema up to date.
+    ///
+    /// WAL mode with `synchronous=FULL`: with `NORMAL` a commit that returned could still be
+    /// lost on power failure, and an acknowledged journal event must not disappear.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the directory or file cannot be created or opened;
+    /// [`StoreError::Migration`] when the schema cannot be migrated.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        tokio::fs::create_dir_all(data_dir).await.map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("amas.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool, Some(data_dir.to_owned())).await
+    }
+
+    /// A private in-memory database, for tests. One connection that never closes, because each
+    /// connection to `:memory:` is its own database and closing it loses the data.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool, None).await
+    }
+
+    async fn migrated(pool: SqlitePool, data_dir: Option<PathBuf>) -> Result<Self, StoreError> {
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, data_dir })
+    }
+
+    /// The directory holding `amas.db`; `None` for an in-memory store.
+    #[must_use]
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The connection pool, for other stores that share the database file.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection; later calls fail. Waits for running transactions to end.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn id_text(task: TaskId) -> String {
+    task.0.hyphenated().to_string()
+}
+
+fn parse_id(text: &str) -> Result<TaskId, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("bad task id {text:?}: {e}")))
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<TaskSummary, StoreError> {
+    Ok(TaskSummary {
+        id: parse_id(row.try_get("id")?)?,
+        tenant: TenantId(row.try_get("tenant")?),
+        task_type: row.try_get("task_type")?,
+        title: row.try_get("title")?,
+        priority: shared::parse_priority(row.try_get("priority")?)?,
+        status: shared::parse_status(row.try_get("status")?)?,
+        created_at: shared::parse_time(row.try_get("created_at")?)?,
+        updated_at: shared::parse_time(row.try_get("updated_at")?)?,
+        last_seq: shared::from_db_seq(row.try_get("last_seq")?)?,
+    })
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, tenant, task_type, title, priority, status, created_at, updated_at, last_seq";
+
+impl SqliteStore {
+    async fn try_append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, Failed> {
+        shared::validate(expected_last_seq, events)?;
+        let encoded = shared::encode(expected_last_seq, events)?;
+        let id = id_text(task);
+        let now = shared::now();
+        let now_text = shared::format_time(now);
+
+        // IMMEDIATE takes the write lock up front: two appenders serialize here instead of both
+        // reading the same last seq and one failing later with SQLITE_BUSY on lock upgrade.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current = sqlx::query("SELECT last_seq, status FROM tasks WHERE id = ?")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let current = match current {
+            Some(row) => Some((
+                shared::from_db_seq(row.try_get("last_seq")?)?,
+                shared::parse_status(row.try_get("status")?)?,
+            )),
+            None => None,
+        };
+        let actual = current.map_or(0, |(seq, _)| seq);
+        if actual != expected_last_seq {
+            return Err(Failed::Store(StoreError::Conflict {
+                task,
+                expected: expected_last_seq,
+                actual,
+            }));
+        }
+        let status = shared::project_status(current.map(|(_, s)| s), events);
+        let last_seq = encoded.seqs.last().copied().unwrap_or_default();
+
+        // The projection row goes first: journal rows reference it.
+        if current.is_none() {
+            let new = NewTask::from_first(events)?;
+            sqlx::query(
+                "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
+                 updated_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(new.tenant)
+            .bind(new.task_type)
+            .bind(new.title)
+            .bind(new.priority)
+            .bind(status.as_str())
+            .bind(&now_text)
+            .bind(&now_text)
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("UPDATE tasks SET status = ?, updated_at = ?, last_seq = ? WHERE id = ?")
+                .bind(status.as_str())
+                .bind(&now_text)
+                .bind(last_seq)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for ((seq, kind), json) in encoded.seqs.iter().zip(&encoded.kinds).zip(&encoded.json) {
+            sqlx::query(
+                "INSERT INTO journal (task_id, seq, recorded_at, kind, event) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(seq)
+            .bind(&now_text)
+            .bind(kind)
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(shared::records(task, expected_last_seq, now, events)?)
+    }
+
+    async fn last_seq(&self, task: TaskId) -> Result<u64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM tasks WHERE id = ?")
+            .bind(id_text(task))
+            .fetch_optional(&self.pool)
+            .await?;
+        seq.map_or(Ok(0), shared::from_db_seq)
+    }
+}
+
+#[async_trait]
+impl TaskJournal for SqliteStore {
+    async fn append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        match self.try_append(task, expected_last_seq, events).await {
+            Ok(records) => Ok(records),
+            Err(Failed::Store(e)) => Err(e),
+            Err(Failed::Raced) => Err(StoreError::Conflict {
+                task,
+                expected: expected_last_seq,
+                actual: self.last_seq(task).await?,
+            }),
+        }
+    }
+
+    async fn read(&self, task: TaskId, after_seq: u64) -> Result<Vec<JournalRecord>, StoreError> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT seq, recorded_at, event FROM journal WHERE task_id = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(id_text(task))
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq = shared::from_db_seq(row.try_get("seq")?)?;
+                Ok(JournalRecord {
+                    task_id: task,
+                    seq,
+                    recorded_at: shared::parse_time(row.try_get("recorded_at")?)?,
+                    event: shared::decode_event(task, seq, row.try_get("event")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn summary(&self, task: TaskId) -> Result<Option<TaskSummary>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, task_type, title, priority, status, created_at, updated_at, \
+             last_seq FROM tasks WHERE id = ?",
+        )
+        .bind(id_text(task))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(summary_from_row).transpose()
+    }
+
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage, StoreError> {
+        let limit = filter.limit.max(1);
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
+        query.push(SUMMARY_COLUMNS).push(" FROM tasks WHERE 1 = 1");
+        if let Some(tenant) = &filter.tenant {
+            query.push(" AND tenant = ").push_bind(tenant.0.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(task_type) = &filter.task_type {
+            query.push(" AND task_type = ").push_bind(task_type.clone());
+        }
+        if let Some(cursor) = filter.cursor {
+            query.push(" AND id < ").push_bind(id_text(cursor));
+        }
+        // One row more than asked tells whether a next page exists without a count query.
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut tasks = rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = shared::page_cursor(&mut tasks, limit);
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM tasks WHERE status IN ('queued', 'running') ORDER BY id ASC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| parse_id(row.try_get("id")?))
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
