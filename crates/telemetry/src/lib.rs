@@ -4,5 +4,6 @@
 mod logging;
 pub mod metrics;
 
-pub use logging::{TelemetryGuard, init_tracing, current_trace_id};
+pub use logging::TracingError;
+pub use logging::{TelemetryGuard, current_trace_id, init_tracing};
 pub use metrics::Metrics;
