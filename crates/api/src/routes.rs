@@ -18,7 +18,7 @@ use amas_types::{JournalRecord, Principal};
 use crate::AppState;
 use crate::dto::{CancelTask, CreateTask, ListQuery, TaskView};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::tasks;
 
 pub async fn create_task(
@@ -58,9 +58,9 @@ pub async fn cancel_task(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    body: Option<ApiJson<CancelTask>>,
+    OptionalJson(body): OptionalJson<CancelTask>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let reason = body.and_then(|ApiJson(b)| b.reason);
+    let reason = body.reason;
     let state = tasks::cancel_task(&app.runtime, &principal, &id, reason).await?;
     Ok(Json(state.into()))
 }

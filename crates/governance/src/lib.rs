@@ -2,3 +2,5 @@
 //! pipeline (policy, contracts, sandbox, data protection, audit).
 
 pub mod auth;
+
+pub use auth::{AuthError, KeySource, LocalIssuer, TokenVerifier, VerificationKey};
