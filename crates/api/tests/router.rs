@@ -180,7 +180,16 @@ async fn api_routes_require_a_valid_token() {
     let other = tempfile::tempdir().unwrap();
     let stranger = LocalIssuer::load_or_create(other.path(), "amas-local", "amas").unwrap();
     let forged = stranger.mint("mallory", &["admin".to_owned()], None, Duration::from_secs(600)).unwrap();
-    let expired = app.issuer.mint("alice", &["admin".to_owned()], None, Duration::ZERO).unwrap();
+    // Signed with the real key, expired beyond the leeway.
+    let expired = {
+        let der = std::fs::read(app._dir.path().join("keys/jwt-ed25519.pk8")).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ed_der(&der);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(app.issuer.kid().to_owned());
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({"iss": "amas-local", "aud": "amas", "sub": "alice", "exp": now - 3600, "iat": now - 7200, "nbf": now - 7200});
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"iss": "amas-local", "aud": "amas", "sub": "mallory", "exp": now + 600, "iat": now, "nbf": now, "roles": ["admin"]});

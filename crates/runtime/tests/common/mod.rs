@@ -69,7 +69,7 @@ impl ModelProvider for FakeModel {
             if agent == request.agent {
                 // Wait (bounded) for the sibling call; a sequential scheduler never gets there.
                 for _ in 0..200 {
-                    if self.in_flight.load(Ordering::SeqCst) >= count {
+                    if self.max_in_flight.load(Ordering::SeqCst) >= count {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(25)).await;
