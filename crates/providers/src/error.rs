@@ -20,7 +20,9 @@ pub enum ProviderError {
     #[error("provider {provider} answered badly: {reason}")]
     BadResponse { provider: String, reason: String },
     /// The local model's files are not installed.
-    #[error("the local model is not installed: {path} is missing; run `{fetch_command}` to fetch it")]
+    #[error(
+        "the local model is not installed: {path} is missing; run `{fetch_command}` to fetch it"
+    )]
     ModelMissing { path: String, fetch_command: String },
     /// The breaker is open: the provider failed repeatedly and is cooling down.
     #[error("provider {provider} is cooling down after repeated failures (circuit open)")]

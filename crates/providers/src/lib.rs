@@ -10,7 +10,7 @@ pub mod local;
 pub mod openai;
 pub mod scripted;
 
-pub use breaker::{BreakerState, CircuitBreaker};
+pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker, Clock, ManualClock, SystemClock};
 pub use chain::ProviderChain;
 pub use error::ProviderError;
 pub use factory::{ProviderSet, build_provider};
@@ -68,6 +68,16 @@ pub struct ChatResponse {
 pub trait ModelProvider: Send + Sync {
     /// The provider's config key (bounded: safe as a metric label).
     fn name(&self) -> &str;
+
+    /// The `gen_ai.system` of the backend (OpenTelemetry GenAI conventions), e.g. `openai`.
+    fn system(&self) -> &str {
+        "unknown"
+    }
+
+    /// The model asked for (`gen_ai.request.model`).
+    fn model(&self) -> &str {
+        self.name()
+    }
 
     /// Sends one chat request.
     ///
