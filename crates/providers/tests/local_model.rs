@@ -119,6 +119,15 @@ async fn constrained_answer_of_the_real_model_satisfies_the_contract() {
         elapsed,
         again.usage.output_tokens as f64 / elapsed.as_secs_f64()
     );
+
+    // Without a schema the model answers in free text, cut at the call's token budget.
+    let mut free = research_request(research_schema());
+    free.output_schema = None;
+    free.max_output_tokens = 12;
+    let prose = provider.chat(&free).await.expect("free text");
+    assert!(!prose.content.trim().is_empty());
+    assert!(prose.usage.output_tokens <= 12, "{:?}", prose.usage);
+    assert!(!prose.content.contains("<|im_end|>"), "{}", prose.content);
 }
 
 /// A too-small budget for a required JSON object is an inference error, not broken JSON.
