@@ -70,7 +70,8 @@ pub async fn build_runtime(
     config: Arc<AmasConfig>,
     metrics: Metrics,
 ) -> anyhow::Result<Runtime> {
-    let store = SqliteStore::open(&global.data_dir)
+    let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
+    let store = SqliteStore::open_with(&global.data_dir, full_sync)
         .await
         .with_context(|| format!("opening the store in {}", global.data_dir.display()))?;
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())

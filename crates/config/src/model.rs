@@ -54,6 +54,20 @@ pub struct RuntimeConfig {
     pub queue_capacity: usize,
     /// Tasks executed at once.
     pub max_concurrent_tasks: usize,
+    /// How hard the embedded SQLite journal syncs each commit.
+    pub journal_sync: JournalSync,
+}
+
+/// Durability of a SQLite journal commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalSync {
+    /// fsync on every commit: an acknowledged event survives power loss.
+    Full,
+    /// WAL without fsync per commit: an acknowledged event survives a crash of the process
+    /// (`kill -9`), and the database is never corrupted, but the last commits can be lost on
+    /// power loss or an OS crash.
+    Normal,
 }
 
 /// One model provider backend (a closed set).

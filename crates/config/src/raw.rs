@@ -29,6 +29,7 @@ pub(crate) struct RawAuth {
 pub(crate) struct RawRuntime {
     pub queue_capacity: u64,
     pub max_concurrent_tasks: u64,
+    pub journal_sync: String,
 }
 
 /// A provider without its `kind` key (dispatched on before deserializing).

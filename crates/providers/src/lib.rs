@@ -25,12 +25,75 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call, answering the assistant's `tool_calls` entry `tool_call_id`.
+    Tool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Tool calls the assistant asked for (assistant messages only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Which tool call this message answers (tool messages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    #[must_use]
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::plain(Role::System, content)
+    }
+
+    #[must_use]
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::plain(Role::User, content)
+    }
+
+    #[must_use]
+    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls,
+            ..Self::plain(Role::Assistant, content)
+        }
+    }
+
+    #[must_use]
+    pub fn tool(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(tool_call_id.into()),
+            ..Self::plain(Role::Tool, content)
+        }
+    }
+
+    fn plain(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool the model may call: its name, what it does, and its parameters' JSON Schema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// One tool call the model asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Provider-assigned id (or one we assign), echoed in the tool result message.
+    pub id: String,
+    pub name: String,
+    /// The arguments as a JSON value (providers that send a JSON string have it parsed).
+    pub arguments: serde_json::Value,
 }
 
 /// The JSON Schema the answer must satisfy (the agent's output contract).
@@ -51,16 +114,21 @@ pub struct ChatRequest {
     /// When set, the provider constrains or instructs the model to answer with JSON of this schema.
     pub output_schema: Option<OutputSchema>,
     pub max_output_tokens: u32,
+    /// Tools the model may call instead of answering; empty: none.
+    pub tools: Vec<ToolDefinition>,
 }
 
 /// What the model answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChatResponse {
     /// Name of the provider (config key) that answered.
     pub provider: String,
     pub model: String,
     pub content: String,
     pub usage: amas_types::Usage,
+    /// Tool calls the model asked for; when non-empty, `content` may be empty and is not the
+    /// final answer.
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// A model backend. Implementations are cheap to share (`Arc<dyn ModelProvider>`).

@@ -58,71 +58,74 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let journal: Arc<dyn TaskJournal> =
-        Arc::new(rt.block_on(SqliteStore::open(dir.path())).expect("store"));
-
     let mut group = c.benchmark_group("orchestration");
-    group.measurement_time(Duration::from_secs(10));
-    group.sample_size(30);
-
-    group.bench_function("journal_append", |b| {
-        b.to_async(&rt).iter(|| {
-            let journal = Arc::clone(&journal);
-            async move {
-                let task = TaskId::new();
-                let event = JournalEvent::TaskSubmitted {
-                    spec: spec(),
-                    principal: Principal::local_operator(),
-                    trace_id: None,
-                };
-                journal.append(task, 0, &[event]).await.expect("append");
-            }
+    group.measurement_time(Duration::from_secs(8));
+    group.sample_size(20);
+    for (label, full_sync) in [("sync_full", true), ("sync_normal", false)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let journal: Arc<dyn TaskJournal> = Arc::new(
+            rt.block_on(SqliteStore::open_with(dir.path(), full_sync))
+                .expect("store"),
+        );
+        group.bench_function(format!("{label}/journal_append"), |b| {
+            b.to_async(&rt).iter(|| {
+                let journal = Arc::clone(&journal);
+                async move {
+                    let event = JournalEvent::TaskSubmitted {
+                        spec: spec(),
+                        principal: Principal::local_operator(),
+                        trace_id: None,
+                    };
+                    journal
+                        .append(TaskId::new(), 0, &[event])
+                        .await
+                        .expect("append");
+                }
+            });
         });
-    });
+        let runtime = instant_runtime(&journal);
+        rt.block_on(runtime.start());
+        group.bench_function(format!("{label}/research_report_task_3_steps"), |b| {
+            b.to_async(&rt).iter(|| run_task(runtime.clone()));
+        });
+    }
+    group.finish();
+}
 
+fn instant_runtime(journal: &Arc<dyn TaskJournal>) -> Runtime {
     let mut config = amas_config::load(&LoadOptions::default()).expect("config");
     for agent in config.agents.values_mut() {
         agent.providers = vec!["instant".into()];
     }
     let metrics = Metrics::new();
-    let providers = ProviderSet::from_config(&Default::default(), metrics.clone())
-        .expect("providers")
-        .with_provider(
-            "instant",
-            Arc::new(InstantModel),
-            BreakerConfig {
-                failure_threshold: 5,
-                cool_down: Duration::from_secs(1),
-            },
-        );
-    let runtime = Runtime::new(Arc::new(config), Arc::clone(&journal), &providers, metrics)
-        .expect("runtime");
-    rt.block_on(runtime.start());
+    let providers = ProviderSet::new(metrics.clone()).with_provider(
+        "instant",
+        Arc::new(InstantModel),
+        BreakerConfig {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(1),
+        },
+    );
+    Runtime::new(Arc::new(config), Arc::clone(journal), &providers, metrics).expect("runtime")
+}
 
-    group.bench_function("research_report_task_3_steps", |b| {
-        b.to_async(&rt).iter(|| {
-            let runtime = runtime.clone();
-            async move {
-                let mut live = runtime.subscribe();
-                let task = runtime
-                    .submit(spec(), Principal::local_operator(), None)
-                    .await
-                    .expect("submit")
-                    .task_id;
-                loop {
-                    let record = live.recv().await.expect("live events");
-                    if record.task_id == task
-                        && record.event.status_effect().is_some_and(TaskStatus::is_terminal)
-                    {
-                        assert!(matches!(record.event, JournalEvent::TaskSucceeded { .. }));
-                        break;
-                    }
-                }
-            }
-        });
-    });
-    group.finish();
+/// Submits one task and waits for its terminal event.
+async fn run_task(runtime: Runtime) {
+    let mut live = runtime.subscribe();
+    let task = runtime
+        .submit(spec(), Principal::local_operator(), None)
+        .await
+        .expect("submit")
+        .task_id;
+    loop {
+        let record = live.recv().await.expect("live events");
+        if record.task_id == task
+            && record.event.status_effect().is_some_and(TaskStatus::is_terminal)
+        {
+            assert!(matches!(record.event, JournalEvent::TaskSucceeded { .. }));
+            break;
+        }
+    }
 }
 
 criterion_group!(benches, bench);

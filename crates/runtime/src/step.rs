@@ -13,7 +13,7 @@ use amas_providers::{ChatMessage, ChatRequest, OutputSchema, ProviderChain, Role
 use amas_store::StoreError;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{ContractLabels, StepLabels};
-use amas_types::{ErrorInfo, JournalEvent, StepState, Usage};
+use amas_types::{ErrorInfo, JournalEvent, StepState};
 
 use crate::error::codes;
 use crate::writer::TaskWriter;
@@ -88,14 +88,18 @@ impl StepRun<'_> {
         let mut history: Vec<(String, Vec<String>)> = Vec::new();
         let max_attempts = self.agent.limits.max_attempts;
         for attempt in 1..=max_attempts {
-            let content = if let Some(content) = responses.get(&attempt) {
-                content.clone()
+            // The model's answer, journaled together with its verdict (one commit) unless the
+            // journal already holds it from before a restart.
+            let (content, mut pending) = if let Some(content) = responses.get(&attempt) {
+                (content.clone(), Vec::new())
             } else {
                 match self.call_model(attempt, &history).await? {
-                    Ok((content, call_usage)) => {
-                        usage.input_tokens += call_usage.input_tokens;
-                        usage.output_tokens += call_usage.output_tokens;
-                        content
+                    Ok((content, responded)) => {
+                        if let JournalEvent::ModelResponded { usage: u, .. } = &responded {
+                            usage.input_tokens += u.input_tokens;
+                            usage.output_tokens += u.output_tokens;
+                        }
+                        (content, vec![responded])
                     }
                     Err(outcome) => return Ok(outcome),
                 }
@@ -111,26 +115,26 @@ impl StepRun<'_> {
                 .inc();
             if violations.is_empty() {
                 let output = serde_json::from_str(&content).unwrap_or(Value::Null);
-                self.writer
-                    .append(JournalEvent::StepSucceeded {
-                        step: self.step.name.clone(),
-                        output: output.clone(),
-                    })
-                    .await?;
+                pending.push(JournalEvent::StepSucceeded {
+                    step: self.step.name.clone(),
+                    output: output.clone(),
+                });
+                self.writer.append_all(&pending).await?;
                 info!(step = %self.step.name, attempt, "Step succeeded.");
                 return Ok(StepOutcome::Succeeded(output));
             }
             let errors: Vec<String> = violations.iter().map(ToString::to_string).collect();
             warn!(step = %self.step.name, attempt, violations = errors.len(), "Output broke the contract.");
             if !journaled_violations.contains_key(&attempt) {
-                self.writer
-                    .append(JournalEvent::ContractViolated {
-                        step: self.step.name.clone(),
-                        attempt,
-                        contract: self.agent.output_contract.name.clone(),
-                        errors: errors.clone(),
-                    })
-                    .await?;
+                pending.push(JournalEvent::ContractViolated {
+                    step: self.step.name.clone(),
+                    attempt,
+                    contract: self.agent.output_contract.name.clone(),
+                    errors: errors.clone(),
+                });
+            }
+            if !pending.is_empty() {
+                self.writer.append_all(&pending).await?;
             }
             let budget = self.agent.limits.token_budget;
             if usage.input_tokens + usage.output_tokens > budget {
@@ -162,12 +166,13 @@ impl StepRun<'_> {
             .await
     }
 
-    /// Asks the provider chain and journals the answer. `Err(outcome)` ends the step.
+    /// Asks the provider chain; returns the answer and its `ModelResponded` event, which the
+    /// caller journals with the verdict before using the answer. `Err(outcome)` ends the step.
     async fn call_model(
         &self,
         attempt: u32,
         history: &[(String, Vec<String>)],
-    ) -> Result<Result<(String, Usage), StepOutcome>, StoreError> {
+    ) -> Result<Result<(String, JournalEvent), StepOutcome>, StoreError> {
         let request = ChatRequest {
             agent: self.agent.id.clone(),
             step: self.step.name.clone(),
@@ -204,18 +209,16 @@ impl StepRun<'_> {
             Ok(Ok(response)) => response,
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.writer
-            .append(JournalEvent::ModelResponded {
-                step: self.step.name.clone(),
-                attempt,
-                provider: response.provider.clone(),
-                model: response.model.clone(),
-                content: response.content.clone(),
-                usage: response.usage,
-                latency_ms,
-            })
-            .await?;
-        Ok(Ok((response.content, response.usage)))
+        let responded = JournalEvent::ModelResponded {
+            step: self.step.name.clone(),
+            attempt,
+            provider: response.provider,
+            model: response.model,
+            content: response.content.clone(),
+            usage: response.usage,
+            latency_ms,
+        };
+        Ok(Ok((response.content, responded)))
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {

@@ -32,18 +32,24 @@ impl TaskWriter {
 
     /// Appends one event at the next sequence number. A conflict means another writer owns the
     /// task; the caller stops working on it.
-    pub(crate) async fn append(&self, event: JournalEvent) -> Result<JournalRecord, StoreError> {
+    pub(crate) async fn append(&self, event: JournalEvent) -> Result<(), StoreError> {
+        self.append_all(std::slice::from_ref(&event)).await
+    }
+
+    /// Appends events atomically, in one commit (one fsync for all of them).
+    pub(crate) async fn append_all(&self, events: &[JournalEvent]) -> Result<(), StoreError> {
         let mut last = self.last_seq.lock().await;
-        let mut records = self
-            .journal
-            .append(self.task, *last, std::slice::from_ref(&event))
-            .await?;
-        let record = records.pop().ok_or_else(|| {
-            StoreError::InvalidAppend("the store returned no record for an append".to_owned())
-        })?;
-        *last = record.seq;
-        // Nobody listening is fine.
-        let _ = self.live.send(record.clone());
-        Ok(record)
+        let records = self.journal.append(self.task, *last, events).await?;
+        let Some(tail) = records.last() else {
+            return Err(StoreError::InvalidAppend(
+                "the store returned no record for an append".to_owned(),
+            ));
+        };
+        *last = tail.seq;
+        for record in records {
+            // Nobody listening is fine.
+            let _ = self.live.send(record);
+        }
+        Ok(())
     }
 }

@@ -39,6 +39,16 @@ impl SqliteStore {
     /// [`StoreError::Backend`] when the directory or file cannot be created or opened;
     /// [`StoreError::Migration`] when the schema cannot be migrated.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, true).await
+    }
+
+    /// As [`SqliteStore::open`], choosing the commit durability: `full_sync` fsyncs every commit;
+    /// without it (WAL + `synchronous=NORMAL`) a commit survives a process crash but the last
+    /// commits may be lost on power loss. Never corrupts either way.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with(data_dir: &Path, full_sync: bool) -> Result<Self, StoreError> {
         tokio::fs::create_dir_all(data_dir).await.map_err(|e| {
             StoreError::Backend(format!(
                 "cannot create data directory {}: {e}",
@@ -49,7 +59,11 @@ impl SqliteStore {
             .filename(data_dir.join("amas.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(if full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()

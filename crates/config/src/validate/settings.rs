@@ -7,7 +7,7 @@ use yaml_serde::{Mapping, Value};
 
 use super::{deserialize, duration, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
-use crate::model::{AuthConfig, RuntimeConfig, ServerConfig};
+use crate::model::{AuthConfig, JournalSync, RuntimeConfig, ServerConfig};
 use crate::raw::{RawAuth, RawRuntime, RawServer};
 use crate::sources::Tree;
 
@@ -108,8 +108,20 @@ fn runtime(raw: &RawRuntime, diag: &mut Diagnostics) -> Option<RuntimeConfig> {
         0,
         (1, 1024),
     );
+    let journal_sync = match raw.journal_sync.as_str() {
+        "full" => Some(JournalSync::Full),
+        "normal" => Some(JournalSync::Normal),
+        other => {
+            diag.invalid(
+                &p.child("journal_sync"),
+                format!("`{other}` is not one of: full, normal"),
+            );
+            None
+        }
+    };
     Some(RuntimeConfig {
         queue_capacity: queue?,
         max_concurrent_tasks: workers?,
+        journal_sync: journal_sync?,
     })
 }
