@@ -1,0 +1,22 @@
+//! Policy-as-code for AMAS: Rego bundles evaluated with regorus, compiled once, failing closed,
+//! hot-reloadable, with YAML test cases (`amas policy test`).
+//!
+//! Callers build an input document (docs/policies.md), pick a [`DecisionPoint`] and call
+//! [`PolicyEngine::decide`]; the [`Decision`] says allow, deny or wait for approval, and why.
+
+mod bundle;
+mod cases;
+mod decision;
+mod engine;
+mod error;
+mod reload;
+
+pub use bundle::{PolicyBundle, PolicyFile};
+pub use cases::{
+    CaseOutcome, TestCase, TestExpectation, TestReport, embedded_cases, load_cases, parse_cases,
+    run_cases, run_tests,
+};
+pub use decision::{Decision, DecisionPoint};
+pub use engine::{EngineOptions, PolicyEngine, RegoPolicyEngine};
+pub use error::PolicyError;
+pub use reload::{ReloadingPolicyEngine, WatchHandle};
