@@ -1,0 +1,23 @@
+//! Data protection for AMAS: detection of personal, health, payment and secret data with
+//! validating detectors, redaction (mask, tag or keyed hash) of text and JSON, classification
+//! (`public < internal < confidential < restricted`, tags PII/PHI/PCI/SECRET), and content
+//! safety (a lexicon classifier with obfuscation handling behind a pluggable trait).
+//!
+//! Pure library: no I/O except reading a config file when asked to.
+
+mod classify;
+mod config;
+mod detect;
+mod error;
+mod finding;
+mod protector;
+mod redact;
+pub mod safety;
+
+pub use classify::{Classification, Level, Tag, Tags};
+pub use config::{DataProtectConfig, EMBEDDED_CONFIG, RedactionMode};
+pub use error::DataProtectError;
+pub use finding::{Finding, FindingKind};
+pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan};
+pub use redact::TenantKey;
+pub use safety::{Action, Category, ContentClassifier, ContentSafety, LexiconClassifier, Verdict};
