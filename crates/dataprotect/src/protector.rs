@@ -245,8 +245,10 @@ impl Walk<'_> {
     /// is scanned as `key: value` and findings are mapped back into the value.
     fn string(&mut self, s: &str, parent_key: Option<&str>) -> String {
         let combined = parent_key
-            .filter(|k| k.len() <= 40 && self.p.detectors.has_context(k))
-            .map(|k| format!("{k}: {s}"));
+            .filter(|k| k.len() <= 40)
+            .map(|k| format!("{k}: "))
+            .filter(|label| self.p.detectors.has_context(label))
+            .map(|label| label + s);
         let (text, offset) = match &combined {
             Some(c) => (c.as_str(), c.len() - s.len()),
             None => (s, 0),

@@ -43,8 +43,15 @@ pub fn detect(bytes: &[u8], ctx: &ContextIndex, out: &mut Vec<Finding>) {
 fn at_digit(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
     ipv4(bytes, i, ctx, out);
     ssn(bytes, i, ctx, out);
-    card(bytes, i, out);
-    phone(bytes, i, ctx, out);
+    // A group inside a longer run of digit groups ("... 0532 0130 01") is not a number of
+    // its own; the run is judged from its first group.
+    let inner_group = i >= 2
+        && matches!(bytes[i - 1], b' ' | b'-' | b'.')
+        && bytes[i - 2].is_ascii_digit();
+    if !inner_group {
+        card(bytes, i, out);
+        phone(bytes, i, ctx, out);
+    }
 }
 
 fn digit_value(b: u8) -> u32 {
@@ -260,6 +267,10 @@ fn phone(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
 // ---- IPv4 ----
 
 fn ipv4(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
+    // The tail of a longer dotted number ("1.2.3.4.5") is not an address.
+    if i >= 2 && bytes[i - 1] == b'.' && bytes[i - 2].is_ascii_digit() {
+        return;
+    }
     let mut octets = [0u8; 4];
     let mut j = i;
     for (k, o) in octets.iter_mut().enumerate() {

@@ -89,10 +89,14 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
     let mut i = 0;
     while i < spans.len() {
         let mut j = i;
+        // The run continues while the same one-character separator repeats, so
+        // "f-u-c-k y-o-u" is two words.
+        let sep = |k: usize| &text[spans[k].1..spans[k + 1].0];
         while j + 1 < spans.len()
             && single(&spans[j])
             && single(&spans[j + 1])
-            && text[spans[j].1..spans[j + 1].0].chars().count() == 1
+            && sep(j).chars().count() == 1
+            && sep(j) == sep(i)
         {
             j += 1;
         }
@@ -165,6 +169,10 @@ impl LexiconClassifier {
             let Some((cat, term)) = line.split_once(':') else { continue };
             let Some(category) = Category::from_name(cat.trim()) else { continue };
             let words: Vec<String> = words(term).into_iter().filter_map(|w| w.forms.into_iter().next()).collect();
+            if words.len() > 1 {
+                // "F U C K Y O U" is joined into one word, so phrases are also one word.
+                entries.push(Entry { words: vec![words.concat()], category });
+            }
             if !words.is_empty() {
                 entries.push(Entry { words, category });
             }
@@ -262,6 +270,12 @@ mod tests {
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
             .count();
-        assert_eq!(LexiconClassifier::builtin().len(), lines);
+        let phrases = BUILTIN
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(_, t)| t.trim().contains(' '))
+            .count();
+        assert_eq!(LexiconClassifier::builtin().len(), lines + phrases);
     }
 }
