@@ -46,6 +46,10 @@ impl DecisionPoint {
     }
 }
 
+/// The stable code of a fail-closed deny (docs/errors/AMAS-POL-0005.md), for the pipeline's
+/// typed denial error.
+pub const POLICY_ERROR_CODE: &str = "AMAS-POL-0005";
+
 /// The verdict on one action. `allow` is final: when it is false and `require_approval` is true,
 /// the action may proceed once approvals satisfying the policy are in the input; when both are
 /// false it is denied outright.

@@ -16,7 +16,7 @@ pub use cases::{
     CaseOutcome, TestCase, TestExpectation, TestReport, embedded_cases, load_cases, parse_cases,
     run_cases, run_tests,
 };
-pub use decision::{Decision, DecisionPoint};
+pub use decision::{Decision, DecisionPoint, POLICY_ERROR_CODE};
 pub use engine::{EngineOptions, PolicyEngine, RegoPolicyEngine};
 pub use error::PolicyError;
 pub use reload::{ReloadingPolicyEngine, WatchHandle};
