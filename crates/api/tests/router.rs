@@ -23,6 +23,7 @@ use amas_telemetry::Metrics;
 
 struct App {
     router: Router,
+    state: AppState,
     issuer: Arc<LocalIssuer>,
     _dir: tempfile::TempDir,
 }
@@ -61,7 +62,8 @@ async fn app_with(queue_capacity: usize, start: bool) -> App {
         runtime.start().await;
     }
     let issuer = Arc::new(
-        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience).unwrap(),
+        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
+            .unwrap(),
     );
     let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
     let verifier = Arc::new(TokenVerifier::new(
@@ -77,7 +79,8 @@ async fn app_with(queue_capacity: usize, start: bool) -> App {
         config,
     };
     App {
-        router: router(state),
+        router: router(state.clone()),
+        state,
         issuer,
         _dir: dir,
     }
@@ -90,11 +93,22 @@ async fn app() -> App {
 impl App {
     fn token(&self, sub: &str, tenant: Option<&str>) -> String {
         self.issuer
-            .mint(sub, &["submitter".to_owned()], tenant, Duration::from_secs(600))
+            .mint(
+                sub,
+                &["submitter".to_owned()],
+                tenant,
+                Duration::from_secs(600),
+            )
             .unwrap()
     }
 
-    async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -114,7 +128,8 @@ impl App {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, headers, value)
     }
 }
@@ -126,8 +141,16 @@ fn task_body() -> Value {
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "body: {body}");
     assert_eq!(body["error"]["code"], code, "body: {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(body["error"]["request_id"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 /// The whole lifecycle through the API: 202, then the task runs to success and shows its steps.
@@ -135,15 +158,32 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &s
 async fn submitted_task_runs_to_success() {
     let app = app().await;
     let token = app.token("alice", None);
-    let (status, headers, body) = app.call(Method::POST, "/api/v1/tasks", Some(&token), Some(task_body())).await;
+    let (status, headers, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&token),
+            Some(task_body()),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "queued");
     assert_eq!(body["task_type"], "research_report");
     let id = body["id"].as_str().unwrap().to_owned();
-    assert_eq!(headers[header::LOCATION], format!("/api/v1/tasks/{id}").as_str());
+    assert_eq!(
+        headers[header::LOCATION],
+        format!("/api/v1/tasks/{id}").as_str()
+    );
     let mut task = Value::Null;
     for _ in 0..200 {
-        let (_, _, t) = app.call(Method::GET, &format!("/api/v1/tasks/{id}"), Some(&token), None).await;
+        let (_, _, t) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/tasks/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
         task = t;
         if task["status"] == "succeeded" {
             break;
@@ -154,13 +194,36 @@ async fn submitted_task_runs_to_success() {
     assert_eq!(task["result"], json!({"title": "t", "report": "r"}));
     let steps = task["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 3);
-    assert!(steps.iter().all(|s| s["status"] == "succeeded" && s["attempts"] == 1));
-    let (status, _, events) = app.call(Method::GET, &format!("/api/v1/tasks/{id}/events"), Some(&token), None).await;
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["status"] == "succeeded" && s["attempts"] == 1)
+    );
+    let (status, _, events) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{id}/events"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let kinds: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["event"]["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"task_submitted"));
     assert_eq!(kinds.last(), Some(&"task_succeeded"));
-    let (_, _, list) = app.call(Method::GET, "/api/v1/tasks?status=succeeded&limit=10", Some(&token), None).await;
+    let (_, _, list) = app
+        .call(
+            Method::GET,
+            "/api/v1/tasks?status=succeeded&limit=10",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(list["tasks"].as_array().unwrap().len(), 1);
 }
 
@@ -171,15 +234,31 @@ async fn api_routes_require_a_valid_token() {
     let routes = [
         (Method::POST, "/api/v1/tasks"),
         (Method::GET, "/api/v1/tasks"),
-        (Method::GET, "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000"),
-        (Method::GET, "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/events"),
-        (Method::POST, "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/cancel"),
+        (
+            Method::GET,
+            "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/events",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/cancel",
+        ),
         (Method::GET, "/api/v1/agents"),
         (Method::GET, "/api/v1/workflows"),
     ];
     let other = tempfile::tempdir().unwrap();
     let stranger = LocalIssuer::load_or_create(other.path(), "amas-local", "amas").unwrap();
-    let forged = stranger.mint("mallory", &["admin".to_owned()], None, Duration::from_secs(600)).unwrap();
+    let forged = stranger
+        .mint(
+            "mallory",
+            &["admin".to_owned()],
+            None,
+            Duration::from_secs(600),
+        )
+        .unwrap();
     // Signed with the real key, expired beyond the leeway.
     let expired = {
         let der = std::fs::read(app._dir.path().join("keys/jwt-ed25519.pk8")).unwrap();
@@ -193,14 +272,30 @@ async fn api_routes_require_a_valid_token() {
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"iss": "amas-local", "aud": "amas", "sub": "mallory", "exp": now + 600, "iat": now, "nbf": now, "roles": ["admin"]});
-    let alg_none = format!("{}.{}.", b64(json!({"alg": "none", "typ": "JWT"})), b64(claims.clone()));
+    let alg_none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims.clone())
+    );
     let wrong_aud = {
         // Signed by the real key, for another audience.
-        let other_aud = LocalIssuer::load_or_create(app._dir.path(), "amas-local", "someone-else").unwrap();
-        other_aud.mint("alice", &["admin".to_owned()], None, Duration::from_secs(600)).unwrap()
+        let other_aud =
+            LocalIssuer::load_or_create(app._dir.path(), "amas-local", "someone-else").unwrap();
+        other_aud
+            .mint(
+                "alice",
+                &["admin".to_owned()],
+                None,
+                Duration::from_secs(600),
+            )
+            .unwrap()
     };
     let unknown_kid = {
-        let mut parts: Vec<String> = app.token("alice", None).split('.').map(str::to_owned).collect();
+        let mut parts: Vec<String> = app
+            .token("alice", None)
+            .split('.')
+            .map(str::to_owned)
+            .collect();
         parts[0] = b64(json!({"alg": "EdDSA", "typ": "JWT", "kid": "no-such-key"}));
         parts.join(".")
     };
@@ -216,10 +311,27 @@ async fn api_routes_require_a_valid_token() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     for (method, uri) in &routes {
         for (what, token) in &bad_tokens {
-            let (status, headers, body) = app.call(method.clone(), uri, token.as_deref(), None).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} on {method} {uri}: {body}");
-            assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"), "{what}");
-            assert!(body["error"]["code"].as_str().unwrap().starts_with("AMAS-AUTH-"), "{what}: {body}");
+            let (status, headers, body) =
+                app.call(method.clone(), uri, token.as_deref(), None).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{what} on {method} {uri}: {body}"
+            );
+            assert!(
+                headers[header::WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"),
+                "{what}"
+            );
+            assert!(
+                body["error"]["code"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("AMAS-AUTH-"),
+                "{what}: {body}"
+            );
         }
     }
 }
@@ -231,44 +343,211 @@ async fn bad_input_gets_json_4xx_errors() {
     let token = app.token("alice", None);
     let t = Some(token.as_str());
     let cases: Vec<(Method, &str, Option<Value>, StatusCode, &str, &str)> = vec![
-        (Method::POST, "/api/v1/tasks", Some(json!({"title": "x", "description": "y"})), StatusCode::BAD_REQUEST, "AMAS-API-0001", "task_type"),
-        (Method::POST, "/api/v1/tasks", Some(json!({"task_type": "research_report", "title": "", "description": "y"})), StatusCode::BAD_REQUEST, "AMAS-API-0001", "title"),
-        (Method::POST, "/api/v1/tasks", Some(json!({"task_type": "research_report", "title": "x", "description": "y", "priority": 11})), StatusCode::BAD_REQUEST, "AMAS-API-0001", "priority"),
-        (Method::POST, "/api/v1/tasks", Some(json!({"task_type": "research_report", "title": "x", "description": "y", "priority": "high"})), StatusCode::BAD_REQUEST, "AMAS-API-0001", "priority"),
-        (Method::POST, "/api/v1/tasks", Some(json!({"task_type": "research_report", "title": "x", "description": "y", "colour": 1})), StatusCode::BAD_REQUEST, "AMAS-API-0001", "colour"),
-        (Method::POST, "/api/v1/tasks", Some(json!({"task_type": "research_report", "title": "x", "description": "y", "parameters": [1]})), StatusCode::BAD_REQUEST, "AMAS-API-0001", "parameters"),
-        (Method::POST, "/api/v1/tasks", Some(json!({"task_type": "nope", "title": "x", "description": "y"})), StatusCode::BAD_REQUEST, "AMAS-TASK-0001", "task_type"),
-        (Method::POST, "/api/v1/tasks", Some(json!([1, 2])), StatusCode::BAD_REQUEST, "AMAS-API-0001", "body"),
-        (Method::GET, "/api/v1/tasks?limit=0", None, StatusCode::BAD_REQUEST, "AMAS-API-0001", "limit"),
-        (Method::GET, "/api/v1/tasks?limit=abc", None, StatusCode::BAD_REQUEST, "AMAS-API-0001", "limit"),
-        (Method::GET, "/api/v1/tasks?status=done", None, StatusCode::BAD_REQUEST, "AMAS-API-0001", "status"),
-        (Method::GET, "/api/v1/tasks?cursor=xyz", None, StatusCode::BAD_REQUEST, "AMAS-API-0001", "cursor"),
-        (Method::GET, "/api/v1/tasks?bogus=1", None, StatusCode::BAD_REQUEST, "AMAS-API-0001", "bogus"),
-        (Method::GET, "/api/v1/tasks/not-a-uuid", None, StatusCode::NOT_FOUND, "AMAS-API-0002", ""),
-        (Method::GET, "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000", None, StatusCode::NOT_FOUND, "AMAS-API-0002", ""),
-        (Method::GET, "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/events", None, StatusCode::NOT_FOUND, "AMAS-API-0002", ""),
-        (Method::POST, "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/cancel", None, StatusCode::NOT_FOUND, "AMAS-API-0002", ""),
-        (Method::DELETE, "/api/v1/tasks", None, StatusCode::METHOD_NOT_ALLOWED, "AMAS-API-0003", ""),
-        (Method::GET, "/api/v1/nothing-here", None, StatusCode::NOT_FOUND, "AMAS-API-0002", ""),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"title": "x", "description": "y"})),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "task_type",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"task_type": "research_report", "title": "", "description": "y"})),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "title",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(
+                json!({"task_type": "research_report", "title": "x", "description": "y", "priority": 11}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "priority",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(
+                json!({"task_type": "research_report", "title": "x", "description": "y", "priority": "high"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "priority",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(
+                json!({"task_type": "research_report", "title": "x", "description": "y", "colour": 1}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(
+                json!({"task_type": "research_report", "title": "x", "description": "y", "parameters": [1]}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "parameters",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"task_type": "nope", "title": "x", "description": "y"})),
+            StatusCode::BAD_REQUEST,
+            "AMAS-TASK-0001",
+            "task_type",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!([1, 2])),
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "body",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?limit=0",
+            None,
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?limit=abc",
+            None,
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?status=done",
+            None,
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "status",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?cursor=xyz",
+            None,
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "cursor",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?bogus=1",
+            None,
+            StatusCode::BAD_REQUEST,
+            "AMAS-API-0001",
+            "bogus",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks/not-a-uuid",
+            None,
+            StatusCode::NOT_FOUND,
+            "AMAS-API-0002",
+            "",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000",
+            None,
+            StatusCode::NOT_FOUND,
+            "AMAS-API-0002",
+            "",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/events",
+            None,
+            StatusCode::NOT_FOUND,
+            "AMAS-API-0002",
+            "",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks/0190a0a0-0000-7000-8000-000000000000/cancel",
+            None,
+            StatusCode::NOT_FOUND,
+            "AMAS-API-0002",
+            "",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tasks",
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "AMAS-API-0003",
+            "",
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing-here",
+            None,
+            StatusCode::NOT_FOUND,
+            "AMAS-API-0002",
+            "",
+        ),
     ];
     for (method, uri, body, expected, code, field) in cases {
         let (status, _, response) = app.call(method.clone(), uri, t, body.clone()).await;
         assert_error(status, &response, expected, code);
-        assert!(response["error"]["message"].as_str().unwrap().contains(field), "{method} {uri} {body:?}: {response}");
+        assert!(
+            response["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field),
+            "{method} {uri} {body:?}: {response}"
+        );
     }
     // Not JSON at all, wrong content type, too large.
     let raw = |body: &'static str, ctype: &str| {
-        Request::builder().method(Method::POST).uri("/api/v1/tasks")
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/tasks")
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, ctype).body(Body::from(body)).unwrap()
+            .header(header::CONTENT_TYPE, ctype)
+            .body(Body::from(body))
+            .unwrap()
     };
     let (status, _, body) = app.send(raw("{not json", "application/json")).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "AMAS-API-0001");
     let (status, _, body) = app.send(raw("{}", "text/plain")).await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "AMAS-API-0005");
-    let big = Box::leak(format!("{{\"task_type\":\"research_report\",\"title\":\"x\",\"description\":\"{}\"}}", "a".repeat(10_000)).into_boxed_str());
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "AMAS-API-0005",
+    );
+    let big = Box::leak(
+        format!(
+            "{{\"task_type\":\"research_report\",\"title\":\"x\",\"description\":\"{}\"}}",
+            "a".repeat(10_000)
+        )
+        .into_boxed_str(),
+    );
     let (status, _, body) = app.send(raw(big, "application/json")).await;
-    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "AMAS-API-0004");
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "AMAS-API-0004",
+    );
 }
 
 /// A full queue answers 429 with Retry-After.
@@ -276,10 +555,29 @@ async fn bad_input_gets_json_4xx_errors() {
 async fn full_queue_answers_429_with_retry_after() {
     let app = app_with(1, false).await;
     let token = app.token("alice", None);
-    let (status, _, _) = app.call(Method::POST, "/api/v1/tasks", Some(&token), Some(task_body())).await;
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&token),
+            Some(task_body()),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, headers, body) = app.call(Method::POST, "/api/v1/tasks", Some(&token), Some(task_body())).await;
-    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "AMAS-TASK-0003");
+    let (status, headers, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&token),
+            Some(task_body()),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "AMAS-TASK-0003",
+    );
     assert_eq!(headers[header::RETRY_AFTER], "1");
 }
 
@@ -289,17 +587,43 @@ async fn tenants_do_not_see_each_other() {
     let app = app_with(100, false).await;
     let acme = app.token("alice", Some("acme"));
     let globex = app.token("bob", Some("globex"));
-    let (_, _, created) = app.call(Method::POST, "/api/v1/tasks", Some(&acme), Some(task_body())).await;
+    let (_, _, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&acme),
+            Some(task_body()),
+        )
+        .await;
     let id = created["id"].as_str().unwrap();
-    let (status, _, _) = app.call(Method::GET, &format!("/api/v1/tasks/{id}"), Some(&acme), None).await;
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{id}"),
+            Some(&acme),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    for uri in [format!("/api/v1/tasks/{id}"), format!("/api/v1/tasks/{id}/events")] {
+    for uri in [
+        format!("/api/v1/tasks/{id}"),
+        format!("/api/v1/tasks/{id}/events"),
+    ] {
         let (status, _, body) = app.call(Method::GET, &uri, Some(&globex), None).await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "AMAS-API-0002");
     }
-    let (status, _, _) = app.call(Method::POST, &format!("/api/v1/tasks/{id}/cancel"), Some(&globex), None).await;
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{id}/cancel"),
+            Some(&globex),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, _, list) = app.call(Method::GET, "/api/v1/tasks", Some(&globex), None).await;
+    let (_, _, list) = app
+        .call(Method::GET, "/api/v1/tasks", Some(&globex), None)
+        .await;
     assert!(list["tasks"].as_array().unwrap().is_empty());
 }
 
@@ -307,28 +631,111 @@ async fn tenants_do_not_see_each_other() {
 #[tokio::test]
 async fn public_routes_and_security_headers() {
     let app = app().await;
-    for uri in ["/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json", "/metrics"] {
+    for uri in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/.well-known/jwks.json",
+        "/metrics",
+    ] {
         let (status, headers, _) = app.call(Method::GET, uri, None, None).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["x-frame-options"], "DENY");
         assert!(headers.contains_key("x-request-id"));
     }
-    let (_, _, jwks) = app.call(Method::GET, "/.well-known/jwks.json", None, None).await;
+    let (_, _, jwks) = app
+        .call(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
     assert_eq!(jwks["keys"][0]["kid"], app.issuer.kid());
     assert!(jwks["keys"][0].get("d").is_none(), "never the private key");
     let token = app.token("alice", None);
-    app.call(Method::GET, "/api/v1/agents", Some(&token), None).await;
+    app.call(Method::GET, "/api/v1/agents", Some(&token), None)
+        .await;
     let (_, _, metrics) = app.call(Method::GET, "/metrics", None, None).await;
     let text = metrics.as_str().unwrap();
-    assert!(text.contains("amas_http_requests_total{method=\"GET\",route=\"/api/v1/agents\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "amas_http_requests_total{method=\"GET\",route=\"/api/v1/agents\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
 }
 
 /// Every route of the router is documented in the OpenAPI document.
 #[tokio::test]
 async fn openapi_documents_every_route() {
     let doc: Value = serde_json::from_str(amas_api::OPENAPI).unwrap();
-    for path in ["/api/v1/tasks", "/api/v1/tasks/{id}", "/api/v1/tasks/{id}/events", "/api/v1/tasks/{id}/cancel", "/api/v1/agents", "/api/v1/workflows", "/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/jwks.json"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
+    for path in [
+        "/api/v1/tasks",
+        "/api/v1/tasks/{id}",
+        "/api/v1/tasks/{id}/events",
+        "/api/v1/tasks/{id}/cancel",
+        "/api/v1/agents",
+        "/api/v1/workflows",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/.well-known/jwks.json",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from openapi.json"
+        );
     }
+}
+
+/// `Accept: text/event-stream` streams the journal live, in order, and ends with the task.
+#[tokio::test]
+async fn events_stream_live_until_the_task_ends() {
+    let app = app_with(100, false).await;
+    let token = app.token("alice", None);
+    let (_, _, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&token),
+            Some(task_body()),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let req = Request::builder()
+        .uri(format!("/api/v1/tasks/{id}/events"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::ACCEPT, "text/event-stream")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // The task has not started yet: everything after the submission arrives live.
+    app.state.runtime.start().await;
+    let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+        .await
+        .expect("the stream ends when the task ends")
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"task_submitted"), "{text}");
+    assert_eq!(events.last(), Some(&"task_succeeded"), "{text}");
+    assert!(events.contains(&"step_succeeded"));
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive seqs: {ids:?}"
+    );
 }

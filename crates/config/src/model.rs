@@ -135,9 +135,11 @@ pub struct AgentConfig {
     pub system_prompt: String,
     pub input_contract: Arc<Contract>,
     pub output_contract: Arc<Contract>,
-    /// Tools the agent may call (empty until the tools issue).
+    /// Tools the agent may call; enforced independently of policy (both must allow).
     pub allowed_tools: Vec<String>,
     pub limits: AgentLimits,
+    pub sandbox: SandboxConfig,
+    pub quotas: QuotaConfig,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -150,6 +152,43 @@ pub struct AgentLimits {
     pub token_budget: u64,
     /// Tokens the model may generate per call.
     pub max_output_tokens: u32,
+    /// Tool calls per step: bounds the model <-> tool loop.
+    pub max_tool_calls: u32,
+}
+
+/// Side-effect bounds of an agent's tool use, enforced whatever policy says.
+#[derive(Clone, Debug, Serialize)]
+pub struct SandboxConfig {
+    /// No tool with `write` or `external` side effects.
+    pub read_only: bool,
+    /// Whether tools that reach the network (`external` side effects) may run.
+    pub network: bool,
+    /// File reads per task.
+    pub max_file_reads: u32,
+    /// File writes per task.
+    pub max_file_writes: u32,
+}
+
+/// Tool quotas of an agent.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuotaConfig {
+    /// Tool calls per task (all tools together).
+    pub tool_calls_per_task: u32,
+    /// Bytes tools may return per task.
+    pub bytes_out_per_task: u64,
+    /// Tool calls per minute per agent and tool, counted per `scope`.
+    pub calls_per_minute: u32,
+    pub scope: QuotaScope,
+}
+
+/// Who shares a per-minute quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaScope {
+    /// Each task has its own window.
+    Task,
+    /// All tasks of the same principal (tenant + subject) share the window.
+    Principal,
 }
 
 /// The plan of one task type: a DAG of steps.

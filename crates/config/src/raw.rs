@@ -81,6 +81,28 @@ pub(crate) struct RawAgent {
     pub allowed_tools: Vec<String>,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub sandbox: RawSandbox,
+    #[serde(default)]
+    pub quotas: RawQuotas,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    pub read_only: Option<bool>,
+    pub network: Option<bool>,
+    pub max_file_reads: Option<u64>,
+    pub max_file_writes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuotas {
+    pub tool_calls_per_task: Option<u64>,
+    pub bytes_out_per_task: Option<u64>,
+    pub calls_per_minute: Option<u64>,
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +112,7 @@ pub(crate) struct RawLimits {
     pub timeout: Option<String>,
     pub token_budget: Option<u64>,
     pub max_output_tokens: Option<u64>,
+    pub max_tool_calls: Option<u64>,
 }
 
 /// A workflow file; its steps are deserialized one by one so one bad step does not hide

@@ -4,3 +4,4 @@
 pub mod auth;
 
 pub use auth::{AuthError, KeySource, LocalIssuer, TokenVerifier, VerificationKey};
+pub mod gate;

@@ -38,6 +38,7 @@ impl ModelProvider for InstantModel {
             provider: "instant".into(),
             model: "instant".into(),
             content: content.to_string(),
+            tool_calls: Vec::new(),
             usage: Usage::default(),
         })
     }
@@ -120,7 +121,10 @@ async fn run_task(runtime: Runtime) {
     loop {
         let record = live.recv().await.expect("live events");
         if record.task_id == task
-            && record.event.status_effect().is_some_and(TaskStatus::is_terminal)
+            && record
+                .event
+                .status_effect()
+                .is_some_and(TaskStatus::is_terminal)
         {
             assert!(matches!(record.event, JournalEvent::TaskSucceeded { .. }));
             break;

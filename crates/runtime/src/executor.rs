@@ -19,6 +19,7 @@ use crate::Inner;
 use crate::error::codes;
 use crate::inputs::build_input;
 use crate::step::{StepOutcome, StepRun};
+use crate::tools::{ToolRunner, usage_from_journal};
 use crate::writer::TaskWriter;
 
 /// Runs `task` to its end (or until it is cancelled or taken over by another writer).
@@ -44,7 +45,21 @@ pub(crate) async fn execute(
     );
     let task_type = state.spec.task_type.clone();
     let started = Instant::now();
-    let status = run_workflow(&inner, state, &writer, cancel)
+    let runner = inner.tools.as_ref().map(|(gate, workspaces)| ToolRunner {
+        gate: Arc::clone(gate),
+        principal: state.principal.clone(),
+        task_id: task.to_string(),
+        task_type: task_type.clone(),
+        workspace: workspaces.join(task.to_string()),
+        usage: Arc::new(std::sync::Mutex::new(usage_from_journal(&records))),
+        metrics: inner.metrics.clone(),
+    });
+    if let Some(r) = &runner {
+        if let Err(e) = tokio::fs::create_dir_all(&r.workspace).await {
+            warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
+        }
+    }
+    let status = run_workflow(&inner, state, &writer, cancel, runner.map(Arc::new))
         .instrument(span)
         .await?;
     if let Some(status) = status {
@@ -68,6 +83,7 @@ async fn run_workflow(
     state: TaskState,
     writer: &Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
+    runner: Option<Arc<ToolRunner>>,
 ) -> Result<Option<TaskStatus>, StoreError> {
     if state.status == TaskStatus::Queued {
         writer.append(JournalEvent::TaskStarted).await?;
@@ -128,6 +144,7 @@ async fn run_workflow(
                 let metrics = inner.metrics.clone();
                 let step = step.clone();
                 let cancel = cancel.clone();
+                let runner = runner.clone().filter(|_| !agent.allowed_tools.is_empty());
                 running.insert(step.name.clone());
                 set.spawn(
                     async move {
@@ -140,6 +157,7 @@ async fn run_workflow(
                             prior,
                             input,
                             cancel,
+                            tools: runner.as_deref(),
                         }
                         .run()
                         .await;
@@ -191,7 +209,9 @@ async fn run_workflow(
         .get(&workflow.result_step)
         .cloned()
         .unwrap_or(Value::Null);
-    writer.append(JournalEvent::TaskSucceeded { result }).await?;
+    writer
+        .append(JournalEvent::TaskSucceeded { result })
+        .await?;
     info!(task.id = %state.id, "Task succeeded.");
     Ok(Some(TaskStatus::Succeeded))
 }

@@ -53,8 +53,18 @@ mod tests {
             inputs: BTreeMap::from([
                 ("topic".into(), InputSource::TaskTitle),
                 ("about".into(), InputSource::TaskDescription),
-                ("depth".into(), InputSource::TaskParameter { name: "depth".into() }),
-                ("missing".into(), InputSource::TaskParameter { name: "nope".into() }),
+                (
+                    "depth".into(),
+                    InputSource::TaskParameter {
+                        name: "depth".into(),
+                    },
+                ),
+                (
+                    "missing".into(),
+                    InputSource::TaskParameter {
+                        name: "nope".into(),
+                    },
+                ),
                 (
                     "findings".into(),
                     InputSource::StepOutput {

@@ -6,11 +6,13 @@ mod error;
 mod executor;
 mod inputs;
 mod step;
+mod tools;
 mod writer;
 
 pub use error::{RuntimeError, codes};
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -18,6 +20,7 @@ use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, watch};
 use tracing::{error, info, warn};
 
 use amas_config::AmasConfig;
+use amas_governance::gate::ToolGate;
 use amas_providers::{ProviderChain, ProviderSet};
 use amas_store::{StoreError, TaskJournal};
 use amas_telemetry::Metrics;
@@ -39,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) journal: Arc<dyn TaskJournal>,
     pub(crate) chains: BTreeMap<String, ProviderChain>,
     pub(crate) metrics: Metrics,
+    /// The tool gate and the directory under which each task gets its workspace.
+    pub(crate) tools: Option<(Arc<ToolGate>, PathBuf)>,
     queue_tx: mpsc::UnboundedSender<TaskId>,
     queue_rx: Mutex<Option<mpsc::UnboundedReceiver<TaskId>>>,
     queued: AtomicUsize,
@@ -88,6 +93,7 @@ impl Runtime {
                 journal,
                 chains,
                 metrics,
+                tools: None,
                 queue_tx,
                 queue_rx: Mutex::new(Some(queue_rx)),
                 queued: AtomicUsize::new(0),
@@ -97,6 +103,24 @@ impl Runtime {
                 shutting_down: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Enables tool calls: every call goes through `gate`; each task gets a workspace directory
+    /// under `workspaces`. Call before `start`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
+    pub fn with_tools(
+        mut self,
+        gate: Arc<ToolGate>,
+        workspaces: PathBuf,
+    ) -> Result<Self, RuntimeError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
+            agent: "*".to_owned(),
+            reason: "tools must be configured before the runtime is shared".to_owned(),
+        })?;
+        inner.tools = Some((gate, workspaces));
+        Ok(self)
     }
 
     #[must_use]
@@ -121,8 +145,14 @@ impl Runtime {
                 let Ok(permit) = Arc::clone(&inner.slots).acquire_owned().await else {
                     break;
                 };
-                let depth = inner.queued.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-                inner.metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+                let depth = inner
+                    .queued
+                    .fetch_sub(1, Ordering::SeqCst)
+                    .saturating_sub(1);
+                inner
+                    .metrics
+                    .queue_depth
+                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
                 let inner = Arc::clone(&inner);
                 tokio::spawn(async move {
                     run_one(&inner, task).await;
@@ -315,7 +345,9 @@ async fn run_one(inner: &Arc<Inner>, task: TaskId) {
             StoreError::Conflict { .. } => {
                 warn!(task.id = %task, "Another writer owns the task; stopping here.");
             }
-            other => error!(task.id = %task, error = %other, "Task execution stopped on a store error."),
+            other => {
+                error!(task.id = %task, error = %other, "Task execution stopped on a store error.")
+            }
         }
     }
     inner.metrics.tasks_running.dec();

@@ -1,6 +1,8 @@
-//! One step: validate its input, ask the model (unless the journal already holds the answer),
-//! check the answer against the output contract, and feed violations back until the agent's
-//! attempt limit. Every answer is journaled before it is used.
+//! One step: validate its input, then run model turns until the model gives a final answer
+//! that satisfies the agent's output contract. A turn either asks for tool calls (run through
+//! the governance gate, results fed back) or answers (checked; violations fed back until the
+//! attempt limit). Every answer is journaled with its verdict before it is used, and a restart
+//! replays journaled turns and tool results instead of repeating them.
 
 use std::time::Instant;
 
@@ -9,13 +11,16 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use amas_config::{AgentConfig, Contract, StepConfig, Violation};
-use amas_providers::{ChatMessage, ChatRequest, OutputSchema, ProviderChain, Role};
+use amas_providers::{
+    ChatMessage, ChatRequest, OutputSchema, ProviderChain, ToolCall, ToolDefinition,
+};
 use amas_store::StoreError;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{ContractLabels, StepLabels};
-use amas_types::{ErrorInfo, JournalEvent, StepState};
+use amas_types::{ErrorInfo, JournalEvent, JournaledAnswer, RequestedTool, StepState, Usage};
 
 use crate::error::codes;
+use crate::tools::{CallResult, ToolRunner};
 use crate::writer::TaskWriter;
 
 /// How a step ended.
@@ -36,6 +41,8 @@ pub(crate) struct StepRun<'a> {
     pub prior: Option<StepState>,
     pub input: Value,
     pub cancel: watch::Receiver<bool>,
+    /// Present when the agent may call tools and a tool registry is configured.
+    pub tools: Option<&'a ToolRunner>,
 }
 
 impl StepRun<'_> {
@@ -62,8 +69,11 @@ impl StepRun<'_> {
     }
 
     async fn run_inner(&self) -> Result<StepOutcome, StoreError> {
-        let prior = self.prior.clone();
-        if prior.is_none() {
+        let prior = self
+            .prior
+            .clone()
+            .unwrap_or_else(|| empty_state(self.step, self.agent));
+        if self.prior.is_none() {
             self.writer
                 .append(JournalEvent::StepStarted {
                     step: self.step.name.clone(),
@@ -81,54 +91,105 @@ impl StepRun<'_> {
                 )
                 .await;
         }
-        let (responses, journaled_violations, mut usage) = match &prior {
-            Some(p) => (p.responses.clone(), p.violations.clone(), p.usage),
-            None => Default::default(),
-        };
-        let mut history: Vec<(String, Vec<String>)> = Vec::new();
-        let max_attempts = self.agent.limits.max_attempts;
-        for attempt in 1..=max_attempts {
-            // The model's answer, journaled together with its verdict (one commit) unless the
-            // journal already holds it from before a restart.
-            let (content, mut pending) = if let Some(content) = responses.get(&attempt) {
-                (content.clone(), Vec::new())
+        let limits = &self.agent.limits;
+        let definitions = self.tool_definitions();
+        let mut messages = base_messages(self.agent, &self.input, !definitions.is_empty());
+        let mut usage = prior.usage;
+        let mut attempts = 0_u32;
+        let mut tool_calls = 0_u32;
+        let max_turns = limits.max_attempts + limits.max_tool_calls;
+        for turn in 1..=max_turns {
+            // Tools are offered until the step's tool-call budget is spent.
+            let offer = if tool_calls < limits.max_tool_calls {
+                definitions.clone()
             } else {
-                match self.call_model(attempt, &history).await? {
-                    Ok((content, responded)) => {
-                        if let JournalEvent::ModelResponded { usage: u, .. } = &responded {
-                            usage.input_tokens += u.input_tokens;
-                            usage.output_tokens += u.output_tokens;
-                        }
-                        (content, vec![responded])
+                Vec::new()
+            };
+            let (answer, mut pending) = if let Some(answer) = prior.responses.get(&turn) {
+                (answer.clone(), Vec::new())
+            } else {
+                match self.call_model(turn, &messages, offer).await? {
+                    Ok((answer, responded, call_usage)) => {
+                        usage.input_tokens += call_usage.input_tokens;
+                        usage.output_tokens += call_usage.output_tokens;
+                        (answer, vec![responded])
                     }
                     Err(outcome) => return Ok(outcome),
                 }
             };
-            let violations = check_output(&self.agent.output_contract, &content);
-            let outcome_label = if violations.is_empty() { "valid" } else { "violated" };
-            self.metrics
-                .contract_checks
-                .get_or_create(&ContractLabels {
-                    agent: self.agent.id.clone(),
-                    outcome: outcome_label.to_owned(),
-                })
-                .inc();
+            if usage.input_tokens + usage.output_tokens > limits.token_budget {
+                self.writer.append_all(&pending).await?;
+                return self
+                    .fail(
+                        codes::TOKEN_BUDGET,
+                        format!(
+                            "step used {} tokens, over the agent's budget of {}",
+                            usage.input_tokens + usage.output_tokens,
+                            limits.token_budget
+                        ),
+                    )
+                    .await;
+            }
+            if !answer.tool_calls.is_empty() {
+                if !pending.is_empty() {
+                    self.writer.append_all(&pending).await?;
+                }
+                messages.push(ChatMessage::assistant(
+                    answer.content.clone(),
+                    answer.tool_calls.iter().map(to_provider_call).collect(),
+                ));
+                for call in &answer.tool_calls {
+                    tool_calls += 1;
+                    let result = match self.tools {
+                        Some(runner) if tool_calls <= limits.max_tool_calls => {
+                            runner
+                                .run(
+                                    self.writer,
+                                    &self.step.name,
+                                    self.agent,
+                                    call,
+                                    prior.tools.get(&call.id),
+                                )
+                                .await?
+                        }
+                        Some(_) | None => CallResult::Message(
+                            serde_json::json!({"error": {
+                                "code": "AMAS-GOV-0005",
+                                "message": "no more tool calls are allowed in this step; answer now",
+                            }})
+                            .to_string(),
+                        ),
+                    };
+                    match result {
+                        CallResult::Message(text) => {
+                            messages.push(ChatMessage::tool(call.id.clone(), text));
+                        }
+                        CallResult::Stop(error) => {
+                            return self.fail(&error.code, error.message).await;
+                        }
+                    }
+                }
+                continue;
+            }
+            attempts += 1;
+            let violations = check_output(&self.agent.output_contract, &answer.content);
+            self.count_check(violations.is_empty());
             if violations.is_empty() {
-                let output = serde_json::from_str(&content).unwrap_or(Value::Null);
+                let output = serde_json::from_str(&answer.content).unwrap_or(Value::Null);
                 pending.push(JournalEvent::StepSucceeded {
                     step: self.step.name.clone(),
                     output: output.clone(),
                 });
                 self.writer.append_all(&pending).await?;
-                info!(step = %self.step.name, attempt, "Step succeeded.");
+                info!(step = %self.step.name, turn, "Step succeeded.");
                 return Ok(StepOutcome::Succeeded(output));
             }
             let errors: Vec<String> = violations.iter().map(ToString::to_string).collect();
-            warn!(step = %self.step.name, attempt, violations = errors.len(), "Output broke the contract.");
-            if !journaled_violations.contains_key(&attempt) {
+            warn!(step = %self.step.name, turn, violations = errors.len(), "Output broke the contract.");
+            if !prior.violations.contains_key(&turn) {
                 pending.push(JournalEvent::ContractViolated {
                     step: self.step.name.clone(),
-                    attempt,
+                    attempt: turn,
                     contract: self.agent.output_contract.name.clone(),
                     errors: errors.clone(),
                 });
@@ -136,52 +197,74 @@ impl StepRun<'_> {
             if !pending.is_empty() {
                 self.writer.append_all(&pending).await?;
             }
-            let budget = self.agent.limits.token_budget;
-            if usage.input_tokens + usage.output_tokens > budget {
-                return self
-                    .fail(
-                        codes::TOKEN_BUDGET,
-                        format!(
-                            "step used {} tokens, over the agent's budget of {budget}",
-                            usage.input_tokens + usage.output_tokens
-                        ),
-                    )
-                    .await;
-            }
-            if attempt == max_attempts {
+            if attempts >= limits.max_attempts {
                 return self
                     .fail(
                         codes::OUTPUT_CONTRACT,
                         format!(
-                            "{} after {max_attempts} attempts",
+                            "{} after {attempts} attempts",
                             contract_message(&self.agent.output_contract, "output", &violations)
                         ),
                     )
                     .await;
             }
-            history.push((content, errors));
+            messages.push(ChatMessage::assistant(answer.content.clone(), Vec::new()));
+            messages.push(ChatMessage::user(format!(
+                "Your answer broke the output contract:\n- {}\nAnswer again with a JSON object that fixes every problem.",
+                errors.join("\n- ")
+            )));
         }
-        // max_attempts >= 1 is guaranteed by config validation; the loop always returns.
-        self.fail(codes::OUTPUT_CONTRACT, "no attempt was allowed".to_owned())
-            .await
+        self.fail(
+            codes::OUTPUT_CONTRACT,
+            format!("no valid answer within {max_turns} model turns"),
+        )
+        .await
+    }
+
+    fn tool_definitions(&self) -> Vec<ToolDefinition> {
+        let Some(runner) = self.tools else {
+            return Vec::new();
+        };
+        self.agent
+            .allowed_tools
+            .iter()
+            .filter_map(|name| runner.gate.tools().get(name).map(|t| t.spec()))
+            .map(|spec| ToolDefinition {
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                parameters: spec.parameters.schema.clone(),
+            })
+            .collect()
+    }
+
+    fn count_check(&self, valid: bool) {
+        self.metrics
+            .contract_checks
+            .get_or_create(&ContractLabels {
+                agent: self.agent.id.clone(),
+                outcome: if valid { "valid" } else { "violated" }.to_owned(),
+            })
+            .inc();
     }
 
     /// Asks the provider chain; returns the answer and its `ModelResponded` event, which the
-    /// caller journals with the verdict before using the answer. `Err(outcome)` ends the step.
+    /// caller journals (with the verdict) before using the answer. `Err(outcome)` ends the step.
     async fn call_model(
         &self,
-        attempt: u32,
-        history: &[(String, Vec<String>)],
-    ) -> Result<Result<(String, JournalEvent), StepOutcome>, StoreError> {
+        turn: u32,
+        messages: &[ChatMessage],
+        tools: Vec<ToolDefinition>,
+    ) -> Result<Result<(JournaledAnswer, JournalEvent, Usage), StepOutcome>, StoreError> {
         let request = ChatRequest {
             agent: self.agent.id.clone(),
             step: self.step.name.clone(),
-            messages: build_messages(self.agent, &self.input, history),
+            messages: messages.to_vec(),
             output_schema: Some(OutputSchema {
                 name: self.agent.output_contract.name.clone(),
                 schema: self.agent.output_contract.schema.clone(),
             }),
             max_output_tokens: self.agent.limits.max_output_tokens,
+            tools,
         };
         let started = Instant::now();
         let mut cancel = self.cancel.clone();
@@ -192,33 +275,39 @@ impl StepRun<'_> {
         };
         let response = match result {
             Err(_) => {
-                return self
-                    .fail(
-                        codes::STEP_TIMEOUT,
-                        format!(
-                            "the model did not answer within {:?}",
-                            self.agent.limits.timeout
-                        ),
-                    )
-                    .await
-                    .map(Err);
+                let message = format!(
+                    "the model did not answer within {:?}",
+                    self.agent.limits.timeout
+                );
+                return self.fail(codes::STEP_TIMEOUT, message).await.map(Err);
             }
-            Ok(Err(e)) => {
-                return self.fail(e.code(), e.to_string()).await.map(Err);
-            }
+            Ok(Err(e)) => return self.fail(e.code(), e.to_string()).await.map(Err),
             Ok(Ok(response)) => response,
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let answer = JournaledAnswer {
+            content: response.content,
+            tool_calls: response
+                .tool_calls
+                .into_iter()
+                .map(|c| RequestedTool {
+                    id: c.id,
+                    name: c.name,
+                    arguments: c.arguments,
+                })
+                .collect(),
+        };
         let responded = JournalEvent::ModelResponded {
             step: self.step.name.clone(),
-            attempt,
+            attempt: turn,
             provider: response.provider,
             model: response.model,
-            content: response.content.clone(),
+            content: answer.content.clone(),
+            tool_calls: answer.tool_calls.clone(),
             usage: response.usage,
             latency_ms,
         };
-        Ok(Ok((response.content, responded)))
+        Ok(Ok((answer, responded, response.usage)))
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {
@@ -237,6 +326,32 @@ impl StepRun<'_> {
             })
             .await?;
         Ok(StepOutcome::Failed(error))
+    }
+}
+
+fn empty_state(step: &StepConfig, agent: &AgentConfig) -> StepState {
+    StepState {
+        step: step.name.clone(),
+        agent: agent.id.clone(),
+        status: amas_types::StepStatus::Running,
+        attempts: 0,
+        started_at: None,
+        finished_at: None,
+        usage: Usage::default(),
+        input: None,
+        output: None,
+        error: None,
+        responses: Default::default(),
+        violations: Default::default(),
+        tools: Default::default(),
+    }
+}
+
+fn to_provider_call(call: &RequestedTool) -> ToolCall {
+    ToolCall {
+        id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: call.arguments.clone(),
     }
 }
 
@@ -260,40 +375,20 @@ fn contract_message(contract: &Contract, which: &str, violations: &[Violation]) 
     )
 }
 
-/// The conversation: the agent's instructions, the input, and for each failed attempt the answer
-/// and the validator's messages, so the model can correct itself.
-fn build_messages(
-    agent: &AgentConfig,
-    input: &Value,
-    history: &[(String, Vec<String>)],
-) -> Vec<ChatMessage> {
+/// The agent's instructions and the input. Violations and tool results are appended per turn.
+fn base_messages(agent: &AgentConfig, input: &Value, tools: bool) -> Vec<ChatMessage> {
+    let tool_hint = if tools {
+        "\nYou may call the tools you are given; when you have what you need, answer."
+    } else {
+        ""
+    };
     let system = format!(
-        "{}\nAnswer with one JSON object that satisfies this JSON Schema, and nothing else:\n{}",
+        "{}{tool_hint}\nAnswer with one JSON object that satisfies this JSON Schema, and nothing else:\n{}",
         agent.system_prompt.trim_end(),
         agent.output_contract.schema
     );
-    let mut messages = vec![
-        ChatMessage {
-            role: Role::System,
-            content: system,
-        },
-        ChatMessage {
-            role: Role::User,
-            content: input.to_string(),
-        },
-    ];
-    for (answer, errors) in history {
-        messages.push(ChatMessage {
-            role: Role::Assistant,
-            content: answer.clone(),
-        });
-        messages.push(ChatMessage {
-            role: Role::User,
-            content: format!(
-                "Your answer broke the output contract:\n- {}\nAnswer again with a JSON object that fixes every problem.",
-                errors.join("\n- ")
-            ),
-        });
-    }
-    messages
+    vec![
+        ChatMessage::system(system),
+        ChatMessage::user(input.to_string()),
+    ]
 }

@@ -24,14 +24,21 @@ async fn research_report_runs_steps_in_dependency_order() {
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
-    assert_eq!(h.model.steps_in_call_order(), ["research", "analysis", "synthesis"]);
+    assert_eq!(
+        h.model.steps_in_call_order(),
+        ["research", "analysis", "synthesis"]
+    );
     assert_eq!(state.result, Some(valid("synthesis")));
     let analysis_input = &h.model.requests_for("analysis")[0].messages[1].content;
     assert!(
         analysis_input.contains("Rust has no GC"),
         "analysis must receive research's output: {analysis_input}"
     );
-    assert_eq!(h.model.max_in_flight.load(Ordering::SeqCst), 1, "a chain never overlaps");
+    assert_eq!(
+        h.model.max_in_flight.load(Ordering::SeqCst),
+        1,
+        "a chain never overlaps"
+    );
 }
 
 /// Independent steps (research_a, research_b) are in flight at the same time.
@@ -57,7 +64,10 @@ async fn contract_violation_is_retried_with_feedback_then_succeeds() {
     let h = harness().await;
     h.model.answer(
         "research",
-        vec![json!({"findings": "not a list", "summary": "x"}), valid("research")],
+        vec![
+            json!({"findings": "not a list", "summary": "x"}),
+            valid("research"),
+        ],
     );
     h.model.answer("analysis", vec![valid("analysis")]);
     h.model.answer("synthesis", vec![valid("synthesis")]);
@@ -74,13 +84,19 @@ async fn contract_violation_is_retried_with_feedback_then_succeeds() {
         "the validator's path reaches the model: {}",
         feedback.content
     );
-    assert_eq!(second.messages[second.messages.len() - 2].role, Role::Assistant);
+    assert_eq!(
+        second.messages[second.messages.len() - 2].role,
+        Role::Assistant
+    );
     let events = h.journal.read(task, 0).await.unwrap();
-    assert!(events.iter().any(|r| matches!(
-        &r.event,
-        JournalEvent::ContractViolated { step, attempt: 1, contract, .. }
-            if step == "research" && contract == "research.output"
-    )), "violation journaled: {events:#?}");
+    assert!(
+        events.iter().any(|r| matches!(
+            &r.event,
+            JournalEvent::ContractViolated { step, attempt: 1, contract, .. }
+                if step == "research" && contract == "research.output"
+        )),
+        "violation journaled: {events:#?}"
+    );
 }
 
 /// After max_attempts bad answers the step fails with a clear error and nothing downstream runs.
@@ -99,8 +115,16 @@ async fn contract_violation_fails_the_step_after_the_limit() {
     assert_eq!(step.status, StepStatus::Failed);
     let error = step.error.as_ref().unwrap();
     assert_eq!(error.code, "AMAS-STEP-0002");
-    assert!(error.message.contains("research.output"), "{}", error.message);
-    assert!(error.message.contains("/findings") || error.message.contains("findings"), "{}", error.message);
+    assert!(
+        error.message.contains("research.output"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("/findings") || error.message.contains("findings"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("/summary"), "{}", error.message);
     assert_eq!(state.error.as_ref().unwrap().code, "AMAS-STEP-0002");
 }
@@ -109,7 +133,10 @@ async fn contract_violation_fails_the_step_after_the_limit() {
 #[tokio::test]
 async fn non_json_answer_is_a_violation() {
     let h = harness().await;
-    h.model.answer("research", vec![json!("I think the answer is 42"), valid("research")]);
+    h.model.answer(
+        "research",
+        vec![json!("I think the answer is 42"), valid("research")],
+    );
     h.model.answer("analysis", vec![valid("analysis")]);
     h.model.answer("synthesis", vec![valid("synthesis")]);
     h.runtime.start().await;
@@ -123,7 +150,12 @@ async fn non_json_answer_is_a_violation() {
 #[tokio::test]
 async fn recovery_reuses_journaled_answers() {
     let model = Arc::new(FakeModel::default());
-    let h = harness_with(common::config(), tempfile::tempdir().unwrap(), Arc::clone(&model)).await;
+    let h = harness_with(
+        common::config(),
+        tempfile::tempdir().unwrap(),
+        Arc::clone(&model),
+    )
+    .await;
     let task = amas_types::TaskId::new();
     let events = vec![
         JournalEvent::TaskSubmitted {
@@ -143,7 +175,11 @@ async fn recovery_reuses_journaled_answers() {
             provider: "fake".into(),
             model: "fake-1".into(),
             content: valid("research").to_string(),
-            usage: amas_types::Usage { input_tokens: 1, output_tokens: 1 },
+            tool_calls: Vec::new(),
+            usage: amas_types::Usage {
+                input_tokens: 1,
+                output_tokens: 1,
+            },
             latency_ms: 1,
         },
     ];
@@ -154,7 +190,10 @@ async fn recovery_reuses_journaled_answers() {
     assert_eq!(h.runtime.recover().await.unwrap(), 1);
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
-    assert!(model.requests_for("research").is_empty(), "research was answered before the crash");
+    assert!(
+        model.requests_for("research").is_empty(),
+        "research was answered before the crash"
+    );
     assert_eq!(model.steps_in_call_order(), ["analysis", "synthesis"]);
 }
 
@@ -190,7 +229,12 @@ async fn unknown_task_type_is_refused() {
 async fn full_queue_refuses_submissions() {
     let mut config = common::config();
     config.runtime.queue_capacity = 2;
-    let h = harness_with(config, tempfile::tempdir().unwrap(), Arc::new(FakeModel::default())).await;
+    let h = harness_with(
+        config,
+        tempfile::tempdir().unwrap(),
+        Arc::new(FakeModel::default()),
+    )
+    .await;
     // Not started: nothing drains the queue.
     h.submit("research_report").await;
     h.submit("research_report").await;
@@ -200,5 +244,9 @@ async fn full_queue_refuses_submissions() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "AMAS-TASK-0003");
-    assert_eq!(h.journal.unfinished().await.unwrap().len(), 2, "the refused task left no trace");
+    assert_eq!(
+        h.journal.unfinished().await.unwrap().len(),
+        2,
+        "the refused task left no trace"
+    );
 }

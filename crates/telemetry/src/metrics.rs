@@ -85,6 +85,22 @@ pub struct Metrics {
     pub queue_capacity: Gauge,
     pub tasks_running: Gauge,
     pub auth_failures: Family<ReasonLabels, Counter>,
+    pub governance_decisions: Family<DecisionLabels, Counter>,
+    pub governance_duration: Histogram,
+    pub tool_calls: Family<ToolLabels, Counter>,
+    pub tool_call_duration: Hist<ToolLabels>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub stage: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    pub tool: String,
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -201,8 +217,36 @@ impl Metrics {
             "Rejected authentication attempts by reason",
             auth_failures.clone(),
         );
+        let governance_decisions = Family::<DecisionLabels, Counter>::default();
+        r.register(
+            "governance_decisions",
+            "Governance pipeline decisions by stage and outcome",
+            governance_decisions.clone(),
+        );
+        let governance_duration = Histogram::new(exponential_buckets(0.000_001, 2.0, 20));
+        r.register(
+            "governance_duration_seconds",
+            "Time to run the pre-execution pipeline for one action",
+            governance_duration.clone(),
+        );
+        let tool_calls = Family::<ToolLabels, Counter>::default();
+        r.register(
+            "tool_calls",
+            "Tool calls by tool and outcome",
+            tool_calls.clone(),
+        );
+        let tool_call_duration: Hist<ToolLabels> = Family::new_with_constructor(latency_histogram);
+        r.register(
+            "tool_call_duration_seconds",
+            "Tool call latency",
+            tool_call_duration.clone(),
+        );
         Self {
             registry: Arc::new(r),
+            governance_decisions,
+            governance_duration,
+            tool_calls,
+            tool_call_duration,
             http_requests,
             http_request_duration,
             tasks,
@@ -227,6 +271,33 @@ impl Metrics {
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The same metrics in the classic Prometheus text format (0.0.4), for readers that do not
+    /// speak OpenMetrics, such as `promtool check metrics`: there a counter's HELP and TYPE
+    /// name its `_total` series, and there is no `# EOF` or `# UNIT`.
+    #[must_use]
+    pub fn render_text(&self) -> String {
+        let open = self.render();
+        let counters: std::collections::HashSet<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+                let (name, tail) = line.strip_prefix(prefix)?.split_once(' ')?;
+                counters
+                    .contains(name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            out.push_str(renamed.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
         out
     }
 }

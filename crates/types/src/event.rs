@@ -13,6 +13,14 @@ pub struct Usage {
     pub output_tokens: u64,
 }
 
+/// A tool call the model asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestedTool {
+    pub id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
 /// A stable error code and a human message, as journaled and shown to users.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -41,10 +49,14 @@ pub enum JournalEvent {
     /// A model answered. Journaled before anything uses the answer, so a restart never asks again.
     ModelResponded {
         step: String,
+        /// The model turn within the step, from 1 (each answer or tool request is one turn).
         attempt: u32,
         provider: String,
         model: String,
         content: String,
+        /// Tool calls the model asked for instead of answering.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<RequestedTool>,
         usage: Usage,
         latency_ms: u64,
     },
@@ -54,6 +66,42 @@ pub enum JournalEvent {
         attempt: u32,
         contract: String,
         errors: Vec<String>,
+    },
+    /// The governance pipeline's verdict on one action, with its reasons.
+    ActionDecided {
+        step: String,
+        call_id: String,
+        /// `tool_call` or `model_call`.
+        action: String,
+        /// The stage that decided: `policy`, `allowlist`, `contract`, `quota`, `approval`.
+        stage: String,
+        /// `allow`, `deny` or `require_approval`.
+        outcome: String,
+        reasons: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+    /// The tool is about to run. For a non-idempotent tool, a start without a result means the
+    /// call may have happened: it is never silently re-run.
+    ToolStarted {
+        step: String,
+        call_id: String,
+        tool: String,
+        idempotent: bool,
+    },
+    ToolCompleted {
+        step: String,
+        call_id: String,
+        tool: String,
+        output: serde_json::Value,
+        duration_ms: u64,
+    },
+    /// The call did not produce a result (refused, denied, failed); the model sees the error.
+    ToolFailed {
+        step: String,
+        call_id: String,
+        tool: String,
+        error: ErrorInfo,
     },
     StepSucceeded {
         step: String,
@@ -85,6 +133,10 @@ impl JournalEvent {
             Self::TaskFailed { .. } => Some(TaskStatus::Failed),
             Self::TaskCancelled { .. } => Some(TaskStatus::Cancelled),
             Self::StepStarted { .. }
+            | Self::ActionDecided { .. }
+            | Self::ToolStarted { .. }
+            | Self::ToolCompleted { .. }
+            | Self::ToolFailed { .. }
             | Self::ModelResponded { .. }
             | Self::ContractViolated { .. }
             | Self::StepSucceeded { .. }
@@ -101,6 +153,10 @@ impl JournalEvent {
             Self::StepStarted { .. } => "step_started",
             Self::ModelResponded { .. } => "model_responded",
             Self::ContractViolated { .. } => "contract_violated",
+            Self::ActionDecided { .. } => "action_decided",
+            Self::ToolStarted { .. } => "tool_started",
+            Self::ToolCompleted { .. } => "tool_completed",
+            Self::ToolFailed { .. } => "tool_failed",
             Self::StepSucceeded { .. } => "step_succeeded",
             Self::StepFailed { .. } => "step_failed",
             Self::TaskSucceeded { .. } => "task_succeeded",

@@ -6,7 +6,7 @@ mod ids;
 mod state;
 mod task;
 
-pub use event::{ErrorInfo, JournalEvent, JournalRecord, Usage};
+pub use event::{ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 pub use ids::{TaskId, TenantId};
-pub use state::{StepState, TaskState};
+pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};
 pub use task::{Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::event::{ErrorInfo, JournalEvent, JournalRecord, Usage};
+use crate::event::{ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 use crate::ids::TaskId;
 use crate::task::{Principal, StepStatus, TaskSpec, TaskStatus};
 
@@ -24,12 +24,31 @@ pub struct StepState {
     pub input: Option<serde_json::Value>,
     pub output: Option<serde_json::Value>,
     pub error: Option<ErrorInfo>,
-    /// Journaled model answers by attempt: what recovery reuses instead of calling again.
+    /// Journaled model answers by turn: what recovery reuses instead of calling again.
     #[serde(skip)]
-    pub responses: BTreeMap<u32, String>,
+    pub responses: BTreeMap<u32, JournaledAnswer>,
     /// Contract errors by attempt: the feedback the next attempt receives.
     #[serde(skip)]
     pub violations: BTreeMap<u32, Vec<String>>,
+    /// Tool calls by call id: what recovery reuses instead of running a tool again.
+    #[serde(skip)]
+    pub tools: BTreeMap<String, ToolOutcome>,
+}
+
+/// A model answer as journaled: its text and any tool calls it asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JournaledAnswer {
+    pub content: String,
+    pub tool_calls: Vec<RequestedTool>,
+}
+
+/// What the journal knows of one tool call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolOutcome {
+    /// Started, no result journaled: it may or may not have happened.
+    Started,
+    Completed(serde_json::Value),
+    Failed(ErrorInfo),
 }
 
 /// A task as folded from its journal.
@@ -93,7 +112,38 @@ impl TaskState {
         }
         let at = record.recorded_at;
         match &record.event {
-            JournalEvent::TaskSubmitted { .. } | JournalEvent::TaskStarted => {}
+            JournalEvent::TaskSubmitted { .. }
+            | JournalEvent::TaskStarted
+            | JournalEvent::ActionDecided { .. } => {}
+            JournalEvent::ToolStarted { step, call_id, .. } => {
+                if let Some(s) = self.steps.get_mut(step) {
+                    s.tools
+                        .entry(call_id.clone())
+                        .or_insert(ToolOutcome::Started);
+                }
+            }
+            JournalEvent::ToolCompleted {
+                step,
+                call_id,
+                output,
+                ..
+            } => {
+                if let Some(s) = self.steps.get_mut(step) {
+                    s.tools
+                        .insert(call_id.clone(), ToolOutcome::Completed(output.clone()));
+                }
+            }
+            JournalEvent::ToolFailed {
+                step,
+                call_id,
+                error,
+                ..
+            } => {
+                if let Some(s) = self.steps.get_mut(step) {
+                    s.tools
+                        .insert(call_id.clone(), ToolOutcome::Failed(error.clone()));
+                }
+            }
             JournalEvent::StepStarted { step, agent, input } => {
                 let entry = self.steps.entry(step.clone()).or_insert_with(|| StepState {
                     step: step.clone(),
@@ -108,6 +158,7 @@ impl TaskState {
                     error: None,
                     responses: BTreeMap::new(),
                     violations: BTreeMap::new(),
+                    tools: BTreeMap::new(),
                 });
                 entry.status = StepStatus::Running;
                 entry.started_at.get_or_insert(at);
@@ -117,6 +168,7 @@ impl TaskState {
                 step,
                 attempt,
                 content,
+                tool_calls,
                 usage,
                 ..
             } => {
@@ -124,7 +176,13 @@ impl TaskState {
                     s.attempts = s.attempts.max(*attempt);
                     s.usage.input_tokens += usage.input_tokens;
                     s.usage.output_tokens += usage.output_tokens;
-                    s.responses.insert(*attempt, content.clone());
+                    s.responses.insert(
+                        *attempt,
+                        JournaledAnswer {
+                            content: content.clone(),
+                            tool_calls: tool_calls.clone(),
+                        },
+                    );
                 }
             }
             JournalEvent::ContractViolated {
@@ -223,6 +281,7 @@ mod tests {
                     provider: "p".into(),
                     model: "m".into(),
                     content: "{}".into(),
+                    tool_calls: Vec::new(),
                     usage: Usage {
                         input_tokens: 3,
                         output_tokens: 4,
@@ -243,11 +302,18 @@ mod tests {
             rec(7, JournalEvent::TaskSucceeded { result: json!(1) }),
         ];
         let state = TaskState::fold(&events).expect("folds");
-        assert_eq!(state.status, TaskStatus::Cancelled, "terminal status is final");
+        assert_eq!(
+            state.status,
+            TaskStatus::Cancelled,
+            "terminal status is final"
+        );
         assert_eq!(state.last_seq, 7);
         let step = &state.steps["research"];
         assert_eq!(step.attempts, 1);
-        assert_eq!(step.responses.get(&1).map(String::as_str), Some("{}"));
+        assert_eq!(
+            step.responses.get(&1).map(|a| a.content.as_str()),
+            Some("{}")
+        );
         assert_eq!(step.violations[&1], vec!["/x: missing".to_owned()]);
         assert_eq!(state.usage().output_tokens, 4);
     }

@@ -10,8 +10,8 @@ use super::{check_name, deserialize, duration, entries, int, non_empty};
 use crate::contract::Contract;
 use crate::diag::{Diagnostics, KeyPath};
 use crate::error::codes;
-use crate::model::{AgentConfig, AgentLimits};
-use crate::raw::{RawAgent, RawLimits};
+use crate::model::{AgentConfig, AgentLimits, QuotaConfig, QuotaScope, SandboxConfig};
+use crate::raw::{RawAgent, RawLimits, RawQuotas, RawSandbox};
 
 /// An agent's contracts, whichever compiled, even when the agent has other problems: the
 /// workflows are checked against them so that one run shows those problems too.
@@ -78,6 +78,10 @@ fn agent(
     )
     .map(Arc::new);
     let limits = limits(&raw.limits, &path.child("limits"), diag);
+    let bounds = (
+        sandbox(&raw.sandbox, &path.child("sandbox"), diag),
+        quotas(&raw.quotas, &path.child("quotas"), diag),
+    );
     let contracts = AgentContracts {
         input: input.clone(),
         output: output.clone(),
@@ -89,6 +93,7 @@ fn agent(
             input,
             output,
             limits,
+            bounds,
             role.and(prompt).and(chain).and(tools),
         ),
         contracts,
@@ -101,9 +106,11 @@ fn build(
     input: Option<Arc<Contract>>,
     output: Option<Arc<Contract>>,
     limits: Option<AgentLimits>,
+    bounds: (Option<SandboxConfig>, Option<QuotaConfig>),
     rest_ok: Option<()>,
 ) -> Option<AgentConfig> {
     rest_ok?;
+    let (sandbox, quotas) = bounds;
     Some(AgentConfig {
         id: name.to_owned(),
         role: raw.role,
@@ -114,6 +121,8 @@ fn build(
         output_contract: output?,
         allowed_tools: raw.allowed_tools,
         limits: limits?,
+        sandbox: sandbox?,
+        quotas: quotas?,
     })
 }
 
@@ -224,10 +233,83 @@ fn limits(raw: &RawLimits, path: &KeyPath, diag: &mut Diagnostics) -> Option<Age
         200,
         (1, max_budget),
     );
+    let tool_calls = int(
+        diag,
+        &path.child("max_tool_calls"),
+        raw.max_tool_calls,
+        8,
+        (0, 100),
+    );
     Some(AgentLimits {
         max_attempts: attempts?,
         timeout: timeout?,
         token_budget: budget?,
         max_output_tokens: max_output?,
+        max_tool_calls: tool_calls?,
+    })
+}
+
+fn sandbox(raw: &RawSandbox, path: &KeyPath, diag: &mut Diagnostics) -> Option<SandboxConfig> {
+    let read_only = raw.read_only.unwrap_or(true);
+    let reads = int(
+        diag,
+        &path.child("max_file_reads"),
+        raw.max_file_reads,
+        50,
+        (0, 100_000),
+    );
+    let writes = int(
+        diag,
+        &path.child("max_file_writes"),
+        raw.max_file_writes,
+        if read_only { 0 } else { 20 },
+        (0, 100_000),
+    );
+    Some(SandboxConfig {
+        read_only,
+        network: raw.network.unwrap_or(false),
+        max_file_reads: reads?,
+        max_file_writes: writes?,
+    })
+}
+
+fn quotas(raw: &RawQuotas, path: &KeyPath, diag: &mut Diagnostics) -> Option<QuotaConfig> {
+    let per_task = int(
+        diag,
+        &path.child("tool_calls_per_task"),
+        raw.tool_calls_per_task,
+        20,
+        (0, 1_000_000),
+    );
+    let bytes = int(
+        diag,
+        &path.child("bytes_out_per_task"),
+        raw.bytes_out_per_task,
+        4 << 20,
+        (0, 1 << 40),
+    );
+    let per_minute = int(
+        diag,
+        &path.child("calls_per_minute"),
+        raw.calls_per_minute,
+        60,
+        (1, 1_000_000),
+    );
+    let scope = match raw.scope.as_deref() {
+        None | Some("task") => Some(QuotaScope::Task),
+        Some("principal") => Some(QuotaScope::Principal),
+        Some(other) => {
+            diag.invalid(
+                &path.child("scope"),
+                format!("`{other}` is not one of: task, principal"),
+            );
+            None
+        }
+    };
+    Some(QuotaConfig {
+        tool_calls_per_task: per_task?,
+        bytes_out_per_task: bytes?,
+        calls_per_minute: per_minute?,
+        scope: scope?,
     })
 }

@@ -17,7 +17,7 @@ use amas_providers::{ChatRequest, ChatResponse, ModelProvider, ProviderError, Pr
 use amas_runtime::Runtime;
 use amas_store::{SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
-use amas_types::{Priority, Principal, TaskId, TaskSpec, TaskState, TaskStatus, Usage};
+use amas_types::{Principal, Priority, TaskId, TaskSpec, TaskState, TaskStatus, Usage};
 
 /// Canned answers per agent, consumed in order (the last one repeats), with a record of every
 /// request and of how many calls were in flight at once.
@@ -50,7 +50,12 @@ impl FakeModel {
     }
 
     pub fn steps_in_call_order(&self) -> Vec<String> {
-        self.requests.lock().unwrap().iter().map(|r| r.step.clone()).collect()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.step.clone())
+            .collect()
     }
 }
 
@@ -90,11 +95,29 @@ impl ModelProvider for FakeModel {
             provider: "fake".into(),
             reason: format!("no answer scripted for agent {}", request.agent),
         })?;
+        // `{"__tool_calls": [{"name", "arguments"}]}` asks for tool calls instead of answering.
+        let tool_calls: Vec<amas_providers::ToolCall> = answer
+            .get("__tool_calls")
+            .and_then(Value::as_array)
+            .map(|calls| {
+                calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| amas_providers::ToolCall {
+                        id: format!("call_{}_{i}", self.requests.lock().unwrap().len()),
+                        name: c["name"].as_str().unwrap().to_owned(),
+                        arguments: c["arguments"].clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let content = match answer {
+            _ if !tool_calls.is_empty() => String::new(),
             Value::String(s) => s,
             other => other.to_string(),
         };
         Ok(ChatResponse {
+            tool_calls,
             provider: "fake".into(),
             model: "fake-1".into(),
             usage: Usage {
@@ -133,9 +156,14 @@ pub fn config() -> AmasConfig {
     config
 }
 
-pub async fn harness_with(config: AmasConfig, dir: tempfile::TempDir, model: Arc<FakeModel>) -> Harness {
+pub async fn harness_with(
+    config: AmasConfig,
+    dir: tempfile::TempDir,
+    model: Arc<FakeModel>,
+) -> Harness {
     let config = Arc::new(config);
-    let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.expect("store opens"));
+    let journal: Arc<dyn TaskJournal> =
+        Arc::new(SqliteStore::open(dir.path()).await.expect("store opens"));
     let metrics = Metrics::new();
     let providers = ProviderSet::from_config(&Default::default(), metrics.clone())
         .expect("empty provider set")
@@ -147,8 +175,13 @@ pub async fn harness_with(config: AmasConfig, dir: tempfile::TempDir, model: Arc
                 cool_down: Duration::from_secs(1),
             },
         );
-    let runtime = Runtime::new(Arc::clone(&config), Arc::clone(&journal), &providers, metrics)
-        .expect("runtime builds");
+    let runtime = Runtime::new(
+        Arc::clone(&config),
+        Arc::clone(&journal),
+        &providers,
+        metrics,
+    )
+    .expect("runtime builds");
     Harness {
         runtime,
         model,
@@ -159,7 +192,12 @@ pub async fn harness_with(config: AmasConfig, dir: tempfile::TempDir, model: Arc
 }
 
 pub async fn harness() -> Harness {
-    harness_with(config(), tempfile::tempdir().unwrap(), Arc::new(FakeModel::default())).await
+    harness_with(
+        config(),
+        tempfile::tempdir().unwrap(),
+        Arc::new(FakeModel::default()),
+    )
+    .await
 }
 
 pub fn spec(task_type: &str) -> TaskSpec {

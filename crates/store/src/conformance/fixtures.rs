@@ -119,6 +119,11 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             provider: "openai".to_owned(),
             model: "gpt".to_owned(),
             content: large,
+            tool_calls: vec![amas_types::RequestedTool {
+                id: "call_1".to_owned(),
+                name: "calculator".to_owned(),
+                arguments: json!({ "expression": nul }),
+            }],
             usage: Usage {
                 input_tokens: u64::MAX,
                 output_tokens: 0,
@@ -130,6 +135,34 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             attempt: 1,
             contract: "research.v1".to_owned(),
             errors: vec![nul.clone(), String::new()],
+        },
+        JournalEvent::ActionDecided {
+            step: "research".to_owned(),
+            call_id: "call_1".to_owned(),
+            action: "tool_call".to_owned(),
+            stage: "policy".to_owned(),
+            outcome: "deny".to_owned(),
+            reasons: vec![nul.clone()],
+            code: Some("AMAS-GOV-0001".to_owned()),
+        },
+        JournalEvent::ToolStarted {
+            step: "research".to_owned(),
+            call_id: "call_1".to_owned(),
+            tool: "calculator".to_owned(),
+            idempotent: false,
+        },
+        JournalEvent::ToolCompleted {
+            step: "research".to_owned(),
+            call_id: "call_1".to_owned(),
+            tool: "calculator".to_owned(),
+            output: json!({ "value": 1.5e300 }),
+            duration_ms: u64::MAX,
+        },
+        JournalEvent::ToolFailed {
+            step: "research".to_owned(),
+            call_id: "call_2".to_owned(),
+            tool: "http_fetch".to_owned(),
+            error: error_info(),
         },
         JournalEvent::StepSucceeded {
             step: "research".to_owned(),
@@ -161,7 +194,11 @@ pub(crate) fn variant_number(event: &JournalEvent) -> usize {
         JournalEvent::TaskSucceeded { .. } => 7,
         JournalEvent::TaskFailed { .. } => 8,
         JournalEvent::TaskCancelled { .. } => 9,
+        JournalEvent::ActionDecided { .. } => 10,
+        JournalEvent::ToolStarted { .. } => 11,
+        JournalEvent::ToolCompleted { .. } => 12,
+        JournalEvent::ToolFailed { .. } => 13,
     }
 }
 
-pub(crate) const VARIANT_COUNT: usize = 10;
+pub(crate) const VARIANT_COUNT: usize = 14;

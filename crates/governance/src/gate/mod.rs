@@ -1,0 +1,311 @@
+//! The pre-execution governance pipeline for tool calls, in the one order of ARCHITECTURE.md:
+//! authorize (Rego) -> allowlist -> contract (parameters) -> sandbox bounds -> quotas. Each stage
+//! is one explicit call; the first stage that does not allow decides, and every stage's outcome
+//! is returned so the caller can journal and count it.
+
+mod quota;
+
+pub use quota::{QuotaWindows, TaskToolUsage};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use amas_config::{AgentConfig, SandboxConfig};
+use amas_policy::{DecisionPoint, PolicyEngine};
+use amas_telemetry::Metrics;
+use amas_telemetry::metrics::DecisionLabels;
+use amas_tools::{SideEffects, ToolKind, ToolSpec};
+use amas_types::Principal;
+
+/// One stage's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    Deny,
+    RequireApproval,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::RequireApproval => "require_approval",
+        }
+    }
+}
+
+/// What one stage decided and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageDecision {
+    pub stage: &'static str,
+    pub outcome: Outcome,
+    pub reasons: Vec<String>,
+    /// Stable code of a denial (`docs/errors/`).
+    pub code: Option<&'static str>,
+}
+
+/// Stable codes of governance denials.
+pub mod codes {
+    pub const POLICY_DENIED: &str = "AMAS-GOV-0001";
+    pub const NOT_ALLOWLISTED: &str = "AMAS-GOV-0002";
+    pub const INVALID_PARAMS: &str = "AMAS-GOV-0003";
+    pub const SANDBOX: &str = "AMAS-GOV-0004";
+    pub const QUOTA: &str = "AMAS-GOV-0005";
+    pub const APPROVAL_REQUIRED: &str = "AMAS-GOV-0006";
+    pub const UNKNOWN_TOOL: &str = "AMAS-GOV-0007";
+}
+
+/// Everything the pipeline needs to know about one requested tool call.
+pub struct ToolCallRequest<'a> {
+    pub principal: &'a Principal,
+    pub agent: &'a AgentConfig,
+    pub task_id: &'a str,
+    pub task_type: &'a str,
+    pub tool: &'a str,
+    pub arguments: &'a Value,
+    /// The task's tool usage so far (from its journal).
+    pub usage: &'a TaskToolUsage,
+    /// Approvals granted for this call (empty until an approver decides).
+    pub approvals: &'a [Value],
+}
+
+/// The verdict on a tool call: every stage that ran, in order; the last one decides.
+#[derive(Clone, Debug)]
+pub struct GateVerdict {
+    pub stages: Vec<StageDecision>,
+}
+
+impl GateVerdict {
+    /// The deciding stage (the first that did not allow, else the last).
+    #[must_use]
+    pub fn decisive(&self) -> Option<&StageDecision> {
+        self.stages
+            .iter()
+            .find(|s| s.outcome != Outcome::Allow)
+            .or_else(|| self.stages.last())
+    }
+
+    #[must_use]
+    pub fn outcome(&self) -> Outcome {
+        self.decisive().map_or(Outcome::Deny, |s| s.outcome.clone())
+    }
+}
+
+/// The tool-call gate. Cheap to share.
+pub struct ToolGate {
+    policy: Arc<dyn PolicyEngine>,
+    tools: Arc<amas_tools::ToolRegistry>,
+    windows: QuotaWindows,
+    environment: String,
+    metrics: Metrics,
+}
+
+impl ToolGate {
+    #[must_use]
+    pub fn new(
+        policy: Arc<dyn PolicyEngine>,
+        tools: Arc<amas_tools::ToolRegistry>,
+        environment: impl Into<String>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            policy,
+            tools,
+            windows: QuotaWindows::default(),
+            environment: environment.into(),
+            metrics,
+        }
+    }
+
+    #[must_use]
+    pub fn tools(&self) -> &Arc<amas_tools::ToolRegistry> {
+        &self.tools
+    }
+
+    /// Runs every pre-execution stage in order, stopping at the first that does not allow.
+    /// A call that passes is counted against the per-minute quota.
+    #[must_use]
+    pub fn check(&self, req: &ToolCallRequest<'_>) -> GateVerdict {
+        let started = Instant::now();
+        let mut stages = Vec::with_capacity(5);
+        let Some(spec) = self.tools.get(req.tool).map(|t| t.spec()) else {
+            stages.push(deny(
+                "registry",
+                codes::UNKNOWN_TOOL,
+                format!("no tool named `{}` is configured", req.tool),
+            ));
+            return self.finish(stages, started);
+        };
+        let checks: [&dyn Fn() -> StageDecision; 5] = [
+            &|| self.authorize(req, spec),
+            &|| allowlist(req),
+            &|| contract(req, spec),
+            &|| sandbox(&req.agent.sandbox, spec, req.usage),
+            &|| self.windows.check(req, spec),
+        ];
+        for check in checks {
+            let decision = check();
+            let stop = decision.outcome != Outcome::Allow;
+            stages.push(decision);
+            if stop {
+                break;
+            }
+        }
+        self.finish(stages, started)
+    }
+
+    fn finish(&self, stages: Vec<StageDecision>, started: Instant) -> GateVerdict {
+        for s in &stages {
+            self.metrics
+                .governance_decisions
+                .get_or_create(&DecisionLabels {
+                    stage: s.stage.to_owned(),
+                    outcome: s.outcome.as_str().to_owned(),
+                })
+                .inc();
+        }
+        self.metrics
+            .governance_duration
+            .observe(started.elapsed().as_secs_f64());
+        GateVerdict { stages }
+    }
+
+    /// Stage 1: Rego. An error, timeout or undefined result is already a deny from the engine.
+    fn authorize(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
+        let input = self.policy_input(req, spec);
+        let d = self.policy.decide(DecisionPoint::ToolCall, &input);
+        let outcome = if !d.allow && !d.require_approval {
+            Outcome::Deny
+        } else if d.require_approval {
+            Outcome::RequireApproval
+        } else {
+            Outcome::Allow
+        };
+        let code = match outcome {
+            Outcome::Allow => None,
+            Outcome::Deny => Some(codes::POLICY_DENIED),
+            Outcome::RequireApproval => Some(codes::APPROVAL_REQUIRED),
+        };
+        StageDecision {
+            stage: "policy",
+            outcome,
+            reasons: d.reasons,
+            code,
+        }
+    }
+
+    /// The policy input document (docs/policies.md).
+    #[must_use]
+    pub fn policy_input(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> Value {
+        json!({
+            "principal": {
+                "sub": req.principal.sub,
+                "roles": req.principal.roles,
+                "tenant": req.principal.tenant.0,
+            },
+            "agent": {"id": req.agent.id, "role": req.agent.role},
+            "action": {"kind": "tool_call", "name": spec.name},
+            "tool": {
+                "name": spec.name,
+                "risk": spec.risk,
+                "side_effects": spec.side_effects,
+                "idempotent": spec.idempotent,
+                "requires_approval": spec.requires_approval,
+            },
+            "data": {"classification": "internal", "tags": []},
+            "task": {"id": req.task_id, "type": req.task_type},
+            "environment": self.environment,
+            "parameters": req.arguments,
+            "usage": {
+                "tool_calls": req.usage.tool_calls,
+                "bytes_out": req.usage.bytes_out,
+            },
+            "approvals": req.approvals,
+        })
+    }
+}
+
+fn deny(stage: &'static str, code: &'static str, reason: String) -> StageDecision {
+    StageDecision {
+        stage,
+        outcome: Outcome::Deny,
+        reasons: vec![reason],
+        code: Some(code),
+    }
+}
+
+fn allow(stage: &'static str) -> StageDecision {
+    StageDecision {
+        stage,
+        outcome: Outcome::Allow,
+        reasons: Vec::new(),
+        code: None,
+    }
+}
+
+/// Stage 2: the agent's configured allowlist, enforced whatever policy said.
+fn allowlist(req: &ToolCallRequest<'_>) -> StageDecision {
+    if req.agent.allowed_tools.iter().any(|t| t == req.tool) {
+        allow("allowlist")
+    } else {
+        deny(
+            "allowlist",
+            codes::NOT_ALLOWLISTED,
+            format!(
+                "tool `{}` is not in agent `{}`'s allowed_tools",
+                req.tool, req.agent.id
+            ),
+        )
+    }
+}
+
+/// Stage 3: the parameters against the tool's JSON Schema.
+fn contract(req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
+    let violations = spec.parameters.check(req.arguments);
+    if violations.is_empty() {
+        allow("contract")
+    } else {
+        let reasons = violations.iter().map(ToString::to_string).collect();
+        StageDecision {
+            stage: "contract",
+            outcome: Outcome::Deny,
+            reasons,
+            code: Some(codes::INVALID_PARAMS),
+        }
+    }
+}
+
+/// Stage 4: side-effect bounds of the agent.
+fn sandbox(bounds: &SandboxConfig, spec: &ToolSpec, usage: &TaskToolUsage) -> StageDecision {
+    let refuse = |why: String| deny("sandbox", codes::SANDBOX, why);
+    match spec.side_effects {
+        SideEffects::Write | SideEffects::External if bounds.read_only => {
+            return refuse(format!(
+                "the agent is read-only and `{}` has {:?} side effects",
+                spec.name, spec.side_effects
+            ));
+        }
+        SideEffects::External if !bounds.network => {
+            return refuse(format!(
+                "the agent has no network access and `{}` reaches outside",
+                spec.name
+            ));
+        }
+        SideEffects::None | SideEffects::Read | SideEffects::Write | SideEffects::External => {}
+    }
+    match spec.kind {
+        ToolKind::FileRead if usage.file_reads >= bounds.max_file_reads => refuse(format!(
+            "file read limit reached ({} per task)",
+            bounds.max_file_reads
+        )),
+        ToolKind::FileWrite if usage.file_writes >= bounds.max_file_writes => refuse(format!(
+            "file write limit reached ({} per task)",
+            bounds.max_file_writes
+        )),
+        _ => allow("sandbox"),
+    }
+}

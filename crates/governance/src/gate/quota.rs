@@ -1,0 +1,118 @@
+//! Quotas: per-task totals (derived from the task's journal, so they survive a restart) and
+//! per-minute call windows (in memory, per task or shared by all tasks of a principal).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use amas_config::QuotaScope;
+use amas_tools::ToolSpec;
+
+use super::{StageDecision, ToolCallRequest, allow, codes, deny};
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// A task's tool usage so far, folded from its journal by the runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskToolUsage {
+    /// Tool calls that ran (completed or failed while running).
+    pub tool_calls: u32,
+    pub bytes_out: u64,
+    pub file_reads: u32,
+    pub file_writes: u32,
+}
+
+/// Sliding one-minute windows of call times, by scope key, agent and tool.
+#[derive(Default)]
+pub struct QuotaWindows {
+    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl QuotaWindows {
+    /// Per-task totals first, then the per-minute window; an allowed call is counted in its
+    /// window at once, so concurrent calls cannot both take the last slot.
+    pub(super) fn check(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
+        let q = &req.agent.quotas;
+        if req.usage.tool_calls >= q.tool_calls_per_task {
+            return deny(
+                "quota",
+                codes::QUOTA,
+                format!(
+                    "tool call quota reached: {} calls per task",
+                    q.tool_calls_per_task
+                ),
+            );
+        }
+        if req.usage.bytes_out >= q.bytes_out_per_task {
+            return deny(
+                "quota",
+                codes::QUOTA,
+                format!(
+                    "tool output quota reached: {} bytes per task",
+                    q.bytes_out_per_task
+                ),
+            );
+        }
+        let scope = match q.scope {
+            QuotaScope::Task => format!("task:{}", req.task_id),
+            QuotaScope::Principal => {
+                format!("principal:{}/{}", req.principal.tenant.0, req.principal.sub)
+            }
+        };
+        let key = format!("{scope}|{}|{}", req.agent.id, spec.name);
+        self.take(key, q.calls_per_minute, Instant::now())
+    }
+
+    fn take(&self, key: String, per_minute: u32, now: Instant) -> StageDecision {
+        // A poisoned lock only means another thread panicked mid-update; the window data is
+        // still a valid (if slightly stale) count, so keep enforcing rather than failing open.
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = windows.entry(key).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            window.pop_front();
+        }
+        if window.len() >= per_minute as usize {
+            return deny(
+                "quota",
+                codes::QUOTA,
+                format!("rate quota reached: {per_minute} calls per minute"),
+            );
+        }
+        window.push_back(now);
+        allow("quota")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Outcome;
+
+    /// The window admits exactly `per_minute` calls, then refuses, then admits again once the
+    /// oldest call is a minute old.
+    #[test]
+    fn window_allows_exactly_the_limit() {
+        let w = QuotaWindows::default();
+        let t0 = Instant::now();
+        for i in 0..3 {
+            let d = w.take("k".into(), 3, t0 + Duration::from_millis(i));
+            assert_eq!(d.outcome, Outcome::Allow, "call {i}");
+        }
+        let refused = w.take("k".into(), 3, t0 + Duration::from_secs(1));
+        assert_eq!(refused.outcome, Outcome::Deny);
+        assert_eq!(refused.code, Some(codes::QUOTA));
+        assert_eq!(
+            w.take("other".into(), 3, t0).outcome,
+            Outcome::Allow,
+            "keys are separate"
+        );
+        let later = w.take("k".into(), 3, t0 + WINDOW + Duration::from_millis(1));
+        assert_eq!(later.outcome, Outcome::Allow);
+    }
+}
