@@ -96,6 +96,14 @@ pub struct ToolCall {
     pub arguments: serde_json::Value,
 }
 
+/// The id for the `index`-th tool call of a provider answer that came without ids:
+/// `call_<n>`, numbered on from the tool calls already in the conversation, so ids are unique
+/// within it and the same conversation always gets the same ids.
+pub(crate) fn tool_call_id(messages: &[ChatMessage], index: usize) -> String {
+    let earlier: usize = messages.iter().map(|m| m.tool_calls.len()).sum();
+    format!("call_{}", earlier + index + 1)
+}
+
 /// The JSON Schema the answer must satisfy (the agent's output contract).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputSchema {

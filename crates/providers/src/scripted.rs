@@ -7,6 +7,8 @@
 //!   - error: unavailable    # unavailable | timeout | rate_limited
 //!   - content: "raw text"
 //!     delay_ms: 20
+//!   - tool_calls:           # the model asks for tools; ids are `call_<n>` unless given
+//!       - {name: calculator, arguments: {expression: "2+2"}}
 //! default:                  # agents not listed
 //!   - json: {}
 //! ```
@@ -21,7 +23,7 @@ use amas_types::Usage;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::{ChatRequest, ChatResponse, ModelProvider, ProviderError};
+use crate::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ToolCall, tool_call_id};
 
 /// The key whose answers serve agents the script does not list.
 pub const DEFAULT_AGENT: &str = "default";
@@ -45,7 +47,25 @@ pub enum ScriptedAnswer {
     Content(String),
     /// This value, serialized as JSON.
     Json(serde_json::Value),
+    /// The model asks for these tools (no final answer).
+    ToolCalls(Vec<ScriptedToolCall>),
     Fail(ScriptedFailure),
+}
+
+/// One tool call a scripted response asks for.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedToolCall {
+    /// `None`: `call_<n>`, numbered on from the tool calls already in the conversation.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default = "empty_object")]
+    pub arguments: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 /// One scripted response: an answer, after an optional delay.
@@ -55,12 +75,13 @@ pub struct ScriptedResponse {
     pub delay: Duration,
 }
 
-/// The file form of a response; exactly one of `content`, `json`, `error`.
+/// The file form of a response; exactly one of `content`, `json`, `tool_calls`, `error`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawResponse {
     content: Option<String>,
     json: Option<serde_json::Value>,
+    tool_calls: Option<Vec<ScriptedToolCall>>,
     error: Option<ScriptedFailure>,
     #[serde(default)]
     delay_ms: u64,
@@ -68,12 +89,19 @@ struct RawResponse {
 
 impl RawResponse {
     fn into_response(self) -> Result<ScriptedResponse, String> {
-        let answer = match (self.content, self.json, self.error) {
-            (Some(text), None, None) => ScriptedAnswer::Content(text),
-            (None, Some(value), None) => ScriptedAnswer::Json(value),
-            (None, None, Some(failure)) => ScriptedAnswer::Fail(failure),
+        let answer = match (self.content, self.json, self.tool_calls, self.error) {
+            (Some(text), None, None, None) => ScriptedAnswer::Content(text),
+            (None, Some(value), None, None) => ScriptedAnswer::Json(value),
+            (None, None, Some(calls), None) if !calls.is_empty() => {
+                ScriptedAnswer::ToolCalls(calls)
+            }
+            (None, None, Some(_), None) => return Err("`tool_calls` is empty".into()),
+            (None, None, None, Some(failure)) => ScriptedAnswer::Fail(failure),
             _ => {
-                return Err("each response needs exactly one of `content`, `json`, `error`".into());
+                return Err(
+                    "each response needs exactly one of `content`, `json`, `tool_calls`, `error`"
+                        .into(),
+                );
             }
         };
         Ok(ScriptedResponse {
@@ -204,22 +232,43 @@ impl ModelProvider for ScriptedProvider {
         if !response.delay.is_zero() {
             tokio::time::sleep(response.delay).await;
         }
-        let content = match response.answer {
-            ScriptedAnswer::Content(text) => text,
-            ScriptedAnswer::Json(value) => value.to_string(),
+        let (content, tool_calls) = match response.answer {
+            ScriptedAnswer::Content(text) => (text, Vec::new()),
+            ScriptedAnswer::Json(value) => (value.to_string(), Vec::new()),
+            ScriptedAnswer::ToolCalls(calls) => (String::new(), tool_calls(request, calls)),
             ScriptedAnswer::Fail(failure) => return Err(self.failure(failure, response.delay)),
         };
         let input_tokens = request.messages.iter().map(|m| words(&m.content)).sum();
+        let output_tokens = words(&content)
+            + tool_calls
+                .iter()
+                .map(|c| words(&c.arguments.to_string()))
+                .sum::<u64>();
         Ok(ChatResponse {
             provider: self.name.clone(),
             model: MODEL.to_owned(),
             usage: Usage {
                 input_tokens,
-                output_tokens: words(&content),
+                output_tokens,
             },
             content,
+            tool_calls,
         })
     }
+}
+
+fn tool_calls(request: &ChatRequest, calls: Vec<ScriptedToolCall>) -> Vec<ToolCall> {
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| ToolCall {
+            id: call
+                .id
+                .unwrap_or_else(|| tool_call_id(&request.messages, i)),
+            name: call.name,
+            arguments: call.arguments,
+        })
+        .collect()
 }
 
 impl ScriptedProvider {
@@ -242,18 +291,16 @@ impl ScriptedProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChatMessage, Role};
+    use crate::ChatMessage;
 
     fn request(agent: &str) -> ChatRequest {
         ChatRequest {
             agent: agent.into(),
             step: "s".into(),
-            messages: vec![ChatMessage {
-                role: Role::User,
-                content: "three little words".into(),
-            }],
+            messages: vec![ChatMessage::user("three little words")],
             output_schema: None,
             max_output_tokens: 100,
+            tools: Vec::new(),
         }
     }
 
@@ -313,6 +360,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tool_calls_get_ids_numbered_on_from_the_conversation() {
+        let p = provider(
+            "a:\n  - tool_calls:\n      - {name: calculator, arguments: {expression: \"2+2\"}}\n      - {name: clock}\n  - tool_calls:\n      - {id: mine, name: calculator, arguments: {expression: \"1\"}}\n  - json: {answer: 4}\n",
+        );
+        let first = p.chat(&request("a")).await.unwrap();
+        assert_eq!(first.content, "");
+        assert_eq!(
+            first.tool_calls,
+            vec![
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "calculator".into(),
+                    arguments: serde_json::json!({"expression": "2+2"}),
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "clock".into(),
+                    arguments: serde_json::json!({}),
+                },
+            ]
+        );
+        let mut next = request("a");
+        next.messages
+            .push(ChatMessage::assistant("", first.tool_calls));
+        next.messages.push(ChatMessage::tool("call_1", "4"));
+        next.messages.push(ChatMessage::tool("call_2", "noon"));
+        let second = p.chat(&next).await.unwrap();
+        assert_eq!(second.tool_calls[0].id, "mine");
+        let third = p.chat(&next).await.unwrap();
+        assert!(third.tool_calls.is_empty());
+        assert_eq!(third.content, r#"{"answer":4}"#);
+
+        // Without an explicit id, numbering continues after the conversation's two calls.
+        let q = provider("a:\n  - tool_calls: [{name: clock}]\n");
+        assert_eq!(q.chat(&next).await.unwrap().tool_calls[0].id, "call_3");
+    }
+
+    #[tokio::test]
     async fn unknown_agent_without_default_is_a_config_error() {
         let p = provider("a:\n  - content: x\n");
         let err = p.chat(&request("b")).await.unwrap_err();
@@ -327,6 +412,9 @@ mod tests {
         assert!(Script::parse("a:\n  - error: exploded\n").is_err());
         assert!(Script::parse("a:\n  - contnet: typo\n").is_err());
         assert!(Script::parse("a: []\n").is_err());
+        assert!(Script::parse("a:\n  - tool_calls: []\n").is_err());
+        assert!(Script::parse("a:\n  - tool_calls: [{name: x, args: {}}]\n").is_err());
+        assert!(Script::parse("a:\n  - tool_calls: [{name: x}]\n    content: y\n").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use amas_providers::openai::OpenAiProvider;
 use amas_providers::scripted::{Script, ScriptedProvider};
 use amas_providers::{
     BreakerState, ChatMessage, ChatRequest, CircuitBreaker, ManualClock, ModelProvider,
-    ProviderChain, ProviderError, ProviderSet, Role,
+    ProviderChain, ProviderError, ProviderSet,
 };
 use amas_telemetry::Metrics;
 use amas_test_util::{Behaviour, MockOpenAi, free_port};
@@ -55,12 +55,10 @@ fn request() -> ChatRequest {
     ChatRequest {
         agent: "research".into(),
         step: "gather".into(),
-        messages: vec![ChatMessage {
-            role: Role::User,
-            content: "two words".into(),
-        }],
+        messages: vec![ChatMessage::user("two words")],
         output_schema: None,
         max_output_tokens: 64,
+        tools: Vec::new(),
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use amas_config::{BreakerConfig, Contract, LocalModelConfig};
 use amas_providers::local::LocalProvider;
-use amas_providers::{ChatMessage, ChatRequest, ModelProvider, OutputSchema, ProviderError, Role};
+use amas_providers::{
+    ChatMessage, ChatRequest, ChatResponse, ModelProvider, OutputSchema, ProviderError,
+    ToolDefinition,
+};
 use serde_json::json;
 
 const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -28,20 +31,15 @@ fn research_request(schema: serde_json::Value) -> ChatRequest {
         agent: "researcher".to_owned(),
         step: "research".to_owned(),
         messages: vec![
-            ChatMessage {
-                role: Role::System,
-                content: "You are a research assistant. Summarise the topic briefly.".to_owned(),
-            },
-            ChatMessage {
-                role: Role::User,
-                content: "Topic: the benefits of regular exercise for health.".to_owned(),
-            },
+            ChatMessage::system("You are a research assistant. Summarise the topic briefly."),
+            ChatMessage::user("Topic: the benefits of regular exercise for health."),
         ],
         output_schema: Some(OutputSchema {
             name: "research_summary".to_owned(),
             schema,
         }),
         max_output_tokens: 400,
+        tools: Vec::new(),
     }
 }
 
@@ -128,6 +126,123 @@ async fn constrained_answer_of_the_real_model_satisfies_the_contract() {
     assert!(!prose.content.trim().is_empty());
     assert!(prose.usage.output_tokens <= 12, "{:?}", prose.usage);
     assert!(!prose.content.contains("<|im_end|>"), "{}", prose.content);
+}
+
+fn calculator() -> ToolDefinition {
+    ToolDefinition {
+        name: "calculator".to_owned(),
+        description: "Evaluates an arithmetic expression such as 12*7 and returns the number."
+            .to_owned(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"expression": {"type": "string", "maxLength": 40}},
+            "required": ["expression"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+fn calculation_request() -> ChatRequest {
+    ChatRequest {
+        agent: "calc".to_owned(),
+        step: "compute".to_owned(),
+        messages: vec![
+            ChatMessage::system(
+                "You are a careful assistant. Use the calculator tool for arithmetic.",
+            ),
+            ChatMessage::user("Use the calculator tool to compute 12*7."),
+        ],
+        output_schema: Some(OutputSchema {
+            name: "calculation".to_owned(),
+            schema: calculation_schema(),
+        }),
+        max_output_tokens: 48,
+        tools: vec![calculator()],
+    }
+}
+
+fn calculation_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {"result": {"type": "number"}},
+        "required": ["result"],
+        "additionalProperties": false
+    })
+}
+
+/// The answer is exactly one of: a final answer satisfying the contract, or one well-formed
+/// call of the offered tool whose arguments satisfy its parameter schema. Returns which.
+#[expect(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test helper: a failure here is a test failure"
+)]
+fn check_call_or_answer(response: &ChatResponse) -> &'static str {
+    if response.tool_calls.is_empty() {
+        let doc: serde_json::Value = serde_json::from_str(&response.content)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.content));
+        let contract = Contract::compile("calculation", calculation_schema()).expect("schema");
+        let violations = contract.check(&doc);
+        assert!(
+            violations.is_empty(),
+            "{violations:?} in {}",
+            response.content
+        );
+        return "final answer";
+    }
+    assert_eq!(response.tool_calls.len(), 1, "{:?}", response.tool_calls);
+    assert_eq!(response.content, "");
+    let call = &response.tool_calls[0];
+    assert_eq!(call.name, "calculator");
+    assert!(call.id.starts_with("call_"), "{}", call.id);
+    let parameters = Contract::compile("calculator", calculator().parameters).expect("schema");
+    let violations = parameters.check(&call.arguments);
+    assert!(
+        violations.is_empty(),
+        "{violations:?} in {}",
+        call.arguments
+    );
+    "tool call"
+}
+
+/// With a tool offered, the model either calls it well-formed or answers within the contract;
+/// which one this tiny model picks is not asserted, only logged. Then the tool result goes back
+/// (rendered as a `tool` turn) and the next answer is again one of the two.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_tool_offered_the_answer_is_a_valid_call_or_a_valid_final_answer() {
+    let provider = LocalProvider::new("local", &config(None)).expect("provider");
+    assert!(provider.is_installed(), "run scripts/fetch-model.sh first");
+    let mut request = calculation_request();
+    let first = provider.chat(&request).await.expect("answer");
+    let kind = check_call_or_answer(&first);
+    eprintln!(
+        "local model with a tool, first turn: {kind}: {:?} {}",
+        first.tool_calls, first.content
+    );
+    assert!(first.usage.output_tokens <= 48, "{:?}", first.usage);
+
+    let earlier = first
+        .tool_calls
+        .first()
+        .cloned()
+        .unwrap_or_else(|| amas_providers::ToolCall {
+            id: "call_1".to_owned(),
+            name: "calculator".to_owned(),
+            arguments: json!({"expression": "12*7"}),
+        });
+    request
+        .messages
+        .push(ChatMessage::assistant("", vec![earlier.clone()]));
+    request.messages.push(ChatMessage::tool(earlier.id, "84"));
+    let second = provider.chat(&request).await.expect("second answer");
+    let kind = check_call_or_answer(&second);
+    if let Some(call) = second.tool_calls.first() {
+        assert_eq!(call.id, "call_2", "numbered on from the conversation");
+    }
+    eprintln!(
+        "local model with a tool, after the result: {kind}: {:?} {}",
+        second.tool_calls, second.content
+    );
 }
 
 /// A too-small budget for a required JSON object is an inference error, not broken JSON.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use amas_config::{BreakerConfig, OpenAiConfig};
 use amas_providers::openai::OpenAiProvider;
-use amas_providers::{ChatMessage, ChatRequest, ModelProvider, OutputSchema, ProviderError, Role};
+use amas_providers::{
+    ChatMessage, ChatRequest, ModelProvider, OutputSchema, ProviderError, ToolCall, ToolDefinition,
+};
 use amas_test_util::{Behaviour, MockOpenAi, free_port};
 use serde_json::json;
 
@@ -30,17 +32,12 @@ fn request() -> ChatRequest {
         agent: "research".into(),
         step: "gather".into(),
         messages: vec![
-            ChatMessage {
-                role: Role::System,
-                content: "You research.".into(),
-            },
-            ChatMessage {
-                role: Role::User,
-                content: "Find three facts".into(),
-            },
+            ChatMessage::system("You research."),
+            ChatMessage::user("Find three facts"),
         ],
         output_schema: None,
         max_output_tokens: 256,
+        tools: Vec::new(),
     }
 }
 
@@ -254,4 +251,132 @@ async fn a_non_completion_body_is_a_bad_response() {
     let err = provider(&cfg).chat(&request()).await.unwrap_err();
     assert_eq!(err.code(), "AMAS-PROV-0004");
     assert!(err.to_string().contains("no behaviour for model"), "{err}");
+}
+
+fn calculator() -> ToolDefinition {
+    ToolDefinition {
+        name: "calculator".into(),
+        description: "Evaluates an arithmetic expression.".into(),
+        parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
+    }
+}
+
+#[tokio::test]
+async fn offers_tools_and_parses_the_tool_calls_of_the_answer() {
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(
+        MODEL,
+        [Behaviour::ToolCalls(vec![
+            ("calculator".into(), json!({"expression": "6*7"})),
+            ("calculator".into(), json!("{not json")),
+        ])],
+    );
+    let schema = json!({"type": "object", "properties": {"value": {"type": "number"}}});
+    let mut req = request();
+    req.tools = vec![calculator()];
+    req.output_schema = Some(OutputSchema {
+        name: "calc".into(),
+        schema: schema.clone(),
+    });
+
+    let answer = provider(&config(&mock.base_url()))
+        .chat(&req)
+        .await
+        .unwrap();
+
+    let sent = &mock.requests()[0].body;
+    assert_eq!(
+        sent["tools"],
+        json!([{"type": "function", "function": {
+            "name": "calculator",
+            "description": "Evaluates an arithmetic expression.",
+            "parameters": calculator().parameters,
+        }}])
+    );
+    assert_eq!(sent["tool_choice"], "auto");
+    assert_eq!(
+        sent["response_format"]["json_schema"]["schema"], schema,
+        "the final answer stays contract-bound while tools are offered"
+    );
+    assert_eq!(answer.content, "", "null content next to tool calls");
+    assert_eq!(
+        answer.tool_calls,
+        vec![
+            ToolCall {
+                id: "call_1".into(),
+                name: "calculator".into(),
+                arguments: json!({"expression": "6*7"}),
+            },
+            // Not JSON: handed on as the raw string for the runtime's validation to reject.
+            ToolCall {
+                id: "call_2".into(),
+                name: "calculator".into(),
+                arguments: json!("{not json"),
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn without_tools_no_tools_are_sent() {
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(MODEL, [Behaviour::reply("ok")]);
+    let answer = provider(&config(&mock.base_url()))
+        .chat(&request())
+        .await
+        .unwrap();
+    assert!(answer.tool_calls.is_empty());
+    let sent = &mock.requests()[0].body;
+    assert!(sent.get("tools").is_none() && sent.get("tool_choice").is_none());
+}
+
+#[tokio::test]
+async fn tool_calls_and_results_round_trip_into_the_next_request() {
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(
+        MODEL,
+        [
+            Behaviour::tool_call("calculator", json!({"expression": "6*7"})),
+            Behaviour::reply("42"),
+        ],
+    );
+    let openai = provider(&config(&mock.base_url()));
+    let mut req = request();
+    req.tools = vec![calculator()];
+    let first = openai.chat(&req).await.unwrap();
+
+    req.messages
+        .push(ChatMessage::assistant("", first.tool_calls.clone()));
+    req.messages
+        .push(ChatMessage::tool(first.tool_calls[0].id.clone(), "42"));
+    req.messages.push(ChatMessage::assistant(
+        "Checking twice.",
+        vec![ToolCall {
+            id: "call_x".into(),
+            name: "calculator".into(),
+            arguments: json!({"expression": "40+2"}),
+        }],
+    ));
+    req.messages.push(ChatMessage::tool("call_x", "42"));
+    let second = openai.chat(&req).await.unwrap();
+    assert_eq!(second.content, "42");
+    assert!(second.tool_calls.is_empty());
+
+    assert_eq!(
+        mock.requests()[1].body["messages"],
+        json!([
+            {"role": "system", "content": "You research."},
+            {"role": "user", "content": "Find three facts"},
+            {"role": "assistant", "content": null, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "calculator", "arguments": "{\"expression\":\"6*7\"}"},
+            }]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+            {"role": "assistant", "content": "Checking twice.", "tool_calls": [{
+                "id": "call_x", "type": "function",
+                "function": {"name": "calculator", "arguments": "{\"expression\":\"40+2\"}"},
+            }]},
+            {"role": "tool", "tool_call_id": "call_x", "content": "42"},
+        ])
+    );
 }

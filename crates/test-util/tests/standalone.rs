@@ -69,8 +69,31 @@ async fn the_binary_is_driven_through_its_control_api() {
         "no behaviour: explicit error"
     );
 
+    // Tool calls survive the control API's JSON and come back in OpenAI's wire form.
+    control
+        .configure(
+            "tools",
+            vec![Behaviour::tool_call(
+                "calculator",
+                json!({"expression": "1+1"}),
+            )],
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, body) = chat(&base_url, "tools").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["choices"][0]["message"],
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": "calculator", "arguments": "{\"expression\":\"1+1\"}"},
+        }]})
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+
     let requests = control.requests().await.unwrap();
-    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.len(), 4);
     assert_eq!(requests[0].authorization.as_deref(), Some("Bearer sk-test"));
     assert_eq!(control.request_count("m").await.unwrap(), 2);
 }

@@ -49,15 +49,16 @@ impl Engine {
         })
     }
 
-    /// Generates an answer to `messages`, at most `max_tokens` tokens long; constrained to
-    /// `schema` when given.
+    /// Generates an answer to `messages` (with `instruction` in the system turn), at most
+    /// `max_tokens` tokens long; constrained to `schema` when given.
     pub(super) fn generate(
         &self,
         messages: &[ChatMessage],
+        instruction: Option<&str>,
         schema: Option<&OutputSchema>,
         max_tokens: usize,
     ) -> Result<Generation, String> {
-        let prompt = chatml_tokens(&self.vocab, messages, schema)?;
+        let prompt = chatml_tokens(&self.vocab, messages, instruction)?;
         if prompt.len() + 1 >= MAX_SEQ_LEN {
             return Err(format!(
                 "the prompt has {} tokens; the model's context holds {MAX_SEQ_LEN}",

@@ -1,9 +1,11 @@
 //! The `local` provider: SmolLM2-135M-Instruct (GGUF, Q4_1) run in-process on the CPU with
-//! candle, with llguidance constraining the answer to the agent's output schema. The model is
+//! candle, with llguidance constraining the answer to the agent's output schema (and, when tools
+//! are offered, to a tool call or a final answer: see the `tools` module). The model is
 //! loaded on the first call, once, and shared by every later call.
 
 mod engine;
 mod prompt;
+mod tools;
 mod vocab;
 mod weights;
 
@@ -141,10 +143,16 @@ impl ModelProvider for LocalProvider {
         }
         let engine = self.engine().await?;
         let messages = request.messages.clone();
-        let schema = request.output_schema.clone();
+        let constraint = tools::constraint(request.output_schema.as_ref(), &request.tools);
+        let instruction = tools::instruction(request.output_schema.as_ref(), &request.tools);
         let started = Instant::now();
         let generation = tokio::task::spawn_blocking(move || {
-            engine.generate(&messages, schema.as_ref(), max_tokens as usize)
+            engine.generate(
+                &messages,
+                instruction.as_deref(),
+                constraint.as_ref(),
+                max_tokens as usize,
+            )
         })
         .await
         .map_err(|e| self.inference_error(format!("the generation thread failed: {e}")))?
@@ -157,14 +165,18 @@ impl ModelProvider for LocalProvider {
             tokens_per_second = generation.generated_tokens as f64 / seconds.max(1e-9),
             "Local generation finished."
         );
+        let (content, tool_calls) =
+            tools::interpret(generation.text, &request.messages, &request.tools)
+                .map_err(|reason| self.inference_error(reason))?;
         Ok(ChatResponse {
             provider: self.name.clone(),
             model: self.model.clone(),
-            content: generation.text,
+            content,
             usage: amas_types::Usage {
                 input_tokens: generation.prompt_tokens as u64,
                 output_tokens: generation.generated_tokens as u64,
             },
+            tool_calls,
         })
     }
 }

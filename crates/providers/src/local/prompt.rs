@@ -1,18 +1,24 @@
 //! ChatML prompts for the local model: `<|im_start|>role\ncontent<|im_end|>\n` per message,
 //! then an open assistant turn. Control tokens are inserted by id, never parsed from text.
+//!
+//! SmolLM2 has no tool template, so tool use is rendered in plain ChatML: an assistant turn
+//! that called tools shows the `{"tool_call": ...}` objects the model generates (see
+//! [`super::tools`]), and a tool result is a `tool` turn whose first line names the call it
+//! answers. Results get their own role rather than the user's, so untrusted tool output never
+//! speaks with the user's voice.
 
 use toktrie::TokenId;
 
+use super::tools::render_tool_calls;
 use super::vocab::Vocab;
-use crate::{ChatMessage, OutputSchema, Role};
+use crate::{ChatMessage, Role};
 
-/// Builds the prompt tokens for `messages`. When the answer is constrained to a schema the
-/// schema is also shown to the model: the grammar guarantees the shape, the instruction helps
-/// the tiny model fill it with something sensible.
+/// Builds the prompt tokens for `messages`. `instruction` (how to answer, which tools exist)
+/// is appended to the first system message, or is the system turn when there is none.
 pub(super) fn chatml_tokens(
     vocab: &Vocab,
     messages: &[ChatMessage],
-    schema: Option<&OutputSchema>,
+    instruction: Option<&str>,
 ) -> Result<Vec<TokenId>, String> {
     let mut tokens = Vec::new();
     let turn = |tokens: &mut Vec<TokenId>, role: &str, content: &str| -> Result<(), String> {
@@ -22,36 +28,44 @@ pub(super) fn chatml_tokens(
         tokens.extend(vocab.encode("\n")?);
         Ok(())
     };
-    let instruction = schema.map(|s| {
-        format!(
-            "Answer only with a JSON object that matches this JSON Schema:\n{}",
-            s.schema
-        )
-    });
     let has_system = messages.iter().any(|m| m.role == Role::System);
-    if !has_system && let Some(instruction) = &instruction {
+    if !has_system && let Some(instruction) = instruction {
         turn(&mut tokens, "system", instruction)?;
     }
     let mut instructed = false;
     for message in messages {
-        let role = match message.role {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        match (&instruction, message.role) {
+        match (instruction, message.role) {
             (Some(instruction), Role::System) if !instructed => {
                 instructed = true;
                 turn(
                     &mut tokens,
-                    role,
+                    "system",
                     &format!("{}\n\n{instruction}", message.content),
                 )?;
             }
-            _ => turn(&mut tokens, role, &message.content)?,
+            (_, Role::System) => turn(&mut tokens, "system", &message.content)?,
+            (_, Role::User) => turn(&mut tokens, "user", &message.content)?,
+            (_, Role::Assistant) if !message.tool_calls.is_empty() => turn(
+                &mut tokens,
+                "assistant",
+                &render_tool_calls(&message.content, &message.tool_calls),
+            )?,
+            (_, Role::Assistant) => turn(&mut tokens, "assistant", &message.content)?,
+            (_, Role::Tool) => turn(&mut tokens, "tool", &tool_result(messages, message))?,
         }
     }
     tokens.push(vocab.im_start);
     tokens.extend(vocab.encode("assistant\n")?);
     Ok(tokens)
+}
+
+/// A tool turn's text: which tool answered (found through the call id), then its output.
+fn tool_result(messages: &[ChatMessage], result: &ChatMessage) -> String {
+    let id = result.tool_call_id.as_deref().unwrap_or_default();
+    let name = messages
+        .iter()
+        .flat_map(|m| &m.tool_calls)
+        .find(|call| call.id == id)
+        .map_or("unknown", |call| call.name.as_str());
+    format!("Result of {name} ({id}):\n{}", result.content)
 }

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{ChatRequest, ChatResponse, ModelProvider, ProviderError};
+use crate::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ToolCall};
 
 pub use retry::MAX_RETRY_AFTER;
 
@@ -100,7 +100,7 @@ impl OpenAiProvider {
         })
     }
 
-    async fn attempt(&self, body: &serde_json::Value) -> Attempt {
+    async fn attempt(&self, body: &serde_json::Value, request: &ChatRequest) -> Attempt {
         let mut builder = self.client.post(&self.endpoint).json(body);
         if let Some(key) = &self.api_key {
             // bearer_auth marks the header sensitive, so it is redacted from reqwest's Debug output.
@@ -129,14 +129,20 @@ impl OpenAiProvider {
                 },
                 retry_after: None,
             },
-            Ok(Ok((status, headers, bytes))) => self.classify(status, &headers, &bytes),
+            Ok(Ok((status, headers, bytes))) => self.classify(status, &headers, &bytes, request),
         }
     }
 
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Attempt {
+    fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        request: &ChatRequest,
+    ) -> Attempt {
         let provider = self.name.clone();
         if status.is_success() {
-            return match self.parse(body) {
+            return match self.parse(body, request) {
                 Ok(response) => Attempt::Done(response),
                 Err(reason) => Attempt::Fatal(ProviderError::BadResponse { provider, reason }),
             };
@@ -164,7 +170,7 @@ impl OpenAiProvider {
         }
     }
 
-    fn parse(&self, body: &[u8]) -> Result<ChatResponse, String> {
+    fn parse(&self, body: &[u8], request: &ChatRequest) -> Result<ChatResponse, String> {
         let completion: wire::Completion = serde_json::from_slice(body)
             .map_err(|e| format!("the answer is not a chat completion: {e}"))?;
         let message = completion
@@ -173,8 +179,16 @@ impl OpenAiProvider {
             .next()
             .map(|c| c.message)
             .ok_or("the answer has no choices")?;
+        let tool_calls: Vec<ToolCall> = message
+            .tool_calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, call)| call.into_tool_call(crate::tool_call_id(&request.messages, i)))
+            .collect();
         let content = match (message.content, message.refusal) {
             (Some(content), _) => content,
+            // Only tool calls: the text part is legitimately absent.
+            (None, _) if !tool_calls.is_empty() => String::new(),
             (None, Some(refusal)) => return Err(format!("the model refused: {refusal}")),
             (None, None) => return Err("the answer has no content".into()),
         };
@@ -187,6 +201,7 @@ impl OpenAiProvider {
             model: completion.model.unwrap_or_else(|| self.model.clone()),
             content,
             usage,
+            tool_calls,
         })
     }
 
@@ -229,7 +244,7 @@ impl ModelProvider for OpenAiProvider {
         let body = wire::request_body(&self.model, request);
         let mut retries = 0;
         loop {
-            let (error, retry_after) = match self.attempt(&body).await {
+            let (error, retry_after) = match self.attempt(&body, request).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fatal(error) => return Err(error),
                 Attempt::Retryable { error, retry_after } => (error, retry_after),

@@ -1,6 +1,6 @@
 //! A mock OpenAI-compatible chat-completions server: a real HTTP server on 127.0.0.1,
-//! programmable per model with a queue of behaviours (reply, status, hang, delay), that records
-//! every request.
+//! programmable per model with a queue of behaviours (reply, tool calls, status, hang, delay),
+//! that records every request.
 
 mod behaviour;
 mod control;

@@ -36,6 +36,8 @@ struct Data {
     defaults: HashMap<String, Behaviour>,
     fallback: Option<Behaviour>,
     requests: Vec<RecordedRequest>,
+    /// Tool call ids handed out so far.
+    tool_calls: u64,
 }
 
 /// The mock's shared state. Cheap to clone.
@@ -93,6 +95,17 @@ impl MockState {
             .iter()
             .filter(|r| r.model == model)
             .count()
+    }
+
+    /// The next `count` tool call ids.
+    fn tool_call_ids(&self, count: usize) -> Vec<String> {
+        let mut data = self.data();
+        (0..count)
+            .map(|_| {
+                data.tool_calls += 1;
+                format!("call_{}", data.tool_calls)
+            })
+            .collect()
     }
 
     /// Records the request and picks its behaviour: queued first, then the model's default,
@@ -177,6 +190,10 @@ fn respond(
     Box::pin(async move {
         match behaviour {
             Behaviour::Reply(value) => completion(&model, value, prompt_tokens),
+            Behaviour::ToolCalls(calls) => {
+                let ids = state.tool_call_ids(calls.len());
+                tool_calls(&model, calls, ids, prompt_tokens)
+            }
             Behaviour::Status(code, retry_after) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -211,6 +228,43 @@ fn completion(model: &str, value: Value, prompt_tokens: usize) -> Response {
             "index": 0,
             "message": {"role": "assistant", "content": content},
             "finish_reason": "stop",
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }))
+    .into_response()
+}
+
+fn tool_calls(
+    model: &str,
+    calls: Vec<(String, Value)>,
+    ids: Vec<String>,
+    prompt_tokens: usize,
+) -> Response {
+    let calls: Vec<Value> = calls
+        .into_iter()
+        .zip(ids)
+        .map(|((name, arguments), id)| {
+            let arguments = match arguments {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        })
+        .collect();
+    let completion_tokens = calls.len();
+    Json(json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": calls},
+            "finish_reason": "tool_calls",
         }],
         "usage": {
             "prompt_tokens": prompt_tokens,
