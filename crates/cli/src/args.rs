@@ -45,6 +45,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Validate agents, contracts and workflows (for CI).
     Contracts(ContractsArgs),
+    /// Test and debug Rego policies.
+    Policy(PolicyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -118,4 +120,29 @@ pub struct ContractsArgs {
 pub enum ContractsCommand {
     /// Load and validate the whole configuration; exit 2 listing every problem.
     Check,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run the YAML cases of a bundle (DIR/*.rego with DIR/tests/*.yaml; default: the embedded
+    /// bundle and cases). Exit 1 on a failing case, 2 on a bad file.
+    Test { dir: Option<PathBuf> },
+    /// Print the decision for one input document, with the rules that fired.
+    Eval {
+        /// JSON input document (docs/policies.md).
+        #[arg(long)]
+        input: PathBuf,
+        /// tool_call, model_call, task_submit or api (default: the input's action.kind).
+        #[arg(long)]
+        point: Option<String>,
+        /// A policy directory replacing the embedded bundle.
+        #[arg(long)]
+        policy_dir: Option<PathBuf>,
+    },
 }

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             Command::Token(args) => commands::token::run(&cli.global, args),
             Command::Config(args) => commands::config::dump(&cli.global, args),
             Command::Contracts(args) => commands::config::check(&cli.global, args),
+            Command::Policy(args) => commands::policy::run(args),
         }
     });
     match result {
