@@ -191,6 +191,9 @@ mod tests {
     fn serialises_as_names() {
         let c = Classification::new(Level::Restricted, Tags::EMPTY.with(Tag::Pci).with(Tag::Pii));
         let v = serde_json::to_value(c).unwrap_or_default();
-        assert_eq!(v, serde_json::json!({"level": "restricted", "tags": ["PII", "PCI"]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"level": "restricted", "tags": ["PII", "PCI"]})
+        );
     }
 }

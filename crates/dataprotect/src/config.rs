@@ -175,9 +175,14 @@ mod tests {
             .replace("min_confidence: 0.45", "min_confidence: 3")
             .replace("hash_hex_len: 8", "hash_hex_len: 2");
         let msg = DataProtectConfig::parse(&bad, "t").unwrap_err().to_string();
-        assert!(msg.contains("min_confidence") && msg.contains("hash_hex_len"), "{msg}");
+        assert!(
+            msg.contains("min_confidence") && msg.contains("hash_hex_len"),
+            "{msg}"
+        );
         let unknown = format!("{EMBEDDED_CONFIG}\nsurprise: 1\n");
-        let msg = DataProtectConfig::parse(&unknown, "t").unwrap_err().to_string();
+        let msg = DataProtectConfig::parse(&unknown, "t")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("surprise"), "{msg}");
     }
 }

@@ -124,29 +124,39 @@ impl Finding {
     }
 }
 
-/// Keeps a set of non-overlapping findings: the most confident wins, then the longest, then the
-/// earliest. Returns them sorted by start.
+/// Detector name of a span merged from overlapping findings of different kinds; masks of such
+/// spans keep nothing.
+pub const MERGED: &str = "merged";
+
+/// Makes findings disjoint. Overlapping findings are merged into one span covering all of them
+/// (dropping the loser would leave its non-overlapping part unredacted); the merged span takes
+/// the kind of the most confident, then longest, member. Returns them sorted by start.
 pub(crate) fn resolve_overlaps(mut all: Vec<Finding>) -> Vec<Finding> {
     if all.len() < 2 {
         return all;
     }
-    all.sort_by(|a, b| {
-        b.confidence
-            .total_cmp(&a.confidence)
-            .then(b.len().cmp(&a.len()))
-            .then(a.start.cmp(&b.start))
-    });
-    // Accepted spans keyed by start; since they never overlap, the neighbours by start are the
-    // only ones a new span can collide with.
-    let mut kept: std::collections::BTreeMap<usize, Finding> = std::collections::BTreeMap::new();
+    all.sort_by_key(|f| f.start);
+    let mut out: Vec<Finding> = Vec::with_capacity(all.len());
     for f in all {
-        let before = kept.range(..=f.start).next_back().map(|(_, k)| k.end > f.start);
-        let after = kept.range(f.start..).next().map(|(_, k)| k.start < f.end);
-        if before != Some(true) && after != Some(true) {
-            kept.insert(f.start, f);
+        match out.last_mut() {
+            Some(last) if f.start < last.end => {
+                let mixed = last.kind != f.kind;
+                let wins = f.confidence > last.confidence
+                    || (f.confidence == last.confidence && f.len() > last.len());
+                if wins {
+                    last.kind = f.kind;
+                    last.confidence = f.confidence;
+                    last.detector = f.detector;
+                }
+                if mixed {
+                    last.detector = MERGED;
+                }
+                last.end = last.end.max(f.end);
+            }
+            _ => out.push(f),
         }
     }
-    kept.into_values().collect()
+    out
 }
 
 #[cfg(test)]
@@ -154,12 +164,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn most_confident_then_longest_wins() {
-        let a = Finding::new(FindingKind::Phone, 0, 12, 0.7, "phone");
+    fn overlaps_merge_into_the_most_confident_kind() {
+        let a = Finding::new(FindingKind::CreditCard, 0, 12, 0.95, "card");
         let b = Finding::new(FindingKind::CreditCard, 0, 19, 0.95, "card");
-        let c = Finding::new(FindingKind::Ssn, 20, 31, 0.8, "ssn");
-        let d = Finding::new(FindingKind::Phone, 18, 25, 0.8, "phone");
-        let got = resolve_overlaps(vec![a, b.clone(), c.clone(), d]);
-        assert_eq!(got, vec![b, c]);
+        let c = Finding::new(FindingKind::Ssn, 30, 41, 0.8, "ssn");
+        let d = Finding::new(FindingKind::Phone, 25, 33, 0.85, "phone");
+        let got = resolve_overlaps(vec![a, b.clone(), c, d]);
+        assert_eq!(got[0], b);
+        assert_eq!(got[1], Finding::new(FindingKind::Phone, 25, 41, 0.85, MERGED));
     }
 }

@@ -10,6 +10,7 @@ mod config;
 mod detect;
 mod error;
 mod finding;
+mod fixpoint;
 mod protector;
 mod redact;
 pub mod safety;

@@ -9,6 +9,7 @@ use crate::config::DataProtectConfig;
 use crate::detect::{Detectors, RawScan};
 use crate::error::DataProtectError;
 use crate::finding::{Finding, FindingKind};
+use crate::fixpoint;
 use crate::redact::{self, TenantKey};
 
 /// Findings of one text and what they make it.
@@ -51,7 +52,9 @@ pub struct DataProtector {
 
 impl std::fmt::Debug for DataProtector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataProtector").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("DataProtector")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,7 +86,10 @@ impl DataProtector {
 
     fn check_size(&self, len: usize) -> Result<(), DataProtectError> {
         if len > self.config.max_input_bytes {
-            return Err(DataProtectError::TooLarge { len, limit: self.config.max_input_bytes });
+            return Err(DataProtectError::TooLarge {
+                len,
+                limit: self.config.max_input_bytes,
+            });
         }
         Ok(())
     }
@@ -119,7 +125,10 @@ impl DataProtector {
         let raw = self.raw(text);
         let mut facts = Facts::default();
         self.add_facts(&mut facts, text, &raw);
-        Ok(Scan { classification: self.finish(facts), findings: raw.findings })
+        Ok(Scan {
+            classification: self.finish(facts),
+            findings: raw.findings,
+        })
     }
 
     /// The replacement `redact_text` would write for one finding.
@@ -133,31 +142,77 @@ impl DataProtector {
         )
     }
 
-    pub fn redact_text(&self, text: &str, key: &TenantKey) -> Result<RedactedText, DataProtectError> {
-        let scan = self.scan(text)?;
-        let redacted = redact::apply(text, &scan.findings, |f, s| self.replacement(f, s, key));
-        Ok(RedactedText { redacted, findings: scan.findings, classification: scan.classification })
+    pub fn redact_text(
+        &self,
+        text: &str,
+        key: &TenantKey,
+    ) -> Result<RedactedText, DataProtectError> {
+        self.check_size(text.len())?;
+        let raw = self.raw(text);
+        let mut facts = Facts::default();
+        self.add_facts(&mut facts, text, &raw);
+        let (redacted, findings) = self.redact_stable(text, raw.findings, key);
+        let extra = RawScan {
+            findings: findings.clone(),
+            medical_context: false,
+        };
+        self.add_facts(&mut facts, text, &extra);
+        Ok(RedactedText {
+            redacted,
+            findings,
+            classification: self.finish(facts),
+        })
+    }
+
+    fn redact_stable(
+        &self,
+        text: &str,
+        findings: Vec<Finding>,
+        key: &TenantKey,
+    ) -> (String, Vec<Finding>) {
+        fixpoint::redact_until_stable(
+            text,
+            findings,
+            3,
+            |t| self.raw(t).findings,
+            |f, s| self.replacement(f, s, key),
+        )
     }
 
     /// For callers holding raw bytes (the CLI, request bodies): rejects invalid UTF-8 with its
     /// offset. NUL and other control bytes are ordinary characters.
-    pub fn redact_bytes(&self, input: &[u8], key: &TenantKey) -> Result<RedactedText, DataProtectError> {
+    pub fn redact_bytes(
+        &self,
+        input: &[u8],
+        key: &TenantKey,
+    ) -> Result<RedactedText, DataProtectError> {
         self.check_size(input.len())?;
-        let text = std::str::from_utf8(input)
-            .map_err(|e| DataProtectError::InvalidUtf8 { offset: e.valid_up_to() })?;
+        let text = std::str::from_utf8(input).map_err(|e| DataProtectError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
         self.redact_text(text, key)
     }
 
     /// Parses and redacts a JSON document given as bytes.
-    pub fn redact_json_bytes(&self, input: &[u8], key: &TenantKey) -> Result<RedactedJson, DataProtectError> {
+    pub fn redact_json_bytes(
+        &self,
+        input: &[u8],
+        key: &TenantKey,
+    ) -> Result<RedactedJson, DataProtectError> {
         self.check_size(input.len())?;
-        let text = std::str::from_utf8(input)
-            .map_err(|e| DataProtectError::InvalidUtf8 { offset: e.valid_up_to() })?;
+        let text = std::str::from_utf8(input).map_err(|e| DataProtectError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             if e.to_string().contains("recursion limit") {
-                DataProtectError::JsonTooDeep { limit: self.config.max_json_depth }
+                DataProtectError::JsonTooDeep {
+                    limit: self.config.max_json_depth,
+                }
             } else {
-                DataProtectError::InvalidJson { line: e.line(), column: e.column() }
+                DataProtectError::InvalidJson {
+                    line: e.line(),
+                    column: e.column(),
+                }
             }
         })?;
         self.redact_json(&value, key)
@@ -166,11 +221,25 @@ impl DataProtector {
     /// Redacts every string leaf; keys, array lengths and value types are kept. Integers of
     /// 13-19 digits that pass the card checks become a redacted string (a leaked card number
     /// is worse than a changed type); other numbers, booleans and nulls are kept.
-    pub fn redact_json(&self, value: &Value, key: &TenantKey) -> Result<RedactedJson, DataProtectError> {
-        let mut walk = Walk { p: self, key, facts: Facts::default(), findings: Vec::new(), path: String::new() };
+    pub fn redact_json(
+        &self,
+        value: &Value,
+        key: &TenantKey,
+    ) -> Result<RedactedJson, DataProtectError> {
+        let mut walk = Walk {
+            p: self,
+            key,
+            facts: Facts::default(),
+            findings: Vec::new(),
+            path: String::new(),
+        };
         let redacted = walk.value(value, None, 0)?;
         let classification = self.finish(walk.facts);
-        Ok(RedactedJson { redacted, findings: walk.findings, classification })
+        Ok(RedactedJson {
+            redacted,
+            findings: walk.findings,
+            classification,
+        })
     }
 }
 
@@ -194,7 +263,12 @@ fn push_pointer(path: &mut String, segment: &str) {
 }
 
 impl Walk<'_> {
-    fn value(&mut self, v: &Value, parent_key: Option<&str>, depth: usize) -> Result<Value, DataProtectError> {
+    fn value(
+        &mut self,
+        v: &Value,
+        parent_key: Option<&str>,
+        depth: usize,
+    ) -> Result<Value, DataProtectError> {
         match v {
             Value::String(s) => Ok(Value::String(self.string(s, parent_key))),
             Value::Number(n) => Ok(self.number(n)),
@@ -237,7 +311,11 @@ impl Walk<'_> {
         let raw = self.p.raw(k);
         self.p.add_facts(&mut self.facts, k, &raw);
         for finding in raw.findings {
-            self.findings.push(JsonFinding { path: self.path.clone(), in_key: true, finding });
+            self.findings.push(JsonFinding {
+                path: self.path.clone(),
+                in_key: true,
+                finding,
+            });
         }
     }
 
@@ -260,27 +338,45 @@ impl Walk<'_> {
             f.end -= offset;
         }
         self.p.add_facts(&mut self.facts, s, &raw);
-        let out = redact::apply(s, &raw.findings, |f, orig| self.p.replacement(f, orig, self.key));
-        for finding in raw.findings {
-            self.findings.push(JsonFinding { path: self.path.clone(), in_key: false, finding });
+        let (out, findings) = self.p.redact_stable(s, raw.findings, self.key);
+        let extra = RawScan {
+            findings: findings.clone(),
+            medical_context: false,
+        };
+        self.p.add_facts(&mut self.facts, s, &extra);
+        for finding in findings {
+            self.findings.push(JsonFinding {
+                path: self.path.clone(),
+                in_key: false,
+                finding,
+            });
         }
         out
     }
 
     fn number(&mut self, n: &serde_json::Number) -> Value {
-        let Some(u) = n.as_u64() else { return Value::Number(n.clone()) };
+        let Some(u) = n.as_u64() else {
+            return Value::Number(n.clone());
+        };
         let digits = u.to_string();
         if !(13..=19).contains(&digits.len()) {
             return Value::Number(n.clone());
         }
         let raw = self.p.raw(&digits);
-        let card = raw.findings.iter().find(|f| f.kind == FindingKind::CreditCard && f.len() == digits.len());
+        let card = raw
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::CreditCard && f.len() == digits.len());
         match card {
             Some(f) => {
                 let f = f.clone();
                 self.p.add_facts(&mut self.facts, &digits, &raw);
                 let replaced = self.p.replacement(&f, &digits, self.key);
-                self.findings.push(JsonFinding { path: self.path.clone(), in_key: false, finding: f });
+                self.findings.push(JsonFinding {
+                    path: self.path.clone(),
+                    in_key: false,
+                    finding: f,
+                });
                 Value::String(replaced)
             }
             None => Value::Number(n.clone()),

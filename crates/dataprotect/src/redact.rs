@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::RedactionMode;
-use crate::finding::{Finding, FindingKind};
+use crate::finding::{Finding, FindingKind, MERGED};
 
 /// Per-tenant key for hash-mode redaction: the same value and key always give the same token,
 /// so redacted data can still be joined within a tenant but not across tenants.
@@ -30,7 +30,13 @@ impl std::fmt::Debug for TenantKey {
 /// Replaces every digit (or, with `keep_alnum`, every letter and digit) by `*` except the last
 /// `keep` of them, keeping separators so the shape stays recognisable.
 fn mask_keep_last(s: &str, keep: usize, keep_alnum: bool) -> String {
-    let counts = |c: char| if keep_alnum { c.is_ascii_alphanumeric() } else { c.is_ascii_digit() };
+    let counts = |c: char| {
+        if keep_alnum {
+            c.is_ascii_alphanumeric()
+        } else {
+            c.is_ascii_digit()
+        }
+    };
     let total = s.chars().filter(|c| counts(*c)).count();
     let mut seen = 0;
     s.chars()
@@ -82,7 +88,12 @@ fn normalise(kind: FindingKind, original: &str) -> String {
     }
 }
 
-pub(crate) fn hash_token(kind: FindingKind, original: &str, key: &TenantKey, hex_len: usize) -> String {
+pub(crate) fn hash_token(
+    kind: FindingKind,
+    original: &str,
+    key: &TenantKey,
+    hex_len: usize,
+) -> String {
     let mut out = format!("[{}:", kind.tag());
     // HMAC accepts keys of any length, so this cannot fail; an empty digest would still be a
     // marker that leaks nothing.
@@ -107,27 +118,11 @@ pub(crate) fn replacement(
     hex_len: usize,
 ) -> String {
     match mode {
+        RedactionMode::Mask if f.detector == MERGED => "****".to_owned(),
         RedactionMode::Mask => mask(f.kind, original),
         RedactionMode::Tag => format!("[{}]", f.kind.tag()),
         RedactionMode::Hash => hash_token(f.kind, original, key, hex_len),
     }
-}
-
-/// Applies replacements; `findings` must be sorted and disjoint (as a scan returns them).
-pub(crate) fn apply(
-    text: &str,
-    findings: &[Finding],
-    mut replace: impl FnMut(&Finding, &str) -> String,
-) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for f in findings {
-        out.push_str(&text[last..f.start]);
-        out.push_str(&replace(f, &text[f.start..f.end]));
-        last = f.end;
-    }
-    out.push_str(&text[last..]);
-    out
 }
 
 #[cfg(test)]
@@ -136,12 +131,27 @@ mod tests {
 
     #[test]
     fn masks_keep_only_the_useful_part() {
-        assert_eq!(mask(FindingKind::Email, "jane@example.com"), "***@example.com");
-        assert_eq!(mask(FindingKind::CreditCard, "5555-5555-5555-9010"), "****-****-****-9010");
-        assert_eq!(mask(FindingKind::CreditCard, "4111 1111 1111 1111"), "**** **** **** 1111");
+        assert_eq!(
+            mask(FindingKind::Email, "jane@example.com"),
+            "***@example.com"
+        );
+        assert_eq!(
+            mask(FindingKind::CreditCard, "5555-5555-5555-9010"),
+            "****-****-****-9010"
+        );
+        assert_eq!(
+            mask(FindingKind::CreditCard, "4111 1111 1111 1111"),
+            "**** **** **** 1111"
+        );
         assert_eq!(mask(FindingKind::Ssn, "123-45-6789"), "***-**-****");
-        assert_eq!(mask(FindingKind::Phone, "+1 (555) 123-4567"), "+* (***) ***-**67");
-        assert_eq!(mask(FindingKind::Iban, "DE89 3704 0044 0532 0130 00"), "DE** **** **** **** **30 00");
+        assert_eq!(
+            mask(FindingKind::Phone, "+1 (555) 123-4567"),
+            "+* (***) ***-**67"
+        );
+        assert_eq!(
+            mask(FindingKind::Iban, "DE89 3704 0044 0532 0130 00"),
+            "DE** **** **** **** **30 00"
+        );
         assert_eq!(mask(FindingKind::Passport, "X1234567"), "****");
     }
 

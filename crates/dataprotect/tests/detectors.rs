@@ -22,12 +22,36 @@ fn one(text: &str, kind: FindingKind, span: &str) {
 
 #[test]
 fn cards_valid_luhn_and_issuer() {
-    one("card 4111 1111 1111 1111 exp 12/27", FindingKind::CreditCard, "4111 1111 1111 1111");
-    one("mc 5555-5555-5555-4444.", FindingKind::CreditCard, "5555-5555-5555-4444");
-    one("amex 378282246310005", FindingKind::CreditCard, "378282246310005");
-    one("discover 6011111111111117", FindingKind::CreditCard, "6011111111111117");
-    one("jcb 3530111333300000", FindingKind::CreditCard, "3530111333300000");
-    one("diners 30569309025904", FindingKind::CreditCard, "30569309025904");
+    one(
+        "card 4111 1111 1111 1111 exp 12/27",
+        FindingKind::CreditCard,
+        "4111 1111 1111 1111",
+    );
+    one(
+        "mc 5555-5555-5555-4444.",
+        FindingKind::CreditCard,
+        "5555-5555-5555-4444",
+    );
+    one(
+        "amex 378282246310005",
+        FindingKind::CreditCard,
+        "378282246310005",
+    );
+    one(
+        "discover 6011111111111117",
+        FindingKind::CreditCard,
+        "6011111111111117",
+    );
+    one(
+        "jcb 3530111333300000",
+        FindingKind::CreditCard,
+        "3530111333300000",
+    );
+    one(
+        "diners 30569309025904",
+        FindingKind::CreditCard,
+        "30569309025904",
+    );
 }
 
 #[test]
@@ -45,8 +69,19 @@ fn card_near_misses() {
 #[test]
 fn ssn_rules_and_context() {
     one("SSN 123-45-6789", FindingKind::Ssn, "123-45-6789");
-    one("her number is 123-45-6789.", FindingKind::Ssn, "123-45-6789");
-    for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "987-65-4321", "123-00-4567", "123-45-0000"] {
+    one(
+        "her number is 123-45-6789.",
+        FindingKind::Ssn,
+        "123-45-6789",
+    );
+    for bad in [
+        "000-12-3456",
+        "666-12-3456",
+        "900-12-3456",
+        "987-65-4321",
+        "123-00-4567",
+        "123-45-0000",
+    ] {
         assert!(kinds(&format!("ssn {bad}")).is_empty(), "{bad}");
     }
     // Undashed only with a context word.
@@ -56,14 +91,26 @@ fn ssn_rules_and_context() {
 
 #[test]
 fn emails() {
-    one("write to jane.doe@example.com today", FindingKind::Email, "jane.doe@example.com");
+    one(
+        "write to jane.doe@example.com today",
+        FindingKind::Email,
+        "jane.doe@example.com",
+    );
     assert!(kinds("user@localhost and @mention").is_empty());
 }
 
 #[test]
 fn phones() {
-    one("call me on +44 20 7946 0958", FindingKind::Phone, "+44 20 7946 0958");
-    one("office (555) 123-4567", FindingKind::Phone, "(555) 123-4567");
+    one(
+        "call me on +44 20 7946 0958",
+        FindingKind::Phone,
+        "+44 20 7946 0958",
+    );
+    one(
+        "office (555) 123-4567",
+        FindingKind::Phone,
+        "(555) 123-4567",
+    );
     one("ring 555-123-4567 now", FindingKind::Phone, "555-123-4567");
     one("mobile: 07700900123", FindingKind::Phone, "07700900123");
     one("fax 030 1234567", FindingKind::Phone, "030 1234567");
@@ -76,8 +123,16 @@ fn phones() {
 
 #[test]
 fn ibans() {
-    one("IBAN DE89 3704 0044 0532 0130 00 please", FindingKind::Iban, "DE89 3704 0044 0532 0130 00");
-    one("GB82WEST12345698765432", FindingKind::Iban, "GB82WEST12345698765432");
+    one(
+        "IBAN DE89 3704 0044 0532 0130 00 please",
+        FindingKind::Iban,
+        "DE89 3704 0044 0532 0130 00",
+    );
+    one(
+        "GB82WEST12345698765432",
+        FindingKind::Iban,
+        "GB82WEST12345698765432",
+    );
     // One digit changed: mod-97 fails.
     assert!(kinds("IBAN DE89 3704 0044 0532 0130 01").is_empty());
     // Wrong length for the country.
@@ -88,9 +143,17 @@ fn ibans() {
 fn ip_addresses() {
     let p = DataProtector::embedded().unwrap();
     let s = p.scan("from 8.8.8.8 via 10.0.0.7").unwrap();
-    let got: Vec<(&str, f32)> = s.findings.iter().map(|f| (&"from 8.8.8.8 via 10.0.0.7"[f.start..f.end], f.confidence)).collect();
+    let got: Vec<(&str, f32)> = s
+        .findings
+        .iter()
+        .map(|f| (&"from 8.8.8.8 via 10.0.0.7"[f.start..f.end], f.confidence))
+        .collect();
     assert_eq!(got, [("8.8.8.8", 0.85), ("10.0.0.7", 0.5)]);
-    one("peer 2001:4860:4860::8888 up", FindingKind::IpAddress, "2001:4860:4860::8888");
+    one(
+        "peer 2001:4860:4860::8888 up",
+        FindingKind::IpAddress,
+        "2001:4860:4860::8888",
+    );
     // Loopback is below the threshold; versions are not addresses.
     assert!(kinds("bind 127.0.0.1").is_empty());
     assert!(kinds("upgrade to version 1.2.3.4 now").is_empty());
@@ -127,10 +190,22 @@ fn jwt_and_pem() {
 
 #[test]
 fn entropy_secrets_only_near_key_words() {
-    one("api_key = \"Zx81kQ2vLm9PwR4tYb7N\"", FindingKind::ApiKey, "Zx81kQ2vLm9PwR4tYb7N");
-    one("client_secret: 9f8e7d6c5b4a39281706f5e4d3c2b1a0", FindingKind::ApiKey, "9f8e7d6c5b4a39281706f5e4d3c2b1a0");
+    one(
+        "api_key = \"Zx81kQ2vLm9PwR4tYb7N\"",
+        FindingKind::ApiKey,
+        "Zx81kQ2vLm9PwR4tYb7N",
+    );
+    one(
+        "client_secret: 9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+        FindingKind::ApiKey,
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+    );
     one("password=hunter2!", FindingKind::ApiKey, "hunter2!");
-    one("Authorization: Bearer abcDEF123456ghiJKL789", FindingKind::ApiKey, "abcDEF123456ghiJKL789");
+    one(
+        "Authorization: Bearer abcDEF123456ghiJKL789",
+        FindingKind::ApiKey,
+        "abcDEF123456ghiJKL789",
+    );
     // The same random string without a key word, and low-entropy values after one.
     assert!(kinds("commit Zx81kQ2vLm9PwR4tYb7N landed").is_empty());
     assert!(kinds("token: aaaaaaaaaaaaaaaaaaaa1, password: reset").is_empty());
@@ -140,20 +215,39 @@ fn entropy_secrets_only_near_key_words() {
 #[test]
 fn context_identifiers() {
     one("DOB: 1984-07-23", FindingKind::DateOfBirth, "1984-07-23");
-    one("born on 12 March 1980 in", FindingKind::DateOfBirth, "12 March 1980");
-    one("Date of birth: March 12, 1980", FindingKind::DateOfBirth, "March 12, 1980");
+    one(
+        "born on 12 March 1980 in",
+        FindingKind::DateOfBirth,
+        "12 March 1980",
+    );
+    one(
+        "Date of birth: March 12, 1980",
+        FindingKind::DateOfBirth,
+        "March 12, 1980",
+    );
     one("MRN: 00482913", FindingKind::Mrn, "00482913");
-    one("Passport number X12345678", FindingKind::Passport, "X12345678");
-    one("driver's license no. D1234-56789", FindingKind::DriversLicense, "D1234-56789");
+    one(
+        "Passport number X12345678",
+        FindingKind::Passport,
+        "X12345678",
+    );
+    one(
+        "driver's license no. D1234-56789",
+        FindingKind::DriversLicense,
+        "D1234-56789",
+    );
     // Without context, dates and ids are just numbers.
     assert!(kinds("released 1984-07-23, build 00482913").is_empty());
 }
 
 #[test]
 fn names_by_title_or_label_only() {
-    one("seen by Dr. Maria Lopez today", FindingKind::PersonName, "Maria Lopez");
+    one(
+        "seen by Dr. Maria Lopez today",
+        FindingKind::PersonName,
+        "Maria Lopez",
+    );
     one("Name: John O'Neil", FindingKind::PersonName, "John O'Neil");
     assert!(kinds("The Big Apple is in New York").is_empty());
     assert!(kinds("latency 500 ms Average").is_empty());
 }
-

@@ -18,7 +18,15 @@ fn support_ticket() {
         Please call me back on +1 415 555 0132. Order 99812, qty 3.\n";
     let r = protector().redact_text(ticket, &key()).unwrap();
     let kinds: Vec<FindingKind> = r.findings.iter().map(|f| f.kind).collect();
-    assert_eq!(kinds, [FindingKind::PersonName, FindingKind::Email, FindingKind::CreditCard, FindingKind::Phone]);
+    assert_eq!(
+        kinds,
+        [
+            FindingKind::PersonName,
+            FindingKind::Email,
+            FindingKind::CreditCard,
+            FindingKind::Phone
+        ]
+    );
     assert_eq!(
         r.redacted,
         "Ticket #48213 from Mr. [PERSON_NAME] <***@example.com>\n\
@@ -40,11 +48,23 @@ fn log_excerpt() {
     let kinds: Vec<FindingKind> = r.findings.iter().map(|f| f.kind).collect();
     assert_eq!(
         kinds,
-        [FindingKind::IpAddress, FindingKind::Email, FindingKind::Jwt, FindingKind::ApiKey, FindingKind::IpAddress]
+        [
+            FindingKind::IpAddress,
+            FindingKind::Email,
+            FindingKind::Jwt,
+            FindingKind::ApiKey,
+            FindingKind::IpAddress
+        ]
     );
-    assert!(r.redacted.contains("req from [IP_ADDRESS] user=***@corp.example"));
+    assert!(
+        r.redacted
+            .contains("req from [IP_ADDRESS] user=***@corp.example")
+    );
     assert!(r.redacted.contains("Bearer [JWT]"));
-    assert!(r.redacted.contains("AWS key [API_KEY] used from [IP_ADDRESS]"));
+    assert!(
+        r.redacted
+            .contains("AWS key [API_KEY] used from [IP_ADDRESS]")
+    );
     assert!(r.redacted.ends_with("served v2.4.1 in 35 ms, 200 OK\n"));
     assert_eq!(r.classification.level, Level::Restricted);
     assert!(r.classification.tags.contains(Tag::Secret));
@@ -69,12 +89,21 @@ fn medical_note_is_phi() {
     );
     assert!(r.classification.tags.contains(Tag::Phi));
     assert_eq!(r.classification.level, Level::Restricted);
-    for raw in ["Sarah", "Connor", "04/12/1965", "7734021", "555-0199", "Silberman"] {
+    for raw in [
+        "Sarah",
+        "Connor",
+        "04/12/1965",
+        "7734021",
+        "555-0199",
+        "Silberman",
+    ] {
         assert!(!r.redacted.contains(raw), "{raw} leaked: {}", r.redacted);
     }
     // MRN is hashed: stable per tenant, different across tenants.
     let again = protector().redact_text(note, &key()).unwrap();
-    let other = protector().redact_text(note, &TenantKey::new(b"tenant-b".to_vec())).unwrap();
+    let other = protector()
+        .redact_text(note, &TenantKey::new(b"tenant-b".to_vec()))
+        .unwrap();
     assert_eq!(r.redacted, again.redacted);
     assert_ne!(r.redacted, other.redacted);
     assert!(r.redacted.contains("MRN: [MRN:"));
@@ -99,8 +128,17 @@ fn hash_and_tag_modes_from_config() {
         .replace("    credit_card: mask", "    credit_card: tag");
     let config = amas_dataprotect::DataProtectConfig::parse(&cfg, "test").unwrap();
     let p = DataProtector::new(config).unwrap();
-    let r = p.redact_text("a@example.com paid with 4111111111111111; A@example.com again", &key()).unwrap();
-    let tokens: Vec<&str> = r.redacted.split(' ').filter(|w| w.starts_with("[EMAIL:")).collect();
+    let r = p
+        .redact_text(
+            "a@example.com paid with 4111111111111111; A@example.com again",
+            &key(),
+        )
+        .unwrap();
+    let tokens: Vec<&str> = r
+        .redacted
+        .split(' ')
+        .filter(|w| w.starts_with("[EMAIL:"))
+        .collect();
     // Email hashes ignore case, so the two spellings join.
     assert_eq!(tokens.len(), 2);
     assert_eq!(tokens[0], tokens[1]);
@@ -126,6 +164,15 @@ fn json_documents_keep_structure() {
         })
     );
     let paths: Vec<&str> = r.findings.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(paths, ["/cards/0", "/cards/1", "/customer/email", "/customer/name", "/customer/ssn"]);
+    assert_eq!(
+        paths,
+        [
+            "/cards/0",
+            "/cards/1",
+            "/customer/email",
+            "/customer/name",
+            "/customer/ssn"
+        ]
+    );
     assert_eq!(r.classification.level, Level::Restricted);
 }

@@ -2,7 +2,9 @@
 //! category from config, and the pluggable classifier path.
 
 use amas_dataprotect::safety::{ClassifierError, SafetyHit};
-use amas_dataprotect::{Action, Category, ContentClassifier, ContentSafety, DataProtectConfig, LexiconClassifier};
+use amas_dataprotect::{
+    Action, Category, ContentClassifier, ContentSafety, DataProtectConfig, LexiconClassifier,
+};
 
 fn safety() -> ContentSafety {
     ContentSafety::from_config(&DataProtectConfig::embedded().unwrap())
@@ -36,7 +38,11 @@ fn obfuscated_terms_fire() {
     // Phonetic respellings are out of scope for a lexicon.
     assert_eq!(cats("phuck you"), Vec::<Category>::new());
     assert_eq!(cats("k1ll y0urs3lf"), [Category::Harassment]);
-    assert_eq!(cats("I want to k!ll myself"), Vec::<Category>::new(), "! is not leetspeak here");
+    assert_eq!(
+        cats("I want to k!ll myself"),
+        Vec::<Category>::new(),
+        "! is not leetspeak here"
+    );
     assert_eq!(cats("i want to ki11 myself"), [Category::SelfHarm]);
     assert_eq!(cats("$uicide"), [Category::SelfHarm]);
     assert_eq!(cats("how to m4ke a b0mb"), [Category::IllegalActivity]);

@@ -171,7 +171,11 @@ impl ContextMatcher {
                 continue;
             }
             medical |= matches!(role, Role::Mrn | Role::Patient | Role::Medical);
-            hits.push(Hit { start: s, end: e, role });
+            hits.push(Hit {
+                start: s,
+                end: e,
+                role,
+            });
         }
         ContextIndex { hits, medical }
     }
@@ -183,7 +187,10 @@ fn skip_to_value(bytes: &[u8], mut i: usize) -> Option<usize> {
     let limit = i + 24;
     loop {
         i += count_while(bytes, i, limit.saturating_sub(i), |b| {
-            matches!(b, b' ' | b'\t' | b':' | b'#' | b'=' | b'.' | b'"' | b'\'' | b'-' | b'(')
+            matches!(
+                b,
+                b' ' | b'\t' | b':' | b'#' | b'=' | b'.' | b'"' | b'\'' | b'-' | b'('
+            )
         });
         let rest = &bytes[i.min(bytes.len())..];
         let filler = ["number", "num", "no", "is", "id", "was", "on"]
@@ -215,12 +222,39 @@ pub fn detect_values(text: &str, ctx: &ContextIndex, out: &mut Vec<Finding>) {
     for h in &ctx.hits {
         match h.role {
             Role::Dob => dob(bytes, h, out),
-            Role::Mrn => id_value(bytes, h.end, (5, 20), 4, FindingKind::Mrn, 0.85, "mrn_context", out),
+            Role::Mrn => id_value(
+                bytes,
+                h.end,
+                (5, 20),
+                4,
+                FindingKind::Mrn,
+                0.85,
+                "mrn_context",
+                out,
+            ),
             Role::Passport => {
-                id_value(bytes, h.end, (6, 9), 2, FindingKind::Passport, 0.8, "passport_context", out);
+                id_value(
+                    bytes,
+                    h.end,
+                    (6, 9),
+                    2,
+                    FindingKind::Passport,
+                    0.8,
+                    "passport_context",
+                    out,
+                );
             }
             Role::Licence => {
-                id_value(bytes, h.end, (5, 20), 2, FindingKind::DriversLicense, 0.8, "licence_context", out);
+                id_value(
+                    bytes,
+                    h.end,
+                    (5, 20),
+                    2,
+                    FindingKind::DriversLicense,
+                    0.8,
+                    "licence_context",
+                    out,
+                );
             }
             Role::Secret => assigned_secret(bytes, h.end, out),
             Role::Password => password(bytes, h.end, out),
@@ -231,7 +265,10 @@ pub fn detect_values(text: &str, ctx: &ContextIndex, out: &mut Vec<Finding>) {
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call per id-like context kind")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per id-like context kind"
+)]
 fn id_value(
     bytes: &[u8],
     after: usize,
@@ -242,7 +279,9 @@ fn id_value(
     detector: &'static str,
     out: &mut Vec<Finding>,
 ) {
-    let Some(v) = skip_to_value(bytes, after) else { return };
+    let Some(v) = skip_to_value(bytes, after) else {
+        return;
+    };
     let Some(n) = token_len(bytes, v, max, |b| b.is_ascii_alphanumeric() || b == b'-') else {
         return;
     };
@@ -256,8 +295,18 @@ fn id_value(
 }
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 fn month_len(bytes: &[u8], i: usize) -> Option<usize> {
@@ -276,7 +325,9 @@ fn number(bytes: &[u8], i: usize, min: usize, max: usize) -> Option<(usize, u32)
     if n < min || n > max {
         return None;
     }
-    let v = bytes[i..i + n].iter().fold(0u32, |a, b| a * 10 + u32::from(b - b'0'));
+    let v = bytes[i..i + n]
+        .iter()
+        .fold(0u32, |a, b| a * 10 + u32::from(b - b'0'));
     Some((n, v))
 }
 
@@ -293,7 +344,10 @@ fn date_at(bytes: &[u8], i: usize) -> Option<usize> {
             }
             let (n3, c) = number(bytes, k + 1, 2, 4)?;
             let (day_month_ok, year_ok) = if n1 == 4 {
-                ((1..=12).contains(&b) && (1..=31).contains(&c), (1880..=2100).contains(&a))
+                (
+                    (1..=12).contains(&b) && (1..=31).contains(&c),
+                    (1880..=2100).contains(&a),
+                )
             } else {
                 let dm = (1..=31).contains(&a) && (1..=31).contains(&b) && (a <= 12 || b <= 12);
                 (dm, n3 == 2 || (1880..=2100).contains(&c))
@@ -335,9 +389,17 @@ fn date_at(bytes: &[u8], i: usize) -> Option<usize> {
 }
 
 fn dob(bytes: &[u8], h: &Hit, out: &mut Vec<Finding>) {
-    let Some(v) = skip_to_value(bytes, h.end) else { return };
+    let Some(v) = skip_to_value(bytes, h.end) else {
+        return;
+    };
     if let Some(end) = date_at(bytes, v).filter(|e| boundary_after(bytes, *e)) {
-        out.push(Finding::new(FindingKind::DateOfBirth, v, end, 0.85, "dob_context"));
+        out.push(Finding::new(
+            FindingKind::DateOfBirth,
+            v,
+            end,
+            0.85,
+            "dob_context",
+        ));
     }
 }
 
@@ -347,9 +409,13 @@ fn is_secret_byte(b: u8) -> bool {
 
 /// `api_key = "Zx81..."`, `token: 9f8e...`: the value must follow an assignment and look random.
 fn assigned_secret(bytes: &[u8], after: usize, out: &mut Vec<Finding>) {
-    let ident = count_while(bytes, after, 24, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ident = count_while(bytes, after, 24, |b| {
+        b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+    });
     let mut i = after + ident;
-    let sep = count_while(bytes, i, 6, |b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b':' | b'='));
+    let sep = count_while(bytes, i, 6, |b| {
+        matches!(b, b' ' | b'\t' | b'"' | b'\'' | b':' | b'=')
+    });
     if !bytes[i..i + sep].iter().any(|b| matches!(b, b':' | b'=')) {
         return;
     }
@@ -367,24 +433,43 @@ fn assigned_secret(bytes: &[u8], after: usize, out: &mut Vec<Finding>) {
         && digits_in(value) > 0
         && shannon_entropy(value) >= threshold
     {
-        out.push(Finding::new(FindingKind::ApiKey, i, end, 0.8, "entropy_near_key_word"));
+        out.push(Finding::new(
+            FindingKind::ApiKey,
+            i,
+            end,
+            0.8,
+            "entropy_near_key_word",
+        ));
     }
 }
 
 fn password(bytes: &[u8], after: usize, out: &mut Vec<Finding>) {
-    let sep = count_while(bytes, after, 6, |b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b':' | b'='));
-    if !bytes[after..after + sep].iter().any(|b| matches!(b, b':' | b'=')) {
+    let sep = count_while(bytes, after, 6, |b| {
+        matches!(b, b' ' | b'\t' | b'"' | b'\'' | b':' | b'=')
+    });
+    if !bytes[after..after + sep]
+        .iter()
+        .any(|b| matches!(b, b':' | b'='))
+    {
         return;
     }
     let i = after + sep;
     if matches!(bytes.get(i), Some(b'[' | b'*' | b'<' | b'$' | b'{')) {
         return;
     }
-    let n = count_while(bytes, i, 129, |b| b > b' ' && !matches!(b, b'"' | b'\'' | b',' | b';'));
+    let n = count_while(bytes, i, 129, |b| {
+        b > b' ' && !matches!(b, b'"' | b'\'' | b',' | b';')
+    });
     let value = &bytes[i..i + n];
     let symbolic = value.iter().any(|b| !b.is_ascii_alphabetic());
     if (6..=128).contains(&n) && symbolic {
-        out.push(Finding::new(FindingKind::ApiKey, i, i + n, 0.75, "password_assignment"));
+        out.push(Finding::new(
+            FindingKind::ApiKey,
+            i,
+            i + n,
+            0.75,
+            "password_assignment",
+        ));
     }
 }
 
@@ -395,14 +480,48 @@ fn bearer(bytes: &[u8], after: usize, out: &mut Vec<Finding>) {
     let i = after + 1;
     let n = count_while(bytes, i, 4096, is_secret_byte);
     if n >= 16 && shannon_entropy(&bytes[i..i + n]) >= 3.0 {
-        out.push(Finding::new(FindingKind::ApiKey, i, i + n, 0.85, "bearer_token"));
+        out.push(Finding::new(
+            FindingKind::ApiKey,
+            i,
+            i + n,
+            0.85,
+            "bearer_token",
+        ));
     }
 }
 
 const NOT_NAMES: &[&str] = &[
-    "The", "A", "An", "This", "That", "Is", "Was", "Has", "Had", "Name", "Id", "Number", "Record",
-    "Records", "Please", "Thanks", "Thank", "Sir", "Madam", "Team", "Customer", "Support", "Patient",
-    "No", "Not", "Unknown", "Details", "Information", "Info", "Summary", "Notes",
+    "The",
+    "A",
+    "An",
+    "This",
+    "That",
+    "Is",
+    "Was",
+    "Has",
+    "Had",
+    "Name",
+    "Id",
+    "Number",
+    "Record",
+    "Records",
+    "Please",
+    "Thanks",
+    "Thank",
+    "Sir",
+    "Madam",
+    "Team",
+    "Customer",
+    "Support",
+    "Patient",
+    "No",
+    "Not",
+    "Unknown",
+    "Details",
+    "Information",
+    "Info",
+    "Summary",
+    "Notes",
 ];
 
 /// 1 to 3 capitalised words after a title ("Dr."), a label ("name:") or "patient".
@@ -422,7 +541,9 @@ fn person_name(text: &str, h: &Hit, out: &mut Vec<Finding>) {
     let mut end = i;
     let mut words = 0;
     while words < 3 {
-        let Some(len) = capitalised_word(&text[i..]) else { break };
+        let Some(len) = capitalised_word(&text[i..]) else {
+            break;
+        };
         if NOT_NAMES.contains(&&text[i..i + len]) {
             break;
         }
@@ -441,7 +562,13 @@ fn person_name(text: &str, h: &Hit, out: &mut Vec<Finding>) {
         Role::NameLabel => 0.75,
         _ => 0.6,
     };
-    out.push(Finding::new(FindingKind::PersonName, start, end, conf, "name_context"));
+    out.push(Finding::new(
+        FindingKind::PersonName,
+        start,
+        end,
+        conf,
+        "name_context",
+    ));
 }
 
 /// Byte length of an initial capitalised word (`Anne`, `O'Neil`, `Jean-Luc`, `Émile`).

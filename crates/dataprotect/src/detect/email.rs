@@ -72,7 +72,10 @@ mod tests {
 
     #[test]
     fn finds_addresses_and_trims_punctuation() {
-        assert_eq!(spans("mail jane.doe+x@mail.example.co.uk."), ["jane.doe+x@mail.example.co.uk"]);
+        assert_eq!(
+            spans("mail jane.doe+x@mail.example.co.uk."),
+            ["jane.doe+x@mail.example.co.uk"]
+        );
         assert_eq!(spans("<a@b.io>, c_d@e-f.org"), ["a@b.io", "c_d@e-f.org"]);
     }
 

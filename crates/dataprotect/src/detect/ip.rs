@@ -22,7 +22,10 @@ fn v6_confidence(ip: Ipv6Addr) -> f32 {
     let seg0 = ip.segments()[0];
     if ip.is_loopback() || ip.is_unspecified() {
         0.3
-    } else if (seg0 & 0xfe00) == 0xfc00 || (seg0 & 0xffc0) == 0xfe80 || seg0 == 0x2001 && ip.segments()[1] == 0xdb8 {
+    } else if (seg0 & 0xfe00) == 0xfc00
+        || (seg0 & 0xffc0) == 0xfe80
+        || seg0 == 0x2001 && ip.segments()[1] == 0xdb8
+    {
         0.5
     } else {
         0.85
@@ -64,7 +67,13 @@ pub fn detect_v6(text: &str, out: &mut Vec<Finding>) {
             continue;
         }
         if let Ok(ip) = cand.parse::<Ipv6Addr>() {
-            out.push(Finding::new(FindingKind::IpAddress, start, end, v6_confidence(ip), "ipv6"));
+            out.push(Finding::new(
+                FindingKind::IpAddress,
+                start,
+                end,
+                v6_confidence(ip),
+                "ipv6",
+            ));
         }
     }
 }
@@ -78,7 +87,16 @@ mod tests {
         let s = "from 2a00:1450:4001:81c::200e and fe80::1ff:fe23:4567:890a, time 12:30:45";
         let mut out = Vec::new();
         detect_v6(s, &mut out);
-        let got: Vec<(&str, f32)> = out.iter().map(|f| (&s[f.start..f.end], f.confidence)).collect();
-        assert_eq!(got, [("2a00:1450:4001:81c::200e", 0.85), ("fe80::1ff:fe23:4567:890a", 0.5)]);
+        let got: Vec<(&str, f32)> = out
+            .iter()
+            .map(|f| (&s[f.start..f.end], f.confidence))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2a00:1450:4001:81c::200e", 0.85),
+                ("fe80::1ff:fe23:4567:890a", 0.5)
+            ]
+        );
     }
 }

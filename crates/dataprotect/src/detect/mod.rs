@@ -13,7 +13,6 @@ mod text;
 
 use crate::finding::{Finding, resolve_overlaps};
 
-
 /// Findings before confidence filtering, plus the facts classification needs.
 pub(crate) struct RawScan {
     pub findings: Vec<Finding>,

@@ -45,9 +45,8 @@ fn at_digit(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) 
     ssn(bytes, i, ctx, out);
     // A group inside a longer run of digit groups ("... 0532 0130 01") is not a number of
     // its own; the run is judged from its first group.
-    let inner_group = i >= 2
-        && matches!(bytes[i - 1], b' ' | b'-' | b'.')
-        && bytes[i - 2].is_ascii_digit();
+    let inner_group =
+        i >= 2 && matches!(bytes[i - 1], b' ' | b'-' | b'.') && bytes[i - 2].is_ascii_digit();
     if !inner_group {
         card(bytes, i, out);
         phone(bytes, i, ctx, out);
@@ -71,7 +70,11 @@ pub fn luhn(digits: &[u8]) -> bool {
         .enumerate()
         .map(|(k, d)| {
             let v = digit_value(*d);
-            if k % 2 == 1 { if v * 2 > 9 { v * 2 - 9 } else { v * 2 } } else { v }
+            if k % 2 == 1 {
+                if v * 2 > 9 { v * 2 - 9 } else { v * 2 }
+            } else {
+                v
+            }
         })
         .sum();
     sum % 10 == 0
@@ -145,7 +148,13 @@ fn card(bytes: &[u8], i: usize, out: &mut Vec<Finding>) {
         }
         let d = &digits[..c];
         if luhn(d) && issuer_ok(d) {
-            out.push(Finding::new(FindingKind::CreditCard, i, end, 0.95, "card_luhn"));
+            out.push(Finding::new(
+                FindingKind::CreditCard,
+                i,
+                end,
+                0.95,
+                "card_luhn",
+            ));
             return;
         }
     }
@@ -163,7 +172,13 @@ fn ssn(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
     if a == 9 && context && boundary_after(bytes, i + 9) {
         let d = &bytes[i..i + 9];
         if ssn_valid(parse_num(&d[..3]), parse_num(&d[3..5]), parse_num(&d[5..])) {
-            out.push(Finding::new(FindingKind::Ssn, i, i + 9, 0.85, "ssn_context"));
+            out.push(Finding::new(
+                FindingKind::Ssn,
+                i,
+                i + 9,
+                0.85,
+                "ssn_context",
+            ));
         }
         return;
     }
@@ -238,12 +253,17 @@ fn phone(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
             break;
         }
     }
-    if !boundary_after(bytes, end) || (bytes.get(end) == Some(&b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)) {
+    if !boundary_after(bytes, end)
+        || (bytes.get(end) == Some(&b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit))
+    {
         return;
     }
     let sizes = &sizes[..groups];
     let date_like = sizes.len() >= 3
-        && matches!((sizes[0], sizes[1], sizes[2]), (4, 1 | 2, 1 | 2) | (1 | 2, 1 | 2, 4 | 2));
+        && matches!(
+            (sizes[0], sizes[1], sizes[2]),
+            (4, 1 | 2, 1 | 2) | (1 | 2, 1 | 2, 4 | 2)
+        );
     let context = ctx.before(i, 32, Role::Phone);
     let base: f32 = if plus && (8..=15).contains(&digits) {
         0.85
@@ -261,7 +281,13 @@ fn phone(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
         return;
     };
     let conf = if context { base + 0.15 } else { base };
-    out.push(Finding::new(FindingKind::Phone, i, end, conf.min(0.9), "phone"));
+    out.push(Finding::new(
+        FindingKind::Phone,
+        i,
+        end,
+        conf.min(0.9),
+        "phone",
+    ));
 }
 
 // ---- IPv4 ----
@@ -289,29 +315,74 @@ fn ipv4(bytes: &[u8], i: usize, ctx: &ContextIndex, out: &mut Vec<Finding>) {
             j += 1;
         }
     }
-    let more = matches!(bytes.get(j), Some(b'.')) && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
+    let more =
+        matches!(bytes.get(j), Some(b'.')) && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
     // "version 1.2.3.4" is a version, not an address.
     if !boundary_after(bytes, j) || more || ctx.before(i, 12, Role::Version) {
         return;
     }
     let ip = Ipv4Addr::from(octets);
-    out.push(Finding::new(FindingKind::IpAddress, i, j, v4_confidence(ip), "ipv4"));
+    out.push(Finding::new(
+        FindingKind::IpAddress,
+        i,
+        j,
+        v4_confidence(ip),
+        "ipv4",
+    ));
 }
 
 // ---- IBAN ----
 
 const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
-    (b"AD", 24), (b"AE", 23), (b"AT", 20), (b"BE", 16), (b"BG", 22), (b"BR", 29), (b"CH", 21),
-    (b"CY", 28), (b"CZ", 24), (b"DE", 22), (b"DK", 18), (b"EE", 20), (b"ES", 24), (b"FI", 18),
-    (b"FR", 27), (b"GB", 22), (b"GR", 27), (b"HR", 21), (b"HU", 28), (b"IE", 22), (b"IL", 23),
-    (b"IS", 26), (b"IT", 27), (b"KW", 30), (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21),
-    (b"MC", 27), (b"MT", 31), (b"NL", 18), (b"NO", 15), (b"PL", 28), (b"PT", 25), (b"QA", 29),
-    (b"RO", 24), (b"SA", 24), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"TR", 26),
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AT", 20),
+    (b"BE", 16),
+    (b"BG", 22),
+    (b"BR", 29),
+    (b"CH", 21),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DK", 18),
+    (b"EE", 20),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FR", 27),
+    (b"GB", 22),
+    (b"GR", 27),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"KW", 30),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"MC", 27),
+    (b"MT", 31),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"PL", 28),
+    (b"PT", 25),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"SA", 24),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"TR", 26),
 ];
 
 fn iban(bytes: &[u8], i: usize, out: &mut Vec<Finding>) {
     let cc = [bytes[i], bytes[i + 1]];
-    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| **c == cc) else { return };
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| **c == cc) else {
+        return;
+    };
     let mut chars = [0u8; 34];
     let mut count = 0;
     let mut j = i;
@@ -322,7 +393,11 @@ fn iban(bytes: &[u8], i: usize, out: &mut Vec<Finding>) {
                 count += 1;
                 j += 1;
             }
-            Some(b' ') if count >= 4 && bytes.get(j + 1).is_some_and(u8::is_ascii_alphanumeric) && bytes[j - 1] != b' ' => {
+            Some(b' ')
+                if count >= 4
+                    && bytes.get(j + 1).is_some_and(u8::is_ascii_alphanumeric)
+                    && bytes[j - 1] != b' ' =>
+            {
                 j += 1;
             }
             _ => return,
@@ -359,7 +434,13 @@ mod tests {
     #[test]
     fn ssn_rules() {
         assert!(ssn_valid(123, 45, 6789));
-        for (a, g, s) in [(0, 12, 3456), (666, 12, 3456), (900, 12, 3456), (123, 0, 3456), (123, 45, 0)] {
+        for (a, g, s) in [
+            (0, 12, 3456),
+            (666, 12, 3456),
+            (900, 12, 3456),
+            (123, 0, 3456),
+            (123, 45, 0),
+        ] {
             assert!(!ssn_valid(a, g, s), "{a}-{g}-{s}");
         }
     }

@@ -30,17 +30,38 @@ fn alnum_underscore(b: u8) -> bool {
 }
 
 const PREFIXES: &[(&str, Shape)] = &[
-    ("sk-", Shape::Prefixed(alnum_dash, 20, 200, 0.9, "openai_key")),
+    (
+        "sk-",
+        Shape::Prefixed(alnum_dash, 20, 200, 0.9, "openai_key"),
+    ),
     ("ghp_", Shape::Prefixed(alnum, 30, 40, 0.95, "github_token")),
     ("gho_", Shape::Prefixed(alnum, 30, 40, 0.95, "github_token")),
     ("ghu_", Shape::Prefixed(alnum, 30, 40, 0.95, "github_token")),
     ("ghs_", Shape::Prefixed(alnum, 30, 40, 0.95, "github_token")),
-    ("github_pat_", Shape::Prefixed(alnum_underscore, 22, 255, 0.95, "github_token")),
-    ("xoxb-", Shape::Prefixed(alnum_dash, 10, 200, 0.9, "slack_token")),
-    ("xoxp-", Shape::Prefixed(alnum_dash, 10, 200, 0.9, "slack_token")),
-    ("AKIA", Shape::Prefixed(upper_digit, 16, 16, 0.9, "aws_access_key")),
-    ("ASIA", Shape::Prefixed(upper_digit, 16, 16, 0.9, "aws_access_key")),
-    ("AIza", Shape::Prefixed(alnum_dash, 35, 35, 0.9, "google_api_key")),
+    (
+        "github_pat_",
+        Shape::Prefixed(alnum_underscore, 22, 255, 0.95, "github_token"),
+    ),
+    (
+        "xoxb-",
+        Shape::Prefixed(alnum_dash, 10, 200, 0.9, "slack_token"),
+    ),
+    (
+        "xoxp-",
+        Shape::Prefixed(alnum_dash, 10, 200, 0.9, "slack_token"),
+    ),
+    (
+        "AKIA",
+        Shape::Prefixed(upper_digit, 16, 16, 0.9, "aws_access_key"),
+    ),
+    (
+        "ASIA",
+        Shape::Prefixed(upper_digit, 16, 16, 0.9, "aws_access_key"),
+    ),
+    (
+        "AIza",
+        Shape::Prefixed(alnum_dash, 35, 35, 0.9, "google_api_key"),
+    ),
     ("eyJ", Shape::Jwt),
     ("-----BEGIN ", Shape::Pem),
 ];
@@ -118,7 +139,9 @@ fn jwt(bytes: &[u8], s: usize) -> Option<Finding> {
 fn pem(bytes: &[u8], s: usize, e: usize) -> Option<Finding> {
     let label_len = count_while(bytes, e, 40, |b| b.is_ascii_uppercase() || b == b' ');
     let label = &bytes[e..e + label_len];
-    if !label.ends_with(b"PRIVATE KEY") || bytes.get(e + label_len..e + label_len + 5) != Some(b"-----") {
+    if !label.ends_with(b"PRIVATE KEY")
+        || bytes.get(e + label_len..e + label_len + 5) != Some(b"-----")
+    {
         return None;
     }
     let body_start = e + label_len + 5;
@@ -128,14 +151,25 @@ fn pem(bytes: &[u8], s: usize, e: usize) -> Option<Finding> {
         || {
             body_start
                 + count_while(bytes, body_start, 16384, |b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r' | b':' | b' ' | b',' | b'-')
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'+' | b'/' | b'=' | b'\n' | b'\r' | b':' | b' ' | b',' | b'-'
+                        )
                 })
         },
         |k| {
             let tail = body_start + k + end_marker.len();
-            let after_label = tail + count_while(bytes, tail, 40, |b| b.is_ascii_uppercase() || b == b' ');
+            let after_label =
+                tail + count_while(bytes, tail, 40, |b| b.is_ascii_uppercase() || b == b' ');
             after_label + count_while(bytes, after_label, 5, |b| b == b'-')
         },
     );
-    Some(Finding::new(FindingKind::PrivateKey, s, end, 0.99, "pem_private_key"))
+    Some(Finding::new(
+        FindingKind::PrivateKey,
+        s,
+        end,
+        0.99,
+        "pem_private_key",
+    ))
 }

@@ -126,7 +126,12 @@ fn words(text: &str) -> Vec<Word> {
                 forms.push(letters().map(|c| fold(c, 'l')).collect());
             }
             let stretched = forms.iter().any(|f| has_run_of_three(f));
-            Some(Word { forms, stretched, start, end })
+            Some(Word {
+                forms,
+                stretched,
+                start,
+                end,
+            })
         })
         .collect()
 }
@@ -166,12 +171,22 @@ impl LexiconClassifier {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let Some((cat, term)) = line.split_once(':') else { continue };
-            let Some(category) = Category::from_name(cat.trim()) else { continue };
-            let words: Vec<String> = words(term).into_iter().filter_map(|w| w.forms.into_iter().next()).collect();
+            let Some((cat, term)) = line.split_once(':') else {
+                continue;
+            };
+            let Some(category) = Category::from_name(cat.trim()) else {
+                continue;
+            };
+            let words: Vec<String> = words(term)
+                .into_iter()
+                .filter_map(|w| w.forms.into_iter().next())
+                .collect();
             if words.len() > 1 {
                 // "F U C K Y O U" is joined into one word, so phrases are also one word.
-                entries.push(Entry { words: vec![words.concat()], category });
+                entries.push(Entry {
+                    words: vec![words.concat()],
+                    category,
+                });
             }
             if !words.is_empty() {
                 entries.push(Entry { words, category });
@@ -183,7 +198,11 @@ impl LexiconClassifier {
             by_first.entry(e.words[0].clone()).or_default().push(i);
             by_squashed.entry(squash(&e.words[0])).or_default().push(i);
         }
-        Self { by_first, by_squashed, entries }
+        Self {
+            by_first,
+            by_squashed,
+            entries,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -236,7 +255,12 @@ impl LexiconClassifier {
             }
             match best {
                 Some((n, category)) => {
-                    hits.push(SafetyHit { category, start: ws[i].start, end: ws[i + n - 1].end, score: 0.9 });
+                    hits.push(SafetyHit {
+                        category,
+                        start: ws[i].start,
+                        end: ws[i + n - 1].end,
+                        score: 0.9,
+                    });
                     i += n;
                 }
                 None => i += 1,
