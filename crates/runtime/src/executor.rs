@@ -144,7 +144,7 @@ async fn run_workflow(
                 let metrics = inner.metrics.clone();
                 let step = step.clone();
                 let cancel = cancel.clone();
-                let runner = runner.clone().filter(|_| !agent.allowed_tools.is_empty());
+                let runner = runner.clone();
                 running.insert(step.name.clone());
                 set.spawn(
                     async move {

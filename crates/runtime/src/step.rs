@@ -155,7 +155,7 @@ impl StepRun<'_> {
                         Some(_) | None => CallResult::Message(
                             serde_json::json!({"error": {
                                 "code": "AMAS-GOV-0005",
-                                "message": "no more tool calls are allowed in this step; answer now",
+                                "message": "no tool calls are available in this step; answer now",
                             }})
                             .to_string(),
                         ),

@@ -156,6 +156,28 @@ pub fn config() -> AmasConfig {
     config
 }
 
+/// A harness whose runtime runs tools through the real gate: the embedded Rego bundle and the
+/// embedded tool registry, workspaces under the harness's directory.
+pub async fn harness_with_tools(config: AmasConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let workspaces = dir.path().join("workspaces");
+    let mut h = harness_with(config, dir, Arc::new(FakeModel::default())).await;
+    let policy: Arc<dyn amas_policy::PolicyEngine> =
+        Arc::new(amas_policy::RegoPolicyEngine::embedded().expect("embedded policies compile"));
+    let tools = Arc::new(amas_tools::ToolRegistry::load(None).expect("embedded tools load"));
+    let gate = Arc::new(amas_governance::gate::ToolGate::new(
+        policy,
+        tools,
+        "development",
+        Metrics::new(),
+    ));
+    h.runtime = h
+        .runtime
+        .with_tools(gate, workspaces)
+        .expect("not shared yet");
+    h
+}
+
 pub async fn harness_with(
     config: AmasConfig,
     dir: tempfile::TempDir,
@@ -215,8 +237,12 @@ pub fn spec(task_type: &str) -> TaskSpec {
 
 impl Harness {
     pub async fn submit(&self, task_type: &str) -> TaskId {
+        self.submit_as(task_type, Principal::local_operator()).await
+    }
+
+    pub async fn submit_as(&self, task_type: &str, principal: Principal) -> TaskId {
         self.runtime
-            .submit(spec(task_type), Principal::local_operator(), None)
+            .submit(spec(task_type), principal, None)
             .await
             .expect("submitted")
             .task_id

@@ -1,0 +1,273 @@
+//! Tool calls inside steps, through the real governance gate (embedded Rego bundle, embedded
+//! tool registry): results fed back to the model, denials journaled and shown to the model,
+//! quotas hit exactly at their limit, and no silent re-run of a non-idempotent tool after a
+//! restart.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use amas_types::{JournalEvent, Principal, TaskStatus, TenantId};
+use common::{assert_status, harness_with_tools, valid};
+
+fn tool_call(name: &str, arguments: Value) -> Value {
+    json!({"__tool_calls": [{"name": name, "arguments": arguments}]})
+}
+
+fn config_with_research_tools(tools: &[&str]) -> amas_config::AmasConfig {
+    let mut config = common::config();
+    let research = config.agents.get_mut("research").unwrap();
+    research.allowed_tools = tools.iter().map(|t| (*t).to_owned()).collect();
+    config
+}
+
+async fn events(h: &common::Harness, task: amas_types::TaskId) -> Vec<JournalEvent> {
+    h.journal
+        .read(task, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
+
+/// The model asks for the calculator, the gate allows it, the result reaches the model, and the
+/// decision and result are journaled.
+#[tokio::test]
+async fn allowed_tool_call_runs_and_its_result_reaches_the_model() {
+    let h = harness_with_tools(config_with_research_tools(&["calculator"])).await;
+    h.model.answer(
+        "research",
+        vec![
+            tool_call("calculator", json!({"expression": "6*7"})),
+            valid("research"),
+        ],
+    );
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    let second = &h.model.requests_for("research")[1];
+    assert_eq!(second.tools.len(), 1, "the allowed tool is offered");
+    let tool_message = second.messages.last().unwrap();
+    assert_eq!(tool_message.role, amas_providers::Role::Tool);
+    assert!(
+        tool_message.content.contains("42"),
+        "{}",
+        tool_message.content
+    );
+    let events = events(&h, task).await;
+    let decided: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            JournalEvent::ActionDecided { stage, outcome, .. } => {
+                Some((stage.as_str(), outcome.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            ("policy", "allow"),
+            ("allowlist", "allow"),
+            ("contract", "allow"),
+            ("sandbox", "allow"),
+            ("quota", "allow")
+        ]
+    );
+    assert!(events.iter().any(|e| matches!(e, JournalEvent::ToolCompleted { tool, output, .. } if tool == "calculator" && output.to_string().contains("42"))));
+}
+
+/// A tool the agent's allowlist does not name is refused even though policy would allow it;
+/// the model sees the refusal and can still answer.
+#[tokio::test]
+async fn tool_outside_the_allowlist_is_refused_even_if_policy_allows() {
+    let h = harness_with_tools(config_with_research_tools(&[])).await;
+    h.model.answer(
+        "research",
+        vec![
+            tool_call("calculator", json!({"expression": "1+1"})),
+            valid("research"),
+        ],
+    );
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = events(&h, task).await;
+    assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { stage, outcome, .. } if stage == "policy" && outcome == "allow")));
+    assert!(events.iter().any(
+        |e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0002")
+    ));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, JournalEvent::ToolStarted { .. })),
+        "never ran"
+    );
+    let feedback = h.model.requests_for("research")[1]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .clone();
+    assert!(feedback.contains("AMAS-GOV-0002"), "{feedback}");
+}
+
+/// Policy denies system_executor to a non-admin: denied at the policy stage, never run.
+#[tokio::test]
+async fn policy_denial_stops_the_call() {
+    let h = harness_with_tools(config_with_research_tools(&["system_executor"])).await;
+    h.model.answer(
+        "research",
+        vec![
+            tool_call("system_executor", json!({"command": "id"})),
+            valid("research"),
+        ],
+    );
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let alice = Principal {
+        sub: "alice".into(),
+        roles: vec!["submitter".into()],
+        tenant: TenantId("acme".into()),
+        auth_method: "local_jwt".into(),
+    };
+    let task = h.submit_as("research_report", alice).await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = events(&h, task).await;
+    assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { stage, outcome, code, .. } if stage == "policy" && outcome == "deny" && code.as_deref() == Some("AMAS-GOV-0001"))), "{events:#?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, JournalEvent::ToolStarted { .. }))
+    );
+}
+
+/// An admin's system_executor call needs approval; without one it is denied (fail closed).
+#[tokio::test]
+async fn call_needing_approval_is_not_run_without_one() {
+    let h = harness_with_tools(config_with_research_tools(&["system_executor"])).await;
+    h.model.answer(
+        "research",
+        vec![
+            tool_call("system_executor", json!({"command": "id"})),
+            valid("research"),
+        ],
+    );
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = events(&h, task).await;
+    assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { outcome, .. } if outcome == "require_approval")), "{events:#?}");
+    assert!(events.iter().any(
+        |e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0006")
+    ));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, JournalEvent::ToolStarted { .. }))
+    );
+}
+
+/// With a quota of 2 tool calls per task, exactly 2 run and the third is refused.
+#[tokio::test]
+async fn tool_call_quota_is_hit_exactly_at_its_limit() {
+    let mut config = config_with_research_tools(&["calculator"]);
+    config
+        .agents
+        .get_mut("research")
+        .unwrap()
+        .quotas
+        .tool_calls_per_task = 2;
+    let h = harness_with_tools(config).await;
+    let call = tool_call("calculator", json!({"expression": "2+2"}));
+    h.model.answer(
+        "research",
+        vec![call.clone(), call.clone(), call, valid("research")],
+    );
+    h.model.answer("analysis", vec![valid("analysis")]);
+    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = events(&h, task).await;
+    let completed = events
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::ToolCompleted { .. }))
+        .count();
+    assert_eq!(completed, 2);
+    let quota_denials: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0005"))
+        .collect();
+    assert_eq!(quota_denials.len(), 1, "{events:#?}");
+}
+
+/// A non-idempotent tool whose start was journaled but whose result was not (a crash in
+/// between) is not run again: the step fails with a clear reason.
+#[tokio::test]
+async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
+    let h = harness_with_tools(config_with_research_tools(&["http_fetch"])).await;
+    let task = amas_types::TaskId::new();
+    let call = amas_types::RequestedTool {
+        id: "call_1".into(),
+        name: "http_fetch".into(),
+        arguments: json!({"url": "https://example.com/orders", "method": "POST"}),
+    };
+    let journal = vec![
+        JournalEvent::TaskSubmitted {
+            spec: common::spec("research_report"),
+            principal: Principal::local_operator(),
+            trace_id: None,
+        },
+        JournalEvent::TaskStarted,
+        JournalEvent::StepStarted {
+            step: "research".into(),
+            agent: "research".into(),
+            input: json!({"topic": "Memory safety", "description": "How languages keep memory safe"}),
+        },
+        JournalEvent::ModelResponded {
+            step: "research".into(),
+            attempt: 1,
+            provider: "fake".into(),
+            model: "fake-1".into(),
+            content: String::new(),
+            tool_calls: vec![call],
+            usage: amas_types::Usage::default(),
+            latency_ms: 1,
+        },
+        JournalEvent::ToolStarted {
+            step: "research".into(),
+            call_id: "call_1".into(),
+            tool: "http_fetch".into(),
+            idempotent: false,
+        },
+    ];
+    h.journal.append(task, 0, &journal).await.unwrap();
+    h.runtime.start().await;
+    h.runtime.recover().await.unwrap();
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Failed);
+    assert_eq!(
+        state.steps["research"].error.as_ref().unwrap().code,
+        "AMAS-STEP-0007"
+    );
+    assert!(
+        h.model.requests.lock().unwrap().is_empty(),
+        "the model was not asked again"
+    );
+    let events = events(&h, task).await;
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::ToolStarted { .. }))
+        .count();
+    assert_eq!(starts, 1, "the call was not started again");
+}
