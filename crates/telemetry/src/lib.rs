@@ -3,6 +3,7 @@
 
 mod logging;
 pub mod metrics;
+pub mod slo;
 
 pub use logging::TracingError;
 pub use logging::{TelemetryGuard, current_trace_id, init_tracing};
