@@ -39,7 +39,9 @@ impl CreateTask {
         check_text("description", &self.description, MAX_DESCRIPTION)?;
         let priority = match self.priority {
             None => Priority::DEFAULT,
-            Some(p) => Priority::new(p).map_err(|e| ApiError::invalid("priority", e.to_string()))?,
+            Some(p) => {
+                Priority::new(p).map_err(|e| ApiError::invalid("priority", e.to_string()))?
+            }
         };
         Ok(TaskSpec {
             task_type: task_type.to_owned(),
@@ -56,7 +58,10 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
     if value.chars().count() > max {
-        return Err(ApiError::invalid(field, format!("must be at most {max} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(())
 }

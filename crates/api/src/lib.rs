@@ -39,7 +39,10 @@ pub struct AppState {
 /// The route table.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/tasks", post(routes::create_task).get(routes::list_tasks))
+        .route(
+            "/api/v1/tasks",
+            post(routes::create_task).get(routes::list_tasks),
+        )
         .route("/api/v1/tasks/{id}", get(routes::get_task))
         .route("/api/v1/tasks/{id}/events", get(routes::task_events))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))

@@ -49,8 +49,14 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
-        (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
@@ -59,7 +65,11 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
         .or_insert(HeaderValue::from_static("no-store"));
     let status = response.status().as_u16();
     // Bounded label: a matched route template, or "unmatched" for anything else.
-    let route = slot.0.get().cloned().unwrap_or_else(|| "unmatched".to_owned());
+    let route = slot
+        .0
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "unmatched".to_owned());
     app.metrics
         .http_requests
         .get_or_create(&HttpLabels {
@@ -97,7 +107,10 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let result = match token {
         Some(t) if !t.is_empty() => app.verifier.verify(t).await,

@@ -51,7 +51,9 @@ pub async fn list_tasks(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<crate::dto::TaskList>, ApiError> {
-    Ok(Json(tasks::list_tasks(&app.runtime, &principal, query).await?))
+    Ok(Json(
+        tasks::list_tasks(&app.runtime, &principal, query).await?,
+    ))
 }
 
 pub async fn cancel_task(
@@ -104,7 +106,10 @@ pub async fn task_events(
                 continue;
             }
             last_seq = record.seq;
-            ended = record.event.status_effect().is_some_and(|s| s.is_terminal());
+            ended = record
+                .event
+                .status_effect()
+                .is_some_and(|s| s.is_terminal());
             if tx.send(Ok(sse_event(&record))).await.is_err() {
                 return;
             }
@@ -168,11 +173,7 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
 }
 
 pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::OPENAPI,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
 }
 
 pub async fn not_found() -> ApiError {

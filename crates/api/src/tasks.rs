@@ -60,14 +60,16 @@ pub async fn list_tasks(
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_LIMIT}"),
+        ));
     }
     let cursor = match query.cursor.as_deref() {
         None => None,
-        Some(c) => Some(
-            c.parse::<TaskId>()
-                .map_err(|_| ApiError::invalid("cursor", "must be a cursor returned by a previous page"))?,
-        ),
+        Some(c) => Some(c.parse::<TaskId>().map_err(|_| {
+            ApiError::invalid("cursor", "must be a cursor returned by a previous page")
+        })?),
     };
     let filter = TaskFilter {
         tenant: Some(principal.tenant.clone()),
@@ -76,7 +78,11 @@ pub async fn list_tasks(
         limit,
         cursor,
     };
-    let TaskPage { tasks, next_cursor } = runtime.journal().list(&filter).await.map_err(amas_runtime::RuntimeError::from)?;
+    let TaskPage { tasks, next_cursor } = runtime
+        .journal()
+        .list(&filter)
+        .await
+        .map_err(amas_runtime::RuntimeError::from)?;
     Ok(TaskList {
         tasks,
         next_cursor: next_cursor.map(|c| c.to_string()),
@@ -106,7 +112,10 @@ pub async fn cancel_task(
     let state = visible_task(runtime, principal, id).await?;
     let reason = reason.unwrap_or_else(|| format!("cancelled by {}", principal.sub));
     if reason.chars().count() > 500 {
-        return Err(ApiError::invalid("reason", "must be at most 500 characters"));
+        return Err(ApiError::invalid(
+            "reason",
+            "must be at most 500 characters",
+        ));
     }
     Ok(runtime.cancel(state.id, reason).await?)
 }

@@ -35,7 +35,12 @@ fn run_research_report_on_the_local_model() {
     assert!(!report.is_empty() && report.chars().count() <= 400);
     for step in ["research", "analysis", "synthesis"] {
         assert_eq!(task["steps"][step]["status"], "succeeded", "{step}: {task}");
-        assert!(task["steps"][step]["usage"]["output_tokens"].as_u64().unwrap() > 0);
+        assert!(
+            task["steps"][step]["usage"]["output_tokens"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
     }
 }
 
@@ -57,18 +62,46 @@ fn broken_config_reports_every_problem_and_exits_2() {
     assert!(stderr.contains("ghost"), "{stderr}");
     assert!(stderr.contains("loop.yaml"), "{stderr}");
     let ok = amas(data.path(), None, &["contracts", "check"]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 /// Usage errors exit 2; an unknown task type is a usage error too.
 #[test]
 fn usage_errors_exit_2() {
     let data = tempfile::tempdir().unwrap();
-    let out = amas(data.path(), None, &["run", "--task-type", "nope", "--title", "t", "--description", "d"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = amas(
+        data.path(),
+        None,
+        &[
+            "run",
+            "--task-type",
+            "nope",
+            "--title",
+            "t",
+            "--description",
+            "d",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = amas(data.path(), None, &["run", "--title", "t"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = amas(data.path(), None, &["token", "create", "--sub", "a", "--role", "viewer", "--ttl", "soon"]);
+    let out = amas(
+        data.path(),
+        None,
+        &[
+            "token", "create", "--sub", "a", "--role", "viewer", "--ttl", "soon",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -35,7 +35,9 @@ async fn killed_server_resumes_the_task_without_repeating_journaled_calls() {
     mock.push(
         "m",
         [
-            Behaviour::reply(json!({"findings": ["SQLite is embedded"], "summary": "It is everywhere."})),
+            Behaviour::reply(
+                json!({"findings": ["SQLite is embedded"], "summary": "It is everywhere."}),
+            ),
             Behaviour::Hang,
         ],
     );
@@ -55,8 +57,12 @@ async fn killed_server_resumes_the_task_without_repeating_journaled_calls() {
     server
         .wait_task(&token, &id, |t| {
             t["steps"].as_array().is_some_and(|steps| {
-                steps.iter().any(|s| s["name"] == "research" && s["status"] == "succeeded")
-                    && steps.iter().any(|s| s["name"] == "analysis" && s["status"] == "running")
+                steps
+                    .iter()
+                    .any(|s| s["name"] == "research" && s["status"] == "succeeded")
+                    && steps
+                        .iter()
+                        .any(|s| s["name"] == "analysis" && s["status"] == "running")
             })
         })
         .await;
@@ -66,7 +72,11 @@ async fn killed_server_resumes_the_task_without_repeating_journaled_calls() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(mock.request_count("m"), 2, "research answered, analysis hanging");
+    assert_eq!(
+        mock.request_count("m"),
+        2,
+        "research answered, analysis hanging"
+    );
     server.kill9();
 
     mock.push(
@@ -78,7 +88,9 @@ async fn killed_server_resumes_the_task_without_repeating_journaled_calls() {
     );
     let server = Server::start(&data, Some(&config));
     let done = server
-        .wait_task(&token, &id, |t| t["status"] == "succeeded" || t["status"] == "failed")
+        .wait_task(&token, &id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["title"], "SQLite");
@@ -87,6 +99,13 @@ async fn killed_server_resumes_the_task_without_repeating_journaled_calls() {
         .iter()
         .filter(|r| is_research_call(&r.body))
         .count();
-    assert_eq!(research_calls, 1, "the first step's model call was made exactly once");
-    assert_eq!(mock.request_count("m"), 4, "research once, analysis twice (hung + retry), synthesis once");
+    assert_eq!(
+        research_calls, 1,
+        "the first step's model call was made exactly once"
+    );
+    assert_eq!(
+        mock.request_count("m"),
+        4,
+        "research once, analysis twice (hung + retry), synthesis once"
+    );
 }

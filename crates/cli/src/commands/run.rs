@@ -13,7 +13,9 @@ use amas_telemetry::Metrics;
 use amas_types::{JournalEvent, Principal, Priority, TaskSpec, TaskStatus};
 
 use crate::args::{Global, RunArgs};
-use crate::bootstrap::{UsageError, build_runtime, init_telemetry, load_config, preflight_local_models};
+use crate::bootstrap::{
+    UsageError, build_runtime, init_telemetry, load_config, preflight_local_models,
+};
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
@@ -21,7 +23,10 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let _telemetry = init_telemetry(global, "warn")?;
     let Some(workflow) = config.workflows.get(&args.task_type) else {
         let known: Vec<&String> = config.workflows.keys().collect();
-        eprintln!("error: unknown task type `{}`; known: {known:?}", args.task_type);
+        eprintln!(
+            "error: unknown task type `{}`; known: {known:?}",
+            args.task_type
+        );
         return Ok(EXIT_USAGE);
     };
     let total_steps = workflow.steps.len() as u64;
@@ -38,18 +43,27 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     runtime.start().await;
     let resumed = runtime.recover().await?;
     if resumed > 0 {
-        eprintln!("resuming {resumed} unfinished task(s) from {}", global.data_dir.display());
+        eprintln!(
+            "resuming {resumed} unfinished task(s) from {}",
+            global.data_dir.display()
+        );
     }
     let submitted = runtime
-        .submit(spec, Principal::local_operator(), amas_telemetry::current_trace_id())
+        .submit(
+            spec,
+            Principal::local_operator(),
+            amas_telemetry::current_trace_id(),
+        )
         .await
         .context("submitting the task")?;
     let task = submitted.task_id;
 
     let bar = ProgressBar::new(total_steps);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} steps  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} steps  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(format!("task {task} queued"));
@@ -65,7 +79,9 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         match &record.event {
             JournalEvent::StepStarted { step, .. } => bar.set_message(format!("{step}: thinking")),
             JournalEvent::ContractViolated { step, attempt, .. } => {
-                bar.set_message(format!("{step}: answer {attempt} broke the contract, retrying"));
+                bar.set_message(format!(
+                    "{step}: answer {attempt} broke the contract, retrying"
+                ));
             }
             JournalEvent::StepSucceeded { step, .. } => {
                 bar.inc(1);
@@ -76,7 +92,11 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             }
             _ => {}
         }
-        if record.event.status_effect().is_some_and(TaskStatus::is_terminal) {
+        if record
+            .event
+            .status_effect()
+            .is_some_and(TaskStatus::is_terminal)
+        {
             break;
         }
     }
@@ -101,7 +121,10 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         other => {
-            let why = state.error.map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_default();
+            let why = state
+                .error
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or_default();
             eprintln!("task {task} {}: {why}", other.as_str());
             Ok(EXIT_FAILED)
         }

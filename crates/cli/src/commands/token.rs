@@ -14,10 +14,13 @@ pub fn run(global: &Global, args: TokenArgs) -> anyhow::Result<u8> {
             tenant,
             ttl,
         } => {
-            let ttl = amas_config::parse_duration(&ttl)
-                .map_err(|e| UsageError(format!("--ttl: {e}")))?;
-            let issuer =
-                LocalIssuer::load_or_create(&global.data_dir, &config.auth.issuer, &config.auth.audience)?;
+            let ttl =
+                amas_config::parse_duration(&ttl).map_err(|e| UsageError(format!("--ttl: {e}")))?;
+            let issuer = LocalIssuer::load_or_create(
+                &global.data_dir,
+                &config.auth.issuer,
+                &config.auth.audience,
+            )?;
             let token = issuer.mint(&sub, &roles, tenant.as_deref(), ttl)?;
             println!("{token}");
             Ok(0)

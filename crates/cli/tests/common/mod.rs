@@ -18,7 +18,10 @@ pub fn amas(data_dir: &Path, config_dir: Option<&Path>, args: &[&str]) -> Output
     if let Some(c) = config_dir {
         cmd.arg("--config").arg(c);
     }
-    cmd.args(args).env_remove("AMAS_CONFIG_DIR").output().expect("amas runs")
+    cmd.args(args)
+        .env_remove("AMAS_CONFIG_DIR")
+        .output()
+        .expect("amas runs")
 }
 
 pub struct Server {
@@ -45,11 +48,18 @@ impl Server {
             .expect("amas serve starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reads the listen line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads the listen line");
         let addr = line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", read_log(data_dir)))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    read_log(data_dir)
+                )
+            })
             .to_owned();
         Self {
             child,
@@ -71,8 +81,15 @@ impl Server {
             args.extend(["--role", r]);
         }
         let out = amas(&self.data_dir, self.config_dir.as_deref(), &args);
-        assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
@@ -109,7 +126,10 @@ impl Server {
             last = task;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("task did not reach the expected state; last: {last}; log: {}", read_log(&self.data_dir));
+        panic!(
+            "task did not reach the expected state; last: {last}; log: {}",
+            read_log(&self.data_dir)
+        );
     }
 }
 
