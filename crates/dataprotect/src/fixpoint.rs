@@ -75,28 +75,33 @@ fn with_repeats(text: &str, findings: Vec<Finding>) -> Vec<Finding> {
     if values.is_empty() {
         return findings;
     }
-    let Ok(ac) = aho_corasick::AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-        .build(&values)
-    else {
-        return findings;
-    };
     let mut extra = Vec::new();
-    for m in ac.find_iter(text) {
-        let covered = {
-            let idx = findings.partition_point(|f| f.end <= m.start());
-            findings.get(idx).is_some_and(|f| f.start <= m.start() && f.end >= m.end())
-        };
-        if covered {
-            continue;
-        }
-        let value = values[m.pattern().as_usize()];
-        if let Some(src) = findings.iter().find(|f| &text[f.start..f.end] == value) {
+    let mut add = |start: usize, end: usize, value: &str| {
+        let idx = findings.partition_point(|f| f.end <= start);
+        let covered = findings.get(idx).is_some_and(|f| f.start <= start && f.end >= end);
+        if !covered && let Some(src) = findings.iter().find(|f| &text[f.start..f.end] == value) {
             let mut f = src.clone();
-            f.start = m.start();
-            f.end = m.end();
+            f.start = start;
+            f.end = end;
             f.detector = "repeat_of_detected";
             extra.push(f);
+        }
+    };
+    // Few distinct values (the common case) are searched one by one: building an automaton
+    // costs more than a handful of memmem passes. Searches are per value, so overlapping
+    // occurrences of different values ("a@x.coma@x.com") are all found.
+    if values.len() <= 16 {
+        for v in &values {
+            for start in memchr::memmem::find_iter(text.as_bytes(), v.as_bytes()) {
+                add(start, start + v.len(), v);
+            }
+        }
+    } else if let Ok(ac) = aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .build(&values)
+    {
+        for m in ac.find_overlapping_iter(text) {
+            add(m.start(), m.end(), values[m.pattern().as_usize()]);
         }
     }
     if extra.is_empty() { findings } else { merge(findings, extra) }
