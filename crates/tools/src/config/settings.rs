@@ -1,0 +1,359 @@
+//! Per-kind settings of the built-in tools (`tools.<name>.settings`), raw then validated.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use amas_config::{codes, parse_duration};
+use secrecy::SecretString;
+use serde::Deserialize;
+use yaml_serde::Value;
+
+use super::load::Diag;
+use crate::spec::ToolKind;
+
+/// Validated settings, by implementation.
+#[derive(Debug)]
+pub enum ToolSettings {
+    HttpFetch(HttpFetchSettings),
+    /// `file_read`, `file_write`, `code_analyzer`, `vulnerability_scanner`.
+    Files(FileSettings),
+    SqlQuery(SqlSettings),
+    /// Tools with nothing to configure.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpFetchSettings {
+    /// Lower-case domains without trailing dot; empty means every public host.
+    pub allow_domains: Vec<String>,
+    pub deny_domains: Vec<String>,
+    pub max_bytes: u64,
+    pub methods: Vec<HttpMethod>,
+    pub max_redirects: u8,
+}
+
+#[derive(Clone, Debug)]
+pub struct FileSettings {
+    /// Lower-case extensions without the dot; `""` allows files without an extension.
+    pub allowed_extensions: Vec<String>,
+    /// Lower-case glob patterns (`*`, `?`) matched against every path component.
+    pub blocked_patterns: Vec<String>,
+    pub max_bytes: u64,
+    /// How many files a workspace-wide scan visits at most.
+    pub max_files: usize,
+}
+
+#[derive(Debug)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// The URL (with its credentials) read from the environment variable named in config.
+    Postgres(SecretString),
+}
+
+#[derive(Debug)]
+pub struct SqlSettings {
+    /// `None`: the tool refuses every call until a database is configured.
+    pub database: Option<Database>,
+    pub blocked_tables: Vec<String>,
+    pub row_limit: usize,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    allow_domains: Vec<String>,
+    #[serde(default)]
+    deny_domains: Vec<String>,
+    max_bytes: u64,
+    methods: Vec<HttpMethod>,
+    #[serde(default = "default_redirects")]
+    max_redirects: u8,
+}
+
+fn default_redirects() -> u8 {
+    5
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    allowed_extensions: Vec<String>,
+    #[serde(default)]
+    blocked_patterns: Vec<String>,
+    max_bytes: u64,
+    #[serde(default = "default_max_files")]
+    max_files: usize,
+}
+
+fn default_max_files() -> usize {
+    1000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    sqlite_path: Option<PathBuf>,
+    postgres_url_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSql {
+    #[serde(default)]
+    database: Option<RawDatabase>,
+    #[serde(default)]
+    blocked_tables: Vec<String>,
+    row_limit: usize,
+    #[serde(default = "default_statement_timeout")]
+    statement_timeout: String,
+}
+
+fn default_statement_timeout() -> String {
+    "5s".to_owned()
+}
+
+/// Validates `settings` for `kind`; `path` is `tools.<name>`.
+pub(crate) fn validate(
+    kind: ToolKind,
+    settings: Option<Value>,
+    file: &str,
+    path: &str,
+    env: &[(String, String)],
+    diag: &mut Diag,
+) -> Option<ToolSettings> {
+    let at = format!("{path}.settings");
+    let needs = |diag: &mut Diag| {
+        diag.push(
+            codes::INVALID_VALUE,
+            file,
+            &at,
+            format!("{kind:?} tools need settings"),
+        );
+    };
+    match kind {
+        ToolKind::HttpFetch => {
+            let Some(v) = settings else {
+                needs(diag);
+                return None;
+            };
+            http(diag.deserialize(v, file, &at)?, file, &at, diag).map(ToolSettings::HttpFetch)
+        }
+        ToolKind::FileRead
+        | ToolKind::FileWrite
+        | ToolKind::CodeAnalyzer
+        | ToolKind::VulnerabilityScanner => {
+            let Some(v) = settings else {
+                needs(diag);
+                return None;
+            };
+            files(diag.deserialize(v, file, &at)?, file, &at, diag).map(ToolSettings::Files)
+        }
+        ToolKind::SqlQuery => {
+            let Some(v) = settings else {
+                needs(diag);
+                return None;
+            };
+            sql(diag.deserialize(v, file, &at)?, file, &at, env, diag).map(ToolSettings::SqlQuery)
+        }
+        ToolKind::Calculator | ToolKind::SystemExecutor | ToolKind::DangerousTool => {
+            if settings.is_some_and(|v| !v.is_null()) {
+                let msg = format!("{kind:?} tools take no settings");
+                diag.push(codes::UNKNOWN_KEY, file, &at, msg);
+                return None;
+            }
+            Some(ToolSettings::None)
+        }
+    }
+}
+
+fn domains(list: Vec<String>, file: &str, at: &str, diag: &mut Diag) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, d) in list.into_iter().enumerate() {
+        let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = !d.is_empty()
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':');
+        if ok {
+            out.push(d);
+        } else {
+            let msg = format!("`{d}` is not a domain name (no scheme, path or wildcard)");
+            diag.push(codes::INVALID_VALUE, file, &format!("{at}.{i}"), msg);
+        }
+    }
+    out
+}
+
+fn http(raw: RawHttp, file: &str, at: &str, diag: &mut Diag) -> Option<HttpFetchSettings> {
+    let before = diag.errors.len();
+    let allow_domains = domains(
+        raw.allow_domains,
+        file,
+        &format!("{at}.allow_domains"),
+        diag,
+    );
+    let deny_domains = domains(raw.deny_domains, file, &format!("{at}.deny_domains"), diag);
+    if raw.max_bytes == 0 {
+        diag.push(
+            codes::INVALID_VALUE,
+            file,
+            &format!("{at}.max_bytes"),
+            "must be > 0",
+        );
+    }
+    if raw.methods.is_empty() {
+        let msg = "at least one method (GET, POST)";
+        diag.push(codes::INVALID_VALUE, file, &format!("{at}.methods"), msg);
+    }
+    if raw.max_redirects > 10 {
+        let msg = "at most 10 redirects";
+        diag.push(
+            codes::INVALID_VALUE,
+            file,
+            &format!("{at}.max_redirects"),
+            msg,
+        );
+    }
+    (diag.errors.len() == before).then_some(HttpFetchSettings {
+        allow_domains,
+        deny_domains,
+        max_bytes: raw.max_bytes,
+        methods: raw.methods,
+        max_redirects: raw.max_redirects,
+    })
+}
+
+fn files(raw: RawFiles, file: &str, at: &str, diag: &mut Diag) -> Option<FileSettings> {
+    let before = diag.errors.len();
+    let allowed_extensions: Vec<String> = raw
+        .allowed_extensions
+        .iter()
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .collect();
+    if allowed_extensions.is_empty() {
+        let msg = "list the extensions the tool may touch (`\"\"` for none)";
+        diag.push(
+            codes::INVALID_VALUE,
+            file,
+            &format!("{at}.allowed_extensions"),
+            msg,
+        );
+    }
+    for (i, p) in raw.blocked_patterns.iter().enumerate() {
+        if p.trim().is_empty() || p.contains('/') {
+            let msg = "a pattern matches one path component: no `/`, not empty";
+            diag.push(
+                codes::INVALID_VALUE,
+                file,
+                &format!("{at}.blocked_patterns.{i}"),
+                msg,
+            );
+        }
+    }
+    if raw.max_bytes == 0 {
+        diag.push(
+            codes::INVALID_VALUE,
+            file,
+            &format!("{at}.max_bytes"),
+            "must be > 0",
+        );
+    }
+    if raw.max_files == 0 {
+        diag.push(
+            codes::INVALID_VALUE,
+            file,
+            &format!("{at}.max_files"),
+            "must be > 0",
+        );
+    }
+    (diag.errors.len() == before).then(|| FileSettings {
+        allowed_extensions,
+        blocked_patterns: raw
+            .blocked_patterns
+            .iter()
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect(),
+        max_bytes: raw.max_bytes,
+        max_files: raw.max_files,
+    })
+}
+
+fn sql(
+    raw: RawSql,
+    file: &str,
+    at: &str,
+    env: &[(String, String)],
+    diag: &mut Diag,
+) -> Option<SqlSettings> {
+    let before = diag.errors.len();
+    let db_at = format!("{at}.database");
+    let database = match raw.database {
+        None => None,
+        Some(RawDatabase {
+            sqlite_path: Some(p),
+            postgres_url_env: None,
+        }) => Some(Database::Sqlite(p)),
+        Some(RawDatabase {
+            sqlite_path: None,
+            postgres_url_env: Some(var),
+        }) => match env.iter().find(|(k, _)| *k == var) {
+            Some((_, url)) => Some(Database::Postgres(SecretString::from(url.clone()))),
+            None => {
+                // Name the variable, never a value: the URL carries credentials.
+                let msg = format!("environment variable `{var}` is not set");
+                diag.push(codes::INVALID_VALUE, file, &db_at, msg);
+                None
+            }
+        },
+        Some(_) => {
+            let msg = "set exactly one of `sqlite_path` and `postgres_url_env`";
+            diag.push(codes::INVALID_VALUE, file, &db_at, msg);
+            None
+        }
+    };
+    if raw.row_limit == 0 || raw.row_limit > 10_000 {
+        let msg = "row_limit must be between 1 and 10000";
+        diag.push(codes::INVALID_VALUE, file, &format!("{at}.row_limit"), msg);
+    }
+    let statement_timeout = match parse_duration(&raw.statement_timeout) {
+        Ok(t) if !t.is_zero() => Some(t),
+        Ok(_) => {
+            let msg = "statement_timeout must be more than 0";
+            diag.push(
+                codes::INVALID_VALUE,
+                file,
+                &format!("{at}.statement_timeout"),
+                msg,
+            );
+            None
+        }
+        Err(e) => {
+            diag.push(
+                codes::INVALID_VALUE,
+                file,
+                &format!("{at}.statement_timeout"),
+                e,
+            );
+            None
+        }
+    };
+    (diag.errors.len() == before).then(|| SqlSettings {
+        database,
+        blocked_tables: raw
+            .blocked_tables
+            .iter()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect(),
+        row_limit: raw.row_limit,
+        statement_timeout: statement_timeout.unwrap_or(Duration::from_secs(5)),
+    })
+}

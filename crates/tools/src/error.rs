@@ -1,0 +1,121 @@
+//! Why a tool call did not produce a result: one typed error per cause, each with a stable code
+//! documented under `docs/errors/AMAS-TOOL-*.md`.
+
+use std::time::Duration;
+
+use amas_config::Violation;
+
+/// Stable error codes; never reused. Each has a page `docs/errors/<code>.md`.
+pub mod codes {
+    /// The parameters do not match the tool's JSON Schema (or its own finer checks).
+    pub const INVALID_PARAMS: &str = "AMAS-TOOL-0001";
+    /// The sandbox refused the call: SSRF target, path escape, blocked pattern, write statement.
+    pub const REFUSED: &str = "AMAS-TOOL-0002";
+    /// The tool did not finish within its configured timeout.
+    pub const TIMEOUT: &str = "AMAS-TOOL-0003";
+    /// Input or output exceeded a configured size limit.
+    pub const TOO_LARGE: &str = "AMAS-TOOL-0004";
+    /// The tool ran and failed (I/O error, remote error, database error).
+    pub const FAILED: &str = "AMAS-TOOL-0005";
+    /// No tool of that name is registered.
+    pub const NOT_FOUND: &str = "AMAS-TOOL-0006";
+    /// The tool exists as a policy target only, or lacks configuration it needs.
+    pub const DISABLED: &str = "AMAS-TOOL-0007";
+}
+
+/// A tool call that produced no result. Messages never contain secrets (database URLs,
+/// file contents); they name the rule that refused and the offending value when it is safe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    #[error("invalid parameters: {}", join(.violations))]
+    InvalidParams { violations: Vec<Violation> },
+    #[error("refused by the sandbox: {reason}")]
+    Refused { reason: String },
+    #[error("timed out after {}ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("too large: {what} exceeds the limit of {limit} bytes")]
+    TooLarge { what: String, limit: u64 },
+    #[error("tool failed: {0}")]
+    Failed(String),
+    #[error("unknown tool `{0}`")]
+    NotFound(String),
+    #[error("tool disabled: {reason}")]
+    Disabled { reason: String },
+}
+
+fn join(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ToolError {
+    /// The stable public code of this error.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidParams { .. } => codes::INVALID_PARAMS,
+            Self::Refused { .. } => codes::REFUSED,
+            Self::Timeout(_) => codes::TIMEOUT,
+            Self::TooLarge { .. } => codes::TOO_LARGE,
+            Self::Failed(_) => codes::FAILED,
+            Self::NotFound(_) => codes::NOT_FOUND,
+            Self::Disabled { .. } => codes::DISABLED,
+        }
+    }
+
+    /// A refusal with `reason`.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        Self::Refused {
+            reason: reason.into(),
+        }
+    }
+
+    /// One invalid parameter at JSON pointer `path`.
+    pub fn invalid(path: &str, message: impl Into<String>) -> Self {
+        Self::InvalidParams {
+            violations: vec![Violation {
+                path: path.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+
+    /// `{code, message}`: what goes back to the model as the tool's error result.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code(), "message": self.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes are public API (docs pages, dashboards): a change here must be deliberate.
+    #[test]
+    fn every_variant_has_its_own_code() {
+        let all = [
+            ToolError::invalid("/x", "bad"),
+            ToolError::refused("no"),
+            ToolError::Timeout(Duration::from_millis(5)),
+            ToolError::TooLarge {
+                what: "body".into(),
+                limit: 1,
+            },
+            ToolError::Failed("x".into()),
+            ToolError::NotFound("x".into()),
+            ToolError::Disabled { reason: "x".into() },
+        ];
+        let codes: std::collections::BTreeSet<_> = all.iter().map(ToolError::code).collect();
+        assert_eq!(codes.len(), all.len());
+        assert_eq!(
+            all[0].to_string(),
+            "invalid parameters: /x: bad",
+            "violations are listed with their path"
+        );
+        assert_eq!(all[2].to_json()["code"], "AMAS-TOOL-0003");
+    }
+}
