@@ -25,12 +25,60 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "customer", "reported", "that", "invoice", "was", "delayed", "because", "shipment",
-    "warehouse", "team", "confirmed", "quarterly", "revenue", "growth", "analysis", "shows",
-    "strong", "demand", "for", "product", "line", "in", "region", "north", "meeting", "agenda",
-    "includes", "budget", "review", "and", "hiring", "plan", "please", "update", "ticket",
-    "status", "after", "deployment", "service", "latency", "improved", "by", "percent", "with",
-    "new", "cache", "layer", "Monday", "Berlin", "Project", "Atlas", "release", "notes",
+    "the",
+    "customer",
+    "reported",
+    "that",
+    "invoice",
+    "was",
+    "delayed",
+    "because",
+    "shipment",
+    "warehouse",
+    "team",
+    "confirmed",
+    "quarterly",
+    "revenue",
+    "growth",
+    "analysis",
+    "shows",
+    "strong",
+    "demand",
+    "for",
+    "product",
+    "line",
+    "in",
+    "region",
+    "north",
+    "meeting",
+    "agenda",
+    "includes",
+    "budget",
+    "review",
+    "and",
+    "hiring",
+    "plan",
+    "please",
+    "update",
+    "ticket",
+    "status",
+    "after",
+    "deployment",
+    "service",
+    "latency",
+    "improved",
+    "by",
+    "percent",
+    "with",
+    "new",
+    "cache",
+    "layer",
+    "Monday",
+    "Berlin",
+    "Project",
+    "Atlas",
+    "release",
+    "notes",
 ];
 
 const PII: &[&str] = &[
@@ -71,7 +119,9 @@ fn document(rng: &mut Rng, size: usize, dense: bool) -> String {
 
 fn corpus(size: usize, count: usize, dense: bool) -> Vec<String> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ size as u64 ^ u64::from(dense));
-    (0..count).map(|_| document(&mut rng, size, dense)).collect()
+    (0..count)
+        .map(|_| document(&mut rng, size, dense))
+        .collect()
 }
 
 fn baseline() -> Option<Regex> {
@@ -103,8 +153,15 @@ fn bench(c: &mut Criterion) {
     ];
     for (name, docs) in &sets {
         let bytes: usize = docs.iter().map(String::len).sum();
-        let findings: usize = docs.iter().filter_map(|d| p.scan(d).ok()).map(|s| s.findings.len()).sum();
-        eprintln!("{name}: {} docs, {bytes} bytes, {findings} findings", docs.len());
+        let findings: usize = docs
+            .iter()
+            .filter_map(|d| p.scan(d).ok())
+            .map(|s| s.findings.len())
+            .sum();
+        eprintln!(
+            "{name}: {} docs, {bytes} bytes, {findings} findings",
+            docs.len()
+        );
         let mut g = c.benchmark_group(*name);
         g.throughput(Throughput::Bytes(bytes as u64));
         g.sample_size(10);

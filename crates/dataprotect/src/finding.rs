@@ -171,6 +171,9 @@ mod tests {
         let d = Finding::new(FindingKind::Phone, 25, 33, 0.85, "phone");
         let got = resolve_overlaps(vec![a, b.clone(), c, d]);
         assert_eq!(got[0], b);
-        assert_eq!(got[1], Finding::new(FindingKind::Phone, 25, 41, 0.85, MERGED));
+        assert_eq!(
+            got[1],
+            Finding::new(FindingKind::Phone, 25, 41, 0.85, MERGED)
+        );
     }
 }

@@ -39,7 +39,10 @@ pub(crate) fn needs_recheck(text: &str, findings: &[Finding]) -> bool {
 
 /// Maps a finding in the redacted output back to the input. `spans` pairs each replaced input
 /// span with its output span, in order.
-fn map_back(spans: &[((usize, usize), (usize, usize))], f: &Finding) -> Finding {
+/// (input span, output span) of one replacement.
+type Replaced = ((usize, usize), (usize, usize));
+
+fn map_back(spans: &[Replaced], f: &Finding) -> Finding {
     let to_input = |pos: usize, is_end: bool| {
         let mut delta: isize = 0;
         for &((is, ie), (os, oe)) in spans {
@@ -69,7 +72,11 @@ pub(crate) fn merge(mut base: Vec<Finding>, extra: Vec<Finding>) -> Vec<Finding>
 /// its context word); every occurrence of a detected value of 6+ bytes is redacted too, so a
 /// detected value never survives anywhere in the output.
 fn with_repeats(text: &str, findings: Vec<Finding>) -> Vec<Finding> {
-    let mut values: Vec<&str> = findings.iter().map(|f| &text[f.start..f.end]).filter(|v| v.len() >= 6).collect();
+    let mut values: Vec<&str> = findings
+        .iter()
+        .map(|f| &text[f.start..f.end])
+        .filter(|v| v.len() >= 6)
+        .collect();
     values.sort_unstable();
     values.dedup();
     if values.is_empty() {
@@ -78,7 +85,9 @@ fn with_repeats(text: &str, findings: Vec<Finding>) -> Vec<Finding> {
     let mut extra = Vec::new();
     let mut add = |start: usize, end: usize, value: &str| {
         let idx = findings.partition_point(|f| f.end <= start);
-        let covered = findings.get(idx).is_some_and(|f| f.start <= start && f.end >= end);
+        let covered = findings
+            .get(idx)
+            .is_some_and(|f| f.start <= start && f.end >= end);
         if !covered && let Some(src) = findings.iter().find(|f| &text[f.start..f.end] == value) {
             let mut f = src.clone();
             f.start = start;
@@ -104,7 +113,11 @@ fn with_repeats(text: &str, findings: Vec<Finding>) -> Vec<Finding> {
             add(m.start(), m.end(), values[m.pattern().as_usize()]);
         }
     }
-    if extra.is_empty() { findings } else { merge(findings, extra) }
+    if extra.is_empty() {
+        findings
+    } else {
+        merge(findings, extra)
+    }
 }
 
 /// Redacts `text` with `findings`, then re-scans as needed (at most `rounds` times).

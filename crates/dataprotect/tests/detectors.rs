@@ -1,5 +1,7 @@
 //! Per-detector true positives and near misses, through the public scan API.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
+
 use amas_dataprotect::{DataProtector, FindingKind};
 
 fn found(text: &str) -> Vec<(FindingKind, String)> {

@@ -1,6 +1,8 @@
 //! Content safety: lexicon hits with obfuscation, no hits on ordinary words, actions per
 //! category from config, and the pluggable classifier path.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
+
 use amas_dataprotect::safety::{ClassifierError, SafetyHit};
 use amas_dataprotect::{
     Action, Category, ContentClassifier, ContentSafety, DataProtectConfig, LexiconClassifier,
@@ -11,7 +13,7 @@ fn safety() -> ContentSafety {
 }
 
 fn cats(text: &str) -> Vec<Category> {
-    safety().check(text).categories().collect()
+    safety().check(text).categories()
 }
 
 #[test]

@@ -75,14 +75,15 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn categories(&self) -> impl Iterator<Item = Category> + '_ {
+    /// Distinct categories hit, in order of first appearance.
+    pub fn categories(&self) -> Vec<Category> {
         let mut seen = Vec::new();
-        self.hits.iter().filter_map(move |h| {
-            (!seen.contains(&h.category)).then(|| {
+        for h in &self.hits {
+            if !seen.contains(&h.category) {
                 seen.push(h.category);
-                h.category
-            })
-        })
+            }
+        }
+        seen
     }
 }
 
