@@ -47,6 +47,8 @@ pub enum Command {
     Contracts(ContractsArgs),
     /// Test and debug Rego policies.
     Policy(PolicyArgs),
+    /// Detect and redact personal data, card numbers and secrets in stdin.
+    Redact(RedactArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,4 +147,24 @@ pub enum PolicyCommand {
         #[arg(long)]
         policy_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Print `{redacted, findings, classification}` as JSON instead of only the redacted input.
+    #[arg(long)]
+    pub json: bool,
+    /// `text`: redact the input as text; `json`: the input is a JSON document, every string
+    /// leaf is redacted and the document is printed back.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RedactFormat,
+    /// A data-protection config file (default: the embedded config/dataprotect.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RedactFormat {
+    Text,
+    Json,
 }

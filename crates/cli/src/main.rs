@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Command::Config(args) => commands::config::dump(&cli.global, args),
             Command::Contracts(args) => commands::config::check(&cli.global, args),
             Command::Policy(args) => commands::policy::run(args),
+            Command::Redact(args) => commands::redact::run(args),
         }
     });
     match result {

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod policy;
+pub mod redact;
 pub mod run;
 pub mod serve;
 pub mod token;
