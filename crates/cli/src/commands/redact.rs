@@ -25,7 +25,8 @@ pub fn run(args: RedactArgs) -> anyhow::Result<u8> {
     .map_err(usage)?;
     let limit = config.max_input_bytes;
     let protector = DataProtector::new(config).map_err(usage)?;
-    let key = TenantKey::new(std::env::var("AMAS_REDACT_KEY").unwrap_or_else(|_| DEFAULT_KEY.to_owned()));
+    let key =
+        TenantKey::new(std::env::var("AMAS_REDACT_KEY").unwrap_or_else(|_| DEFAULT_KEY.to_owned()));
 
     // Read one byte past the limit so an oversized input is reported, not silently cut.
     let mut input = Vec::new();
