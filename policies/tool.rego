@@ -32,6 +32,7 @@ agent_tools := {
 	"code_reviewer": {"code_analyzer", "file_read"},
 	"security_auditor": {"code_analyzer", "file_read", "vulnerability_scanner"},
 	"research": {"http_fetch", "calculator"},
+	"web_research": {"http_fetch"},
 	"analysis": {"calculator", "sql_query", "file_read"},
 	"synthesis": {"calculator", "file_write"},
 }

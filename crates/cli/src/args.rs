@@ -22,8 +22,25 @@ pub struct Global {
     /// Where AMAS keeps its state (database, keys).
     #[arg(long, global = true, env = "AMAS_DATA_DIR", default_value = ".amas")]
     pub data_dir: PathBuf,
+    /// A directory of Rego policies replacing the embedded bundle (hot-reloaded).
+    #[arg(long, global = true, env = "AMAS_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// The deployment environment policies see (`development`, `production`, ...).
+    #[arg(
+        long,
+        global = true,
+        env = "AMAS_ENVIRONMENT",
+        default_value = "development"
+    )]
+    pub environment: String,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "AMAS_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "AMAS_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -45,10 +62,68 @@ pub enum Command {
     Config(ConfigArgs),
     /// Validate agents, contracts and workflows (for CI).
     Contracts(ContractsArgs),
+    /// Call tools through the governance pipeline, as an agent would.
+    Tools(ToolsArgs),
     /// Test and debug Rego policies.
     Policy(PolicyArgs),
+    /// Render SLOs into Prometheus rules, a Grafana dashboard and an Alertmanager config.
+    Slo(SloArgs),
     /// Detect and redact personal data, card numbers and secrets in stdin.
     Redact(RedactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Print `{redacted, findings, classification}` as JSON instead of only the redacted input.
+    #[arg(long)]
+    pub json: bool,
+    /// `text`: redact the input as text; `json`: the input is a JSON document, every string
+    /// leaf is redacted and the document is printed back.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RedactFormat,
+    /// A data-protection config file (default: the embedded config/dataprotect.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RedactFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ToolsArgs {
+    #[command(subcommand)]
+    pub command: ToolsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Run one tool call through policy, contract, sandbox and quotas, then the tool; print the
+    /// decision and the result as JSON. Exit 0 executed, 1 the tool failed, 3 denied or
+    /// awaiting approval.
+    Call {
+        /// The tool's name (config/tools.yaml).
+        name: String,
+        /// The agent whose allowlist, sandbox and quotas apply.
+        #[arg(long)]
+        agent: String,
+        /// The call's parameters as a JSON object.
+        #[arg(long)]
+        params: String,
+        /// The task type the call is made for (policy input).
+        #[arg(long, default_value = "adhoc")]
+        task_type: String,
+        /// Who asks (policy input).
+        #[arg(long, default_value = "local-operator")]
+        sub: String,
+        /// A role of the caller; repeatable.
+        #[arg(long = "role", default_values_t = vec!["admin".to_owned()])]
+        roles: Vec<String>,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +200,23 @@ pub enum ContractsCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct SloArgs {
+    #[command(subcommand)]
+    pub command: SloCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SloCommand {
+    /// Write prometheus/rules.yml, grafana/amas-overview.json and alertmanager/alertmanager.yml
+    /// from slo.yaml (the --config directory's, else the embedded one).
+    Render {
+        /// Output directory (created if missing; files in it are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct PolicyArgs {
     #[command(subcommand)]
     pub command: PolicyCommand,
@@ -147,24 +239,4 @@ pub enum PolicyCommand {
         #[arg(long)]
         policy_dir: Option<PathBuf>,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct RedactArgs {
-    /// Print `{redacted, findings, classification}` as JSON instead of only the redacted input.
-    #[arg(long)]
-    pub json: bool,
-    /// `text`: redact the input as text; `json`: the input is a JSON document, every string
-    /// leaf is redacted and the document is printed back.
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: RedactFormat,
-    /// A data-protection config file (default: the embedded config/dataprotect.yaml).
-    #[arg(long, value_name = "FILE")]
-    pub rules: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RedactFormat {
-    Text,
-    Json,
 }

@@ -3,15 +3,21 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use amas_config::{AmasConfig, LoadOptions, ProviderConfig};
+use amas_governance::gate::ToolGate;
+use amas_policy::{
+    EngineOptions, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
+};
 use amas_providers::ProviderSet;
 use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
 use amas_store::SqliteStore;
 use amas_telemetry::{Metrics, TelemetryGuard};
+use amas_tools::ToolRegistry;
 
 use crate::args::{Global, LogFormat};
 
@@ -64,11 +70,50 @@ pub fn preflight_local_models(config: &AmasConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The runtime on the embedded SQLite store under the data directory.
+/// The policy engine: the embedded bundle, or `--policy-dir` hot-reloaded (a broken edit is
+/// rejected and the previous bundle stays in force). The watch handle must be kept alive.
+pub fn build_policy(
+    global: &Global,
+) -> anyhow::Result<(Arc<dyn PolicyEngine>, Option<WatchHandle>)> {
+    match &global.policy_dir {
+        None => {
+            let engine = RegoPolicyEngine::embedded()
+                .map_err(|e| UsageError(format!("embedded policies: {e}")))?;
+            Ok((Arc::new(engine), None))
+        }
+        Some(dir) => {
+            let engine = ReloadingPolicyEngine::new(dir, EngineOptions::default())
+                .map_err(|e| UsageError(format!("policies in {}: {e}", dir.display())))?;
+            let engine = Arc::new(engine);
+            let watch = engine.watch(Duration::from_secs(2));
+            Ok((engine, Some(watch)))
+        }
+    }
+}
+
+/// The tool-call gate: policy, the tool registry (embedded `tools.yaml` or the config dir's).
+pub fn build_gate(
+    global: &Global,
+    policy: Arc<dyn PolicyEngine>,
+    metrics: Metrics,
+) -> anyhow::Result<Arc<ToolGate>> {
+    let tools = ToolRegistry::load(global.config.as_deref())
+        .map_err(|e| UsageError(format!("invalid tool configuration:\n{e}")))?;
+    Ok(Arc::new(ToolGate::new(
+        policy,
+        Arc::new(tools),
+        global.environment.clone(),
+        metrics,
+    )))
+}
+
+/// The runtime on the embedded SQLite store under the data directory, with tools governed by
+/// `gate`.
 pub async fn build_runtime(
     global: &Global,
     config: Arc<AmasConfig>,
     metrics: Metrics,
+    gate: Arc<ToolGate>,
 ) -> anyhow::Result<Runtime> {
     let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
     let store = SqliteStore::open_with(&global.data_dir, full_sync)
@@ -76,6 +121,7 @@ pub async fn build_runtime(
         .with_context(|| format!("opening the store in {}", global.data_dir.display()))?;
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())
         .context("building model providers")?;
-    let runtime = Runtime::new(config, Arc::new(store), &providers, metrics)?;
+    let runtime = Runtime::new(config, Arc::new(store), &providers, metrics)?
+        .with_tools(gate, global.data_dir.join("workspaces"))?;
     Ok(runtime)
 }

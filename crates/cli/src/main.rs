@@ -17,7 +17,10 @@ pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -31,8 +34,10 @@ fn main() -> ExitCode {
             Command::Token(args) => commands::token::run(&cli.global, args),
             Command::Config(args) => commands::config::dump(&cli.global, args),
             Command::Contracts(args) => commands::config::check(&cli.global, args),
+            Command::Tools(args) => commands::tools::run(&cli.global, args).await,
             Command::Policy(args) => commands::policy::run(args),
             Command::Redact(args) => commands::redact::run(args),
+            Command::Slo(args) => commands::slo::run(&cli.global, args),
         }
     });
     match result {

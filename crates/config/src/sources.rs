@@ -28,6 +28,18 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
         "workflows/comparative_analysis.yaml",
         include_str!("../../../config/workflows/comparative_analysis.yaml"),
     ),
+    (
+        "workflows/code_review.yaml",
+        include_str!("../../../config/workflows/code_review.yaml"),
+    ),
+    (
+        "workflows/web_research.yaml",
+        include_str!("../../../config/workflows/web_research.yaml"),
+    ),
+    (
+        "workflows/security_audit.yaml",
+        include_str!("../../../config/workflows/security_audit.yaml"),
+    ),
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.

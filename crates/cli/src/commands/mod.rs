@@ -5,4 +5,6 @@ pub mod policy;
 pub mod redact;
 pub mod run;
 pub mod serve;
+pub mod slo;
 pub mod token;
+pub mod tools;

@@ -14,7 +14,8 @@ use amas_types::{JournalEvent, Principal, Priority, TaskSpec, TaskStatus};
 
 use crate::args::{Global, RunArgs};
 use crate::bootstrap::{
-    UsageError, build_runtime, init_telemetry, load_config, preflight_local_models,
+    UsageError, build_gate, build_policy, build_runtime, init_telemetry, load_config,
+    preflight_local_models,
 };
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
@@ -38,7 +39,10 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         parameters: parse_params(&args.params)?,
         priority: Priority::new(args.priority).map_err(|e| UsageError(e.to_string()))?,
     };
-    let runtime = build_runtime(global, Arc::clone(&config), Metrics::new()).await?;
+    let metrics = Metrics::new();
+    let (policy, _policy_watch) = build_policy(global)?;
+    let gate = build_gate(global, policy, metrics.clone())?;
+    let runtime = build_runtime(global, Arc::clone(&config), metrics, gate).await?;
     let mut live = runtime.subscribe();
     runtime.start().await;
     let resumed = runtime.recover().await?;

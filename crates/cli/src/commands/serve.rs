@@ -12,7 +12,7 @@ use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
 use amas_telemetry::Metrics;
 
 use crate::args::{Global, ServeArgs};
-use crate::bootstrap::{build_runtime, init_telemetry, load_config};
+use crate::bootstrap::{build_gate, build_policy, build_runtime, init_telemetry, load_config};
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let mut config = load_config(global)?;
@@ -22,7 +22,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let config = Arc::new(config);
     let _telemetry = init_telemetry(global, "info")?;
     let metrics = Metrics::new();
-    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone()).await?;
+    let (policy, _policy_watch) = build_policy(global)?;
+    let gate = build_gate(global, policy, metrics.clone())?;
+    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate).await?;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,
         &config.auth.issuer,
