@@ -5,6 +5,13 @@
 //! writes). Report: time per task / 3 = time per step, and its ratio to the baseline append.
 //! Run: `cargo bench -p amas-runtime --bench orchestration`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark fails loudly on unexpected errors"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

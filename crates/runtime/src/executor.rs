@@ -54,10 +54,10 @@ pub(crate) async fn execute(
         usage: Arc::new(std::sync::Mutex::new(usage_from_journal(&records))),
         metrics: inner.metrics.clone(),
     });
-    if let Some(r) = &runner {
-        if let Err(e) = tokio::fs::create_dir_all(&r.workspace).await {
-            warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
-        }
+    if let Some(r) = &runner
+        && let Err(e) = tokio::fs::create_dir_all(&r.workspace).await
+    {
+        warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
     }
     let status = run_workflow(&inner, state, &writer, cancel, runner.map(Arc::new))
         .instrument(span)

@@ -3,6 +3,14 @@
 //! quotas hit exactly at their limit, and no silent re-run of a non-idempotent tool after a
 //! restart.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity,
+    reason = "tests fail loudly on unexpected errors"
+)]
+
 mod common;
 
 use serde_json::{Value, json};

@@ -70,15 +70,15 @@ impl ModelProvider for FakeModel {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let rendezvous = self.rendezvous.lock().unwrap().clone();
-        if let Some((agent, count)) = rendezvous {
-            if agent == request.agent {
-                // Wait (bounded) for the sibling call; a sequential scheduler never gets there.
-                for _ in 0..200 {
-                    if self.max_in_flight.load(Ordering::SeqCst) >= count {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
+        if let Some((agent, count)) = rendezvous
+            && agent == request.agent
+        {
+            // Wait (bounded) for the sibling call; a sequential scheduler never gets there.
+            for _ in 0..200 {
+                if self.max_in_flight.load(Ordering::SeqCst) >= count {
+                    break;
                 }
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
         let answer = {
