@@ -117,5 +117,12 @@ mod tests {
             "violations are listed with their path"
         );
         assert_eq!(all[2].to_json()["code"], "AMAS-TOOL-0003");
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors");
+        for code in codes {
+            assert!(
+                docs.join(format!("{code}.md")).is_file(),
+                "{code} has no doc page"
+            );
+        }
     }
 }
