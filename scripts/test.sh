@@ -12,4 +12,4 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
 cargo build --locked -p amas-cli -p amas-test-util --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 "$target_dir/debug/amas" policy test
-cargo nextest run --locked --workspace --all-targets --no-fail-fast
+cargo nextest run --locked --workspace --no-fail-fast
