@@ -53,13 +53,13 @@ fn embedded_defaults_load_with_the_documented_values() {
     assert_eq!(local.model_file, "SmolLM2-135M-Instruct.Q4_1.gguf");
     assert_eq!(
         (local.max_tokens, local.breaker.failure_threshold),
-        (256, 5)
+        (600, 5)
     );
     for name in ["research", "analysis", "synthesis"] {
         let agent = &cfg.agents[name];
         assert_eq!(agent.providers, ["local"]);
         assert_eq!(agent.limits.max_attempts, 3);
-        assert_eq!(agent.limits.max_output_tokens, 200);
+        assert_eq!(agent.limits.max_output_tokens, 500);
     }
 
     let wf = &cfg.workflows["research_report"];
@@ -401,18 +401,25 @@ providers:
   local: null
 ",
     );
-    let agents = "agents:\n  research: { role: r, providers: [openai, canned], system_prompt: x, input_contract: { type: object }, output_contract: { type: object } }\n  analysis: null\n  synthesis: null\n";
+    let agents = "agents:\n  research: { role: r, providers: [openai, canned], system_prompt: x, input_contract: { type: object }, output_contract: { type: object } }\n  analysis: null\n  synthesis: null\n  code_reviewer: null\n  security_auditor: null\n  web_research: null\n";
     write(dir.path(), "agents.yaml", agents);
     write(
         dir.path(),
         "workflows/research_report.yaml",
         "steps:\n  research: { agent: research }\n",
     );
-    write(
-        dir.path(),
-        "workflows/comparative_analysis.yaml",
-        "steps:\n  research: { agent: research }\n",
-    );
+    for task_type in [
+        "comparative_analysis",
+        "code_review",
+        "security_audit",
+        "web_research",
+    ] {
+        write(
+            dir.path(),
+            &format!("workflows/{task_type}.yaml"),
+            "steps:\n  research: { agent: research }\n",
+        );
+    }
     let cfg = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     assert!(!cfg.providers.contains_key("local"));
     let ProviderConfig::Openai(o) = &cfg.providers["openai"] else {
