@@ -69,13 +69,13 @@ pub(crate) fn merge(mut base: Vec<Finding>, extra: Vec<Finding>) -> Vec<Finding>
 }
 
 /// A detected value may occur again where no detector fires (glued to other text, or without
-/// its context word); every occurrence of a detected value of 6+ bytes is redacted too, so a
+/// its context word); every occurrence of a detected value of 5+ bytes is redacted too, so a
 /// detected value never survives anywhere in the output.
 fn with_repeats(text: &str, findings: Vec<Finding>) -> Vec<Finding> {
     let mut values: Vec<&str> = findings
         .iter()
         .map(|f| &text[f.start..f.end])
-        .filter(|v| v.len() >= 6)
+        .filter(|v| v.len() >= 5)
         .collect();
     values.sort_unstable();
     values.dedup();
