@@ -51,8 +51,7 @@ async fn allowed_tool_call_runs_and_its_result_reaches_the_model() {
             valid("research"),
         ],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
@@ -101,8 +100,7 @@ async fn tool_outside_the_allowlist_is_refused_even_if_policy_allows() {
             valid("research"),
         ],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
@@ -137,8 +135,7 @@ async fn policy_denial_stops_the_call() {
             valid("research"),
         ],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let alice = Principal {
         sub: "alice".into(),
@@ -168,8 +165,7 @@ async fn call_needing_approval_is_not_run_without_one() {
             valid("research"),
         ],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
@@ -201,8 +197,7 @@ async fn tool_call_quota_is_hit_exactly_at_its_limit() {
         "research",
         vec![call.clone(), call.clone(), call, valid("research")],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);

@@ -77,8 +77,7 @@ async fn contract_violation_is_retried_with_feedback_then_succeeds() {
             valid("research"),
         ],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
@@ -145,8 +144,7 @@ async fn non_json_answer_is_a_violation() {
         "research",
         vec![json!("I think the answer is 42"), valid("research")],
     );
-    h.model.answer("analysis", vec![valid("analysis")]);
-    h.model.answer("synthesis", vec![valid("synthesis")]);
+    h.model.answer_downstream();
     h.runtime.start().await;
     let state = h.wait(h.submit("research_report").await).await;
     assert_status(&state, TaskStatus::Succeeded);

@@ -39,6 +39,12 @@ impl FakeModel {
             .insert(agent.to_owned(), answers.into());
     }
 
+    /// Valid answers for the steps after research (analysis, synthesis).
+    pub fn answer_downstream(&self) {
+        self.answer("analysis", vec![valid("analysis")]);
+        self.answer("synthesis", vec![valid("synthesis")]);
+    }
+
     pub fn requests_for(&self, agent: &str) -> Vec<ChatRequest> {
         self.requests
             .lock()
