@@ -92,6 +92,7 @@ impl ApiError {
                 RuntimeError::ShuttingDown => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                 }
+                RuntimeError::Denied { .. } => (StatusCode::FORBIDDEN, e.code(), e.to_string()),
                 RuntimeError::Setup { .. } | RuntimeError::Store(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "AMAS-API-0500",

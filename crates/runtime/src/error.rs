@@ -22,6 +22,9 @@ pub enum RuntimeError {
     /// An agent's provider chain could not be built at start.
     #[error("agent {agent}: {reason}")]
     Setup { agent: String, reason: String },
+    /// Policy does not let this principal submit this task type.
+    #[error("not allowed to submit `{task_type}` tasks: {reasons}")]
+    Denied { task_type: String, reasons: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,6 +39,7 @@ impl RuntimeError {
             Self::NotFound(_) => "AMAS-TASK-0004",
             Self::ShuttingDown => "AMAS-TASK-0005",
             Self::Setup { .. } => "AMAS-TASK-0006",
+            Self::Denied { .. } => "AMAS-GOV-0001",
             Self::Store(e) => e.code(),
         }
     }

@@ -188,6 +188,15 @@ impl Runtime {
                     .join(", "),
             });
         }
+        if let Some((gate, _)) = &inner.tools {
+            let decision = gate.authorize_submission(&principal, &spec.task_type);
+            if decision.outcome != amas_governance::gate::Outcome::Allow {
+                return Err(RuntimeError::Denied {
+                    task_type: spec.task_type,
+                    reasons: decision.reasons.join("; "),
+                });
+            }
+        }
         let capacity = inner.config.runtime.queue_capacity;
         // Reserve a queue slot before writing anything, so a refused task leaves no trace.
         let reserved = inner

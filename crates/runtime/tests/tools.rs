@@ -274,3 +274,31 @@ async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
         .count();
     assert_eq!(starts, 1, "the call was not started again");
 }
+
+/// Task submission is authorized by Rego: `security_audit` is admin-only.
+#[tokio::test]
+async fn submission_is_authorized_by_policy() {
+    let h = harness_with_tools(common::config()).await;
+    let submitter = Principal {
+        sub: "alice".into(),
+        roles: vec!["submitter".into()],
+        tenant: TenantId("acme".into()),
+        auth_method: "local_jwt".into(),
+    };
+    let err = h
+        .runtime
+        .submit(common::spec("security_audit"), submitter.clone(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "AMAS-GOV-0001");
+    assert!(err.to_string().contains("only an admin"), "{err}");
+    assert!(
+        h.journal.unfinished().await.unwrap().is_empty(),
+        "nothing journaled"
+    );
+    h.runtime
+        .submit(common::spec("research_report"), submitter, None)
+        .await
+        .expect("a submitter may submit research_report");
+    h.submit("security_audit").await;
+}

@@ -198,6 +198,35 @@ impl ToolGate {
         }
     }
 
+    /// Whether `principal` may submit a task of `task_type` (Rego, `data.amas.task.decision`).
+    /// Fails closed: anything but a clean allow is a denial with its reasons.
+    #[must_use]
+    pub fn authorize_submission(&self, principal: &Principal, task_type: &str) -> StageDecision {
+        let input = json!({
+            "principal": {
+                "sub": principal.sub,
+                "roles": principal.roles,
+                "tenant": principal.tenant.0,
+            },
+            "action": {"kind": "task_submit", "name": task_type},
+            "task": {"type": task_type},
+            "environment": self.environment,
+        });
+        let d = self.policy.decide(DecisionPoint::TaskSubmit, &input);
+        let decision = if d.allow {
+            allow("policy")
+        } else {
+            StageDecision {
+                stage: "policy",
+                outcome: Outcome::Deny,
+                reasons: d.reasons,
+                code: Some(codes::POLICY_DENIED),
+            }
+        };
+        self.finish(vec![decision.clone()], Instant::now());
+        decision
+    }
+
     /// The policy input document (docs/policies.md).
     #[must_use]
     pub fn policy_input(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> Value {
