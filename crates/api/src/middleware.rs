@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -27,7 +27,12 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), ToOwned::to_owned);
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let method = req.method().as_str().to_owned();
+    // Bounded label: the standard methods, anything else as "other".
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        | Method::HEAD | Method::OPTIONS => req.method().as_str().to_owned(),
+        _ => "other".to_owned(),
+    };
     let span = tracing::info_span!(
         "http.request",
         http.request.method = %method,
