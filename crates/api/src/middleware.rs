@@ -29,8 +29,13 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(slot.clone());
     // Bounded label: the standard methods, anything else as "other".
     let method = match *req.method() {
-        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-        | Method::HEAD | Method::OPTIONS => req.method().as_str().to_owned(),
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS => req.method().as_str().to_owned(),
         _ => "other".to_owned(),
     };
     let span = tracing::info_span!(
