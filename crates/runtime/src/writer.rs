@@ -11,8 +11,15 @@ use amas_types::{JournalEvent, JournalRecord, TaskId};
 pub(crate) struct TaskWriter {
     journal: Arc<dyn TaskJournal>,
     task: TaskId,
-    last_seq: Mutex<u64>,
+    state: Mutex<WriterState>,
     live: broadcast::Sender<JournalRecord>,
+}
+
+struct WriterState {
+    last_seq: u64,
+    /// Events nothing waits on (e.g. `TaskStarted`), committed with the next append instead of
+    /// costing a commit of their own.
+    deferred: Vec<JournalEvent>,
 }
 
 impl TaskWriter {
@@ -25,7 +32,10 @@ impl TaskWriter {
         Self {
             journal,
             task,
-            last_seq: Mutex::new(last_seq),
+            state: Mutex::new(WriterState {
+                last_seq,
+                deferred: Vec::new(),
+            }),
             live,
         }
     }
@@ -36,16 +46,33 @@ impl TaskWriter {
         self.append_all(std::slice::from_ref(&event)).await
     }
 
-    /// Appends events atomically, in one commit (one fsync for all of them).
+    /// Queues an event to be committed with the next append.
+    pub(crate) async fn defer(&self, event: JournalEvent) {
+        self.state.lock().await.deferred.push(event);
+    }
+
+    /// Appends events atomically (after any deferred ones), in one commit.
     pub(crate) async fn append_all(&self, events: &[JournalEvent]) -> Result<(), StoreError> {
-        let mut last = self.last_seq.lock().await;
-        let records = self.journal.append(self.task, *last, events).await?;
+        let mut state = self.state.lock().await;
+        let batch: Vec<JournalEvent> = if state.deferred.is_empty() {
+            events.to_vec()
+        } else {
+            state.deferred.iter().chain(events).cloned().collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let records = self
+            .journal
+            .append(self.task, state.last_seq, &batch)
+            .await?;
         let Some(tail) = records.last() else {
             return Err(StoreError::InvalidAppend(
                 "the store returned no record for an append".to_owned(),
             ));
         };
-        *last = tail.seq;
+        state.last_seq = tail.seq;
+        state.deferred.clear();
         for record in records {
             // Nobody listening is fine.
             let _ = self.live.send(record);
