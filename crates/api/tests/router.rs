@@ -131,6 +131,17 @@ impl App {
         self.send(req.body(body).unwrap()).await
     }
 
+    /// Submits the standard test task as the holder of `token`.
+    async fn submit(&self, token: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(token),
+            Some(task_body()),
+        )
+        .await
+    }
+
     async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
         let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();
@@ -166,14 +177,7 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &s
 async fn submitted_task_runs_to_success() {
     let app = app().await;
     let token = app.token("alice", None);
-    let (status, headers, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/tasks",
-            Some(&token),
-            Some(task_body()),
-        )
-        .await;
+    let (status, headers, body) = app.submit(&token).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "queued");
     assert_eq!(body["task_type"], "research_report");
@@ -563,23 +567,9 @@ async fn bad_input_gets_json_4xx_errors() {
 async fn full_queue_answers_429_with_retry_after() {
     let app = app_with(1, false).await;
     let token = app.token("alice", None);
-    let (status, _, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/tasks",
-            Some(&token),
-            Some(task_body()),
-        )
-        .await;
+    let (status, _, _) = app.submit(&token).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, headers, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/tasks",
-            Some(&token),
-            Some(task_body()),
-        )
-        .await;
+    let (status, headers, body) = app.submit(&token).await;
     assert_error(
         status,
         &body,
@@ -595,14 +585,7 @@ async fn tenants_do_not_see_each_other() {
     let app = app_with(100, false).await;
     let acme = app.token("alice", Some("acme"));
     let globex = app.token("bob", Some("globex"));
-    let (_, _, created) = app
-        .call(
-            Method::POST,
-            "/api/v1/tasks",
-            Some(&acme),
-            Some(task_body()),
-        )
-        .await;
+    let (_, _, created) = app.submit(&acme).await;
     let id = created["id"].as_str().unwrap();
     let (status, _, _) = app
         .call(
@@ -699,14 +682,7 @@ async fn openapi_documents_every_route() {
 async fn events_stream_live_until_the_task_ends() {
     let app = app_with(100, false).await;
     let token = app.token("alice", None);
-    let (_, _, created) = app
-        .call(
-            Method::POST,
-            "/api/v1/tasks",
-            Some(&token),
-            Some(task_body()),
-        )
-        .await;
+    let (_, _, created) = app.submit(&token).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let req = Request::builder()
         .uri(format!("/api/v1/tasks/{id}/events"))

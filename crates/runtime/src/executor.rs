@@ -51,7 +51,10 @@ pub(crate) async fn execute(
         task_id: task.to_string(),
         task_type: task_type.clone(),
         workspace: workspaces.join(task.to_string()),
-        usage: Arc::new(std::sync::Mutex::new(usage_from_journal(&records))),
+        usage: Arc::new(std::sync::Mutex::new(usage_from_journal(
+            &records,
+            gate.tools(),
+        ))),
         metrics: inner.metrics.clone(),
     });
     if let Some(r) = &runner

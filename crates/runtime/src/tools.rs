@@ -13,7 +13,7 @@ use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest, ToolGate};
 use amas_store::StoreError;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::ToolLabels;
-use amas_tools::{ToolContext, ToolKind};
+use amas_tools::{ToolContext, ToolRegistry, ToolSpec};
 use amas_types::{ErrorInfo, JournalEvent, Principal, RequestedTool, ToolOutcome};
 
 use crate::writer::TaskWriter;
@@ -60,12 +60,7 @@ impl ToolRunner {
                 return Ok(CallResult::Message(error_message(error)));
             }
             Some(ToolOutcome::Started) => {
-                let idempotent = self
-                    .gate
-                    .tools()
-                    .get(&call.name)
-                    .map(|t| t.spec())
-                    .is_some_and(|s| s.idempotent);
+                let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
                 if !idempotent {
                     return Ok(CallResult::Stop(ErrorInfo {
                         code: UNCERTAIN_SIDE_EFFECT.to_owned(),
@@ -127,12 +122,7 @@ impl ToolRunner {
             writer.append_all(&events).await?;
             return Ok(CallResult::Message(error_message(&error)));
         }
-        let idempotent = self
-            .gate
-            .tools()
-            .get(&call.name)
-            .map(|t| t.spec())
-            .is_some_and(|s| s.idempotent);
+        let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
         events.push(JournalEvent::ToolStarted {
             step: step.to_owned(),
             call_id: call.id.clone(),
@@ -164,23 +154,9 @@ impl ToolRunner {
             .observe(started.elapsed().as_secs_f64());
         {
             let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-            usage.tool_calls += 1;
-            if let Some(spec) = self.gate.tools().get(&call.name).map(|t| t.spec()) {
-                match spec.kind {
-                    ToolKind::FileRead => usage.file_reads += 1,
-                    ToolKind::FileWrite => usage.file_writes += 1,
-                    ToolKind::HttpFetch
-                    | ToolKind::SqlQuery
-                    | ToolKind::Calculator
-                    | ToolKind::CodeAnalyzer
-                    | ToolKind::VulnerabilityScanner
-                    | ToolKind::SystemExecutor
-                    | ToolKind::DangerousTool => {}
-                }
-            }
+            usage.count_start(self.spec(&call.name).map(|s| s.kind));
             if let Ok(out) = &result {
-                // Measured the same way as after a restart (`usage_from_journal`).
-                usage.bytes_out += u64::try_from(out.content.to_string().len()).unwrap_or(u64::MAX);
+                usage.count_output(&out.content);
             }
         }
         match result {
@@ -217,6 +193,10 @@ impl ToolRunner {
         }
     }
 
+    fn spec(&self, name: &str) -> Option<&ToolSpec> {
+        self.gate.tools().get(name).map(|t| t.spec())
+    }
+
     fn count(&self, tool: &str, outcome: &str) {
         self.metrics
             .tool_calls
@@ -234,22 +214,18 @@ fn error_message(error: &ErrorInfo) -> String {
 }
 
 /// Tool usage already recorded in a task's journal (for quotas after a restart): calls that
-/// started count, denied ones do not.
-pub(crate) fn usage_from_journal(records: &[amas_types::JournalRecord]) -> TaskToolUsage {
+/// started count, denied ones do not; counted exactly as `ToolRunner::run` counts live calls.
+pub(crate) fn usage_from_journal(
+    records: &[amas_types::JournalRecord],
+    registry: &ToolRegistry,
+) -> TaskToolUsage {
     let mut usage = TaskToolUsage::default();
     for record in records {
         match &record.event {
             JournalEvent::ToolStarted { tool, .. } => {
-                usage.tool_calls += 1;
-                match tool.as_str() {
-                    "file_read" => usage.file_reads += 1,
-                    "file_write" => usage.file_writes += 1,
-                    _ => {}
-                }
+                usage.count_start(registry.get(tool).map(|t| t.spec().kind));
             }
-            JournalEvent::ToolCompleted { output, .. } => {
-                usage.bytes_out += u64::try_from(output.to_string().len()).unwrap_or(u64::MAX);
-            }
+            JournalEvent::ToolCompleted { output, .. } => usage.count_output(output),
             _ => {}
         }
     }

@@ -15,7 +15,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use amas_types::{JournalEvent, Principal, TaskStatus, TenantId};
+use amas_types::{JournalEvent, TaskStatus};
 use common::{assert_status, harness_with_tools, valid};
 
 fn tool_call(name: &str, arguments: Value) -> Value {
@@ -137,12 +137,7 @@ async fn policy_denial_stops_the_call() {
     );
     h.model.answer_downstream();
     h.runtime.start().await;
-    let alice = Principal {
-        sub: "alice".into(),
-        roles: vec!["submitter".into()],
-        tenant: TenantId("acme".into()),
-        auth_method: "local_jwt".into(),
-    };
+    let alice = common::submitter();
     let task = h.submit_as("research_report", alice).await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     let events = events(&h, task).await;
@@ -225,18 +220,8 @@ async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
         name: "http_fetch".into(),
         arguments: json!({"url": "https://example.com/orders", "method": "POST"}),
     };
-    let journal = vec![
-        JournalEvent::TaskSubmitted {
-            spec: common::spec("research_report"),
-            principal: Principal::local_operator(),
-            trace_id: None,
-        },
-        JournalEvent::TaskStarted,
-        JournalEvent::StepStarted {
-            step: "research".into(),
-            agent: "research".into(),
-            input: json!({"topic": "Memory safety", "description": "How languages keep memory safe"}),
-        },
+    let mut journal = common::research_started();
+    journal.extend([
         JournalEvent::ModelResponded {
             step: "research".into(),
             attempt: 1,
@@ -253,7 +238,7 @@ async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
             tool: "http_fetch".into(),
             idempotent: false,
         },
-    ];
+    ]);
     h.journal.append(task, 0, &journal).await.unwrap();
     h.runtime.start().await;
     h.runtime.recover().await.unwrap();
@@ -279,12 +264,7 @@ async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
 #[tokio::test]
 async fn submission_is_authorized_by_policy() {
     let h = harness_with_tools(common::config()).await;
-    let submitter = Principal {
-        sub: "alice".into(),
-        roles: vec!["submitter".into()],
-        tenant: TenantId("acme".into()),
-        auth_method: "local_jwt".into(),
-    };
+    let submitter = common::submitter();
     let err = h
         .runtime
         .submit(common::spec("security_audit"), submitter.clone(), None)

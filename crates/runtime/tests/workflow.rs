@@ -163,32 +163,20 @@ async fn recovery_reuses_journaled_answers() {
     )
     .await;
     let task = amas_types::TaskId::new();
-    let events = vec![
-        JournalEvent::TaskSubmitted {
-            spec: spec("research_report"),
-            principal: Principal::local_operator(),
-            trace_id: None,
+    let mut events = common::research_started();
+    events.extend([JournalEvent::ModelResponded {
+        step: "research".into(),
+        attempt: 1,
+        provider: "fake".into(),
+        model: "fake-1".into(),
+        content: valid("research").to_string(),
+        tool_calls: Vec::new(),
+        usage: amas_types::Usage {
+            input_tokens: 1,
+            output_tokens: 1,
         },
-        JournalEvent::TaskStarted,
-        JournalEvent::StepStarted {
-            step: "research".into(),
-            agent: "research".into(),
-            input: json!({"topic": "Memory safety", "description": "How languages keep memory safe"}),
-        },
-        JournalEvent::ModelResponded {
-            step: "research".into(),
-            attempt: 1,
-            provider: "fake".into(),
-            model: "fake-1".into(),
-            content: valid("research").to_string(),
-            tool_calls: Vec::new(),
-            usage: amas_types::Usage {
-                input_tokens: 1,
-                output_tokens: 1,
-            },
-            latency_ms: 1,
-        },
-    ];
+        latency_ms: 1,
+    }]);
     h.journal.append(task, 0, &events).await.unwrap();
     model.answer("analysis", vec![valid("analysis")]);
     model.answer("synthesis", vec![valid("synthesis")]);

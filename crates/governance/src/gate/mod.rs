@@ -202,6 +202,7 @@ impl ToolGate {
     /// Fails closed: anything but a clean allow is a denial with its reasons.
     #[must_use]
     pub fn authorize_submission(&self, principal: &Principal, task_type: &str) -> StageDecision {
+        let started = Instant::now();
         let input = json!({
             "principal": {
                 "sub": principal.sub,
@@ -223,7 +224,7 @@ impl ToolGate {
                 code: Some(codes::POLICY_DENIED),
             }
         };
-        self.finish(vec![decision.clone()], Instant::now());
+        self.finish(vec![decision.clone()], started);
         decision
     }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use amas_config::QuotaScope;
-use amas_tools::ToolSpec;
+use amas_tools::{ToolKind, ToolSpec};
 
 use super::{StageDecision, ToolCallRequest, allow, codes, deny};
 
@@ -20,6 +20,33 @@ pub struct TaskToolUsage {
     pub bytes_out: u64,
     pub file_reads: u32,
     pub file_writes: u32,
+}
+
+impl TaskToolUsage {
+    /// Counts one call that started; file tools also count against the sandbox's file bounds.
+    pub fn count_start(&mut self, kind: Option<ToolKind>) {
+        self.tool_calls += 1;
+        match kind {
+            Some(ToolKind::FileRead) => self.file_reads += 1,
+            Some(ToolKind::FileWrite) => self.file_writes += 1,
+            Some(
+                ToolKind::HttpFetch
+                | ToolKind::SqlQuery
+                | ToolKind::Calculator
+                | ToolKind::CodeAnalyzer
+                | ToolKind::VulnerabilityScanner
+                | ToolKind::SystemExecutor
+                | ToolKind::DangerousTool,
+            )
+            | None => {}
+        }
+    }
+
+    /// Counts a result by the size of its JSON text, as the model receives it (live and when
+    /// rebuilt from the journal alike).
+    pub fn count_output(&mut self, output: &serde_json::Value) {
+        self.bytes_out += u64::try_from(output.to_string().len()).unwrap_or(u64::MAX);
+    }
 }
 
 /// Sliding one-minute windows of call times, by scope key, agent and tool.

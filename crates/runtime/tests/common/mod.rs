@@ -270,3 +270,32 @@ impl Harness {
 pub fn assert_status(state: &TaskState, status: TaskStatus) {
     assert_eq!(state.status, status, "task state: {state:#?}");
 }
+
+/// A non-admin principal of tenant `acme`.
+pub fn submitter() -> Principal {
+    Principal {
+        sub: "alice".into(),
+        roles: vec!["submitter".into()],
+        tenant: amas_types::TenantId("acme".into()),
+        auth_method: "local_jwt".into(),
+    }
+}
+
+/// The journal of a `research_report` task whose research step has started: the prefix of a
+/// journal left behind by a crash inside that step.
+pub fn research_started() -> Vec<amas_types::JournalEvent> {
+    use amas_types::JournalEvent;
+    vec![
+        JournalEvent::TaskSubmitted {
+            spec: spec("research_report"),
+            principal: Principal::local_operator(),
+            trace_id: None,
+        },
+        JournalEvent::TaskStarted,
+        JournalEvent::StepStarted {
+            step: "research".into(),
+            agent: "research".into(),
+            input: json!({"topic": "Memory safety", "description": "How languages keep memory safe"}),
+        },
+    ]
+}
