@@ -45,6 +45,116 @@ pub struct AuthConfig {
     pub default_token_ttl: Duration,
     #[serde(with = "humantime_secs")]
     pub clock_leeway: Duration,
+    /// Trusted OpenID Connect identity providers, sorted by name; tokens are matched to one
+    /// by their `iss`.
+    pub oidc_issuers: Vec<OidcIssuerConfig>,
+}
+
+/// A trusted OpenID Connect identity provider: where its keys are, and how its tokens are
+/// checked and mapped onto a principal.
+#[derive(Clone, Debug, Serialize)]
+pub struct OidcIssuerConfig {
+    /// The entry's name in config; principals carry `auth_method: oidc:<name>`.
+    pub name: String,
+    /// The exact `iss` of its tokens (an `https://` URL; `http://` only on loopback).
+    pub issuer: String,
+    pub jwks: JwksLocation,
+    /// Accepted `aud` values: a token must name at least one.
+    pub audiences: Vec<String>,
+    /// Signature algorithms its keys may be used with (never `none` or HMAC).
+    pub algorithms: Vec<SigningAlgorithm>,
+    #[serde(with = "humantime_secs")]
+    pub clock_leeway: Duration,
+    /// Oldest accepted token by its `iat`; `None`: no limit (and `iat` is optional).
+    #[serde(with = "humantime_opt")]
+    pub max_token_age: Option<Duration>,
+    pub jwks_cache: JwksCacheConfig,
+    /// Where the roles are: a JSON array of strings at this path; anything else grants none.
+    pub roles_claim: ClaimPath,
+    pub tenant: TenantMapping,
+}
+
+/// Where an issuer's JWKS is fetched from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JwksLocation {
+    /// `jwks_uri` of the discovery document at this URL
+    /// (`{issuer}/.well-known/openid-configuration`).
+    Discovery { url: String },
+    /// A JWKS URL given in config.
+    Url { url: String },
+}
+
+/// An asymmetric signature algorithm AMAS verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum SigningAlgorithm {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    /// The JOSE name (`alg`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+}
+
+/// Bounds of an issuer's JWKS cache.
+#[derive(Clone, Debug, Serialize)]
+pub struct JwksCacheConfig {
+    /// The JWKS is refetched no sooner than this, whatever `Cache-Control` says; also the retry
+    /// interval while the identity provider is down.
+    #[serde(with = "humantime_secs")]
+    pub min_refresh: Duration,
+    /// ... and no later than this (also used when the response has no `max-age`).
+    #[serde(with = "humantime_secs")]
+    pub max_refresh: Duration,
+    /// A token naming an unknown `kid` triggers a refetch at most once per this interval.
+    #[serde(with = "humantime_secs")]
+    pub unknown_kid_refetch_interval: Duration,
+    /// Timeout of one discovery or JWKS request.
+    #[serde(with = "humantime_secs")]
+    pub http_timeout: Duration,
+}
+
+/// A path into the token's claims, one segment per nested object key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimPath(pub Vec<String>);
+
+impl ClaimPath {
+    /// A path of one top-level claim.
+    #[must_use]
+    pub fn top(name: &str) -> Self {
+        Self(vec![name.to_owned()])
+    }
+}
+
+impl std::fmt::Display for ClaimPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+impl Serialize for ClaimPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// Where a token's tenant comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantMapping {
+    /// A string claim at this path; a token without it is refused.
+    Claim(ClaimPath),
+    /// Every token of the issuer belongs to this tenant; tenant claims are ignored.
+    Fixed(String),
 }
 
 /// Task execution limits.
@@ -235,5 +345,16 @@ mod humantime_secs {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+}
+
+mod humantime_opt {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::humantime_secs::serialize(d, s),
+            None => s.serialize_none(),
+        }
     }
 }

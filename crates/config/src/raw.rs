@@ -22,6 +22,46 @@ pub(crate) struct RawAuth {
     pub audience: String,
     pub default_token_ttl: String,
     pub clock_leeway: String,
+    /// Trusted OpenID Connect issuers by name; each entry is deserialized on its own
+    /// (`RawOidcIssuer`) so one bad entry does not hide the problems of the others.
+    #[serde(default)]
+    pub oidc_issuers: Option<yaml_serde::Mapping>,
+}
+
+/// One trusted OpenID Connect issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOidcIssuer {
+    pub issuer: String,
+    pub discovery: Option<bool>,
+    pub jwks_url: Option<String>,
+    pub audiences: Vec<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub clock_leeway: Option<String>,
+    pub max_token_age: Option<String>,
+    #[serde(default)]
+    pub jwks_cache: RawJwksCache,
+    pub roles_claim: Option<RawClaimPath>,
+    pub tenant_claim: Option<RawClaimPath>,
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJwksCache {
+    pub min_refresh: Option<String>,
+    pub max_refresh: Option<String>,
+    pub unknown_kid_refetch_interval: Option<String>,
+    pub http_timeout: Option<String>,
+}
+
+/// A claim path: dotted text (`realm_access.roles`), or a list of segments for claim names
+/// that contain dots themselves (`["https://example.com/roles"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawClaimPath {
+    Dotted(String),
+    Segments(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 
 mod agents;
 mod graph;
+mod oidc;
 mod providers;
 mod settings;
 mod workflows;

@@ -82,6 +82,7 @@ fn auth(raw: RawAuth, diag: &mut Diagnostics) -> Option<AuthConfig> {
         SEC,
         (Duration::ZERO, 600 * SEC),
     );
+    let oidc_issuers = super::oidc::validate(raw.oidc_issuers.as_ref(), &raw.issuer, diag);
     issuer?;
     audience?;
     Some(AuthConfig {
@@ -89,6 +90,7 @@ fn auth(raw: RawAuth, diag: &mut Diagnostics) -> Option<AuthConfig> {
         audience: raw.audience,
         default_token_ttl: ttl?,
         clock_leeway: leeway?,
+        oidc_issuers,
     })
 }
 
