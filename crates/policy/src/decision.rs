@@ -99,14 +99,76 @@ impl Decision {
 }
 
 /// The shape a policy must return; anything else is a policy error.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(crate) struct DecisionDoc {
     pub allow: bool,
     pub require_approval: bool,
     pub reasons: Vec<String>,
-    #[serde(default)]
     pub rules: Vec<String>,
+}
+
+impl DecisionDoc {
+    /// Reads a decision document straight from the policy's value (no JSON round trip): an
+    /// object with exactly the keys `allow` and `require_approval` (booleans), `reasons` and
+    /// optionally `rules` (arrays or sets of strings). Anything else is an error naming what is
+    /// wrong.
+    pub(crate) fn from_value(value: &regorus::Value) -> Result<Self, String> {
+        let regorus::Value::Object(fields) = value else {
+            return Err(format!("expected an object, got {}", kind(value)));
+        };
+        let (mut allow, mut require_approval, mut reasons, mut rules) = (None, None, None, None);
+        for (key, field) in fields.iter() {
+            let regorus::Value::String(key) = key else {
+                return Err(format!("non-string key of type {}", kind(key)));
+            };
+            match key.as_ref() {
+                "allow" => allow = Some(boolean(key, field)?),
+                "require_approval" => require_approval = Some(boolean(key, field)?),
+                "reasons" => reasons = Some(strings(key, field)?),
+                "rules" => rules = Some(strings(key, field)?),
+                other => return Err(format!("unknown field `{other}`")),
+            }
+        }
+        Ok(Self {
+            allow: allow.ok_or("missing field `allow`")?,
+            require_approval: require_approval.ok_or("missing field `require_approval`")?,
+            reasons: reasons.ok_or("missing field `reasons`")?,
+            rules: rules.unwrap_or_default(),
+        })
+    }
+}
+
+fn boolean(key: &str, value: &regorus::Value) -> Result<bool, String> {
+    match value {
+        regorus::Value::Bool(b) => Ok(*b),
+        other => Err(format!("`{key}` is {}, not a boolean", kind(other))),
+    }
+}
+
+fn strings(key: &str, value: &regorus::Value) -> Result<Vec<String>, String> {
+    let string = |v: &regorus::Value| match v {
+        regorus::Value::String(s) => Ok(s.as_ref().to_owned()),
+        other => Err(format!("`{key}` holds {}, not a string", kind(other))),
+    };
+    match value {
+        regorus::Value::Array(items) => items.iter().map(string).collect(),
+        // Sets serialize as arrays in JSON; their order is the sorted one.
+        regorus::Value::Set(items) => items.iter_sorted().map(string).collect(),
+        other => Err(format!("`{key}` is {}, not an array", kind(other))),
+    }
+}
+
+fn kind(value: &regorus::Value) -> &'static str {
+    match value {
+        regorus::Value::Null => "null",
+        regorus::Value::Bool(_) => "a boolean",
+        regorus::Value::Number(_) => "a number",
+        regorus::Value::String(_) => "a string",
+        regorus::Value::Array(_) => "an array",
+        regorus::Value::Set(_) => "a set",
+        regorus::Value::Object(_) => "an object",
+        regorus::Value::Undefined => "undefined",
+    }
 }
 
 mod duration_micros {
@@ -143,5 +205,79 @@ mod tests {
         assert!(!d.allow && !d.require_approval && d.policy_error);
         assert_eq!(d.reasons, vec!["policy error: boom".to_owned()]);
         assert_eq!(d.outcome(), "error");
+    }
+
+    fn doc(json: &str) -> Result<DecisionDoc, String> {
+        DecisionDoc::from_value(&regorus::Value::from_json_str(json).unwrap())
+    }
+
+    #[test]
+    fn decision_doc_reads_the_documented_shape() {
+        let d = doc(
+            r#"{"allow": true, "require_approval": false, "reasons": ["a", "b"], "rules": ["r"]}"#,
+        )
+        .unwrap();
+        assert!(d.allow && !d.require_approval);
+        assert_eq!(d.reasons, ["a", "b"]);
+        assert_eq!(d.rules, ["r"]);
+        let d = doc(r#"{"allow": false, "require_approval": true, "reasons": []}"#).unwrap();
+        assert!(!d.allow && d.require_approval && d.rules.is_empty());
+    }
+
+    #[test]
+    fn decision_doc_accepts_sets_in_sorted_order() {
+        let mut v = regorus::Value::from_json_str(
+            r#"{"allow": true, "require_approval": false, "reasons": []}"#,
+        )
+        .unwrap();
+        let set: std::collections::BTreeSet<regorus::Value> =
+            ["b", "a"].into_iter().map(regorus::Value::from).collect();
+        v.as_object_mut()
+            .unwrap()
+            .insert(regorus::Value::from("reasons"), regorus::Value::from(set));
+        assert_eq!(DecisionDoc::from_value(&v).unwrap().reasons, ["a", "b"]);
+    }
+
+    #[test]
+    fn decision_doc_rejects_every_other_shape() {
+        for (json, needle) in [
+            ("true", "expected an object"),
+            (
+                r#"{"allow": "yes", "require_approval": false, "reasons": []}"#,
+                "`allow` is a string",
+            ),
+            (
+                r#"{"allow": true, "reasons": []}"#,
+                "missing field `require_approval`",
+            ),
+            (
+                r#"{"allow": true, "require_approval": false}"#,
+                "missing field `reasons`",
+            ),
+            (
+                r#"{"require_approval": false, "reasons": []}"#,
+                "missing field `allow`",
+            ),
+            (
+                r#"{"allow": true, "require_approval": false, "reasons": [], "extra": 1}"#,
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"allow": true, "require_approval": false, "reasons": [1]}"#,
+                "holds a number",
+            ),
+            (
+                r#"{"allow": true, "require_approval": false, "reasons": "x"}"#,
+                "not an array",
+            ),
+            (
+                r#"{"allow": true, "require_approval": false, "reasons": [], "rules": null}"#,
+                "`rules` is null",
+            ),
+        ] {
+            let err = doc(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+        assert!(DecisionDoc::from_value(&regorus::Value::Undefined).is_err());
     }
 }

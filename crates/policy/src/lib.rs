@@ -5,6 +5,7 @@
 //! [`PolicyEngine::decide`]; the [`Decision`] says allow, deny or wait for approval, and why.
 
 mod bundle;
+mod bytecode;
 mod cases;
 mod decision;
 mod engine;
@@ -17,6 +18,6 @@ pub use cases::{
     run_cases, run_tests,
 };
 pub use decision::{Decision, DecisionPoint, POLICY_ERROR_CODE};
-pub use engine::{EngineOptions, PolicyEngine, RegoPolicyEngine};
+pub use engine::{EngineOptions, Evaluation, PolicyEngine, RegoPolicyEngine};
 pub use error::PolicyError;
 pub use reload::{ReloadingPolicyEngine, WatchHandle};
