@@ -3,5 +3,7 @@
 
 pub mod auth;
 
-pub use auth::{AuthError, KeySource, LocalIssuer, TokenVerifier, VerificationKey};
+pub use auth::{
+    AuthError, IssuerHealth, JwksSource, KeySource, LocalIssuer, TokenVerifier, VerificationKey,
+};
 pub mod gate;

@@ -26,6 +26,16 @@ pub enum AuthError {
     WrongAudience,
     #[error("the token's issuer does not match its signing key")]
     WrongIssuer,
+    #[error("the token is older than its issuer's maximum token age")]
+    TooOld,
+    #[error("the token names no tenant and its issuer has no fixed tenant")]
+    MissingTenant,
+    #[error("the token is larger than accepted")]
+    TooLarge,
+    /// The issuer's keys have never been fetched (its identity provider is unreachable), so
+    /// nothing it signed can be verified yet.
+    #[error("the issuer's signing keys are unavailable; retry later")]
+    KeysUnavailable,
     /// The local signing key could not be created, read or used. Holds paths and I/O errors only.
     #[error("token key store failure: {0}")]
     KeyStore(String),
@@ -47,6 +57,10 @@ impl AuthError {
             Self::WrongAudience => "AMAS-AUTH-0009",
             Self::WrongIssuer => "AMAS-AUTH-0010",
             Self::KeyStore(_) => "AMAS-AUTH-0011",
+            Self::TooOld => "AMAS-AUTH-0012",
+            Self::MissingTenant => "AMAS-AUTH-0013",
+            Self::TooLarge => "AMAS-AUTH-0014",
+            Self::KeysUnavailable => "AMAS-AUTH-0015",
         }
     }
 
@@ -65,6 +79,10 @@ impl AuthError {
             Self::WrongAudience => "wrong_audience",
             Self::WrongIssuer => "wrong_issuer",
             Self::KeyStore(_) => "key_store",
+            Self::TooOld => "too_old",
+            Self::MissingTenant => "missing_tenant",
+            Self::TooLarge => "too_large",
+            Self::KeysUnavailable => "keys_unavailable",
         }
     }
 
@@ -81,8 +99,11 @@ impl AuthError {
             | Self::Expired
             | Self::NotYetValid
             | Self::WrongAudience
-            | Self::WrongIssuer => true,
-            Self::KeyStore(_) => false,
+            | Self::WrongIssuer
+            | Self::TooOld
+            | Self::MissingTenant
+            | Self::TooLarge => true,
+            Self::KeyStore(_) | Self::KeysUnavailable => false,
         }
     }
 }
@@ -132,6 +153,10 @@ mod tests {
             AuthError::WrongAudience,
             AuthError::WrongIssuer,
             AuthError::KeyStore("x".to_owned()),
+            AuthError::TooOld,
+            AuthError::MissingTenant,
+            AuthError::TooLarge,
+            AuthError::KeysUnavailable,
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(AuthError::code).collect();
         let labels: std::collections::BTreeSet<_> =

@@ -1,9 +1,13 @@
 //! Authentication: turning a bearer token into a verified `Principal`.
 //!
-//! Keys come from a `KeySource` per issuer; today that is the `LocalIssuer` (AMAS as its own
-//! issuer in single-node mode), later remote JWKS/OIDC sources plug into the same verifier.
+//! Keys come from a `KeySource` per issuer: the `LocalIssuer` (AMAS as its own issuer) and a
+//! `JwksSource` per configured OpenID Connect identity provider; one `TokenVerifier` checks
+//! every token against the issuer its `iss` names, with that issuer's `IssuerPolicy`.
 
+mod claims;
 mod error;
+mod jwk;
+mod jwks;
 mod keyfile;
 mod local;
 mod verify;
@@ -11,9 +15,11 @@ mod verify;
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+pub use claims::{IssuerPolicy, TenantRule};
 pub use error::AuthError;
+pub use jwks::{IssuerHealth, JwksError, JwksSource, JwksStatus};
 pub use local::LocalIssuer;
-pub use verify::TokenVerifier;
+pub use verify::{MAX_TOKEN_BYTES, TokenVerifier};
 
 /// The `auth_method` recorded on principals whose token was verified against the local issuer.
 pub const LOCAL_JWT_METHOD: &str = "local_jwt";
@@ -44,4 +50,26 @@ pub trait KeySource: Send + Sync {
     fn auth_method(&self) -> &str {
         LOCAL_JWT_METHOD
     }
+    /// The state of a remotely fetched key set; `None` for sources that fetch nothing.
+    fn health(&self) -> Option<IssuerHealth> {
+        None
+    }
+}
+
+/// A verifier trusting the local issuer (`local`) and every OIDC issuer of `config`, whose
+/// key sets start refreshing in the background (call inside a Tokio runtime).
+///
+/// # Errors
+/// `AuthError::KeyStore` when an HTTP client cannot be built.
+pub fn verifier_from_config(
+    config: &amas_config::AuthConfig,
+    local: std::sync::Arc<dyn KeySource>,
+) -> Result<TokenVerifier, AuthError> {
+    let mut verifier =
+        TokenVerifier::new(vec![local], config.audience.clone(), config.clock_leeway);
+    for issuer in &config.oidc_issuers {
+        let source = JwksSource::spawn(issuer)?;
+        verifier = verifier.with_issuer(source, IssuerPolicy::oidc(issuer));
+    }
+    Ok(verifier)
 }

@@ -1,20 +1,33 @@
-//! Token verification: header checks, issuer and key lookup, signature and claim validation,
-//! and the mapping of claims onto a `Principal`.
+//! Token verification: size and header checks, issuer and key lookup, signature and claim
+//! validation with the issuer's policy, and the mapping of claims onto a `Principal`.
+//!
+//! Nothing read before the signature check decides anything but which key to try: the
+//! algorithm comes from the key, never from the token's header.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amas_types::{Principal, TenantId};
+use amas_types::Principal;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
+use super::claims::IssuerPolicy;
+use super::jwks::IssuerHealth;
 use super::local::unix_now;
-use super::{AuthError, KeySource};
+use super::{AuthError, KeySource, VerificationKey};
+
+/// Tokens longer than this are refused before any decoding; real access tokens are a few
+/// hundred bytes to a few KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Asymmetric algorithms only. HMAC is absent on purpose: with HS* a public key could be
-/// (mis)used as the shared secret, and `none` is not a signature at all.
+/// (mis)used as the shared secret, and `none` is not a signature at all. Each issuer narrows
+/// this further through the keys it hands out.
 const ALLOWED_ALGORITHMS: &[&str] = &[
     "EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 ];
@@ -24,88 +37,118 @@ const ALLOWED_ALGORITHMS: &[&str] = &[
 struct UnverifiedHeader {
     alg: String,
     kid: Option<String>,
+    /// Extensions we would have to understand (RFC 7515 4.1.11); we understand none.
+    crit: Option<Value>,
 }
 
 /// The only claim we read before the signature is checked: it picks the key source.
 #[derive(Deserialize)]
 struct UnverifiedIssuer {
-    iss: Option<String>,
+    iss: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct VerifiedClaims {
-    sub: String,
-    iat: Option<u64>,
-    nbf: Option<u64>,
-    exp: u64,
-    #[serde(default)]
-    roles: Vec<String>,
-    tenant: Option<String>,
+/// One trust root: where its keys come from and how its tokens are read.
+struct TrustedIssuer {
+    source: Arc<dyn KeySource>,
+    policy: IssuerPolicy,
 }
 
 /// Verifies bearer tokens against a fixed list of trusted issuers.
 pub struct TokenVerifier {
-    sources: Vec<Arc<dyn KeySource>>,
-    audience: String,
-    leeway: Duration,
+    issuers: Vec<TrustedIssuer>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let issuers: Vec<&str> = self.sources.iter().map(|s| s.issuer()).collect();
+        let issuers: Vec<(&str, &[String])> = self
+            .issuers
+            .iter()
+            .map(|i| (i.source.issuer(), i.policy.audiences.as_slice()))
+            .collect();
         f.debug_struct("TokenVerifier")
             .field("issuers", &issuers)
-            .field("audience", &self.audience)
-            .field("leeway", &self.leeway)
             .finish()
     }
 }
 
 impl TokenVerifier {
+    /// A verifier for `sources` read as the local issuer reads its tokens (see
+    /// [`IssuerPolicy::local`]).
     #[must_use]
     pub fn new(sources: Vec<Arc<dyn KeySource>>, audience: String, leeway: Duration) -> Self {
-        Self {
-            sources,
-            audience,
-            leeway,
-        }
+        let issuers = sources
+            .into_iter()
+            .map(|source| TrustedIssuer {
+                source,
+                policy: IssuerPolicy::local(audience.clone(), leeway),
+            })
+            .collect();
+        Self { issuers }
+    }
+
+    /// Also trusts `source`, whose tokens are checked and mapped by `policy`.
+    #[must_use]
+    pub fn with_issuer(mut self, source: Arc<dyn KeySource>, policy: IssuerPolicy) -> Self {
+        self.issuers.push(TrustedIssuer { source, policy });
+        self
+    }
+
+    /// The key-set health of every issuer that has one (remote JWKS), in configuration order.
+    #[must_use]
+    pub fn health(&self) -> Vec<IssuerHealth> {
+        self.issuers
+            .iter()
+            .filter_map(|i| i.source.health())
+            .collect()
     }
 
     /// Verifies `token` (the bare JWT, without `Bearer `) and returns who it names.
     ///
     /// # Errors
-    /// The `AuthError` reason the token was refused for; `KeyStore` when a key source failed.
+    /// The `AuthError` reason the token was refused for; `KeyStore` or `KeysUnavailable` when
+    /// a key source failed.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
         }
         let (header_b64, payload_b64) = split_token(token)?;
         let header: UnverifiedHeader = decode_part(header_b64)?;
         if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
             return Err(AuthError::UnsupportedAlgorithm);
         }
+        if header.crit.is_some() {
+            return Err(AuthError::Malformed(
+                "critical header extensions are not supported",
+            ));
+        }
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
-        let iss = decode_part::<UnverifiedIssuer>(payload_b64)?
-            .iss
-            .ok_or(AuthError::Malformed("the iss claim is missing"))?;
+        let iss = match decode_part::<UnverifiedIssuer>(payload_b64)?.iss {
+            Some(Value::String(iss)) => iss,
+            Some(_) => return Err(AuthError::Malformed("the iss claim is not a string")),
+            None => return Err(AuthError::Malformed("the iss claim is missing")),
+        };
 
-        let (source, key) = self.find_key(&iss, &kid).await?;
+        let (trusted, key) = self.find_key(&iss, &kid).await?;
         if algorithm_name(key.algorithm) != Some(header.alg.as_str()) {
             return Err(AuthError::UnsupportedAlgorithm);
         }
 
+        let policy = &trusted.policy;
         let mut validation = Validation::new(key.algorithm);
-        validation.leeway = self.leeway.as_secs();
+        validation.leeway = policy.leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.validate_aud = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[source.issuer()]);
-        validation.set_audience(&[self.audience.as_str()]);
-        let claims = jsonwebtoken::decode::<VerifiedClaims>(token, &key.key, &validation)?.claims;
-        self.check_times(&claims)?;
-        principal_from(claims, source.auth_method())
+        validation.set_issuer(&[trusted.source.issuer()]);
+        validation.set_audience(&policy.audiences);
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)?.claims;
+        policy.principal(&claims, unix_now(), trusted.source.auth_method())
     }
 
     /// Every source for `iss` is asked in turn, so several sources may share one issuer
@@ -114,12 +157,12 @@ impl TokenVerifier {
         &self,
         iss: &str,
         kid: &str,
-    ) -> Result<(&Arc<dyn KeySource>, super::VerificationKey), AuthError> {
+    ) -> Result<(&TrustedIssuer, VerificationKey), AuthError> {
         let mut known_issuer = false;
-        for source in self.sources.iter().filter(|s| s.issuer() == iss) {
+        for trusted in self.issuers.iter().filter(|i| i.source.issuer() == iss) {
             known_issuer = true;
-            if let Some(key) = source.key(kid).await? {
-                return Ok((source, key));
+            if let Some(key) = trusted.source.key(kid).await? {
+                return Ok((trusted, key));
             }
         }
         Err(if known_issuer {
@@ -128,39 +171,6 @@ impl TokenVerifier {
             AuthError::UnknownIssuer
         })
     }
-
-    /// The checks `jsonwebtoken` leaves to us: a token must not claim to be issued in the
-    /// future, and its validity window must not be inverted.
-    fn check_times(&self, claims: &VerifiedClaims) -> Result<(), AuthError> {
-        let horizon = unix_now().saturating_add(self.leeway.as_secs());
-        if claims.iat.is_some_and(|iat| iat > horizon) {
-            return Err(AuthError::NotYetValid);
-        }
-        let start = claims.nbf.or(claims.iat);
-        if start.is_some_and(|start| start > claims.exp) {
-            return Err(AuthError::Malformed(
-                "the token's validity window is inverted",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn principal_from(claims: VerifiedClaims, auth_method: &str) -> Result<Principal, AuthError> {
-    if claims.sub.is_empty() {
-        return Err(AuthError::Malformed("the sub claim is empty"));
-    }
-    let tenant = match claims.tenant {
-        None => TenantId::default_tenant(),
-        Some(t) if t.is_empty() => return Err(AuthError::Malformed("the tenant claim is empty")),
-        Some(t) => TenantId(t),
-    };
-    Ok(Principal {
-        sub: claims.sub,
-        roles: claims.roles,
-        tenant,
-        auth_method: auth_method.to_owned(),
-    })
 }
 
 /// Splits a compact JWS into its header and payload parts; exactly three parts are required.
@@ -172,12 +182,73 @@ fn split_token(token: &str) -> Result<(&str, &str), AuthError> {
     }
 }
 
+/// Decodes a header or payload, refusing duplicate member names at any depth: parsers
+/// disagree on which duplicate wins, and a token must mean one thing to every reader.
 fn decode_part<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, AuthError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| AuthError::Malformed("a part is not base64url"))?;
+    serde_json::from_slice::<NoDuplicateKeys>(&bytes)
+        .map_err(|_| AuthError::Malformed("a part is not JSON or repeats a member name"))?;
     serde_json::from_slice(&bytes)
         .map_err(|_| AuthError::Malformed("a part is not the expected JSON"))
+}
+
+/// Any JSON value whose objects have no repeated member name.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDuplicateKeys {
+    type Value = Self;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self, E> {
+        Ok(Self)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self, E> {
+        Ok(Self)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self, E> {
+        Ok(Self)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self, E> {
+        Ok(Self)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self, E> {
+        Ok(Self)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self, E> {
+        Ok(Self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<Self>()?.is_some() {}
+        Ok(Self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            map.next_value::<Self>()?;
+        }
+        Ok(Self)
+    }
 }
 
 fn algorithm_name(alg: Algorithm) -> Option<&'static str> {
@@ -219,5 +290,14 @@ mod tests {
         assert!(split_token("a.b.c").is_ok());
         assert!(split_token("a.b").is_err());
         assert!(split_token("a.b.c.d").is_err());
+    }
+
+    #[test]
+    fn duplicate_members_are_found_at_any_depth() {
+        let dup = |json: &str| serde_json::from_slice::<NoDuplicateKeys>(json.as_bytes()).is_err();
+        assert!(dup(r#"{"sub":"a","sub":"b"}"#));
+        assert!(dup(r#"{"x":{"roles":[],"roles":["admin"]}}"#));
+        assert!(dup(r#"[{"a":1,"a":1}]"#));
+        assert!(!dup(r#"{"a":{"a":[{"a":1}]},"b":"\u0061"}"#));
     }
 }
