@@ -2,12 +2,14 @@
 //! embedded default) and a PostgreSQL backend, and one conformance suite ([`conformance`]) that
 //! every backend passes.
 
+pub mod audit;
 pub mod conformance;
 mod error;
 mod postgres;
 mod shared;
 mod sqlite;
 
+pub use audit::{AuditLog, AuditRecord, AuditWriter};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -1,0 +1,275 @@
+//! [`AuditLog`] on SQLite: the audit tables live in the same `amas.db` as the journal.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use amas_types::TaskId;
+
+use super::chain::{self, ChainLink};
+use super::checkpoint::Checkpoint;
+use super::row::{COLUMNS, Insert, Row as AuditRow};
+use super::{AuditLog, AuditQuery, AuditRecord, ChainEntry, StoredAuditRecord};
+use crate::{SqliteStore, StoreError, shared};
+
+/// Rows per INSERT statement: 26 parameters each stays well below SQLite's bind limit.
+const ROWS_PER_INSERT: usize = 200;
+
+fn decode_row(row: &SqliteRow) -> Result<ChainEntry, StoreError> {
+    let seq = shared::from_db_seq(row.try_get("seq")?)?;
+    let raw = || -> Result<AuditRow, sqlx::Error> {
+        let recorded_at: String = row.try_get("recorded_at")?;
+        let task_id: Option<String> = row.try_get("task_id")?;
+        Ok(AuditRow {
+            seq,
+            timestamp: shared::parse_time(&recorded_at).map_err(|e| e.to_string()),
+            task_id: task_id
+                .map(|t| t.parse::<TaskId>().map_err(|e| format!("task_id: {e}")))
+                .transpose(),
+            tenant: row.try_get("tenant")?,
+            principal_sub: row.try_get("principal_sub")?,
+            principal_roles: row.try_get("principal_roles")?,
+            auth_method: row.try_get("auth_method")?,
+            stage: row.try_get("stage")?,
+            action: row.try_get("action")?,
+            decision: row.try_get("decision")?,
+            reasons: row.try_get("reasons")?,
+            agent: row.try_get("agent")?,
+            step: row.try_get("step")?,
+            trace_id: row.try_get("trace_id")?,
+            resource: row.try_get("resource")?,
+            policy_version: row.try_get("policy_version")?,
+            policy_hash: row.try_get("policy_hash")?,
+            classification: row.try_get("classification")?,
+            duration_us: row.try_get("duration_us")?,
+            input_tokens: row.try_get("input_tokens")?,
+            output_tokens: row.try_get("output_tokens")?,
+            cost_micros: row.try_get("cost_micros")?,
+            details: row.try_get("details")?,
+            details_hash: row.try_get("details_hash")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    };
+    Ok(match raw() {
+        Ok(raw) => raw.decode(),
+        Err(e) => Err(super::UnreadableRecord {
+            seq,
+            reason: StoreError::from(e).to_string(),
+        }),
+    })
+}
+
+fn checkpoint_from_row(row: &SqliteRow) -> Result<Checkpoint, StoreError> {
+    Ok(Checkpoint {
+        up_to_seq: shared::from_db_seq(row.try_get("up_to_seq")?)?,
+        hash: row.try_get("hash")?,
+        signed_at: shared::parse_time(row.try_get("signed_at")?)?,
+        key_id: row.try_get("key_id")?,
+        signature: row.try_get("signature")?,
+    })
+}
+
+fn db_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    async fn audit_rows(&self, q: &AuditQuery) -> Result<Vec<ChainEntry>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
+        query.push(COLUMNS).push(" FROM audit_log WHERE seq >= ");
+        query.push_bind(db_seq(q.from_seq));
+        if let Some(to) = q.to_seq {
+            query.push(" AND seq <= ").push_bind(db_seq(to));
+        }
+        if let Some(since) = q.since {
+            query
+                .push(" AND recorded_at >= ")
+                .push_bind(shared::format_time(since));
+        }
+        if let Some(until) = q.until {
+            query
+                .push(" AND recorded_at < ")
+                .push_bind(shared::format_time(until));
+        }
+        if let Some(tenant) = &q.tenant {
+            query.push(" AND tenant = ").push_bind(tenant.0.clone());
+        }
+        if let Some(task) = q.task_id {
+            query
+                .push(" AND task_id = ")
+                .push_bind(task.0.hyphenated().to_string());
+        }
+        if let Some(trace) = &q.trace_id {
+            query.push(" AND trace_id = ").push_bind(trace.clone());
+        }
+        if let Some(sub) = &q.principal {
+            query.push(" AND principal_sub = ").push_bind(sub.clone());
+        }
+        if let Some(decision) = q.decision {
+            query.push(" AND decision = ").push_bind(decision.as_str());
+        }
+        query
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(q.limit.max(1)));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter().map(decode_row).collect()
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append(&self, records: &[AuditRecord]) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        for rec in records {
+            chain::validate(rec)?;
+        }
+        // IMMEDIATE takes the write lock before the head is read: no two appends link to the
+        // same record.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| -> Result<ChainLink, StoreError> {
+                Ok(ChainLink {
+                    seq: shared::from_db_seq(row.try_get("seq")?)?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .transpose()?;
+        let sealed = chain::seal(head.as_ref(), records)?;
+        let inserts = sealed
+            .iter()
+            .map(Insert::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        for chunk in inserts.chunks(ROWS_PER_INSERT) {
+            let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
+            query.push(COLUMNS).push(") ");
+            query.push_values(chunk, |mut b, ins| {
+                let r = &ins.rec.record;
+                b.push_bind(ins.seq)
+                    .push_bind(shared::format_time(r.timestamp))
+                    .push_bind(r.tenant.0.clone())
+                    .push_bind(r.principal.sub.clone())
+                    .push_bind(ins.roles.clone())
+                    .push_bind(r.principal.auth_method.clone())
+                    .push_bind(r.stage.clone())
+                    .push_bind(r.action.clone())
+                    .push_bind(r.decision.as_str())
+                    .push_bind(ins.reasons.clone())
+                    .push_bind(r.agent.clone())
+                    .push_bind(r.task_id.map(|t| t.0.hyphenated().to_string()))
+                    .push_bind(r.step.clone())
+                    .push_bind(r.trace_id.clone())
+                    .push_bind(r.resource.clone())
+                    .push_bind(r.policy.as_ref().map(|p| p.version.clone()))
+                    .push_bind(r.policy.as_ref().map(|p| p.hash.clone()))
+                    .push_bind(r.classification.clone())
+                    .push_bind(ins.duration_us)
+                    .push_bind(ins.input_tokens)
+                    .push_bind(ins.output_tokens)
+                    .push_bind(ins.cost_micros)
+                    .push_bind(ins.details.to_owned())
+                    .push_bind(ins.rec.details_hash.clone())
+                    .push_bind(ins.rec.prev_hash.clone())
+                    .push_bind(ins.rec.hash.clone());
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(sealed.into_iter().map(|s| s.stored).collect())
+    }
+
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        self.audit_rows(query)
+            .await?
+            .into_iter()
+            .map(|entry| {
+                entry.map_err(|u| {
+                    StoreError::Corrupt(format!("audit record {}: {}", u.seq, u.reason))
+                })
+            })
+            .collect()
+    }
+
+    async fn chain(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ChainEntry>, StoreError> {
+        self.audit_rows(&AuditQuery {
+            from_seq,
+            to_seq: Some(to_seq),
+            limit,
+            ..AuditQuery::default()
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<Option<ChainLink>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| {
+            Ok(ChainLink {
+                seq: shared::from_db_seq(row.try_get("seq")?)?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (up_to_seq, key_id, hash, signed_at, signature) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (up_to_seq, key_id) DO NOTHING",
+        )
+        .bind(shared::to_db_seq(cp.up_to_seq)?)
+        .bind(&cp.key_id)
+        .bind(&cp.hash)
+        .bind(shared::format_time(cp.signed_at))
+        .bind(&cp.signature)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(
+        &self,
+        from_seq: u64,
+        to_seq: Option<u64>,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT up_to_seq, key_id, hash, signed_at, signature FROM audit_checkpoints \
+             WHERE up_to_seq >= ? AND up_to_seq <= ? ORDER BY up_to_seq, key_id",
+        )
+        .bind(db_seq(from_seq))
+        .bind(db_seq(to_seq.unwrap_or(u64::MAX)))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn last_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT up_to_seq, key_id, hash, signed_at, signature FROM audit_checkpoints \
+             ORDER BY up_to_seq DESC, key_id LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(checkpoint_from_row).transpose()
+    }
+
+    async fn redact_details(&self, seq: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE audit_log SET details = NULL WHERE seq = ? AND details IS NOT NULL",
+        )
+        .bind(shared::to_db_seq(seq)?)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
