@@ -167,3 +167,24 @@ impl From<TaskState> for TaskView {
 pub struct CancelTask {
     pub reason: Option<String>,
 }
+
+/// `GET /api/v1/me`: the caller's identity as AMAS understood its token.
+#[derive(Debug, Serialize)]
+pub struct MeView {
+    pub sub: String,
+    pub roles: Vec<String>,
+    pub tenant: String,
+    /// `local_jwt` for the local issuer, `oidc:<name>` for a configured identity provider.
+    pub auth_method: String,
+}
+
+impl From<amas_types::Principal> for MeView {
+    fn from(p: amas_types::Principal) -> Self {
+        Self {
+            sub: p.sub,
+            roles: p.roles,
+            tenant: p.tenant.0,
+            auth_method: p.auth_method,
+        }
+    }
+}

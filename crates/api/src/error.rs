@@ -19,7 +19,7 @@ pub enum ApiError {
     /// The body or a parameter is invalid; `field` names it.
     #[error("{message}")]
     Invalid { field: String, message: String },
-    #[error("authentication failed")]
+    #[error("authentication failed: {0}")]
     Unauthenticated(#[from] AuthError),
     #[error("not found")]
     NotFound,
@@ -50,6 +50,13 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "AMAS-API-0001",
                 format!("{field}: {message}"),
+            ),
+            // AMAS could not check the token (identity provider keys never fetched, local
+            // key store broken): not the caller's fault, and the detail stays in the log.
+            Self::Unauthenticated(e) if !e.is_client_error() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                "authentication is temporarily unavailable; retry later".to_owned(),
             ),
             Self::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
             Self::NotFound => (
@@ -116,6 +123,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
+            Self::Unauthenticated(e) if !e.is_client_error() => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(5_u64));
+            }
             Self::Unauthenticated(e) => {
                 let value = format!(
                     "Bearer realm=\"amas\", error=\"invalid_token\", error_description=\"{}\"",

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}", get(routes::get_task))
         .route("/api/v1/tasks/{id}/events", get(routes::task_events))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
+        .route("/api/v1/me", get(routes::get_me))
         .route("/api/v1/agents", get(routes::list_agents))
         .route("/api/v1/workflows", get(routes::list_workflows))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use amas_types::{JournalRecord, Principal};
 
 use crate::AppState;
-use crate::dto::{CancelTask, CreateTask, ListQuery, TaskView};
+use crate::dto::{CancelTask, CreateTask, ListQuery, MeView, TaskView};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::tasks;
@@ -139,18 +139,32 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers. Each OIDC issuer's key set is reported too: an identity
+/// provider outage does not make AMAS unready (cached keys keep verifying), but shows here.
 pub async fn readyz(State(app): State<AppState>) -> Response {
+    let issuers = app.verifier.health();
     match app.runtime.journal().ping().await {
-        Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+        Ok(()) => {
+            Json(json!({ "status": "ready", "database": "ok", "issuers": issuers })).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "Readiness check failed: database unreachable.");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not_ready", "database": "unreachable" })),
+                Json(json!({
+                    "status": "not_ready",
+                    "database": "unreachable",
+                    "issuers": issuers,
+                })),
             )
                 .into_response()
         }
     }
+}
+
+/// The caller as AMAS understood its token: what policy decisions are made about.
+pub async fn get_me(Extension(principal): Extension<Principal>) -> Json<MeView> {
+    Json(principal.into())
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {

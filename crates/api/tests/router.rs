@@ -664,6 +664,7 @@ async fn openapi_documents_every_route() {
         "/api/v1/tasks/{id}/cancel",
         "/api/v1/agents",
         "/api/v1/workflows",
+        "/api/v1/me",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -722,4 +723,96 @@ async fn events_stream_live_until_the_task_ends() {
         ids.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive seqs: {ids:?}"
     );
+}
+
+/// `GET /api/v1/me` shows what AMAS made of the token (and needs one); `/readyz` lists the
+/// key-set health of OIDC issuers (none here: only the local issuer is configured).
+#[tokio::test]
+async fn me_shows_the_principal_and_readyz_lists_issuers() {
+    let app = app().await;
+    let token = app.token("alice", Some("acme"));
+    let (status, _, body) = app
+        .call(Method::GET, "/api/v1/me", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"sub": "alice", "roles": ["submitter"], "tenant": "acme", "auth_method": "local_jwt"})
+    );
+    let (status, _, _) = app.call(Method::GET, "/api/v1/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["issuers"], json!([]));
+}
+
+/// An identity provider that never answered: /readyz stays ready but names the issuer as
+/// unavailable with the reason, and its tokens get 503 (AMAS's problem, retry later), not 401.
+#[tokio::test]
+async fn unreachable_identity_provider_shows_in_readyz_and_answers_503() {
+    let app = app().await;
+    let config = amas_config::OidcIssuerConfig {
+        name: "corp".into(),
+        issuer: "http://127.0.0.1:1/realms/corp".into(),
+        jwks: amas_config::JwksLocation::Url {
+            url: "http://127.0.0.1:1/certs".into(),
+        },
+        audiences: vec!["amas".into()],
+        algorithms: vec![amas_config::SigningAlgorithm::RS256],
+        clock_leeway: Duration::from_secs(5),
+        max_token_age: None,
+        jwks_cache: amas_config::JwksCacheConfig {
+            min_refresh: Duration::from_secs(60),
+            max_refresh: Duration::from_secs(3600),
+            unknown_kid_refetch_interval: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(2),
+        },
+        roles_claim: amas_config::ClaimPath::top("roles"),
+        tenant: amas_config::TenantMapping::Claim(amas_config::ClaimPath::top("tenant")),
+    };
+    let source = Arc::new(amas_governance::JwksSource::new(&config).unwrap());
+    let verifier = TokenVerifier::new(
+        vec![Arc::clone(&app.issuer) as Arc<dyn KeySource>],
+        app.state.config.auth.audience.clone(),
+        Duration::from_secs(5),
+    )
+    .with_issuer(source, amas_governance::auth::IssuerPolicy::oidc(&config));
+    let mut state = app.state.clone();
+    state.verifier = Arc::new(verifier);
+    let app = App {
+        router: router(state.clone()),
+        state,
+        issuer: Arc::clone(&app.issuer),
+        _dir: app._dir,
+    };
+
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "RS256", "kid": "k1"})),
+        b64(json!({"iss": config.issuer, "sub": "bob", "aud": "amas", "exp": 4_000_000_000_u64}))
+    );
+    let (status, headers, body) = app
+        .call(Method::GET, "/api/v1/me", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "AMAS-AUTH-0015");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(!body.to_string().contains(&token));
+
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+    let issuer = &body["issuers"][0];
+    assert_eq!(issuer["name"], "corp");
+    assert_eq!(issuer["status"], "unavailable");
+    assert_eq!(issuer["last_error"], "cannot connect");
+
+    // Local tokens are unaffected.
+    let local = app.token("alice", None);
+    let (status, _, _) = app
+        .call(Method::GET, "/api/v1/me", Some(&local), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -164,9 +164,15 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         sub: String,
-        /// A role; repeatable.
-        #[arg(long = "role", required = true)]
+        /// A role; repeatable, or comma-separated (`--roles viewer,submitter`).
+        #[arg(
+            long = "role",
+            visible_alias = "roles",
+            value_delimiter = ',',
+            required = true
+        )]
         roles: Vec<String>,
+        /// The tenant the token's principal belongs to (default: `default`).
         #[arg(long)]
         tenant: Option<String>,
         /// Lifetime, e.g. 30m, 1h, 7d.

@@ -8,7 +8,8 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use amas_api::AppState;
-use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
+use amas_governance::LocalIssuer;
+use amas_governance::auth::verifier_from_config;
 use amas_telemetry::Metrics;
 
 use crate::args::{Global, ServeArgs};
@@ -31,12 +32,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         &config.auth.audience,
     )?);
     let jwks = Arc::new(issuer.jwks());
-    let sources: Vec<Arc<dyn KeySource>> = vec![issuer];
-    let verifier = Arc::new(TokenVerifier::new(
-        sources,
-        config.auth.audience.clone(),
-        config.auth.clock_leeway,
-    ));
+    // OIDC issuers' key sets start loading in the background; until then their tokens get
+    // 503 AMAS-AUTH-0015 and /readyz shows why.
+    let verifier = Arc::new(verifier_from_config(&config.auth, issuer)?);
     runtime.start().await;
     runtime.recover().await?;
     let listener = TcpListener::bind(config.server.listen)
