@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Tools(args) => commands::tools::run(&cli.global, args).await,
             Command::Policy(args) => commands::policy::run(args),
             Command::Redact(args) => commands::redact::run(args),
+            Command::Audit(args) => commands::audit::run(&cli.global, args).await,
             Command::Slo(args) => commands::slo::run(&cli.global, args),
         }
     });

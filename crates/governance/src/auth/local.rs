@@ -6,10 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use amas_store::audit::{Ed25519Signer, Ed25519Verifier};
 
 use super::{AuthError, KeySource, VerificationKey, keyfile};
 
@@ -22,6 +25,8 @@ pub struct LocalIssuer {
     x: String,
     public: [u8; 32],
     signing: EncodingKey,
+    /// The same key, for signing audit checkpoints.
+    key: SigningKey,
 }
 
 #[derive(Serialize)]
@@ -62,7 +67,21 @@ impl LocalIssuer {
             x,
             public,
             signing: EncodingKey::from_ed_der(der.as_bytes()),
+            key: signing,
         })
+    }
+
+    /// The audit log's checkpoint signer: this issuer's key and key id, so the public key that
+    /// verifies tokens (the JWKS) also verifies the audit log.
+    #[must_use]
+    pub fn audit_signer(&self) -> Ed25519Signer {
+        Ed25519Signer::new(self.key.clone(), self.kid.clone())
+    }
+
+    /// Verifies checkpoints signed by [`LocalIssuer::audit_signer`].
+    #[must_use]
+    pub fn audit_verifier(&self) -> Ed25519Verifier {
+        self.audit_signer().verifier()
     }
 
     /// The key id: the RFC 7638 thumbprint of the public key, stable across restarts.

@@ -14,6 +14,7 @@
 
 mod checks;
 mod fixtures;
+mod writer;
 
 use async_trait::async_trait;
 use sqlx::AssertSqlSafe;
@@ -26,10 +27,10 @@ pub use checks::{
     deleting_a_record_is_detected, forged_checkpoints_are_detected,
     guards_refuse_updates_and_deletes, purged_details_still_verify, queries_filter_and_page,
     range_verification_checks_only_the_range, reordering_is_detected,
-    rewritten_chain_is_caught_by_its_checkpoint, writer_checkpoints_every_n_records,
-    writer_shutdown_loses_nothing,
+    rewritten_chain_is_caught_by_its_checkpoint,
 };
 pub use fixtures::test_signer;
+pub use writer::{writer_checkpoints_every_n_records, writer_shutdown_loses_nothing};
 
 /// Direct database access, as an attacker (or a careless operator) with the file or a
 /// superuser login has it. For tests only.

@@ -1,0 +1,123 @@
+//! `amas audit verify` and `amas audit export` on a real data directory: records written by the
+//! `AuditWriter` with the local issuer's key verify; a record changed in the SQLite file makes
+//! `verify` exit 1 naming it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use amas_governance::LocalIssuer;
+use amas_store::SqliteStore;
+use amas_store::audit::conformance::Tamper;
+use amas_store::audit::{AuditDecision, AuditRecord, AuditWriter, AuditWriterConfig};
+use amas_types::{Principal, TaskId};
+use serde_json::Value;
+
+use common::amas;
+
+/// Writes `n` records the way the server will: through the writer, signed with the data
+/// directory's local issuer key, shut down cleanly.
+async fn write_records(data: &Path, n: u64) -> TaskId {
+    let store = Arc::new(SqliteStore::open(data).await.unwrap());
+    let issuer = LocalIssuer::load_or_create(data, "any-issuer", "any-audience").unwrap();
+    let writer = AuditWriter::start(
+        store.clone(),
+        Arc::new(issuer.audit_signer()),
+        AuditWriterConfig::default(),
+    );
+    let task = TaskId::new();
+    for i in 0..n {
+        let record = AuditRecord::new(
+            &Principal::local_operator(),
+            "authorize",
+            "tool_call",
+            if i % 2 == 0 { AuditDecision::Allow } else { AuditDecision::Deny },
+        )
+        .with_task(task)
+        .with_resource(format!("tool:t{i}"));
+        writer.record(record).await.unwrap();
+    }
+    writer.shutdown().await.unwrap();
+    store.close().await;
+    task
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_then_names_the_tampered_record() {
+    let data = tempfile::tempdir().unwrap();
+    let task = write_records(data.path(), 5).await;
+
+    let out = amas(data.path(), None, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = stdout_json(&out);
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["records_checked"], 5);
+    assert_eq!(report["last_checkpoint"], 5, "shutdown signed the end: {report}");
+
+    let out = amas(data.path(), None, &["audit", "export", "--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], i + 1);
+        assert_eq!(line["task_id"], task.to_string());
+        assert_eq!(line["resource"], format!("tool:t{i}"));
+        assert!(line["hash"].as_str().is_some_and(|h| h.len() == 64));
+    }
+    let out = amas(
+        data.path(),
+        None,
+        &["audit", "export", "--since", "2999-01-01T00:00:00Z"],
+    );
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 0));
+
+    // Someone with the file changes a denial into an allowance.
+    {
+        let store = SqliteStore::open(data.path()).await.unwrap();
+        store
+            .tamper("UPDATE audit_log SET decision = 'allow' WHERE seq = 4")
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let out = amas(data.path(), None, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = stdout_json(&out);
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["broken"]["seq"], 4, "{report}");
+    assert_eq!(report["broken"]["reason"], "altered");
+    assert_eq!(report["broken"]["record"]["decision"], "allow");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("record 4"));
+
+    // A range that ends before it is intact; one that holds it is not.
+    let out = amas(data.path(), None, &["audit", "verify", "--from", "1", "--to", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = amas(data.path(), None, &["audit", "verify", "--from", "4", "--to", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// No database in the data directory is a usage error, and nothing is created.
+#[test]
+fn verify_without_a_database_is_a_usage_error() {
+    let data = tempfile::tempdir().unwrap();
+    let out = amas(data.path(), None, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!data.path().join("amas.db").exists());
+}
