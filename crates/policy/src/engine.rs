@@ -67,8 +67,8 @@ pub struct RegoPolicyEngine {
 
 enum Evaluator {
     Bytecode(BytecodeEvaluator),
-    /// The prepared interpreter, cloned per decision.
-    Interpreter(regorus::Engine),
+    /// The prepared interpreter, cloned per decision (boxed: it is ten times the VM pool's size).
+    Interpreter(Box<regorus::Engine>),
 }
 
 impl std::fmt::Debug for RegoPolicyEngine {
@@ -126,7 +126,7 @@ impl RegoPolicyEngine {
             Evaluation::Interpreter => None,
         };
         let evaluator = match bytecode {
-            None => Evaluator::Interpreter(engine),
+            None => Evaluator::Interpreter(Box::new(engine)),
             Some(Ok(bytecode)) => Evaluator::Bytecode(bytecode),
             Some(Err(message)) => {
                 tracing::warn!(
@@ -134,7 +134,7 @@ impl RegoPolicyEngine {
                     error = %message,
                     "Policy bundle cannot be compiled to bytecode; evaluating it with the slower interpreter."
                 );
-                Evaluator::Interpreter(engine)
+                Evaluator::Interpreter(Box::new(engine))
             }
         };
         Ok(Self { evaluator, bundle })
@@ -178,7 +178,7 @@ impl RegoPolicyEngine {
         let value = match &self.evaluator {
             Evaluator::Bytecode(bytecode) => bytecode.eval(rule, input),
             Evaluator::Interpreter(prepared) => {
-                let mut engine = prepared.clone();
+                let mut engine = regorus::Engine::clone(prepared);
                 engine.set_input(input);
                 engine.eval_rule(rule.to_owned()).map_err(|e| e.to_string())
             }

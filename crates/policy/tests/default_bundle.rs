@@ -1,6 +1,8 @@
 //! The shipped bundle passes its shipped YAML cases, both embedded and read from `policies/`,
 //! so `amas policy test` in CI and the binary's defaults cannot drift apart.
 
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
+
 use std::path::Path;
 
 use amas_policy::{
