@@ -29,6 +29,10 @@ texts(entries) := sort([e.reason | some e in entries])
 
 has_role(principal, role) if role in principal.roles
 
+# The roles whose approvals count: `approvals.approver_roles` from AMAS's configuration, passed
+# in as `input.approver_roles`; without it, the default roles.
+approver_roles := object.get(input, "approver_roles", ["approver", "admin"])
+
 # Approvals that count: an explicit "approve" by a named approver holding an approving role,
 # who is not the requester.
 valid_approvers(approvals, principal) := {a.approver |
@@ -37,7 +41,7 @@ valid_approvers(approvals, principal) := {a.approver |
 	a.approver != ""
 	a.approver != principal.sub
 	some role in a.roles
-	role in {"approver", "admin"}
+	role in approver_roles
 }
 
 # Approval entries that make the request suspicious: a hard deny, never something to wait on.

@@ -99,7 +99,22 @@ impl ApiError {
                 RuntimeError::ShuttingDown => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                 }
-                RuntimeError::Denied { .. } => (StatusCode::FORBIDDEN, e.code(), e.to_string()),
+                RuntimeError::Denied { .. }
+                | RuntimeError::SelfApproval { .. }
+                | RuntimeError::NotAnApprover { .. } => {
+                    (StatusCode::FORBIDDEN, e.code(), e.to_string())
+                }
+                RuntimeError::ApprovalNotFound(_) => (
+                    StatusCode::NOT_FOUND,
+                    "AMAS-API-0002",
+                    "no such resource".to_owned(),
+                ),
+                RuntimeError::ApprovalSettled { .. } | RuntimeError::AlreadyVoted { .. } => {
+                    (StatusCode::CONFLICT, e.code(), e.to_string())
+                }
+                RuntimeError::ApprovalUnavailable { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+                }
                 RuntimeError::Setup { .. } | RuntimeError::Store(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "AMAS-API-0500",
@@ -140,7 +155,10 @@ impl IntoResponse for ApiError {
             }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            Self::Runtime(RuntimeError::ShuttingDown) | Self::Timeout => {
+            Self::Runtime(
+                RuntimeError::ShuttingDown | RuntimeError::ApprovalUnavailable { .. },
+            )
+            | Self::Timeout => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5_u64));
             }
             Self::Invalid { .. }

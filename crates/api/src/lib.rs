@@ -1,5 +1,6 @@
 //! The HTTP API (axum only): the route table, thin handlers, DTOs, error mapping, OpenAPI.
 
+mod approvals;
 mod dto;
 mod error;
 mod extract;
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}", get(routes::get_task))
         .route("/api/v1/tasks/{id}/events", get(routes::task_events))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/approvals/{id}", get(approvals::get))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/api/v1/me", get(routes::get_me))
         .route("/api/v1/agents", get(routes::list_agents))
         .route("/api/v1/workflows", get(routes::list_workflows))

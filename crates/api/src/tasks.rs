@@ -54,7 +54,7 @@ pub async fn list_tasks(
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
             ApiError::invalid(
                 "status",
-                "must be one of queued, running, succeeded, failed, cancelled",
+                "must be one of queued, running, waiting_approval, succeeded, failed, cancelled",
             )
         })?),
     };

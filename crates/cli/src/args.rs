@@ -72,6 +72,63 @@ pub enum Command {
     Redact(RedactArgs),
     /// Verify the tamper-evident audit log, or export it for a SIEM.
     Audit(AuditArgs),
+    /// List and decide approval requests on a running server.
+    Approvals(ApprovalsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    #[command(subcommand)]
+    pub command: ApprovalsCommand,
+}
+
+/// Where the server is and who is asking.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Base URL of the AMAS server.
+    #[arg(long, env = "AMAS_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Bearer token of the caller (`amas token create ...`).
+    #[arg(long, env = "AMAS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds to wait for the server's answer.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Approvals you may decide (never your own requests).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// pending, approved, denied, expired or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// One approval request with its votes.
+    Show {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+    },
+    /// Approve a request (a second approver may still be needed).
+    Approve {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+        /// Why: kept in the journal.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Deny a request: the tool call is refused and the agent is told why.
+    Deny {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]

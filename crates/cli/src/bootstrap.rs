@@ -94,17 +94,16 @@ pub fn build_policy(
 /// The tool-call gate: policy, the tool registry (embedded `tools.yaml` or the config dir's).
 pub fn build_gate(
     global: &Global,
+    config: &AmasConfig,
     policy: Arc<dyn PolicyEngine>,
     metrics: Metrics,
 ) -> anyhow::Result<Arc<ToolGate>> {
     let tools = ToolRegistry::load(global.config.as_deref())
         .map_err(|e| UsageError(format!("invalid tool configuration:\n{e}")))?;
-    Ok(Arc::new(ToolGate::new(
-        policy,
-        Arc::new(tools),
-        global.environment.clone(),
-        metrics,
-    )))
+    Ok(Arc::new(
+        ToolGate::new(policy, Arc::new(tools), global.environment.clone(), metrics)
+            .with_approver_roles(config.approvals.approver_roles.clone()),
+    ))
 }
 
 /// The runtime on the embedded SQLite store under the data directory, with tools governed by

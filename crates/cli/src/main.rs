@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             Command::Redact(args) => commands::redact::run(args),
             Command::Audit(args) => commands::audit::run(&cli.global, args).await,
             Command::Slo(args) => commands::slo::run(&cli.global, args),
+            Command::Approvals(args) => commands::approvals::run(args).await,
         }
     });
     match result {

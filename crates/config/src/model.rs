@@ -17,7 +17,10 @@ pub struct AmasConfig {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub runtime: RuntimeConfig,
+    pub approvals: ApprovalsConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Per provider, the data classification levels it may receive (`trusted_for`).
+    pub provider_trust: BTreeMap<String, Vec<String>>,
     pub agents: BTreeMap<String, AgentConfig>,
     pub workflows: BTreeMap<String, WorkflowConfig>,
 }
@@ -168,6 +171,16 @@ pub struct RuntimeConfig {
     pub journal_sync: JournalSync,
 }
 
+/// Who may approve governed actions, and how long a request waits.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApprovalsConfig {
+    /// Roles whose votes count.
+    pub approver_roles: Vec<String>,
+    /// A request still pending after this long is denied as expired.
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+}
+
 /// Durability of a SQLite journal commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -286,6 +299,13 @@ pub struct QuotaConfig {
     pub tool_calls_per_task: u32,
     /// Bytes tools may return per task.
     pub bytes_out_per_task: u64,
+    /// Bytes of tool parameters the agent may send per task.
+    pub bytes_in_per_task: u64,
+    /// Model tokens (input + output) the agent may use per task, over all its steps.
+    pub tokens_per_task: u64,
+    /// After this long since the task started, the agent's tool calls are refused.
+    #[serde(with = "humantime_secs")]
+    pub wall_time_per_task: Duration,
     /// Tool calls per minute per agent and tool, counted per `scope`.
     pub calls_per_minute: u32,
     pub scope: QuotaScope,

@@ -72,6 +72,13 @@ pub(crate) struct RawRuntime {
     pub journal_sync: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApprovals {
+    pub approver_roles: Vec<String>,
+    pub timeout: String,
+}
+
 /// A provider without its `kind` key (dispatched on before deserializing).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +148,9 @@ pub(crate) struct RawSandbox {
 pub(crate) struct RawQuotas {
     pub tool_calls_per_task: Option<u64>,
     pub bytes_out_per_task: Option<u64>,
+    pub bytes_in_per_task: Option<u64>,
+    pub tokens_per_task: Option<u64>,
+    pub wall_time_per_task: Option<String>,
     pub calls_per_minute: Option<u64>,
     pub scope: Option<String>,
 }

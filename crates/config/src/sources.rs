@@ -43,12 +43,13 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
-pub(crate) const SETTINGS_SECTIONS: [&str; 3] = ["server", "auth", "runtime"];
+pub(crate) const SETTINGS_SECTIONS: [&str; 4] = ["server", "auth", "runtime", "approvals"];
 /// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 6] = [
+pub(crate) const SECTIONS: [&str; 7] = [
     "server",
     "auth",
     "runtime",
+    "approvals",
     "providers",
     "agents",
     "workflows",

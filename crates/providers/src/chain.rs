@@ -58,8 +58,21 @@ impl ProviderChain {
     /// [`ProviderError::Config`] from a provider as soon as it happens (falling back would hide
     /// a misconfiguration).
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        self.chat_among(request, |_| true).await
+    }
+
+    /// As [`ProviderChain::chat`], skipping the providers `permitted` refuses (those policy does
+    /// not allow for this call's data).
+    ///
+    /// # Errors
+    /// As [`ProviderChain::chat`]; `AllFailed` with no errors when no provider is permitted.
+    pub async fn chat_among(
+        &self,
+        request: &ChatRequest,
+        permitted: impl Fn(&str) -> bool,
+    ) -> Result<ChatResponse, ProviderError> {
         let mut errors = Vec::with_capacity(self.links.len());
-        for link in &self.links {
+        for link in self.links.iter().filter(|l| permitted(l.provider.name())) {
             match self.call(link, request).await {
                 Ok(response) => return Ok(response),
                 Err(error) if falls_back(&error) => {

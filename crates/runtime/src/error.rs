@@ -25,6 +25,23 @@ pub enum RuntimeError {
     /// Policy does not let this principal submit this task type.
     #[error("not allowed to submit `{task_type}` tasks: {reasons}")]
     Denied { task_type: String, reasons: String },
+    /// No approval with this id is visible to the caller.
+    #[error("approval {0} not found")]
+    ApprovalNotFound(String),
+    /// The approval was already approved, denied or expired.
+    #[error("approval {id} is already {status}")]
+    ApprovalSettled { id: String, status: &'static str },
+    /// The requester may not approve their own request.
+    #[error("approval {id} was requested by you; another approver must decide")]
+    SelfApproval { id: String },
+    /// The caller holds no approver role.
+    #[error("only holders of the roles [{roles}] may decide approvals")]
+    NotAnApprover { roles: String },
+    #[error("you already voted on approval {id}")]
+    AlreadyVoted { id: String },
+    /// The step waiting on the approval is not running in this process (yet).
+    #[error("the task waiting on approval {id} is not running here; retry shortly")]
+    ApprovalUnavailable { id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -40,6 +57,12 @@ impl RuntimeError {
             Self::ShuttingDown => "AMAS-TASK-0005",
             Self::Setup { .. } => "AMAS-TASK-0006",
             Self::Denied { .. } => "AMAS-GOV-0001",
+            Self::ApprovalNotFound(_) => "AMAS-APPR-0001",
+            Self::ApprovalSettled { .. } => "AMAS-APPR-0002",
+            Self::SelfApproval { .. } => "AMAS-GOV-0008",
+            Self::NotAnApprover { .. } => "AMAS-GOV-0011",
+            Self::AlreadyVoted { .. } => "AMAS-APPR-0003",
+            Self::ApprovalUnavailable { .. } => "AMAS-APPR-0004",
             Self::Store(e) => e.code(),
         }
     }
@@ -59,4 +82,8 @@ pub mod codes {
     pub const UPSTREAM_FAILED: &str = "AMAS-STEP-0005";
     /// The model call did not finish within the agent's timeout.
     pub const STEP_TIMEOUT: &str = "AMAS-STEP-0006";
+    /// The agent used its task-wide token quota (`quotas.tokens_per_task`).
+    pub const TOKEN_QUOTA: &str = "AMAS-GOV-0005";
+    /// Policy allowed none of the agent's providers for the prompt's data.
+    pub const MODEL_CALL_DENIED: &str = "AMAS-STEP-0008";
 }

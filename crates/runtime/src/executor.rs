@@ -51,11 +51,18 @@ pub(crate) async fn execute(
         task_id: task.to_string(),
         task_type: task_type.clone(),
         workspace: workspaces.join(task.to_string()),
-        usage: Arc::new(std::sync::Mutex::new(usage_from_journal(
-            &records,
-            gate.tools(),
-        ))),
+        usage: Arc::new(std::sync::Mutex::new({
+            let mut usage = usage_from_journal(&records, gate.tools());
+            usage
+                .started_at
+                .get_or_insert_with(std::time::SystemTime::now);
+            usage
+        })),
         metrics: inner.metrics.clone(),
+        waiting: Arc::clone(&inner.waiting),
+        approval_timeout: inner.config.approvals.timeout,
+        protector: Arc::clone(&inner.protector),
+        provider_trust: inner.config.provider_trust.clone(),
     });
     if let Some(r) = &runner
         && let Err(e) = tokio::fs::create_dir_all(&r.workspace).await
@@ -140,6 +147,12 @@ async fn run_workflow(
                     break;
                 };
                 let prior = state.steps.get(&step.name).cloned();
+                let approvals = state
+                    .approvals
+                    .values()
+                    .filter(|a| a.step == step.name)
+                    .map(|a| (a.call_id.clone(), a.clone()))
+                    .collect();
                 let input = match prior.as_ref().and_then(|p| p.input.clone()) {
                     Some(journaled) => journaled,
                     None => build_input(step, &state.spec, &outputs),
@@ -162,6 +175,7 @@ async fn run_workflow(
                             input,
                             cancel,
                             tools: runner.as_deref(),
+                            approvals,
                         }
                         .run()
                         .await;

@@ -2,6 +2,7 @@
 //! steps driven by its journal, resumes unfinished tasks after a restart, and streams journal
 //! records to live subscribers.
 
+mod approvals;
 mod error;
 mod executor;
 mod inputs;
@@ -22,11 +23,19 @@ use tracing::{error, info, warn};
 use amas_config::AmasConfig;
 use amas_governance::gate::ToolGate;
 use amas_providers::{ProviderChain, ProviderSet};
+use amas_store::{ApprovalFilter, ApprovalPage};
 use amas_store::{StoreError, TaskJournal};
 use amas_telemetry::Metrics;
-use amas_types::{JournalEvent, JournalRecord, Principal, TaskId, TaskSpec, TaskState};
+use amas_types::{
+    Approval, ApprovalStatus, JournalEvent, JournalRecord, Principal, TaskId, TaskSpec, TaskState,
+    Verdict,
+};
 
 use crate::writer::TaskWriter;
+
+/// How long a vote waits for the step it is meant for to be waiting (a task resumed after a
+/// restart needs a moment to get back to its approval).
+const APPROVAL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Live journal records buffered per subscriber before it lags.
 const LIVE_BUFFER: usize = 4096;
@@ -51,6 +60,10 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<TaskId, Running>>,
     slots: Arc<Semaphore>,
     shutting_down: AtomicBool,
+    /// Steps paused on an approval in this process.
+    pub(crate) waiting: Arc<approvals::Waiting>,
+    /// Classifies prompts for the model-call policy.
+    pub(crate) protector: Arc<amas_dataprotect::DataProtector>,
 }
 
 /// The task runtime. Cheap to clone.
@@ -81,6 +94,11 @@ impl Runtime {
                 })?;
             chains.insert(id.clone(), chain);
         }
+        let protector =
+            amas_dataprotect::DataProtector::embedded().map_err(|e| RuntimeError::Setup {
+                agent: "*".to_owned(),
+                reason: format!("data protection: {e}"),
+            })?;
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let slots = Arc::new(Semaphore::new(config.runtime.max_concurrent_tasks.max(1)));
@@ -101,6 +119,8 @@ impl Runtime {
                 running: Mutex::new(HashMap::new()),
                 slots,
                 shutting_down: AtomicBool::new(false),
+                waiting: Arc::default(),
+                protector: Arc::new(protector),
             }),
         })
     }
@@ -269,18 +289,113 @@ impl Runtime {
         Ok(TaskState::fold(&records))
     }
 
-    /// Cancels a task that has not ended. Cancelling an ended task changes nothing.
+    /// Records an approver's vote on a pending approval and returns the approval as it then
+    /// stands (approved, denied, or still pending when more approvers are needed). Only what the
+    /// approver's tenant owns is visible; the requester cannot vote on their own request.
+    ///
+    /// # Errors
+    /// [`RuntimeError::ApprovalNotFound`], [`RuntimeError::ApprovalSettled`],
+    /// [`RuntimeError::SelfApproval`], [`RuntimeError::NotAnApprover`],
+    /// [`RuntimeError::AlreadyVoted`], [`RuntimeError::ApprovalUnavailable`] when the waiting
+    /// task is not running here, or a store error.
+    pub async fn decide_approval(
+        &self,
+        approval_id: &str,
+        approver: Principal,
+        verdict: Verdict,
+        reason: String,
+    ) -> Result<Approval, RuntimeError> {
+        let approval = self
+            .approval(approval_id, &approver)
+            .await?
+            .ok_or_else(|| RuntimeError::ApprovalNotFound(approval_id.to_owned()))?;
+        if let Some(refused) = approvals::refuse_vote(
+            &approval,
+            &approver,
+            &self.inner.config.approvals.approver_roles,
+        ) {
+            return Err(refused);
+        }
+        let unavailable = || RuntimeError::ApprovalUnavailable {
+            id: approval_id.to_owned(),
+        };
+        let step = self
+            .inner
+            .waiting
+            .sender(approval_id, APPROVAL_PATIENCE)
+            .await
+            .ok_or_else(unavailable)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        step.send(approvals::Vote {
+            approver,
+            verdict,
+            reason,
+            reply,
+        })
+        .await
+        .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())?
+    }
+
+    /// One approval, if it belongs to `viewer`'s tenant.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn approval(
+        &self,
+        approval_id: &str,
+        viewer: &Principal,
+    ) -> Result<Option<Approval>, RuntimeError> {
+        Ok(self
+            .inner
+            .journal
+            .approval(approval_id)
+            .await?
+            .filter(|a| a.tenant == viewer.tenant))
+    }
+
+    /// Approvals of `viewer`'s tenant matching `filter` (its tenant is overridden).
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn approvals(
+        &self,
+        viewer: &Principal,
+        mut filter: ApprovalFilter,
+    ) -> Result<ApprovalPage, RuntimeError> {
+        filter.tenant = Some(viewer.tenant.clone());
+        Ok(self.inner.journal.approvals(&filter).await?)
+    }
+
+    /// Cancels a task that has not ended. Cancelling an ended task changes nothing. Its pending
+    /// approvals are resolved as denied in the same commit.
     ///
     /// # Errors
     /// [`RuntimeError::NotFound`], or a store error.
     pub async fn cancel(&self, task: TaskId, reason: String) -> Result<TaskState, RuntimeError> {
         let running = self.inner.running.lock().await;
-        let event = JournalEvent::TaskCancelled { reason };
+        let events = |state: &TaskState| {
+            let mut events: Vec<JournalEvent> = state
+                .approvals
+                .values()
+                .filter(|a| a.status == ApprovalStatus::Pending)
+                .map(|a| JournalEvent::ApprovalResolved {
+                    approval_id: a.id.clone(),
+                    step: a.step.clone(),
+                    status: ApprovalStatus::Denied,
+                    reason: format!("the task was cancelled: {reason}"),
+                })
+                .collect();
+            events.push(JournalEvent::TaskCancelled {
+                reason: reason.clone(),
+            });
+            events
+        };
         if let Some(run) = running.get(&task) {
             let _ = run.cancel.send(true);
             let state = self.get(task).await?.ok_or(RuntimeError::NotFound(task))?;
             if !state.status.is_terminal() {
-                run.writer.append(event).await?;
+                run.writer.append_all(&events(&state)).await?;
             }
         } else {
             let state = self.get(task).await?.ok_or(RuntimeError::NotFound(task))?;
@@ -289,7 +404,7 @@ impl Runtime {
                 let records = self
                     .inner
                     .journal
-                    .append(task, state.last_seq, &[event])
+                    .append(task, state.last_seq, &events(&state))
                     .await?;
                 for r in records {
                     let _ = self.inner.live.send(r);

@@ -4,6 +4,7 @@
 //! attempt limit). Every answer is journaled with its verdict before it is used, and a restart
 //! replays journaled turns and tool results instead of repeating them.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -17,7 +18,9 @@ use amas_providers::{
 use amas_store::StoreError;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{ContractLabels, StepLabels};
-use amas_types::{ErrorInfo, JournalEvent, JournaledAnswer, RequestedTool, StepState, Usage};
+use amas_types::{
+    Approval, ErrorInfo, JournalEvent, JournaledAnswer, RequestedTool, StepState, Usage,
+};
 
 use crate::error::codes;
 use crate::tools::{CallResult, ToolRunner};
@@ -43,6 +46,8 @@ pub(crate) struct StepRun<'a> {
     pub cancel: watch::Receiver<bool>,
     /// Present when the agent may call tools and a tool registry is configured.
     pub tools: Option<&'a ToolRunner>,
+    /// Approval requests this step opened (after a restart), by tool call id.
+    pub approvals: BTreeMap<String, Approval>,
 }
 
 impl StepRun<'_> {
@@ -109,10 +114,10 @@ impl StepRun<'_> {
                 (answer.clone(), Vec::new())
             } else {
                 match self.call_model(turn, &messages, offer).await? {
-                    Ok((answer, responded, call_usage)) => {
+                    Ok((answer, events, call_usage)) => {
                         usage.input_tokens += call_usage.input_tokens;
                         usage.output_tokens += call_usage.output_tokens;
-                        (answer, vec![responded])
+                        (answer, events)
                     }
                     Err(outcome) => return Ok(outcome),
                 }
@@ -149,6 +154,8 @@ impl StepRun<'_> {
                                     self.agent,
                                     call,
                                     prior.tools.get(&call.id),
+                                    self.approvals.get(&call.id),
+                                    &self.cancel,
                                 )
                                 .await?
                         }
@@ -167,6 +174,7 @@ impl StepRun<'_> {
                         CallResult::Stop(error) => {
                             return self.fail(&error.code, error.message).await;
                         }
+                        CallResult::Abandoned => return Ok(StepOutcome::Abandoned),
                     }
                 }
                 continue;
@@ -247,14 +255,46 @@ impl StepRun<'_> {
             .inc();
     }
 
-    /// Asks the provider chain; returns the answer and its `ModelResponded` event, which the
-    /// caller journals (with the verdict) before using the answer. `Err(outcome)` ends the step.
+    /// Asks the provider chain (only the providers policy allows for this prompt's data, when
+    /// the step is governed); returns the answer and its events (the model-call decisions and
+    /// `ModelResponded`), which the caller journals (with the verdict) before using the answer.
+    /// `Err(outcome)` ends the step.
     async fn call_model(
         &self,
         turn: u32,
         messages: &[ChatMessage],
         tools: Vec<ToolDefinition>,
-    ) -> Result<Result<(JournaledAnswer, JournalEvent, Usage), StepOutcome>, StoreError> {
+    ) -> Result<Result<(JournaledAnswer, Vec<JournalEvent>, Usage), StepOutcome>, StoreError> {
+        let mut events = Vec::new();
+        let mut allowed: Option<Vec<String>> = None;
+        if let Some(runner) = self.tools {
+            let used = runner.tokens_of(&self.agent.id);
+            if used >= self.agent.quotas.tokens_per_task {
+                let message = format!(
+                    "token quota reached: agent `{}` used {used} tokens in this task, its quota is {}",
+                    self.agent.id, self.agent.quotas.tokens_per_task
+                );
+                return self.fail(codes::TOKEN_QUOTA, message).await.map(Err);
+            }
+            let decisions = runner.authorize_model_call(
+                &self.step.name,
+                turn,
+                self.agent,
+                &self.chain.provider_names(),
+                messages,
+            );
+            if decisions.allowed.is_empty() {
+                self.writer.append_all(&decisions.events).await?;
+                let message = format!(
+                    "policy allows no provider of agent `{}` for this data: {}",
+                    self.agent.id,
+                    decisions.refusals.join(" | ")
+                );
+                return self.fail(codes::MODEL_CALL_DENIED, message).await.map(Err);
+            }
+            events = decisions.events;
+            allowed = Some(decisions.allowed);
+        }
         let request = ChatRequest {
             agent: self.agent.id.clone(),
             step: self.step.name.clone(),
@@ -268,7 +308,11 @@ impl StepRun<'_> {
         };
         let started = Instant::now();
         let mut cancel = self.cancel.clone();
-        let call = tokio::time::timeout(self.agent.limits.timeout, self.chain.chat(&request));
+        let permitted = |name: &str| allowed.as_ref().is_none_or(|a| a.iter().any(|p| p == name));
+        let call = tokio::time::timeout(
+            self.agent.limits.timeout,
+            self.chain.chat_among(&request, permitted),
+        );
         let result = tokio::select! {
             r = call => r,
             _ = cancel.wait_for(|c| *c) => return Ok(Err(StepOutcome::Abandoned)),
@@ -307,7 +351,14 @@ impl StepRun<'_> {
             usage: response.usage,
             latency_ms,
         };
-        Ok(Ok((answer, responded, response.usage)))
+        events.push(responded);
+        if let Some(runner) = self.tools {
+            runner.count_tokens(
+                &self.agent.id,
+                response.usage.input_tokens + response.usage.output_tokens,
+            );
+        }
+        Ok(Ok((answer, events, response.usage)))
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {

@@ -2,20 +2,30 @@
 //! before and after it runs, and never silently re-run after a restart when it is not
 //! idempotent.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use serde_json::json;
-use tracing::{Instrument, info_span, warn};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{Instrument, info, info_span, warn};
 
-use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest, ToolGate};
+use amas_dataprotect::DataProtector;
+use amas_governance::gate::{
+    GateVerdict, ModelCallRequest, Outcome, TaskToolUsage, ToolCallRequest, ToolGate, codes,
+};
 use amas_store::StoreError;
 use amas_telemetry::Metrics;
-use amas_telemetry::metrics::ToolLabels;
+use amas_telemetry::metrics::{DecisionLabels, ToolLabels};
 use amas_tools::{ToolContext, ToolRegistry, ToolSpec};
-use amas_types::{ErrorInfo, JournalEvent, Principal, RequestedTool, ToolOutcome};
+use amas_types::{
+    Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, ToolOutcome,
+};
 
+use crate::approvals::{self, Registration, Vote, Waiting};
+use crate::error::RuntimeError;
 use crate::writer::TaskWriter;
 
 /// A tool call whose start is journaled but whose result is not, for a non-idempotent tool:
@@ -32,6 +42,22 @@ pub(crate) struct ToolRunner {
     /// Tool usage of the whole task (all steps), for quotas.
     pub usage: Arc<Mutex<TaskToolUsage>>,
     pub metrics: Metrics,
+    /// Where approvers' votes reach a step paused on an approval.
+    pub waiting: Arc<Waiting>,
+    /// How long an approval request waits before it expires.
+    pub approval_timeout: Duration,
+    /// Classifies prompts for the model-call policy.
+    pub protector: Arc<DataProtector>,
+    /// Per provider, the classification levels it may receive.
+    pub provider_trust: BTreeMap<String, Vec<String>>,
+}
+
+/// The model-call decision for every provider of a chain, journaled with the answer.
+pub(crate) struct ModelCallDecisions {
+    pub events: Vec<JournalEvent>,
+    pub allowed: Vec<String>,
+    /// Why the refused providers were refused.
+    pub refusals: Vec<String>,
 }
 
 /// The result of one call as the model will see it, or a reason to stop the step.
@@ -40,10 +66,114 @@ pub(crate) enum CallResult {
     Message(String),
     /// The step must stop (uncertain side effect).
     Stop(ErrorInfo),
+    /// The task was cancelled while the call waited for approval.
+    Abandoned,
+}
+
+/// The answer owed to a voter once their vote is journaled: the approval as it now stands.
+struct Ack {
+    reply: oneshot::Sender<Result<Approval, RuntimeError>>,
+    approval: Approval,
+}
+
+impl Ack {
+    fn send(self) {
+        let _ = self.reply.send(Ok(self.approval));
+    }
+}
+
+/// How waiting for an approval ended.
+enum Waited {
+    Vote(Vote),
+    Expired,
+    Cancelled,
 }
 
 impl ToolRunner {
-    /// Decides, runs and journals one call; `prior` is what the journal already says about it.
+    /// Asks policy, for each provider of the chain, whether this step's prompt may go there,
+    /// given its classification. A prompt that cannot be classified counts as restricted.
+    pub(crate) fn authorize_model_call(
+        &self,
+        step: &str,
+        turn: u32,
+        agent: &amas_config::AgentConfig,
+        providers: &[&str],
+        messages: &[amas_providers::ChatMessage],
+    ) -> ModelCallDecisions {
+        let text: String = messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (level, tags) = match self.protector.scan(&text) {
+            Ok(scan) => (
+                scan.classification.level.name(),
+                scan.classification
+                    .tags
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .collect::<Vec<_>>(),
+            ),
+            Err(_) => ("restricted", Vec::new()),
+        };
+        let mut out = ModelCallDecisions {
+            events: Vec::with_capacity(providers.len()),
+            allowed: Vec::new(),
+            refusals: Vec::new(),
+        };
+        let none: Vec<String> = Vec::new();
+        for provider in providers {
+            let d = self.gate.authorize_model_call(&ModelCallRequest {
+                principal: &self.principal,
+                agent,
+                task_id: &self.task_id,
+                task_type: &self.task_type,
+                provider,
+                trusted_for: self.provider_trust.get(*provider).unwrap_or(&none),
+                classification: level,
+                tags: &tags,
+            });
+            out.events.push(JournalEvent::ActionDecided {
+                step: step.to_owned(),
+                call_id: format!("turn-{turn}:{provider}"),
+                action: "model_call".to_owned(),
+                stage: d.stage.to_owned(),
+                outcome: d.outcome.as_str().to_owned(),
+                reasons: d.reasons.clone(),
+                code: d.code.map(str::to_owned),
+            });
+            if d.outcome == Outcome::Allow {
+                out.allowed.push((*provider).to_owned());
+            } else {
+                out.refusals
+                    .push(format!("{provider}: {}", d.reasons.join("; ")));
+            }
+        }
+        out
+    }
+
+    /// Counts a model call's tokens against the agent's task quota.
+    pub(crate) fn count_tokens(&self, agent: &str, tokens: u64) {
+        self.usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count_tokens(agent, tokens);
+    }
+
+    /// Tokens `agent` used in this task so far.
+    pub(crate) fn tokens_of(&self, agent: &str) -> u64 {
+        self.usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tokens_of(agent)
+    }
+
+    /// Decides, runs and journals one call; `prior` is what the journal already says about it
+    /// and `approval` the approval request already opened for it (after a restart).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the step's context, the call, and what the journal knows of it"
+    )]
     pub(crate) async fn run(
         &self,
         writer: &TaskWriter,
@@ -51,6 +181,8 @@ impl ToolRunner {
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         prior: Option<&ToolOutcome>,
+        approval: Option<&Approval>,
+        cancel: &watch::Receiver<bool>,
     ) -> Result<CallResult, StoreError> {
         match prior {
             Some(ToolOutcome::Completed(output)) => {
@@ -73,12 +205,177 @@ impl ToolRunner {
             }
             None => {}
         }
+        let mut approval = approval.cloned();
+        let mut inbox: Option<(mpsc::Receiver<Vote>, Registration<'_>)> = None;
+        let mut vote: Option<Vote> = None;
+        loop {
+            let mut events = Vec::new();
+            let mut votes = approval
+                .as_ref()
+                .map(Approval::policy_approvals)
+                .unwrap_or_default();
+            let mut ack = None;
+            if let (Some(v), Some(a)) = (vote.take(), approval.as_mut()) {
+                let voted = JournalEvent::ApprovalVoted {
+                    approval_id: a.id.clone(),
+                    step: step.to_owned(),
+                    approver: v.approver.sub.clone(),
+                    roles: v.approver.roles.clone(),
+                    decision: v.verdict,
+                    reason: v.reason.clone(),
+                };
+                a.apply(&voted, Utc::now());
+                votes = a.policy_approvals();
+                events.push(voted);
+                ack = Some(v.reply);
+            }
+            let verdict = self.check(agent, call, &votes);
+            let pending = approval
+                .as_ref()
+                .filter(|a| a.status == ApprovalStatus::Pending);
+            match verdict.outcome() {
+                Outcome::Allow => {
+                    if let Some(a) = pending {
+                        events.push(resolved(step, a, ApprovalStatus::Approved, &votes_text(a)));
+                    }
+                    events.extend(decided(step, call, &verdict));
+                    let ack = self.ack(ack, approval.as_ref(), &events);
+                    return self.execute(writer, step, agent, call, events, ack).await;
+                }
+                Outcome::Deny => {
+                    let decisive = verdict.decisive().cloned();
+                    let (code, reasons) = decisive.map_or_else(
+                        || {
+                            (
+                                codes::POLICY_DENIED.to_owned(),
+                                vec!["no decision".to_owned()],
+                            )
+                        },
+                        |d| (d.code.unwrap_or(codes::POLICY_DENIED).to_owned(), d.reasons),
+                    );
+                    let code = if approval.as_ref().is_some_and(|a| {
+                        a.votes
+                            .iter()
+                            .any(|v| v.decision == amas_types::Verdict::Deny)
+                    }) {
+                        codes::APPROVAL_DENIED.to_owned()
+                    } else {
+                        code
+                    };
+                    if let Some(a) = pending {
+                        events.push(resolved(
+                            step,
+                            a,
+                            ApprovalStatus::Denied,
+                            &reasons.join("; "),
+                        ));
+                    }
+                    events.extend(decided(step, call, &verdict));
+                    let ack = self.ack(ack, approval.as_ref(), &events);
+                    return self
+                        .refuse(writer, step, call, events, code, &reasons, ack)
+                        .await;
+                }
+                Outcome::RequireApproval => {}
+            }
+            // Approval is needed: open the request once, then wait for votes or the timeout.
+            match approval.as_ref().map(|a| a.status) {
+                None => {
+                    events.extend(decided(step, call, &verdict));
+                    let requested = self.request(step, agent, call, &verdict);
+                    let opened = Approval::requested(
+                        self.task_id.parse().unwrap_or_default(),
+                        &self.principal.tenant,
+                        &requested,
+                        Utc::now(),
+                    );
+                    events.push(requested);
+                    writer.append_all(&events).await?;
+                    self.count_approval("requested");
+                    info!(tool = %call.name, call.id = %call.id, "Tool call waits for approval.");
+                    approval = opened;
+                }
+                Some(ApprovalStatus::Pending) => {
+                    if !events.is_empty() {
+                        writer.append_all(&events).await?;
+                    }
+                    if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
+                        Ack {
+                            reply,
+                            approval: a.clone(),
+                        }
+                        .send();
+                    }
+                }
+                Some(status) => {
+                    // Settled earlier, yet policy still asks for approval (e.g. it changed):
+                    // fail closed.
+                    let reasons = vec![format!(
+                        "the approval is {} but policy still requires one",
+                        status.as_str()
+                    )];
+                    events.extend(decided(step, call, &verdict));
+                    return self
+                        .refuse(
+                            writer,
+                            step,
+                            call,
+                            events,
+                            codes::APPROVAL_REQUIRED.to_owned(),
+                            &reasons,
+                            None,
+                        )
+                        .await;
+                }
+            }
+            let Some(current) = approval.clone() else {
+                continue;
+            };
+            let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(current.id.as_str()));
+            match wait(rx, &current, cancel).await {
+                Waited::Vote(v) => {
+                    if let Some(e) =
+                        approvals::refuse_vote(&current, &v.approver, self.gate.approver_roles())
+                    {
+                        let _ = v.reply.send(Err(e));
+                    } else {
+                        vote = Some(v);
+                    }
+                }
+                Waited::Expired => {
+                    let reason = format!("nobody decided before {}", current.expires_at);
+                    let events = vec![resolved(step, &current, ApprovalStatus::Expired, &reason)];
+                    self.count_approval("expired");
+                    return self
+                        .refuse(
+                            writer,
+                            step,
+                            call,
+                            events,
+                            codes::APPROVAL_EXPIRED.to_owned(),
+                            &[reason],
+                            None,
+                        )
+                        .await;
+                }
+                Waited::Cancelled => return Ok(CallResult::Abandoned),
+            }
+        }
+    }
+
+    /// Runs the gate with the approvers' votes so far.
+    fn check(
+        &self,
+        agent: &amas_config::AgentConfig,
+        call: &RequestedTool,
+        votes: &[serde_json::Value],
+    ) -> amas_governance::gate::GateVerdict {
         let usage = self
             .usage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let verdict = self.gate.check(&ToolCallRequest {
+        self.gate.check(&ToolCallRequest {
             principal: &self.principal,
             agent,
             task_id: &self.task_id,
@@ -86,42 +383,115 @@ impl ToolRunner {
             tool: &call.name,
             arguments: &call.arguments,
             usage: &usage,
-            approvals: &[],
-        });
-        let mut events: Vec<JournalEvent> = verdict
-            .stages
-            .iter()
-            .map(|s| JournalEvent::ActionDecided {
-                step: step.to_owned(),
-                call_id: call.id.clone(),
-                action: "tool_call".to_owned(),
-                stage: s.stage.to_owned(),
-                outcome: s.outcome.as_str().to_owned(),
-                reasons: s.reasons.clone(),
-                code: s.code.map(str::to_owned),
-            })
-            .collect();
-        let decisive = verdict.decisive().cloned();
-        if verdict.outcome() != Outcome::Allow {
-            // No approval workflow yet: a call that needs approval is denied (fail closed).
-            let (code, reasons) = decisive.map_or_else(
-                || ("AMAS-GOV-0001".to_owned(), vec!["no decision".to_owned()]),
-                |d| (d.code.unwrap_or("AMAS-GOV-0001").to_owned(), d.reasons),
-            );
-            let error = ErrorInfo {
-                code,
-                message: format!("tool call `{}` refused: {}", call.name, reasons.join("; ")),
-            };
-            self.count(&call.name, "denied");
-            events.push(JournalEvent::ToolFailed {
-                step: step.to_owned(),
-                call_id: call.id.clone(),
-                tool: call.name.clone(),
-                error: error.clone(),
-            });
-            writer.append_all(&events).await?;
-            return Ok(CallResult::Message(error_message(&error)));
+            approvals: votes,
+        })
+    }
+
+    /// The `ApprovalRequested` event for a call the gate wants approved.
+    fn request(
+        &self,
+        step: &str,
+        agent: &amas_config::AgentConfig,
+        call: &RequestedTool,
+        verdict: &amas_governance::gate::GateVerdict,
+    ) -> JournalEvent {
+        let spec = self.spec(&call.name);
+        let timeout = chrono::Duration::from_std(self.approval_timeout)
+            .unwrap_or_else(|_| chrono::Duration::hours(1));
+        JournalEvent::ApprovalRequested {
+            approval_id: uuid::Uuid::now_v7().to_string(),
+            step: step.to_owned(),
+            call_id: call.id.clone(),
+            agent: agent.id.clone(),
+            tool: call.name.clone(),
+            risk: spec.map_or_else(
+                || "unknown".to_owned(),
+                |s| {
+                    serde_json::to_value(s.risk)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                },
+            ),
+            arguments: call.arguments.clone(),
+            reasons: verdict
+                .decisive()
+                .map(|d| d.reasons.clone())
+                .unwrap_or_default(),
+            required_approvals: spec.map_or(1, |s| self.gate.required_approvals(s)),
+            requested_by: self.principal.sub.clone(),
+            expires_at: Utc::now() + timeout,
         }
+    }
+
+    /// The voter's answer, with `events` folded into the approval as they will be journaled.
+    fn ack(
+        &self,
+        reply: Option<oneshot::Sender<Result<Approval, RuntimeError>>>,
+        approval: Option<&Approval>,
+        events: &[JournalEvent],
+    ) -> Option<Ack> {
+        let (reply, approval) = (reply?, approval?);
+        let mut approval = approval.clone();
+        let now = Utc::now();
+        // The vote itself is already folded in; the resolution (if any) is not.
+        for event in events
+            .iter()
+            .filter(|e| matches!(e, JournalEvent::ApprovalResolved { .. }))
+        {
+            approval.apply(event, now);
+        }
+        match approval.status {
+            ApprovalStatus::Approved => self.count_approval("approved"),
+            ApprovalStatus::Denied => self.count_approval("denied"),
+            ApprovalStatus::Pending | ApprovalStatus::Expired => {}
+        }
+        Some(Ack { reply, approval })
+    }
+
+    /// Journals a refusal (with `events` before it) and tells the model why.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per outcome, all named"
+    )]
+    async fn refuse(
+        &self,
+        writer: &TaskWriter,
+        step: &str,
+        call: &RequestedTool,
+        mut events: Vec<JournalEvent>,
+        code: String,
+        reasons: &[String],
+        ack: Option<Ack>,
+    ) -> Result<CallResult, StoreError> {
+        let error = ErrorInfo {
+            code,
+            message: format!("tool call `{}` refused: {}", call.name, reasons.join("; ")),
+        };
+        self.count(&call.name, "denied");
+        events.push(JournalEvent::ToolFailed {
+            step: step.to_owned(),
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            error: error.clone(),
+        });
+        writer.append_all(&events).await?;
+        if let Some(ack) = ack {
+            ack.send();
+        }
+        Ok(CallResult::Message(error_message(&error)))
+    }
+
+    /// Journals `events` and the start, runs the tool, and journals its result.
+    async fn execute(
+        &self,
+        writer: &TaskWriter,
+        step: &str,
+        agent: &amas_config::AgentConfig,
+        call: &RequestedTool,
+        mut events: Vec<JournalEvent>,
+        ack: Option<Ack>,
+    ) -> Result<CallResult, StoreError> {
         let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
         events.push(JournalEvent::ToolStarted {
             step: step.to_owned(),
@@ -130,6 +500,9 @@ impl ToolRunner {
             idempotent,
         });
         writer.append_all(&events).await?;
+        if let Some(ack) = ack {
+            ack.send();
+        }
 
         let ctx = ToolContext {
             task_id: self.task_id.clone(),
@@ -155,6 +528,7 @@ impl ToolRunner {
         {
             let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
             usage.count_start(self.spec(&call.name).map(|s| s.kind));
+            usage.count_input(&call.arguments);
             if let Ok(out) = &result {
                 usage.count_output(&out.content);
             }
@@ -193,6 +567,16 @@ impl ToolRunner {
         }
     }
 
+    fn count_approval(&self, outcome: &str) {
+        self.metrics
+            .governance_decisions
+            .get_or_create(&DecisionLabels {
+                stage: "approval".to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     fn spec(&self, name: &str) -> Option<&ToolSpec> {
         self.gate.tools().get(name).map(|t| t.spec())
     }
@@ -208,6 +592,60 @@ impl ToolRunner {
     }
 }
 
+/// The journaled verdict of every stage that ran.
+fn decided(step: &str, call: &RequestedTool, verdict: &GateVerdict) -> Vec<JournalEvent> {
+    verdict
+        .stages
+        .iter()
+        .map(|s| JournalEvent::ActionDecided {
+            step: step.to_owned(),
+            call_id: call.id.clone(),
+            action: "tool_call".to_owned(),
+            stage: s.stage.to_owned(),
+            outcome: s.outcome.as_str().to_owned(),
+            reasons: s.reasons.clone(),
+            code: s.code.map(str::to_owned),
+        })
+        .collect()
+}
+
+fn resolved(step: &str, approval: &Approval, status: ApprovalStatus, reason: &str) -> JournalEvent {
+    JournalEvent::ApprovalResolved {
+        approval_id: approval.id.clone(),
+        step: step.to_owned(),
+        status,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Who approved, for the resolution's reason.
+fn votes_text(approval: &Approval) -> String {
+    let approvers: Vec<&str> = approval
+        .votes
+        .iter()
+        .filter(|v| v.decision == amas_types::Verdict::Approve)
+        .map(|v| v.approver.as_str())
+        .collect();
+    format!("approved by {}", approvers.join(", "))
+}
+
+/// Waits for the next vote, the request's expiry, or the task's cancellation.
+async fn wait(
+    inbox: &mut mpsc::Receiver<Vote>,
+    approval: &Approval,
+    cancel: &watch::Receiver<bool>,
+) -> Waited {
+    let left = (approval.expires_at - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    let mut cancel = cancel.clone();
+    tokio::select! {
+        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
+        () = tokio::time::sleep(left) => Waited::Expired,
+        _ = cancel.wait_for(|c| *c) => Waited::Cancelled,
+    }
+}
+
 /// The tool message for a failed call: the model sees the code and reason and can adapt.
 fn error_message(error: &ErrorInfo) -> String {
     json!({"error": {"code": error.code, "message": error.message}}).to_string()
@@ -220,10 +658,41 @@ pub(crate) fn usage_from_journal(
     registry: &ToolRegistry,
 ) -> TaskToolUsage {
     let mut usage = TaskToolUsage::default();
+    let mut agents: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut arguments: BTreeMap<(&str, &str), &serde_json::Value> = BTreeMap::new();
     for record in records {
         match &record.event {
-            JournalEvent::ToolStarted { tool, .. } => {
+            JournalEvent::TaskStarted => {
+                usage
+                    .started_at
+                    .get_or_insert(std::time::SystemTime::from(record.recorded_at));
+            }
+            JournalEvent::StepStarted { step, agent, .. } => {
+                agents.insert(step, agent);
+            }
+            JournalEvent::ModelResponded {
+                step,
+                usage: tokens,
+                tool_calls,
+                ..
+            } => {
+                if let Some(agent) = agents.get(step.as_str()) {
+                    usage.count_tokens(agent, tokens.input_tokens + tokens.output_tokens);
+                }
+                for call in tool_calls {
+                    arguments.insert((step, &call.id), &call.arguments);
+                }
+            }
+            JournalEvent::ToolStarted {
+                step,
+                call_id,
+                tool,
+                ..
+            } => {
                 usage.count_start(registry.get(tool).map(|t| t.spec().kind));
+                if let Some(args) = arguments.get(&(step.as_str(), call_id.as_str())) {
+                    usage.count_input(args);
+                }
             }
             JournalEvent::ToolCompleted { output, .. } => usage.count_output(output),
             _ => {}

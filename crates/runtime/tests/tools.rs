@@ -69,9 +69,12 @@ async fn allowed_tool_call_runs_and_its_result_reaches_the_model() {
     let decided: Vec<(&str, &str)> = events
         .iter()
         .filter_map(|e| match e {
-            JournalEvent::ActionDecided { stage, outcome, .. } => {
-                Some((stage.as_str(), outcome.as_str()))
-            }
+            JournalEvent::ActionDecided {
+                action,
+                stage,
+                outcome,
+                ..
+            } if action == "tool_call" => Some((stage.as_str(), outcome.as_str())),
             _ => None,
         })
         .collect();
@@ -149,9 +152,10 @@ async fn policy_denial_stops_the_call() {
     );
 }
 
-/// An admin's system_executor call needs approval; without one it is denied (fail closed).
+/// An admin's system_executor call needs approval, but the read-only agent's sandbox refuses it
+/// anyway: it is denied at once, without bothering an approver.
 #[tokio::test]
-async fn call_needing_approval_is_not_run_without_one() {
+async fn call_needing_approval_that_breaks_the_sandbox_is_refused_without_asking() {
     let h = harness_with_tools(config_with_research_tools(&["system_executor"])).await;
     h.model.answer(
         "research",
@@ -167,8 +171,17 @@ async fn call_needing_approval_is_not_run_without_one() {
     let events = events(&h, task).await;
     assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { outcome, .. } if outcome == "require_approval")), "{events:#?}");
     assert!(events.iter().any(
-        |e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0006")
+        |e| matches!(e, JournalEvent::ActionDecided { stage, outcome, .. } if stage == "sandbox" && outcome == "deny")
     ));
+    assert!(events.iter().any(
+        |e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0004")
+    ));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, JournalEvent::ApprovalRequested { .. })),
+        "no approver is asked about a call that would be refused anyway"
+    );
     assert!(
         !events
             .iter()

@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use amas_types::{JournalEvent, JournalRecord, Priority, TaskId, TaskStatus, TenantId};
+use amas_types::{
+    Approval, ApprovalStatus, JournalEvent, JournalRecord, Priority, TaskId, TaskStatus, TenantId,
+};
 
 /// The per-task, append-only event log and the task listing derived from it.
 #[async_trait]
@@ -47,8 +49,15 @@ pub trait TaskJournal: Send + Sync {
     /// Tasks matching `filter`, newest first, with a cursor for the next page.
     async fn list(&self, filter: &TaskFilter) -> Result<TaskPage, StoreError>;
 
-    /// Tasks whose status is not terminal (queued or running), oldest first: what recovery resumes.
+    /// Tasks whose status is not terminal (queued, running or waiting for approval), oldest
+    /// first: what recovery resumes.
     async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError>;
+
+    /// One approval as projected from its task's journal; `None` when unknown.
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+
+    /// Approvals matching `filter`, newest first, with a cursor for the next page.
+    async fn approvals(&self, filter: &ApprovalFilter) -> Result<ApprovalPage, StoreError>;
 
     /// Cheap check that the backend answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
@@ -84,4 +93,23 @@ pub struct TaskPage {
     pub tasks: Vec<TaskSummary>,
     /// Pass as `cursor` for the next page; `None` on the last page.
     pub next_cursor: Option<TaskId>,
+}
+
+/// Approval listing filter. `cursor` is the last id of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct ApprovalFilter {
+    pub tenant: Option<TenantId>,
+    pub status: Option<ApprovalStatus>,
+    /// Only approvals not requested by this `sub` (what they may vote on).
+    pub not_requested_by: Option<String>,
+    /// 1..=500; the caller validates.
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApprovalPage {
+    pub approvals: Vec<Approval>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
 }

@@ -7,10 +7,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, QueryBuilder, Row};
 
-use amas_types::{JournalEvent, JournalRecord, TaskId, TenantId};
+use std::collections::BTreeMap;
+
+use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use crate::shared::{self, Failed, NewTask};
-use crate::{StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary};
+use crate::{
+    ApprovalFilter, ApprovalPage, StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -166,18 +170,21 @@ impl PostgresStore {
         // The row lock serializes appenders of an existing task: the second waits here, then
         // sees the new last seq. Two creators of the same new task both find no row; the second
         // then fails on the primary key, which is reported as a conflict.
-        let current = sqlx::query("SELECT last_seq, status FROM tasks WHERE id = $1 FOR UPDATE")
-            .bind(task.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current =
+            sqlx::query("SELECT last_seq, status, tenant FROM tasks WHERE id = $1 FOR UPDATE")
+                .bind(task.0)
+                .fetch_optional(&mut *tx)
+                .await?;
         let current = match current {
             Some(row) => Some((
                 shared::from_db_seq(row.try_get("last_seq")?)?,
                 shared::parse_status(row.try_get("status")?)?,
+                TenantId(row.try_get("tenant")?),
             )),
             None => None,
         };
-        let actual = current.map_or(0, |(seq, _)| seq);
+        let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
+        let current_exists = current.is_some();
         if actual != expected_last_seq {
             return Err(Failed::Store(StoreError::Conflict {
                 task,
@@ -185,10 +192,12 @@ impl PostgresStore {
                 actual,
             }));
         }
-        let status = shared::project_status(current.map(|(_, s)| s), events);
+        let status = shared::project_status(current.as_ref().map(|(_, s, _)| *s), events);
         let last_seq = encoded.seqs.last().copied().unwrap_or_default();
 
-        if current.is_none() {
+        let tenant = if let Some((_, _, tenant)) = current {
+            tenant
+        } else {
             let new = NewTask::from_first(events)?;
             sqlx::query(
                 "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
@@ -204,7 +213,9 @@ impl PostgresStore {
             .bind(last_seq)
             .execute(&mut *tx)
             .await?;
-        } else {
+            TenantId(new.tenant.to_owned())
+        };
+        if current_exists {
             sqlx::query(
                 "UPDATE tasks SET status = $2, updated_at = $3, last_seq = $4 WHERE id = $1",
             )
@@ -223,6 +234,7 @@ impl PostgresStore {
             .bind(&encoded.json)
             .execute(&mut *tx)
             .await?;
+        project_approvals(&mut tx, task, &tenant, status, events, now).await?;
         tx.commit().await?;
         Ok(shared::records(task, expected_last_seq, now, events)?)
     }
@@ -234,6 +246,71 @@ impl PostgresStore {
             .await?;
         seq.map_or(Ok(0), shared::from_db_seq)
     }
+}
+
+/// Keeps the approvals projection, and the task status that depends on how many approvals are
+/// pending, in step with a batch, inside its transaction.
+async fn project_approvals(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    task: TaskId,
+    tenant: &TenantId,
+    status: TaskStatus,
+    events: &[JournalEvent],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let touched = shared::touched_approvals(events);
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let mut approvals = BTreeMap::new();
+    for approval_id in &touched {
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
+                .bind(approval_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some(doc) = doc {
+            approvals.insert(approval_id.clone(), shared::decode_approval(&doc)?);
+        }
+    }
+    shared::apply_approvals(&mut approvals, task, tenant, events, now);
+    for approval in approvals.values() {
+        sqlx::query(
+            "INSERT INTO approvals (id, task_id, tenant, status, requested_by, updated_at, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::json) ON CONFLICT (id) DO UPDATE SET \
+             status = excluded.status, updated_at = excluded.updated_at, doc = excluded.doc",
+        )
+        .bind(&approval.id)
+        .bind(task.0)
+        .bind(&tenant.0)
+        .bind(approval.status.as_str())
+        .bind(&approval.requested_by)
+        .bind(now)
+        .bind(shared::encode_approval(approval)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM approvals WHERE task_id = $1 AND status = 'pending'",
+    )
+    .bind(task.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    let corrected = status.with_pending_approvals(usize::try_from(pending).unwrap_or(usize::MAX));
+    if corrected != status {
+        sqlx::query("UPDATE tasks SET status = $2 WHERE id = $1")
+            .bind(task.0)
+            .bind(corrected.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn approvals_from_rows(rows: &[PgRow]) -> Result<Vec<Approval>, StoreError> {
+    rows.iter()
+        .map(|row| shared::decode_approval(row.try_get("doc")?))
+        .collect()
 }
 
 #[async_trait]
@@ -321,11 +398,49 @@ impl TaskJournal for PostgresStore {
 
     async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError> {
         let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT id FROM tasks WHERE status IN ('queued', 'running') ORDER BY id ASC",
+            "SELECT id FROM tasks WHERE status IN ('queued', 'running', 'waiting_approval') \
+             ORDER BY id ASC",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(TaskId).collect())
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        doc.as_deref().map(shared::decode_approval).transpose()
+    }
+
+    async fn approvals(&self, filter: &ApprovalFilter) -> Result<ApprovalPage, StoreError> {
+        let limit = filter.limit.max(1);
+        let mut query =
+            QueryBuilder::<Postgres>::new("SELECT doc::text AS doc FROM approvals WHERE 1 = 1");
+        if let Some(tenant) = &filter.tenant {
+            query.push(" AND tenant = ").push_bind(tenant.0.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(sub) = &filter.not_requested_by {
+            query.push(" AND requested_by <> ").push_bind(sub.clone());
+        }
+        if let Some(cursor) = &filter.cursor {
+            query.push(" AND id < ").push_bind(cursor.clone());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut approvals = approvals_from_rows(&rows)?;
+        let next_cursor = shared::approval_cursor(&mut approvals, limit);
+        Ok(ApprovalPage {
+            approvals,
+            next_cursor,
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

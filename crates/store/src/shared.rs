@@ -1,9 +1,11 @@
 //! What both backends share, so they agree: what a valid append is, how the status projection
 //! moves, how events, seqs and timestamps are encoded, and how a page is cut.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use amas_types::{JournalEvent, JournalRecord, TaskId, TaskStatus};
+use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use crate::{StoreError, TaskSummary};
 
@@ -103,6 +105,72 @@ pub(crate) fn project_status(current: Option<TaskStatus>, events: &[JournalEvent
             if status.is_terminal() { status } else { effect }
         },
     )
+}
+
+/// The ids of the approvals a batch opens, votes on or resolves, without duplicates.
+pub(crate) fn touched_approvals(events: &[JournalEvent]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for event in events {
+        let id = match event {
+            JournalEvent::ApprovalRequested { approval_id, .. }
+            | JournalEvent::ApprovalVoted { approval_id, .. }
+            | JournalEvent::ApprovalResolved { approval_id, .. } => approval_id,
+            _ => continue,
+        };
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids
+}
+
+/// Folds a batch's approval events into `approvals` (the touched ones, as stored before the
+/// batch), exactly as `TaskState::apply` does. A vote for an unknown approval is ignored there
+/// too, so the projection and the fold agree.
+pub(crate) fn apply_approvals(
+    approvals: &mut BTreeMap<String, Approval>,
+    task: TaskId,
+    tenant: &TenantId,
+    events: &[JournalEvent],
+    at: DateTime<Utc>,
+) {
+    for event in events {
+        match event {
+            JournalEvent::ApprovalRequested { .. } => {
+                if let Some(a) = Approval::requested(task, tenant, event, at) {
+                    approvals.insert(a.id.clone(), a);
+                }
+            }
+            JournalEvent::ApprovalVoted { approval_id, .. }
+            | JournalEvent::ApprovalResolved { approval_id, .. } => {
+                if let Some(a) = approvals.get_mut(approval_id) {
+                    a.apply(event, at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(crate) fn encode_approval(approval: &Approval) -> Result<String, StoreError> {
+    serde_json::to_string(approval)
+        .map_err(|e| StoreError::InvalidAppend(format!("approval does not serialize: {e}")))
+}
+
+pub(crate) fn decode_approval(json: &str) -> Result<Approval, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("approval does not decode: {e}")))
+}
+
+/// Trims the extra row fetched beyond `limit` and returns the next cursor when there was one.
+pub(crate) fn approval_cursor(approvals: &mut Vec<Approval>, limit: u32) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if approvals.len() > limit {
+        approvals.truncate(limit);
+        approvals.last().map(|a| a.id.clone())
+    } else {
+        None
+    }
 }
 
 /// The listing fields a new task's projection row is seeded with.

@@ -10,10 +10,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use amas_types::{JournalEvent, JournalRecord, TaskId, TenantId};
+use std::collections::BTreeMap;
+
+use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use crate::shared::{self, Failed, NewTask};
-use crate::{StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary};
+use crate::{
+    ApprovalFilter, ApprovalPage, StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary,
+};
 
 /// How long a writer waits for another writer's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,7 +162,7 @@ impl SqliteStore {
         // IMMEDIATE takes the write lock up front: two appenders serialize here instead of both
         // reading the same last seq and one failing later with SQLITE_BUSY on lock upgrade.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = sqlx::query("SELECT last_seq, status FROM tasks WHERE id = ?")
+        let current = sqlx::query("SELECT last_seq, status, tenant FROM tasks WHERE id = ?")
             .bind(&id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -166,10 +170,12 @@ impl SqliteStore {
             Some(row) => Some((
                 shared::from_db_seq(row.try_get("last_seq")?)?,
                 shared::parse_status(row.try_get("status")?)?,
+                TenantId(row.try_get("tenant")?),
             )),
             None => None,
         };
-        let actual = current.map_or(0, |(seq, _)| seq);
+        let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
+        let current_exists = current.is_some();
         if actual != expected_last_seq {
             return Err(Failed::Store(StoreError::Conflict {
                 task,
@@ -177,11 +183,13 @@ impl SqliteStore {
                 actual,
             }));
         }
-        let status = shared::project_status(current.map(|(_, s)| s), events);
+        let status = shared::project_status(current.as_ref().map(|(_, s, _)| *s), events);
         let last_seq = encoded.seqs.last().copied().unwrap_or_default();
 
         // The projection row goes first: journal rows reference it.
-        if current.is_none() {
+        let tenant = if let Some((_, _, tenant)) = current {
+            tenant
+        } else {
             let new = NewTask::from_first(events)?;
             sqlx::query(
                 "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
@@ -198,7 +206,9 @@ impl SqliteStore {
             .bind(last_seq)
             .execute(&mut *tx)
             .await?;
-        } else {
+            TenantId(new.tenant.to_owned())
+        };
+        if current_exists {
             sqlx::query("UPDATE tasks SET status = ?, updated_at = ?, last_seq = ? WHERE id = ?")
                 .bind(status.as_str())
                 .bind(&now_text)
@@ -220,6 +230,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        project_approvals(&mut tx, task, &tenant, status, events, now).await?;
         tx.commit().await?;
         Ok(shared::records(task, expected_last_seq, now, events)?)
     }
@@ -231,6 +242,71 @@ impl SqliteStore {
             .await?;
         seq.map_or(Ok(0), shared::from_db_seq)
     }
+}
+
+/// Keeps the approvals projection, and the task status that depends on how many approvals are
+/// pending, in step with a batch, inside its transaction.
+async fn project_approvals(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    task: TaskId,
+    tenant: &TenantId,
+    status: TaskStatus,
+    events: &[JournalEvent],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let touched = shared::touched_approvals(events);
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let mut approvals = BTreeMap::new();
+    for approval_id in &touched {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
+            .bind(approval_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(doc) = doc {
+            approvals.insert(approval_id.clone(), shared::decode_approval(&doc)?);
+        }
+    }
+    shared::apply_approvals(&mut approvals, task, tenant, events, now);
+    let now_text = shared::format_time(now);
+    for approval in approvals.values() {
+        sqlx::query(
+            "INSERT INTO approvals (id, task_id, tenant, status, requested_by, updated_at, doc) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             status = excluded.status, updated_at = excluded.updated_at, doc = excluded.doc",
+        )
+        .bind(&approval.id)
+        .bind(id_text(task))
+        .bind(&tenant.0)
+        .bind(approval.status.as_str())
+        .bind(&approval.requested_by)
+        .bind(&now_text)
+        .bind(shared::encode_approval(approval)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM approvals WHERE task_id = ? AND status = 'pending'",
+    )
+    .bind(id_text(task))
+    .fetch_one(&mut **tx)
+    .await?;
+    let corrected = status.with_pending_approvals(usize::try_from(pending).unwrap_or(usize::MAX));
+    if corrected != status {
+        sqlx::query("UPDATE tasks SET status = ? WHERE id = ?")
+            .bind(corrected.as_str())
+            .bind(id_text(task))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn approvals_from_rows(rows: &[SqliteRow]) -> Result<Vec<Approval>, StoreError> {
+    rows.iter()
+        .map(|row| shared::decode_approval(row.try_get("doc")?))
+        .collect()
 }
 
 #[async_trait]
@@ -316,13 +392,49 @@ impl TaskJournal for SqliteStore {
 
     async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id FROM tasks WHERE status IN ('queued', 'running') ORDER BY id ASC",
+            "SELECT id FROM tasks WHERE status IN ('queued', 'running', 'waiting_approval') \
+             ORDER BY id ASC",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| parse_id(row.try_get("id")?))
             .collect()
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        doc.as_deref().map(shared::decode_approval).transpose()
+    }
+
+    async fn approvals(&self, filter: &ApprovalFilter) -> Result<ApprovalPage, StoreError> {
+        let limit = filter.limit.max(1);
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT doc FROM approvals WHERE 1 = 1");
+        if let Some(tenant) = &filter.tenant {
+            query.push(" AND tenant = ").push_bind(tenant.0.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(sub) = &filter.not_requested_by {
+            query.push(" AND requested_by <> ").push_bind(sub.clone());
+        }
+        if let Some(cursor) = &filter.cursor {
+            query.push(" AND id < ").push_bind(cursor.clone());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut approvals = approvals_from_rows(&rows)?;
+        let next_cursor = shared::approval_cursor(&mut approvals, limit);
+        Ok(ApprovalPage {
+            approvals,
+            next_cursor,
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -132,3 +132,84 @@ async fn an_undecodable_event_is_reported_as_corrupt() {
     let err = store.read(id, 0).await.expect_err("must not decode");
     assert_eq!(err.code(), "AMAS-STORE-0004", "{err}");
 }
+
+/// A database created before approvals existed (schema 0001 only, with a task in it) is migrated
+/// in place: the task, its journal and its status survive, and the new status is accepted.
+#[tokio::test]
+async fn an_existing_database_migrates_to_approvals_without_losing_tasks() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let only_first = dir.path().join("migrations");
+    std::fs::create_dir_all(&only_first).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::copy(
+        source.join("0001_task_journal.sql"),
+        only_first.join("0001_task_journal.sql"),
+    )
+    .unwrap();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(dir.path().join("amas.db"))
+                .create_if_missing(true)
+                .foreign_keys(true),
+        )
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(only_first.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let task = TaskId::new();
+    let event = serde_json::to_string(&submission()).unwrap();
+    let id = task.0.hyphenated().to_string();
+    sqlx::query(
+        "INSERT INTO tasks VALUES (?, 'acme', 'research', 'durable', 5, 'running', \
+         '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 2)",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (seq, json) in [(1, event), (2, r#"{"type":"task_started"}"#.to_owned())] {
+        sqlx::query("INSERT INTO journal VALUES (?, ?, '2026-01-01T00:00:00.000000Z', 'x', ?)")
+            .bind(&id)
+            .bind(seq)
+            .bind(json)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(dir.path()).await.expect("migrates");
+    let summary = store
+        .summary(task)
+        .await
+        .unwrap()
+        .expect("the task survived");
+    assert_eq!(summary.status, TaskStatus::Running);
+    assert_eq!(summary.last_seq, 2);
+    assert_eq!(store.read(task, 0).await.unwrap().len(), 2, "journal kept");
+    assert_eq!(store.unfinished().await.unwrap(), vec![task]);
+    let approval = JournalEvent::ApprovalRequested {
+        approval_id: uuid::Uuid::now_v7().to_string(),
+        step: "research".into(),
+        call_id: "c".into(),
+        agent: "research".into(),
+        tool: "calculator".into(),
+        risk: "low".into(),
+        arguments: serde_json::json!({}),
+        reasons: vec![],
+        required_approvals: 1,
+        requested_by: "alice".into(),
+        expires_at: chrono::Utc::now(),
+    };
+    store.append(task, 2, &[approval]).await.unwrap();
+    let summary = store.summary(task).await.unwrap().unwrap();
+    assert_eq!(summary.status, TaskStatus::WaitingApproval);
+}

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{ApprovalStatus, Verdict};
 use crate::ids::TaskId;
 use crate::task::{Principal, TaskSpec, TaskStatus};
 
@@ -103,6 +104,37 @@ pub enum JournalEvent {
         tool: String,
         error: ErrorInfo,
     },
+    /// A tool call needs a human decision first: the step pauses (durably) until it is resolved.
+    ApprovalRequested {
+        approval_id: String,
+        step: String,
+        call_id: String,
+        agent: String,
+        tool: String,
+        risk: String,
+        arguments: serde_json::Value,
+        reasons: Vec<String>,
+        required_approvals: u32,
+        /// The submitter's `sub`: they may not approve their own request.
+        requested_by: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// One approver's vote on a pending approval.
+    ApprovalVoted {
+        approval_id: String,
+        step: String,
+        approver: String,
+        roles: Vec<String>,
+        decision: Verdict,
+        reason: String,
+    },
+    /// The approval is settled (approved, denied or expired); the step goes on.
+    ApprovalResolved {
+        approval_id: String,
+        step: String,
+        status: ApprovalStatus,
+        reason: String,
+    },
     StepSucceeded {
         step: String,
         output: serde_json::Value,
@@ -132,7 +164,12 @@ impl JournalEvent {
             Self::TaskSucceeded { .. } => Some(TaskStatus::Succeeded),
             Self::TaskFailed { .. } => Some(TaskStatus::Failed),
             Self::TaskCancelled { .. } => Some(TaskStatus::Cancelled),
-            Self::StepStarted { .. }
+            // With several approvals pending at once, the folds correct this by the number
+            // still pending (`TaskStatus::with_pending_approvals`).
+            Self::ApprovalRequested { .. } => Some(TaskStatus::WaitingApproval),
+            Self::ApprovalResolved { .. } => Some(TaskStatus::Running),
+            Self::ApprovalVoted { .. }
+            | Self::StepStarted { .. }
             | Self::ActionDecided { .. }
             | Self::ToolStarted { .. }
             | Self::ToolCompleted { .. }
@@ -157,6 +194,9 @@ impl JournalEvent {
             Self::ToolStarted { .. } => "tool_started",
             Self::ToolCompleted { .. } => "tool_completed",
             Self::ToolFailed { .. } => "tool_failed",
+            Self::ApprovalRequested { .. } => "approval_requested",
+            Self::ApprovalVoted { .. } => "approval_voted",
+            Self::ApprovalResolved { .. } => "approval_resolved",
             Self::StepSucceeded { .. } => "step_succeeded",
             Self::StepFailed { .. } => "step_failed",
             Self::TaskSucceeded { .. } => "task_succeeded",

@@ -1,11 +1,13 @@
 //! The vocabulary of AMAS: ids, tasks, steps, principals and the journal events that are the
 //! source of truth for execution state. No I/O lives here.
 
+mod approval;
 mod event;
 mod ids;
 mod state;
 mod task;
 
+pub use approval::{Approval, ApprovalStatus, ApprovalVote, Verdict};
 pub use event::{ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 pub use ids::{TaskId, TenantId};
 pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::approval::{Approval, ApprovalStatus};
 use crate::event::{ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 use crate::ids::TaskId;
 use crate::task::{Principal, StepStatus, TaskSpec, TaskStatus};
@@ -64,6 +65,8 @@ pub struct TaskState {
     pub steps: BTreeMap<String, StepState>,
     pub result: Option<serde_json::Value>,
     pub error: Option<ErrorInfo>,
+    /// Approval requests by id, with their votes and resolution.
+    pub approvals: BTreeMap<String, Approval>,
     /// Sequence number of the last folded event: the expected sequence for the next append.
     pub last_seq: u64,
 }
@@ -92,6 +95,7 @@ impl TaskState {
             steps: BTreeMap::new(),
             result: None,
             error: None,
+            approvals: BTreeMap::new(),
             last_seq: first.seq,
         };
         for record in rest {
@@ -115,6 +119,21 @@ impl TaskState {
             JournalEvent::TaskSubmitted { .. }
             | JournalEvent::TaskStarted
             | JournalEvent::ActionDecided { .. } => {}
+            JournalEvent::ApprovalRequested { .. } => {
+                if let Some(a) =
+                    Approval::requested(self.id, &self.principal.tenant, &record.event, at)
+                {
+                    self.approvals.insert(a.id.clone(), a);
+                }
+                self.status = self.status.with_pending_approvals(self.pending_approvals());
+            }
+            JournalEvent::ApprovalVoted { approval_id, .. }
+            | JournalEvent::ApprovalResolved { approval_id, .. } => {
+                if let Some(a) = self.approvals.get_mut(approval_id) {
+                    a.apply(&record.event, at);
+                }
+                self.status = self.status.with_pending_approvals(self.pending_approvals());
+            }
             JournalEvent::ToolStarted { step, call_id, .. } => {
                 if let Some(s) = self.steps.get_mut(step) {
                     s.tools
@@ -218,6 +237,23 @@ impl TaskState {
                 });
             }
         }
+    }
+
+    /// Approvals not yet resolved.
+    #[must_use]
+    pub fn pending_approvals(&self) -> usize {
+        self.approvals
+            .values()
+            .filter(|a| a.status == ApprovalStatus::Pending)
+            .count()
+    }
+
+    /// The approval opened for a tool call, if any.
+    #[must_use]
+    pub fn approval_for(&self, step: &str, call_id: &str) -> Option<&Approval> {
+        self.approvals
+            .values()
+            .find(|a| a.step == step && a.call_id == call_id)
     }
 
     /// Total tokens over all steps.

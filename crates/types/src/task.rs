@@ -92,15 +92,18 @@ impl Principal {
 pub enum TaskStatus {
     Queued,
     Running,
+    /// Paused on at least one pending approval.
+    WaitingApproval,
     Succeeded,
     Failed,
     Cancelled,
 }
 
 impl TaskStatus {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Queued,
         Self::Running,
+        Self::WaitingApproval,
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
@@ -111,6 +114,7 @@ impl TaskStatus {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
+            Self::WaitingApproval => "waiting_approval",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
@@ -128,7 +132,18 @@ impl TaskStatus {
     pub fn is_terminal(self) -> bool {
         match self {
             Self::Succeeded | Self::Failed | Self::Cancelled => true,
-            Self::Queued | Self::Running => false,
+            Self::Queued | Self::Running | Self::WaitingApproval => false,
+        }
+    }
+
+    /// The status given how many approvals are still pending: waiting while any is, running
+    /// again once none is. Terminal and queued statuses are unchanged.
+    #[must_use]
+    pub fn with_pending_approvals(self, pending: usize) -> Self {
+        match self {
+            Self::Running | Self::WaitingApproval if pending > 0 => Self::WaitingApproval,
+            Self::WaitingApproval => Self::Running,
+            other => other,
         }
     }
 }

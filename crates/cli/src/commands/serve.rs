@@ -24,7 +24,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let _telemetry = init_telemetry(global, "info")?;
     let metrics = Metrics::new();
     let (policy, _policy_watch) = build_policy(global)?;
-    let gate = build_gate(global, policy, metrics.clone())?;
+    let gate = build_gate(global, &config, policy, metrics.clone())?;
     let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate).await?;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,

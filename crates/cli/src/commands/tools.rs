@@ -33,7 +33,7 @@ pub async fn run(global: &Global, args: ToolsArgs) -> anyhow::Result<u8> {
     let arguments: Value = serde_json::from_str(&params)
         .map_err(|e| UsageError(format!("--params: not valid JSON ({e})")))?;
     let (policy, _watch) = build_policy(global)?;
-    let gate = build_gate(global, policy, Metrics::new())?;
+    let gate = build_gate(global, &config, policy, Metrics::new())?;
     let principal = Principal {
         sub,
         roles,

@@ -33,8 +33,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, config_dir: Option<&Path>) -> Self {
+        Self::start_in(data_dir, config_dir, "development")
+    }
+
+    /// Starts the server in the deployment `environment` policies see.
+    pub fn start_in(data_dir: &Path, config_dir: Option<&Path>, environment: &str) -> Self {
         let mut cmd = Command::new(AMAS);
-        cmd.arg("--data-dir").arg(data_dir);
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .arg("--environment")
+            .arg(environment);
         if let Some(c) = config_dir {
             cmd.arg("--config").arg(c);
         }

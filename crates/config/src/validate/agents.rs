@@ -288,6 +288,27 @@ fn quotas(raw: &RawQuotas, path: &KeyPath, diag: &mut Diagnostics) -> Option<Quo
         4 << 20,
         (0, 1 << 40),
     );
+    let bytes_in = int(
+        diag,
+        &path.child("bytes_in_per_task"),
+        raw.bytes_in_per_task,
+        1 << 20,
+        (0, 1 << 40),
+    );
+    let tokens = int(
+        diag,
+        &path.child("tokens_per_task"),
+        raw.tokens_per_task,
+        100_000,
+        (1, 1 << 40),
+    );
+    let wall_time = duration(
+        diag,
+        &path.child("wall_time_per_task"),
+        raw.wall_time_per_task.as_deref(),
+        Duration::from_secs(3600),
+        (Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600)),
+    );
     let per_minute = int(
         diag,
         &path.child("calls_per_minute"),
@@ -309,6 +330,9 @@ fn quotas(raw: &RawQuotas, path: &KeyPath, diag: &mut Diagnostics) -> Option<Quo
     Some(QuotaConfig {
         tool_calls_per_task: per_task?,
         bytes_out_per_task: bytes?,
+        bytes_in_per_task: bytes_in?,
+        tokens_per_task: tokens?,
+        wall_time_per_task: wall_time?,
         calls_per_minute: per_minute?,
         scope: scope?,
     })

@@ -30,15 +30,19 @@ pub(crate) fn validate(
     let empty = Mapping::new();
     let section = |name: &str| tree.section(name).unwrap_or(&empty);
     let settings = settings::validate(tree, diag);
-    let providers = providers::validate(section("providers"), config_dir, diag);
+    let approvals = settings::approvals(tree, diag);
+    let (providers, provider_trust) = providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
     let workflows = workflows::validate(section("workflows"), section("agents"), &contracts, diag);
     let (server, auth, runtime) = settings?;
+    let approvals = approvals?;
     diag.errors.is_empty().then_some(AmasConfig {
         server,
         auth,
         runtime,
+        approvals,
         providers,
+        provider_trust,
         agents,
         workflows,
     })

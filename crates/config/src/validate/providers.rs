@@ -14,23 +14,81 @@ use crate::raw::{RawBreaker, RawLocal, RawOpenAi, RawScripted};
 const KINDS: &str = "openai, local, scripted";
 const SEC: Duration = Duration::from_secs(1);
 
+/// Data classification levels, lowest first.
+pub(crate) const LEVELS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
+
+/// Each provider's config and the data classification levels it is trusted with.
+pub(super) type Providers = (
+    BTreeMap<String, ProviderConfig>,
+    BTreeMap<String, Vec<String>>,
+);
+
 pub(super) fn validate(
     section: &Mapping,
     config_dir: Option<&Path>,
     diag: &mut Diagnostics,
-) -> BTreeMap<String, ProviderConfig> {
+) -> Providers {
     let base = KeyPath::of(&["providers"]);
     let mut out = BTreeMap::new();
+    let mut trust = BTreeMap::new();
     for (name, value) in entries(section, &base, diag) {
         let path = base.child(&name);
         let named = check_name(diag, &path, &name);
+        let trusted = trusted_for(value, &path, diag);
         if let Some(p) = provider(value, &path, config_dir, diag)
             && named
+            && let Some(levels) = trusted
         {
+            let levels = levels.unwrap_or_else(|| default_trust(&p));
+            trust.insert(name.clone(), levels);
             out.insert(name, p);
         }
     }
-    out
+    (out, trust)
+}
+
+/// `trusted_for`: the classification levels whose data may go to this provider (policy,
+/// `policies/model.rego`, decides with it). `Some(None)` when not set.
+fn trusted_for(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+) -> Option<Option<Vec<String>>> {
+    let Some(raw) = value.as_mapping().and_then(|m| m.get("trusted_for")) else {
+        return Some(None);
+    };
+    let p = path.child("trusted_for");
+    let Some(items) = raw.as_sequence() else {
+        diag.invalid(
+            &p,
+            format!("expected a list of levels ({})", LEVELS.join(", ")),
+        );
+        return None;
+    };
+    let mut levels = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(level) if LEVELS.contains(&level) => levels.push(level.to_owned()),
+            _ => {
+                diag.invalid(
+                    &p,
+                    format!("`{item:?}` is not a level; use {}", LEVELS.join(", ")),
+                );
+                return None;
+            }
+        }
+    }
+    Some(Some(levels))
+}
+
+/// Without `trusted_for`: the embedded model and scripted test doubles keep data on this
+/// machine, so they take every level; a remote provider gets public and internal data only.
+fn default_trust(provider: &ProviderConfig) -> Vec<String> {
+    let levels: &[&str] = match provider {
+        ProviderConfig::Local(_) | ProviderConfig::Scripted(_) => &LEVELS,
+        ProviderConfig::Openai(_) => &LEVELS[..2],
+    };
+    levels.iter().map(|l| (*l).to_owned()).collect()
 }
 
 fn provider(
@@ -45,6 +103,7 @@ fn provider(
     };
     let mut rest = map.clone();
     let kind = rest.remove("kind");
+    rest.remove("trusted_for");
     match kind.as_ref().and_then(Value::as_str) {
         Some("openai") => openai(deserialize(&Value::Mapping(rest), path, diag)?, path, diag),
         Some("local") => local(deserialize(&Value::Mapping(rest), path, diag)?, path, diag),

@@ -7,8 +7,8 @@ use yaml_serde::{Mapping, Value};
 
 use super::{deserialize, duration, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
-use crate::model::{AuthConfig, JournalSync, RuntimeConfig, ServerConfig};
-use crate::raw::{RawAuth, RawRuntime, RawServer};
+use crate::model::{ApprovalsConfig, AuthConfig, JournalSync, RuntimeConfig, ServerConfig};
+use crate::raw::{RawApprovals, RawAuth, RawRuntime, RawServer};
 use crate::sources::Tree;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -125,5 +125,35 @@ fn runtime(raw: &RawRuntime, diag: &mut Diagnostics) -> Option<RuntimeConfig> {
         queue_capacity: queue?,
         max_concurrent_tasks: workers?,
         journal_sync: journal_sync?,
+    })
+}
+
+/// The `approvals` section.
+pub(super) fn approvals(tree: &Tree, diag: &mut Diagnostics) -> Option<ApprovalsConfig> {
+    let raw = section::<RawApprovals>(tree, "approvals", diag)?;
+    let p = KeyPath::of(&["approvals"]);
+    let timeout = duration(
+        diag,
+        &p.child("timeout"),
+        Some(&raw.timeout),
+        HOUR,
+        (SEC, 24 * 30 * HOUR),
+    );
+    let roles_path = p.child("approver_roles");
+    if raw.approver_roles.is_empty() {
+        diag.invalid(
+            &roles_path,
+            "name at least one role whose approvals count".to_owned(),
+        );
+        return None;
+    }
+    let mut ok = true;
+    for role in &raw.approver_roles {
+        ok &= non_empty(diag, &roles_path, role).is_some();
+    }
+    ok.then_some(())?;
+    Some(ApprovalsConfig {
+        approver_roles: raw.approver_roles,
+        timeout: timeout?,
     })
 }

@@ -16,7 +16,7 @@ use amas_config::{AgentConfig, SandboxConfig};
 use amas_policy::{DecisionPoint, PolicyEngine};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::DecisionLabels;
-use amas_tools::{SideEffects, ToolKind, ToolSpec};
+use amas_tools::{Risk, SideEffects, ToolKind, ToolSpec};
 use amas_types::Principal;
 
 /// One stage's verdict.
@@ -57,6 +57,14 @@ pub mod codes {
     pub const QUOTA: &str = "AMAS-GOV-0005";
     pub const APPROVAL_REQUIRED: &str = "AMAS-GOV-0006";
     pub const UNKNOWN_TOOL: &str = "AMAS-GOV-0007";
+    /// The requester tried to approve their own request.
+    pub const SELF_APPROVAL: &str = "AMAS-GOV-0008";
+    /// An approver denied the request.
+    pub const APPROVAL_DENIED: &str = "AMAS-GOV-0009";
+    /// Nobody decided before the request expired.
+    pub const APPROVAL_EXPIRED: &str = "AMAS-GOV-0010";
+    /// The caller holds none of the configured approver roles.
+    pub const NOT_AN_APPROVER: &str = "AMAS-GOV-0011";
 }
 
 /// Everything the pipeline needs to know about one requested tool call.
@@ -69,8 +77,23 @@ pub struct ToolCallRequest<'a> {
     pub arguments: &'a Value,
     /// The task's tool usage so far (from its journal).
     pub usage: &'a TaskToolUsage,
-    /// Approvals granted for this call (empty until an approver decides).
+    /// Approvers' votes on this call (empty until an approver decides), in the policy input's
+    /// shape: `{approver, roles, decision}`.
     pub approvals: &'a [Value],
+}
+
+/// Everything policy needs to know about one model call.
+pub struct ModelCallRequest<'a> {
+    pub principal: &'a Principal,
+    pub agent: &'a AgentConfig,
+    pub task_id: &'a str,
+    pub task_type: &'a str,
+    pub provider: &'a str,
+    /// Levels the provider may receive (`providers.<name>.trusted_for`).
+    pub trusted_for: &'a [String],
+    /// The prompt's classification level (`public` ..= `restricted`).
+    pub classification: &'a str,
+    pub tags: &'a [String],
 }
 
 /// The verdict on a tool call: every stage that ran, in order; the last one decides.
@@ -80,12 +103,18 @@ pub struct GateVerdict {
 }
 
 impl GateVerdict {
-    /// The deciding stage (the first that did not allow, else the last).
+    /// The deciding stage: the first that denied, else the one that asked for approval, else
+    /// the last.
     #[must_use]
     pub fn decisive(&self) -> Option<&StageDecision> {
         self.stages
             .iter()
-            .find(|s| s.outcome != Outcome::Allow)
+            .find(|s| s.outcome == Outcome::Deny)
+            .or_else(|| {
+                self.stages
+                    .iter()
+                    .find(|s| s.outcome == Outcome::RequireApproval)
+            })
             .or_else(|| self.stages.last())
     }
 
@@ -101,6 +130,7 @@ pub struct ToolGate {
     tools: Arc<amas_tools::ToolRegistry>,
     windows: QuotaWindows,
     environment: String,
+    approver_roles: Vec<String>,
     metrics: Metrics,
 }
 
@@ -117,7 +147,38 @@ impl ToolGate {
             tools,
             windows: QuotaWindows::default(),
             environment: environment.into(),
+            approver_roles: vec!["approver".to_owned(), "admin".to_owned()],
             metrics,
+        }
+    }
+
+    /// The roles whose approvals count (config `approvals.approver_roles`); passed to policy.
+    #[must_use]
+    pub fn with_approver_roles(mut self, roles: Vec<String>) -> Self {
+        self.approver_roles = roles;
+        self
+    }
+
+    #[must_use]
+    pub fn approver_roles(&self) -> &[String] {
+        &self.approver_roles
+    }
+
+    #[must_use]
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Distinct approvers a call of `spec` needs: two for high-risk tools in `production`. The
+    /// policy makes the actual decision (`policies/tool.rego`, `required_approvers`); this count is
+    /// what approvers are shown.
+    #[must_use]
+    pub fn required_approvals(&self, spec: &ToolSpec) -> u32 {
+        let high = matches!(spec.risk, Risk::High | Risk::Critical);
+        if high && self.environment == "production" {
+            2
+        } else {
+            1
         }
     }
 
@@ -126,8 +187,10 @@ impl ToolGate {
         &self.tools
     }
 
-    /// Runs every pre-execution stage in order, stopping at the first that does not allow.
-    /// A call that passes is counted against the per-minute quota.
+    /// Runs every pre-execution stage in order, stopping at the first that denies. When policy
+    /// asks for approval the later stages still run, so a call that would be refused anyway is
+    /// refused now instead of bothering an approver. Only a call that passes outright is counted
+    /// against the per-minute quota.
     #[must_use]
     pub fn check(&self, req: &ToolCallRequest<'_>) -> GateVerdict {
         let started = Instant::now();
@@ -140,16 +203,22 @@ impl ToolGate {
             ));
             return self.finish(stages, started);
         };
-        let checks: [&dyn Fn() -> StageDecision; 5] = [
-            &|| self.authorize(req, spec),
+        let policy = self.authorize(req, spec);
+        let needs_approval = policy.outcome == Outcome::RequireApproval;
+        let denied = policy.outcome == Outcome::Deny;
+        stages.push(policy);
+        if denied {
+            return self.finish(stages, started);
+        }
+        let checks: [&dyn Fn() -> StageDecision; 4] = [
             &|| allowlist(req),
             &|| contract(req, spec),
             &|| sandbox(&req.agent.sandbox, spec, req.usage),
-            &|| self.windows.check(req, spec),
+            &|| self.windows.check(req, spec, !needs_approval),
         ];
         for check in checks {
             let decision = check();
-            let stop = decision.outcome != Outcome::Allow;
+            let stop = decision.outcome == Outcome::Deny;
             stages.push(decision);
             if stop {
                 break;
@@ -228,6 +297,39 @@ impl ToolGate {
         decision
     }
 
+    /// Whether `agent` may send data of `classification` to `provider` (Rego,
+    /// `data.amas.model.decision`), given the levels the provider is trusted with. Fails closed.
+    #[must_use]
+    pub fn authorize_model_call(&self, call: &ModelCallRequest<'_>) -> StageDecision {
+        let started = Instant::now();
+        let input = json!({
+            "principal": {
+                "sub": call.principal.sub,
+                "roles": call.principal.roles,
+                "tenant": call.principal.tenant.0,
+            },
+            "agent": {"id": call.agent.id, "role": call.agent.role},
+            "action": {"kind": "model_call", "name": call.provider},
+            "provider": {"name": call.provider, "trusted_for": call.trusted_for},
+            "data": {"classification": call.classification, "tags": call.tags},
+            "task": {"id": call.task_id, "type": call.task_type},
+            "environment": self.environment,
+        });
+        let d = self.policy.decide(DecisionPoint::ModelCall, &input);
+        let decision = StageDecision {
+            stage: "model_policy",
+            outcome: if d.allow {
+                Outcome::Allow
+            } else {
+                Outcome::Deny
+            },
+            reasons: d.reasons,
+            code: (!d.allow).then_some(codes::POLICY_DENIED),
+        };
+        self.finish(vec![decision.clone()], started);
+        decision
+    }
+
     /// The policy input document (docs/policies.md).
     #[must_use]
     pub fn policy_input(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> Value {
@@ -255,6 +357,7 @@ impl ToolGate {
                 "bytes_out": req.usage.bytes_out,
             },
             "approvals": req.approvals,
+            "approver_roles": self.approver_roles,
         })
     }
 }

@@ -159,24 +159,78 @@ pub fn config() -> AmasConfig {
     for agent in config.agents.values_mut() {
         agent.providers = vec!["fake".to_owned()];
     }
+    // The fake model stands in for a local one: trusted with every level.
+    config.provider_trust.insert(
+        "fake".to_owned(),
+        ["public", "internal", "confidential", "restricted"]
+            .map(str::to_owned)
+            .to_vec(),
+    );
     config
 }
 
 /// A harness whose runtime runs tools through the real gate: the embedded Rego bundle and the
 /// embedded tool registry, workspaces under the harness's directory.
 pub async fn harness_with_tools(config: AmasConfig) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+    harness_governed(
+        config,
+        tempfile::tempdir().unwrap(),
+        Arc::new(FakeModel::default()),
+        &Governance::default(),
+    )
+    .await
+}
+
+/// How a governed harness's gate differs from the embedded defaults.
+pub struct Governance {
+    pub environment: &'static str,
+    /// Tools marked `requires_approval`.
+    pub needs_approval: Vec<&'static str>,
+    /// Tools raised to `risk: high`.
+    pub high_risk: Vec<&'static str>,
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        Self {
+            environment: "development",
+            needs_approval: Vec::new(),
+            high_risk: Vec::new(),
+        }
+    }
+}
+
+/// A harness on `dir` (which may hold an earlier run's journal) with the real gate: the embedded
+/// Rego bundle and tool registry, adjusted by `gov`.
+pub async fn harness_governed(
+    config: AmasConfig,
+    dir: tempfile::TempDir,
+    model: Arc<FakeModel>,
+    gov: &Governance,
+) -> Harness {
     let workspaces = dir.path().join("workspaces");
-    let mut h = harness_with(config, dir, Arc::new(FakeModel::default())).await;
+    let approver_roles = config.approvals.approver_roles.clone();
+    let mut h = harness_with(config, dir, model).await;
     let policy: Arc<dyn amas_policy::PolicyEngine> =
         Arc::new(amas_policy::RegoPolicyEngine::embedded().expect("embedded policies compile"));
-    let tools = Arc::new(amas_tools::ToolRegistry::load(None).expect("embedded tools load"));
-    let gate = Arc::new(amas_governance::gate::ToolGate::new(
-        policy,
-        tools,
-        "development",
-        Metrics::new(),
-    ));
+    let mut tools = amas_tools::ToolsConfig::load(None, &[]).expect("embedded tools load");
+    for tool in &mut tools.tools {
+        if gov.needs_approval.contains(&tool.spec.name.as_str()) {
+            tool.spec.requires_approval = true;
+        }
+        if gov.high_risk.contains(&tool.spec.name.as_str()) {
+            tool.spec.risk = amas_tools::Risk::High;
+        }
+    }
+    let gate = Arc::new(
+        amas_governance::gate::ToolGate::new(
+            policy,
+            Arc::new(amas_tools::ToolRegistry::from_config(tools)),
+            gov.environment,
+            Metrics::new(),
+        )
+        .with_approver_roles(approver_roles),
+    );
     h.runtime = h
         .runtime
         .with_tools(gate, workspaces)

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use amas_types::{ErrorInfo, JournalEvent, Principal, Priority, TaskId, TaskSpec, TenantId, Usage};
+use amas_types::{
+    ApprovalStatus, ErrorInfo, JournalEvent, Principal, Priority, TaskId, TaskSpec, TenantId,
+    Usage, Verdict,
+};
 
 use crate::{StoreError, TaskJournal};
 
@@ -64,6 +67,43 @@ pub(crate) fn failed() -> JournalEvent {
 pub(crate) fn cancelled() -> JournalEvent {
     JournalEvent::TaskCancelled {
         reason: "operator".to_owned(),
+    }
+}
+
+/// A step asks for approval of call `call_id` (requested by "tester", the submitter).
+pub(crate) fn approval_requested(approval_id: &str, call_id: &str) -> JournalEvent {
+    JournalEvent::ApprovalRequested {
+        approval_id: approval_id.to_owned(),
+        step: "review".to_owned(),
+        call_id: call_id.to_owned(),
+        agent: "security_auditor".to_owned(),
+        tool: "system_executor".to_owned(),
+        risk: "high".to_owned(),
+        arguments: json!({ "command": AWKWARD }),
+        reasons: vec!["system_executor requires an approval".to_owned()],
+        required_approvals: 2,
+        requested_by: "tester".to_owned(),
+        expires_at: chrono::DateTime::from_timestamp(4_102_444_800, 0).unwrap_or_default(),
+    }
+}
+
+pub(crate) fn approval_voted(approval_id: &str, approver: &str, decision: Verdict) -> JournalEvent {
+    JournalEvent::ApprovalVoted {
+        approval_id: approval_id.to_owned(),
+        step: "review".to_owned(),
+        approver: approver.to_owned(),
+        roles: vec!["approver".to_owned()],
+        decision,
+        reason: format!("{approver} looked: {AWKWARD}"),
+    }
+}
+
+pub(crate) fn approval_resolved(approval_id: &str, status: ApprovalStatus) -> JournalEvent {
+    JournalEvent::ApprovalResolved {
+        approval_id: approval_id.to_owned(),
+        step: "review".to_owned(),
+        status,
+        reason: "settled".to_owned(),
     }
 }
 
@@ -175,6 +215,16 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
         JournalEvent::TaskSucceeded {
             result: json!([1, 2.25, "three"]),
         },
+        approval_requested("0190a1b2-0000-7000-8000-000000000001", "call_3"),
+        approval_voted(
+            "0190a1b2-0000-7000-8000-000000000001",
+            "bob",
+            Verdict::Approve,
+        ),
+        approval_resolved(
+            "0190a1b2-0000-7000-8000-000000000001",
+            ApprovalStatus::Approved,
+        ),
         failed(),
         cancelled(),
     ]
@@ -198,7 +248,10 @@ pub(crate) fn variant_number(event: &JournalEvent) -> usize {
         JournalEvent::ToolStarted { .. } => 11,
         JournalEvent::ToolCompleted { .. } => 12,
         JournalEvent::ToolFailed { .. } => 13,
+        JournalEvent::ApprovalRequested { .. } => 14,
+        JournalEvent::ApprovalVoted { .. } => 15,
+        JournalEvent::ApprovalResolved { .. } => 16,
     }
 }
 
-pub(crate) const VARIANT_COUNT: usize = 14;
+pub(crate) const VARIANT_COUNT: usize = 17;
