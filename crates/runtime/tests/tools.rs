@@ -295,3 +295,127 @@ async fn submission_is_authorized_by_policy() {
         .expect("a submitter may submit research_report");
     h.submit("security_audit").await;
 }
+
+/// Runs research with three identical calculator calls under `quotas` and returns how many
+/// completed and how many were refused by a quota.
+async fn three_calls_under(edit: impl FnOnce(&mut amas_config::QuotaConfig)) -> (usize, usize) {
+    let mut config = config_with_research_tools(&["calculator"]);
+    edit(&mut config.agents.get_mut("research").unwrap().quotas);
+    let h = harness_with_tools(config).await;
+    let call = tool_call("calculator", json!({"expression": "2+2"}));
+    h.model.answer(
+        "research",
+        vec![call.clone(), call.clone(), call, valid("research")],
+    );
+    h.model.answer_downstream();
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = events(&h, task).await;
+    let completed = events
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::ToolCompleted { .. }))
+        .count();
+    let refused = events
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0005"))
+        .count();
+    (completed, refused)
+}
+
+/// Parameter bytes: a budget of exactly two calls' parameters lets two run, refuses the third.
+#[tokio::test]
+async fn parameter_bytes_quota_is_hit_exactly_at_its_limit() {
+    let one = json!({"expression": "2+2"}).to_string().len() as u64;
+    let (completed, refused) = three_calls_under(|q| q.bytes_in_per_task = 2 * one).await;
+    assert_eq!((completed, refused), (2, 1));
+    let (completed, refused) = three_calls_under(|q| q.bytes_in_per_task = 2 * one - 1).await;
+    assert_eq!((completed, refused), (1, 2), "one byte less: only one fits");
+}
+
+/// Wall time: once the task has run longer than the quota, tool calls are refused.
+#[tokio::test]
+async fn wall_time_quota_refuses_calls_after_the_deadline() {
+    let (completed, refused) =
+        three_calls_under(|q| q.wall_time_per_task = std::time::Duration::from_nanos(1)).await;
+    assert_eq!((completed, refused), (0, 3));
+    let (completed, refused) =
+        three_calls_under(|q| q.wall_time_per_task = std::time::Duration::from_secs(3600)).await;
+    assert_eq!((completed, refused), (3, 0));
+}
+
+/// Tokens: every fake model call uses 15 tokens; with a quota of 30 per task the agent gets
+/// exactly two calls, and the step fails before a third.
+#[tokio::test]
+async fn token_quota_stops_the_agent_exactly_at_its_limit() {
+    let mut config = config_with_research_tools(&["calculator"]);
+    config
+        .agents
+        .get_mut("research")
+        .unwrap()
+        .quotas
+        .tokens_per_task = 30;
+    let h = harness_with_tools(config).await;
+    let call = tool_call("calculator", json!({"expression": "2+2"}));
+    h.model
+        .answer("research", vec![call.clone(), call, valid("research")]);
+    h.model.answer_downstream();
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Failed);
+    assert_eq!(
+        state.error.as_ref().unwrap().code,
+        "AMAS-GOV-0005",
+        "{state:#?}"
+    );
+    assert_eq!(
+        h.model.requests_for("research").len(),
+        2,
+        "no third model call"
+    );
+}
+
+/// Model calls are authorized per provider with the prompt's classification: a provider not
+/// trusted with restricted data never sees a card number, and the step fails with the reasons.
+#[tokio::test]
+async fn restricted_prompt_never_reaches_an_untrusted_provider() {
+    let mut config = common::config();
+    config
+        .provider_trust
+        .insert("fake".into(), vec!["public".into(), "internal".into()]);
+    let h = harness_with_tools(config).await;
+    h.model.answer("research", vec![valid("research")]);
+    h.model.answer_downstream();
+    h.runtime.start().await;
+    let mut spec = common::spec("research_report");
+    spec.description = "Refund the card 4111 1111 1111 1111 of the customer".into();
+    let task = h
+        .runtime
+        .submit(spec, amas_types::Principal::local_operator(), None)
+        .await
+        .unwrap()
+        .task_id;
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Failed);
+    assert_eq!(state.error.as_ref().unwrap().code, "AMAS-STEP-0008");
+    assert!(
+        h.model.requests_for("research").is_empty(),
+        "the untrusted provider received nothing"
+    );
+    let refused = events(&h, task).await;
+    assert!(
+        refused.iter().any(|e| matches!(e,
+        JournalEvent::ActionDecided { action, outcome, reasons, .. }
+            if action == "model_call" && outcome == "deny"
+                && reasons.iter().any(|r| r.contains("not trusted for restricted")))),
+        "{refused:#?}"
+    );
+
+    // The same provider takes an ordinary prompt, and the allow is journaled with the answer.
+    let ordinary = h.submit("research_report").await;
+    assert_status(&h.wait(ordinary).await, TaskStatus::Succeeded);
+    let allowed = events(&h, ordinary).await;
+    assert!(allowed.iter().any(|e| matches!(e,
+        JournalEvent::ActionDecided { action, outcome, .. } if action == "model_call" && outcome == "allow")));
+}
