@@ -2,7 +2,12 @@
 //! `AuditWriter` with the local issuer's key verify; a record changed in the SQLite file makes
 //! `verify` exit 1 naming it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -34,7 +39,11 @@ async fn write_records(data: &Path, n: u64) -> TaskId {
             &Principal::local_operator(),
             "authorize",
             "tool_call",
-            if i % 2 == 0 { AuditDecision::Allow } else { AuditDecision::Deny },
+            if i % 2 == 0 {
+                AuditDecision::Allow
+            } else {
+                AuditDecision::Deny
+            },
         )
         .with_task(task)
         .with_resource(format!("tool:t{i}"));
@@ -61,11 +70,19 @@ async fn verify_passes_then_names_the_tampered_record() {
     let task = write_records(data.path(), 5).await;
 
     let out = amas(data.path(), None, &["audit", "verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = stdout_json(&out);
     assert_eq!(report["intact"], true);
     assert_eq!(report["records_checked"], 5);
-    assert_eq!(report["last_checkpoint"], 5, "shutdown signed the end: {report}");
+    assert_eq!(
+        report["last_checkpoint"], 5,
+        "shutdown signed the end: {report}"
+    );
 
     let out = amas(data.path(), None, &["audit", "export", "--format", "jsonl"]);
     assert_eq!(out.status.code(), Some(0));
@@ -98,7 +115,12 @@ async fn verify_passes_then_names_the_tampered_record() {
         store.close().await;
     }
     let out = amas(data.path(), None, &["audit", "verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = stdout_json(&out);
     assert_eq!(report["intact"], false);
     assert_eq!(report["broken"]["seq"], 4, "{report}");
@@ -107,9 +129,17 @@ async fn verify_passes_then_names_the_tampered_record() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("record 4"));
 
     // A range that ends before it is intact; one that holds it is not.
-    let out = amas(data.path(), None, &["audit", "verify", "--from", "1", "--to", "3"]);
+    let out = amas(
+        data.path(),
+        None,
+        &["audit", "verify", "--from", "1", "--to", "3"],
+    );
     assert_eq!(out.status.code(), Some(0));
-    let out = amas(data.path(), None, &["audit", "verify", "--from", "4", "--to", "5"]);
+    let out = amas(
+        data.path(),
+        None,
+        &["audit", "verify", "--from", "4", "--to", "5"],
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
