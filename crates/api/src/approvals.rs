@@ -14,8 +14,6 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
 /// Longest reason kept with a vote.
 const MAX_REASON: usize = 2000;
 
@@ -57,13 +55,7 @@ pub async fn list(
             )
         })?),
     };
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let limit = crate::tasks::page_limit(query.limit)?;
     if let Some(cursor) = &query.cursor
         && uuid::Uuid::parse_str(cursor).is_err()
     {

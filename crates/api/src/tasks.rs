@@ -13,6 +13,19 @@ use crate::error::ApiError;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
+/// A page size from the `limit` query parameter: 1..=500, 50 when absent.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_LIMIT}"),
+        ))
+    }
+}
+
 pub async fn create_task(
     runtime: &Runtime,
     principal: Principal,
@@ -58,13 +71,7 @@ pub async fn list_tasks(
             )
         })?),
     };
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let cursor = match query.cursor.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<TaskId>().map_err(|_| {

@@ -120,7 +120,21 @@ pub async fn build_runtime(
         .with_context(|| format!("opening the store in {}", global.data_dir.display()))?;
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())
         .context("building model providers")?;
-    let runtime = Runtime::new(config, Arc::new(store), &providers, metrics)?
-        .with_tools(gate, global.data_dir.join("workspaces"))?;
+    let store = Arc::new(store);
+    // Every governance decision goes to the hash-chained audit log in the same database; its
+    // checkpoints are signed with the local issuer's key.
+    let issuer = amas_governance::LocalIssuer::load_or_create(
+        &global.data_dir,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )?;
+    let audit = amas_store::AuditWriter::start(
+        Arc::clone(&store) as Arc<dyn amas_store::AuditLog>,
+        Arc::new(issuer.audit_signer()),
+        amas_store::audit::AuditWriterConfig::default(),
+    );
+    let runtime = Runtime::new(config, store, &providers, metrics)?
+        .with_tools(gate, global.data_dir.join("workspaces"))?
+        .with_audit(Arc::new(audit))?;
     Ok(runtime)
 }

@@ -213,6 +213,31 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
     ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
+    // Every decision is in the tamper-evident audit log, under the task's id, and the chain
+    // (across the SIGKILL) verifies.
+    let audit = audit_of(&data, &id, |r| {
+        r.iter().any(|l| l.contains("\"approval_granted\""))
+    });
+    for decision in ["require_approval", "approval_granted"] {
+        assert!(
+            audit
+                .iter()
+                .any(|r| r.contains(&format!("\"{decision}\""))
+                    && r.contains("vulnerability_scanner")),
+            "{decision} audited: {audit:#?}"
+        );
+    }
+    assert!(
+        audit.iter().any(|r| r.contains("\"model_call\"")),
+        "model-call decisions audited"
+    );
+    let verify = common::amas(&data, None, &["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let (_, metrics) = reqwest::get(format!("{}/metrics", server.base))
         .await
         .map(|r| (r.status(), r))
@@ -260,4 +285,36 @@ async fn an_unanswered_approval_expires_and_the_agent_is_told() {
         failed["event"]["error"]["code"], "AMAS-GOV-0010",
         "{failed}"
     );
+    let audit = audit_of(&data, &id, |r| {
+        r.iter().any(|l| l.contains("\"approval_expired\""))
+    });
+    assert!(
+        audit.iter().any(|r| r.contains("\"approval_expired\"")),
+        "{audit:#?}"
+    );
+}
+
+/// The audit log's records of task `id`, as exported JSON lines, once `ready` holds for them
+/// (the log is written asynchronously, a moment after the journal; bounded wait).
+fn audit_of(data: &Path, id: &str, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        let out = common::amas(data, None, &["audit", "export", "--format", "jsonl"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        records = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(id))
+            .map(str::to_owned)
+            .collect();
+        if ready(&records) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    records
 }

@@ -63,6 +63,9 @@ pub(crate) async fn execute(
         approval_timeout: inner.config.approvals.timeout,
         protector: Arc::clone(&inner.protector),
         provider_trust: inner.config.provider_trust.clone(),
+        audit: inner.audit.clone(),
+        task,
+        trace_id: state.trace_id.clone(),
     });
     if let Some(r) = &runner
         && let Err(e) = tokio::fs::create_dir_all(&r.workspace).await

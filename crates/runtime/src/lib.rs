@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) waiting: Arc<approvals::Waiting>,
     /// Classifies prompts for the model-call policy.
     pub(crate) protector: Arc<amas_dataprotect::DataProtector>,
+    /// Where every governance decision is recorded (tamper-evident audit log), when configured.
+    pub(crate) audit: Option<Arc<amas_store::AuditWriter>>,
 }
 
 /// The task runtime. Cheap to clone.
@@ -121,6 +123,7 @@ impl Runtime {
                 shutting_down: AtomicBool::new(false),
                 waiting: Arc::default(),
                 protector: Arc::new(protector),
+                audit: None,
             }),
         })
     }
@@ -141,6 +144,29 @@ impl Runtime {
         })?;
         inner.tools = Some((gate, workspaces));
         Ok(self)
+    }
+
+    /// Records every governance decision (tool calls, approvals, model calls) in `audit`.
+    /// Call before `start`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
+    pub fn with_audit(mut self, audit: Arc<amas_store::AuditWriter>) -> Result<Self, RuntimeError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
+            agent: "*".to_owned(),
+            reason: "the audit log must be configured before the runtime is shared".to_owned(),
+        })?;
+        inner.audit = Some(audit);
+        Ok(self)
+    }
+
+    /// Writes every audit record still queued and signs a final checkpoint (at shutdown).
+    pub async fn close_audit(&self) {
+        if let Some(audit) = &self.inner.audit
+            && let Err(e) = audit.shutdown().await
+        {
+            error!(error = %e, "Could not close the audit log cleanly.");
+        }
     }
 
     #[must_use]

@@ -283,6 +283,7 @@ impl StepRun<'_> {
                 &self.chain.provider_names(),
                 messages,
             );
+            runner.audit(decisions.audit).await;
             if decisions.allowed.is_empty() {
                 self.writer.append_all(&decisions.events).await?;
                 let message = format!(

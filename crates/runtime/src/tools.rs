@@ -17,11 +17,14 @@ use amas_governance::gate::{
     GateVerdict, ModelCallRequest, Outcome, TaskToolUsage, ToolCallRequest, ToolGate, codes,
 };
 use amas_store::StoreError;
+use amas_store::audit::{AuditDecision, hash_payload};
+use amas_store::{AuditRecord, AuditWriter};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{DecisionLabels, ToolLabels};
 use amas_tools::{ToolContext, ToolRegistry, ToolSpec};
 use amas_types::{
-    Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, ToolOutcome,
+    Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
+    ToolOutcome,
 };
 
 use crate::approvals::{self, Registration, Vote, Waiting};
@@ -50,6 +53,10 @@ pub(crate) struct ToolRunner {
     pub protector: Arc<DataProtector>,
     /// Per provider, the classification levels it may receive.
     pub provider_trust: BTreeMap<String, Vec<String>>,
+    /// The audit log, when configured.
+    pub audit: Option<Arc<AuditWriter>>,
+    pub task: TaskId,
+    pub trace_id: Option<String>,
 }
 
 /// The model-call decision for every provider of a chain, journaled with the answer.
@@ -58,6 +65,8 @@ pub(crate) struct ModelCallDecisions {
     pub allowed: Vec<String>,
     /// Why the refused providers were refused.
     pub refusals: Vec<String>,
+    /// One audit record per decision.
+    pub audit: Vec<AuditRecord>,
 }
 
 /// The result of one call as the model will see it, or a reason to stop the step.
@@ -120,6 +129,7 @@ impl ToolRunner {
             events: Vec::with_capacity(providers.len()),
             allowed: Vec::new(),
             refusals: Vec::new(),
+            audit: Vec::new(),
         };
         let none: Vec<String> = Vec::new();
         for provider in providers {
@@ -142,6 +152,12 @@ impl ToolRunner {
                 reasons: d.reasons.clone(),
                 code: d.code.map(str::to_owned),
             });
+            out.audit.push(
+                self.audit_record(step, agent, d.stage, "model_call", decision_of(&d.outcome))
+                    .with_resource(*provider)
+                    .with_classification(level)
+                    .with_reasons(&d.reasons),
+            );
             if d.outcome == Outcome::Allow {
                 out.allowed.push((*provider).to_owned());
             } else {
@@ -150,6 +166,57 @@ impl ToolRunner {
             }
         }
         out
+    }
+
+    /// An audit record of this task's principal, agent, step and trace.
+    fn audit_record(
+        &self,
+        step: &str,
+        agent: &amas_config::AgentConfig,
+        stage: &str,
+        action: &str,
+        decision: AuditDecision,
+    ) -> AuditRecord {
+        let mut record = AuditRecord::new(&self.principal, stage, action, decision)
+            .with_task(self.task)
+            .with_step(step)
+            .with_agent(agent.id.clone());
+        if let Some(trace) = &self.trace_id {
+            record = record.with_trace_id(trace.clone());
+        }
+        record
+    }
+
+    /// Queues records in the audit log; waits only while its queue is full (never drops).
+    pub(crate) async fn audit(&self, records: Vec<AuditRecord>) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        for record in records {
+            if let Err(e) = audit.record(record).await {
+                warn!(error = %e, "An audit record was refused.");
+            }
+        }
+    }
+
+    /// The audit record of a tool-call decision: the deciding stage, its reasons, the tool, and
+    /// a hash of the parameters (never the parameters themselves).
+    fn tool_audit(
+        &self,
+        step: &str,
+        agent: &amas_config::AgentConfig,
+        call: &RequestedTool,
+        stage: &str,
+        decision: AuditDecision,
+        reasons: &[String],
+    ) -> AuditRecord {
+        self.audit_record(step, agent, stage, "tool_call", decision)
+            .with_resource(call.name.clone())
+            .with_reasons(reasons)
+            .with_details(json!({
+                "call_id": call.id,
+                "parameters_sha256": hash_payload(call.arguments.to_string().as_bytes()),
+            }))
     }
 
     /// Counts a model call's tokens against the agent's task quota.
@@ -240,6 +307,24 @@ impl ToolRunner {
                     }
                     events.extend(decided(step, call, &verdict));
                     let ack = self.ack(ack, approval.as_ref(), &events);
+                    let granted = pending.is_some();
+                    let (stage, decision) = if granted {
+                        ("approval", AuditDecision::ApprovalGranted)
+                    } else {
+                        (
+                            verdict.decisive().map_or("policy", |d| d.stage),
+                            AuditDecision::Allow,
+                        )
+                    };
+                    let reasons = verdict
+                        .stages
+                        .first()
+                        .map(|d| d.reasons.clone())
+                        .unwrap_or_default();
+                    self.audit(vec![
+                        self.tool_audit(step, agent, call, stage, decision, &reasons),
+                    ])
+                    .await;
                     return self.execute(writer, step, agent, call, events, ack).await;
                 }
                 Outcome::Deny => {
@@ -272,6 +357,18 @@ impl ToolRunner {
                     }
                     events.extend(decided(step, call, &verdict));
                     let ack = self.ack(ack, approval.as_ref(), &events);
+                    let (stage, decision) = if pending.is_some() {
+                        ("approval", AuditDecision::ApprovalDenied)
+                    } else {
+                        (
+                            verdict.decisive().map_or("policy", |d| d.stage),
+                            AuditDecision::Deny,
+                        )
+                    };
+                    self.audit(vec![
+                        self.tool_audit(step, agent, call, stage, decision, &reasons),
+                    ])
+                    .await;
                     return self
                         .refuse(writer, step, call, events, code, &reasons, ack)
                         .await;
@@ -292,6 +389,19 @@ impl ToolRunner {
                     events.push(requested);
                     writer.append_all(&events).await?;
                     self.count_approval("requested");
+                    let reasons = verdict
+                        .decisive()
+                        .map(|d| d.reasons.clone())
+                        .unwrap_or_default();
+                    self.audit(vec![self.tool_audit(
+                        step,
+                        agent,
+                        call,
+                        "policy",
+                        AuditDecision::RequireApproval,
+                        &reasons,
+                    )])
+                    .await;
                     info!(tool = %call.name, call.id = %call.id, "Tool call waits for approval.");
                     approval = opened;
                 }
@@ -346,6 +456,15 @@ impl ToolRunner {
                     let reason = format!("nobody decided before {}", current.expires_at);
                     let events = vec![resolved(step, &current, ApprovalStatus::Expired, &reason)];
                     self.count_approval("expired");
+                    self.audit(vec![self.tool_audit(
+                        step,
+                        agent,
+                        call,
+                        "approval",
+                        AuditDecision::ApprovalExpired,
+                        std::slice::from_ref(&reason),
+                    )])
+                    .await;
                     return self
                         .refuse(
                             writer,
@@ -589,6 +708,28 @@ impl ToolRunner {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+}
+
+/// The audit decision of a stage outcome.
+fn decision_of(outcome: &Outcome) -> AuditDecision {
+    match outcome {
+        Outcome::Allow => AuditDecision::Allow,
+        Outcome::Deny => AuditDecision::Deny,
+        Outcome::RequireApproval => AuditDecision::RequireApproval,
+    }
+}
+
+/// Adds every reason to an audit record.
+trait WithReasons {
+    fn with_reasons(self, reasons: &[String]) -> Self;
+}
+
+impl WithReasons for AuditRecord {
+    fn with_reasons(self, reasons: &[String]) -> Self {
+        reasons
+            .iter()
+            .fold(self, |r, reason| r.with_reason(reason.clone()))
     }
 }
 

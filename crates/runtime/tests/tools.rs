@@ -192,34 +192,8 @@ async fn call_needing_approval_that_breaks_the_sandbox_is_refused_without_asking
 /// With a quota of 2 tool calls per task, exactly 2 run and the third is refused.
 #[tokio::test]
 async fn tool_call_quota_is_hit_exactly_at_its_limit() {
-    let mut config = config_with_research_tools(&["calculator"]);
-    config
-        .agents
-        .get_mut("research")
-        .unwrap()
-        .quotas
-        .tool_calls_per_task = 2;
-    let h = harness_with_tools(config).await;
-    let call = tool_call("calculator", json!({"expression": "2+2"}));
-    h.model.answer(
-        "research",
-        vec![call.clone(), call.clone(), call, valid("research")],
-    );
-    h.model.answer_downstream();
-    h.runtime.start().await;
-    let task = h.submit("research_report").await;
-    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
-    let events = events(&h, task).await;
-    let completed = events
-        .iter()
-        .filter(|e| matches!(e, JournalEvent::ToolCompleted { .. }))
-        .count();
-    assert_eq!(completed, 2);
-    let quota_denials: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0005"))
-        .collect();
-    assert_eq!(quota_denials.len(), 1, "{events:#?}");
+    let (completed, refused) = three_calls_under(|q| q.tool_calls_per_task = 2).await;
+    assert_eq!((completed, refused), (2, 1));
 }
 
 /// A non-idempotent tool whose start was journaled but whose result was not (a crash in

@@ -105,6 +105,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     bar.finish_and_clear();
+    runtime.close_audit().await;
     let state = runtime
         .get(task)
         .await?

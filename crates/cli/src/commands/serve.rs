@@ -53,6 +53,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     };
     amas_api::serve(listener, state, shutdown_signal()).await?;
     runtime.shut_down();
+    runtime.close_audit().await;
     info!("AMAS stopped serving; unfinished tasks resume at the next start.");
     Ok(0)
 }
