@@ -100,6 +100,7 @@ impl ApiError {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                 }
                 RuntimeError::Denied { .. }
+                | RuntimeError::Forbidden { .. }
                 | RuntimeError::SelfApproval { .. }
                 | RuntimeError::NotAnApprover { .. } => {
                     (StatusCode::FORBIDDEN, e.code(), e.to_string())

@@ -1,6 +1,7 @@
 //! The HTTP API (axum only): the route table, thin handlers, DTOs, error mapping, OpenAPI.
 
 mod approvals;
+mod audit;
 mod dto;
 mod error;
 mod extract;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}", get(routes::get_task))
         .route("/api/v1/tasks/{id}/events", get(routes::task_events))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
+        .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{id}", get(approvals::get))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))

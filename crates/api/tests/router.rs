@@ -665,6 +665,7 @@ async fn openapi_documents_every_route() {
         "/api/v1/agents",
         "/api/v1/workflows",
         "/api/v1/me",
+        "/api/v1/audit",
         "/api/v1/approvals",
         "/api/v1/approvals/{id}",
         "/api/v1/approvals/{id}/approve",

@@ -128,6 +128,7 @@ pub async fn build_runtime(
         &config.auth.issuer,
         &config.auth.audience,
     )?;
+    let store_for_audit = Arc::clone(&store) as Arc<dyn amas_store::AuditLog>;
     let audit = amas_store::AuditWriter::start(
         Arc::clone(&store) as Arc<dyn amas_store::AuditLog>,
         Arc::new(issuer.audit_signer()),
@@ -135,6 +136,6 @@ pub async fn build_runtime(
     );
     let runtime = Runtime::new(config, store, &providers, metrics)?
         .with_tools(gate, global.data_dir.join("workspaces"))?
-        .with_audit(Arc::new(audit))?;
+        .with_audit(Arc::new(audit), store_for_audit)?;
     Ok(runtime)
 }

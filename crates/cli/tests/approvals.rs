@@ -231,6 +231,20 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
         audit.iter().any(|r| r.contains("\"model_call\"")),
         "model-call decisions audited"
     );
+    // The same records through the API, for auditors only.
+    let auditor = server.token("ada", &["auditor"]);
+    let (status, page) = server
+        .get(
+            &auditor,
+            &format!("/api/v1/audit?task_id={id}&decision=approval_granted"),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{page}");
+    assert_eq!(records[0]["resource"], "vulnerability_scanner");
+    let (status, body) = server.get(&bob, "/api/v1/audit").await;
+    assert_eq!(status, 403, "an approver is not an auditor: {body}");
     let verify = common::amas(&data, None, &["audit", "verify"]);
     assert!(
         verify.status.success(),

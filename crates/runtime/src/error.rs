@@ -25,6 +25,9 @@ pub enum RuntimeError {
     /// Policy does not let this principal submit this task type.
     #[error("not allowed to submit `{task_type}` tasks: {reasons}")]
     Denied { task_type: String, reasons: String },
+    /// Policy does not let this principal perform this API operation.
+    #[error("not allowed to perform `{operation}`: {reasons}")]
+    Forbidden { operation: String, reasons: String },
     /// No approval with this id is visible to the caller.
     #[error("approval {0} not found")]
     ApprovalNotFound(String),
@@ -56,7 +59,7 @@ impl RuntimeError {
             Self::NotFound(_) => "AMAS-TASK-0004",
             Self::ShuttingDown => "AMAS-TASK-0005",
             Self::Setup { .. } => "AMAS-TASK-0006",
-            Self::Denied { .. } => "AMAS-GOV-0001",
+            Self::Denied { .. } | Self::Forbidden { .. } => "AMAS-GOV-0001",
             Self::ApprovalNotFound(_) => "AMAS-APPR-0001",
             Self::ApprovalSettled { .. } => "AMAS-APPR-0002",
             Self::SelfApproval { .. } => "AMAS-GOV-0008",

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) protector: Arc<amas_dataprotect::DataProtector>,
     /// Where every governance decision is recorded (tamper-evident audit log), when configured.
     pub(crate) audit: Option<Arc<amas_store::AuditWriter>>,
+    /// The audit log itself, for queries.
+    pub(crate) audit_log: Option<Arc<dyn amas_store::AuditLog>>,
 }
 
 /// The task runtime. Cheap to clone.
@@ -124,6 +126,7 @@ impl Runtime {
                 waiting: Arc::default(),
                 protector: Arc::new(protector),
                 audit: None,
+                audit_log: None,
             }),
         })
     }
@@ -151,13 +154,50 @@ impl Runtime {
     ///
     /// # Errors
     /// [`RuntimeError::Setup`] when the runtime is already shared (started).
-    pub fn with_audit(mut self, audit: Arc<amas_store::AuditWriter>) -> Result<Self, RuntimeError> {
+    pub fn with_audit(
+        mut self,
+        audit: Arc<amas_store::AuditWriter>,
+        log: Arc<dyn amas_store::AuditLog>,
+    ) -> Result<Self, RuntimeError> {
         let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
             agent: "*".to_owned(),
             reason: "the audit log must be configured before the runtime is shared".to_owned(),
         })?;
         inner.audit = Some(audit);
+        inner.audit_log = Some(log);
         Ok(self)
+    }
+
+    /// Audit records of `viewer`'s tenant matching `query` (its tenant is overridden), if policy
+    /// lets `viewer` read audit data (`audit.read`).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Forbidden`] when policy refuses (or no policy is configured: fail closed),
+    /// [`RuntimeError::Setup`] without an audit log, or a store error.
+    pub async fn audit_records(
+        &self,
+        viewer: &Principal,
+        mut query: amas_store::audit::AuditQuery,
+    ) -> Result<Vec<amas_store::audit::StoredAuditRecord>, RuntimeError> {
+        let refused = |reasons: String| RuntimeError::Forbidden {
+            operation: "audit.read".to_owned(),
+            reasons,
+        };
+        let Some((gate, _)) = &self.inner.tools else {
+            return Err(refused("no policy is configured".to_owned()));
+        };
+        let decision = gate.authorize_api(viewer, "audit.read");
+        if decision.outcome != amas_governance::gate::Outcome::Allow {
+            return Err(refused(decision.reasons.join("; ")));
+        }
+        let Some(log) = &self.inner.audit_log else {
+            return Err(RuntimeError::Setup {
+                agent: "*".to_owned(),
+                reason: "no audit log is configured".to_owned(),
+            });
+        };
+        query.tenant = Some(viewer.tenant.clone());
+        Ok(log.query(&query).await?)
     }
 
     /// Writes every audit record still queued and signs a final checkpoint (at shutdown).

@@ -330,6 +330,35 @@ impl ToolGate {
         decision
     }
 
+    /// Whether `principal` may perform API operation `operation` (Rego, `data.amas.api.decision`,
+    /// e.g. `audit.read`). Fails closed.
+    #[must_use]
+    pub fn authorize_api(&self, principal: &Principal, operation: &str) -> StageDecision {
+        let started = Instant::now();
+        let input = json!({
+            "principal": {
+                "sub": principal.sub,
+                "roles": principal.roles,
+                "tenant": principal.tenant.0,
+            },
+            "action": {"kind": "api", "name": operation},
+            "environment": self.environment,
+        });
+        let d = self.policy.decide(DecisionPoint::Api, &input);
+        let decision = if d.allow {
+            allow("api_policy")
+        } else {
+            StageDecision {
+                stage: "api_policy",
+                outcome: Outcome::Deny,
+                reasons: d.reasons,
+                code: Some(codes::POLICY_DENIED),
+            }
+        };
+        self.finish(vec![decision.clone()], started);
+        decision
+    }
+
     /// The policy input document (docs/policies.md).
     #[must_use]
     pub fn policy_input(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> Value {
