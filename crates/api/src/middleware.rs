@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use amas_telemetry::metrics::{HttpLabels, ReasonLabels, RouteLabels};
+use amas_types::Principal;
 
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
@@ -138,6 +139,26 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
                     reason: e.reason_label().to_owned(),
                 })
                 .inc();
+            // A security event: who is unknown, so the record names nobody (and never the
+            // token); the code and the path say what was tried.
+            let nobody = Principal {
+                sub: "anonymous".to_owned(),
+                roles: Vec::new(),
+                tenant: amas_types::TenantId::default_tenant(),
+                auth_method: "none".to_owned(),
+            };
+            let mut record = amas_store::AuditRecord::new(
+                &nobody,
+                "authentication",
+                "authenticate",
+                amas_store::audit::AuditDecision::Deny,
+            )
+            .with_reason(format!("{}: {}", e.code(), e.reason_label()))
+            .with_resource(req.uri().path().to_owned());
+            if let Some(trace) = amas_telemetry::current_trace_id() {
+                record = record.with_trace_id(trace);
+            }
+            app.runtime.audit(record).await;
             ApiError::Unauthenticated(e).into_response()
         }
     }

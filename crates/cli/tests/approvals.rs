@@ -245,6 +245,30 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
     assert_eq!(records[0]["resource"], "vulnerability_scanner");
     let (status, body) = server.get(&bob, "/api/v1/audit").await;
     assert_eq!(status, 403, "an approver is not an auditor: {body}");
+    let (status, page) = server
+        .get(
+            &auditor,
+            &format!("/api/v1/audit?task_id={id}&decision=allow"),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "task_submit" && r["resource"] == "security_audit"),
+        "the submission is audited: {page}"
+    );
+    // A failed login is a security event in the log, without the token.
+    let (status, _) = server.get("not-a-token", "/api/v1/tasks").await;
+    assert_eq!(status, 401);
+    let failed_logins = audit_of(&data, "authenticate", |r| !r.is_empty());
+    assert!(!failed_logins.is_empty(), "failed login audited");
+    assert!(
+        failed_logins.iter().all(|r| !r.contains("not-a-token")),
+        "{failed_logins:#?}"
+    );
     let verify = common::amas(&data, None, &["audit", "verify"]);
     assert!(
         verify.status.success(),

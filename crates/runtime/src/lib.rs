@@ -200,6 +200,16 @@ impl Runtime {
         Ok(log.query(&query).await?)
     }
 
+    /// Queues one record in the audit log, when one is configured (waits only while its queue
+    /// is full; never drops). For security events outside tasks, such as failed logins.
+    pub async fn audit(&self, record: amas_store::AuditRecord) {
+        if let Some(audit) = &self.inner.audit
+            && let Err(e) = audit.record(record).await
+        {
+            warn!(error = %e, "An audit record was refused.");
+        }
+    }
+
     /// Writes every audit record still queued and signs a final checkpoint (at shutdown).
     pub async fn close_audit(&self) {
         if let Some(audit) = &self.inner.audit
@@ -274,14 +284,35 @@ impl Runtime {
                     .join(", "),
             });
         }
+        let mut submission_audit = None;
         if let Some((gate, _)) = &inner.tools {
             let decision = gate.authorize_submission(&principal, &spec.task_type);
-            if decision.outcome != amas_governance::gate::Outcome::Allow {
+            let allowed = decision.outcome == amas_governance::gate::Outcome::Allow;
+            let mut record = amas_store::AuditRecord::new(
+                &principal,
+                decision.stage,
+                "task_submit",
+                if allowed {
+                    amas_store::audit::AuditDecision::Allow
+                } else {
+                    amas_store::audit::AuditDecision::Deny
+                },
+            )
+            .with_resource(spec.task_type.clone());
+            for reason in &decision.reasons {
+                record = record.with_reason(reason.clone());
+            }
+            if let Some(trace) = &trace_id {
+                record = record.with_trace_id(trace.clone());
+            }
+            if !allowed {
+                self.audit(record).await;
                 return Err(RuntimeError::Denied {
                     task_type: spec.task_type,
                     reasons: decision.reasons.join("; "),
                 });
             }
+            submission_audit = Some(record);
         }
         let capacity = inner.config.runtime.queue_capacity;
         // Reserve a queue slot before writing anything, so a refused task leaves no trace.
@@ -315,6 +346,9 @@ impl Runtime {
         };
         let _ = inner.live.send(record.clone());
         self.enqueue_reserved(task);
+        if let Some(audit) = submission_audit {
+            self.audit(audit.with_task(task)).await;
+        }
         Ok(record)
     }
 
