@@ -273,11 +273,7 @@ impl ToolGate {
     pub fn authorize_submission(&self, principal: &Principal, task_type: &str) -> StageDecision {
         let started = Instant::now();
         let input = json!({
-            "principal": {
-                "sub": principal.sub,
-                "roles": principal.roles,
-                "tenant": principal.tenant.0,
-            },
+            "principal": principal_doc(principal),
             "action": {"kind": "task_submit", "name": task_type},
             "task": {"type": task_type},
             "environment": self.environment,
@@ -303,11 +299,7 @@ impl ToolGate {
     pub fn authorize_model_call(&self, call: &ModelCallRequest<'_>) -> StageDecision {
         let started = Instant::now();
         let input = json!({
-            "principal": {
-                "sub": call.principal.sub,
-                "roles": call.principal.roles,
-                "tenant": call.principal.tenant.0,
-            },
+            "principal": principal_doc(call.principal),
             "agent": {"id": call.agent.id, "role": call.agent.role},
             "action": {"kind": "model_call", "name": call.provider},
             "provider": {"name": call.provider, "trusted_for": call.trusted_for},
@@ -336,11 +328,7 @@ impl ToolGate {
     pub fn authorize_api(&self, principal: &Principal, operation: &str) -> StageDecision {
         let started = Instant::now();
         let input = json!({
-            "principal": {
-                "sub": principal.sub,
-                "roles": principal.roles,
-                "tenant": principal.tenant.0,
-            },
+            "principal": principal_doc(principal),
             "action": {"kind": "api", "name": operation},
             "environment": self.environment,
         });
@@ -363,11 +351,7 @@ impl ToolGate {
     #[must_use]
     pub fn policy_input(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> Value {
         json!({
-            "principal": {
-                "sub": req.principal.sub,
-                "roles": req.principal.roles,
-                "tenant": req.principal.tenant.0,
-            },
+            "principal": principal_doc(req.principal),
             "agent": {"id": req.agent.id, "role": req.agent.role},
             "action": {"kind": "tool_call", "name": spec.name},
             "tool": {
@@ -389,6 +373,15 @@ impl ToolGate {
             "approver_roles": self.approver_roles,
         })
     }
+}
+
+/// The principal as every policy input shows it.
+fn principal_doc(principal: &Principal) -> Value {
+    json!({
+        "sub": principal.sub,
+        "roles": principal.roles,
+        "tenant": principal.tenant.0,
+    })
 }
 
 fn deny(stage: &'static str, code: &'static str, reason: String) -> StageDecision {
