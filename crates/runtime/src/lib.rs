@@ -298,10 +298,8 @@ impl Runtime {
                     amas_store::audit::AuditDecision::Deny
                 },
             )
-            .with_resource(spec.task_type.clone());
-            for reason in &decision.reasons {
-                record = record.with_reason(reason.clone());
-            }
+            .with_resource(spec.task_type.clone())
+            .with_reasons(&decision.reasons);
             if let Some(trace) = &trace_id {
                 record = record.with_trace_id(trace.clone());
             }

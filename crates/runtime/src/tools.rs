@@ -720,19 +720,6 @@ fn decision_of(outcome: &Outcome) -> AuditDecision {
     }
 }
 
-/// Adds every reason to an audit record.
-trait WithReasons {
-    fn with_reasons(self, reasons: &[String]) -> Self;
-}
-
-impl WithReasons for AuditRecord {
-    fn with_reasons(self, reasons: &[String]) -> Self {
-        reasons
-            .iter()
-            .fold(self, |r, reason| r.with_reason(reason.clone()))
-    }
-}
-
 /// The journaled verdict of every stage that ran.
 fn decided(step: &str, call: &RequestedTool, verdict: &GateVerdict) -> Vec<JournalEvent> {
     verdict

@@ -107,16 +107,6 @@ async fn pending_approval(h: &Harness, task: TaskId) -> Approval {
     panic!("task {task} never waited for approval");
 }
 
-async fn events(h: &Harness, task: TaskId) -> Vec<JournalEvent> {
-    h.journal
-        .read(task, 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event)
-        .collect()
-}
-
 fn tool_error_seen_by_model(h: &Harness) -> Value {
     let second = &h.model.requests_for("research")[1];
     let tool_message = second
@@ -225,7 +215,7 @@ async fn one_approval_lets_the_paused_call_run() {
         "{again:?}"
     );
 
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     let kinds: Vec<&str> = events.iter().map(JournalEvent::kind).collect();
     let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
     assert!(at("approval_requested") < at("approval_voted"));
@@ -286,7 +276,7 @@ async fn high_risk_in_production_needs_two_distinct_approvers() {
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
     assert!(
-        events(&h, task)
+        h.events(task)
             .await
             .iter()
             .any(|e| matches!(e, JournalEvent::ToolCompleted { .. }))
@@ -311,7 +301,7 @@ async fn a_denial_reaches_the_model_as_a_tool_error() {
     let error = tool_error_seen_by_model(&h);
     assert_eq!(error["error"]["code"], "AMAS-GOV-0009", "{error}");
     assert!(
-        !events(&h, task)
+        !h.events(task)
             .await
             .iter()
             .any(|e| matches!(e, JournalEvent::ToolStarted { .. })),

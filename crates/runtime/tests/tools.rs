@@ -29,16 +29,6 @@ fn config_with_research_tools(tools: &[&str]) -> amas_config::AmasConfig {
     config
 }
 
-async fn events(h: &common::Harness, task: amas_types::TaskId) -> Vec<JournalEvent> {
-    h.journal
-        .read(task, 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event)
-        .collect()
-}
-
 /// The model asks for the calculator, the gate allows it, the result reaches the model, and the
 /// decision and result are journaled.
 #[tokio::test]
@@ -65,7 +55,7 @@ async fn allowed_tool_call_runs_and_its_result_reaches_the_model() {
         "{}",
         tool_message.content
     );
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     let decided: Vec<(&str, &str)> = events
         .iter()
         .filter_map(|e| match e {
@@ -107,7 +97,7 @@ async fn tool_outside_the_allowlist_is_refused_even_if_policy_allows() {
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { stage, outcome, .. } if stage == "policy" && outcome == "allow")));
     assert!(events.iter().any(
         |e| matches!(e, JournalEvent::ToolFailed { error, .. } if error.code == "AMAS-GOV-0002")
@@ -143,7 +133,7 @@ async fn policy_denial_stops_the_call() {
     let alice = common::submitter();
     let task = h.submit_as("research_report", alice).await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { stage, outcome, code, .. } if stage == "policy" && outcome == "deny" && code.as_deref() == Some("AMAS-GOV-0001"))), "{events:#?}");
     assert!(
         !events
@@ -168,7 +158,7 @@ async fn call_needing_approval_that_breaks_the_sandbox_is_refused_without_asking
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     assert!(events.iter().any(|e| matches!(e, JournalEvent::ActionDecided { outcome, .. } if outcome == "require_approval")), "{events:#?}");
     assert!(events.iter().any(
         |e| matches!(e, JournalEvent::ActionDecided { stage, outcome, .. } if stage == "sandbox" && outcome == "deny")
@@ -239,7 +229,7 @@ async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
         h.model.requests.lock().unwrap().is_empty(),
         "the model was not asked again"
     );
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     let starts = events
         .iter()
         .filter(|e| matches!(e, JournalEvent::ToolStarted { .. }))
@@ -285,7 +275,7 @@ async fn three_calls_under(edit: impl FnOnce(&mut amas_config::QuotaConfig)) -> 
     h.runtime.start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
-    let events = events(&h, task).await;
+    let events = h.events(task).await;
     let completed = events
         .iter()
         .filter(|e| matches!(e, JournalEvent::ToolCompleted { .. }))
@@ -377,7 +367,7 @@ async fn restricted_prompt_never_reaches_an_untrusted_provider() {
         h.model.requests_for("research").is_empty(),
         "the untrusted provider received nothing"
     );
-    let refused = events(&h, task).await;
+    let refused = h.events(task).await;
     assert!(
         refused.iter().any(|e| matches!(e,
         JournalEvent::ActionDecided { action, outcome, reasons, .. }
@@ -389,7 +379,7 @@ async fn restricted_prompt_never_reaches_an_untrusted_provider() {
     // The same provider takes an ordinary prompt, and the allow is journaled with the answer.
     let ordinary = h.submit("research_report").await;
     assert_status(&h.wait(ordinary).await, TaskStatus::Succeeded);
-    let allowed = events(&h, ordinary).await;
+    let allowed = h.events(ordinary).await;
     assert!(allowed.iter().any(|e| matches!(e,
         JournalEvent::ActionDecided { action, outcome, .. } if action == "model_call" && outcome == "allow")));
 }

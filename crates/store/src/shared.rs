@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
-use crate::{StoreError, TaskSummary};
+use crate::StoreError;
 
 /// Why an append attempt failed: a store error, or a lost race that the backend reports as a
 /// conflict once it has read the seq that won.
@@ -32,12 +32,17 @@ impl From<sqlx::Error> for Failed {
     }
 }
 
-/// Trims the extra row fetched beyond `limit` and returns the next cursor when there was one.
-pub(crate) fn page_cursor(tasks: &mut Vec<TaskSummary>, limit: u32) -> Option<TaskId> {
+/// Trims the extra row fetched beyond `limit` and returns the next cursor (the `key` of the
+/// page's last item) when there was one.
+pub(crate) fn page_cursor<T, C>(
+    items: &mut Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> C,
+) -> Option<C> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if tasks.len() > limit {
-        tasks.truncate(limit);
-        tasks.last().map(|t| t.id)
+    if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(key)
     } else {
         None
     }
@@ -160,17 +165,6 @@ pub(crate) fn encode_approval(approval: &Approval) -> Result<String, StoreError>
 pub(crate) fn decode_approval(json: &str) -> Result<Approval, StoreError> {
     serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt(format!("approval does not decode: {e}")))
-}
-
-/// Trims the extra row fetched beyond `limit` and returns the next cursor when there was one.
-pub(crate) fn approval_cursor(approvals: &mut Vec<Approval>, limit: u32) -> Option<String> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if approvals.len() > limit {
-        approvals.truncate(limit);
-        approvals.last().map(|a| a.id.clone())
-    } else {
-        None
-    }
 }
 
 /// The listing fields a new task's projection row is seeded with.

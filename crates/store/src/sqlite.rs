@@ -386,7 +386,7 @@ impl TaskJournal for SqliteStore {
             .iter()
             .map(summary_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = shared::page_cursor(&mut tasks, limit);
+        let next_cursor = shared::page_cursor(&mut tasks, limit, |t| t.id);
         Ok(TaskPage { tasks, next_cursor })
     }
 
@@ -430,7 +430,7 @@ impl TaskJournal for SqliteStore {
             .push_bind(i64::from(limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await?;
         let mut approvals = approvals_from_rows(&rows)?;
-        let next_cursor = shared::approval_cursor(&mut approvals, limit);
+        let next_cursor = shared::page_cursor(&mut approvals, limit, |a| a.id.clone());
         Ok(ApprovalPage {
             approvals,
             next_cursor,

@@ -308,6 +308,17 @@ impl Harness {
             .task_id
     }
 
+    /// The task's journal events, in order.
+    pub async fn events(&self, task: TaskId) -> Vec<amas_types::JournalEvent> {
+        self.journal
+            .read(task, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect()
+    }
+
     /// Waits (bounded) until the task ends and returns its state.
     pub async fn wait(&self, task: TaskId) -> TaskState {
         for _ in 0..400 {

@@ -198,6 +198,12 @@ impl AuditRecord {
     }
 
     #[must_use]
+    pub fn with_reasons(mut self, reasons: &[String]) -> Self {
+        self.reasons.extend_from_slice(reasons);
+        self
+    }
+
+    #[must_use]
     pub fn with_agent(mut self, agent: impl Into<String>) -> Self {
         self.agent = Some(agent.into());
         self
