@@ -81,6 +81,11 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// Whether `principal` holds one of the configured approver roles.
+pub(crate) fn is_approver(principal: &Principal, approver_roles: &[String]) -> bool {
+    principal.roles.iter().any(|r| approver_roles.contains(r))
+}
+
 /// Why a vote is refused before it reaches the step, checked against the stored request: the
 /// caller must be another person than the requester, hold an approver role, and not have voted.
 pub(crate) fn refuse_vote(
@@ -99,7 +104,7 @@ pub(crate) fn refuse_vote(
             id: approval.id.clone(),
         });
     }
-    if !approver.roles.iter().any(|r| approver_roles.contains(r)) {
+    if !is_approver(approver, approver_roles) {
         return Some(RuntimeError::NotAnApprover {
             roles: approver_roles.join(", "),
         });

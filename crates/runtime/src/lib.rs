@@ -452,15 +452,22 @@ impl Runtime {
             .filter(|a| a.tenant == viewer.tenant))
     }
 
-    /// Approvals of `viewer`'s tenant matching `filter` (its tenant is overridden).
+    /// Approvals of `viewer`'s tenant matching `filter` (its tenant is overridden), for holders
+    /// of an approver role.
     ///
     /// # Errors
-    /// A store error.
+    /// [`RuntimeError::NotAnApprover`], or a store error.
     pub async fn approvals(
         &self,
         viewer: &Principal,
         mut filter: ApprovalFilter,
     ) -> Result<ApprovalPage, RuntimeError> {
+        let roles = &self.inner.config.approvals.approver_roles;
+        if !approvals::is_approver(viewer, roles) {
+            return Err(RuntimeError::NotAnApprover {
+                roles: roles.join(", "),
+            });
+        }
         filter.tenant = Some(viewer.tenant.clone());
         Ok(self.inner.journal.approvals(&filter).await?)
     }
