@@ -1,6 +1,10 @@
-//! Decision latency of the default bundle at every decision point, on the bytecode VM (the
-//! default) and on the tree interpreter (the reference), against a trivial `allow := true`
-//! bundle; with criterion, then a plain loop printing p50/p99 over 20 000 timed calls each.
+//! Decision latency of the default bundle at every decision point, on the tree interpreter (the
+//! default) and the bytecode VM, against a trivial `allow := true` bundle; with criterion, then
+//! a plain loop printing p50/p99 over 20 000 timed calls each.
+//!
+//! Each evaluation runs three ways: `fresh` (memo off: every call evaluates the bundle),
+//! `memo_hit` (the same input again: what a repeated principal/agent/tool pays) and `memo_miss`
+//! (a new principal on every call, so every call misses and evaluates: the memo's overhead).
 //!
 //! `cargo bench -p amas-policy --bench decision` runs both; `DECISION_CASES=bytecode,trivial`
 //! keeps the cases whose names contain one of the words, `PERCENTILES_ONLY=1` skips criterion.
@@ -17,9 +21,10 @@ use amas_policy::{
 use criterion::{Criterion, criterion_group};
 use serde_json::{Value, json};
 
-fn options(evaluation: Evaluation) -> EngineOptions {
+fn options(evaluation: Evaluation, memo_capacity: usize) -> EngineOptions {
     EngineOptions {
         evaluation,
+        memo_capacity,
         ..EngineOptions::default()
     }
 }
@@ -36,7 +41,7 @@ fn trivial_engine() -> RegoPolicyEngine {
         .collect();
     RegoPolicyEngine::new(
         PolicyBundle::from_files(files),
-        options(Evaluation::Bytecode),
+        options(Evaluation::Bytecode, 0),
     )
     .unwrap()
 }
@@ -92,9 +97,13 @@ struct Case {
     name: String,
     engine: RegoPolicyEngine,
     point: DecisionPoint,
-    input: Value,
+    /// Used in turn, one per call.
+    inputs: Vec<Value>,
     expect_allow: bool,
 }
+
+/// More than the timed and warm-up calls together, so a `memo_miss` case never repeats one.
+const DISTINCT_INPUTS: usize = 22_000;
 
 fn cases() -> Vec<Case> {
     let filter = std::env::var("DECISION_CASES").unwrap_or_default();
@@ -102,7 +111,7 @@ fn cases() -> Vec<Case> {
         name: "trivial/tool_call".to_owned(),
         engine: trivial_engine(),
         point: DecisionPoint::ToolCall,
-        input: tool_input("code_reviewer", "code_analyzer"),
+        inputs: vec![tool_input("code_reviewer", "code_analyzer")],
         expect_allow: true,
     }];
     for (evaluation, label) in [
@@ -127,19 +136,43 @@ fn cases() -> Vec<Case> {
             ("api", DecisionPoint::Api, api_input(), true),
         ];
         for (name, point, input, expect_allow) in points {
-            cases.push(Case {
-                name: format!("{label}/{name}"),
-                engine: RegoPolicyEngine::new(PolicyBundle::embedded(), options(evaluation))
+            for (memo, capacity) in [
+                ("fresh", 0),
+                ("memo_hit", amas_policy::DEFAULT_MEMO_CAPACITY),
+                ("memo_miss", amas_policy::DEFAULT_MEMO_CAPACITY),
+            ] {
+                let inputs = if memo == "memo_miss" {
+                    (0..DISTINCT_INPUTS)
+                        .map(|i| {
+                            let mut input = input.clone();
+                            let sub = json!(format!("user-{i}"));
+                            if input.pointer("/resource/owner").is_some() {
+                                input["resource"]["owner"] = sub.clone();
+                            }
+                            input["principal"]["sub"] = sub;
+                            input
+                        })
+                        .collect()
+                } else {
+                    vec![input.clone()]
+                };
+                cases.push(Case {
+                    name: format!("{label}/{memo}/{name}"),
+                    engine: RegoPolicyEngine::new(
+                        PolicyBundle::embedded(),
+                        options(evaluation, capacity),
+                    )
                     .unwrap(),
-                point,
-                input,
-                expect_allow,
-            });
+                    point,
+                    inputs,
+                    expect_allow,
+                });
+            }
         }
     }
     cases.retain(|c| filter.split(',').any(|f| c.name.contains(f)));
     for case in &cases {
-        let d = case.engine.decide(case.point, &case.input);
+        let d = case.engine.decide(case.point, &case.inputs[0]);
         assert!(
             d.allow == case.expect_allow && !d.policy_error,
             "{}: {d:?}",
@@ -155,8 +188,12 @@ fn criterion_benches(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("decision");
     for case in cases() {
+        let mut next = case.inputs.iter().cycle();
         group.bench_function(&case.name, |b| {
-            b.iter(|| case.engine.decide(case.point, black_box(&case.input)));
+            b.iter(|| {
+                case.engine
+                    .decide(case.point, black_box(next.next().unwrap()))
+            });
         });
     }
     group.finish();
@@ -166,20 +203,23 @@ fn criterion_benches(c: &mut Criterion) {
 fn percentiles() {
     const CALLS: usize = 20_000;
     for case in cases() {
+        // The first input was decided once by `cases()`; start after it.
+        let mut next = case.inputs.iter().cycle().skip(1);
         for _ in 0..1_000 {
-            black_box(case.engine.decide(case.point, &case.input));
+            black_box(case.engine.decide(case.point, next.next().unwrap()));
         }
         let mut samples: Vec<Duration> = (0..CALLS)
             .map(|_| {
+                let input = next.next().unwrap();
                 let start = Instant::now();
-                black_box(case.engine.decide(case.point, black_box(&case.input)));
+                black_box(case.engine.decide(case.point, black_box(input)));
                 start.elapsed()
             })
             .collect();
         samples.sort();
         let at = |q: f64| samples[((CALLS as f64 * q) as usize).min(CALLS - 1)];
         println!(
-            "percentiles {:<28} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls)",
+            "percentiles {:<36} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls)",
             case.name,
             at(0.50),
             at(0.99),

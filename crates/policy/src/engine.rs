@@ -5,6 +5,7 @@
 
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -15,6 +16,8 @@ use crate::bundle::PolicyBundle;
 use crate::bytecode::BytecodeEvaluator;
 use crate::decision::{Decision, DecisionDoc, DecisionPoint};
 use crate::error::PolicyError;
+use crate::memo::{DecisionMemo, MemoStats};
+use crate::reads::BundleReads;
 
 /// Authorizes actions. Implementations never fail: any problem is a deny ([`Decision::policy_error`]).
 pub trait PolicyEngine: Send + Sync {
@@ -28,6 +31,8 @@ pub struct EngineOptions {
     /// Default bundle decisions take microseconds; this only stops runaway policies.
     pub eval_timeout: Duration,
     pub evaluation: Evaluation,
+    /// Decisions kept for reuse (`crate::memo`); 0 evaluates every decision.
+    pub memo_capacity: usize,
 }
 
 impl Default for EngineOptions {
@@ -35,6 +40,7 @@ impl Default for EngineOptions {
         Self {
             eval_timeout: Duration::from_millis(50),
             evaluation: Evaluation::default(),
+            memo_capacity: DEFAULT_MEMO_CAPACITY,
         }
     }
 }
@@ -55,6 +61,10 @@ pub enum Evaluation {
     Bytecode,
 }
 
+/// Distinct decisions kept per bundle: a few thousand (principal, agent, tool) combinations,
+/// a few hundred bytes each.
+pub const DEFAULT_MEMO_CAPACITY: usize = 4096;
+
 /// Work units between two clock reads in regorus' cooperative timer: checking every unit
 /// would read the clock thousands of times per decision.
 const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(31);
@@ -63,6 +73,8 @@ const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(31);
 pub struct RegoPolicyEngine {
     evaluator: Evaluator,
     bundle: PolicyBundle,
+    /// `None` when the bundle calls a nondeterministic builtin or memoization is off.
+    memo: Option<DecisionMemo>,
 }
 
 enum Evaluator {
@@ -121,6 +133,19 @@ impl RegoPolicyEngine {
                     message: format!("{}: {e}", point.rule()),
                 })?;
         }
+        let reads = BundleReads::of(engine.get_modules());
+        let memo = match (&reads.nondeterministic, options.memo_capacity) {
+            (_, 0) => None,
+            (Some(builtin), _) => {
+                tracing::info!(
+                    policy.bundle = bundle.hash(),
+                    builtin = %builtin,
+                    "Policy bundle calls a nondeterministic builtin; its decisions are not memoized."
+                );
+                None
+            }
+            (None, capacity) => Some(DecisionMemo::new(reads.paths, capacity)),
+        };
         let bytecode = match options.evaluation {
             Evaluation::Bytecode => Some(BytecodeEvaluator::compile(&engine, timer)),
             Evaluation::Interpreter => None,
@@ -137,13 +162,30 @@ impl RegoPolicyEngine {
                 Evaluator::Interpreter(Box::new(engine))
             }
         };
-        Ok(Self { evaluator, bundle })
+        Ok(Self {
+            evaluator,
+            bundle,
+            memo,
+        })
     }
 
     /// Whether decisions run as bytecode (false: on the interpreter fallback).
     #[must_use]
     pub fn is_compiled(&self) -> bool {
         matches!(self.evaluator, Evaluator::Bytecode(_))
+    }
+
+    /// Memo hits and misses; `None` when decisions are not memoized.
+    #[must_use]
+    pub fn memo_stats(&self) -> Option<MemoStats> {
+        self.memo.as_ref().map(DecisionMemo::stats)
+    }
+
+    /// The input paths the bundle reads (each a list of field names; empty: the whole input),
+    /// which make up the memo key; `None` when decisions are not memoized.
+    #[must_use]
+    pub fn memo_paths(&self) -> Option<&[Vec<String>]> {
+        self.memo.as_ref().map(DecisionMemo::paths)
     }
 
     /// The default bundle embedded in the binary.
@@ -198,14 +240,29 @@ impl RegoPolicyEngine {
 impl PolicyEngine for RegoPolicyEngine {
     fn decide(&self, point: DecisionPoint, input: &serde_json::Value) -> Decision {
         let start = Instant::now();
-        let result = self.evaluate(point, input);
+        let key = self.memo.as_ref().and_then(|memo| memo.key(point, input));
+        let remembered = self
+            .memo
+            .as_ref()
+            .zip(key.as_deref())
+            .and_then(|(memo, key)| memo.get(key));
+        let result = match remembered {
+            Some(doc) => Ok(doc),
+            None => self.evaluate(point, input).map(|doc| {
+                let doc = Arc::new(doc);
+                if let Some((memo, key)) = self.memo.as_ref().zip(key) {
+                    memo.insert(key, Arc::clone(&doc));
+                }
+                doc
+            }),
+        };
         let eval_time = start.elapsed();
         match result {
             Ok(doc) => Decision {
                 allow: doc.allow,
                 require_approval: doc.require_approval,
-                reasons: doc.reasons,
-                rules_fired: doc.rules,
+                reasons: doc.reasons.clone(),
+                rules_fired: doc.rules.clone(),
                 policy_error: false,
                 bundle_hash: self.bundle.hash().to_owned(),
                 eval_time,

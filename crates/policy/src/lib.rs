@@ -10,6 +10,8 @@ mod cases;
 mod decision;
 mod engine;
 mod error;
+mod memo;
+mod reads;
 mod reload;
 
 pub use bundle::{PolicyBundle, PolicyFile};
@@ -18,6 +20,9 @@ pub use cases::{
     run_cases, run_tests,
 };
 pub use decision::{Decision, DecisionPoint, POLICY_ERROR_CODE};
-pub use engine::{EngineOptions, Evaluation, PolicyEngine, RegoPolicyEngine};
+pub use engine::{
+    DEFAULT_MEMO_CAPACITY, EngineOptions, Evaluation, PolicyEngine, RegoPolicyEngine,
+};
 pub use error::PolicyError;
+pub use memo::MemoStats;
 pub use reload::{ReloadingPolicyEngine, WatchHandle};

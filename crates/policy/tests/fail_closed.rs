@@ -37,6 +37,7 @@ fn engines_with(tool_body: &str, eval_timeout: Duration) -> [RegoPolicyEngine; 2
             let options = EngineOptions {
                 eval_timeout,
                 evaluation,
+                ..EngineOptions::default()
             };
             RegoPolicyEngine::new(bundle(tool_body), options).unwrap()
         });
