@@ -5,7 +5,9 @@
 //! The per-minute rate quota would refuse a tight loop after its first few calls, so the
 //! `allowed` case raises the agent's `calls_per_minute` (every stage runs and passes); the
 //! `rate_refused` case keeps the configured limit (after the limit, the quota stage refuses).
-//! Both run on the default (interpreter) and the opt-in bytecode policy evaluation.
+//! Both run on the default (interpreter) and the opt-in bytecode policy evaluation, each with
+//! the decision memo off (`fresh`: every call evaluates the bundle) and on (`memo`: the repeated
+//! call is answered from the memo, as a repeated principal/agent/tool is in a task).
 //! Run: `cargo bench -p amas-governance --bench gate` (`PERCENTILES_ONLY=1` skips criterion).
 
 #![allow(
@@ -34,9 +36,10 @@ struct Case {
     expect: Outcome,
 }
 
-fn gate(evaluation: Evaluation) -> ToolGate {
+fn gate(evaluation: Evaluation, memo_capacity: usize) -> ToolGate {
     let options = EngineOptions {
         evaluation,
+        memo_capacity,
         ..EngineOptions::default()
     };
     let policy = RegoPolicyEngine::new(PolicyBundle::embedded(), options).unwrap();
@@ -59,18 +62,20 @@ fn cases() -> Vec<Case> {
         (Evaluation::Interpreter, "interpreter"),
         (Evaluation::Bytecode, "bytecode"),
     ] {
-        cases.push(Case {
-            name: format!("{label}/allowed"),
-            gate: gate(evaluation),
-            agent: unlimited.clone(),
-            expect: Outcome::Allow,
-        });
-        cases.push(Case {
-            name: format!("{label}/rate_refused"),
-            gate: gate(evaluation),
-            agent: reviewer.clone(),
-            expect: Outcome::Deny,
-        });
+        for (memo, capacity) in [("fresh", 0), ("memo", amas_policy::DEFAULT_MEMO_CAPACITY)] {
+            cases.push(Case {
+                name: format!("{label}/{memo}/allowed"),
+                gate: gate(evaluation, capacity),
+                agent: unlimited.clone(),
+                expect: Outcome::Allow,
+            });
+            cases.push(Case {
+                name: format!("{label}/{memo}/rate_refused"),
+                gate: gate(evaluation, capacity),
+                agent: reviewer.clone(),
+                expect: Outcome::Deny,
+            });
+        }
     }
     cases
 }
@@ -149,7 +154,7 @@ fn percentiles() {
         samples.sort();
         let at = |q: f64| samples[((CALLS as f64 * q) as usize).min(CALLS - 1)];
         println!(
-            "percentiles gate/{:<24} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls)",
+            "percentiles gate/{:<32} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls)",
             case.name,
             at(0.50),
             at(0.99),
