@@ -209,6 +209,7 @@ mod tests {
             policy_error: false,
             bundle_hash: String::new(),
             eval_time: Duration::ZERO,
+            memoized: false,
         }
     }
 

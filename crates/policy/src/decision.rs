@@ -66,6 +66,10 @@ pub struct Decision {
     pub bundle_hash: String,
     #[serde(rename = "eval_time_us", with = "duration_micros")]
     pub eval_time: Duration,
+    /// True when the decision came from the memo (an earlier evaluation of an input that agrees
+    /// on everything the bundle reads) instead of a fresh evaluation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memoized: bool,
 }
 
 impl Decision {
@@ -80,6 +84,7 @@ impl Decision {
             policy_error: true,
             bundle_hash: bundle_hash.to_owned(),
             eval_time,
+            memoized: false,
         }
     }
 

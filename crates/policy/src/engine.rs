@@ -246,6 +246,7 @@ impl PolicyEngine for RegoPolicyEngine {
             .as_ref()
             .zip(key.as_deref())
             .and_then(|(memo, key)| memo.get(key));
+        let memoized = remembered.is_some();
         let result = match remembered {
             Some(doc) => Ok(doc),
             None => self.evaluate(point, input).map(|doc| {
@@ -266,6 +267,7 @@ impl PolicyEngine for RegoPolicyEngine {
                 policy_error: false,
                 bundle_hash: self.bundle.hash().to_owned(),
                 eval_time,
+                memoized,
             },
             Err(message) => {
                 tracing::warn!(

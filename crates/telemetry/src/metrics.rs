@@ -1,7 +1,9 @@
 //! Every metric AMAS exports, in one place. Names follow `amas_<noun>_<unit>[_total]`; labels
 //! come from bounded sets only (routes, task types, agents, providers, outcomes), never ids.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -49,8 +51,24 @@ pub struct ProviderNameLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub provider: String,
+    pub model: String,
+    /// Bounded by [`Metrics::tenant_label`].
+    pub tenant: String,
     pub direction: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    pub provider: String,
+    pub model: String,
+    /// Bounded by [`Metrics::tenant_label`].
+    pub tenant: String,
+}
+
+/// Distinct tenants that get a label value of their own; later ones share [`OTHER_TENANTS`].
+pub const MAX_TENANT_LABELS: usize = 100;
+/// The `tenant` label value of tenants beyond [`MAX_TENANT_LABELS`].
+pub const OTHER_TENANTS: &str = "other";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ContractLabels {
@@ -80,6 +98,10 @@ pub struct Metrics {
     /// 0 closed, 1 half-open, 2 open.
     pub provider_breaker_state: Family<ProviderNameLabels, Gauge>,
     pub tokens: Family<TokenLabels, Counter>,
+    /// Estimated from `providers.<name>.prices` (US dollars per 1000 tokens).
+    pub estimated_cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    /// Tenants that have a `tenant` label value of their own.
+    tenants: Arc<Mutex<HashSet<String>>>,
     pub contract_checks: Family<ContractLabels, Counter>,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
@@ -89,6 +111,22 @@ pub struct Metrics {
     pub governance_duration: Histogram,
     pub tool_calls: Family<ToolLabels, Counter>,
     pub tool_call_duration: Hist<ToolLabels>,
+    pub rate_limited: Family<ClassLabels, Counter>,
+    /// Rego decisions by decision point and whether the memo answered (`memo`) or the bundle
+    /// was evaluated (`evaluated`).
+    pub policy_decisions: Family<PolicyDecisionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyDecisionLabels {
+    pub point: String,
+    pub source: String,
+}
+
+/// A rate-limit route class: `unauthenticated`, `read`, `write`, `stream`, `admin`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -184,8 +222,14 @@ impl Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         r.register(
             "tokens",
-            "Model tokens by provider and direction",
+            "Model tokens by provider, model, tenant and direction",
             tokens.clone(),
+        );
+        let estimated_cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
+        r.register(
+            "estimated_cost_usd",
+            "Estimated model cost in US dollars from the configured token prices, by provider, model and tenant",
+            estimated_cost.clone(),
         );
         let contract_checks = Family::<ContractLabels, Counter>::default();
         r.register(
@@ -241,8 +285,22 @@ impl Metrics {
             "Tool call latency",
             tool_call_duration.clone(),
         );
+        let rate_limited = Family::<ClassLabels, Counter>::default();
+        r.register(
+            "rate_limited_requests",
+            "Requests refused with 429 by a rate limit, by route class",
+            rate_limited.clone(),
+        );
+        let policy_decisions = Family::<PolicyDecisionLabels, Counter>::default();
+        r.register(
+            "policy_decisions",
+            "Rego decisions by decision point, answered from the memo or evaluated",
+            policy_decisions.clone(),
+        );
         Self {
             registry: Arc::new(r),
+            rate_limited,
+            policy_decisions,
             governance_decisions,
             governance_duration,
             tool_calls,
@@ -257,11 +315,31 @@ impl Metrics {
             provider_call_duration,
             provider_breaker_state,
             tokens,
+            estimated_cost,
+            tenants: Arc::default(),
             contract_checks,
             queue_depth,
             queue_capacity,
             tasks_running,
             auth_failures,
+        }
+    }
+
+    /// The `tenant` label value for `tenant`: itself for the first [`MAX_TENANT_LABELS`]
+    /// distinct tenants seen, [`OTHER_TENANTS`] after that, so a flood of tenants (tenants come
+    /// from token claims) cannot grow the series without bound.
+    #[must_use]
+    pub fn tenant_label(&self, tenant: &str) -> String {
+        let mut known = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let own = known.contains(tenant)
+            || (known.len() < MAX_TENANT_LABELS && known.insert(tenant.to_owned()));
+        if own {
+            tenant.to_owned()
+        } else {
+            OTHER_TENANTS.to_owned()
         }
     }
 
@@ -299,5 +377,43 @@ impl Metrics {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tenants get their own label value up to the cap; later ones share `other`, and a tenant
+    /// seen before the cap keeps its value.
+    #[test]
+    fn tenant_labels_are_bounded() {
+        let m = Metrics::new();
+        for i in 0..MAX_TENANT_LABELS {
+            assert_eq!(m.tenant_label(&format!("t{i}")), format!("t{i}"));
+        }
+        assert_eq!(m.tenant_label("late"), OTHER_TENANTS);
+        assert_eq!(m.tenant_label("t0"), "t0");
+        assert_eq!(m.tenant_label("late"), OTHER_TENANTS);
+    }
+
+    /// The cost counter holds fractions of a dollar.
+    #[test]
+    fn cost_is_a_fractional_counter() {
+        let m = Metrics::new();
+        m.estimated_cost
+            .get_or_create(&CostLabels {
+                provider: "openai".into(),
+                model: "gpt".into(),
+                tenant: "acme".into(),
+            })
+            .inc_by(0.00125);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "amas_estimated_cost_usd_total{provider=\"openai\",model=\"gpt\",tenant=\"acme\"} 0.00125"
+            ),
+            "{text}"
+        );
     }
 }

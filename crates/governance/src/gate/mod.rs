@@ -13,9 +13,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use amas_config::{AgentConfig, SandboxConfig};
-use amas_policy::{DecisionPoint, PolicyEngine};
+use amas_policy::{Decision, DecisionPoint, PolicyEngine};
 use amas_telemetry::Metrics;
-use amas_telemetry::metrics::DecisionLabels;
+use amas_telemetry::metrics::{DecisionLabels, PolicyDecisionLabels};
 use amas_tools::{Risk, SideEffects, ToolKind, ToolSpec};
 use amas_types::Principal;
 
@@ -243,10 +243,23 @@ impl ToolGate {
         GateVerdict { stages }
     }
 
+    /// Asks the policy, counting whether the memo answered.
+    fn decide(&self, point: DecisionPoint, input: &Value) -> Decision {
+        let d = self.policy.decide(point, input);
+        self.metrics
+            .policy_decisions
+            .get_or_create(&PolicyDecisionLabels {
+                point: point.as_str().to_owned(),
+                source: if d.memoized { "memo" } else { "evaluated" }.to_owned(),
+            })
+            .inc();
+        d
+    }
+
     /// Stage 1: Rego. An error, timeout or undefined result is already a deny from the engine.
     fn authorize(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
         let input = self.policy_input(req, spec);
-        let d = self.policy.decide(DecisionPoint::ToolCall, &input);
+        let d = self.decide(DecisionPoint::ToolCall, &input);
         let outcome = if !d.allow && !d.require_approval {
             Outcome::Deny
         } else if d.require_approval {
@@ -278,7 +291,7 @@ impl ToolGate {
             "task": {"type": task_type},
             "environment": self.environment,
         });
-        let d = self.policy.decide(DecisionPoint::TaskSubmit, &input);
+        let d = self.decide(DecisionPoint::TaskSubmit, &input);
         let decision = if d.allow {
             allow("policy")
         } else {
@@ -307,7 +320,7 @@ impl ToolGate {
             "task": {"id": call.task_id, "type": call.task_type},
             "environment": self.environment,
         });
-        let d = self.policy.decide(DecisionPoint::ModelCall, &input);
+        let d = self.decide(DecisionPoint::ModelCall, &input);
         let decision = StageDecision {
             stage: "model_policy",
             outcome: if d.allow {
@@ -332,7 +345,7 @@ impl ToolGate {
             "action": {"kind": "api", "name": operation},
             "environment": self.environment,
         });
-        let d = self.policy.decide(DecisionPoint::Api, &input);
+        let d = self.decide(DecisionPoint::Api, &input);
         let decision = if d.allow {
             allow("api_policy")
         } else {
