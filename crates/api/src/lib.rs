@@ -6,8 +6,10 @@ mod dto;
 mod error;
 mod extract;
 mod middleware;
+mod replay;
 mod routes;
 mod tasks;
+mod trace_context;
 
 pub use error::ApiError;
 
@@ -48,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}", get(routes::get_task))
         .route("/api/v1/tasks/{id}/events", get(routes::task_events))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
+        .route("/api/v1/tasks/{id}/replay", post(replay::replay_task))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{id}", get(approvals::get))
@@ -87,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::observe,
         ))
+        .layer(axum::middleware::from_fn(trace_context::accept_traceparent))
         .with_state(state)
 }
 

@@ -167,15 +167,34 @@ pub async fn get_me(Extension(principal): Extension<Principal>) -> Json<MeView> 
     Json(principal.into())
 }
 
-pub async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format (0.0.4)
+/// otherwise, as Prometheus client libraries negotiate: `promtool check metrics` and plain
+/// `curl` read the classic format.
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            app.metrics.render(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            app.metrics.render_text(),
+        )
+            .into_response()
+    }
 }
 
 pub async fn jwks(State(app): State<AppState>) -> Response {

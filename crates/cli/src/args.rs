@@ -74,6 +74,24 @@ pub enum Command {
     Audit(AuditArgs),
     /// List and decide approval requests on a running server.
     Approvals(ApprovalsArgs),
+    /// Re-drive a task from its journal with no model or tool calls, asking governance again
+    /// every decision it records, under the current policies or `--policy-dir DIR`. Exit 0
+    /// identical, 3 some decision would now differ.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The task's id.
+    pub task_id: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReplayFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReplayFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -106,13 +106,28 @@ pub fn build_gate(
     ))
 }
 
+/// The data directory's store, which must exist: reading commands never create an empty one.
+pub async fn open_existing_store(global: &Global) -> anyhow::Result<SqliteStore> {
+    if !global.data_dir.join("amas.db").is_file() {
+        return Err(UsageError(format!(
+            "no AMAS database in {} (set --data-dir)",
+            global.data_dir.display()
+        ))
+        .into());
+    }
+    SqliteStore::open(&global.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", global.data_dir.display()))
+}
+
 /// The runtime on the embedded SQLite store under the data directory, with tools governed by
-/// `gate`.
+/// `gate` (built on `policy`, which replays ask again).
 pub async fn build_runtime(
     global: &Global,
     config: Arc<AmasConfig>,
     metrics: Metrics,
     gate: Arc<ToolGate>,
+    policy: Arc<dyn PolicyEngine>,
 ) -> anyhow::Result<Runtime> {
     let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
     let store = SqliteStore::open_with(&global.data_dir, full_sync)
@@ -136,6 +151,7 @@ pub async fn build_runtime(
     );
     let runtime = Runtime::new(config, store, &providers, metrics)?
         .with_tools(gate, global.data_dir.join("workspaces"))?
+        .with_policy(policy)?
         .with_audit(Arc::new(audit), store_for_audit)?;
     Ok(runtime)
 }

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => commands::audit::run(&cli.global, args).await,
             Command::Slo(args) => commands::slo::run(&cli.global, args),
             Command::Approvals(args) => commands::approvals::run(args).await,
+            Command::Replay(args) => commands::replay::run(&cli.global, args).await,
         }
     });
     match result {

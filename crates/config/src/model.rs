@@ -21,6 +21,9 @@ pub struct AmasConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Per provider, the data classification levels it may receive (`trusted_for`).
     pub provider_trust: BTreeMap<String, Vec<String>>,
+    /// Per provider, what its tokens cost (`prices`), for the estimated-cost metric; providers
+    /// without prices are absent.
+    pub provider_prices: BTreeMap<String, TokenPrices>,
     pub agents: BTreeMap<String, AgentConfig>,
     pub workflows: BTreeMap<String, WorkflowConfig>,
 }
@@ -191,6 +194,23 @@ pub enum JournalSync {
     /// (`kill -9`), and the database is never corrupted, but the last commits can be lost on
     /// power loss or an OS crash.
     Normal,
+}
+
+/// What a provider's tokens cost, in US dollars per 1000 tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TokenPrices {
+    pub input_per_1k: f64,
+    pub output_per_1k: f64,
+}
+
+impl TokenPrices {
+    /// The estimated cost of a call that used these tokens, in US dollars.
+    #[must_use]
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        // Token counts are far below 2^52: the conversion is exact in practice.
+        let (input, output) = (input_tokens as f64, output_tokens as f64);
+        (input * self.input_per_1k + output * self.output_per_1k) / 1000.0
+    }
 }
 
 /// One model provider backend (a closed set).

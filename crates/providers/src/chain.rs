@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use amas_telemetry::Metrics;
-use amas_telemetry::metrics::{ProviderLabels, ProviderNameLabels, TokenLabels};
+use amas_telemetry::metrics::{ProviderLabels, ProviderNameLabels};
 use tracing::Instrument;
 
 use crate::{ChatRequest, ChatResponse, CircuitBreaker, ModelProvider, ProviderError};
@@ -107,11 +107,13 @@ impl ProviderChain {
         };
         let span = tracing::info_span!(
             "gen_ai.chat",
+            otel.name = %format_args!("chat {}", link.provider.model()),
             otel.kind = "client",
             gen_ai.operation.name = "chat",
             gen_ai.system = %link.provider.system(),
             gen_ai.request.model = %link.provider.model(),
-            gen_ai.request.max_tokens = request.max_output_tokens,
+            // Integers as i64: tracing-opentelemetry exports u64 fields as strings.
+            gen_ai.request.max_tokens = i64::from(request.max_output_tokens),
             gen_ai.response.model = tracing::field::Empty,
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
@@ -132,9 +134,15 @@ impl ProviderChain {
             Ok(response) => {
                 permit.success();
                 span.record("gen_ai.response.model", response.model.as_str());
-                span.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
-                span.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
-                self.count_ok(name, response);
+                span.record(
+                    "gen_ai.usage.input_tokens",
+                    as_i64(response.usage.input_tokens),
+                );
+                span.record(
+                    "gen_ai.usage.output_tokens",
+                    as_i64(response.usage.output_tokens),
+                );
+                self.count_ok(name);
             }
             Err(error) => {
                 if counts_against_breaker(error) {
@@ -147,20 +155,10 @@ impl ProviderChain {
         result
     }
 
-    fn count_ok(&self, provider: &str, response: &ChatResponse) {
+    /// A call that answered. Its tokens and cost are counted by the caller, who knows whose
+    /// task it was (the tenant label).
+    fn count_ok(&self, provider: &str) {
         self.bump(provider, "ok");
-        for (direction, tokens) in [
-            ("input", response.usage.input_tokens),
-            ("output", response.usage.output_tokens),
-        ] {
-            self.metrics
-                .tokens
-                .get_or_create(&TokenLabels {
-                    provider: provider.to_owned(),
-                    direction: direction.to_owned(),
-                })
-                .inc_by(tokens);
-        }
     }
 
     fn count(&self, provider: &str, error: &ProviderError) {
@@ -176,6 +174,11 @@ impl ProviderChain {
             })
             .inc();
     }
+}
+
+/// A count as an OpenTelemetry integer attribute (u64 fields would be exported as strings).
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The `outcome` label (a bounded set) of a failed call.

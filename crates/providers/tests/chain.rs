@@ -110,13 +110,11 @@ async fn falls_back_to_the_second_provider_when_the_first_is_down() {
         .as_deref(),
         Some(r#"amas_provider_calls_total{provider="backup",outcome="ok"} 1"#)
     );
-    assert_eq!(
-        metric_line(
-            &metrics,
-            r#"amas_tokens_total{provider="backup",direction="input"}"#
-        )
-        .as_deref(),
-        Some(r#"amas_tokens_total{provider="backup",direction="input"} 2"#)
+    // Tokens and cost are counted by the runtime, which knows the tenant.
+    assert!(
+        !metrics.render().contains("amas_tokens_total{"),
+        "{}",
+        metrics.render()
     );
 }
 

@@ -83,6 +83,7 @@ fn bench(c: &mut Criterion) {
                         spec: spec(),
                         principal: Principal::local_operator(),
                         trace_id: None,
+                        parent_span_id: None,
                     };
                     journal
                         .append(TaskId::new(), 0, &[event])

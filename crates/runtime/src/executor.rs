@@ -43,6 +43,9 @@ pub(crate) async fn execute(
         task.r#type = %state.spec.task_type,
         otel.name = "amas.task"
     );
+    if let Some(trace) = &state.trace_id {
+        amas_telemetry::propagation::continue_trace(&span, trace, state.parent_span_id.as_deref());
+    }
     let task_type = state.spec.task_type.clone();
     let started = Instant::now();
     let runner = inner.tools.as_ref().map(|(gate, workspaces)| ToolRunner {
@@ -162,6 +165,8 @@ async fn run_workflow(
                 };
                 let run_writer = Arc::clone(writer);
                 let metrics = inner.metrics.clone();
+                let config = Arc::clone(&inner.config);
+                let tenant = state.principal.tenant.0.clone();
                 let step = step.clone();
                 let cancel = cancel.clone();
                 let runner = runner.clone();
@@ -179,6 +184,8 @@ async fn run_workflow(
                             cancel,
                             tools: runner.as_deref(),
                             approvals,
+                            tenant: &tenant,
+                            prices: &config.provider_prices,
                         }
                         .run()
                         .await;

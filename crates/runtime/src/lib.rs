@@ -6,11 +6,13 @@ mod approvals;
 mod error;
 mod executor;
 mod inputs;
+mod replay;
 mod step;
 mod tools;
 mod writer;
 
 pub use error::{RuntimeError, codes};
+pub use replay::{DecisionDiff, ReplayReport, Replayer, Ruling};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -68,6 +70,8 @@ pub(crate) struct Inner {
     pub(crate) audit: Option<Arc<amas_store::AuditWriter>>,
     /// The audit log itself, for queries.
     pub(crate) audit_log: Option<Arc<dyn amas_store::AuditLog>>,
+    /// The policy engine behind the tool gate, from which replays build their own gate.
+    policy: Option<Arc<dyn amas_policy::PolicyEngine>>,
 }
 
 /// The task runtime. Cheap to clone.
@@ -127,6 +131,7 @@ impl Runtime {
                 protector: Arc::new(protector),
                 audit: None,
                 audit_log: None,
+                policy: None,
             }),
         })
     }
@@ -168,17 +173,26 @@ impl Runtime {
         Ok(self)
     }
 
-    /// Audit records of `viewer`'s tenant matching `query` (its tenant is overridden), if policy
-    /// lets `viewer` read audit data (`audit.read`).
+    /// The policy engine behind the tool gate, so a replay can ask it again without touching
+    /// the live gate's rate windows or metrics. Call before `start`.
     ///
     /// # Errors
-    /// [`RuntimeError::Forbidden`] when policy refuses (or no policy is configured: fail closed),
-    /// [`RuntimeError::Setup`] without an audit log, or a store error.
-    pub async fn audit_records(
-        &self,
-        viewer: &Principal,
-        mut query: amas_store::audit::AuditQuery,
-    ) -> Result<Vec<amas_store::audit::StoredAuditRecord>, RuntimeError> {
+    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
+    pub fn with_policy(
+        mut self,
+        policy: Arc<dyn amas_policy::PolicyEngine>,
+    ) -> Result<Self, RuntimeError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
+            agent: "*".to_owned(),
+            reason: "the policy must be configured before the runtime is shared".to_owned(),
+        })?;
+        inner.policy = Some(policy);
+        Ok(self)
+    }
+
+    /// The tool gate, if policy lets `viewer` read audit data (`audit.read`). Fails closed: no
+    /// gate, no policy, no access.
+    fn authorize_audit_read(&self, viewer: &Principal) -> Result<&Arc<ToolGate>, RuntimeError> {
         let refused = |reasons: String| RuntimeError::Forbidden {
             operation: "audit.read".to_owned(),
             reasons,
@@ -190,6 +204,57 @@ impl Runtime {
         if decision.outcome != amas_governance::gate::Outcome::Allow {
             return Err(refused(decision.reasons.join("; ")));
         }
+        Ok(gate)
+    }
+
+    /// Replays `task` under the policy now in force: every decision its journal records is
+    /// asked again, with no model or tool call. For auditors (`audit.read`); another tenant's
+    /// task is not found.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Forbidden`] when policy refuses, [`RuntimeError::NotFound`],
+    /// [`RuntimeError::Setup`] when the runtime was built without its policy engine, or a
+    /// store error.
+    pub async fn replay(
+        &self,
+        viewer: &Principal,
+        task: TaskId,
+    ) -> Result<ReplayReport, RuntimeError> {
+        let gate = self.authorize_audit_read(viewer)?;
+        let Some(policy) = &self.inner.policy else {
+            return Err(RuntimeError::Setup {
+                agent: "*".to_owned(),
+                reason: "replay needs the policy engine (Runtime::with_policy)".to_owned(),
+            });
+        };
+        let records = self.inner.journal.read(task, 0).await?;
+        let owned = TaskState::fold(&records).is_some_and(|s| s.principal.tenant == viewer.tenant);
+        if !owned {
+            return Err(RuntimeError::NotFound(task));
+        }
+        let replayer = Replayer::new(
+            Arc::clone(&self.inner.config),
+            Arc::clone(policy),
+            Arc::clone(gate.tools()),
+            gate.environment(),
+        );
+        replayer
+            .replay(&records)
+            .ok_or(RuntimeError::NotFound(task))
+    }
+
+    /// Audit records of `viewer`'s tenant matching `query` (its tenant is overridden), if policy
+    /// lets `viewer` read audit data (`audit.read`).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Forbidden`] when policy refuses (or no policy is configured: fail closed),
+    /// [`RuntimeError::Setup`] without an audit log, or a store error.
+    pub async fn audit_records(
+        &self,
+        viewer: &Principal,
+        mut query: amas_store::audit::AuditQuery,
+    ) -> Result<Vec<amas_store::audit::StoredAuditRecord>, RuntimeError> {
+        self.authorize_audit_read(viewer)?;
         let Some(log) = &self.inner.audit_log else {
             return Err(RuntimeError::Setup {
                 agent: "*".to_owned(),
@@ -326,10 +391,16 @@ impl Runtime {
             });
         }
         let task = TaskId::new();
+        // The submitting span is the parent of the task's span, when it is in the same trace.
+        let parent_span_id = trace_id
+            .as_ref()
+            .filter(|t| amas_telemetry::current_trace_id().as_ref() == Some(*t))
+            .and_then(|_| amas_telemetry::propagation::current_span_id());
         let event = JournalEvent::TaskSubmitted {
             spec,
             principal,
             trace_id,
+            parent_span_id,
         };
         let record = match inner.journal.append(task, 0, &[event]).await {
             Ok(mut records) => records.pop(),
@@ -531,6 +602,32 @@ impl Runtime {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// Stops for shutdown: admits and starts no more tasks, tells every running task to stop at
+    /// its next pause (a model call, an approval wait; a tool call already running finishes and
+    /// is journaled), and waits up to `patience` for them to stop. Their journals resume them at
+    /// the next start. Everything they decided is then queued in the audit log, so closing it
+    /// afterwards loses no record. Returns how many tasks were still running at the deadline.
+    pub async fn drain(&self, patience: std::time::Duration) -> usize {
+        self.shut_down();
+        for run in self.inner.running.lock().await.values() {
+            let _ = run.cancel.send(true);
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let left = self.inner.running.lock().await.len();
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                if left > 0 {
+                    warn!(
+                        tasks = left,
+                        "Tasks still running at shutdown; their last decisions may miss the audit log."
+                    );
+                }
+                return left;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Tasks waiting to run.
     #[must_use]
     pub fn queue_depth(&self) -> usize {
@@ -542,7 +639,8 @@ async fn run_one(inner: &Arc<Inner>, task: TaskId) {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let writer = {
         let mut running = inner.running.lock().await;
-        if running.contains_key(&task) {
+        // Shutting down: the task stays queued in its journal and resumes at the next start.
+        if running.contains_key(&task) || inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
         let last_seq = match inner.journal.summary(task).await {

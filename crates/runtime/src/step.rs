@@ -11,13 +11,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
-use amas_config::{AgentConfig, Contract, StepConfig, Violation};
+use amas_config::{AgentConfig, Contract, StepConfig, TokenPrices, Violation};
 use amas_providers::{
     ChatMessage, ChatRequest, OutputSchema, ProviderChain, ToolCall, ToolDefinition,
 };
 use amas_store::StoreError;
 use amas_telemetry::Metrics;
-use amas_telemetry::metrics::{ContractLabels, StepLabels};
+use amas_telemetry::metrics::{ContractLabels, CostLabels, StepLabels, TokenLabels};
 use amas_types::{
     Approval, ErrorInfo, JournalEvent, JournaledAnswer, RequestedTool, StepState, Usage,
 };
@@ -48,11 +48,23 @@ pub(crate) struct StepRun<'a> {
     pub tools: Option<&'a ToolRunner>,
     /// Approval requests this step opened (after a restart), by tool call id.
     pub approvals: BTreeMap<String, Approval>,
+    /// The task's tenant, for the token and cost metrics.
+    pub tenant: &'a str,
+    /// Token prices by provider (`providers.<name>.prices`).
+    pub prices: &'a BTreeMap<String, TokenPrices>,
 }
 
 impl StepRun<'_> {
     pub(crate) async fn run(self) -> Result<StepOutcome, StoreError> {
-        let span = info_span!("amas.step", step = %self.step.name, agent = %self.agent.id);
+        // A step is one agent's turn: the GenAI conventions' `invoke_agent` operation.
+        let span = info_span!(
+            "amas.step",
+            otel.name = %format_args!("invoke_agent {}", self.agent.id),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = %self.agent.id,
+            step = %self.step.name,
+            agent = %self.agent.id,
+        );
         let started = Instant::now();
         let agent = self.agent.id.clone();
         let outcome = self.run_inner().instrument(span).await?;
@@ -330,6 +342,7 @@ impl StepRun<'_> {
             Ok(Ok(response)) => response,
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.count_usage(&response.provider, &response.model, response.usage);
         let answer = JournaledAnswer {
             content: response.content,
             tool_calls: response
@@ -360,6 +373,35 @@ impl StepRun<'_> {
             );
         }
         Ok(Ok((answer, events, response.usage)))
+    }
+
+    /// Counts a model call's tokens and estimated cost by provider, model and tenant.
+    fn count_usage(&self, provider: &str, model: &str, usage: Usage) {
+        let tenant = self.metrics.tenant_label(self.tenant);
+        for (direction, tokens) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            self.metrics
+                .tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                    tenant: tenant.clone(),
+                    direction: direction.to_owned(),
+                })
+                .inc_by(tokens);
+        }
+        if let Some(prices) = self.prices.get(provider) {
+            self.metrics
+                .estimated_cost
+                .get_or_create(&CostLabels {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                    tenant,
+                })
+                .inc_by(prices.cost(usage.input_tokens, usage.output_tokens));
+        }
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {

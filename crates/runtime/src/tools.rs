@@ -23,8 +23,8 @@ use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{DecisionLabels, ToolLabels};
 use amas_tools::{ToolContext, ToolRegistry, ToolSpec};
 use amas_types::{
-    Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
-    ToolOutcome,
+    Approval, ApprovalStatus, DataLabels, ErrorInfo, JournalEvent, Principal, RequestedTool,
+    TaskId, ToolOutcome,
 };
 
 use crate::approvals::{self, Registration, Vote, Waiting};
@@ -133,16 +133,20 @@ impl ToolRunner {
         };
         let none: Vec<String> = Vec::new();
         for provider in providers {
-            let d = self.gate.authorize_model_call(&ModelCallRequest {
-                principal: &self.principal,
-                agent,
-                task_id: &self.task_id,
-                task_type: &self.task_type,
-                provider,
-                trusted_for: self.provider_trust.get(*provider).unwrap_or(&none),
-                classification: level,
-                tags: &tags,
+            let span = governance_span("model_call", provider);
+            let d = span.in_scope(|| {
+                self.gate.authorize_model_call(&ModelCallRequest {
+                    principal: &self.principal,
+                    agent,
+                    task_id: &self.task_id,
+                    task_type: &self.task_type,
+                    provider,
+                    trusted_for: self.provider_trust.get(*provider).unwrap_or(&none),
+                    classification: level,
+                    tags: &tags,
+                })
             });
+            record_decision(&span, &d);
             out.events.push(JournalEvent::ActionDecided {
                 step: step.to_owned(),
                 call_id: format!("turn-{turn}:{provider}"),
@@ -151,6 +155,10 @@ impl ToolRunner {
                 outcome: d.outcome.as_str().to_owned(),
                 reasons: d.reasons.clone(),
                 code: d.code.map(str::to_owned),
+                data: Some(DataLabels {
+                    classification: level.to_owned(),
+                    tags: tags.clone(),
+                }),
             });
             out.audit.push(
                 self.audit_record(step, agent, d.stage, "model_call", decision_of(&d.outcome))
@@ -494,16 +502,23 @@ impl ToolRunner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        self.gate.check(&ToolCallRequest {
-            principal: &self.principal,
-            agent,
-            task_id: &self.task_id,
-            task_type: &self.task_type,
-            tool: &call.name,
-            arguments: &call.arguments,
-            usage: &usage,
-            approvals: votes,
-        })
+        let span = governance_span("tool_call", &call.name);
+        let verdict = span.in_scope(|| {
+            self.gate.check(&ToolCallRequest {
+                principal: &self.principal,
+                agent,
+                task_id: &self.task_id,
+                task_type: &self.task_type,
+                tool: &call.name,
+                arguments: &call.arguments,
+                usage: &usage,
+                approvals: votes,
+            })
+        });
+        if let Some(d) = verdict.decisive() {
+            record_decision(&span, d);
+        }
+        verdict
     }
 
     /// The `ApprovalRequested` event for a call the gate wants approved.
@@ -629,7 +644,14 @@ impl ToolRunner {
             agent: agent.id.clone(),
         };
         let started = Instant::now();
-        let span = info_span!("amas.tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = %call.name, amas.step = %step);
+        let span = info_span!(
+            "amas.tool",
+            otel.name = %format_args!("execute_tool {}", call.name),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %call.name,
+            gen_ai.tool.call.id = %call.id,
+            amas.step = %step,
+        );
         let result = self
             .gate
             .tools()
@@ -711,6 +733,23 @@ impl ToolRunner {
     }
 }
 
+/// The span of one governance evaluation: what was asked about, then which stage decided what.
+fn governance_span(action: &str, resource: &str) -> tracing::Span {
+    info_span!(
+        "amas.governance",
+        otel.name = %format_args!("governance {action}"),
+        amas.action = %action,
+        amas.resource = %resource,
+        amas.stage = tracing::field::Empty,
+        amas.outcome = tracing::field::Empty,
+    )
+}
+
+fn record_decision(span: &tracing::Span, decision: &amas_governance::gate::StageDecision) {
+    span.record("amas.stage", decision.stage);
+    span.record("amas.outcome", decision.outcome.as_str());
+}
+
 /// The audit decision of a stage outcome.
 fn decision_of(outcome: &Outcome) -> AuditDecision {
     match outcome {
@@ -733,6 +772,7 @@ fn decided(step: &str, call: &RequestedTool, verdict: &GateVerdict) -> Vec<Journ
             outcome: s.outcome.as_str().to_owned(),
             reasons: s.reasons.clone(),
             code: s.code.map(str::to_owned),
+            data: None,
         })
         .collect()
 }

@@ -39,6 +39,7 @@ fn submission() -> JournalEvent {
         },
         principal: Principal::local_operator(),
         trace_id: None,
+        parent_span_id: None,
     }
 }
 

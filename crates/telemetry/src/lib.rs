@@ -3,6 +3,7 @@
 
 mod logging;
 pub mod metrics;
+pub mod propagation;
 pub mod slo;
 
 pub use logging::TracingError;

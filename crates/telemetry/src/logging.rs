@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -100,10 +100,15 @@ pub fn init_tracing(
 /// The 32-hex W3C trace id of the current span, or `None` outside any traced span.
 #[must_use]
 pub fn current_trace_id() -> Option<String> {
+    current_span_context().map(|c| c.trace_id().to_string())
+}
+
+/// The OpenTelemetry span context of the nearest traced span around the caller, if any.
+pub(crate) fn current_span_context() -> Option<SpanContext> {
     tracing::dispatcher::get_default(|dispatch| {
         let current = dispatch.current_span();
         let id = current.id()?;
-        trace_id_in_scope(dispatch, id).map(|t| t.to_string())
+        span_context_in_scope(dispatch, id)
     })
 }
 
@@ -143,7 +148,7 @@ fn tracer_provider(service: &str) -> Result<SdkTracerProvider, TracingError> {
 ///
 /// Log verbosity and span recording are filtered separately, so a quiet `RUST_LOG=warn` still
 /// gives info-level spans (tasks, steps, requests) their trace ids and exports them.
-fn build_subscriber<W>(
+pub(crate) fn build_subscriber<W>(
     provider: &SdkTracerProvider,
     json: bool,
     filter: EnvFilter,
@@ -202,14 +207,19 @@ fn span_filter() -> Targets {
 }
 
 /// The trace id of the nearest span, from `leaf` upwards, that OpenTelemetry is tracing.
-/// Spans below the span filter have no OTel data, so their traced ancestor answers for them.
 fn trace_id_in_scope(dispatch: &Dispatch, leaf: &span::Id) -> Option<TraceId> {
+    span_context_in_scope(dispatch, leaf).map(|c| c.trace_id())
+}
+
+/// The span context of the nearest span, from `leaf` upwards, that OpenTelemetry is tracing.
+/// Spans below the span filter have no OTel data, so their traced ancestor answers for them.
+fn span_context_in_scope(dispatch: &Dispatch, leaf: &span::Id) -> Option<SpanContext> {
     let registry = dispatch.downcast_ref::<Registry>()?;
     let span = registry.span(leaf)?;
     span.scope().find_map(|s| {
         let cx = tracing_opentelemetry::get_otel_context(&s.id(), dispatch)?;
-        let trace_id = cx.span().span_context().trace_id();
-        (trace_id != TraceId::INVALID).then_some(trace_id)
+        let context = cx.span().span_context().clone();
+        context.is_valid().then_some(context)
     })
 }
 

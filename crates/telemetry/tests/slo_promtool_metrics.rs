@@ -7,8 +7,8 @@ mod slo_common;
 
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{
-    ContractLabels, DecisionLabels, HttpLabels, ProviderLabels, ProviderNameLabels, ReasonLabels,
-    RouteLabels, StepLabels, TaskLabels, TokenLabels, ToolLabels,
+    ContractLabels, CostLabels, DecisionLabels, HttpLabels, ProviderLabels, ProviderNameLabels,
+    ReasonLabels, RouteLabels, StepLabels, TaskLabels, TokenLabels, ToolLabels,
 };
 
 fn populated() -> Metrics {
@@ -55,9 +55,18 @@ fn populated() -> Metrics {
     m.tokens
         .get_or_create(&TokenLabels {
             provider: "local".into(),
+            model: "smollm2".into(),
+            tenant: "default".into(),
             direction: "output".into(),
         })
         .inc_by(42);
+    m.estimated_cost
+        .get_or_create(&CostLabels {
+            provider: "local".into(),
+            model: "smollm2".into(),
+            tenant: "default".into(),
+        })
+        .inc_by(0.0042);
     m.contract_checks
         .get_or_create(&ContractLabels {
             agent: "research".into(),

@@ -22,6 +22,15 @@ pub struct RequestedTool {
     pub arguments: serde_json::Value,
 }
 
+/// The classification of the data a decision was about: its level and tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataLabels {
+    /// `public`, `internal`, `confidential` or `restricted`.
+    pub classification: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
 /// A stable error code and a human message, as journaled and shown to users.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -39,6 +48,9 @@ pub enum JournalEvent {
         /// The W3C trace id of the submitting request, so the whole task shares one trace.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace_id: Option<String>,
+        /// The submitting request's span id (16 hex digits): the parent of the task's span.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_span_id: Option<String>,
     },
     TaskStarted,
     StepStarted {
@@ -81,6 +93,10 @@ pub enum JournalEvent {
         reasons: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
+        /// The data the action would send, as classified when it was decided (a model call's
+        /// prompt), so a replay asks policy the same question. Absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<DataLabels>,
     },
     /// The tool is about to run. For a non-idempotent tool, a start without a result means the
     /// call may have happened: it is never silently re-run.

@@ -8,7 +8,7 @@ mod state;
 mod task;
 
 pub use approval::{Approval, ApprovalStatus, ApprovalVote, Verdict};
-pub use event::{ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
+pub use event::{DataLabels, ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 pub use ids::{TaskId, TenantId};
 pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};
 pub use task::{Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};

@@ -59,6 +59,9 @@ pub struct TaskState {
     pub spec: TaskSpec,
     pub principal: Principal,
     pub trace_id: Option<String>,
+    /// The submitting request's span, parent of the task's span (not shown: tracing plumbing).
+    #[serde(skip)]
+    pub parent_span_id: Option<String>,
     pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -80,6 +83,7 @@ impl TaskState {
             spec,
             principal,
             trace_id,
+            parent_span_id,
         } = &first.event
         else {
             return None;
@@ -89,6 +93,7 @@ impl TaskState {
             spec: spec.clone(),
             principal: principal.clone(),
             trace_id: trace_id.clone(),
+            parent_span_id: parent_span_id.clone(),
             status: TaskStatus::Queued,
             created_at: first.recorded_at,
             updated_at: first.recorded_at,
@@ -292,6 +297,7 @@ mod tests {
             },
             principal: Principal::local_operator(),
             trace_id: None,
+            parent_span_id: None,
         }
     }
 

@@ -7,18 +7,18 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use amas_governance::LocalIssuer;
-use amas_store::SqliteStore;
 use amas_store::audit::{AuditLog, AuditQuery, verify};
 
 use crate::EXIT_FAILED;
 use crate::args::{AuditArgs, AuditCommand, AuditFormat, Global};
-use crate::bootstrap::{UsageError, load_config};
+use crate::bootstrap::{UsageError, load_config, open_existing_store};
 
 /// Records per read while exporting.
 const EXPORT_PAGE: u32 = 1000;
 
 pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<u8> {
-    let store = open_store(global).await?;
+    // Verifying or exporting must not create an empty database.
+    let store = open_existing_store(global).await?;
     let code = match args.command {
         AuditCommand::Verify { from, to } => verify_log(global, &store, from, to).await,
         AuditCommand::Export {
@@ -29,20 +29,6 @@ pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<u8> {
     };
     store.close().await;
     code
-}
-
-/// The existing store only: verifying or exporting must not create an empty database.
-async fn open_store(global: &Global) -> anyhow::Result<SqliteStore> {
-    if !global.data_dir.join("amas.db").is_file() {
-        return Err(UsageError(format!(
-            "no AMAS database in {} (set --data-dir)",
-            global.data_dir.display()
-        ))
-        .into());
-    }
-    SqliteStore::open(&global.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", global.data_dir.display()))
 }
 
 async fn verify_log(

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod policy;
 pub mod redact;
+pub mod replay;
 pub mod run;
 pub mod serve;
 pub mod slo;

@@ -41,8 +41,8 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     };
     let metrics = Metrics::new();
     let (policy, _policy_watch) = build_policy(global)?;
-    let gate = build_gate(global, &config, policy, metrics.clone())?;
-    let runtime = build_runtime(global, Arc::clone(&config), metrics, gate).await?;
+    let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
+    let runtime = build_runtime(global, Arc::clone(&config), metrics, gate, policy).await?;
     let mut live = runtime.subscribe();
     runtime.start().await;
     let resumed = runtime.recover().await?;

@@ -15,6 +15,9 @@ use amas_telemetry::Metrics;
 use crate::args::{Global, ServeArgs};
 use crate::bootstrap::{build_gate, build_policy, build_runtime, init_telemetry, load_config};
 
+/// How long running tasks get to reach a pause at shutdown.
+const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let mut config = load_config(global)?;
     if let Some(listen) = args.listen {
@@ -24,8 +27,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let _telemetry = init_telemetry(global, "info")?;
     let metrics = Metrics::new();
     let (policy, _policy_watch) = build_policy(global)?;
-    let gate = build_gate(global, &config, policy, metrics.clone())?;
-    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate).await?;
+    let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
+    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate, policy).await?;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,
         &config.auth.issuer,
@@ -52,7 +55,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         config,
     };
     amas_api::serve(listener, state, shutdown_signal()).await?;
-    runtime.shut_down();
+    // Running tasks stop (they resume at the next start) before the audit log closes, so no
+    // decision they made misses it.
+    runtime.drain(DRAIN_PATIENCE).await;
     runtime.close_audit().await;
     info!("AMAS stopped serving; unfinished tasks resume at the next start.");
     Ok(0)

@@ -38,7 +38,28 @@ impl Server {
 
     /// Starts the server in the deployment `environment` policies see.
     pub fn start_in(data_dir: &Path, config_dir: Option<&Path>, environment: &str) -> Self {
+        Self::spawn(data_dir, config_dir, environment, &[])
+    }
+
+    /// Starts the server with extra environment variables (e.g. OTLP export).
+    pub fn start_with_env(
+        data_dir: &Path,
+        config_dir: Option<&Path>,
+        env: &[(&str, String)],
+    ) -> Self {
+        Self::spawn(data_dir, config_dir, "development", env)
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        config_dir: Option<&Path>,
+        environment: &str,
+        env: &[(&str, String)],
+    ) -> Self {
         let mut cmd = Command::new(AMAS);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
         cmd.arg("--data-dir")
             .arg(data_dir)
             .arg("--environment")
@@ -75,6 +96,26 @@ impl Server {
             data_dir: data_dir.to_owned(),
             config_dir: config_dir.map(Path::to_owned),
         }
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit: shutdown code runs.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        for _ in 0..400 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the server did not stop within 20 s of SIGTERM; log: {}",
+            read_log(&self.data_dir)
+        );
     }
 
     /// SIGKILL: no shutdown code runs.

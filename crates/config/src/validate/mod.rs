@@ -31,7 +31,8 @@ pub(crate) fn validate(
     let section = |name: &str| tree.section(name).unwrap_or(&empty);
     let settings = settings::validate(tree, diag);
     let approvals = settings::approvals(tree, diag);
-    let (providers, provider_trust) = providers::validate(section("providers"), config_dir, diag);
+    let (providers, provider_trust, provider_prices) =
+        providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
     let workflows = workflows::validate(section("workflows"), section("agents"), &contracts, diag);
     let (server, auth, runtime) = settings?;
@@ -43,6 +44,7 @@ pub(crate) fn validate(
         approvals,
         providers,
         provider_trust,
+        provider_prices,
         agents,
         workflows,
     })

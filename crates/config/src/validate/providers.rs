@@ -8,7 +8,9 @@ use yaml_serde::{Mapping, Value};
 
 use super::{check_name, deserialize, duration, entries, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
-use crate::model::{BreakerConfig, LocalModelConfig, OpenAiConfig, ProviderConfig, ScriptedConfig};
+use crate::model::{
+    BreakerConfig, LocalModelConfig, OpenAiConfig, ProviderConfig, ScriptedConfig, TokenPrices,
+};
 use crate::raw::{RawBreaker, RawLocal, RawOpenAi, RawScripted};
 
 const KINDS: &str = "openai, local, scripted";
@@ -17,11 +19,21 @@ const SEC: Duration = Duration::from_secs(1);
 /// Data classification levels, lowest first.
 pub(crate) const LEVELS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
 
-/// Each provider's config and the data classification levels it is trusted with.
+/// Each provider's config, the data classification levels it is trusted with, and what its
+/// tokens cost (providers without `prices` are absent: they cost nothing).
 pub(super) type Providers = (
     BTreeMap<String, ProviderConfig>,
     BTreeMap<String, Vec<String>>,
+    BTreeMap<String, TokenPrices>,
 );
+
+/// `prices` as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrices {
+    input_per_1k: f64,
+    output_per_1k: f64,
+}
 
 pub(super) fn validate(
     section: &Mapping,
@@ -31,20 +43,53 @@ pub(super) fn validate(
     let base = KeyPath::of(&["providers"]);
     let mut out = BTreeMap::new();
     let mut trust = BTreeMap::new();
+    let mut costs = BTreeMap::new();
     for (name, value) in entries(section, &base, diag) {
         let path = base.child(&name);
         let named = check_name(diag, &path, &name);
         let trusted = trusted_for(value, &path, diag);
+        let priced = prices(value, &path, diag);
         if let Some(p) = provider(value, &path, config_dir, diag)
             && named
             && let Some(levels) = trusted
+            && let Some(priced) = priced
         {
             let levels = levels.unwrap_or_else(|| default_trust(&p));
             trust.insert(name.clone(), levels);
+            if let Some(priced) = priced {
+                costs.insert(name.clone(), priced);
+            }
             out.insert(name, p);
         }
     }
-    (out, trust)
+    (out, trust, costs)
+}
+
+/// `prices`: US dollars per 1000 input and output tokens, for the estimated-cost metric.
+/// `Some(None)` when not set.
+fn prices(value: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<Option<TokenPrices>> {
+    let Some(raw) = value.as_mapping().and_then(|m| m.get("prices")) else {
+        return Some(None);
+    };
+    let p = path.child("prices");
+    let raw: RawPrices = deserialize(raw, &p, diag)?;
+    let mut ok = true;
+    for (key, price) in [
+        ("input_per_1k", raw.input_per_1k),
+        ("output_per_1k", raw.output_per_1k),
+    ] {
+        if !(price.is_finite() && price >= 0.0) {
+            diag.invalid(
+                &p.child(key),
+                format!("{price} is not a price: use a number of dollars >= 0"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(Some(TokenPrices {
+        input_per_1k: raw.input_per_1k,
+        output_per_1k: raw.output_per_1k,
+    }))
 }
 
 /// `trusted_for`: the classification levels whose data may go to this provider (policy,
@@ -104,6 +149,7 @@ fn provider(
     let mut rest = map.clone();
     let kind = rest.remove("kind");
     rest.remove("trusted_for");
+    rest.remove("prices");
     match kind.as_ref().and_then(Value::as_str) {
         Some("openai") => openai(deserialize(&Value::Mapping(rest), path, diag)?, path, diag),
         Some("local") => local(deserialize(&Value::Mapping(rest), path, diag)?, path, diag),

@@ -102,6 +102,10 @@ impl OpenAiProvider {
 
     async fn attempt(&self, body: &serde_json::Value, request: &ChatRequest) -> Attempt {
         let mut builder = self.client.post(&self.endpoint).json(body);
+        // The model call's span, so the provider (or a gateway before it) joins the trace.
+        for (name, value) in amas_telemetry::propagation::outbound_headers() {
+            builder = builder.header(name, value);
+        }
         if let Some(key) = &self.api_key {
             // bearer_auth marks the header sensitive, so it is redacted from reqwest's Debug output.
             builder = builder.bearer_auth(key.expose_secret());

@@ -224,7 +224,7 @@ pub async fn harness_governed(
     }
     let gate = Arc::new(
         amas_governance::gate::ToolGate::new(
-            policy,
+            Arc::clone(&policy),
             Arc::new(amas_tools::ToolRegistry::from_config(tools)),
             gov.environment,
             Metrics::new(),
@@ -234,6 +234,7 @@ pub async fn harness_governed(
     h.runtime = h
         .runtime
         .with_tools(gate, workspaces)
+        .and_then(|r| r.with_policy(policy))
         .expect("not shared yet");
     h
 }
@@ -355,6 +356,7 @@ pub fn research_started() -> Vec<amas_types::JournalEvent> {
             spec: spec("research_report"),
             principal: Principal::local_operator(),
             trace_id: None,
+            parent_span_id: None,
         },
         JournalEvent::TaskStarted,
         JournalEvent::StepStarted {

@@ -27,6 +27,7 @@ pub(crate) fn submission(tenant: &str, task_type: &str, title: &str) -> JournalE
             auth_method: "local_jwt".to_owned(),
         },
         trace_id: None,
+        parent_span_id: None,
     }
 }
 
@@ -146,6 +147,7 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             },
             principal: Principal::local_operator(),
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+            parent_span_id: Some("00f067aa0ba902b7".to_owned()),
         },
         JournalEvent::TaskStarted,
         JournalEvent::StepStarted {
@@ -184,6 +186,10 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             outcome: "deny".to_owned(),
             reasons: vec![nul.clone()],
             code: Some("AMAS-GOV-0001".to_owned()),
+            data: Some(amas_types::DataLabels {
+                classification: "restricted".to_owned(),
+                tags: vec![nul.clone()],
+            }),
         },
         JournalEvent::ToolStarted {
             step: "research".to_owned(),

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::metrics::{
-    ContractLabels, DecisionLabels, HttpLabels, Metrics, ProviderLabels, ProviderNameLabels,
-    ReasonLabels, RouteLabels, StepLabels, TaskLabels, TokenLabels, ToolLabels,
+    ContractLabels, CostLabels, DecisionLabels, HttpLabels, Metrics, ProviderLabels,
+    ProviderNameLabels, ReasonLabels, RouteLabels, StepLabels, TaskLabels, TokenLabels, ToolLabels,
 };
 
 /// The kind of a metric family, as in the exposition's `# TYPE` line.
@@ -150,7 +150,14 @@ fn probe() -> Metrics {
     let _ = m.provider_breaker_state.get_or_create(&provider);
     let _ = m.tokens.get_or_create(&TokenLabels {
         provider: s(),
+        model: s(),
+        tenant: s(),
         direction: s(),
+    });
+    let _ = m.estimated_cost.get_or_create(&CostLabels {
+        provider: s(),
+        model: s(),
+        tenant: s(),
     });
     let _ = m.contract_checks.get_or_create(&ContractLabels {
         agent: s(),

@@ -108,6 +108,10 @@ impl Connector for ReqwestConnector {
         if let Some(ct) = &req.content_type {
             builder = builder.header(reqwest::header::CONTENT_TYPE, ct);
         }
+        // The tool call's span, so the remote side can join the task's trace.
+        for (name, value) in amas_telemetry::propagation::outbound_headers() {
+            builder = builder.header(name, value);
+        }
         if let Some(body) = req.body {
             builder = builder.body(body);
         }

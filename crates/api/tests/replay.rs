@@ -1,0 +1,239 @@
+//! `POST /api/v1/tasks/{id}/replay` through the router (no socket), on a governed runtime
+//! (embedded Rego bundle and tools, scripted model): an auditor gets the report of a finished
+//! task (identical), a viewer is refused, an auditor of another tenant does not see the task,
+//! and a body with unknown fields is a 400.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected errors"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use amas_api::{AppState, router};
+use amas_config::{BreakerConfig, LoadOptions};
+use amas_governance::gate::ToolGate;
+use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
+use amas_policy::{PolicyEngine, RegoPolicyEngine};
+use amas_providers::scripted::{Script, ScriptedProvider};
+use amas_providers::{ModelProvider, ProviderSet};
+use amas_runtime::Runtime;
+use amas_store::{SqliteStore, TaskJournal};
+use amas_telemetry::Metrics;
+
+const SCRIPT: &str = r#"
+research: [{json: {findings: ["f"], summary: "s"}}]
+analysis: [{json: {insights: ["i"], risks: []}}]
+synthesis: [{json: {title: "t", report: "r"}}]
+"#;
+
+struct App {
+    router: Router,
+    issuer: Arc<LocalIssuer>,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = amas_config::load(&LoadOptions::default()).unwrap();
+    for agent in config.agents.values_mut() {
+        agent.providers = vec!["scripted".into()];
+    }
+    config
+        .provider_trust
+        .insert("scripted".into(), vec!["public".into(), "internal".into()]);
+    let config = Arc::new(config);
+    let metrics = Metrics::new();
+    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
+        "scripted",
+        Script::parse(SCRIPT).unwrap(),
+    ));
+    let providers = ProviderSet::new(metrics.clone()).with_provider(
+        "scripted",
+        scripted,
+        BreakerConfig {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(1),
+        },
+    );
+    let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let policy: Arc<dyn PolicyEngine> = Arc::new(RegoPolicyEngine::embedded().unwrap());
+    let tools = amas_tools::ToolRegistry::load(None).unwrap();
+    let gate = Arc::new(ToolGate::new(
+        Arc::clone(&policy),
+        Arc::new(tools),
+        "development",
+        metrics.clone(),
+    ));
+    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone())
+        .unwrap()
+        .with_tools(gate, dir.path().join("workspaces"))
+        .unwrap()
+        .with_policy(policy)
+        .unwrap();
+    runtime.start().await;
+    let issuer = Arc::new(
+        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
+            .unwrap(),
+    );
+    let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
+    let verifier = Arc::new(TokenVerifier::new(
+        sources,
+        config.auth.audience.clone(),
+        Duration::from_secs(5),
+    ));
+    let state = AppState {
+        runtime,
+        verifier,
+        jwks: Arc::new(issuer.jwks()),
+        metrics,
+        config,
+    };
+    App {
+        router: router(state),
+        issuer,
+        _dir: dir,
+    }
+}
+
+impl App {
+    fn token(&self, sub: &str, role: &str, tenant: &str) -> String {
+        self.issuer
+            .mint(
+                sub,
+                &[role.to_owned()],
+                Some(tenant),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Submits a research report as a submitter of `tenant` and waits until it ends.
+    async fn finished_task(&self, tenant: &str) -> String {
+        let alice = self.token("alice", "submitter", tenant);
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/api/v1/tasks",
+                &alice,
+                Some(json!({"task_type": "research_report", "title": "Rust", "description": "Memory safety", "parameters": {"subject_a": "Rust", "subject_b": "Go"}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        for _ in 0..400 {
+            let (_, task) = self
+                .call(Method::GET, &format!("/api/v1/tasks/{id}"), &alice, None)
+                .await;
+            if task["status"] == "succeeded" {
+                return id;
+            }
+            assert_ne!(task["status"], "failed", "{task}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("task {id} did not finish");
+    }
+}
+
+#[tokio::test]
+async fn auditors_replay_their_tenants_tasks() {
+    let app = app().await;
+    let id = app.finished_task("acme").await;
+    let uri = format!("/api/v1/tasks/{id}/replay");
+
+    let auditor = app.token("audrey", "auditor", "acme");
+    let (status, report) = app.call(Method::POST, &uri, &auditor, None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["identical"], true, "{report}");
+    assert_eq!(report["task_id"], id.as_str());
+    assert_eq!(report["task_status"], "succeeded");
+    assert!(report["decisions"].as_u64().unwrap() >= 4, "{report}");
+    assert_eq!(report["differences"], json!([]));
+    let (status, again) = app
+        .call(Method::POST, &uri, &auditor, Some(json!({})))
+        .await;
+    assert_eq!(
+        (status, &again["identical"]),
+        (StatusCode::OK, &json!(true))
+    );
+
+    let viewer = app.token("victor", "viewer", "acme");
+    let (status, body) = app.call(Method::POST, &uri, &viewer, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "AMAS-GOV-0001");
+
+    let foreign = app.token("gina", "auditor", "globex");
+    let (status, body) = app.call(Method::POST, &uri, &foreign, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "AMAS-API-0002");
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks/not-a-uuid/replay",
+            &auditor,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &uri,
+            &auditor,
+            Some(json!({"policy_dir": "/etc"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "AMAS-API-0001");
+}
+
+#[test]
+fn the_replay_route_is_documented() {
+    let doc: Value = serde_json::from_str(amas_api::OPENAPI).unwrap();
+    let replay = &doc["paths"]["/api/v1/tasks/{id}/replay"]["post"];
+    assert!(replay["responses"]["200"].is_object(), "{replay}");
+    assert!(doc["components"]["schemas"]["ReplayReport"].is_object());
+}

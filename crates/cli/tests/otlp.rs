@@ -1,0 +1,276 @@
+//! OpenTelemetry end to end through the real binary: `amas serve` exports spans over OTLP/gRPC
+//! to a real collector endpoint inside this test (the opentelemetry-proto `TraceService` on a
+//! hyper HTTP/2 server). A client submits a code review with a W3C `traceparent`; the task's
+//! model calls go to the mock OpenAI server, which records their headers. The test checks:
+//! every span of the task is in the caller's trace; the request span is the caller's child,
+//! the task span the request's, steps under the task, model and tool calls and governance
+//! evaluations under the step; GenAI attributes on the model-call span; and the provider
+//! received the model-call span as its parent in `traceparent`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected errors"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::{Value, json};
+
+use amas_test_util::{Behaviour, MockOpenAi};
+use common::read_log;
+
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const MODEL: &str = "gpt-test";
+
+/// Every span the collector received, in arrival order.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Serves the collector over HTTP/2 (gRPC) on 127.0.0.1.
+async fn start_collector() -> (SocketAddr, Collector) {
+    let collector = Collector::default();
+    let service = TraceServiceServer::new(collector.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, collector)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attr(span: &Span, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+        .map(|v| match v {
+            AnyValue::StringValue(s) => json!(s),
+            AnyValue::IntValue(i) => json!(i),
+            AnyValue::DoubleValue(d) => json!(d),
+            AnyValue::BoolValue(b) => json!(b),
+            other => json!(format!("{other:?}")),
+        })
+}
+
+/// `amas serve` exporting to `collector`, with the `local` provider replaced by the mock.
+struct Setup {
+    _root: tempfile::TempDir,
+    server: common::Server,
+}
+
+fn serve(collector: SocketAddr, mock: &MockOpenAi) -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("providers.yaml"),
+        format!(
+            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let server = common::Server::start_with_env(
+        &data,
+        Some(&config),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ],
+    );
+    Setup {
+        _root: root,
+        server,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_trace_runs_through_the_task_to_the_provider_and_the_collector() {
+    let (collector_addr, collector) = start_collector().await;
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(
+        MODEL,
+        [
+            Behaviour::tool_call(
+                "code_analyzer",
+                json!({"code": "fn main() {}\n", "language": "rs"}),
+            ),
+            Behaviour::reply(json!({"issues": [], "verdict": "approve"})),
+        ],
+    );
+    let mut setup = serve(collector_addr, &mock);
+    let server = &mut setup.server;
+    let token = server.token("alice", &["submitter"]);
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/tasks", server.base))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(
+            &json!({"task_type": "code_review", "title": "Review main", "description": "One file"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let task = server
+        .wait_task(&token, &id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+
+    // The provider saw the model-call span of the caller's trace.
+    let sent = mock.requests();
+    assert_eq!(sent.len(), 2, "tool request, then the answer");
+    let provider_parents: Vec<String> = sent
+        .iter()
+        .map(|r| {
+            let tp = r.headers.get("traceparent").expect("traceparent sent");
+            let parts: Vec<&str> = tp.split('-').collect();
+            assert_eq!(parts[1], CALLER_TRACE, "{tp}");
+            parts[2].to_owned()
+        })
+        .collect();
+
+    // SIGTERM flushes the batch exporter on the way out.
+    server.terminate();
+    let mut spans: Vec<Span> = Vec::new();
+    for _ in 0..100 {
+        spans = collector.0.lock().unwrap().clone();
+        if spans.iter().any(|s| s.name == "invoke_agent code_reviewer") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ours: Vec<&Span> = spans
+        .iter()
+        .filter(|s| hex(&s.trace_id) == CALLER_TRACE)
+        .collect();
+    let by_id: BTreeMap<String, &Span> = ours.iter().map(|s| (hex(&s.span_id), *s)).collect();
+    let named =
+        |name: &str| -> Vec<&Span> { ours.iter().copied().filter(|s| s.name == name).collect() };
+    let parent_name = |s: &Span| {
+        by_id.get(&hex(&s.parent_span_id)).map_or_else(
+            || format!("<{}>", hex(&s.parent_span_id)),
+            |p| p.name.clone(),
+        )
+    };
+    let names: Vec<String> = ours.iter().map(|s| s.name.clone()).collect();
+    let context = || {
+        format!(
+            "spans in the caller's trace: {names:?}\nall: {:?}\nlog: {}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            read_log(&server.data_dir)
+        )
+    };
+
+    // The submitting request continues the caller's span.
+    let submit = ours
+        .iter()
+        .find(|s| s.name == "http.request" && hex(&s.parent_span_id) == CALLER_SPAN)
+        .unwrap_or_else(|| panic!("no request span under the caller's; {}", context()));
+    let tasks = named("amas.task");
+    assert_eq!(tasks.len(), 1, "{}", context());
+    let task_span = tasks[0];
+    assert_eq!(task_span.parent_span_id, submit.span_id, "{}", context());
+    assert_eq!(attr(task_span, "task.id"), Some(json!(id)));
+
+    let steps = named("invoke_agent code_reviewer");
+    assert_eq!(steps.len(), 1, "{}", context());
+    let step = steps[0];
+    assert_eq!(step.parent_span_id, task_span.span_id, "{}", context());
+    assert_eq!(
+        attr(step, "gen_ai.operation.name"),
+        Some(json!("invoke_agent"))
+    );
+
+    let chats = named(&format!("chat {MODEL}"));
+    assert_eq!(chats.len(), 2, "{}", context());
+    for chat in &chats {
+        assert_eq!(parent_name(chat), step.name, "{}", context());
+        assert_eq!(attr(chat, "gen_ai.operation.name"), Some(json!("chat")));
+        assert_eq!(attr(chat, "gen_ai.request.model"), Some(json!(MODEL)));
+        assert_eq!(attr(chat, "gen_ai.response.model"), Some(json!(MODEL)));
+        assert!(attr(chat, "gen_ai.request.max_tokens").is_some_and(|t| t.is_i64()));
+        for usage in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+            let tokens = attr(chat, usage).unwrap_or_else(|| panic!("{usage} missing"));
+            assert!(tokens.as_i64().is_some_and(|t| t > 0), "{usage}: {tokens}");
+        }
+        assert!(
+            provider_parents.contains(&hex(&chat.span_id)),
+            "the provider's traceparent names this chat span"
+        );
+    }
+
+    let tools = named("execute_tool code_analyzer");
+    assert_eq!(tools.len(), 1, "{}", context());
+    assert_eq!(tools[0].parent_span_id, step.span_id);
+    assert_eq!(
+        attr(tools[0], "gen_ai.operation.name"),
+        Some(json!("execute_tool"))
+    );
+
+    let governance = named("governance tool_call");
+    assert_eq!(governance.len(), 1, "{}", context());
+    assert_eq!(governance[0].parent_span_id, step.span_id);
+    assert_eq!(attr(governance[0], "amas.outcome"), Some(json!("allow")));
+    let model_policy = named("governance model_call");
+    assert_eq!(model_policy.len(), 2, "one per model turn; {}", context());
+    assert!(
+        model_policy
+            .iter()
+            .all(|s| s.parent_span_id == step.span_id)
+    );
+}

@@ -1,0 +1,310 @@
+//! What the audit log costs a governed action, with auditing on and off in the same run, on a
+//! real SQLite audit log (a file, WAL, the `AuditWriter` draining in the background):
+//!
+//! - `audit_throughput/writer`: records appended per second through the writer (enqueue 500,
+//!   then flush: every record committed and a checkpoint signed).
+//! - `tool_decision/{audit_off,audit_on}`: one tool-call decision as the runtime makes it:
+//!   the gate (`ToolGate::check`, embedded Rego bundle) and, when on, the audit record built
+//!   as the runtime builds it (principal, task, step, agent, trace, reasons, parameters hash)
+//!   and enqueued. The queue is flushed every 256 decisions outside the timed part, so this is
+//!   the latency below saturation; the difference is the added latency per governed action.
+//! - `governed_task/{audit_off,audit_on}`: a whole research report through the runtime with
+//!   an instant model whose research step calls the calculator three times: 10 governed
+//!   actions per task (the submission, 6 model-call decisions, 3 tool calls), journal on
+//!   SQLite (`synchronous=NORMAL`). (on - off) / 10 is the added latency per governed action
+//!   as a task sees it.
+//!
+//! Run: `cargo bench -p amas-runtime --bench governed_action`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark fails loudly on unexpected errors"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+
+use amas_config::{AmasConfig, BreakerConfig, LoadOptions};
+use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest, ToolGate};
+use amas_policy::{PolicyEngine, RegoPolicyEngine};
+use amas_providers::{
+    ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet, Role, ToolCall,
+};
+use amas_runtime::Runtime;
+use amas_store::audit::{
+    AuditDecision, AuditLog, AuditRecord, AuditWriter, AuditWriterConfig, hash_payload,
+};
+use amas_store::{SqliteStore, TaskJournal};
+use amas_telemetry::Metrics;
+use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TaskStatus, Usage};
+
+/// Calculator calls the research step makes before it answers.
+const TOOL_CALLS: usize = 3;
+/// Records per measured iteration of the throughput case.
+const RECORDS: u64 = 500;
+
+/// Answers at once; the research agent first asks for the calculator `TOOL_CALLS` times.
+struct InstantModel;
+
+#[async_trait]
+impl ModelProvider for InstantModel {
+    fn name(&self) -> &str {
+        "instant"
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let results = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::Tool)
+            .count();
+        let (content, tool_calls) = match request.agent.as_str() {
+            "research" if results < TOOL_CALLS => (
+                String::new(),
+                vec![ToolCall {
+                    id: format!("call_{results}"),
+                    name: "calculator".into(),
+                    arguments: json!({"expression": "6*7"}),
+                }],
+            ),
+            "research" => (
+                json!({"findings": ["a"], "summary": "b"}).to_string(),
+                vec![],
+            ),
+            "analysis" => (json!({"insights": ["a"], "risks": []}).to_string(), vec![]),
+            _ => (json!({"title": "a", "report": "b"}).to_string(), vec![]),
+        };
+        Ok(ChatResponse {
+            provider: "instant".into(),
+            model: "instant".into(),
+            content,
+            tool_calls,
+            usage: Usage::default(),
+        })
+    }
+}
+
+fn config() -> AmasConfig {
+    let mut config = amas_config::load(&LoadOptions::default()).expect("config");
+    for agent in config.agents.values_mut() {
+        agent.providers = vec!["instant".into()];
+        agent.quotas.calls_per_minute = u32::MAX;
+    }
+    config.agents.get_mut("research").unwrap().allowed_tools = vec!["calculator".into()];
+    config.provider_trust.insert(
+        "instant".into(),
+        ["public", "internal", "confidential", "restricted"]
+            .map(str::to_owned)
+            .to_vec(),
+    );
+    config
+}
+
+fn policy() -> Arc<dyn PolicyEngine> {
+    Arc::new(RegoPolicyEngine::embedded().expect("embedded policies"))
+}
+
+fn gate(policy: Arc<dyn PolicyEngine>) -> Arc<ToolGate> {
+    Arc::new(ToolGate::new(
+        policy,
+        Arc::new(amas_tools::ToolRegistry::load(None).expect("tools")),
+        "development",
+        Metrics::new(),
+    ))
+}
+
+/// The audit record of an allowed tool call, built as the runtime builds it.
+fn tool_audit(principal: &Principal, task: TaskId, arguments: &serde_json::Value) -> AuditRecord {
+    AuditRecord::new(principal, "quota", "tool_call", AuditDecision::Allow)
+        .with_task(task)
+        .with_step("research")
+        .with_agent("research")
+        .with_trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+        .with_resource("calculator")
+        .with_reasons(&["agent research may use calculator".to_owned()])
+        .with_details(json!({
+            "call_id": "call_0",
+            "parameters_sha256": hash_payload(arguments.to_string().as_bytes()),
+        }))
+}
+
+fn writer(rt: &tokio::runtime::Runtime, log: &Arc<dyn AuditLog>) -> AuditWriter {
+    rt.block_on(async {
+        AuditWriter::start(
+            Arc::clone(log),
+            Arc::new(amas_store::audit::conformance::test_signer()),
+            AuditWriterConfig::default(),
+        )
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(rt.block_on(SqliteStore::open(dir.path())).expect("store"));
+    let log: Arc<dyn AuditLog> = store.clone();
+    let principal = Principal::local_operator();
+    let task = TaskId::new();
+    let arguments = json!({"expression": "6*7"});
+
+    let mut group = c.benchmark_group("audit_throughput");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(RECORDS));
+    let throughput_writer = writer(&rt, &log);
+    let records: Vec<AuditRecord> = (0..RECORDS)
+        .map(|_| tool_audit(&principal, task, &arguments))
+        .collect();
+    group.bench_function("writer", |b| {
+        b.to_async(&rt).iter(|| async {
+            for r in &records {
+                black_box(throughput_writer.record(r.clone()).await.ok());
+            }
+            black_box(throughput_writer.flush().await.ok());
+        });
+    });
+    group.finish();
+    let _ = rt.block_on(throughput_writer.shutdown());
+
+    let config = config();
+    let agent = config.agents["research"].clone();
+    let gate = gate(policy());
+    let usage = TaskToolUsage::default();
+    let task_id = task.to_string();
+    let decide = || {
+        let verdict = gate.check(&ToolCallRequest {
+            principal: &principal,
+            agent: &agent,
+            task_id: &task_id,
+            task_type: "research_report",
+            tool: "calculator",
+            arguments: &arguments,
+            usage: &usage,
+            approvals: &[],
+        });
+        assert_eq!(verdict.outcome(), Outcome::Allow);
+        verdict
+    };
+    let decision_writer = writer(&rt, &log);
+    let mut group = c.benchmark_group("tool_decision");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("audit_off", |b| b.iter(|| black_box(decide())));
+    group.bench_function("audit_on", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (writer, decide, principal, arguments) =
+                (&decision_writer, &decide, &principal, &arguments);
+            async move {
+                let mut timed = Duration::ZERO;
+                for i in 0..iters {
+                    let start = Instant::now();
+                    black_box(decide());
+                    let record = tool_audit(principal, task, arguments);
+                    black_box(writer.record(record).await.ok());
+                    timed += start.elapsed();
+                    if i % 256 == 255 {
+                        black_box(writer.flush().await.ok());
+                    }
+                }
+                timed
+            }
+        });
+    });
+    group.finish();
+    let _ = rt.block_on(decision_writer.shutdown());
+
+    let mut group = c.benchmark_group("governed_task");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(8));
+    for audit in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(
+            rt.block_on(SqliteStore::open_with(dir.path(), false))
+                .expect("store"),
+        );
+        let runtime = governed_runtime(&rt, &store, dir.path(), audit);
+        rt.block_on(runtime.start());
+        let label = if audit { "audit_on" } else { "audit_off" };
+        group.bench_function(label, |b| {
+            b.to_async(&rt).iter(|| run_task(runtime.clone()));
+        });
+        rt.block_on(runtime.close_audit());
+    }
+    group.finish();
+}
+
+fn governed_runtime(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<SqliteStore>,
+    dir: &std::path::Path,
+    audit: bool,
+) -> Runtime {
+    let metrics = Metrics::new();
+    let providers = ProviderSet::new(metrics.clone()).with_provider(
+        "instant",
+        Arc::new(InstantModel),
+        BreakerConfig {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(1),
+        },
+    );
+    let journal: Arc<dyn TaskJournal> = store.clone();
+    let policy = policy();
+    let mut runtime = Runtime::new(Arc::new(config()), journal, &providers, metrics)
+        .expect("runtime")
+        .with_tools(gate(Arc::clone(&policy)), dir.join("workspaces"))
+        .expect("tools")
+        .with_policy(policy)
+        .expect("policy");
+    if audit {
+        let log: Arc<dyn AuditLog> = store.clone();
+        runtime = runtime
+            .with_audit(Arc::new(writer(rt, &log)), log)
+            .expect("audit");
+    }
+    runtime
+}
+
+/// Submits one task and waits for its terminal event.
+async fn run_task(runtime: Runtime) {
+    let mut live = runtime.subscribe();
+    let spec = TaskSpec {
+        task_type: "research_report".into(),
+        title: "t".into(),
+        description: "d".into(),
+        parameters: serde_json::Map::new(),
+        priority: Priority::DEFAULT,
+    };
+    let task = runtime
+        .submit(spec, Principal::local_operator(), None)
+        .await
+        .expect("submit")
+        .task_id;
+    loop {
+        let record = live.recv().await.expect("live events");
+        if record.task_id == task
+            && record
+                .event
+                .status_effect()
+                .is_some_and(TaskStatus::is_terminal)
+        {
+            assert!(
+                matches!(record.event, JournalEvent::TaskSucceeded { .. }),
+                "{record:?}"
+            );
+            break;
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
