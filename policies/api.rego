@@ -28,8 +28,14 @@ op_roles := {
 	"approval.list": {"approver", "admin"},
 	"approval.decide": {"approver", "admin"},
 	"audit.read": {"auditor", "admin"},
+	"metrics.read": {"auditor", "admin"},
+	"config.read": {"viewer", "submitter", "approver", "auditor", "admin"},
 	"admin": {"admin"},
 }
+
+# Operations on oneself that any authenticated principal of a tenant may perform, whatever its
+# roles (a principal without roles can still see what AMAS made of its token).
+self_ops := {"me"}
 
 op := input.action.name
 
@@ -40,8 +46,13 @@ grant contains {"rule": sprintf("api.role.%s", [role]), "reason": sprintf("role 
 	role in op_roles[op]
 }
 
+grant contains {"rule": "api.self", "reason": sprintf("anyone may perform %s", [op])} if {
+	op in self_ops
+}
+
 deny contains {"rule": "api.unknown_operation", "reason": sprintf("unknown API operation %v", [op])} if {
 	not op_roles[op]
+	not op in self_ops
 }
 
 deny contains {"rule": "api.no_tenant", "reason": "the principal has no tenant"} if {

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use amas_runtime::Runtime;
+use amas_runtime::{ApiResource, Runtime};
 use amas_store::ApprovalFilter;
 use amas_types::{Approval, ApprovalStatus, Principal, Verdict};
 
@@ -45,6 +45,8 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> Result<Json<ApprovalList>, ApiError> {
+    app.runtime
+        .authorize_api(&principal, "approval.list", None)?;
     let status = match query.status.as_deref().unwrap_or("pending") {
         "all" => None,
         s => Some(ApprovalStatus::parse(s).ok_or_else(|| {
@@ -83,11 +85,29 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Approval>, ApiError> {
-    app.runtime
-        .approval(&id, &principal)
-        .await?
+    visible_approval(&app.runtime, &principal, &id, "approval.list")
+        .await
         .map(Json)
-        .ok_or(ApiError::NotFound)
+}
+
+/// The approval if it exists, belongs to the principal's tenant (else 404, before policy is
+/// asked, so ids leak nothing), and policy lets the principal perform `operation` on it.
+async fn visible_approval(
+    runtime: &Runtime,
+    principal: &Principal,
+    id: &str,
+    operation: &str,
+) -> Result<Approval, ApiError> {
+    let approval = runtime
+        .approval(id, principal)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let resource = ApiResource {
+        tenant: &approval.tenant,
+        owner: &approval.requested_by,
+    };
+    runtime.authorize_api(principal, operation, Some(resource))?;
+    Ok(approval)
 }
 
 /// `POST /api/v1/approvals/{id}/approve`.
@@ -117,6 +137,7 @@ async fn vote(
     verdict: Verdict,
     body: VoteBody,
 ) -> Result<Json<Approval>, ApiError> {
+    visible_approval(runtime, &principal, id, "approval.decide").await?;
     let reason = body.reason.trim();
     if reason.is_empty() {
         return Err(ApiError::invalid(

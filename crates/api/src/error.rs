@@ -33,6 +33,12 @@ pub enum ApiError {
     Runtime(#[from] RuntimeError),
     #[error("request timed out")]
     Timeout,
+    /// A token bucket of the caller is empty.
+    #[error("too many requests")]
+    RateLimited(crate::ratelimit::Verdict),
+    /// The JSON body nests arrays and objects deeper than `server.json_max_depth`.
+    #[error("body: JSON nesting is deeper than {max} levels")]
+    TooDeep { max: usize },
 }
 
 impl ApiError {
@@ -83,6 +89,21 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "AMAS-API-0006",
                 "the request took too long; retry later".to_owned(),
+            ),
+            Self::RateLimited(v) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "AMAS-API-0007",
+                format!(
+                    "too many requests: the `{}` rate limit allows {} at once; retry after {}s",
+                    v.class.as_str(),
+                    v.limit,
+                    v.retry_after_secs
+                ),
+            ),
+            Self::TooDeep { max } => (
+                StatusCode::BAD_REQUEST,
+                "AMAS-API-0008",
+                format!("body: JSON nesting is deeper than {max} levels (server.json_max_depth)"),
             ),
             Self::Runtime(e) => match e {
                 RuntimeError::UnknownTaskType { .. } => {
@@ -162,7 +183,12 @@ impl IntoResponse for ApiError {
             | Self::Timeout => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5_u64));
             }
-            Self::Invalid { .. }
+            Self::RateLimited(v) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(v.retry_after_secs));
+                crate::middleware::rate_limit_headers(headers, v);
+            }
+            Self::TooDeep { .. }
+            | Self::Invalid { .. }
             | Self::NotFound
             | Self::MethodNotAllowed
             | Self::TooLarge

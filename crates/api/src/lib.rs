@@ -2,12 +2,15 @@
 
 mod approvals;
 mod audit;
+mod cors;
 mod dto;
 mod error;
 mod extract;
 mod middleware;
+mod ratelimit;
 mod replay;
 mod routes;
+mod server;
 mod tasks;
 mod trace_context;
 
@@ -42,7 +45,8 @@ pub struct AppState {
 
 /// The route table.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let guard = middleware::Guard::new(state.clone());
+    let mut api = Router::new()
         .route(
             "/api/v1/tasks",
             post(routes::create_task).get(routes::list_tasks),
@@ -58,11 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/api/v1/me", get(routes::get_me))
         .route("/api/v1/agents", get(routes::list_agents))
-        .route("/api/v1/workflows", get(routes::list_workflows))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::authenticate,
-        ));
+        .route("/api/v1/workflows", get(routes::list_workflows));
     let mut public = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
@@ -71,21 +71,34 @@ pub fn router(state: AppState) -> Router {
     if state.config.server.metrics_public {
         public = public.route("/metrics", get(routes::metrics));
     } else {
-        public = public.route(
+        api = api.route(
             "/metrics",
             get(routes::metrics).route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                middleware::authenticate,
+                middleware::authorize_metrics,
             )),
         );
     }
-    Router::new()
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        guard.clone(),
+        middleware::authenticate,
+    ));
+    let public = public.route_layer(axum::middleware::from_fn_with_state(
+        guard,
+        middleware::limit_unauthenticated,
+    ));
+    let routes = Router::new()
         .merge(api)
         .merge(public)
         .route_layer(axum::middleware::from_fn(middleware::mark_route))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes));
+    let routes = match cors::layer(&state.config.server.cors) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe,
@@ -94,7 +107,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves until `shutdown` resolves, then drains in-flight requests (bounded by
+/// `server.request_timeout`). Connections get the header size, header count and header read
+/// time limits of `server`, and at most `server.max_connections` are open at once.
 ///
 /// # Errors
 /// An I/O error of the listener.
@@ -103,7 +118,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let config = state.config.server.clone();
+    server::serve(listener, router(state), &config, shutdown).await
 }

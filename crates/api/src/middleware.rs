@@ -1,20 +1,23 @@
 //! Per-request middleware, in the order a request meets it: request id and span, timeout,
-//! security headers and RED metrics (`observe`); then, on `/api/` routes, authentication.
+//! security headers and RED metrics (`observe`); then, on `/api/` routes, authentication and
+//! the principal's rate limit, and on public routes the client address's rate limit.
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use amas_telemetry::metrics::{HttpLabels, ReasonLabels, RouteLabels};
+use amas_telemetry::metrics::{ClassLabels, HttpLabels, ReasonLabels, RouteLabels};
 use amas_types::Principal;
 
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
+use crate::ratelimit::{RateLimiter, RouteClass, Verdict};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -64,10 +67,6 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
         ),
-        (
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
@@ -111,9 +110,26 @@ pub async fn mark_route(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Verifies the bearer token and attaches the `Principal`; nothing unauthenticated reaches a
-/// handler behind this layer.
-pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+/// What the security middleware needs besides the app state: the rate limiter.
+#[derive(Clone)]
+pub struct Guard {
+    pub app: AppState,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl Guard {
+    pub fn new(app: AppState) -> Self {
+        let limiter = Arc::new(RateLimiter::new(app.config.server.rate_limits.clone()));
+        Self { app, limiter }
+    }
+}
+
+/// Verifies the bearer token, charges the principal's bucket for the route's class and
+/// attaches the `Principal`; nothing unauthenticated reaches a handler behind this layer. A
+/// failed authentication is charged to the client's address (the stricter unauthenticated
+/// limit), so guessing tokens is slow.
+pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
+    let app = &guard.app;
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -129,8 +145,26 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     };
     match result {
         Ok(principal) => {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            let class = RouteClass::of(req.method(), route);
+            let verdict = guard
+                .limiter
+                .enabled()
+                .then(|| guard.limiter.check_principal(&principal, class));
+            if let Some(v) = verdict
+                && !v.allowed
+            {
+                return refuse(app, &principal, v, req.uri().path()).await;
+            }
             req.extensions_mut().insert(principal);
-            next.run(req).await
+            let mut response = next.run(req).await;
+            if let Some(v) = verdict {
+                rate_limit_headers(response.headers_mut(), &v);
+            }
+            response
         }
         Err(e) => {
             app.metrics
@@ -139,14 +173,15 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
                     reason: e.reason_label().to_owned(),
                 })
                 .inc();
+            let nobody = anonymous();
+            if guard.limiter.enabled() {
+                let v = guard.limiter.check_address(peer_ip(&req));
+                if !v.allowed {
+                    return refuse(app, &nobody, v, req.uri().path()).await;
+                }
+            }
             // A security event: who is unknown, so the record names nobody (and never the
             // token); the code and the path say what was tried.
-            let nobody = Principal {
-                sub: "anonymous".to_owned(),
-                roles: Vec::new(),
-                tenant: amas_types::TenantId::default_tenant(),
-                auth_method: "none".to_owned(),
-            };
             let mut record = amas_store::AuditRecord::new(
                 &nobody,
                 "authentication",
@@ -161,5 +196,99 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
             app.runtime.audit(record).await;
             ApiError::Unauthenticated(e).into_response()
         }
+    }
+}
+
+/// Policy for `/metrics` when it needs a token (`metrics.read`), in front of a handler that
+/// knows nothing about principals.
+pub async fn authorize_metrics(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(principal) = req.extensions().get::<Principal>() else {
+        return ApiError::Unauthenticated(amas_governance::AuthError::Missing).into_response();
+    };
+    if let Err(e) = app.runtime.authorize_api(principal, "metrics.read", None) {
+        return ApiError::from(e).into_response();
+    }
+    next.run(req).await
+}
+
+/// Charges requests to public routes (health, readiness, OpenAPI, JWKS, public metrics) to the
+/// client's address.
+pub async fn limit_unauthenticated(
+    State(guard): State<Guard>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !guard.limiter.enabled() {
+        return next.run(req).await;
+    }
+    let v = guard.limiter.check_address(peer_ip(&req));
+    if !v.allowed {
+        return refuse(&guard.app, &anonymous(), v, req.uri().path()).await;
+    }
+    let mut response = next.run(req).await;
+    rate_limit_headers(response.headers_mut(), &v);
+    response
+}
+
+/// A 429: counted every time, audited once per flood (the first refusal after an allowed
+/// request), never with the token.
+async fn refuse(app: &AppState, who: &Principal, v: Verdict, path: &str) -> Response {
+    app.metrics
+        .rate_limited
+        .get_or_create(&ClassLabels {
+            class: v.class.as_str().to_owned(),
+        })
+        .inc();
+    if v.first_refusal {
+        let mut record = amas_store::AuditRecord::new(
+            who,
+            "rate_limit",
+            "http_request",
+            amas_store::audit::AuditDecision::Deny,
+        )
+        .with_reason(format!(
+            "AMAS-API-0007: the `{}` rate limit is exhausted",
+            v.class.as_str()
+        ))
+        .with_resource(path.to_owned());
+        if let Some(trace) = amas_telemetry::current_trace_id() {
+            record = record.with_trace_id(trace);
+        }
+        app.runtime.audit(record).await;
+    }
+    ApiError::RateLimited(v).into_response()
+}
+
+/// The `RateLimit-*` headers (IETF httpapi draft): bucket size, requests left, seconds until
+/// the bucket is full again, and the policy (`limit;w=seconds one full bucket lasts`).
+pub fn rate_limit_headers(headers: &mut HeaderMap, v: &Verdict) {
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(v.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(v.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(v.reset_secs));
+    if let Ok(policy) = HeaderValue::from_str(&format!("{};w={}", v.limit, v.window_secs)) {
+        headers.insert(RATELIMIT_POLICY, policy);
+    }
+}
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// The peer's address (not a forwarded header, which the client controls). Without one (a test
+/// calling the router directly) every request counts as the same unknown client.
+fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// Who an unauthenticated request is, for the audit log.
+fn anonymous() -> Principal {
+    Principal {
+        sub: "anonymous".to_owned(),
+        roles: Vec::new(),
+        tenant: amas_types::TenantId::default_tenant(),
+        auth_method: "none".to_owned(),
     }
 }

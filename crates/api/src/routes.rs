@@ -42,7 +42,7 @@ pub async fn get_task(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let state = tasks::visible_task(&app.runtime, &principal, &id).await?;
+    let state = tasks::visible_task(&app.runtime, &principal, &id, "task.read").await?;
     Ok(Json(state.into()))
 }
 
@@ -127,12 +127,20 @@ fn sse_event(record: &JournalRecord) -> Event {
         .data(serde_json::to_string(record).unwrap_or_default())
 }
 
-pub async fn list_agents(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "agents": tasks::agents(&app.runtime) }))
+pub async fn list_agents(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.runtime.authorize_api(&principal, "config.read", None)?;
+    Ok(Json(json!({ "agents": tasks::agents(&app.runtime) })))
 }
 
-pub async fn list_workflows(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "workflows": tasks::workflows(&app.runtime) }))
+pub async fn list_workflows(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.runtime.authorize_api(&principal, "config.read", None)?;
+    Ok(Json(json!({ "workflows": tasks::workflows(&app.runtime) })))
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -163,8 +171,12 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 /// The caller as AMAS understood its token: what policy decisions are made about.
-pub async fn get_me(Extension(principal): Extension<Principal>) -> Json<MeView> {
-    Json(principal.into())
+pub async fn get_me(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<MeView>, ApiError> {
+    app.runtime.authorize_api(&principal, "me", None)?;
+    Ok(Json(principal.into()))
 }
 
 /// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format (0.0.4)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use amas_runtime::Runtime;
+use amas_runtime::{ApiResource, Runtime};
 use amas_store::{TaskFilter, TaskPage};
 use amas_types::{JournalRecord, Principal, TaskId, TaskState, TaskStatus};
 
@@ -32,6 +32,7 @@ pub async fn create_task(
     body: CreateTask,
     trace_id: Option<String>,
 ) -> Result<TaskCreated, ApiError> {
+    runtime.authorize_api(&principal, "task.submit", None)?;
     let spec = body.into_spec()?;
     let task_type = spec.task_type.clone();
     let record = runtime.submit(spec, principal, trace_id).await?;
@@ -43,18 +44,27 @@ pub async fn create_task(
     })
 }
 
-/// The task if it exists and belongs to the principal's tenant. Another tenant's task is
-/// reported exactly like a missing one, so ids leak nothing.
+/// The task if it exists, belongs to the principal's tenant, and policy lets the principal
+/// perform `operation` on it. Another tenant's task is reported exactly like a missing one
+/// (404, before policy is asked), so ids leak nothing; a refusal on one's own tenant's task is
+/// a 403.
 pub async fn visible_task(
     runtime: &Runtime,
     principal: &Principal,
     id: &str,
+    operation: &str,
 ) -> Result<TaskState, ApiError> {
     let id = parse_id(id)?;
-    match runtime.get(id).await? {
-        Some(state) if state.principal.tenant == principal.tenant => Ok(state),
-        Some(_) | None => Err(ApiError::NotFound),
-    }
+    let state = match runtime.get(id).await? {
+        Some(state) if state.principal.tenant == principal.tenant => state,
+        Some(_) | None => return Err(ApiError::NotFound),
+    };
+    let resource = ApiResource {
+        tenant: &state.principal.tenant,
+        owner: &state.principal.sub,
+    };
+    runtime.authorize_api(principal, operation, Some(resource))?;
+    Ok(state)
 }
 
 pub async fn list_tasks(
@@ -62,6 +72,7 @@ pub async fn list_tasks(
     principal: &Principal,
     query: ListQuery,
 ) -> Result<TaskList, ApiError> {
+    runtime.authorize_api(principal, "task.list", None)?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
@@ -101,7 +112,7 @@ pub async fn task_events(
     principal: &Principal,
     id: &str,
 ) -> Result<(TaskState, Vec<JournalRecord>), ApiError> {
-    let state = visible_task(runtime, principal, id).await?;
+    let state = visible_task(runtime, principal, id, "task.events").await?;
     let records = runtime
         .journal()
         .read(state.id, 0)
@@ -116,7 +127,7 @@ pub async fn cancel_task(
     id: &str,
     reason: Option<String>,
 ) -> Result<TaskState, ApiError> {
-    let state = visible_task(runtime, principal, id).await?;
+    let state = visible_task(runtime, principal, id, "task.cancel").await?;
     let reason = reason.unwrap_or_else(|| format!("cancelled by {}", principal.sub));
     if reason.chars().count() > 500 {
         return Err(ApiError::invalid(

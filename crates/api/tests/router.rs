@@ -47,6 +47,8 @@ async fn app_with(queue_capacity: usize, start: bool) -> App {
     let mut config = amas_config::load(&LoadOptions::default()).unwrap();
     config.runtime.queue_capacity = queue_capacity;
     config.server.body_limit_bytes = 4096;
+    // Rate limits have their own tests (tests/security.rs); these send many bad tokens.
+    config.server.rate_limits.enabled = false;
     for agent in config.agents.values_mut() {
         agent.providers = vec!["scripted".into()];
     }
@@ -65,7 +67,12 @@ async fn app_with(queue_capacity: usize, start: bool) -> App {
         },
     );
     let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone()).unwrap();
+    let policy: Arc<dyn amas_policy::PolicyEngine> =
+        Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
+    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone())
+        .unwrap()
+        .with_policy(policy)
+        .unwrap();
     if start {
         runtime.start().await;
     }

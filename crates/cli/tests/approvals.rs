@@ -110,9 +110,10 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
     assert_eq!(approval["tool"], "vulnerability_scanner");
     assert_eq!(approval["required_approvals"], 2);
     assert_eq!(approval["requested_by"], "root");
+    // API policy refuses first (approval.list: approver, admin).
     let (status, body) = server.get(&viewer, "/api/v1/approvals").await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["code"], "AMAS-GOV-0011");
+    assert_eq!(body["error"]["code"], "AMAS-GOV-0001");
     let (status, own_list) = server.get(&root, "/api/v1/approvals").await;
     assert_eq!(status, 200);
     assert!(

@@ -38,6 +38,58 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Whether `/metrics` needs a token (false: public, for scrapers inside the network).
     pub metrics_public: bool,
+    /// Largest request head (request line and headers), in bytes; larger is refused.
+    pub header_limit_bytes: usize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// Time a client has to send a complete request head, so slow clients cannot hold a
+    /// connection open for free.
+    #[serde(with = "humantime_secs")]
+    pub header_read_timeout: Duration,
+    /// Deepest nesting of arrays and objects accepted in a JSON body.
+    pub json_max_depth: usize,
+    /// Open connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    pub cors: CorsConfig,
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// Cross-origin requests from browsers: refused unless the origin is listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct CorsConfig {
+    /// Exact origins (`https://ui.example.com`); empty: CORS is off.
+    pub allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    #[serde(with = "humantime_secs")]
+    pub max_age: Duration,
+}
+
+/// Token buckets per principal and route class, and per client address for requests without
+/// a valid token.
+#[derive(Clone, Debug, Serialize)]
+pub struct RateLimitsConfig {
+    pub enabled: bool,
+    /// Buckets kept at most (idle ones are evicted first; beyond this, new clients share one
+    /// overflow bucket per class), which bounds the memory rate limiting uses.
+    pub max_clients: usize,
+    /// Per client IP address, for requests without a valid token (public routes, failed
+    /// authentication).
+    pub unauthenticated: RateLimit,
+    /// Per principal: reading tasks, approvals, agents, workflows, `me`.
+    pub read: RateLimit,
+    /// Per principal: submitting and cancelling tasks, deciding approvals.
+    pub write: RateLimit,
+    /// Per principal: opening a task's event stream.
+    pub stream: RateLimit,
+    /// Per principal: audit data and metrics.
+    pub admin: RateLimit,
+}
+
+/// One token bucket: `burst` requests at once, refilled at `per_minute`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
 }
 
 /// The local token issuer and the verification rules.

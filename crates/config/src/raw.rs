@@ -13,6 +13,48 @@ pub(crate) struct RawServer {
     pub body_limit_bytes: u64,
     pub request_timeout: String,
     pub metrics_public: bool,
+    pub header_limit_bytes: u64,
+    pub max_headers: u64,
+    pub header_read_timeout: String,
+    pub json_max_depth: u64,
+    pub max_connections: u64,
+    /// Nested sections replace the whole mapping below them when a user file sets them, so
+    /// every field inside is optional and defaults in code (`validate/settings.rs`).
+    #[serde(default)]
+    pub cors: RawCors,
+    #[serde(default)]
+    pub rate_limits: RawRateLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    pub allowed_origins: Option<Vec<String>>,
+    pub max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimits {
+    pub enabled: Option<bool>,
+    pub max_clients: Option<u64>,
+    #[serde(default)]
+    pub unauthenticated: RawBucket,
+    #[serde(default)]
+    pub read: RawBucket,
+    #[serde(default)]
+    pub write: RawBucket,
+    #[serde(default)]
+    pub stream: RawBucket,
+    #[serde(default)]
+    pub admin: RawBucket,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBucket {
+    pub per_minute: Option<u64>,
+    pub burst: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

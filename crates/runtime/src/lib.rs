@@ -2,6 +2,7 @@
 //! steps driven by its journal, resumes unfinished tasks after a restart, and streams journal
 //! records to live subscribers.
 
+mod access;
 mod approvals;
 mod error;
 mod executor;
@@ -11,6 +12,7 @@ mod step;
 mod tools;
 mod writer;
 
+pub use access::ApiResource;
 pub use error::{RuntimeError, codes};
 pub use replay::{DecisionDiff, ReplayReport, Replayer, Ruling};
 

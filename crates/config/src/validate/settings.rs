@@ -7,8 +7,11 @@ use yaml_serde::{Mapping, Value};
 
 use super::{deserialize, duration, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
-use crate::model::{ApprovalsConfig, AuthConfig, JournalSync, RuntimeConfig, ServerConfig};
-use crate::raw::{RawApprovals, RawAuth, RawRuntime, RawServer};
+use crate::model::{
+    ApprovalsConfig, AuthConfig, CorsConfig, JournalSync, RateLimit, RateLimitsConfig,
+    RuntimeConfig, ServerConfig,
+};
+use crate::raw::{RawApprovals, RawAuth, RawBucket, RawCors, RawRateLimits, RawRuntime, RawServer};
 use crate::sources::Tree;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -56,11 +59,148 @@ fn server(raw: RawServer, diag: &mut Diagnostics) -> Option<ServerConfig> {
         HOUR,
         (Duration::from_millis(1), HOUR),
     );
+    let header_limit = int::<usize>(
+        diag,
+        &p.child("header_limit_bytes"),
+        Some(raw.header_limit_bytes),
+        0,
+        (8192, 1 << 20),
+    );
+    let max_headers = int::<usize>(
+        diag,
+        &p.child("max_headers"),
+        Some(raw.max_headers),
+        0,
+        (8, 1000),
+    );
+    let header_read_timeout = duration(
+        diag,
+        &p.child("header_read_timeout"),
+        Some(&raw.header_read_timeout),
+        HOUR,
+        (Duration::from_millis(100), 10 * 60 * SEC),
+    );
+    let json_max_depth = int::<usize>(
+        diag,
+        &p.child("json_max_depth"),
+        Some(raw.json_max_depth),
+        0,
+        (2, 128),
+    );
+    let max_connections = int::<usize>(
+        diag,
+        &p.child("max_connections"),
+        Some(raw.max_connections),
+        0,
+        (1, 1_000_000),
+    );
+    let cors = cors(raw.cors, &p.child("cors"), diag);
+    let rate_limits = rate_limits(&raw.rate_limits, &p.child("rate_limits"), diag);
     Some(ServerConfig {
         listen: listen.ok()?,
         body_limit_bytes: body_limit?,
         request_timeout: timeout?,
         metrics_public: raw.metrics_public,
+        header_limit_bytes: header_limit?,
+        max_headers: max_headers?,
+        header_read_timeout: header_read_timeout?,
+        json_max_depth: json_max_depth?,
+        max_connections: max_connections?,
+        cors: cors?,
+        rate_limits: rate_limits?,
+    })
+}
+
+/// Origins are compared exactly with a browser's `Origin` header: `scheme://host[:port]`, no
+/// path, no wildcard.
+fn cors(raw: RawCors, p: &KeyPath, diag: &mut Diagnostics) -> Option<CorsConfig> {
+    let max_age = duration(
+        diag,
+        &p.child("max_age"),
+        raw.max_age.as_deref(),
+        10 * 60 * SEC,
+        (Duration::ZERO, 24 * HOUR),
+    );
+    let origins = raw.allowed_origins.unwrap_or_default();
+    let mut ok = true;
+    for (i, origin) in origins.iter().enumerate() {
+        if !is_origin(origin) {
+            ok = false;
+            diag.invalid(
+                &p.child("allowed_origins").child(i.to_string()),
+                format!(
+                    "`{origin}` is not an origin such as https://ui.example.com (scheme, host and \
+                     optional port; no path, no wildcard)"
+                ),
+            );
+        }
+    }
+    ok.then_some(())?;
+    Some(CorsConfig {
+        allowed_origins: origins,
+        max_age: max_age?,
+    })
+}
+
+fn is_origin(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .map_or((rest, None), |(h, p)| (h, Some(p)));
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
+}
+
+fn rate_limits(
+    raw: &RawRateLimits,
+    p: &KeyPath,
+    diag: &mut Diagnostics,
+) -> Option<RateLimitsConfig> {
+    let max_clients = int::<usize>(
+        diag,
+        &p.child("max_clients"),
+        raw.max_clients,
+        100_000,
+        (16, 10_000_000),
+    );
+    // The defaults of `config/settings.yaml`, for a user file that sets only some fields.
+    let mut bucket = |name: &str, raw: &RawBucket, (rate, size): (u64, u64)| {
+        let at = p.child(name);
+        let per_minute = int::<u32>(
+            diag,
+            &at.child("per_minute"),
+            raw.per_minute,
+            rate,
+            (1, 1_000_000),
+        );
+        let burst = int::<u32>(diag, &at.child("burst"), raw.burst, size, (1, 100_000));
+        Some(RateLimit {
+            per_minute: per_minute?,
+            burst: burst?,
+        })
+    };
+    let unauthenticated = bucket("unauthenticated", &raw.unauthenticated, (120, 30));
+    let read = bucket("read", &raw.read, (1200, 200));
+    let write = bucket("write", &raw.write, (120, 30));
+    let stream = bucket("stream", &raw.stream, (60, 10));
+    let admin = bucket("admin", &raw.admin, (300, 50));
+    Some(RateLimitsConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        max_clients: max_clients?,
+        unauthenticated: unauthenticated?,
+        read: read?,
+        write: write?,
+        stream: stream?,
+        admin: admin?,
     })
 }
 
