@@ -70,6 +70,12 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    if app.config.server.tls.is_some() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));

@@ -1,7 +1,7 @@
 //! The accept loop: HTTP/1.1 connections with the request-head limits of `server` (size, field
 //! count, time to send it, which also closes idle keep-alive connections), at most
 //! `max_connections` at once, the peer address on every request (for the unauthenticated rate
-//! limit), and a bounded drain at shutdown.
+//! limit), TLS termination when `server.tls` is set, and a bounded drain at shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,12 +16,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use amas_config::ServerConfig;
+use amas_config::{ServerConfig, TlsConfig};
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -31,6 +34,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let builder = Arc::new(builder(config));
+    let tls = config.tls.as_ref().map(acceptor).transpose()?;
+    let handshake_timeout = config.header_read_timeout;
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -63,15 +68,20 @@ pub async fn serve(
             });
         let service = TowerToHyperService::new(service);
         let builder = Arc::clone(&builder);
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+            match tls {
+                None => run_connection(&builder, stream, service, stop).await,
+                Some(acceptor) => {
+                    // The handshake has the head's time limit: a slow client cannot hold a
+                    // slot before sending a request either.
+                    let shake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    match shake.await {
+                        Ok(Ok(stream)) => run_connection(&builder, stream, service, stop).await,
+                        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed."),
+                        Err(_) => debug!("TLS handshake timed out."),
+                    }
                 }
             }
             drop(permit);
@@ -88,6 +98,62 @@ pub async fn serve(
         info!("Drain time is over; closing the remaining connections.");
     }
     Ok(())
+}
+
+/// Serves one connection until it ends, or gracefully once `stop` changes.
+async fn run_connection<I, S>(
+    builder: &http1::Builder,
+    io: I,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
+        }
+    }
+}
+
+/// The TLS acceptor for `tls` (rustls, TLS 1.2 and 1.3, HTTP/1.1 by ALPN).
+///
+/// # Errors
+/// An unreadable or invalid certificate chain or key, or a key that does not match.
+fn acceptor(tls: &TlsConfig) -> std::io::Result<TlsAcceptor> {
+    let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("server.tls.{what} ({}): {e}", path.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| bad("cert_file", &tls.cert_file, &e))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "cert_file",
+            &tls.cert_file,
+            &"no certificate in the file",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .map_err(|e| bad("key_file", &tls.key_file, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("key_file", &tls.key_file, &e))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 fn builder(config: &ServerConfig) -> http1::Builder {

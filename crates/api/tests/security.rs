@@ -845,3 +845,57 @@ async fn api_without_policy_fails_closed() {
         "{refused:?}"
     );
 }
+
+/// With `server.tls`, AMAS terminates TLS itself: HTTPS on loopback works (against the test
+/// certificate), responses carry HSTS, and plain HTTP on the same port gets no answer.
+#[tokio::test]
+async fn tls_terminates_https_on_loopback_with_hsts() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let s = start(|c| {
+        c.server.tls = Some(amas_config::TlsConfig {
+            cert_file: fixtures.join("cert.pem"),
+            key_file: fixtures.join("key.pem"),
+        });
+    })
+    .await;
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(fixtures.join("ca.pem")).unwrap()).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .https_only(true)
+        .build()
+        .unwrap();
+    let port = s.addr.port();
+    let alice = s.token("alice", &["viewer"], "acme");
+    let r = s
+        .send(
+            https
+                .get(format!("https://127.0.0.1:{port}/api/v1/me"))
+                .bearer_auth(&alice),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["sub"], "alice");
+    assert_eq!(
+        r.headers["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    // A client that does not trust the certificate refuses the connection.
+    let untrusting = reqwest::Client::new();
+    assert!(
+        untrusting
+            .get(format!("https://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    // Plain HTTP to the TLS port is not served.
+    assert!(
+        s.http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_err()
+    );
+}

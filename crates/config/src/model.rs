@@ -52,6 +52,16 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub cors: CorsConfig,
     pub rate_limits: RateLimitsConfig,
+    /// When set, AMAS terminates TLS itself (rustls) with this certificate chain and key.
+    pub tls: Option<TlsConfig>,
+}
+
+/// PEM files of the server certificate chain (leaf first) and its private key (PKCS#8, PKCS#1
+/// or SEC1).
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Cross-origin requests from browsers: refused unless the origin is listed.

@@ -24,6 +24,16 @@ pub(crate) struct RawServer {
     pub cors: RawCors,
     #[serde(default)]
     pub rate_limits: RawRateLimits,
+    /// TLS termination by AMAS itself; absent (or null): plain HTTP.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]

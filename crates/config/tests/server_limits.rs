@@ -95,3 +95,18 @@ fn unknown_bucket_keys_are_refused() {
         "{errors}"
     );
 }
+
+#[test]
+fn tls_is_off_by_default_and_its_files_must_exist() {
+    assert!(load(&LoadOptions::default()).unwrap().server.tls.is_none());
+    let errors = with_settings(
+        "server:\n  tls:\n    cert_file: /nonexistent/cert.pem\n    key_file: /nonexistent/key.pem\n",
+    )
+    .unwrap_err();
+    for path in ["server.tls.cert_file", "server.tls.key_file"] {
+        assert!(
+            errors.has(amas_config::codes::INVALID_VALUE, path),
+            "{path}: {errors}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use super::{deserialize, duration, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
 use crate::model::{
     ApprovalsConfig, AuthConfig, CorsConfig, JournalSync, RateLimit, RateLimitsConfig,
-    RuntimeConfig, ServerConfig,
+    RuntimeConfig, ServerConfig, TlsConfig,
 };
 use crate::raw::{RawApprovals, RawAuth, RawBucket, RawCors, RawRateLimits, RawRuntime, RawServer};
 use crate::sources::Tree;
@@ -96,6 +96,25 @@ fn server(raw: RawServer, diag: &mut Diagnostics) -> Option<ServerConfig> {
     );
     let cors = cors(raw.cors, &p.child("cors"), diag);
     let rate_limits = rate_limits(&raw.rate_limits, &p.child("rate_limits"), diag);
+    let tls = match raw.tls {
+        None => Some(None),
+        Some(t) => {
+            let mut ok = true;
+            for (key, file) in [("cert_file", &t.cert_file), ("key_file", &t.key_file)] {
+                if !file.is_file() {
+                    ok = false;
+                    diag.invalid(
+                        &p.child("tls").child(key),
+                        format!("`{}` is not a readable file", file.display()),
+                    );
+                }
+            }
+            ok.then_some(Some(TlsConfig {
+                cert_file: t.cert_file,
+                key_file: t.key_file,
+            }))
+        }
+    };
     Some(ServerConfig {
         listen: listen.ok()?,
         body_limit_bytes: body_limit?,
@@ -108,6 +127,7 @@ fn server(raw: RawServer, diag: &mut Diagnostics) -> Option<ServerConfig> {
         max_connections: max_connections?,
         cors: cors?,
         rate_limits: rate_limits?,
+        tls: tls?,
     })
 }
 
