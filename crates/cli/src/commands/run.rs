@@ -19,6 +19,9 @@ use crate::bootstrap::{
 };
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
+/// How long other tasks (resumed from earlier runs) get to reach a pause at the end.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(10);
+
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let config = Arc::new(load_config(global)?);
     let _telemetry = init_telemetry(global, "warn")?;
@@ -105,6 +108,8 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     bar.finish_and_clear();
+    // Resumed tasks of earlier runs stop at their next pause before the audit log closes.
+    runtime.drain(DRAIN_PATIENCE).await;
     runtime.close_audit().await;
     let state = runtime
         .get(task)
