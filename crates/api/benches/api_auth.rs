@@ -67,7 +67,7 @@ async fn run() {
     let metrics = Metrics::new();
     let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
         "scripted",
-        Script::parse("research: []").unwrap(),
+        Script::parse("research: [{json: {findings: [\"f\"], summary: \"s\"}}]").unwrap(),
     ));
     let providers = ProviderSet::new(metrics.clone()).with_provider(
         "scripted",
