@@ -12,7 +12,8 @@
 //!   an instant model whose research step calls the calculator three times: 10 governed
 //!   actions per task (the submission, 6 model-call decisions, 3 tool calls), journal on
 //!   SQLite (`synchronous=NORMAL`). (on - off) / 10 is the added latency per governed action
-//!   as a task sees it.
+//!   as a task sees it. `audit_on_separate_db` keeps the audit log in another SQLite file, to
+//!   show how much of that is the two sharing one database's write lock (as `amas serve` does).
 //!
 //! Run: `cargo bench -p amas-runtime --bench governed_action`.
 
@@ -225,7 +226,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("governed_task");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(8));
-    for audit in [false, true] {
+    for (label, audit) in [
+        ("audit_off", Audit::Off),
+        ("audit_on", Audit::SameDatabase),
+        ("audit_on_separate_db", Audit::SeparateDatabase),
+    ] {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(
             rt.block_on(SqliteStore::open_with(dir.path(), false))
@@ -233,7 +238,6 @@ fn bench(c: &mut Criterion) {
         );
         let runtime = governed_runtime(&rt, &store, dir.path(), audit);
         rt.block_on(runtime.start());
-        let label = if audit { "audit_on" } else { "audit_off" };
         group.bench_function(label, |b| {
             b.to_async(&rt).iter(|| run_task(runtime.clone()));
         });
@@ -242,11 +246,21 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Where a governed task's audit records go.
+#[derive(Clone, Copy)]
+enum Audit {
+    Off,
+    /// The journal's database, as `amas serve` and `amas run` do.
+    SameDatabase,
+    /// A SQLite file of its own.
+    SeparateDatabase,
+}
+
 fn governed_runtime(
     rt: &tokio::runtime::Runtime,
     store: &Arc<SqliteStore>,
     dir: &std::path::Path,
-    audit: bool,
+    audit: Audit,
 ) -> Runtime {
     let metrics = Metrics::new();
     let providers = ProviderSet::new(metrics.clone()).with_provider(
@@ -265,8 +279,19 @@ fn governed_runtime(
         .expect("tools")
         .with_policy(policy)
         .expect("policy");
-    if audit {
-        let log: Arc<dyn AuditLog> = store.clone();
+    let log: Option<Arc<dyn AuditLog>> = match audit {
+        Audit::Off => None,
+        Audit::SameDatabase => Some(store.clone()),
+        Audit::SeparateDatabase => {
+            let audit_dir = dir.join("audit");
+            std::fs::create_dir_all(&audit_dir).expect("audit dir");
+            Some(Arc::new(
+                rt.block_on(SqliteStore::open_with(&audit_dir, false))
+                    .expect("audit store"),
+            ))
+        }
+    };
+    if let Some(log) = log {
         runtime = runtime
             .with_audit(Arc::new(writer(rt, &log)), log)
             .expect("audit");
