@@ -113,9 +113,6 @@ impl DecisionMemo {
     }
 
     pub(crate) fn insert(&self, key: Vec<u8>, doc: Arc<DecisionDoc>) {
-        if self.capacity == 0 {
-            return;
-        }
         let key: Arc<[u8]> = key.into();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.map.contains_key(&key) {
