@@ -25,4 +25,4 @@ pub use engine::{
 };
 pub use error::PolicyError;
 pub use memo::MemoStats;
-pub use reload::{ReloadingPolicyEngine, WatchHandle};
+pub use reload::{PolicyChange, ReloadingPolicyEngine, WatchHandle};

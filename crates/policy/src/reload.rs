@@ -17,8 +17,24 @@ use crate::decision::{Decision, DecisionPoint};
 use crate::engine::{EngineOptions, PolicyEngine, RegoPolicyEngine};
 use crate::error::PolicyError;
 
+/// What a reload did, for whoever must record it (the audit log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyChange {
+    /// A new bundle is in force.
+    Applied { from_hash: String, to_hash: String },
+    /// A changed bundle was rejected; `in_force` stays.
+    Rejected {
+        in_force: String,
+        /// The rejected bundle's hash, or `<unreadable>`.
+        rejected: String,
+        code: &'static str,
+        error: String,
+    },
+}
+
+type Observer = Box<dyn Fn(&PolicyChange) + Send + Sync>;
+
 /// A policy engine that follows a directory.
-#[derive(Debug)]
 pub struct ReloadingPolicyEngine {
     dir: PathBuf,
     options: EngineOptions,
@@ -26,6 +42,18 @@ pub struct ReloadingPolicyEngine {
     reloads: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<(String, String)>>,
+    observers: RwLock<Vec<Observer>>,
+}
+
+impl std::fmt::Debug for ReloadingPolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingPolicyEngine")
+            .field("dir", &self.dir)
+            .field("bundle_hash", &self.bundle_hash())
+            .field("reloads", &self.reload_count())
+            .field("failures", &self.failure_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReloadingPolicyEngine {
@@ -39,7 +67,28 @@ impl ReloadingPolicyEngine {
             reloads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            observers: RwLock::new(Vec::new()),
         })
+    }
+
+    /// Calls `observer` after every swap and every rejection (on the thread that reloaded), so
+    /// policy changes reach the audit log. It must not block.
+    pub fn on_change(&self, observer: impl Fn(&PolicyChange) + Send + Sync + 'static) {
+        self.observers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(observer));
+    }
+
+    fn notify(&self, change: &PolicyChange) {
+        for observer in self
+            .observers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            observer(change);
+        }
     }
 
     /// The bundle in force.
@@ -100,10 +149,19 @@ impl ReloadingPolicyEngine {
         let hash = bundle.hash().to_owned();
         match RegoPolicyEngine::new(bundle, self.options) {
             Ok(engine) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
+                let from_hash = std::mem::replace(
+                    &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
+                    Arc::new(engine),
+                )
+                .bundle_hash()
+                .to_owned();
                 *self.error_slot() = None;
                 self.reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(policy.bundle = %hash, "Policy bundle reloaded.");
+                self.notify(&PolicyChange::Applied {
+                    from_hash,
+                    to_hash: hash,
+                });
                 Ok(true)
             }
             Err(e) => Err(self.reject(&hash, e)),
@@ -118,7 +176,19 @@ impl ReloadingPolicyEngine {
             error = %error,
             "Policy bundle rejected; the previous bundle stays in force."
         );
-        *self.error_slot() = Some((hash.to_owned(), error.to_string()));
+        let entry = Some((hash.to_owned(), error.to_string()));
+        let repeated = *self.error_slot() == entry;
+        *self.error_slot() = entry;
+        if repeated {
+            // An unreadable directory fails every poll the same way: one report is enough.
+            return error;
+        }
+        self.notify(&PolicyChange::Rejected {
+            in_force: self.bundle_hash(),
+            rejected: hash.to_owned(),
+            code: error.code(),
+            error: error.to_string(),
+        });
         error
     }
 

@@ -100,3 +100,45 @@ fn watcher_picks_up_changes() {
     }
     assert!(tool_allowed(&engine));
 }
+
+#[test]
+fn observers_hear_of_every_swap_and_rejection_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), false);
+    let engine = ReloadingPolicyEngine::new(dir.path(), EngineOptions::default()).unwrap();
+    let first = engine.bundle_hash();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    engine.on_change(move |c| sink.lock().unwrap().push(c.clone()));
+
+    assert!(!engine.reload().unwrap());
+    write_tool(dir.path(), "package amas.tool\n\ndecision := {\n");
+    let _ = engine.reload().unwrap_err();
+    let _ = engine.reload();
+    write_bundle(dir.path(), true);
+    assert!(engine.reload().unwrap());
+    let second = engine.bundle_hash();
+
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    match &heard[0] {
+        amas_policy::PolicyChange::Rejected {
+            in_force,
+            rejected,
+            code,
+            ..
+        } => {
+            assert_eq!(in_force, &first);
+            assert_ne!(rejected, &first);
+            assert_eq!(*code, "AMAS-POL-0002");
+        }
+        other => panic!("expected a rejection first: {other:?}"),
+    }
+    assert_eq!(
+        heard[1],
+        amas_policy::PolicyChange::Applied {
+            from_hash: first,
+            to_hash: second
+        }
+    );
+}

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -206,11 +206,6 @@ fn span_filter() -> Targets {
         .with_target("opentelemetry_otlp", LevelFilter::OFF)
 }
 
-/// The trace id of the nearest span, from `leaf` upwards, that OpenTelemetry is tracing.
-fn trace_id_in_scope(dispatch: &Dispatch, leaf: &span::Id) -> Option<TraceId> {
-    span_context_in_scope(dispatch, leaf).map(|c| c.trace_id())
-}
-
 /// The span context of the nearest span, from `leaf` upwards, that OpenTelemetry is tracing.
 /// Spans below the span filter have no OTel data, so their traced ancestor answers for them.
 fn span_context_in_scope(dispatch: &Dispatch, leaf: &span::Id) -> Option<SpanContext> {
@@ -233,8 +228,9 @@ impl<S: Subscriber> Layer<S> for DispatchCapture {
     }
 }
 
-/// Wraps a standard formatter and adds `trace_id` to its line: a top-level JSON member, or a
-/// trailing `trace_id=` in compact mode. Lines outside any traced span carry no trace id.
+/// Wraps a standard formatter and adds `trace_id` and `span_id` (of the nearest traced span) to
+/// its line: top-level JSON members, or trailing `trace_id= span_id=` in compact mode. Lines
+/// outside any traced span carry neither.
 struct TraceIdFormat<F> {
     inner: F,
     json: bool,
@@ -260,24 +256,25 @@ where
             .event_scope()
             .and_then(|mut scope| scope.next())
             .map(|s| s.id());
-        let trace_id = leaf.and_then(|id| {
+        let context = leaf.and_then(|id| {
             let dispatch = self.dispatch.get()?.upgrade()?;
-            trace_id_in_scope(&dispatch, &id)
+            span_context_in_scope(&dispatch, &id)
         });
-        match trace_id {
-            Some(trace_id) => writer.write_str(&with_trace_id(&line, trace_id, self.json)),
+        match context {
+            Some(c) => writer.write_str(&with_ids(&line, c.trace_id(), c.span_id(), self.json)),
             None => writer.write_str(&line),
         }
     }
 }
 
-/// Splices the trace id into one formatted line; hex needs no escaping in either format.
-fn with_trace_id(line: &str, trace_id: TraceId, json: bool) -> String {
+/// Splices the trace and span ids into one formatted line; hex needs no escaping in either
+/// format.
+fn with_ids(line: &str, trace_id: TraceId, span_id: SpanId, json: bool) -> String {
     let body = line.trim_end_matches('\n');
     if json && let Some(object) = body.strip_suffix('}') {
-        return format!("{object},\"trace_id\":\"{trace_id}\"}}\n");
+        return format!("{object},\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"}}\n");
     }
-    format!("{body} trace_id={trace_id}\n")
+    format!("{body} trace_id={trace_id} span_id={span_id}\n")
 }
 
 #[cfg(test)]
@@ -369,7 +366,14 @@ mod tests {
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("Request accepted."), "{text}");
-        assert!(text.ends_with(&format!(" trace_id={trace_id}\n")), "{text}");
+        assert!(
+            text.trim_end()
+                .rsplit_once(" span_id=")
+                .is_some_and(|(head, span)| {
+                    head.ends_with(&format!(" trace_id={trace_id}")) && span.len() == 16
+                }),
+            "{text}"
+        );
     }
 
     #[test]
@@ -397,16 +401,44 @@ mod tests {
     }
 
     #[test]
-    fn trace_id_is_spliced_into_both_formats() {
-        let id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    fn ids_are_spliced_into_both_formats() {
+        let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
         assert_eq!(
-            with_trace_id("{\"level\":\"INFO\"}\n", id, true),
-            "{\"level\":\"INFO\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}\n"
+            with_ids("{\"level\":\"INFO\"}\n", trace, span, true),
+            "{\"level\":\"INFO\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\"}\n"
         );
         assert_eq!(
-            with_trace_id("INFO amas: hello\n", id, false),
-            "INFO amas: hello trace_id=4bf92f3577b34da6a3ce929d0e0e4736\n"
+            with_ids("INFO amas: hello\n", trace, span, false),
+            "INFO amas: hello trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7\n"
         );
+    }
+
+    #[test]
+    fn log_lines_name_the_nearest_traced_span() {
+        let provider = SdkTracerProvider::builder().build();
+        let captured = Captured::default();
+        let filter = EnvFilter::try_new("debug").unwrap();
+        let subscriber = build_subscriber(&provider, true, filter, captured.clone());
+        let (task_span, step_span) = tracing::subscriber::with_default(subscriber, || {
+            let task = tracing::info_span!("task").entered();
+            tracing::info!("Task started.");
+            let task_span = current_span_context().unwrap().span_id();
+            let step = tracing::info_span!("step").entered();
+            // Below the span filter: the line names the traced span around it.
+            let detail = tracing::debug_span!("detail").entered();
+            tracing::info!("Step started.");
+            let step_span = current_span_context().unwrap().span_id();
+            drop((detail, step, task));
+            (task_span, step_span)
+        });
+        assert_ne!(task_span, step_span);
+        assert_ne!(task_span, SpanId::INVALID);
+        let lines = json_lines(&captured);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["span_id"], task_span.to_string().as_str());
+        assert_eq!(lines[1]["span_id"], step_span.to_string().as_str());
+        assert_eq!(lines[0]["trace_id"], lines[1]["trace_id"]);
     }
 
     #[test]
