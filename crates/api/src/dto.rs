@@ -23,9 +23,33 @@ pub struct CreateTask {
     pub parameters: Option<Map<String, Value>>,
     #[serde(default)]
     pub priority: Option<i64>,
+    /// A floor the submitter declares for the input's classification.
+    #[serde(default)]
+    pub classification: Option<DeclaredClassification>,
+}
+
+/// `{"level": "confidential", "tags": ["PHI"]}`: the input is at least this sensitive.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredClassification {
+    pub level: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl CreateTask {
+    /// The declared classification floor, checked: an unknown level or tag is refused with the
+    /// field it is in.
+    pub fn floor(&self) -> Result<Option<amas_dataprotect::Classification>, ApiError> {
+        self.classification
+            .as_ref()
+            .map(|c| {
+                amas_runtime::declared_floor(&c.level, &c.tags)
+                    .map_err(|e| ApiError::invalid(e.field, e.message))
+            })
+            .transpose()
+    }
+
     /// Checks the fields a schema cannot express well and builds the spec.
     pub fn into_spec(self) -> Result<TaskSpec, ApiError> {
         let task_type = self.task_type.trim();
@@ -118,6 +142,8 @@ pub struct TaskView {
     pub steps: Vec<StepView>,
     pub tokens: Usage,
     pub result: Option<Value>,
+    /// The result's classification (level and tags), once the task has one.
+    pub classification: Option<amas_types::DataLabels>,
     pub error: Option<ErrorInfo>,
 }
 
@@ -157,6 +183,7 @@ impl From<TaskState> for TaskView {
             steps,
             tokens,
             result: s.result,
+            classification: s.classification,
             error: s.error,
         }
     }

@@ -6,6 +6,7 @@ mod cors;
 mod dto;
 mod error;
 mod extract;
+mod lineage;
 mod middleware;
 mod ratelimit;
 mod replay;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tasks/{id}", get(routes::get_task))
         .route("/api/v1/tasks/{id}/events", get(routes::task_events))
+        .route("/api/v1/tasks/{id}/lineage", get(lineage::get_lineage))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
         .route("/api/v1/tasks/{id}/replay", post(replay::replay_task))
         .route("/api/v1/audit", get(audit::list))

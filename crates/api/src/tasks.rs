@@ -32,10 +32,13 @@ pub async fn create_task(
     body: CreateTask,
     trace_id: Option<String>,
 ) -> Result<TaskCreated, ApiError> {
-    runtime.authorize_api(&principal, "task.submit", None)?;
+    runtime.authorize_api(&principal, "task.submit", None).await?;
+    let floor = body.floor()?;
     let spec = body.into_spec()?;
     let task_type = spec.task_type.clone();
-    let record = runtime.submit(spec, principal, trace_id).await?;
+    let record = runtime
+        .submit_classified(spec, principal, trace_id, floor)
+        .await?;
     Ok(TaskCreated {
         id: record.task_id.to_string(),
         status: TaskStatus::Queued,

@@ -668,6 +668,7 @@ async fn openapi_documents_every_route() {
         "/api/v1/tasks",
         "/api/v1/tasks/{id}",
         "/api/v1/tasks/{id}/events",
+        "/api/v1/tasks/{id}/lineage",
         "/api/v1/tasks/{id}/cancel",
         "/api/v1/agents",
         "/api/v1/workflows",
@@ -827,4 +828,107 @@ async fn unreachable_identity_provider_shows_in_readyz_and_answers_503() {
         .call(Method::GET, "/api/v1/me", Some(&local), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// The lineage graph of a task whose input holds an email and a declared PHI floor: every node
+/// carries the inherited level and tags and why (finding types and counts, never values), the
+/// task view carries the result's classification, another tenant gets the unknown-task 404,
+/// and an unknown declared level or tag is a 400 naming the field.
+#[tokio::test]
+async fn lineage_shows_inherited_classification_and_hides_other_tenants() {
+    let app = app().await;
+    let acme = app.token("alice", Some("acme"));
+    let globex = app.token("bob", Some("globex"));
+    let body = json!({
+        "task_type": "research_report",
+        "title": "Follow-up",
+        "description": "Write to jane.doe@example.com about her results",
+        "classification": {"level": "confidential", "tags": ["PHI"]},
+    });
+    let (status, _, created) = app
+        .call(Method::POST, "/api/v1/tasks", Some(&acme), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut task = Value::Null;
+    for _ in 0..200 {
+        let (_, _, t) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/tasks/{id}"),
+                Some(&acme),
+                None,
+            )
+            .await;
+        if t["status"] == "succeeded" {
+            task = t;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["classification"],
+        json!({"classification": "confidential", "tags": ["PII", "PHI"]})
+    );
+
+    let uri = format!("/api/v1/tasks/{id}/lineage");
+    let (status, _, graph) = app.call(Method::GET, &uri, Some(&acme), None).await;
+    assert_eq!(status, StatusCode::OK, "{graph}");
+    let nodes = graph["nodes"].as_array().unwrap();
+    let ids: Vec<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "input",
+            "step:analysis",
+            "step:research",
+            "step:synthesis",
+            "result"
+        ]
+    );
+    for node in nodes {
+        assert_eq!(node["level"], "confidential", "{node}");
+        assert_eq!(node["tags"], json!(["PII", "PHI"]), "{node}");
+    }
+    assert_eq!(nodes[0]["why"]["findings"], json!({"email": 1}));
+    assert_eq!(
+        nodes[0]["why"]["declared"]["classification"],
+        "confidential"
+    );
+    let edges = graph["edges"].as_array().unwrap();
+    for (from, to) in [
+        ("input", "step:research"),
+        ("step:research", "step:analysis"),
+        ("step:analysis", "step:synthesis"),
+        ("step:synthesis", "result"),
+    ] {
+        assert!(
+            edges.contains(&json!({"from": from, "to": to})),
+            "{from} -> {to} in {edges:?}"
+        );
+    }
+    assert!(!graph.to_string().contains("jane.doe"), "{graph}");
+
+    let (status, _, body) = app.call(Method::GET, &uri, Some(&globex), None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AMAS-API-0002");
+
+    for (classification, field) in [
+        (json!({"level": "top-secret"}), "classification.level"),
+        (
+            json!({"level": "public", "tags": ["GDPR"]}),
+            "classification.tags",
+        ),
+    ] {
+        let mut body = task_body();
+        body["classification"] = classification;
+        let (status, _, err) = app
+            .call(Method::POST, "/api/v1/tasks", Some(&acme), Some(body))
+            .await;
+        assert_error(status, &err, StatusCode::BAD_REQUEST, "AMAS-API-0001");
+        assert!(
+            err["error"]["message"].as_str().unwrap().starts_with(field),
+            "{err}"
+        );
+    }
 }

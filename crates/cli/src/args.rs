@@ -78,6 +78,37 @@ pub enum Command {
     /// every decision it records, under the current policies or `--policy-dir DIR`. Exit 0
     /// identical, 3 some decision would now differ.
     Replay(ReplayArgs),
+    /// Delete expired task payloads by their classification's retention (tombstones keep each
+    /// payload's SHA-256) and erase the matching audit details.
+    Retention(RetentionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(subcommand)]
+    pub command: RetentionCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Purge now what `retention:` in the configuration says has expired. Exit 0.
+    Run {
+        /// List what would be purged and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: RetentionFormat,
+        /// Purge as of this RFC 3339 time instead of now (for tests and what-if runs; a time
+        /// in the future purges what will have expired by then).
+        #[arg(long, hide = true)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RetentionFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +295,13 @@ pub struct RunArgs {
     /// Print the whole task (steps, tokens, result) as JSON instead of just the result.
     #[arg(long)]
     pub json: bool,
+    /// Declare the input at least this sensitive: public, internal, confidential, restricted.
+    #[arg(long, value_name = "LEVEL")]
+    pub classification: Option<String>,
+    /// A data tag the input carries (PII, PHI, PCI, SECRET); repeatable. Needs
+    /// `--classification`.
+    #[arg(long = "tag", value_name = "TAG", requires = "classification")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Args)]

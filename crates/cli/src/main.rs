@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Slo(args) => commands::slo::run(&cli.global, args),
             Command::Approvals(args) => commands::approvals::run(args).await,
             Command::Replay(args) => commands::replay::run(&cli.global, args).await,
+            Command::Retention(args) => commands::retention::run(&cli.global, args).await,
         }
     });
     match result {

@@ -18,6 +18,7 @@ pub struct AmasConfig {
     pub auth: AuthConfig,
     pub runtime: RuntimeConfig,
     pub approvals: ApprovalsConfig,
+    pub retention: RetentionConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Per provider, the data classification levels it may receive (`trusted_for`).
     pub provider_trust: BTreeMap<String, Vec<String>>,
@@ -244,6 +245,46 @@ pub struct ApprovalsConfig {
     /// A request still pending after this long is denied as expired.
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
+}
+
+/// How long task payloads are kept, by classification level, and how often the purge runs.
+/// `None` keeps a level's payloads forever (`never`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RetentionConfig {
+    #[serde(with = "humantime_secs")]
+    pub purge_interval: Duration,
+    #[serde(with = "humantime_opt")]
+    pub restricted: Option<Duration>,
+    #[serde(with = "humantime_opt")]
+    pub confidential: Option<Duration>,
+    #[serde(with = "humantime_opt")]
+    pub internal: Option<Duration>,
+    #[serde(with = "humantime_opt")]
+    pub public: Option<Duration>,
+}
+
+impl RetentionConfig {
+    /// The retention of a level by name (`public`, `internal`, `confidential`, `restricted`).
+    /// An unknown name gets the shortest configured period, so data of a level this build
+    /// does not know is never kept longer than the most sensitive data.
+    #[must_use]
+    pub fn period(&self, level: &str) -> Option<Duration> {
+        match level {
+            "public" => self.public,
+            "internal" => self.internal,
+            "confidential" => self.confidential,
+            "restricted" => self.restricted,
+            _ => [
+                self.restricted,
+                self.confidential,
+                self.internal,
+                self.public,
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+        }
+    }
 }
 
 /// Durability of a SQLite journal commit.

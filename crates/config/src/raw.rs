@@ -124,6 +124,17 @@ pub(crate) struct RawRuntime {
     pub journal_sync: String,
 }
 
+/// Retention periods by classification level (`30d`, `12h`, `never`) and the purge interval.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetention {
+    pub purge_interval: String,
+    pub restricted: String,
+    pub confidential: String,
+    pub internal: String,
+    pub public: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApprovals {

@@ -43,13 +43,15 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
-pub(crate) const SETTINGS_SECTIONS: [&str; 4] = ["server", "auth", "runtime", "approvals"];
+pub(crate) const SETTINGS_SECTIONS: [&str; 5] =
+    ["server", "auth", "runtime", "approvals", "retention"];
 /// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 7] = [
+pub(crate) const SECTIONS: [&str; 8] = [
     "server",
     "auth",
     "runtime",
     "approvals",
+    "retention",
     "providers",
     "agents",
     "workflows",

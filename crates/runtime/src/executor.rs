@@ -18,6 +18,7 @@ use amas_types::{ErrorInfo, JournalEvent, StepStatus, TaskId, TaskState, TaskSta
 use crate::Inner;
 use crate::error::codes;
 use crate::inputs::build_input;
+use crate::lineage;
 use crate::step::{StepOutcome, StepRun};
 use crate::tools::{ToolRunner, usage_from_journal};
 use crate::writer::TaskWriter;
@@ -214,6 +215,7 @@ async fn run_workflow(
         match outcome? {
             StepOutcome::Succeeded(output) => {
                 outputs.insert(name, output);
+                record_lineage(inner, state.id, &workflow, writer, None).await?;
             }
             StepOutcome::Failed(error) => {
                 failed.get_or_insert(ErrorInfo {
@@ -237,9 +239,47 @@ async fn run_workflow(
         .get(&workflow.result_step)
         .cloned()
         .unwrap_or(Value::Null);
-    writer
-        .append(JournalEvent::TaskSucceeded { result })
-        .await?;
+    record_lineage(
+        inner,
+        state.id,
+        &workflow,
+        writer,
+        Some(JournalEvent::TaskSucceeded { result }),
+    )
+    .await?;
     info!(task.id = %state.id, "Task succeeded.");
     Ok(Some(TaskStatus::Succeeded))
+}
+
+/// Journals the lineage nodes the task is missing (succeeded steps and their tool results; the
+/// result when `done` is the task's success, which is appended in the same batch, after them).
+/// Reads the journal so a step recovered after a restart gets its node too.
+async fn record_lineage(
+    inner: &Arc<Inner>,
+    task: TaskId,
+    workflow: &amas_config::WorkflowConfig,
+    writer: &Arc<TaskWriter>,
+    done: Option<JournalEvent>,
+) -> Result<(), StoreError> {
+    let records = inner.journal.read(task, 0).await?;
+    let mut batch = match TaskState::fold(&records) {
+        Some(state) => {
+            let result = match &done {
+                Some(JournalEvent::TaskSucceeded { result }) => Some(result),
+                _ => None,
+            };
+            lineage::events(lineage::missing_nodes(
+                &inner.protector,
+                workflow,
+                &state,
+                result,
+            ))
+        }
+        None => Vec::new(),
+    };
+    batch.extend(done);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    writer.append_all(&batch).await
 }

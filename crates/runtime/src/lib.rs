@@ -7,13 +7,19 @@ mod approvals;
 mod error;
 mod executor;
 mod inputs;
+mod lineage;
 mod replay;
+mod retention;
 mod step;
 mod tools;
 mod writer;
 
 pub use access::ApiResource;
 pub use error::{RuntimeError, codes};
+pub use lineage::{
+    FloorError, GraphEdge, GraphNode, LineageGraph, Why, declared_floor, graph as lineage_graph,
+};
+pub use retention::{PurgeReport, PurgedPayload, RetentionRun};
 pub use replay::{DecisionDiff, ReplayReport, Replayer, Ruling};
 
 use std::collections::{BTreeMap, HashMap};
@@ -335,6 +341,23 @@ impl Runtime {
         principal: Principal,
         trace_id: Option<String>,
     ) -> Result<JournalRecord, RuntimeError> {
+        self.submit_classified(spec, principal, trace_id, None)
+            .await
+    }
+
+    /// As [`Runtime::submit`], with a classification floor the submitter declares for the
+    /// input (see [`declared_floor`]); the input's lineage node is journaled with the
+    /// submission.
+    ///
+    /// # Errors
+    /// As [`Runtime::submit`].
+    pub async fn submit_classified(
+        &self,
+        spec: TaskSpec,
+        principal: Principal,
+        trace_id: Option<String>,
+        floor: Option<amas_dataprotect::Classification>,
+    ) -> Result<JournalRecord, RuntimeError> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::SeqCst) {
             return Err(RuntimeError::ShuttingDown);
@@ -398,24 +421,32 @@ impl Runtime {
             .as_ref()
             .filter(|t| amas_telemetry::current_trace_id().as_ref() == Some(*t))
             .and_then(|_| amas_telemetry::propagation::current_span_id());
+        let input = lineage::input_node(&inner.protector, &spec, floor);
         let event = JournalEvent::TaskSubmitted {
             spec,
             principal,
             trace_id,
             parent_span_id,
         };
-        let record = match inner.journal.append(task, 0, &[event]).await {
-            Ok(mut records) => records.pop(),
+        let batch = [event, JournalEvent::LineageRecorded { node: input }];
+        let record = match inner.journal.append(task, 0, &batch).await {
+            Ok(mut records) => {
+                let rest = records.split_off(1.min(records.len()));
+                records.pop().map(|first| (first, rest))
+            }
             Err(e) => {
                 inner.queued.fetch_sub(1, Ordering::SeqCst);
                 return Err(e.into());
             }
         };
-        let Some(record) = record else {
+        let Some((record, rest)) = record else {
             inner.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(StoreError::InvalidAppend("no record returned".to_owned()).into());
         };
         let _ = inner.live.send(record.clone());
+        for r in rest {
+            let _ = inner.live.send(r);
+        }
         self.enqueue_reserved(task);
         if let Some(audit) = submission_audit {
             self.audit(audit.with_task(task)).await;

@@ -27,6 +27,10 @@ pub enum StoreError {
     /// The store was configured with a value it cannot use.
     #[error("invalid store configuration: {0}")]
     InvalidConfig(String),
+    /// A purge was asked for a task that has not ended (or does not exist): running tasks are
+    /// never purged.
+    #[error("task {task} cannot be purged: it is {status}")]
+    NotPurgeable { task: TaskId, status: String },
 }
 
 impl StoreError {
@@ -40,6 +44,7 @@ impl StoreError {
             Self::Corrupt(_) => "AMAS-STORE-0004",
             Self::Migration(_) => "AMAS-STORE-0005",
             Self::InvalidConfig(_) => "AMAS-STORE-0006",
+            Self::NotPurgeable { .. } => "AMAS-STORE-0007",
         }
     }
 
@@ -52,7 +57,8 @@ impl StoreError {
             | Self::InvalidAppend(_)
             | Self::Corrupt(_)
             | Self::Migration(_)
-            | Self::InvalidConfig(_) => false,
+            | Self::InvalidConfig(_)
+            | Self::NotPurgeable { .. } => false,
         }
     }
 }
@@ -118,6 +124,10 @@ mod tests {
             StoreError::Corrupt(String::new()),
             StoreError::Migration(String::new()),
             StoreError::InvalidConfig(String::new()),
+            StoreError::NotPurgeable {
+                task: TaskId::new(),
+                status: String::new(),
+            },
         ];
         let codes: Vec<_> = all.iter().map(StoreError::code).collect();
         assert_eq!(
@@ -128,7 +138,8 @@ mod tests {
                 "AMAS-STORE-0003",
                 "AMAS-STORE-0004",
                 "AMAS-STORE-0005",
-                "AMAS-STORE-0006"
+                "AMAS-STORE-0006",
+                "AMAS-STORE-0007"
             ]
         );
     }

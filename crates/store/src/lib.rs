@@ -6,6 +6,7 @@ pub mod audit;
 pub mod conformance;
 mod error;
 mod postgres;
+pub mod retention;
 mod shared;
 mod sqlite;
 
@@ -61,6 +62,30 @@ pub trait TaskJournal: Send + Sync {
 
     /// Cheap check that the backend answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Ended tasks (succeeded, failed, cancelled) whose last event was recorded before
+    /// `ended_before`, by id ascending after `after`, at most `limit`: what a retention purge
+    /// looks at.
+    async fn ended_before(
+        &self,
+        ended_before: DateTime<Utc>,
+        after: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskSummary>, StoreError>;
+
+    /// Replaces the payloads of `task`'s events at `seqs` with tombstones
+    /// ([`retention::tombstone_event`]) in one transaction, and the approval documents and the
+    /// listing title that copy them. Seqs without a payload, unknown or already purged are
+    /// skipped, so a purge is idempotent. Returns the seqs purged now.
+    ///
+    /// # Errors
+    /// [`StoreError::NotPurgeable`] when the task is unknown or has not ended; backend errors.
+    async fn purge_payloads(
+        &self,
+        task: TaskId,
+        seqs: &[u64],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<u64>, StoreError>;
 }
 
 /// The listing view of a task, kept in step with its journal.

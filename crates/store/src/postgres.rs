@@ -447,6 +447,108 @@ impl TaskJournal for PostgresStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn ended_before(
+        &self,
+        ended_before: DateTime<Utc>,
+        after: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskSummary>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+        query
+            .push(SUMMARY_COLUMNS)
+            .push(
+                " FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled') \
+                 AND updated_at < ",
+            )
+            .push_bind(ended_before);
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(after.0);
+        }
+        query
+            .push(" ORDER BY id ASC LIMIT ")
+            .push_bind(i64::from(limit.max(1)));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn purge_payloads(
+        &self,
+        task: TaskId,
+        seqs: &[u64],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock keeps an appender (a resumed task, a cancel) out until the purge commits.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
+                .bind(task.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        shared::check_purgeable(task, status.as_deref())?;
+        let mut purged = Vec::new();
+        for &seq in seqs {
+            let Ok(db_seq) = i64::try_from(seq) else {
+                continue;
+            };
+            let event: Option<String> = sqlx::query_scalar(
+                "SELECT event::text FROM journal \
+                 WHERE task_id = $1 AND seq = $2 AND purged_at IS NULL",
+            )
+            .bind(task.0)
+            .bind(db_seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(event) = event else { continue };
+            let event = shared::decode_event(task, seq, &event)?;
+            let Some(tombstoned) = crate::retention::tombstone_event(&event, at) else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE journal SET event = $3::json, purged_at = $4 \
+                 WHERE task_id = $1 AND seq = $2",
+            )
+            .bind(task.0)
+            .bind(db_seq)
+            .bind(shared::encode_one(&tombstoned)?)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            match &tombstoned {
+                JournalEvent::TaskSubmitted { spec, .. } => {
+                    sqlx::query("UPDATE tasks SET title = $2 WHERE id = $1")
+                        .bind(task.0)
+                        .bind(&spec.title)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                JournalEvent::ApprovalRequested {
+                    approval_id,
+                    arguments,
+                    ..
+                } => {
+                    let doc: Option<String> =
+                        sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
+                            .bind(approval_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some(doc) = doc {
+                        let mut approval = shared::decode_approval(&doc)?;
+                        approval.arguments = arguments.clone();
+                        sqlx::query("UPDATE approvals SET doc = $2::json WHERE id = $1")
+                            .bind(approval_id)
+                            .bind(shared::encode_approval(&approval)?)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                _ => {}
+            }
+            purged.push(seq);
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
 }
 
 #[cfg(test)]

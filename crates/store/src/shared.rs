@@ -243,6 +243,27 @@ pub(crate) fn records(
         .collect()
 }
 
+/// One event as stored JSON text.
+pub(crate) fn encode_one(event: &JournalEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event)
+        .map_err(|e| StoreError::InvalidAppend(format!("event does not serialize: {e}")))
+}
+
+/// A purge may only touch a task that exists and has ended.
+pub(crate) fn check_purgeable(task: TaskId, status: Option<&str>) -> Result<(), StoreError> {
+    match status {
+        None => Err(StoreError::NotPurgeable {
+            task,
+            status: "unknown".to_owned(),
+        }),
+        Some(text) if parse_status(text)?.is_terminal() => Ok(()),
+        Some(text) => Err(StoreError::NotPurgeable {
+            task,
+            status: text.to_owned(),
+        }),
+    }
+}
+
 pub(crate) fn decode_event(task: TaskId, seq: u64, json: &str) -> Result<JournalEvent, StoreError> {
     serde_json::from_str(json).map_err(|e| {
         StoreError::Corrupt(format!("task {task} seq {seq}: event does not decode: {e}"))

@@ -441,4 +441,103 @@ impl TaskJournal for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn ended_before(
+        &self,
+        ended_before: chrono::DateTime<chrono::Utc>,
+        after: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskSummary>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
+        query
+            .push(SUMMARY_COLUMNS)
+            .push(
+                " FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled') \
+                 AND updated_at < ",
+            )
+            .push_bind(shared::format_time(ended_before));
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(id_text(after));
+        }
+        query
+            .push(" ORDER BY id ASC LIMIT ")
+            .push_bind(i64::from(limit.max(1)));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn purge_payloads(
+        &self,
+        task: TaskId,
+        seqs: &[u64],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let id = id_text(task);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM tasks WHERE id = ?")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        shared::check_purgeable(task, status.as_deref())?;
+        let mut purged = Vec::new();
+        for &seq in seqs {
+            let Ok(db_seq) = i64::try_from(seq) else {
+                continue;
+            };
+            let row = sqlx::query(
+                "SELECT event FROM journal WHERE task_id = ? AND seq = ? AND purged_at IS NULL",
+            )
+            .bind(&id)
+            .bind(db_seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { continue };
+            let event = shared::decode_event(task, seq, row.try_get("event")?)?;
+            let Some(tombstoned) = crate::retention::tombstone_event(&event, at) else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE journal SET event = ?, purged_at = ? WHERE task_id = ? AND seq = ?",
+            )
+            .bind(shared::encode_one(&tombstoned)?)
+            .bind(shared::format_time(at))
+            .bind(&id)
+            .bind(db_seq)
+            .execute(&mut *tx)
+            .await?;
+            match &tombstoned {
+                JournalEvent::TaskSubmitted { spec, .. } => {
+                    sqlx::query("UPDATE tasks SET title = ? WHERE id = ?")
+                        .bind(&spec.title)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                JournalEvent::ApprovalRequested {
+                    approval_id,
+                    arguments,
+                    ..
+                } => {
+                    let doc: Option<String> =
+                        sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
+                            .bind(approval_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some(doc) = doc {
+                        let mut approval = shared::decode_approval(&doc)?;
+                        approval.arguments = arguments.clone();
+                        sqlx::query("UPDATE approvals SET doc = ? WHERE id = ?")
+                            .bind(shared::encode_approval(&approval)?)
+                            .bind(approval_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                _ => {}
+            }
+            purged.push(seq);
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::{ApprovalStatus, Verdict};
 use crate::ids::TaskId;
+use crate::lineage::LineageNode;
 use crate::task::{Principal, TaskSpec, TaskStatus};
 
 /// Tokens used by one model call.
@@ -168,6 +169,10 @@ pub enum JournalEvent {
     TaskCancelled {
         reason: String,
     },
+    /// The classification and provenance of one payload (task input, step output, tool result,
+    /// final result). Recorded before anything downstream of the payload is journaled as done;
+    /// absent in journals written before lineage existed.
+    LineageRecorded { node: LineageNode },
 }
 
 impl JournalEvent {
@@ -193,7 +198,8 @@ impl JournalEvent {
             | Self::ModelResponded { .. }
             | Self::ContractViolated { .. }
             | Self::StepSucceeded { .. }
-            | Self::StepFailed { .. } => None,
+            | Self::StepFailed { .. }
+            | Self::LineageRecorded { .. } => None,
         }
     }
 
@@ -218,6 +224,7 @@ impl JournalEvent {
             Self::TaskSucceeded { .. } => "task_succeeded",
             Self::TaskFailed { .. } => "task_failed",
             Self::TaskCancelled { .. } => "task_cancelled",
+            Self::LineageRecorded { .. } => "lineage_recorded",
         }
     }
 }

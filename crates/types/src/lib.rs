@@ -4,11 +4,13 @@
 mod approval;
 mod event;
 mod ids;
+mod lineage;
 mod state;
 mod task;
 
 pub use approval::{Approval, ApprovalStatus, ApprovalVote, Verdict};
 pub use event::{DataLabels, ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 pub use ids::{TaskId, TenantId};
+pub use lineage::{LineageNode, NodeKind};
 pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};
 pub use task::{Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};

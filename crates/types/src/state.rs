@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::approval::{Approval, ApprovalStatus};
-use crate::event::{ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
+use crate::event::{DataLabels, ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 use crate::ids::TaskId;
+use crate::lineage::{LineageNode, NodeKind};
 use crate::task::{Principal, StepStatus, TaskSpec, TaskStatus};
 
 /// One step as folded from the journal.
@@ -72,6 +73,12 @@ pub struct TaskState {
     pub approvals: BTreeMap<String, Approval>,
     /// Sequence number of the last folded event: the expected sequence for the next append.
     pub last_seq: u64,
+    /// The classification of the final result (its lineage node's labels), once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<DataLabels>,
+    /// Lineage nodes by id (empty for journals written before lineage existed).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub lineage: BTreeMap<String, LineageNode>,
 }
 
 impl TaskState {
@@ -102,6 +109,8 @@ impl TaskState {
             error: None,
             approvals: BTreeMap::new(),
             last_seq: first.seq,
+            classification: None,
+            lineage: BTreeMap::new(),
         };
         for record in rest {
             state.apply(record);
@@ -240,6 +249,12 @@ impl TaskState {
                     code: "AMAS-TASK-0002".to_owned(),
                     message: format!("cancelled: {reason}"),
                 });
+            }
+            JournalEvent::LineageRecorded { node } => {
+                if node.kind == NodeKind::Result {
+                    self.classification = Some(node.labels.clone());
+                }
+                self.lineage.insert(node.id.clone(), node.clone());
             }
         }
     }

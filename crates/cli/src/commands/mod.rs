@@ -6,6 +6,7 @@ pub mod config;
 pub mod policy;
 pub mod redact;
 pub mod replay;
+pub mod retention;
 pub mod run;
 pub mod serve;
 pub mod slo;

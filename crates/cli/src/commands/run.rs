@@ -42,10 +42,25 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         parameters: parse_params(&args.params)?,
         priority: Priority::new(args.priority).map_err(|e| UsageError(e.to_string()))?,
     };
+    let floor = match &args.classification {
+        None => None,
+        Some(level) => Some(
+            amas_runtime::declared_floor(level, &args.tags)
+                .map_err(|e| {
+                    let flag = if e.field.ends_with("level") {
+                        "--classification"
+                    } else {
+                        "--tag"
+                    };
+                    UsageError(format!("{flag}: {}", e.message))
+                })?,
+        ),
+    };
     let metrics = Metrics::new();
-    let (policy, _policy_watch) = build_policy(global)?;
+    let (policy, policy_watch) = build_policy(global)?;
     let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
     let runtime = build_runtime(global, Arc::clone(&config), metrics, gate, policy).await?;
+    policy_watch.audit_to(&runtime, &config).await;
     let mut live = runtime.subscribe();
     runtime.start().await;
     let resumed = runtime.recover().await?;
@@ -56,10 +71,11 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         );
     }
     let submitted = runtime
-        .submit(
+        .submit_classified(
             spec,
             Principal::local_operator(),
             amas_telemetry::current_trace_id(),
+            floor,
         )
         .await
         .context("submitting the task")?;
@@ -119,6 +135,14 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&state)?);
     } else if let Some(result) = &state.result {
         println!("{}", serde_json::to_string_pretty(result)?);
+    }
+    if let Some(class) = &state.classification {
+        let tags = if class.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", class.tags.join(", "))
+        };
+        eprintln!("classification: {}{tags}", class.classification);
     }
     match state.status {
         TaskStatus::Succeeded => {

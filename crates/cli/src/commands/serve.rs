@@ -40,6 +40,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let verifier = Arc::new(verifier_from_config(&config.auth, issuer)?);
     runtime.start().await;
     runtime.recover().await?;
+    let retention = runtime.spawn_retention();
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -55,6 +56,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         config,
     };
     amas_api::serve(listener, state, shutdown_signal()).await?;
+    retention.abort();
     // Running tasks stop (they resume at the next start) before the audit log closes, so no
     // decision they made misses it.
     runtime.drain(DRAIN_PATIENCE).await;

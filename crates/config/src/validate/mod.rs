@@ -31,17 +31,20 @@ pub(crate) fn validate(
     let section = |name: &str| tree.section(name).unwrap_or(&empty);
     let settings = settings::validate(tree, diag);
     let approvals = settings::approvals(tree, diag);
+    let retention = settings::retention(tree, diag);
     let (providers, provider_trust, provider_prices) =
         providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
     let workflows = workflows::validate(section("workflows"), section("agents"), &contracts, diag);
     let (server, auth, runtime) = settings?;
     let approvals = approvals?;
+    let retention = retention?;
     diag.errors.is_empty().then_some(AmasConfig {
         server,
         auth,
         runtime,
         approvals,
+        retention,
         providers,
         provider_trust,
         provider_prices,

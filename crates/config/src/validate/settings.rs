@@ -9,9 +9,11 @@ use super::{deserialize, duration, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
 use crate::model::{
     ApprovalsConfig, AuthConfig, CorsConfig, JournalSync, RateLimit, RateLimitsConfig,
-    RuntimeConfig, ServerConfig, TlsConfig,
+    RetentionConfig, RuntimeConfig, ServerConfig, TlsConfig,
 };
-use crate::raw::{RawApprovals, RawAuth, RawBucket, RawCors, RawRateLimits, RawRuntime, RawServer};
+use crate::raw::{
+    RawApprovals, RawAuth, RawBucket, RawCors, RawRateLimits, RawRetention, RawRuntime, RawServer,
+};
 use crate::sources::Tree;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -316,4 +318,82 @@ pub(super) fn approvals(tree: &Tree, diag: &mut Diagnostics) -> Option<Approvals
         approver_roles: raw.approver_roles,
         timeout: timeout?,
     })
+}
+
+pub(super) fn retention(tree: &Tree, diag: &mut Diagnostics) -> Option<RetentionConfig> {
+    let raw = section::<RawRetention>(tree, "retention", diag)?;
+    let p = KeyPath::of(&["retention"]);
+    let purge_interval = duration(
+        diag,
+        &p.child("purge_interval"),
+        Some(&raw.purge_interval),
+        HOUR,
+        (SEC, 7 * 24 * HOUR),
+    );
+    let mut period = |key: &str, text: &str| match parse_retention(text) {
+        Ok(d) => Some(d),
+        Err(msg) => {
+            diag.invalid(&p.child(key), msg);
+            None
+        }
+    };
+    let restricted = period("restricted", &raw.restricted);
+    let confidential = period("confidential", &raw.confidential);
+    let internal = period("internal", &raw.internal);
+    let public = period("public", &raw.public);
+    Some(RetentionConfig {
+        purge_interval: purge_interval?,
+        restricted: restricted?,
+        confidential: confidential?,
+        internal: internal?,
+        public: public?,
+    })
+}
+
+/// A retention period: `never`, or an integer and a unit (`s`, `m`, `h`, `d`); `0s` purges as
+/// soon as a task has ended.
+pub(crate) fn parse_retention(text: &str) -> Result<Option<Duration>, String> {
+    let t = text.trim();
+    if t == "never" {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "invalid retention `{text}`: expected `never` or an integer and a unit (s, m, h, d), \
+             e.g. `90d`"
+        )
+    };
+    if let Some(days) = t.strip_suffix('d') {
+        let n: u64 = days.parse().map_err(|_| bad())?;
+        return n
+            .checked_mul(86_400)
+            .filter(|secs| *secs <= 100 * 366 * 86_400)
+            .map(|secs| Some(Duration::from_secs(secs)))
+            .ok_or_else(|| format!("retention `{text}` is longer than 100 years"));
+    }
+    crate::duration::parse_duration(t)
+        .map(Some)
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn retention_periods_parse_days_never_and_reject_garbage() {
+        assert_eq!(parse_retention("never"), Ok(None));
+        assert_eq!(
+            parse_retention("30d"),
+            Ok(Some(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(parse_retention("0s"), Ok(Some(Duration::ZERO)));
+        assert_eq!(
+            parse_retention("12h"),
+            Ok(Some(Duration::from_secs(12 * 3600)))
+        );
+        for bad in ["", "30", "d", "-1d", "1.5d", "forever", "99999999999d"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
 }

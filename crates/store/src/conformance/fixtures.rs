@@ -233,7 +233,28 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
         ),
         failed(),
         cancelled(),
+        lineage_recorded("step:research"),
     ]
+}
+
+/// A lineage node for `id` (a step node with one finding type, derived from the input).
+pub(crate) fn lineage_recorded(id: &str) -> JournalEvent {
+    JournalEvent::LineageRecorded {
+        node: amas_types::LineageNode {
+            id: id.to_owned(),
+            kind: amas_types::NodeKind::Step,
+            step: Some("research".to_owned()),
+            call_id: None,
+            labels: amas_types::DataLabels {
+                classification: "confidential".to_owned(),
+                tags: vec!["PII".to_owned()],
+                redacted: None,
+            },
+            findings: std::collections::BTreeMap::from([("email".to_owned(), 2)]),
+            declared: None,
+            inputs: vec!["input".to_owned()],
+        },
+    }
 }
 
 /// Numbers each variant; no wildcard arm, so adding a variant breaks the build here until
@@ -257,7 +278,8 @@ pub(crate) fn variant_number(event: &JournalEvent) -> usize {
         JournalEvent::ApprovalRequested { .. } => 14,
         JournalEvent::ApprovalVoted { .. } => 15,
         JournalEvent::ApprovalResolved { .. } => 16,
+        JournalEvent::LineageRecorded { .. } => 17,
     }
 }
 
-pub(crate) const VARIANT_COUNT: usize = 17;
+pub(crate) const VARIANT_COUNT: usize = 18;

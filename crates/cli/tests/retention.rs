@@ -1,0 +1,134 @@
+//! `amas retention run` through the real binary: a task run by `amas run` on the scripted model
+//! with an email in its input is listed by a dry run (which changes nothing), purged by a real
+//! run as of a time past its retention (`--now`), not purged again, and the audit log still
+//! verifies, with the purge itself audited and the task's audit details erased.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected errors"
+)]
+
+mod common;
+
+use serde_json::Value;
+
+use common::amas;
+
+const SCRIPT: &str = r#"
+research: [{json: {findings: ["f"], summary: "s"}}]
+analysis: [{json: {insights: ["i"], risks: []}}]
+synthesis: [{json: {title: "t", report: "r"}}]
+"#;
+
+fn ok_json(out: &std::process::Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[test]
+fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, config) = (root.path().join("data"), root.path().join("config"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
+    std::fs::write(
+        config.join("providers.yaml"),
+        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
+    )
+    .unwrap();
+    let task = ok_json(&amas(
+        &data,
+        Some(&config),
+        &[
+            "run",
+            "--task-type",
+            "research_report",
+            "--title",
+            "Follow-up",
+            "--description",
+            "Write to jane.doe@example.com",
+            "--classification",
+            "restricted",
+            "--tag",
+            "PHI",
+            "--json",
+        ],
+    ));
+    assert_eq!(task["status"], "succeeded");
+    assert_eq!(task["classification"]["classification"], "restricted");
+    let id = task["id"].as_str().unwrap().to_owned();
+    // Restricted data is kept 30 days by default: 31 days on, everything of the task expired.
+    let later = (chrono::Utc::now() + chrono::Duration::days(31)).to_rfc3339();
+    let retention = |dry: bool| {
+        let mut args = vec!["retention", "run", "--format", "json", "--now", &later];
+        if dry {
+            args.push("--dry-run");
+        }
+        ok_json(&amas(&data, Some(&config), &args))
+    };
+
+    let dry = retention(true);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["tasks"][0]["task_id"], id.as_str());
+    let listed = dry["payloads"].as_u64().unwrap();
+    assert!(listed >= 5, "{dry}");
+    assert_eq!(
+        retention(true)["payloads"],
+        listed,
+        "a dry run changes nothing"
+    );
+
+    let real = retention(false);
+    assert_eq!(real["payloads"], listed, "{real}");
+    assert!(
+        real["tasks"][0]["audit_details_erased"].as_u64().unwrap() > 0,
+        "{real}"
+    );
+    assert_eq!(retention(false)["payloads"], 0, "a purge is idempotent");
+
+    let verify = ok_json(&amas(&data, Some(&config), &["audit", "verify"]));
+    assert_eq!(verify["intact"], true, "{verify}");
+
+    let export = amas(&data, Some(&config), &["audit", "export"]);
+    let lines = String::from_utf8_lossy(&export.stdout).into_owned();
+    assert!(!lines.contains("jane.doe"), "{lines}");
+    let records: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["stage"] == "retention" && r["task_id"] == id.as_str()),
+        "the purge is audited"
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["task_id"] == id.as_str() && r["stage"] != "retention")
+            .all(|r| r["details"].is_null()),
+        "the task's audit details are erased"
+    );
+
+    // The text report of a run with nothing left to purge.
+    let text = amas(
+        &data,
+        Some(&config),
+        &["retention", "run", "--format", "text", "--now", &later],
+    );
+    assert_eq!(text.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&text.stdout).starts_with("purged 0 payloads"));
+}
