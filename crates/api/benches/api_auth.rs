@@ -166,6 +166,7 @@ async fn run() {
         let t = Instant::now();
         runtime
             .authorize_api(&p, "task.read", Some(resource))
+            .await
             .unwrap();
         decide.push(t.elapsed());
     }

@@ -46,7 +46,8 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> Result<Json<ApprovalList>, ApiError> {
     app.runtime
-        .authorize_api(&principal, "approval.list", None)?;
+        .authorize_api(&principal, "approval.list", None)
+        .await?;
     let status = match query.status.as_deref().unwrap_or("pending") {
         "all" => None,
         s => Some(ApprovalStatus::parse(s).ok_or_else(|| {
@@ -99,14 +100,16 @@ async fn visible_approval(
     operation: &str,
 ) -> Result<Approval, ApiError> {
     let approval = runtime
-        .approval(id, principal)
+        .approval(id, principal, operation)
         .await?
         .ok_or(ApiError::NotFound)?;
     let resource = ApiResource {
         tenant: &approval.tenant,
         owner: &approval.requested_by,
     };
-    runtime.authorize_api(principal, operation, Some(resource))?;
+    runtime
+        .authorize_api(principal, operation, Some(resource))
+        .await?;
     Ok(approval)
 }
 

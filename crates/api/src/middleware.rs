@@ -211,7 +211,11 @@ pub async fn authorize_metrics(State(app): State<AppState>, req: Request, next: 
     let Some(principal) = req.extensions().get::<Principal>() else {
         return ApiError::Unauthenticated(amas_governance::AuthError::Missing).into_response();
     };
-    if let Err(e) = app.runtime.authorize_api(principal, "metrics.read", None) {
+    if let Err(e) = app
+        .runtime
+        .authorize_api(principal, "metrics.read", None)
+        .await
+    {
         return ApiError::from(e).into_response();
     }
     next.run(req).await

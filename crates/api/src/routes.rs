@@ -131,7 +131,9 @@ pub async fn list_agents(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.runtime.authorize_api(&principal, "config.read", None)?;
+    app.runtime
+        .authorize_api(&principal, "config.read", None)
+        .await?;
     Ok(Json(json!({ "agents": tasks::agents(&app.runtime) })))
 }
 
@@ -139,7 +141,9 @@ pub async fn list_workflows(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.runtime.authorize_api(&principal, "config.read", None)?;
+    app.runtime
+        .authorize_api(&principal, "config.read", None)
+        .await?;
     Ok(Json(json!({ "workflows": tasks::workflows(&app.runtime) })))
 }
 
@@ -175,7 +179,7 @@ pub async fn get_me(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<MeView>, ApiError> {
-    app.runtime.authorize_api(&principal, "me", None)?;
+    app.runtime.authorize_api(&principal, "me", None).await?;
     Ok(Json(principal.into()))
 }
 

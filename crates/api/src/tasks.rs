@@ -32,7 +32,9 @@ pub async fn create_task(
     body: CreateTask,
     trace_id: Option<String>,
 ) -> Result<TaskCreated, ApiError> {
-    runtime.authorize_api(&principal, "task.submit", None).await?;
+    runtime
+        .authorize_api(&principal, "task.submit", None)
+        .await?;
     let floor = body.floor()?;
     let spec = body.into_spec()?;
     let task_type = spec.task_type.clone();
@@ -60,13 +62,21 @@ pub async fn visible_task(
     let id = parse_id(id)?;
     let state = match runtime.get(id).await? {
         Some(state) if state.principal.tenant == principal.tenant => state,
-        Some(_) | None => return Err(ApiError::NotFound),
+        Some(_) => {
+            runtime
+                .cross_tenant_attempt(principal, operation, &format!("task:{id}"))
+                .await;
+            return Err(ApiError::NotFound);
+        }
+        None => return Err(ApiError::NotFound),
     };
     let resource = ApiResource {
         tenant: &state.principal.tenant,
         owner: &state.principal.sub,
     };
-    runtime.authorize_api(principal, operation, Some(resource))?;
+    runtime
+        .authorize_api(principal, operation, Some(resource))
+        .await?;
     Ok(state)
 }
 
@@ -75,7 +85,7 @@ pub async fn list_tasks(
     principal: &Principal,
     query: ListQuery,
 ) -> Result<TaskList, ApiError> {
-    runtime.authorize_api(principal, "task.list", None)?;
+    runtime.authorize_api(principal, "task.list", None).await?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {

@@ -344,6 +344,20 @@ async fn cross_tenant_cancel_is_404_and_changes_nothing() {
     assert_not_found(&r);
     let task = s.get(&alice, &format!("/api/v1/tasks/{id}")).await;
     assert_eq!(task.body["status"], "queued", "{}", task.body);
+    // The attempt is a security event in the audit log, filed under the caller's tenant, and
+    // names the object but not the tenant that owns it.
+    let records = s.audited("tenant_isolation").await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0].record;
+    assert_eq!(record.principal.sub, "mallory");
+    assert_eq!(record.tenant.0, "globex");
+    assert_eq!(record.action, "task.cancel");
+    assert_eq!(
+        record.resource.as_deref(),
+        Some(format!("task:{id}").as_str())
+    );
+    assert_eq!(record.decision, amas_store::audit::AuditDecision::Deny);
+    assert!(!serde_json::to_string(record).unwrap().contains("acme"));
 }
 
 #[tokio::test]
@@ -406,6 +420,22 @@ async fn cross_tenant_approval_read_list_and_decide_are_404() {
         .await;
     assert_eq!(still.body["status"], "pending", "{}", still.body);
     assert_eq!(still.body["votes"], json!([]), "{}", still.body);
+    // One audited attempt per request that named the approval (the list named none).
+    let attempts: Vec<_> = s
+        .audited("tenant_isolation")
+        .await
+        .into_iter()
+        .map(|r| (r.record.action, r.record.resource))
+        .collect();
+    let object = Some(format!("approval:{approval}"));
+    assert_eq!(
+        attempts,
+        vec![
+            ("approval.list".to_owned(), object.clone()),
+            ("approval.decide".to_owned(), object.clone()),
+            ("approval.decide".to_owned(), object),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -499,6 +529,28 @@ async fn roles_are_enforced_by_api_policy() {
         .post(&root, &format!("/api/v1/tasks/{other}/cancel"), &json!({}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Every refusal above is audited with the operation and the policy's reasons; allowed
+    // requests are not (they are in the access metrics, not the security log).
+    let refusals = s.audited("api_policy").await;
+    let seen: Vec<(&str, &str)> = refusals
+        .iter()
+        .map(|r| (r.record.principal.sub.as_str(), r.record.action.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("vera", "task.submit"),
+            ("vera", "task.cancel"),
+            ("bob", "task.cancel"),
+            ("alice", "audit.read"),
+            ("alice", "approval.list"),
+            ("nobody", "task.read"),
+            ("nobody", "config.read"),
+        ],
+        "{refusals:?}"
+    );
+    assert!(refusals.iter().all(|r| !r.record.reasons.is_empty()
+        && r.record.decision == amas_store::audit::AuditDecision::Deny));
 }
 
 /// Roles come from the roles claim only: a token that carries `admin` in every other place an
@@ -839,7 +891,7 @@ async fn api_without_policy_fails_closed() {
     .unwrap();
     let alice = s.token("alice", &["admin"], "acme");
     let principal = s.state.verifier.verify(&alice).await.unwrap();
-    let refused = runtime.authorize_api(&principal, "task.read", None);
+    let refused = runtime.authorize_api(&principal, "task.read", None).await;
     assert!(
         matches!(refused, Err(amas_runtime::RuntimeError::Forbidden { .. })),
         "{refused:?}"

@@ -10,7 +10,7 @@ use anyhow::Context;
 use amas_config::{AmasConfig, LoadOptions, ProviderConfig};
 use amas_governance::gate::ToolGate;
 use amas_policy::{
-    EngineOptions, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
+    EngineOptions, PolicyChange, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
 };
 use amas_providers::ProviderSet;
 use amas_providers::local::LocalProvider;
@@ -71,23 +71,118 @@ pub fn preflight_local_models(config: &AmasConfig) -> anyhow::Result<()> {
 }
 
 /// The policy engine: the embedded bundle, or `--policy-dir` hot-reloaded (a broken edit is
-/// rejected and the previous bundle stays in force). The watch handle must be kept alive.
-pub fn build_policy(
-    global: &Global,
-) -> anyhow::Result<(Arc<dyn PolicyEngine>, Option<WatchHandle>)> {
+/// rejected and the previous bundle stays in force). The watch must be kept alive.
+pub fn build_policy(global: &Global) -> anyhow::Result<(Arc<dyn PolicyEngine>, PolicyWatch)> {
     match &global.policy_dir {
         None => {
             let engine = RegoPolicyEngine::embedded()
                 .map_err(|e| UsageError(format!("embedded policies: {e}")))?;
-            Ok((Arc::new(engine), None))
+            let hash = engine.bundle_hash().to_owned();
+            Ok((
+                Arc::new(engine),
+                PolicyWatch {
+                    hash,
+                    reloading: None,
+                },
+            ))
         }
         Some(dir) => {
             let engine = ReloadingPolicyEngine::new(dir, EngineOptions::default())
                 .map_err(|e| UsageError(format!("policies in {}: {e}", dir.display())))?;
             let engine = Arc::new(engine);
-            let watch = engine.watch(Duration::from_secs(2));
-            Ok((engine, Some(watch)))
+            let handle = engine.watch(Duration::from_secs(2));
+            Ok((
+                Arc::clone(&engine) as Arc<dyn PolicyEngine>,
+                PolicyWatch {
+                    hash: engine.bundle_hash(),
+                    reloading: Some((engine, handle)),
+                },
+            ))
         }
+    }
+}
+
+/// The bundle a command started with, and, for `--policy-dir`, its watcher (stopped on drop).
+pub struct PolicyWatch {
+    /// The starting bundle's SHA-256.
+    hash: String,
+    reloading: Option<(Arc<ReloadingPolicyEngine>, WatchHandle)>,
+}
+
+impl PolicyWatch {
+    /// Records in the audit log what this process runs with (configuration and policy bundle
+    /// hashes: a change between two starts shows as a change of hash), and every later policy
+    /// reload or rejected bundle. Call inside the Tokio runtime.
+    pub async fn audit_to(&self, runtime: &Runtime, config: &AmasConfig) {
+        let config_hash = serde_json::to_vec(config)
+            .map(|bytes| amas_store::audit::hash_payload(&bytes))
+            .unwrap_or_else(|e| format!("<unserializable: {e}>"));
+        let record = amas_store::AuditRecord::new(
+            &system_principal(),
+            "config_change",
+            "config.load",
+            amas_store::audit::AuditDecision::Recorded,
+        )
+        .with_details(serde_json::json!({
+            "config_sha256": config_hash,
+            "policy_bundle_sha256": self.hash,
+            "policy_source": if self.reloading.is_some() { "policy_dir" } else { "embedded" },
+            "version": env!("CARGO_PKG_VERSION"),
+        }));
+        runtime.audit(record).await;
+        let Some((engine, _)) = &self.reloading else {
+            return;
+        };
+        let tokio = tokio::runtime::Handle::current();
+        let runtime = runtime.clone();
+        engine.on_change(move |change| {
+            let record = policy_change_record(change);
+            let runtime = runtime.clone();
+            tokio.spawn(async move { runtime.audit(record).await });
+        });
+    }
+}
+
+/// The audit record of a hot reload: the bundle hashes before and after, or why a bundle was
+/// rejected (a compile error names files and lines, never data).
+fn policy_change_record(change: &PolicyChange) -> amas_store::AuditRecord {
+    use amas_store::audit::AuditDecision;
+    match change {
+        PolicyChange::Applied { from_hash, to_hash } => amas_store::AuditRecord::new(
+            &system_principal(),
+            "policy_change",
+            "policy.reload",
+            AuditDecision::Allow,
+        )
+        .with_policy("", to_hash.clone())
+        .with_reason("a changed policy bundle was loaded")
+        .with_details(serde_json::json!({"from_sha256": from_hash, "to_sha256": to_hash})),
+        PolicyChange::Rejected {
+            in_force,
+            rejected,
+            code,
+            error,
+        } => amas_store::AuditRecord::new(
+            &system_principal(),
+            "policy_change",
+            "policy.reload",
+            AuditDecision::Deny,
+        )
+        .with_policy("", in_force.clone())
+        .with_reason(format!("{code}: {error}"))
+        .with_details(
+            serde_json::json!({"rejected_sha256": rejected, "in_force_sha256": in_force}),
+        ),
+    }
+}
+
+/// AMAS itself, as the principal of the events it records (starts, policy reloads).
+fn system_principal() -> amas_types::Principal {
+    amas_types::Principal {
+        sub: "amas".to_owned(),
+        roles: Vec::new(),
+        tenant: amas_types::TenantId::default_tenant(),
+        auth_method: "system".to_owned(),
     }
 }
 

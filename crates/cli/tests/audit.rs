@@ -151,3 +151,116 @@ fn verify_without_a_database_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!data.path().join("amas.db").exists());
 }
+
+/// The audit log's exported records, as JSON, once `ready` holds for them (the writer batches;
+/// bounded wait).
+fn exported_until(data: &Path, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut records = Vec::new();
+    for _ in 0..200 {
+        let out = amas(data, None, &["audit", "export", "--format", "jsonl"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        records = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if ready(&records) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    records
+}
+
+fn of_stage<'a>(records: &'a [Value], stage: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["stage"] == stage).collect()
+}
+
+/// A start records the configuration and bundle it runs with; a hot reload of `--policy-dir`
+/// records the change (old and new hash), a broken edit its rejection; the chain verifies.
+#[test]
+fn starts_and_policy_reloads_are_audited() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let policies = root.path().join("policies");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&policies).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rego") {
+            std::fs::copy(&path, policies.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut server = common::Server::spawn(
+        &data,
+        None,
+        "development",
+        &[("AMAS_POLICY_DIR", policies.display().to_string())],
+    );
+    let started = exported_until(&data, |r| !of_stage(r, "config_change").is_empty());
+    let start = of_stage(&started, "config_change");
+    assert_eq!(start.len(), 1, "{started:#?}");
+    assert_eq!(start[0]["action"], "config.load");
+    assert_eq!(start[0]["decision"], "recorded");
+    assert_eq!(start[0]["principal"]["sub"], "amas");
+    assert_eq!(start[0]["details"]["policy_source"], "policy_dir");
+    let first_hash = start[0]["details"]["policy_bundle_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        start[0]["details"]["config_sha256"].as_str().unwrap().len(),
+        64
+    );
+
+    let api = policies.join("api.rego");
+    let mut text = std::fs::read_to_string(&api).unwrap();
+    text.push_str("\n# reviewed\n");
+    std::fs::write(&api, text).unwrap();
+    let reloaded = exported_until(&data, |r| !of_stage(r, "policy_change").is_empty());
+    let change = of_stage(&reloaded, "policy_change");
+    assert_eq!(change.len(), 1, "{reloaded:#?}");
+    assert_eq!(change[0]["action"], "policy.reload");
+    assert_eq!(change[0]["decision"], "allow");
+    assert_eq!(change[0]["details"]["from_sha256"], first_hash.as_str());
+    let second_hash = change[0]["details"]["to_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(second_hash, first_hash);
+    assert_eq!(change[0]["policy"]["hash"], second_hash.as_str());
+
+    std::fs::write(
+        policies.join("tool.rego"),
+        "package amas.tool\n\ndecision := {\n",
+    )
+    .unwrap();
+    let rejected = exported_until(&data, |r| of_stage(r, "policy_change").len() >= 2);
+    let change = of_stage(&rejected, "policy_change");
+    assert_eq!(change.len(), 2, "{rejected:#?}");
+    assert_eq!(change[1]["decision"], "deny");
+    assert_eq!(
+        change[1]["details"]["in_force_sha256"],
+        second_hash.as_str()
+    );
+    assert!(
+        change[1]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("AMAS-POL-"),
+        "{:?}",
+        change[1]
+    );
+    server.terminate();
+    let verify = amas(&data, None, &["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -274,3 +274,211 @@ async fn a_callers_trace_runs_through_the_task_to_the_provider_and_the_collector
             .all(|s| s.parent_span_id == step.span_id)
     );
 }
+
+/// A security audit in production that makes a denied call (a tool outside the agent's
+/// allowlist) and an approved one (the high-risk scanner, two approvers), submitted in the
+/// caller's trace. Every decision the journal records is in the audit log with that trace id;
+/// the spans of the task are exported in it, and every log line the task wrote names it and one
+/// of those spans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_of_a_task_is_audited_in_its_trace_with_spans_and_log_lines() {
+    let (collector_addr, collector) = start_collector().await;
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(
+        MODEL,
+        [
+            Behaviour::tool_call("system_executor", json!({"command": "id"})),
+            Behaviour::tool_call("vulnerability_scanner", json!({})),
+            Behaviour::reply(json!({"findings": ["no secrets found"], "risk": "low"})),
+        ],
+    );
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("providers.yaml"),
+        format!(
+            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let mut server = common::Server::spawn(
+        &data,
+        Some(&config),
+        "production",
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{collector_addr}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ],
+    );
+    let admin = server.token("root", &["admin"]);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/tasks", server.base))
+        .bearer_auth(&admin)
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"task_type": "security_audit", "title": "Audit", "description": "secrets"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = server
+        .wait_task(&admin, &id, |t| {
+            t["status"] == "waiting_approval" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(waiting["status"], "waiting_approval", "{waiting}");
+    // The requester is not offered their own request: an approver lists it.
+    let bob = server.token("bob", &["approver"]);
+    let (_, listed) = server.get(&bob, "/api/v1/approvals").await;
+    let approval = listed["approvals"][0]["id"].as_str().unwrap().to_owned();
+    for approver in ["bob", "carol"] {
+        let token = server.token(approver, &["approver"]);
+        let (status, body) = server
+            .post(
+                &token,
+                &format!("/api/v1/approvals/{approval}/approve"),
+                &json!({"reason": "scanner is read-only"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let done = server
+        .wait_task(&admin, &id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (_, events) = server
+        .get(&admin, &format!("/api/v1/tasks/{id}/events"))
+        .await;
+    server.terminate();
+
+    // Every decision in the journal has its audit record, in the caller's trace.
+    let audit = common::amas(&data, None, &["audit", "export", "--format", "jsonl"]);
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let records: Vec<Value> = String::from_utf8(audit.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["task_id"] == id.as_str())
+        .collect();
+    assert!(
+        records.iter().all(|r| r["trace_id"] == CALLER_TRACE),
+        "{records:#?}"
+    );
+    let decisions: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["type"] == "action_decided")
+        .collect();
+    assert!(decisions.len() >= 5, "{events}");
+    // Each journaled decision has its record. The gate journals every stage it evaluated for
+    // a tool call, the audit log the verdict: a record per evaluation of a call, whose decision
+    // is one of the stages' outcomes (an allow that an approval made possible is recorded as
+    // the approval granted). Model calls are one for one.
+    let tools: Vec<&Value> = decisions
+        .iter()
+        .map(|d| &d["event"])
+        .filter(|e| e["action"] == "tool_call")
+        .collect();
+    let tool_records: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "tool_call")
+        .collect();
+    let mut calls: Vec<&str> = tools.iter().filter_map(|e| e["call_id"].as_str()).collect();
+    calls.dedup();
+    for call in &calls {
+        let audited: Vec<&&Value> = tool_records
+            .iter()
+            .filter(|r| r["details"]["call_id"] == *call)
+            .collect();
+        assert!(!audited.is_empty(), "call {call} not audited: {records:#?}");
+        for r in audited {
+            let stages_said = tools.iter().any(|e| {
+                e["call_id"] == *call
+                    && (e["outcome"] == r["decision"]
+                        || (e["outcome"] == "allow" && r["decision"] == "approval_granted"))
+            });
+            assert!(stages_said, "{r} matches no journaled stage of {call}");
+        }
+    }
+    let models: Vec<&Value> = decisions
+        .iter()
+        .map(|d| &d["event"])
+        .filter(|e| e["action"] == "model_call")
+        .collect();
+    let model_records: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "model_call")
+        .collect();
+    assert_eq!(models.len(), model_records.len(), "{records:#?}");
+    assert!(
+        models
+            .iter()
+            .zip(&model_records)
+            .all(|(e, r)| e["outcome"] == r["decision"] && e["step"] == r["step"])
+    );
+    let has = |stage: &str, decision: &str| {
+        records
+            .iter()
+            .any(|r| r["stage"] == stage && r["decision"] == decision)
+    };
+    assert!(has("allowlist", "deny"), "the denial: {records:#?}");
+    assert!(has("policy", "require_approval"), "{records:#?}");
+    assert!(
+        has("approval", "approval_granted"),
+        "the approval: {records:#?}"
+    );
+
+    // The task's spans are exported in the caller's trace.
+    let mut spans: Vec<Span> = Vec::new();
+    for _ in 0..100 {
+        spans = collector.0.lock().unwrap().clone();
+        if spans
+            .iter()
+            .any(|s| s.name == "invoke_agent security_auditor")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ours: BTreeMap<String, &Span> = spans
+        .iter()
+        .filter(|s| hex(&s.trace_id) == CALLER_TRACE)
+        .map(|s| (hex(&s.span_id), s))
+        .collect();
+    assert!(
+        ours.values().any(|s| s.name == "amas.task") && ours.len() >= 8,
+        "{:?}",
+        ours.values().map(|s| &s.name).collect::<Vec<_>>()
+    );
+
+    // Log lines the task wrote carry its trace id and an exported span of it.
+    let log = read_log(&data);
+    let task_lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.to_string().contains(&id))
+        .collect();
+    assert!(!task_lines.is_empty(), "{log}");
+    for line in &task_lines {
+        assert_eq!(line["trace_id"], CALLER_TRACE, "{line}");
+        let span = line["span_id"].as_str().unwrap_or_default();
+        assert!(ours.contains_key(span), "span {span} not exported: {line}");
+    }
+}

@@ -198,23 +198,6 @@ impl Runtime {
         Ok(self)
     }
 
-    /// The tool gate, if policy lets `viewer` read audit data (`audit.read`). Fails closed: no
-    /// gate, no policy, no access.
-    fn authorize_audit_read(&self, viewer: &Principal) -> Result<&Arc<ToolGate>, RuntimeError> {
-        let refused = |reasons: String| RuntimeError::Forbidden {
-            operation: "audit.read".to_owned(),
-            reasons,
-        };
-        let Some((gate, _)) = &self.inner.tools else {
-            return Err(refused("no policy is configured".to_owned()));
-        };
-        let decision = gate.authorize_api(viewer, "audit.read");
-        if decision.outcome != amas_governance::gate::Outcome::Allow {
-            return Err(refused(decision.reasons.join("; ")));
-        }
-        Ok(gate)
-    }
-
     /// Replays `task` under the policy now in force: every decision its journal records is
     /// asked again, with no model or tool call. For auditors (`audit.read`); another tenant's
     /// task is not found.
@@ -228,17 +211,22 @@ impl Runtime {
         viewer: &Principal,
         task: TaskId,
     ) -> Result<ReplayReport, RuntimeError> {
-        let gate = self.authorize_audit_read(viewer)?;
-        let Some(policy) = &self.inner.policy else {
+        self.authorize_api(viewer, "audit.read", None).await?;
+        let (Some((gate, _)), Some(policy)) = (&self.inner.tools, &self.inner.policy) else {
             return Err(RuntimeError::Setup {
                 agent: "*".to_owned(),
-                reason: "replay needs the policy engine (Runtime::with_policy)".to_owned(),
+                reason: "replay needs the tool gate and its policy engine (Runtime::with_tools, Runtime::with_policy)".to_owned(),
             });
         };
         let records = self.inner.journal.read(task, 0).await?;
-        let owned = TaskState::fold(&records).is_some_and(|s| s.principal.tenant == viewer.tenant);
-        if !owned {
-            return Err(RuntimeError::NotFound(task));
+        match TaskState::fold(&records) {
+            Some(s) if s.principal.tenant == viewer.tenant => {}
+            Some(_) => {
+                self.cross_tenant_attempt(viewer, "task.replay", &format!("task:{task}"))
+                    .await;
+                return Err(RuntimeError::NotFound(task));
+            }
+            None => return Err(RuntimeError::NotFound(task)),
         }
         let replayer = Replayer::new(
             Arc::clone(&self.inner.config),
@@ -262,7 +250,7 @@ impl Runtime {
         viewer: &Principal,
         mut query: amas_store::audit::AuditQuery,
     ) -> Result<Vec<amas_store::audit::StoredAuditRecord>, RuntimeError> {
-        self.authorize_audit_read(viewer)?;
+        self.authorize_api(viewer, "audit.read", None).await?;
         let Some(log) = &self.inner.audit_log else {
             return Err(RuntimeError::Setup {
                 agent: "*".to_owned(),
@@ -508,7 +496,7 @@ impl Runtime {
         reason: String,
     ) -> Result<Approval, RuntimeError> {
         let approval = self
-            .approval(approval_id, &approver)
+            .approval(approval_id, &approver, "approval.decide")
             .await?
             .ok_or_else(|| RuntimeError::ApprovalNotFound(approval_id.to_owned()))?;
         if let Some(refused) = approvals::refuse_vote(
@@ -539,7 +527,8 @@ impl Runtime {
         answer.await.map_err(|_| unavailable())?
     }
 
-    /// One approval, if it belongs to `viewer`'s tenant.
+    /// One approval, if it belongs to `viewer`'s tenant. Another tenant's approval is not
+    /// found, and the attempt (`operation` on it) is audited.
     ///
     /// # Errors
     /// A store error.
@@ -547,13 +536,17 @@ impl Runtime {
         &self,
         approval_id: &str,
         viewer: &Principal,
+        operation: &str,
     ) -> Result<Option<Approval>, RuntimeError> {
-        Ok(self
-            .inner
-            .journal
-            .approval(approval_id)
-            .await?
-            .filter(|a| a.tenant == viewer.tenant))
+        match self.inner.journal.approval(approval_id).await? {
+            Some(a) if a.tenant == viewer.tenant => Ok(Some(a)),
+            Some(_) => {
+                self.cross_tenant_attempt(viewer, operation, &format!("approval:{approval_id}"))
+                    .await;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
     }
 
     /// Approvals of `viewer`'s tenant matching `filter` (its tenant is overridden), for holders

@@ -26,9 +26,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let config = Arc::new(config);
     let _telemetry = init_telemetry(global, "info")?;
     let metrics = Metrics::new();
-    let (policy, _policy_watch) = build_policy(global)?;
+    let (policy, policy_watch) = build_policy(global)?;
     let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
     let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate, policy).await?;
+    policy_watch.audit_to(&runtime, &config).await;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,
         &config.auth.issuer,

@@ -50,7 +50,8 @@ impl Server {
         Self::spawn(data_dir, config_dir, "development", env)
     }
 
-    fn spawn(
+    /// Starts the server in `environment` with extra environment variables.
+    pub fn spawn(
         data_dir: &Path,
         config_dir: Option<&Path>,
         environment: &str,
