@@ -336,24 +336,8 @@ async fn an_unanswered_approval_expires_and_the_agent_is_told() {
 /// The audit log's records of task `id`, as exported JSON lines, once `ready` holds for them
 /// (the log is written asynchronously, a moment after the journal; bounded wait).
 fn audit_of(data: &Path, id: &str, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let mut records = Vec::new();
-    for _ in 0..100 {
-        let out = common::amas(data, None, &["audit", "export", "--format", "jsonl"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        records = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(id))
-            .map(str::to_owned)
-            .collect();
-        if ready(&records) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    records
+    let of_task = |lines: &[String]| -> Vec<String> {
+        lines.iter().filter(|l| l.contains(id)).cloned().collect()
+    };
+    of_task(&common::audit_lines_until(data, |all| ready(&of_task(all))))
 }

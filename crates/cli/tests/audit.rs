@@ -152,28 +152,17 @@ fn verify_without_a_database_is_a_usage_error() {
     assert!(!data.path().join("amas.db").exists());
 }
 
-/// The audit log's exported records, as JSON, once `ready` holds for them (the writer batches;
-/// bounded wait).
+/// The audit log's exported records, as JSON, once `ready` holds for them.
 fn exported_until(data: &Path, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let mut records = Vec::new();
-    for _ in 0..200 {
-        let out = amas(data, None, &["audit", "export", "--format", "jsonl"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        records = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
+    let parse = |lines: &[String]| -> Vec<Value> {
+        lines
+            .iter()
             .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if ready(&records) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    records
+            .collect()
+    };
+    parse(&common::audit_lines_until(data, |lines| {
+        ready(&parse(lines))
+    }))
 }
 
 fn of_stage<'a>(records: &'a [Value], stage: &str) -> Vec<&'a Value> {

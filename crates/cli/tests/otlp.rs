@@ -106,6 +106,11 @@ struct Setup {
 }
 
 fn serve(collector: SocketAddr, mock: &MockOpenAi) -> Setup {
+    serve_in(collector, mock, "development")
+}
+
+/// As [`serve`], in the deployment `environment` policies see.
+fn serve_in(collector: SocketAddr, mock: &MockOpenAi, environment: &str) -> Setup {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let config = root.path().join("config");
@@ -119,9 +124,10 @@ fn serve(collector: SocketAddr, mock: &MockOpenAi) -> Setup {
         ),
     )
     .unwrap();
-    let server = common::Server::start_with_env(
+    let server = common::Server::spawn(
         &data,
         Some(&config),
+        environment,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
             ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
@@ -292,31 +298,9 @@ async fn every_decision_of_a_task_is_audited_in_its_trace_with_spans_and_log_lin
             Behaviour::reply(json!({"findings": ["no secrets found"], "risk": "low"})),
         ],
     );
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n",
-            mock.base_url()
-        ),
-    )
-    .unwrap();
-    let mut server = common::Server::spawn(
-        &data,
-        Some(&config),
-        "production",
-        &[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://{collector_addr}"),
-            ),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-        ],
-    );
+    let mut setup = serve_in(collector_addr, &mock, "production");
+    let server = &mut setup.server;
+    let data = server.data_dir.clone();
     let admin = server.token("root", &["admin"]);
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/tasks", server.base))

@@ -41,15 +41,6 @@ impl Server {
         Self::spawn(data_dir, config_dir, environment, &[])
     }
 
-    /// Starts the server with extra environment variables (e.g. OTLP export).
-    pub fn start_with_env(
-        data_dir: &Path,
-        config_dir: Option<&Path>,
-        env: &[(&str, String)],
-    ) -> Self {
-        Self::spawn(data_dir, config_dir, "development", env)
-    }
-
     /// Starts the server in `environment` with extra environment variables.
     pub fn spawn(
         data_dir: &Path,
@@ -192,4 +183,28 @@ impl Drop for Server {
 
 pub fn read_log(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+}
+
+/// Every audit record `amas audit export` prints, as JSON lines, once `ready` holds for them
+/// (the writer batches, so records land a moment after what they record; bounded wait).
+pub fn audit_lines_until(data_dir: &Path, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        let out = amas(data_dir, None, &["audit", "export", "--format", "jsonl"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines = String::from_utf8(out.stdout)
+            .expect("UTF-8 export")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if ready(&lines) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lines
 }
