@@ -17,6 +17,13 @@ decision(allow, require_approval, deny, needs, grant) := {
 	"rules": sort([r.rule | some r in ((deny | needs) | grant)]),
 }
 
+# The same document with `obligations`: what AMAS must do for an allow to hold (e.g.
+# "redact": send only the redacted data). Obligations are dropped on a deny.
+decision_with_obligations(allow, require_approval, deny, needs, grant, obligations) := object.union(
+	decision(allow, require_approval, deny, needs, grant),
+	{"obligations": sort([o | some o in obligations; allow])},
+)
+
 reasons(allow, require_approval, deny, needs, grant) := texts(deny) if {
 	count(deny) > 0
 } else := texts(needs) if {

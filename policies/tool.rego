@@ -3,7 +3,7 @@ package amas.tool
 
 import data.amas.lib
 
-decision := lib.decision(allow, require_approval, deny, needs, grant)
+decision := lib.decision_with_obligations(allow, require_approval, deny, needs, grant, obligations)
 
 default allow := false
 
@@ -69,9 +69,47 @@ deny contains {"rule": "tool.system_executor_admin_only", "reason": "system_exec
 	not is_admin
 }
 
+# Restricted data never leaves through a tool with external effects; when DLP redacts the
+# parameters, what counts is their level after redaction.
 deny contains {"rule": "tool.external_restricted_data", "reason": sprintf("%s has external side effects and the data is restricted", [input.tool.name])} if {
-	input.tool.side_effects == "external"
-	input.data.classification == "restricted"
+	external
+	outbound_classification == "restricted"
+}
+
+# ---- data-loss prevention -----------------------------------------------------------------
+# AMAS scans every call's parameters and supplies the facts: input.dlp.types (finding types),
+# input.dlp.actions (the action config/dataprotect.yaml sets for each type found: block,
+# redact or allow), input.dlp.error (true when the parameters could not be scanned),
+# input.data.classification/tags and, when a type found is set to redact,
+# input.data.redacted (the level after redacting those types).
+
+external if input.tool.side_effects == "external"
+
+dlp_types := object.get(input, ["dlp", "types"], [])
+
+dlp_actions := object.get(input, ["dlp", "actions"], {})
+
+dlp_blocked := {t | some t in dlp_types; object.get(dlp_actions, t, "block") == "block"}
+
+dlp_redacted := {t | some t in dlp_types; object.get(dlp_actions, t, "block") == "redact"}
+
+outbound_classification := object.get(input, ["data", "redacted", "classification"], "restricted") if {
+	count(dlp_redacted) > 0
+} else := object.get(input, ["data", "classification"], "internal")
+
+deny contains {"rule": "tool.dlp_blocked", "reason": sprintf("%s reaches outside AMAS and its parameters carry %s data", [input.tool.name, concat(", ", sort(dlp_blocked))])} if {
+	external
+	count(dlp_blocked) > 0
+}
+
+deny contains {"rule": "tool.dlp_unscannable", "reason": sprintf("%s reaches outside AMAS and its parameters could not be scanned", [input.tool.name])} if {
+	external
+	object.get(input, ["dlp", "error"], false) == true
+}
+
+obligations contains "redact" if {
+	external
+	count(dlp_redacted) > 0
 }
 
 deny contains {"rule": "tool.bad_approval", "reason": msg} if {

@@ -23,6 +23,29 @@ pub enum RedactionMode {
     Hash,
 }
 
+/// What data-loss prevention does with a finding type in the parameters of a tool call that
+/// reaches outside AMAS. Policy (`policies/tool.rego`) reads these as facts and decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DlpAction {
+    /// Send the value as it is.
+    Allow,
+    /// Send the parameters with values of this type redacted.
+    Redact,
+    /// Refuse the call.
+    Block,
+}
+
+impl DlpAction {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Redact => "redact",
+            Self::Block => "block",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -31,6 +54,27 @@ struct RawConfig {
     classification: RawClassification,
     limits: RawLimits,
     content_safety: RawSafety,
+    #[serde(default)]
+    dlp: RawDlp,
+}
+
+/// Without a `dlp` section every finding blocks: a user file written before DLP existed fails
+/// closed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDlp {
+    default_action: DlpAction,
+    #[serde(default)]
+    actions: BTreeMap<FindingKind, DlpAction>,
+}
+
+impl Default for RawDlp {
+    fn default() -> Self {
+        Self {
+            default_action: DlpAction::Block,
+            actions: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +120,8 @@ pub struct DataProtectConfig {
     pub max_input_bytes: usize,
     pub max_json_depth: usize,
     pub safety_actions: BTreeMap<Category, Action>,
+    /// DLP action per finding type (every type present).
+    pub dlp_actions: BTreeMap<FindingKind, DlpAction>,
 }
 
 impl DataProtectConfig {
@@ -128,6 +174,10 @@ impl DataProtectConfig {
         if !problems.is_empty() {
             return Err(err(problems.join("; ")));
         }
+        let mut dlp_actions = raw.dlp.actions;
+        for kind in FindingKind::ALL {
+            dlp_actions.entry(kind).or_insert(raw.dlp.default_action);
+        }
         let mut modes = raw.redaction.modes;
         for kind in FindingKind::ALL {
             modes.entry(kind).or_insert(raw.redaction.default_mode);
@@ -142,11 +192,20 @@ impl DataProtectConfig {
             max_input_bytes: raw.limits.max_input_bytes,
             max_json_depth: raw.limits.max_json_depth,
             safety_actions: raw.content_safety.actions,
+            dlp_actions,
         })
     }
 
     pub fn mode(&self, kind: FindingKind) -> RedactionMode {
         self.modes.get(&kind).copied().unwrap_or(RedactionMode::Tag)
+    }
+
+    /// What DLP does with `kind` in an outbound tool call.
+    pub fn dlp_action(&self, kind: FindingKind) -> DlpAction {
+        self.dlp_actions
+            .get(&kind)
+            .copied()
+            .unwrap_or(DlpAction::Block)
     }
 
     pub fn class_of(&self, kind: FindingKind) -> Classification {
@@ -167,6 +226,19 @@ mod tests {
         assert_eq!(c.mode(FindingKind::Email), RedactionMode::Mask);
         assert_eq!(c.mode(FindingKind::Mrn), RedactionMode::Hash);
         assert_eq!(c.max_json_depth, 64);
+        assert_eq!(c.dlp_action(FindingKind::CreditCard), DlpAction::Block);
+        assert_eq!(c.dlp_action(FindingKind::Email), DlpAction::Redact);
+    }
+
+    #[test]
+    fn a_file_without_dlp_blocks_every_type() {
+        let start = EMBEDDED_CONFIG.find("\ndlp:").unwrap();
+        let c = DataProtectConfig::parse(&EMBEDDED_CONFIG[..start], "t").unwrap();
+        assert!(
+            FindingKind::ALL
+                .iter()
+                .all(|k| c.dlp_action(*k) == DlpAction::Block)
+        );
     }
 
     #[test]

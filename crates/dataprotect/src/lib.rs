@@ -16,7 +16,7 @@ mod redact;
 pub mod safety;
 
 pub use classify::{Classification, Level, Tag, Tags};
-pub use config::{DataProtectConfig, EMBEDDED_CONFIG, RedactionMode};
+pub use config::{DataProtectConfig, DlpAction, EMBEDDED_CONFIG, RedactionMode};
 pub use error::DataProtectError;
 pub use finding::{Finding, FindingKind};
 pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan};

@@ -151,7 +151,7 @@ impl DataProtector {
         let raw = self.raw(text);
         let mut facts = Facts::default();
         self.add_facts(&mut facts, text, &raw);
-        let (redacted, findings) = self.redact_stable(text, raw.findings, key);
+        let (redacted, findings) = self.redact_stable(text, raw.findings, key, None);
         let extra = RawScan {
             findings: findings.clone(),
             medical_context: false,
@@ -169,12 +169,15 @@ impl DataProtector {
         text: &str,
         findings: Vec<Finding>,
         key: &TenantKey,
+        only: Option<&dyn Fn(FindingKind) -> bool>,
     ) -> (String, Vec<Finding>) {
+        let wanted = |f: &Finding| only.is_none_or(|keep| keep(f.kind));
+        let findings = findings.into_iter().filter(wanted).collect();
         fixpoint::redact_until_stable(
             text,
             findings,
             3,
-            |t| self.raw(t).findings,
+            |t| self.raw(t).findings.into_iter().filter(wanted).collect(),
             |f, s| self.replacement(f, s, key),
         )
     }
@@ -226,9 +229,31 @@ impl DataProtector {
         value: &Value,
         key: &TenantKey,
     ) -> Result<RedactedJson, DataProtectError> {
+        self.redact_json_where(value, key, None)
+    }
+
+    /// Like [`DataProtector::redact_json`], but only findings whose kind `only` accepts are
+    /// redacted (and reported); the classification is still that of the whole input. Data-loss
+    /// prevention uses it to redact the types configured `redact` and nothing else.
+    pub fn redact_json_only(
+        &self,
+        value: &Value,
+        key: &TenantKey,
+        only: &dyn Fn(FindingKind) -> bool,
+    ) -> Result<RedactedJson, DataProtectError> {
+        self.redact_json_where(value, key, Some(only))
+    }
+
+    fn redact_json_where(
+        &self,
+        value: &Value,
+        key: &TenantKey,
+        only: Option<&dyn Fn(FindingKind) -> bool>,
+    ) -> Result<RedactedJson, DataProtectError> {
         let mut walk = Walk {
             p: self,
             key,
+            only,
             facts: Facts::default(),
             findings: Vec::new(),
             path: String::new(),
@@ -246,6 +271,8 @@ impl DataProtector {
 struct Walk<'a> {
     p: &'a DataProtector,
     key: &'a TenantKey,
+    /// Which kinds to redact (all when `None`).
+    only: Option<&'a dyn Fn(FindingKind) -> bool>,
     facts: Facts,
     findings: Vec<JsonFinding>,
     path: String,
@@ -338,7 +365,7 @@ impl Walk<'_> {
             f.end -= offset;
         }
         self.p.add_facts(&mut self.facts, s, &raw);
-        let (out, findings) = self.p.redact_stable(s, raw.findings, self.key);
+        let (out, findings) = self.p.redact_stable(s, raw.findings, self.key, self.only);
         let extra = RawScan {
             findings: findings.clone(),
             medical_context: false,
@@ -371,6 +398,9 @@ impl Walk<'_> {
             Some(f) => {
                 let f = f.clone();
                 self.p.add_facts(&mut self.facts, &digits, &raw);
+                if !self.only.is_none_or(|keep| keep(f.kind)) {
+                    return Value::Number(n.clone());
+                }
                 let replaced = self.p.replacement(&f, &digits, self.key);
                 self.findings.push(JsonFinding {
                     path: self.path.clone(),

@@ -38,6 +38,9 @@ pub struct TestExpectation {
     /// Each entry must be one of the rules that fired.
     #[serde(default)]
     pub rules_fired: Vec<String>,
+    /// When given, the decision's obligations must be exactly these (in any order).
+    #[serde(default)]
+    pub obligations: Option<Vec<String>>,
 }
 
 /// The result of one case.
@@ -191,6 +194,15 @@ fn check(expect: &TestExpectation, decision: &Decision) -> Vec<String> {
             failures.push(format!("rule {rule:?} did not fire"));
         }
     }
+    if let Some(want) = &expect.obligations {
+        let mut want = want.clone();
+        let mut got = decision.obligations.clone();
+        want.sort();
+        got.sort();
+        if want != got {
+            failures.push(format!("obligations: want {want:?}, got {got:?}"));
+        }
+    }
     failures
 }
 
@@ -206,6 +218,7 @@ mod tests {
             require_approval,
             reasons: vec!["agent x may use y".to_owned()],
             rules_fired: vec!["tool.agent_grant".to_owned()],
+            obligations: Vec::new(),
             policy_error: false,
             bundle_hash: String::new(),
             eval_time: Duration::ZERO,
@@ -220,9 +233,11 @@ mod tests {
             require_approval: Some(true),
             reasons_contain: vec!["may use".to_owned(), "absent".to_owned()],
             rules_fired: vec!["tool.agent_grant".to_owned(), "tool.other".to_owned()],
+            obligations: Some(vec!["redact".to_owned()]),
         };
         let failures = check(&expect, &decision(true, false));
-        assert_eq!(failures.len(), 4, "{failures:?}");
+        assert_eq!(failures.len(), 5, "{failures:?}");
+        assert!(failures.iter().any(|f| f.contains("obligations")));
         assert!(failures.iter().any(|f| f.contains("absent")));
         assert!(failures.iter().any(|f| f.contains("tool.other")));
     }

@@ -60,6 +60,11 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Ids of the policy rules that matched (grants, denies, approval conditions).
     pub rules_fired: Vec<String>,
+    /// What must happen for an allow to hold (e.g. `redact`: send only the redacted data).
+    /// The caller must carry out every obligation it knows and refuse the action on any
+    /// obligation it does not know. Empty on a deny.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obligations: Vec<String>,
     /// True when this is a fail-closed deny caused by a policy error, not by a rule.
     pub policy_error: bool,
     /// SHA-256 of the bundle that decided, hex.
@@ -81,6 +86,7 @@ impl Decision {
             require_approval: false,
             reasons: vec![format!("policy error: {message}")],
             rules_fired: Vec::new(),
+            obligations: Vec::new(),
             policy_error: true,
             bundle_hash: bundle_hash.to_owned(),
             eval_time,
@@ -110,18 +116,20 @@ pub(crate) struct DecisionDoc {
     pub require_approval: bool,
     pub reasons: Vec<String>,
     pub rules: Vec<String>,
+    pub obligations: Vec<String>,
 }
 
 impl DecisionDoc {
     /// Reads a decision document straight from the policy's value (no JSON round trip): an
     /// object with exactly the keys `allow` and `require_approval` (booleans), `reasons` and
-    /// optionally `rules` (arrays or sets of strings). Anything else is an error naming what is
+    /// optionally `rules` and `obligations` (arrays or sets of strings). Anything else is an error naming what is
     /// wrong.
     pub(crate) fn from_value(value: &regorus::Value) -> Result<Self, String> {
         let regorus::Value::Object(fields) = value else {
             return Err(format!("expected an object, got {}", kind(value)));
         };
         let (mut allow, mut require_approval, mut reasons, mut rules) = (None, None, None, None);
+        let mut obligations = None;
         for (key, field) in fields.iter() {
             let regorus::Value::String(key) = key else {
                 return Err(format!("non-string key of type {}", kind(key)));
@@ -131,6 +139,7 @@ impl DecisionDoc {
                 "require_approval" => require_approval = Some(boolean(key, field)?),
                 "reasons" => reasons = Some(strings(key, field)?),
                 "rules" => rules = Some(strings(key, field)?),
+                "obligations" => obligations = Some(strings(key, field)?),
                 other => return Err(format!("unknown field `{other}`")),
             }
         }
@@ -139,6 +148,7 @@ impl DecisionDoc {
             require_approval: require_approval.ok_or("missing field `require_approval`")?,
             reasons: reasons.ok_or("missing field `reasons`")?,
             rules: rules.unwrap_or_default(),
+            obligations: obligations.unwrap_or_default(),
         })
     }
 }
@@ -225,8 +235,18 @@ mod tests {
         assert!(d.allow && !d.require_approval);
         assert_eq!(d.reasons, ["a", "b"]);
         assert_eq!(d.rules, ["r"]);
+        assert!(d.obligations.is_empty());
         let d = doc(r#"{"allow": false, "require_approval": true, "reasons": []}"#).unwrap();
         assert!(!d.allow && d.require_approval && d.rules.is_empty());
+        let d = doc(
+            r#"{"allow": true, "require_approval": false, "reasons": [], "obligations": ["redact"]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.obligations, ["redact"]);
+        assert!(
+            doc(r#"{"allow": true, "require_approval": false, "reasons": [], "obligations": [1]}"#)
+                .is_err()
+        );
     }
 
     #[test]

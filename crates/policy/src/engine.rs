@@ -231,7 +231,7 @@ impl RegoPolicyEngine {
         }
         DecisionDoc::from_value(&value).map_err(|e| {
             format!(
-                "{rule} result has the wrong shape (want {{allow, require_approval, reasons[], rules[]?}}): {e}"
+                "{rule} result has the wrong shape (want {{allow, require_approval, reasons[], rules[]?, obligations[]?}}): {e}"
             )
         })
     }
@@ -264,6 +264,12 @@ impl PolicyEngine for RegoPolicyEngine {
                 require_approval: doc.require_approval,
                 reasons: doc.reasons.clone(),
                 rules_fired: doc.rules.clone(),
+                // Obligations qualify an allow; a deny carries none.
+                obligations: if doc.allow {
+                    doc.obligations.clone()
+                } else {
+                    Vec::new()
+                },
                 policy_error: false,
                 bundle_hash: self.bundle.hash().to_owned(),
                 eval_time,

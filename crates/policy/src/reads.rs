@@ -627,7 +627,7 @@ mod tests {
     /// What the shipped bundle reads: the memo key of every decision. Reading more (the task id,
     /// the arguments, the usage counters) would make most decisions miss.
     #[test]
-    fn the_default_bundle_reads_identity_agent_tool_data_and_approvals_only() {
+    fn the_default_bundle_reads_identity_agent_tool_data_dlp_and_approvals_only() {
         let mut engine = regorus::Engine::new();
         for file in crate::PolicyBundle::embedded().files() {
             engine
@@ -645,6 +645,10 @@ mod tests {
                 "approvals",
                 "approver_roles",
                 "data.classification",
+                "data.redacted.classification",
+                "dlp.actions",
+                "dlp.error",
+                "dlp.types",
                 "environment",
                 "principal",
                 "provider.name",

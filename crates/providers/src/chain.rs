@@ -71,8 +71,25 @@ impl ProviderChain {
         request: &ChatRequest,
         permitted: impl Fn(&str) -> bool,
     ) -> Result<ChatResponse, ProviderError> {
+        self.chat_each(|name| permitted(name).then_some(request))
+            .await
+    }
+
+    /// As [`ProviderChain::chat_among`], with the request each provider gets: `request_for`
+    /// answers the request to send to a provider (e.g. a redacted one for a provider that may
+    /// only see redacted data), or `None` to skip it.
+    ///
+    /// # Errors
+    /// As [`ProviderChain::chat`]; `AllFailed` with no errors when no provider is permitted.
+    pub async fn chat_each<'r>(
+        &self,
+        request_for: impl Fn(&str) -> Option<&'r ChatRequest>,
+    ) -> Result<ChatResponse, ProviderError> {
         let mut errors = Vec::with_capacity(self.links.len());
-        for link in self.links.iter().filter(|l| permitted(l.provider.name())) {
+        for link in &self.links {
+            let Some(request) = request_for(link.provider.name()) else {
+                continue;
+            };
             match self.call(link, request).await {
                 Ok(response) => return Ok(response),
                 Err(error) if falls_back(&error) => {

@@ -61,12 +61,14 @@ pub struct DecisionDiff {
     pub after: Ruling,
 }
 
-/// One answer of the pipeline: the deciding stage, its outcome and why. `outcome` is `unknown`
-/// when the journal lacks what the question needs.
+/// One answer of the pipeline: the deciding stage, its outcome, what the allow obliged (e.g.
+/// `redact`) and why. `outcome` is `unknown` when the journal lacks what the question needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Ruling {
     pub stage: String,
     pub outcome: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub obligations: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
 }
@@ -76,8 +78,14 @@ impl Ruling {
         Self {
             stage: stage.to_owned(),
             outcome: outcome.to_owned(),
+            obligations: Vec::new(),
             reasons: reasons.to_vec(),
         }
+    }
+
+    fn with_obligations(mut self, obligations: &[String]) -> Self {
+        self.obligations = obligations.to_vec();
+        self
     }
 
     fn unknown(why: impl Into<String>) -> Self {
@@ -87,7 +95,7 @@ impl Ruling {
 
 impl From<&StageDecision> for Ruling {
     fn from(d: &StageDecision) -> Self {
-        Self::of(d.stage, d.outcome.as_str(), &d.reasons)
+        Self::of(d.stage, d.outcome.as_str(), &d.reasons).with_obligations(&d.obligations)
     }
 }
 
@@ -282,9 +290,10 @@ impl<'a> Walk<'a> {
                 outcome,
                 reasons,
                 data,
+                obligations,
                 ..
             } if action == "model_call" => {
-                let before = Ruling::of(stage, outcome, reasons);
+                let before = Ruling::of(stage, outcome, reasons).with_obligations(obligations);
                 let provider = call_id.split_once(':').map_or(call_id.as_str(), |(_, p)| p);
                 let after = match (self.agent(step), data) {
                     (Err(why), _) => Ruling::unknown(why),
@@ -300,16 +309,22 @@ impl<'a> Walk<'a> {
                             .get(provider)
                             .unwrap_or(&none);
                         let task_id = self.task.id.to_string();
-                        Ruling::from(&self.gate.authorize_model_call(&ModelCallRequest {
-                            principal: self.principal(),
-                            agent,
-                            task_id: &task_id,
-                            task_type: &self.task.spec.task_type,
-                            provider,
-                            trusted_for: trusted,
-                            classification: &labels.classification,
-                            tags: &labels.tags,
-                        }))
+                        Ruling::from(
+                            &self.gate.authorize_model_call(&ModelCallRequest {
+                                principal: self.principal(),
+                                agent,
+                                task_id: &task_id,
+                                task_type: &self.task.spec.task_type,
+                                provider,
+                                trusted_for: trusted,
+                                classification: &labels.classification,
+                                tags: &labels.tags,
+                                redacted: labels
+                                    .redacted
+                                    .as_deref()
+                                    .map(|r| (r.classification.as_str(), r.tags.as_slice())),
+                            }),
+                        )
                     }
                 };
                 let diff = differs(&before, &after).then(|| DecisionDiff {
@@ -368,8 +383,9 @@ impl<'a> Walk<'a> {
                     stage,
                     outcome,
                     reasons,
+                    obligations,
                     ..
-                } => Some(Ruling::of(stage, outcome, reasons)),
+                } => Some(Ruling::of(stage, outcome, reasons).with_obligations(obligations)),
                 _ => None,
             })
             .collect();
@@ -427,10 +443,10 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Two rulings differ when their stage or outcome does (reasons are explanations, free to
-/// change wording).
+/// Two rulings differ when their stage, outcome or obligations do (reasons are explanations,
+/// free to change wording). A journal written before obligations existed records none.
 fn differs(a: &Ruling, b: &Ruling) -> bool {
-    a.stage != b.stage || a.outcome != b.outcome
+    a.stage != b.stage || a.outcome != b.outcome || a.obligations != b.obligations
 }
 
 /// The deciding stage of an evaluation, as the gate picks it: the first denial, else the first

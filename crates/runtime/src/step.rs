@@ -279,6 +279,8 @@ impl StepRun<'_> {
     ) -> Result<Result<(JournaledAnswer, Vec<JournalEvent>, Usage), StepOutcome>, StoreError> {
         let mut events = Vec::new();
         let mut allowed: Option<Vec<String>> = None;
+        let mut redact_for: Vec<String> = Vec::new();
+        let mut redacted_messages = None;
         if let Some(runner) = self.tools {
             let used = runner.tokens_of(&self.agent.id);
             if used >= self.agent.quotas.tokens_per_task {
@@ -307,6 +309,8 @@ impl StepRun<'_> {
             }
             events = decisions.events;
             allowed = Some(decisions.allowed);
+            redact_for = decisions.redact_for;
+            redacted_messages = decisions.redacted;
         }
         let request = ChatRequest {
             agent: self.agent.id.clone(),
@@ -319,13 +323,25 @@ impl StepRun<'_> {
             max_output_tokens: self.agent.limits.max_output_tokens,
             tools,
         };
+        // Providers policy allows only under the obligation `redact` get the redacted messages;
+        // without them (they could not be made) such a provider gets nothing.
+        let redacted_request = redacted_messages.map(|messages| ChatRequest {
+            messages,
+            ..request.clone()
+        });
         let started = Instant::now();
         let mut cancel = self.cancel.clone();
-        let permitted = |name: &str| allowed.as_ref().is_none_or(|a| a.iter().any(|p| p == name));
-        let call = tokio::time::timeout(
-            self.agent.limits.timeout,
-            self.chain.chat_among(&request, permitted),
-        );
+        let request_for = |name: &str| {
+            if !allowed.as_ref().is_none_or(|a| a.iter().any(|p| p == name)) {
+                None
+            } else if redact_for.iter().any(|p| p == name) {
+                redacted_request.as_ref()
+            } else {
+                Some(&request)
+            }
+        };
+        let call =
+            tokio::time::timeout(self.agent.limits.timeout, self.chain.chat_each(request_for));
         let result = tokio::select! {
             r = call => r,
             _ = cancel.wait_for(|c| *c) => return Ok(Err(StepOutcome::Abandoned)),

@@ -15,6 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 use amas_dataprotect::DataProtector;
 use amas_governance::gate::{
     GateVerdict, ModelCallRequest, Outcome, TaskToolUsage, ToolCallRequest, ToolGate, codes,
+    obligations,
 };
 use amas_store::StoreError;
 use amas_store::audit::{AuditDecision, hash_payload};
@@ -63,6 +64,10 @@ pub(crate) struct ToolRunner {
 pub(crate) struct ModelCallDecisions {
     pub events: Vec<JournalEvent>,
     pub allowed: Vec<String>,
+    /// Allowed providers that may only get the redacted prompt (obligation `redact`).
+    pub redact_for: Vec<String>,
+    /// The redacted messages, when some provider must get them.
+    pub redacted: Option<Vec<amas_providers::ChatMessage>>,
     /// Why the refused providers were refused.
     pub refusals: Vec<String>,
     /// One audit record per decision.
@@ -100,7 +105,9 @@ enum Waited {
 
 impl ToolRunner {
     /// Asks policy, for each provider of the chain, whether this step's prompt may go there,
-    /// given its classification. A prompt that cannot be classified counts as restricted.
+    /// given its classification and that of the redacted prompt. A prompt that cannot be
+    /// classified counts as restricted (and is not offered redacted). A provider allowed under
+    /// the obligation `redact` gets the redacted messages only.
     pub(crate) fn authorize_model_call(
         &self,
         step: &str,
@@ -109,29 +116,21 @@ impl ToolRunner {
         providers: &[&str],
         messages: &[amas_providers::ChatMessage],
     ) -> ModelCallDecisions {
-        let text: String = messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let (level, tags) = match self.protector.scan(&text) {
-            Ok(scan) => (
-                scan.classification.level.name(),
-                scan.classification
-                    .tags
-                    .iter()
-                    .map(|t| t.name().to_owned())
-                    .collect::<Vec<_>>(),
-            ),
-            Err(_) => ("restricted", Vec::new()),
-        };
+        let prompt = PromptLabels::of(&self.protector, &self.gate, &self.principal, messages);
+        let labels = prompt.labels();
         let mut out = ModelCallDecisions {
             events: Vec::with_capacity(providers.len()),
             allowed: Vec::new(),
+            redact_for: Vec::new(),
+            redacted: None,
             refusals: Vec::new(),
             audit: Vec::new(),
         };
         let none: Vec<String> = Vec::new();
+        let redacted = labels
+            .redacted
+            .as_deref()
+            .map(|r| (r.classification.as_str(), r.tags.as_slice()));
         for provider in providers {
             let span = governance_span("model_call", provider);
             let d = span.in_scope(|| {
@@ -142,11 +141,14 @@ impl ToolRunner {
                     task_type: &self.task_type,
                     provider,
                     trusted_for: self.provider_trust.get(*provider).unwrap_or(&none),
-                    classification: level,
-                    tags: &tags,
+                    classification: &labels.classification,
+                    tags: &labels.tags,
+                    redacted,
                 })
             });
             record_decision(&span, &d);
+            let redact = d.outcome == Outcome::Allow
+                && d.obligations.iter().any(|o| o == obligations::REDACT);
             out.events.push(JournalEvent::ActionDecided {
                 step: step.to_owned(),
                 call_id: format!("turn-{turn}:{provider}"),
@@ -155,23 +157,40 @@ impl ToolRunner {
                 outcome: d.outcome.as_str().to_owned(),
                 reasons: d.reasons.clone(),
                 code: d.code.map(str::to_owned),
-                data: Some(DataLabels {
-                    classification: level.to_owned(),
-                    tags: tags.clone(),
-                }),
+                data: Some(labels.clone()),
+                obligations: d.obligations.clone(),
             });
-            out.audit.push(
-                self.audit_record(step, agent, d.stage, "model_call", decision_of(&d.outcome))
-                    .with_resource(*provider)
-                    .with_classification(level)
-                    .with_reasons(&d.reasons),
-            );
+            let mut record = self
+                .audit_record(step, agent, d.stage, "model_call", decision_of(&d.outcome))
+                .with_resource(*provider)
+                .with_classification(&labels.classification)
+                .with_reasons(&d.reasons);
+            if redact {
+                // Types and counts only: the audit log never holds the values.
+                record = record.with_details(json!({
+                    "obligations": d.obligations,
+                    "redacted": {"findings": prompt.counts, "classification": redacted.map(|r| r.0)},
+                }));
+            }
+            out.audit.push(record);
             if d.outcome == Outcome::Allow {
+                if redact {
+                    info!(
+                        amas.step = %step,
+                        gen_ai.provider = %provider,
+                        amas.findings = prompt.counts.values().sum::<usize>(),
+                        "The prompt goes to this provider redacted."
+                    );
+                    out.redact_for.push((*provider).to_owned());
+                }
                 out.allowed.push((*provider).to_owned());
             } else {
                 out.refusals
                     .push(format!("{provider}: {}", d.reasons.join("; ")));
             }
+        }
+        if !out.redact_for.is_empty() {
+            out.redacted = prompt.redacted;
         }
         out
     }
@@ -209,6 +228,10 @@ impl ToolRunner {
 
     /// The audit record of a tool-call decision: the deciding stage, its reasons, the tool, and
     /// a hash of the parameters (never the parameters themselves).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the record's identity, the decision and the DLP facts, all named"
+    )]
     fn tool_audit(
         &self,
         step: &str,
@@ -217,14 +240,36 @@ impl ToolRunner {
         stage: &str,
         decision: AuditDecision,
         reasons: &[String],
+        verdict: Option<&GateVerdict>,
     ) -> AuditRecord {
-        self.audit_record(step, agent, stage, "tool_call", decision)
+        let mut details = json!({
+            "call_id": call.id,
+            "parameters_sha256": hash_payload(call.arguments.to_string().as_bytes()),
+        });
+        // What DLP found (types and counts, never values) and the obligations carried out.
+        if let Some(v) = verdict {
+            if let Some(dlp) = v
+                .dlp
+                .as_ref()
+                .filter(|f| !f.counts.is_empty() || f.error.is_some())
+            {
+                details["dlp"] = dlp.summary();
+            }
+            let obligations: Vec<&String> =
+                v.stages.iter().flat_map(|s| s.obligations.iter()).collect();
+            if !obligations.is_empty() {
+                details["obligations"] = json!(obligations);
+            }
+        }
+        let mut record = self
+            .audit_record(step, agent, stage, "tool_call", decision)
             .with_resource(call.name.clone())
             .with_reasons(reasons)
-            .with_details(json!({
-                "call_id": call.id,
-                "parameters_sha256": hash_payload(call.arguments.to_string().as_bytes()),
-            }))
+            .with_details(details);
+        if let Some(dlp) = verdict.and_then(|v| v.dlp.as_ref()) {
+            record = record.with_classification(&dlp.classification);
+        }
+        record
     }
 
     /// Counts a model call's tokens against the agent's task quota.
@@ -329,11 +374,43 @@ impl ToolRunner {
                         .first()
                         .map(|d| d.reasons.clone())
                         .unwrap_or_default();
-                    self.audit(vec![
-                        self.tool_audit(step, agent, call, stage, decision, &reasons),
-                    ])
+                    let Some(arguments) = outbound_arguments(call, &verdict) else {
+                        let reasons = vec![
+                            "policy obliged redaction but there is nothing DLP may redact"
+                                .to_owned(),
+                        ];
+                        self.audit(vec![self.tool_audit(
+                            step,
+                            agent,
+                            call,
+                            "policy",
+                            AuditDecision::Deny,
+                            &reasons,
+                            Some(&verdict),
+                        )])
+                        .await;
+                        let code = codes::OBLIGATION_UNMET.to_owned();
+                        return self
+                            .refuse(writer, step, call, events, code, &reasons, ack)
+                            .await;
+                    };
+                    self.audit(vec![self.tool_audit(
+                        step,
+                        agent,
+                        call,
+                        stage,
+                        decision,
+                        &reasons,
+                        Some(&verdict),
+                    )])
                     .await;
-                    return self.execute(writer, step, agent, call, events, ack).await;
+                    let outbound = RequestedTool {
+                        arguments,
+                        ..call.clone()
+                    };
+                    return self
+                        .execute(writer, step, agent, &outbound, events, ack)
+                        .await;
                 }
                 Outcome::Deny => {
                     let decisive = verdict.decisive().cloned();
@@ -373,9 +450,15 @@ impl ToolRunner {
                             AuditDecision::Deny,
                         )
                     };
-                    self.audit(vec![
-                        self.tool_audit(step, agent, call, stage, decision, &reasons),
-                    ])
+                    self.audit(vec![self.tool_audit(
+                        step,
+                        agent,
+                        call,
+                        stage,
+                        decision,
+                        &reasons,
+                        Some(&verdict),
+                    )])
                     .await;
                     return self
                         .refuse(writer, step, call, events, code, &reasons, ack)
@@ -408,6 +491,7 @@ impl ToolRunner {
                         "policy",
                         AuditDecision::RequireApproval,
                         &reasons,
+                        Some(&verdict),
                     )])
                     .await;
                     info!(tool = %call.name, call.id = %call.id, "Tool call waits for approval.");
@@ -471,6 +555,7 @@ impl ToolRunner {
                         "approval",
                         AuditDecision::ApprovalExpired,
                         std::slice::from_ref(&reason),
+                        None,
                     )])
                     .await;
                     return self
@@ -760,7 +845,19 @@ fn decision_of(outcome: &Outcome) -> AuditDecision {
 }
 
 /// The journaled verdict of every stage that ran.
+/// The parameters' classification (from DLP) is journaled with the policy stage.
 fn decided(step: &str, call: &RequestedTool, verdict: &GateVerdict) -> Vec<JournalEvent> {
+    let labels = verdict.dlp.as_ref().map(|f| DataLabels {
+        classification: f.classification.clone(),
+        tags: f.tags.clone(),
+        redacted: f.redacted.as_ref().map(|r| {
+            Box::new(DataLabels {
+                classification: r.classification.clone(),
+                tags: r.tags.clone(),
+                redacted: None,
+            })
+        }),
+    });
     verdict
         .stages
         .iter()
@@ -772,9 +869,31 @@ fn decided(step: &str, call: &RequestedTool, verdict: &GateVerdict) -> Vec<Journ
             outcome: s.outcome.as_str().to_owned(),
             reasons: s.reasons.clone(),
             code: s.code.map(str::to_owned),
-            data: None,
+            data: if s.stage == "policy" {
+                labels.clone()
+            } else {
+                None
+            },
+            obligations: s.obligations.clone(),
         })
         .collect()
+}
+
+/// The parameters the tool gets: the DLP-redacted copy when policy obliged redaction.
+/// `None` when redaction was obliged but no redacted copy exists (the call is then refused).
+fn outbound_arguments(call: &RequestedTool, verdict: &GateVerdict) -> Option<serde_json::Value> {
+    let redact = verdict
+        .stages
+        .iter()
+        .any(|s| s.obligations.iter().any(|o| o == obligations::REDACT));
+    if !redact {
+        return Some(call.arguments.clone());
+    }
+    verdict
+        .dlp
+        .as_ref()
+        .and_then(|f| f.redacted.as_ref())
+        .map(|r| r.parameters.clone())
 }
 
 fn resolved(step: &str, approval: &Approval, status: ApprovalStatus, reason: &str) -> JournalEvent {
@@ -867,4 +986,99 @@ pub(crate) fn usage_from_journal(
         }
     }
     usage
+}
+
+/// A prompt's classification, and the redacted prompt with its own, for the model-call policy.
+struct PromptLabels {
+    labels: DataLabels,
+    /// Findings per type (for the audit record; never values).
+    counts: BTreeMap<String, usize>,
+    redacted: Option<Vec<amas_providers::ChatMessage>>,
+}
+
+impl PromptLabels {
+    /// Scans and redacts every message. When any message cannot be scanned the prompt counts
+    /// as restricted and no redacted version is offered (fail closed).
+    fn of(
+        protector: &DataProtector,
+        gate: &ToolGate,
+        principal: &Principal,
+        messages: &[amas_providers::ChatMessage],
+    ) -> Self {
+        let key = gate.tenant_key(&principal.tenant.0);
+        let mut class = amas_dataprotect::Classification::default();
+        let mut after = amas_dataprotect::Classification::default();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut redacted = Vec::with_capacity(messages.len());
+        for m in messages {
+            let Ok(r) = protector.redact_text(&m.content, &key) else {
+                return Self::unscannable();
+            };
+            class = class.max(r.classification);
+            for f in &r.findings {
+                *counts.entry(f.kind.name().to_owned()).or_default() += 1;
+            }
+            if !r.findings.is_empty() {
+                let Ok(rescan) = protector.scan(&r.redacted) else {
+                    return Self::unscannable();
+                };
+                after = after.max(rescan.classification);
+            } else {
+                after = after.max(r.classification);
+            }
+            let mut copy = m.clone();
+            copy.content = r.redacted;
+            for call in &mut copy.tool_calls {
+                let Ok(r) = protector.redact_json(&call.arguments, &key) else {
+                    return Self::unscannable();
+                };
+                class = class.max(r.classification);
+                for f in &r.findings {
+                    *counts.entry(f.finding.kind.name().to_owned()).or_default() += 1;
+                }
+                let Ok(rescan) = protector.redact_json(&r.redacted, &key) else {
+                    return Self::unscannable();
+                };
+                after = after.max(rescan.classification);
+                call.arguments = r.redacted;
+            }
+            redacted.push(copy);
+        }
+        let any = !counts.is_empty();
+        Self {
+            labels: DataLabels {
+                classification: class.level.name().to_owned(),
+                tags: tag_names(class),
+                redacted: any.then(|| {
+                    Box::new(DataLabels {
+                        classification: after.level.name().to_owned(),
+                        tags: tag_names(after),
+                        redacted: None,
+                    })
+                }),
+            },
+            counts,
+            redacted: any.then_some(redacted),
+        }
+    }
+
+    fn unscannable() -> Self {
+        Self {
+            labels: DataLabels {
+                classification: "restricted".to_owned(),
+                tags: Vec::new(),
+                redacted: None,
+            },
+            counts: BTreeMap::new(),
+            redacted: None,
+        }
+    }
+
+    fn labels(&self) -> DataLabels {
+        self.labels.clone()
+    }
+}
+
+fn tag_names(c: amas_dataprotect::Classification) -> Vec<String> {
+    c.tags.iter().map(|t| t.name().to_owned()).collect()
 }

@@ -30,6 +30,10 @@ pub struct DataLabels {
     pub classification: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The same data once redacted (when it had findings to redact): what policy may allow
+    /// under the obligation `redact`. Absent in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<Box<DataLabels>>,
 }
 
 /// A stable error code and a human message, as journaled and shown to users.
@@ -98,6 +102,9 @@ pub enum JournalEvent {
         /// prompt), so a replay asks policy the same question. Absent in older journals.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<DataLabels>,
+        /// What the allow obliged AMAS to do (`redact`: only redacted data was sent).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        obligations: Vec<String>,
     },
     /// The tool is about to run. For a non-idempotent tool, a start without a result means the
     /// call may have happened: it is never silently re-run.
@@ -172,7 +179,9 @@ pub enum JournalEvent {
     /// The classification and provenance of one payload (task input, step output, tool result,
     /// final result). Recorded before anything downstream of the payload is journaled as done;
     /// absent in journals written before lineage existed.
-    LineageRecorded { node: LineageNode },
+    LineageRecorded {
+        node: LineageNode,
+    },
 }
 
 impl JournalEvent {

@@ -3,8 +3,10 @@
 //! is one explicit call; the first stage that does not allow decides, and every stage's outcome
 //! is returned so the caller can journal and count it.
 
+mod dlp;
 mod quota;
 
+pub use dlp::{DlpFacts, RedactedParameters};
 pub use quota::{QuotaWindows, TaskToolUsage};
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use amas_config::{AgentConfig, SandboxConfig};
+use amas_dataprotect::{DataProtector, TenantKey};
 use amas_policy::{Decision, DecisionPoint, PolicyEngine};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{DecisionLabels, PolicyDecisionLabels};
@@ -46,6 +49,16 @@ pub struct StageDecision {
     pub reasons: Vec<String>,
     /// Stable code of a denial (`docs/errors/`).
     pub code: Option<&'static str>,
+    /// What an allow obliges the caller to do (policy's `obligations`, e.g. `redact`).
+    pub obligations: Vec<String>,
+}
+
+/// Obligations the runtime knows how to carry out. An allow with any other obligation is
+/// refused (`AMAS-GOV-0012`): an obligation nobody fulfils must not become a silent allow.
+pub mod obligations {
+    /// Send only the redacted data (the prompt or the parameters).
+    pub const REDACT: &str = "redact";
+    pub const KNOWN: [&str; 1] = [REDACT];
 }
 
 /// Stable codes of governance denials.
@@ -65,6 +78,9 @@ pub mod codes {
     pub const APPROVAL_EXPIRED: &str = "AMAS-GOV-0010";
     /// The caller holds none of the configured approver roles.
     pub const NOT_AN_APPROVER: &str = "AMAS-GOV-0011";
+    /// Policy allowed under an obligation AMAS cannot carry out (unknown, or nothing to
+    /// redact).
+    pub const OBLIGATION_UNMET: &str = "AMAS-GOV-0012";
 }
 
 /// Everything the pipeline needs to know about one requested tool call.
@@ -94,12 +110,17 @@ pub struct ModelCallRequest<'a> {
     /// The prompt's classification level (`public` ..= `restricted`).
     pub classification: &'a str,
     pub tags: &'a [String],
+    /// The classification of the prompt once redacted (level and tags), when it can be
+    /// redacted; policy may allow an untrusted provider on condition of redaction.
+    pub redacted: Option<(&'a str, &'a [String])>,
 }
 
 /// The verdict on a tool call: every stage that ran, in order; the last one decides.
 #[derive(Clone, Debug)]
 pub struct GateVerdict {
     pub stages: Vec<StageDecision>,
+    /// What the parameters carry (DLP); `None` when the call never reached policy.
+    pub dlp: Option<DlpFacts>,
 }
 
 impl GateVerdict {
@@ -132,7 +153,16 @@ pub struct ToolGate {
     environment: String,
     approver_roles: Vec<String>,
     metrics: Metrics,
+    /// Scans tool parameters for DLP; `None` only if the embedded configuration is broken,
+    /// and then every parameter counts as unscannable (fail closed).
+    protector: Option<Arc<DataProtector>>,
+    /// Secret keying hash-mode redaction tokens, combined with the tenant.
+    redact_secret: String,
 }
+
+/// The redaction key secret when none is configured: tokens are stable, but anyone can confirm
+/// a guessed value. `AMAS_REDACT_KEY` (read by the CLI) replaces it.
+pub const DEFAULT_REDACT_SECRET: &str = "amas-redact";
 
 impl ToolGate {
     #[must_use]
@@ -149,6 +179,37 @@ impl ToolGate {
             environment: environment.into(),
             approver_roles: vec!["approver".to_owned(), "admin".to_owned()],
             metrics,
+            protector: DataProtector::embedded().ok().map(Arc::new),
+            redact_secret: DEFAULT_REDACT_SECRET.to_owned(),
+        }
+    }
+
+    /// The data protector that scans tool parameters (and its configuration's DLP actions).
+    #[must_use]
+    pub fn with_data_protector(mut self, protector: Arc<DataProtector>) -> Self {
+        self.protector = Some(protector);
+        self
+    }
+
+    /// The secret keying hash-mode redaction tokens (with the tenant id).
+    #[must_use]
+    pub fn with_redact_secret(mut self, secret: impl Into<String>) -> Self {
+        self.redact_secret = secret.into();
+        self
+    }
+
+    /// The redaction key of `tenant`: the same value gives the same token within a tenant.
+    #[must_use]
+    pub fn tenant_key(&self, tenant: &str) -> TenantKey {
+        TenantKey::new(format!("{}\u{0}{tenant}", self.redact_secret))
+    }
+
+    /// The DLP facts of `arguments` sent by `principal`.
+    #[must_use]
+    pub fn dlp_facts(&self, principal: &Principal, arguments: &Value) -> DlpFacts {
+        match &self.protector {
+            Some(p) => DlpFacts::of(p, &self.tenant_key(&principal.tenant.0), arguments),
+            None => DlpFacts::unavailable(),
         }
     }
 
@@ -201,14 +262,15 @@ impl ToolGate {
                 codes::UNKNOWN_TOOL,
                 format!("no tool named `{}` is configured", req.tool),
             ));
-            return self.finish(stages, started);
+            return self.finish(stages, None, started);
         };
-        let policy = self.authorize(req, spec);
+        let dlp = self.dlp_facts(req.principal, req.arguments);
+        let policy = self.authorize(req, spec, &dlp);
         let needs_approval = policy.outcome == Outcome::RequireApproval;
         let denied = policy.outcome == Outcome::Deny;
         stages.push(policy);
         if denied {
-            return self.finish(stages, started);
+            return self.finish(stages, Some(dlp), started);
         }
         let checks: [&dyn Fn() -> StageDecision; 4] = [
             &|| allowlist(req),
@@ -224,10 +286,15 @@ impl ToolGate {
                 break;
             }
         }
-        self.finish(stages, started)
+        self.finish(stages, Some(dlp), started)
     }
 
-    fn finish(&self, stages: Vec<StageDecision>, started: Instant) -> GateVerdict {
+    fn finish(
+        &self,
+        stages: Vec<StageDecision>,
+        dlp: Option<DlpFacts>,
+        started: Instant,
+    ) -> GateVerdict {
         for s in &stages {
             self.metrics
                 .governance_decisions
@@ -240,26 +307,26 @@ impl ToolGate {
         self.metrics
             .governance_duration
             .observe(started.elapsed().as_secs_f64());
-        GateVerdict { stages }
+        GateVerdict { stages, dlp }
     }
 
     /// Asks the policy, counting whether the memo answered.
     fn decide(&self, point: DecisionPoint, input: &Value) -> Decision {
-        let d = self.policy.decide(point, input);
-        self.metrics
-            .policy_decisions
-            .get_or_create(&PolicyDecisionLabels {
-                point: point.as_str().to_owned(),
-                source: if d.memoized { "memo" } else { "evaluated" }.to_owned(),
-            })
-            .inc();
-        d
+        counted_decision(self.policy.as_ref(), &self.metrics, point, input)
     }
 
     /// Stage 1: Rego. An error, timeout or undefined result is already a deny from the engine.
-    fn authorize(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
-        let input = self.policy_input(req, spec);
+    fn authorize(
+        &self,
+        req: &ToolCallRequest<'_>,
+        spec: &ToolSpec,
+        dlp: &DlpFacts,
+    ) -> StageDecision {
+        let input = self.policy_input(req, spec, dlp);
         let d = self.decide(DecisionPoint::ToolCall, &input);
+        if let Some(refusal) = unknown_obligation("policy", &d) {
+            return refusal;
+        }
         let outcome = if !d.allow && !d.require_approval {
             Outcome::Deny
         } else if d.require_approval {
@@ -277,6 +344,7 @@ impl ToolGate {
             outcome,
             reasons: d.reasons,
             code,
+            obligations: d.obligations,
         }
     }
 
@@ -300,28 +368,34 @@ impl ToolGate {
                 outcome: Outcome::Deny,
                 reasons: d.reasons,
                 code: Some(codes::POLICY_DENIED),
+                obligations: Vec::new(),
             }
         };
-        self.finish(vec![decision.clone()], started);
+        self.finish(vec![decision.clone()], None, started);
         decision
     }
 
     /// Whether `agent` may send data of `classification` to `provider` (Rego,
-    /// `data.amas.model.decision`), given the levels the provider is trusted with. Fails closed.
+    /// `data.amas.model.decision`), given the levels the provider is trusted with. An allow may
+    /// carry the obligation `redact` (send the redacted prompt). Fails closed.
     #[must_use]
     pub fn authorize_model_call(&self, call: &ModelCallRequest<'_>) -> StageDecision {
         let started = Instant::now();
+        let mut data = json!({"classification": call.classification, "tags": call.tags});
+        if let Some((level, tags)) = call.redacted {
+            data["redacted"] = json!({"classification": level, "tags": tags});
+        }
         let input = json!({
             "principal": principal_doc(call.principal),
             "agent": {"id": call.agent.id, "role": call.agent.role},
             "action": {"kind": "model_call", "name": call.provider},
             "provider": {"name": call.provider, "trusted_for": call.trusted_for},
-            "data": {"classification": call.classification, "tags": call.tags},
+            "data": data,
             "task": {"id": call.task_id, "type": call.task_type},
             "environment": self.environment,
         });
         let d = self.decide(DecisionPoint::ModelCall, &input);
-        let decision = StageDecision {
+        let decision = unknown_obligation("model_policy", &d).unwrap_or_else(|| StageDecision {
             stage: "model_policy",
             outcome: if d.allow {
                 Outcome::Allow
@@ -330,39 +404,20 @@ impl ToolGate {
             },
             reasons: d.reasons,
             code: (!d.allow).then_some(codes::POLICY_DENIED),
-        };
-        self.finish(vec![decision.clone()], started);
-        decision
-    }
-
-    /// Whether `principal` may perform API operation `operation` (Rego, `data.amas.api.decision`,
-    /// e.g. `audit.read`). Fails closed.
-    #[must_use]
-    pub fn authorize_api(&self, principal: &Principal, operation: &str) -> StageDecision {
-        let started = Instant::now();
-        let input = json!({
-            "principal": principal_doc(principal),
-            "action": {"kind": "api", "name": operation},
-            "environment": self.environment,
+            obligations: d.obligations,
         });
-        let d = self.decide(DecisionPoint::Api, &input);
-        let decision = if d.allow {
-            allow("api_policy")
-        } else {
-            StageDecision {
-                stage: "api_policy",
-                outcome: Outcome::Deny,
-                reasons: d.reasons,
-                code: Some(codes::POLICY_DENIED),
-            }
-        };
-        self.finish(vec![decision.clone()], started);
+        self.finish(vec![decision.clone()], None, started);
         decision
     }
 
-    /// The policy input document (docs/policies.md).
+    /// The policy input document (docs/policies.md), with the parameters' DLP facts.
     #[must_use]
-    pub fn policy_input(&self, req: &ToolCallRequest<'_>, spec: &ToolSpec) -> Value {
+    pub fn policy_input(
+        &self,
+        req: &ToolCallRequest<'_>,
+        spec: &ToolSpec,
+        dlp: &DlpFacts,
+    ) -> Value {
         json!({
             "principal": principal_doc(req.principal),
             "agent": {"id": req.agent.id, "role": req.agent.role},
@@ -374,7 +429,8 @@ impl ToolGate {
                 "idempotent": spec.idempotent,
                 "requires_approval": spec.requires_approval,
             },
-            "data": {"classification": "internal", "tags": []},
+            "data": dlp.data_doc(),
+            "dlp": dlp.dlp_doc(),
             "task": {"id": req.task_id, "type": req.task_type},
             "environment": self.environment,
             "parameters": req.arguments,
@@ -386,6 +442,27 @@ impl ToolGate {
             "approver_roles": self.approver_roles,
         })
     }
+}
+
+/// Asks `policy` at `point`, counting the decision in `amas_policy_decisions_total` by whether
+/// the memo answered. Every decision AMAS asks for goes through here (tool calls, model calls,
+/// API operations), so the hit rate covers them all.
+#[must_use]
+pub fn counted_decision(
+    policy: &dyn PolicyEngine,
+    metrics: &Metrics,
+    point: DecisionPoint,
+    input: &Value,
+) -> Decision {
+    let d = policy.decide(point, input);
+    metrics
+        .policy_decisions
+        .get_or_create(&PolicyDecisionLabels {
+            point: point.as_str().to_owned(),
+            source: if d.memoized { "memo" } else { "evaluated" }.to_owned(),
+        })
+        .inc();
+    d
 }
 
 /// The principal as every policy input shows it.
@@ -403,6 +480,7 @@ fn deny(stage: &'static str, code: &'static str, reason: String) -> StageDecisio
         outcome: Outcome::Deny,
         reasons: vec![reason],
         code: Some(code),
+        obligations: Vec::new(),
     }
 }
 
@@ -412,7 +490,31 @@ fn allow(stage: &'static str) -> StageDecision {
         outcome: Outcome::Allow,
         reasons: Vec::new(),
         code: None,
+        obligations: Vec::new(),
     }
+}
+
+/// A deny when policy allowed under an obligation AMAS does not know (fail closed).
+fn unknown_obligation(stage: &'static str, d: &Decision) -> Option<StageDecision> {
+    let unknown: Vec<&String> = d
+        .obligations
+        .iter()
+        .filter(|o| !obligations::KNOWN.contains(&o.as_str()))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        deny(
+            stage,
+            codes::OBLIGATION_UNMET,
+            format!(
+                "policy allowed on obligations this AMAS cannot carry out: {}",
+                unknown
+                    .iter()
+                    .map(|o| o.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
 }
 
 /// Stage 2: the agent's configured allowlist, enforced whatever policy said.
@@ -443,6 +545,7 @@ fn contract(req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
             outcome: Outcome::Deny,
             reasons,
             code: Some(codes::INVALID_PARAMS),
+            obligations: Vec::new(),
         }
     }
 }

@@ -188,6 +188,10 @@ pub struct Governance {
     pub needs_approval: Vec<&'static str>,
     /// Tools raised to `risk: high`.
     pub high_risk: Vec<&'static str>,
+    /// Tools added to (or replacing ones of) the embedded registry: doubles of the outside world.
+    pub extra_tools: Vec<Arc<dyn amas_tools::Tool>>,
+    /// Providers besides `fake`, by name (e.g. an OpenAI-compatible one on a mock server).
+    pub extra_providers: Vec<(String, Arc<dyn ModelProvider>)>,
 }
 
 impl Default for Governance {
@@ -196,6 +200,8 @@ impl Default for Governance {
             environment: "development",
             needs_approval: Vec::new(),
             high_risk: Vec::new(),
+            extra_tools: Vec::new(),
+            extra_providers: Vec::new(),
         }
     }
 }
@@ -210,7 +216,7 @@ pub async fn harness_governed(
 ) -> Harness {
     let workspaces = dir.path().join("workspaces");
     let approver_roles = config.approvals.approver_roles.clone();
-    let mut h = harness_with(config, dir, model).await;
+    let mut h = harness_with_providers(config, dir, model, &gov.extra_providers).await;
     let policy: Arc<dyn amas_policy::PolicyEngine> =
         Arc::new(amas_policy::RegoPolicyEngine::embedded().expect("embedded policies compile"));
     let mut tools = amas_tools::ToolsConfig::load(None, &[]).expect("embedded tools load");
@@ -222,10 +228,14 @@ pub async fn harness_governed(
             tool.spec.risk = amas_tools::Risk::High;
         }
     }
+    let mut registry = amas_tools::ToolRegistry::from_config(tools);
+    for tool in &gov.extra_tools {
+        registry.insert(Arc::clone(tool));
+    }
     let gate = Arc::new(
         amas_governance::gate::ToolGate::new(
             Arc::clone(&policy),
-            Arc::new(amas_tools::ToolRegistry::from_config(tools)),
+            Arc::new(registry),
             gov.environment,
             Metrics::new(),
         )
@@ -244,20 +254,34 @@ pub async fn harness_with(
     dir: tempfile::TempDir,
     model: Arc<FakeModel>,
 ) -> Harness {
+    harness_with_providers(config, dir, model, &[]).await
+}
+
+/// As [`harness_with`], with more providers next to `fake`.
+pub async fn harness_with_providers(
+    config: AmasConfig,
+    dir: tempfile::TempDir,
+    model: Arc<FakeModel>,
+    extra: &[(String, Arc<dyn ModelProvider>)],
+) -> Harness {
     let config = Arc::new(config);
     let journal: Arc<dyn TaskJournal> =
         Arc::new(SqliteStore::open(dir.path()).await.expect("store opens"));
     let metrics = Metrics::new();
-    let providers = ProviderSet::from_config(&Default::default(), metrics.clone())
+    let breaker = BreakerConfig {
+        failure_threshold: 100,
+        cool_down: Duration::from_secs(1),
+    };
+    let mut providers = ProviderSet::from_config(&Default::default(), metrics.clone())
         .expect("empty provider set")
         .with_provider(
             "fake",
             Arc::clone(&model) as Arc<dyn ModelProvider>,
-            BreakerConfig {
-                failure_threshold: 100,
-                cool_down: Duration::from_secs(1),
-            },
+            breaker.clone(),
         );
+    for (name, provider) in extra {
+        providers = providers.with_provider(name, Arc::clone(provider), breaker.clone());
+    }
     let runtime = Runtime::new(
         Arc::clone(&config),
         Arc::clone(&journal),

@@ -189,7 +189,13 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             data: Some(amas_types::DataLabels {
                 classification: "restricted".to_owned(),
                 tags: vec![nul.clone()],
+                redacted: Some(Box::new(amas_types::DataLabels {
+                    classification: "internal".to_owned(),
+                    tags: Vec::new(),
+                    redacted: None,
+                })),
             }),
+            obligations: vec!["redact".to_owned()],
         },
         JournalEvent::ToolStarted {
             step: "research".to_owned(),
