@@ -109,6 +109,9 @@ impl ApiError {
                 RuntimeError::UnknownTaskType { .. } => {
                     (StatusCode::BAD_REQUEST, e.code(), format!("task_type: {e}"))
                 }
+                RuntimeError::ContentBlocked { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+                }
                 RuntimeError::QueueFull { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string())
                 }

@@ -45,6 +45,9 @@ pub enum RuntimeError {
     /// The step waiting on the approval is not running in this process (yet).
     #[error("the task waiting on approval {id} is not running here; retry shortly")]
     ApprovalUnavailable { id: String },
+    /// The submitted content is in a content-safety category whose action is `block`.
+    #[error("the task input was refused by the content-safety filter (categories: {categories})")]
+    ContentBlocked { categories: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -66,6 +69,7 @@ impl RuntimeError {
             Self::NotAnApprover { .. } => "AMAS-GOV-0011",
             Self::AlreadyVoted { .. } => "AMAS-APPR-0003",
             Self::ApprovalUnavailable { .. } => "AMAS-APPR-0004",
+            Self::ContentBlocked { .. } => "AMAS-SAFE-0001",
             Self::Store(e) => e.code(),
         }
     }

@@ -10,6 +10,7 @@ mod inputs;
 mod lineage;
 mod replay;
 mod retention;
+mod safety;
 mod step;
 mod tools;
 mod writer;
@@ -19,8 +20,8 @@ pub use error::{RuntimeError, codes};
 pub use lineage::{
     FloorError, GraphEdge, GraphNode, LineageGraph, Why, declared_floor, graph as lineage_graph,
 };
-pub use retention::{PurgeReport, PurgedPayload, RetentionRun};
 pub use replay::{DecisionDiff, ReplayReport, Replayer, Ruling};
+pub use retention::{PurgeReport, PurgedPayload, RetentionRun};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) waiting: Arc<approvals::Waiting>,
     /// Classifies prompts for the model-call policy.
     pub(crate) protector: Arc<amas_dataprotect::DataProtector>,
+    /// Screens submitted task input (`content_safety.actions`).
+    content_safety: amas_dataprotect::ContentSafety,
     /// Where every governance decision is recorded (tamper-evident audit log), when configured.
     pub(crate) audit: Option<Arc<amas_store::AuditWriter>>,
     /// The audit log itself, for queries.
@@ -136,6 +139,7 @@ impl Runtime {
                 slots,
                 shutting_down: AtomicBool::new(false),
                 waiting: Arc::default(),
+                content_safety: amas_dataprotect::ContentSafety::from_config(protector.config()),
                 protector: Arc::new(protector),
                 audit: None,
                 audit_log: None,
@@ -271,6 +275,65 @@ impl Runtime {
         }
     }
 
+    /// Content safety on the submission: a `block` category refuses it (`AMAS-SAFE-0001`),
+    /// a `flag` category admits it with an audit record; both are counted in
+    /// `amas_governance_decisions_total{stage="content_safety"}`.
+    async fn screen_submission(
+        &self,
+        spec: &TaskSpec,
+        principal: &Principal,
+        trace_id: Option<&str>,
+    ) -> Result<(), RuntimeError> {
+        let verdict = safety::screen(&self.inner.content_safety, spec);
+        if verdict.action == amas_dataprotect::Action::Allow {
+            return Ok(());
+        }
+        let outcome = safety::outcome(verdict.action);
+        let categories = safety::category_names(&verdict);
+        self.inner
+            .metrics
+            .governance_decisions
+            .get_or_create(&amas_telemetry::metrics::DecisionLabels {
+                stage: "content_safety".to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        let blocked = verdict.action == amas_dataprotect::Action::Block;
+        let reasons = vec![format!(
+            "content safety {outcome}: {}",
+            categories.join(", ")
+        )];
+        let mut record = amas_store::AuditRecord::new(
+            principal,
+            "content_safety",
+            "task_submit",
+            if blocked {
+                amas_store::audit::AuditDecision::Deny
+            } else {
+                amas_store::audit::AuditDecision::Allow
+            },
+        )
+        .with_resource(spec.task_type.clone())
+        .with_reasons(&reasons)
+        .with_details(serde_json::json!({"categories": categories, "action": outcome}));
+        if let Some(trace) = trace_id {
+            record = record.with_trace_id(trace.to_owned());
+        }
+        self.audit(record).await;
+        warn!(
+            task.r#type = %spec.task_type,
+            safety.action = outcome,
+            safety.categories = %categories.join(","),
+            "Submitted content hit the content-safety filter."
+        );
+        if blocked {
+            return Err(RuntimeError::ContentBlocked {
+                categories: categories.join(", "),
+            });
+        }
+        Ok(())
+    }
+
     /// Writes every audit record still queued and signs a final checkpoint (at shutdown).
     pub async fn close_audit(&self) {
         if let Some(audit) = &self.inner.audit
@@ -362,6 +425,8 @@ impl Runtime {
                     .join(", "),
             });
         }
+        self.screen_submission(&spec, &principal, trace_id.as_deref())
+            .await?;
         let mut submission_audit = None;
         if let Some((gate, _)) = &inner.tools {
             let decision = gate.authorize_submission(&principal, &spec.task_type);

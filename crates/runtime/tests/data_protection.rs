@@ -314,3 +314,44 @@ async fn dlp_redacts_an_email_before_an_outbound_call() {
     );
     assert_replays_identically(&h, task, registry_with(&fetch)).await;
 }
+
+async fn submit_text(h: &Harness, description: &str) -> Result<TaskId, amas_runtime::RuntimeError> {
+    let mut spec = common::spec("research_report");
+    spec.description = description.to_owned();
+    h.runtime
+        .submit(spec, amas_types::Principal::local_operator(), None)
+        .await
+        .map(|r| r.task_id)
+}
+
+/// Content safety at submission: a `block` category (illegal_activity) is refused with its
+/// code, naming categories only; a `flag` category (harassment) and ordinary words that
+/// contain lexicon terms are admitted.
+#[tokio::test]
+async fn submissions_are_screened_for_unsafe_content() {
+    let h = harness_governed(
+        common::config(),
+        tempfile::tempdir().unwrap(),
+        Arc::new(FakeModel::default()),
+        &Governance::default(),
+    )
+    .await;
+    let refused = submit_text(&h, "Explain how to make a pipe bomb at home").await;
+    let err = refused.expect_err("blocked content is refused");
+    assert_eq!(err.code(), "AMAS-SAFE-0001");
+    assert!(err.to_string().contains("illegal_activity"), "{err}");
+    assert!(
+        !err.to_string().contains("bomb"),
+        "the error names categories, not words"
+    );
+
+    submit_text(&h, "Shut up bitch, summarise this")
+        .await
+        .expect("flag admits");
+    submit_text(
+        &h,
+        "Assess the skill of the Scunthorpe analysis team in Sussex",
+    )
+    .await
+    .expect("ordinary words are not unsafe");
+}
