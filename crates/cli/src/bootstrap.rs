@@ -154,7 +154,7 @@ fn policy_change_record(change: &PolicyChange) -> amas_store::AuditRecord {
             "policy.reload",
             AuditDecision::Allow,
         )
-        .with_policy("", to_hash.clone())
+        .with_bundle(to_hash)
         .with_reason("a changed policy bundle was loaded")
         .with_details(serde_json::json!({"from_sha256": from_hash, "to_sha256": to_hash})),
         PolicyChange::Rejected {
@@ -168,7 +168,7 @@ fn policy_change_record(change: &PolicyChange) -> amas_store::AuditRecord {
             "policy.reload",
             AuditDecision::Deny,
         )
-        .with_policy("", in_force.clone())
+        .with_bundle(in_force)
         .with_reason(format!("{code}: {error}"))
         .with_details(
             serde_json::json!({"rejected_sha256": rejected, "in_force_sha256": in_force}),

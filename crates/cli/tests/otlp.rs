@@ -417,6 +417,35 @@ async fn every_decision_of_a_task_is_audited_in_its_trace_with_spans_and_log_lin
             .zip(&model_records)
             .all(|(e, r)| e["outcome"] == r["decision"] && e["step"] == r["step"])
     );
+    // Decisions name the bundle that made them and how long they took; each model answer has
+    // a usage record (tokens, latency).
+    for r in &records {
+        let policy_decided = ["policy", "model_policy"].contains(&r["stage"].as_str().unwrap());
+        if policy_decided {
+            let hash = r["policy"]["hash"].as_str().unwrap_or_default();
+            assert!(hash.starts_with("sha256:") && hash.len() == 71, "{r}");
+        }
+        if r["action"] == "tool_call" || r["action"] == "model_call" {
+            assert!(r["duration_us"].is_u64(), "{r}");
+        }
+    }
+    let answers = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["type"] == "model_responded")
+        .count();
+    let usage: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "model_response")
+        .collect();
+    assert_eq!(usage.len(), answers, "{records:#?}");
+    assert!(
+        usage.iter().all(|r| r["tokens"]["input"].as_u64() > Some(0)
+            && r["duration_us"].is_u64()
+            && r["decision"] == "recorded"),
+        "{usage:#?}"
+    );
     let has = |stage: &str, decision: &str| {
         records
             .iter()

@@ -48,7 +48,7 @@ impl Runtime {
         };
         let Some(policy) = &self.inner.policy else {
             let reasons = "no policy is configured".to_owned();
-            self.audit_api_refusal(principal, operation, resource, &reasons)
+            self.audit_api_refusal(principal, operation, resource, &reasons, None)
                 .await;
             return Err(refused(reasons));
         };
@@ -93,8 +93,14 @@ impl Runtime {
             return Ok(());
         }
         let reasons = decision.reasons.join("; ");
-        self.audit_api_refusal(principal, operation, resource, &reasons)
-            .await;
+        self.audit_api_refusal(
+            principal,
+            operation,
+            resource,
+            &reasons,
+            Some(&decision.bundle_hash),
+        )
+        .await;
         Err(refused(reasons))
     }
 
@@ -124,8 +130,12 @@ impl Runtime {
         operation: &str,
         resource: Option<ApiResource<'_>>,
         reasons: &str,
+        bundle: Option<&str>,
     ) {
         let mut record = security_record(principal, "api_policy", operation).with_reason(reasons);
+        if let Some(hash) = bundle {
+            record = record.with_bundle(hash);
+        }
         if let Some(r) = resource {
             record = record.with_details(json!({"owner": r.owner}));
         }

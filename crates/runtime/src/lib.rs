@@ -443,6 +443,9 @@ impl Runtime {
             )
             .with_resource(spec.task_type.clone())
             .with_reasons(&decision.reasons);
+            if let Some(hash) = &decision.policy {
+                record = record.with_bundle(hash);
+            }
             if let Some(trace) = &trace_id {
                 record = record.with_trace_id(trace.clone());
             }

@@ -358,7 +358,19 @@ impl StepRun<'_> {
             Ok(Ok(response)) => response,
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.count_usage(&response.provider, &response.model, response.usage);
+        let cost = self.count_usage(&response.provider, &response.model, response.usage);
+        if let Some(runner) = self.tools {
+            let record = runner.model_usage_audit(
+                &self.step.name,
+                self.agent,
+                &response.provider,
+                &response.model,
+                response.usage,
+                started.elapsed(),
+                cost,
+            );
+            runner.audit(vec![record]).await;
+        }
         let answer = JournaledAnswer {
             content: response.content,
             tool_calls: response
@@ -391,8 +403,9 @@ impl StepRun<'_> {
         Ok(Ok((answer, events, response.usage)))
     }
 
-    /// Counts a model call's tokens and estimated cost by provider, model and tenant.
-    fn count_usage(&self, provider: &str, model: &str, usage: Usage) {
+    /// Counts a model call's tokens and estimated cost by provider, model and tenant; the cost,
+    /// when the provider has prices.
+    fn count_usage(&self, provider: &str, model: &str, usage: Usage) -> Option<f64> {
         let tenant = self.metrics.tenant_label(self.tenant);
         for (direction, tokens) in [
             ("input", usage.input_tokens),
@@ -408,16 +421,17 @@ impl StepRun<'_> {
                 })
                 .inc_by(tokens);
         }
-        if let Some(prices) = self.prices.get(provider) {
-            self.metrics
-                .estimated_cost
-                .get_or_create(&CostLabels {
-                    provider: provider.to_owned(),
-                    model: model.to_owned(),
-                    tenant,
-                })
-                .inc_by(prices.cost(usage.input_tokens, usage.output_tokens));
-        }
+        let prices = self.prices.get(provider)?;
+        let cost = prices.cost(usage.input_tokens, usage.output_tokens);
+        self.metrics
+            .estimated_cost
+            .get_or_create(&CostLabels {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+                tenant,
+            })
+            .inc_by(cost);
+        Some(cost)
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {

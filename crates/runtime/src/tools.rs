@@ -133,6 +133,7 @@ impl ToolRunner {
             .map(|r| (r.classification.as_str(), r.tags.as_slice()));
         for provider in providers {
             let span = governance_span("model_call", provider);
+            let started = Instant::now();
             let d = span.in_scope(|| {
                 self.gate.authorize_model_call(&ModelCallRequest {
                     principal: &self.principal,
@@ -164,7 +165,11 @@ impl ToolRunner {
                 .audit_record(step, agent, d.stage, "model_call", decision_of(&d.outcome))
                 .with_resource(*provider)
                 .with_classification(&labels.classification)
-                .with_reasons(&d.reasons);
+                .with_reasons(&d.reasons)
+                .with_duration(started.elapsed());
+            if let Some(hash) = &d.policy {
+                record = record.with_bundle(hash);
+            }
             if redact {
                 // Types and counts only: the audit log never holds the values.
                 record = record.with_details(json!({
@@ -210,6 +215,47 @@ impl ToolRunner {
             .with_agent(agent.id.clone());
         if let Some(trace) = &self.trace_id {
             record = record.with_trace_id(trace.clone());
+        }
+        record
+    }
+
+    /// The audit record of a model call's answer: provider and model, tokens, estimated cost
+    /// (millionths of the price unit) and latency. Never the prompt or the answer.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the record's identity and the usage, all named"
+    )]
+    pub(crate) fn model_usage_audit(
+        &self,
+        step: &str,
+        agent: &amas_config::AgentConfig,
+        provider: &str,
+        model: &str,
+        usage: amas_types::Usage,
+        latency: Duration,
+        cost: Option<f64>,
+    ) -> AuditRecord {
+        let mut record = self
+            .audit_record(
+                step,
+                agent,
+                "model_call",
+                "model_response",
+                AuditDecision::Recorded,
+            )
+            .with_resource(provider)
+            .with_tokens(usage.input_tokens, usage.output_tokens)
+            .with_duration(latency)
+            .with_details(json!({"model": model}));
+        if let Some(cost) = cost {
+            // Rounded to whole millionths; costs are non-negative and far below u64::MAX.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a non-negative cost in millionths fits in u64"
+            )]
+            let micros = (cost * 1_000_000.0).round().max(0.0) as u64;
+            record = record.with_cost_micros(micros);
         }
         record
     }
@@ -266,8 +312,14 @@ impl ToolRunner {
             .with_resource(call.name.clone())
             .with_reasons(reasons)
             .with_details(details);
-        if let Some(dlp) = verdict.and_then(|v| v.dlp.as_ref()) {
-            record = record.with_classification(&dlp.classification);
+        if let Some(v) = verdict {
+            record = record.with_duration(v.duration);
+            if let Some(hash) = v.policy_hash() {
+                record = record.with_bundle(hash);
+            }
+            if let Some(dlp) = &v.dlp {
+                record = record.with_classification(&dlp.classification);
+            }
         }
         record
     }

@@ -51,6 +51,9 @@ pub struct StageDecision {
     pub code: Option<&'static str>,
     /// What an allow obliges the caller to do (policy's `obligations`, e.g. `redact`).
     pub obligations: Vec<String>,
+    /// SHA-256 of the policy bundle that decided, for the stages policy decides (the audit
+    /// log's `policy.hash`); `None` for the fixed stages (allowlist, contract, sandbox, quota).
+    pub policy: Option<String>,
 }
 
 /// Obligations the runtime knows how to carry out. An allow with any other obligation is
@@ -119,6 +122,8 @@ pub struct ModelCallRequest<'a> {
 #[derive(Clone, Debug)]
 pub struct GateVerdict {
     pub stages: Vec<StageDecision>,
+    /// How long the gate took to decide (all stages).
+    pub duration: std::time::Duration,
     /// What the parameters carry (DLP); `None` when the call never reached policy.
     pub dlp: Option<DlpFacts>,
 }
@@ -142,6 +147,12 @@ impl GateVerdict {
     #[must_use]
     pub fn outcome(&self) -> Outcome {
         self.decisive().map_or(Outcome::Deny, |s| s.outcome.clone())
+    }
+
+    /// SHA-256 of the policy bundle that decided the policy stage, when it was reached.
+    #[must_use]
+    pub fn policy_hash(&self) -> Option<&str> {
+        self.stages.iter().find_map(|s| s.policy.as_deref())
     }
 }
 
@@ -304,10 +315,15 @@ impl ToolGate {
                 })
                 .inc();
         }
+        let duration = started.elapsed();
         self.metrics
             .governance_duration
-            .observe(started.elapsed().as_secs_f64());
-        GateVerdict { stages, dlp }
+            .observe(duration.as_secs_f64());
+        GateVerdict {
+            stages,
+            duration,
+            dlp,
+        }
     }
 
     /// Asks the policy, counting whether the memo answered.
@@ -345,6 +361,7 @@ impl ToolGate {
             reasons: d.reasons,
             code,
             obligations: d.obligations,
+            policy: Some(d.bundle_hash.clone()),
         }
     }
 
@@ -361,7 +378,10 @@ impl ToolGate {
         });
         let d = self.decide(DecisionPoint::TaskSubmit, &input);
         let decision = if d.allow {
-            allow("policy")
+            StageDecision {
+                policy: Some(d.bundle_hash),
+                ..allow("policy")
+            }
         } else {
             StageDecision {
                 stage: "policy",
@@ -369,6 +389,7 @@ impl ToolGate {
                 reasons: d.reasons,
                 code: Some(codes::POLICY_DENIED),
                 obligations: Vec::new(),
+                policy: Some(d.bundle_hash),
             }
         };
         self.finish(vec![decision.clone()], None, started);
@@ -405,6 +426,7 @@ impl ToolGate {
             reasons: d.reasons,
             code: (!d.allow).then_some(codes::POLICY_DENIED),
             obligations: d.obligations,
+            policy: Some(d.bundle_hash.clone()),
         });
         self.finish(vec![decision.clone()], None, started);
         decision
@@ -481,6 +503,7 @@ fn deny(stage: &'static str, code: &'static str, reason: String) -> StageDecisio
         reasons: vec![reason],
         code: Some(code),
         obligations: Vec::new(),
+        policy: None,
     }
 }
 
@@ -491,6 +514,7 @@ fn allow(stage: &'static str) -> StageDecision {
         reasons: Vec::new(),
         code: None,
         obligations: Vec::new(),
+        policy: None,
     }
 }
 
@@ -501,8 +525,9 @@ fn unknown_obligation(stage: &'static str, d: &Decision) -> Option<StageDecision
         .iter()
         .filter(|o| !obligations::KNOWN.contains(&o.as_str()))
         .collect();
-    (!unknown.is_empty()).then(|| {
-        deny(
+    (!unknown.is_empty()).then(|| StageDecision {
+        policy: Some(d.bundle_hash.clone()),
+        ..deny(
             stage,
             codes::OBLIGATION_UNMET,
             format!(
@@ -546,6 +571,7 @@ fn contract(req: &ToolCallRequest<'_>, spec: &ToolSpec) -> StageDecision {
             reasons,
             code: Some(codes::INVALID_PARAMS),
             obligations: Vec::new(),
+            policy: None,
         }
     }
 }

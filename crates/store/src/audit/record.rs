@@ -242,6 +242,14 @@ impl AuditRecord {
         self
     }
 
+    /// The policy bundle a decision was made under, from its SHA-256 (hex): `hash` is
+    /// `sha256:<hex>`, `version` its first 12 hex digits (a short id, as git shows commits).
+    #[must_use]
+    pub fn with_bundle(self, sha256_hex: &str) -> Self {
+        let short = sha256_hex.get(..12).unwrap_or(sha256_hex).to_owned();
+        self.with_policy(short, format!("sha256:{sha256_hex}"))
+    }
+
     #[must_use]
     pub fn with_classification(mut self, classification: impl Into<String>) -> Self {
         self.classification = Some(classification.into());
