@@ -551,7 +551,25 @@ impl ToolRunner {
                 }
                 Some(ApprovalStatus::Pending) => {
                     if !events.is_empty() {
+                        // A vote that does not settle the request (the first of two): the
+                        // re-evaluation it caused is journaled and audited like any decision,
+                        // so replay can ask it again.
+                        events.extend(decided(step, call, &verdict));
                         writer.append_all(&events).await?;
+                        let reasons = verdict
+                            .decisive()
+                            .map(|d| d.reasons.clone())
+                            .unwrap_or_default();
+                        self.audit(vec![self.tool_audit(
+                            step,
+                            agent,
+                            call,
+                            "policy",
+                            AuditDecision::RequireApproval,
+                            &reasons,
+                            Some(&verdict),
+                        )])
+                        .await;
                     }
                     if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
                         Ack {

@@ -313,8 +313,8 @@ async fn approvals_replay_and_a_role_change_shows_in_votes_and_decision() {
         .count();
     assert_eq!(
         report.decisions,
-        1 + 2 + 2 + model_decisions,
-        "submission, two tool evaluations, two votes, model calls: {report:#?}"
+        1 + 3 + 2 + model_decisions,
+        "submission, three tool evaluations (the request, then after each vote), two votes, model calls: {report:#?}"
     );
 
     let mut config = (*h.config).clone();
