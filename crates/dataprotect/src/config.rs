@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::classify::{Classification, Level, Tags};
 use crate::error::DataProtectError;
 use crate::finding::FindingKind;
-use crate::safety::{Action, Category};
+use crate::safety::{Action, Category, ClassifierChoice, ModerationConfig};
 
 /// The configuration shipped with the binary.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../../config/dataprotect.yaml");
@@ -106,6 +106,31 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawSafety {
     actions: BTreeMap<Category, Action>,
+    /// `lexicon` (default) or `moderation`.
+    #[serde(default)]
+    classifier: RawClassifier,
+    #[serde(default)]
+    moderation: Option<RawModeration>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawClassifier {
+    #[default]
+    Lexicon,
+    Moderation,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModeration {
+    base_url: String,
+    model: String,
+    /// The name of the environment variable holding the API key (never the key itself).
+    #[serde(default)]
+    api_key_env: Option<String>,
+    /// `500ms`, `5s`, ...
+    timeout: String,
 }
 
 /// Validated configuration.
@@ -120,6 +145,8 @@ pub struct DataProtectConfig {
     pub max_input_bytes: usize,
     pub max_json_depth: usize,
     pub safety_actions: BTreeMap<Category, Action>,
+    /// Which classifier content safety asks (`content_safety.classifier`).
+    pub safety_classifier: ClassifierChoice,
     /// DLP action per finding type (every type present).
     pub dlp_actions: BTreeMap<FindingKind, DlpAction>,
 }
@@ -171,6 +198,7 @@ impl DataProtectConfig {
                 problems.push(format!("content_safety.actions.{} is missing", cat.name()));
             }
         }
+        let safety_classifier = classifier_choice(&raw.content_safety, &mut problems);
         if !problems.is_empty() {
             return Err(err(problems.join("; ")));
         }
@@ -192,6 +220,7 @@ impl DataProtectConfig {
             max_input_bytes: raw.limits.max_input_bytes,
             max_json_depth: raw.limits.max_json_depth,
             safety_actions: raw.content_safety.actions,
+            safety_classifier,
             dlp_actions,
         })
     }
@@ -216,6 +245,71 @@ impl DataProtectConfig {
     }
 }
 
+/// Validates `content_safety.classifier` and `content_safety.moderation`, naming each bad key.
+fn classifier_choice(raw: &RawSafety, problems: &mut Vec<String>) -> ClassifierChoice {
+    let key = "content_safety.moderation";
+    let moderation = match (raw.classifier, &raw.moderation) {
+        (RawClassifier::Lexicon, _) => return ClassifierChoice::Lexicon,
+        (RawClassifier::Moderation, None) => {
+            problems.push(format!(
+                "{key} is missing (content_safety.classifier is `moderation`)"
+            ));
+            return ClassifierChoice::Lexicon;
+        }
+        (RawClassifier::Moderation, Some(m)) => m,
+    };
+    let base_url = moderation.base_url.trim_end_matches('/');
+    let scheme_ok = ["http://", "https://"]
+        .iter()
+        .any(|s| base_url.len() > s.len() && base_url.starts_with(s));
+    if !scheme_ok || base_url.contains(char::is_whitespace) {
+        problems.push(format!(
+            "{key}.base_url must be an http:// or https:// URL, e.g. https://api.openai.com"
+        ));
+    }
+    if moderation.model.trim().is_empty() {
+        problems.push(format!("{key}.model must not be empty"));
+    }
+    if let Some(var) = &moderation.api_key_env {
+        let valid = !var.is_empty()
+            && var
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            problems.push(format!(
+                "{key}.api_key_env must name an environment variable (A-Z, 0-9, _), not hold a key"
+            ));
+        }
+    }
+    let timeout = match parse_timeout(&moderation.timeout) {
+        Some(t) if !t.is_zero() && t <= std::time::Duration::from_secs(60) => t,
+        _ => {
+            problems.push(format!(
+                "{key}.timeout must be a duration within 1ms..=60s, such as `500ms` or `5s`"
+            ));
+            std::time::Duration::from_secs(5)
+        }
+    };
+    ClassifierChoice::Moderation(ModerationConfig {
+        base_url: base_url.to_owned(),
+        model: moderation.model.trim().to_owned(),
+        api_key_env: moderation.api_key_env.clone(),
+        timeout,
+    })
+}
+
+/// `250ms` or `5s`.
+fn parse_timeout(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok().map(std::time::Duration::from_millis);
+    }
+    text.strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +322,55 @@ mod tests {
         assert_eq!(c.max_json_depth, 64);
         assert_eq!(c.dlp_action(FindingKind::CreditCard), DlpAction::Block);
         assert_eq!(c.dlp_action(FindingKind::Email), DlpAction::Redact);
+    }
+
+    #[test]
+    fn the_moderation_classifier_is_validated_key_by_key() {
+        let with = |section: &str| {
+            EMBEDDED_CONFIG.replace(
+                "content_safety:\n  actions:",
+                &format!("content_safety:\n{section}  actions:"),
+            )
+        };
+        let good = with(
+            "  classifier: moderation\n  moderation:\n    base_url: http://127.0.0.1:9/\n    model: omni-moderation-latest\n    api_key_env: MOD_KEY\n    timeout: 750ms\n",
+        );
+        let c = DataProtectConfig::parse(&good, "t").unwrap();
+        let ClassifierChoice::Moderation(m) = &c.safety_classifier else {
+            panic!("moderation selected: {:?}", c.safety_classifier);
+        };
+        assert_eq!(m.base_url, "http://127.0.0.1:9");
+        assert_eq!(m.api_key_env.as_deref(), Some("MOD_KEY"));
+        assert_eq!(m.timeout, std::time::Duration::from_millis(750));
+
+        let missing = with("  classifier: moderation\n");
+        let msg = DataProtectConfig::parse(&missing, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("content_safety.moderation is missing"),
+            "{msg}"
+        );
+
+        let bad = with(
+            "  classifier: moderation\n  moderation:\n    base_url: ftp://x\n    model: ''\n    api_key_env: sk-live-123\n    timeout: forever\n",
+        );
+        let msg = DataProtectConfig::parse(&bad, "t").unwrap_err().to_string();
+        for key in ["base_url", "model", "api_key_env", "timeout"] {
+            assert!(
+                msg.contains(&format!("content_safety.moderation.{key}")),
+                "{key}: {msg}"
+            );
+        }
+        let unknown = with("  classifier: oracle\n");
+        let msg = DataProtectConfig::parse(&unknown, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("oracle"), "{msg}");
+        assert_eq!(
+            DataProtectConfig::embedded().unwrap().safety_classifier,
+            ClassifierChoice::Lexicon
+        );
     }
 
     #[test]

@@ -21,4 +21,7 @@ pub use error::DataProtectError;
 pub use finding::{Finding, FindingKind};
 pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan};
 pub use redact::TenantKey;
-pub use safety::{Action, Category, ContentClassifier, ContentSafety, LexiconClassifier, Verdict};
+pub use safety::{
+    Action, Category, ClassifierChoice, ContentClassifier, ContentSafety, LexiconClassifier,
+    ModerationConfig, Screening, Verdict,
+};

@@ -7,3 +7,4 @@ pub use auth::{
     AuthError, IssuerHealth, JwksSource, KeySource, LocalIssuer, TokenVerifier, VerificationKey,
 };
 pub mod gate;
+pub mod moderation;

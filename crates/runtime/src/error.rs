@@ -93,4 +93,6 @@ pub mod codes {
     pub const TOKEN_QUOTA: &str = "AMAS-GOV-0005";
     /// Policy allowed none of the agent's providers for the prompt's data.
     pub const MODEL_CALL_DENIED: &str = "AMAS-STEP-0008";
+    /// A model's output is in a content-safety category whose action is `block`.
+    pub const OUTPUT_UNSAFE: &str = "AMAS-SAFE-0002";
 }

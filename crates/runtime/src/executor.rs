@@ -19,6 +19,7 @@ use crate::Inner;
 use crate::error::codes;
 use crate::inputs::build_input;
 use crate::lineage;
+use crate::safety::OutputScreen;
 use crate::step::{StepOutcome, StepRun};
 use crate::tools::{ToolRunner, usage_from_journal};
 use crate::writer::TaskWriter;
@@ -131,6 +132,14 @@ async fn run_workflow(
         }
     }
 
+    let screen = Arc::new(OutputScreen {
+        safety: Arc::clone(&inner.content_safety),
+        metrics: inner.metrics.clone(),
+        audit: inner.audit.clone(),
+        principal: state.principal.clone(),
+        task: state.id,
+        trace_id: state.trace_id.clone(),
+    });
     let mut running: BTreeSet<String> = BTreeSet::new();
     let mut set: JoinSet<(String, Result<StepOutcome, StoreError>)> = JoinSet::new();
     loop {
@@ -171,6 +180,7 @@ async fn run_workflow(
                 let step = step.clone();
                 let cancel = cancel.clone();
                 let runner = runner.clone();
+                let screen = Arc::clone(&screen);
                 running.insert(step.name.clone());
                 set.spawn(
                     async move {
@@ -187,6 +197,7 @@ async fn run_workflow(
                             approvals,
                             tenant: &tenant,
                             prices: &config.provider_prices,
+                            screen: &screen,
                         }
                         .run()
                         .await;

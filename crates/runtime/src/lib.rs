@@ -75,8 +75,8 @@ pub(crate) struct Inner {
     pub(crate) waiting: Arc<approvals::Waiting>,
     /// Classifies prompts for the model-call policy.
     pub(crate) protector: Arc<amas_dataprotect::DataProtector>,
-    /// Screens submitted task input (`content_safety.actions`).
-    content_safety: amas_dataprotect::ContentSafety,
+    /// Screens submitted task input and model outputs (`content_safety`).
+    pub(crate) content_safety: Arc<amas_dataprotect::ContentSafety>,
     /// Where every governance decision is recorded (tamper-evident audit log), when configured.
     pub(crate) audit: Option<Arc<amas_store::AuditWriter>>,
     /// The audit log itself, for queries.
@@ -139,7 +139,9 @@ impl Runtime {
                 slots,
                 shutting_down: AtomicBool::new(false),
                 waiting: Arc::default(),
-                content_safety: amas_dataprotect::ContentSafety::from_config(protector.config()),
+                content_safety: Arc::new(amas_dataprotect::ContentSafety::from_config(
+                    protector.config(),
+                )),
                 protector: Arc::new(protector),
                 audit: None,
                 audit_log: None,
@@ -182,6 +184,24 @@ impl Runtime {
         })?;
         inner.audit = Some(audit);
         inner.audit_log = Some(log);
+        Ok(self)
+    }
+
+    /// Screens submissions and model outputs with `safety` (the classifier and actions
+    /// `content_safety` selects; see `amas_governance::moderation::content_safety`) instead of
+    /// the embedded lexicon configuration. Call before `start`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
+    pub fn with_content_safety(
+        mut self,
+        safety: amas_dataprotect::ContentSafety,
+    ) -> Result<Self, RuntimeError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
+            agent: "*".to_owned(),
+            reason: "content safety must be configured before the runtime is shared".to_owned(),
+        })?;
+        inner.content_safety = Arc::new(safety);
         Ok(self)
     }
 
@@ -237,7 +257,8 @@ impl Runtime {
             Arc::clone(policy),
             Arc::clone(gate.tools()),
             gate.environment(),
-        );
+        )
+        .with_content_safety(Arc::clone(&self.inner.content_safety));
         replayer
             .replay(&records)
             .ok_or(RuntimeError::NotFound(task))
@@ -284,12 +305,13 @@ impl Runtime {
         principal: &Principal,
         trace_id: Option<&str>,
     ) -> Result<(), RuntimeError> {
-        let verdict = safety::screen(&self.inner.content_safety, spec);
-        if verdict.action == amas_dataprotect::Action::Allow {
+        let screening = safety::screen(&self.inner.content_safety, spec).await;
+        let verdict = &screening.verdict;
+        if verdict.action == amas_dataprotect::Action::Allow && !screening.classifier_unavailable {
             return Ok(());
         }
         let outcome = safety::outcome(verdict.action);
-        let categories = safety::category_names(&verdict);
+        let categories = safety::category_names(verdict);
         self.inner
             .metrics
             .governance_decisions
@@ -299,10 +321,13 @@ impl Runtime {
             })
             .inc();
         let blocked = verdict.action == amas_dataprotect::Action::Block;
-        let reasons = vec![format!(
+        let mut reasons = vec![format!(
             "content safety {outcome}: {}",
             categories.join(", ")
         )];
+        if screening.classifier_unavailable {
+            reasons.push(safety::UNAVAILABLE.to_owned());
+        }
         let mut record = amas_store::AuditRecord::new(
             principal,
             "content_safety",
@@ -315,7 +340,12 @@ impl Runtime {
         )
         .with_resource(spec.task_type.clone())
         .with_reasons(&reasons)
-        .with_details(serde_json::json!({"categories": categories, "action": outcome}));
+        .with_details(serde_json::json!({
+            "categories": categories,
+            "action": outcome,
+            "classifier": screening.classifier,
+            "classifier_unavailable": screening.classifier_unavailable,
+        }));
         if let Some(trace) = trace_id {
             record = record.with_trace_id(trace.to_owned());
         }

@@ -1,6 +1,7 @@
 //! Replay: walks a task's journal with no model or tool calls and asks governance again every
 //! question the journal records an answer to (the submission, each tool-call gate evaluation,
-//! each model-call policy decision, each approver's vote), under the current or a candidate
+//! each model-call policy decision, each content-safety verdict on a model output, each
+//! approver's vote), under the current or a candidate
 //! policy bundle, and lists every answer that would now differ. The way to test a policy change
 //! against real history before deploying it, and the proof for audits that history is
 //! reproducible.
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use amas_config::{AgentConfig, AmasConfig};
+use amas_dataprotect::{ContentSafety, DataProtectConfig};
 use amas_governance::gate::{ModelCallRequest, Outcome, StageDecision, ToolCallRequest, ToolGate};
 use amas_policy::PolicyEngine;
 use amas_telemetry::Metrics;
@@ -29,6 +31,7 @@ use amas_types::{
 };
 
 use crate::approvals::refuse_vote;
+use crate::safety;
 use crate::tools::usage_from_journal;
 
 /// What a replay found.
@@ -53,7 +56,7 @@ pub struct DecisionDiff {
     pub step: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
-    /// `task_submit`, `tool_call`, `model_call` or `approval_vote`.
+    /// `task_submit`, `tool_call`, `model_call`, `model_output` or `approval_vote`.
     pub action: String,
     /// What the decision was about: the task type, tool, provider or approver.
     pub resource: String,
@@ -106,6 +109,8 @@ pub struct Replayer {
     policy: Arc<dyn PolicyEngine>,
     tools: Arc<ToolRegistry>,
     environment: String,
+    /// Content-safety actions; the embedded configuration's unless set.
+    safety: Option<Arc<ContentSafety>>,
 }
 
 impl Replayer {
@@ -121,7 +126,15 @@ impl Replayer {
             policy,
             tools,
             environment: environment.into(),
+            safety: None,
         }
+    }
+
+    /// Applies `safety`'s actions when content-safety verdicts are asked again.
+    #[must_use]
+    pub fn with_content_safety(mut self, safety: Arc<ContentSafety>) -> Self {
+        self.safety = Some(safety);
+        self
     }
 
     /// Replays one task's journal (all of it, in order). `None` when the journal is empty or
@@ -136,8 +149,14 @@ impl Replayer {
             Metrics::new(),
         )
         .with_approver_roles(self.config.approvals.approver_roles.clone());
+        let safety = self.safety.clone().or_else(|| {
+            DataProtectConfig::embedded()
+                .ok()
+                .map(|c| Arc::new(ContentSafety::from_config(&c)))
+        });
         let mut walk = Walk {
             replayer: self,
+            safety: safety.as_deref(),
             gate: &gate,
             task: &state,
             records,
@@ -167,6 +186,7 @@ impl Replayer {
 struct Walk<'a> {
     replayer: &'a Replayer,
     gate: &'a ToolGate,
+    safety: Option<&'a ContentSafety>,
     task: &'a TaskState,
     records: &'a [JournalRecord],
     /// Agent of each step.
@@ -327,6 +347,34 @@ impl<'a> Walk<'a> {
                         )
                     }
                 };
+                let diff = differs(&before, &after).then(|| DecisionDiff {
+                    seq: 0,
+                    step: Some(step.clone()),
+                    call_id: Some(call_id.clone()),
+                    action: action.clone(),
+                    resource: provider.to_owned(),
+                    before,
+                    after,
+                });
+                self.record(record.seq, diff);
+            }
+            JournalEvent::ActionDecided {
+                step,
+                call_id,
+                action,
+                stage,
+                outcome,
+                reasons,
+                ..
+            } if action == safety::MODEL_OUTPUT => {
+                // The classifier's categories are facts of the journal (a moderation endpoint is
+                // not asked again); the decision is the configured actions applied to them.
+                let before = Ruling::of(stage, outcome, reasons);
+                let after = match self.safety {
+                    Some(s) => Ruling::of(safety::STAGE, safety::rejudge(s, reasons), reasons),
+                    None => Ruling::unknown("the content-safety configuration is invalid"),
+                };
+                let provider = call_id.split_once(':').map_or(call_id.as_str(), |(_, p)| p);
                 let diff = differs(&before, &after).then(|| DecisionDiff {
                     seq: 0,
                     step: Some(step.clone()),

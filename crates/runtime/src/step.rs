@@ -23,6 +23,7 @@ use amas_types::{
 };
 
 use crate::error::codes;
+use crate::safety::OutputScreen;
 use crate::tools::{CallResult, ToolRunner};
 use crate::writer::TaskWriter;
 
@@ -52,6 +53,8 @@ pub(crate) struct StepRun<'a> {
     pub tenant: &'a str,
     /// Token prices by provider (`providers.<name>.prices`).
     pub prices: &'a BTreeMap<String, TokenPrices>,
+    /// Content safety on every answer, before it is used.
+    pub screen: &'a OutputScreen,
 }
 
 impl StepRun<'_> {
@@ -383,6 +386,7 @@ impl StepRun<'_> {
                 })
                 .collect(),
         };
+        let provider = response.provider.clone();
         let responded = JournalEvent::ModelResponded {
             step: self.step.name.clone(),
             attempt: turn,
@@ -399,6 +403,18 @@ impl StepRun<'_> {
                 &self.agent.id,
                 response.usage.input_tokens + response.usage.output_tokens,
             );
+        }
+        // The verdict is journaled with the answer (a block with the step's failure), so a
+        // restart reuses both and never asks the model or the classifier again.
+        let screened = self
+            .screen
+            .model_output(&self.step.name, &self.agent.id, turn, &provider, &answer)
+            .await;
+        if let Some(screened) = screened {
+            events.push(screened.event);
+            if let Some(error) = screened.blocked {
+                return self.fail_after(events, error).await.map(Err);
+            }
         }
         Ok(Ok((answer, events, response.usage)))
     }
@@ -449,6 +465,27 @@ impl StepRun<'_> {
                 error: error.clone(),
             })
             .await?;
+        Ok(StepOutcome::Failed(error))
+    }
+}
+
+impl StepRun<'_> {
+    /// Fails the step with `events` journaled in the same write as the failure, so a restart
+    /// never finds the answer without its verdict.
+    async fn fail_after(
+        &self,
+        mut events: Vec<JournalEvent>,
+        error: ErrorInfo,
+    ) -> Result<StepOutcome, StoreError> {
+        if *self.cancel.borrow() {
+            return Ok(StepOutcome::Abandoned);
+        }
+        warn!(step = %self.step.name, code = %error.code, "Step failed.");
+        events.push(JournalEvent::StepFailed {
+            step: self.step.name.clone(),
+            error: error.clone(),
+        });
+        self.writer.append_all(&events).await?;
         Ok(StepOutcome::Failed(error))
     }
 }

@@ -1,10 +1,14 @@
 //! Content safety: categories, per-category actions from config, and a pluggable classifier.
-//! The built-in classifier is the lexicon ([`LexiconClassifier`]); an OpenAI-compatible
-//! moderation endpoint can implement [`ContentClassifier`] (not provided here).
+//! The built-in classifier is the lexicon ([`LexiconClassifier`]); another one (the
+//! OpenAI-compatible moderation client in `amas-governance`) implements [`ContentClassifier`]
+//! and is plugged in with [`ContentSafety::with_classifier`]. When it cannot answer,
+//! [`ContentSafety::screen`] falls back to the lexicon and says so.
 
 mod lexicon;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -100,16 +104,109 @@ pub trait ContentClassifier: Send + Sync {
     async fn classify(&self, text: &str) -> Result<Vec<SafetyHit>, ClassifierError>;
 }
 
+/// Which classifier `content_safety.classifier` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassifierChoice {
+    Lexicon,
+    Moderation(ModerationConfig),
+}
+
+/// `content_safety.moderation`: an OpenAI-compatible `POST {base_url}/v1/moderations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationConfig {
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub model: String,
+    /// The environment variable holding the API key (sent as a bearer token), if any.
+    pub api_key_env: Option<String>,
+    pub timeout: Duration,
+}
+
+/// A verdict and how it was reached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Screening {
+    pub verdict: Verdict,
+    /// The classifier that gave the hits: `lexicon` or the plugged-in one's name.
+    pub classifier: &'static str,
+    /// The configured classifier could not answer; the lexicon's verdict stands in.
+    pub classifier_unavailable: bool,
+}
+
 /// Turns hits into a verdict with the configured actions.
-#[derive(Debug)]
 pub struct ContentSafety {
     actions: BTreeMap<Category, Action>,
     lexicon: LexiconClassifier,
+    /// The configured classifier when it is not the lexicon, with its name.
+    external: Option<(&'static str, Arc<dyn ContentClassifier>)>,
+}
+
+impl std::fmt::Debug for ContentSafety {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentSafety")
+            .field("actions", &self.actions)
+            .field("classifier", &self.classifier_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ContentSafety {
     pub fn new(actions: BTreeMap<Category, Action>, lexicon: LexiconClassifier) -> Self {
-        Self { actions, lexicon }
+        Self {
+            actions,
+            lexicon,
+            external: None,
+        }
+    }
+
+    /// Asks `classifier` (named `name` in audit records) instead of the lexicon; the lexicon
+    /// stays as the fallback.
+    #[must_use]
+    pub fn with_classifier(
+        mut self,
+        name: &'static str,
+        classifier: Arc<dyn ContentClassifier>,
+    ) -> Self {
+        self.external = Some((name, classifier));
+        self
+    }
+
+    /// `lexicon` or the plugged-in classifier's name.
+    pub fn classifier_name(&self) -> &'static str {
+        self.external.as_ref().map_or("lexicon", |(name, _)| name)
+    }
+
+    /// The strictest configured action over `categories` (a recorded verdict asked again).
+    pub fn action_for(&self, categories: &[Category]) -> Action {
+        categories
+            .iter()
+            .map(|c| self.action(*c))
+            .max()
+            .unwrap_or(Action::Allow)
+    }
+
+    /// Screens `text` with the configured classifier. When it cannot answer (down, timeout,
+    /// garbage), the built-in lexicon decides instead and `classifier_unavailable` is set, so
+    /// an outage neither stops every task nor lets the worst content through unscreened.
+    pub async fn screen(&self, text: &str) -> Screening {
+        let Some((name, classifier)) = &self.external else {
+            return Screening {
+                verdict: self.check(text),
+                classifier: "lexicon",
+                classifier_unavailable: false,
+            };
+        };
+        match classifier.classify(text).await {
+            Ok(hits) => Screening {
+                verdict: self.verdict(hits),
+                classifier: name,
+                classifier_unavailable: false,
+            },
+            Err(_) => Screening {
+                verdict: self.check(text),
+                classifier: "lexicon",
+                classifier_unavailable: true,
+            },
+        }
     }
 
     pub fn from_config(config: &DataProtectConfig) -> Self {
