@@ -145,6 +145,8 @@ pub struct TaskView {
     /// The result's classification (level and tags), once the task has one.
     pub classification: Option<amas_types::DataLabels>,
     pub error: Option<ErrorInfo>,
+    /// Whether payloads above the reader's clearance were redacted in this view.
+    pub redacted_for_clearance: bool,
 }
 
 impl From<TaskState> for TaskView {
@@ -185,6 +187,7 @@ impl From<TaskState> for TaskView {
             result: s.result,
             classification: s.classification,
             error: s.error,
+            redacted_for_clearance: false,
         }
     }
 }

@@ -43,7 +43,9 @@ pub async fn get_task(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let state = tasks::visible_task(&app.runtime, &principal, &id, "task.read").await?;
-    Ok(Json(state.into()))
+    Ok(Json(
+        tasks::release_task(&app.runtime, &principal, state, "task_read").await,
+    ))
 }
 
 pub async fn list_tasks(
@@ -64,7 +66,9 @@ pub async fn cancel_task(
 ) -> Result<Json<TaskView>, ApiError> {
     let reason = body.reason;
     let state = tasks::cancel_task(&app.runtime, &principal, &id, reason).await?;
-    Ok(Json(state.into()))
+    Ok(Json(
+        tasks::release_task(&app.runtime, &principal, state, "task_cancel").await,
+    ))
 }
 
 /// The journal as JSON, or live as Server-Sent Events (`Accept: text/event-stream`) until the
@@ -82,17 +86,46 @@ pub async fn task_events(
     // Subscribe before reading, so nothing appended in between is missed.
     let mut live = app.runtime.subscribe();
     let (state, records) = tasks::task_events(&app.runtime, &principal, &id).await?;
+    let floor = amas_runtime::Outbound::event_floor(&state);
     if !wants_stream {
-        return Ok(Json(json!({ "task_id": state.id, "events": records })).into_response());
+        let outbound = app.runtime.outbound(&principal);
+        let mut released = amas_runtime::Released::default();
+        let events: Vec<_> = records
+            .iter()
+            .map(|r| tasks::release_record(&outbound, floor, r, &mut released))
+            .collect();
+        app.runtime
+            .audit_release(&principal, "task_events", &state, &released)
+            .await;
+        return Ok(Json(json!({
+            "task_id": state.id,
+            "events": events,
+            "redacted_for_clearance": released.redacted(),
+        }))
+        .into_response());
     }
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     let task = state.id;
+    let runtime = app.runtime.clone();
     tokio::spawn(async move {
+        let outbound = runtime.outbound(&principal);
+        let mut floor = floor;
+        let mut audited = false;
         let mut last_seq = 0;
         let mut ended = state.status.is_terminal();
         for record in &records {
             last_seq = record.seq;
-            if tx.send(Ok(sse_event(record))).await.is_err() {
+            let event = sse_event(
+                &outbound,
+                floor,
+                record,
+                &mut audited,
+                &runtime,
+                &principal,
+                &state,
+            )
+            .await;
+            if tx.send(Ok(event)).await.is_err() {
                 return;
             }
         }
@@ -110,7 +143,21 @@ pub async fn task_events(
                 .event
                 .status_effect()
                 .is_some_and(|s| s.is_terminal());
-            if tx.send(Ok(sse_event(&record))).await.is_err() {
+            // A newly classified payload raises the level later events are judged at.
+            if let amas_types::JournalEvent::LineageRecorded { node } = &record.event {
+                floor = floor.max(amas_runtime::lineage_level(node));
+            }
+            let event = sse_event(
+                &outbound,
+                floor,
+                &record,
+                &mut audited,
+                &runtime,
+                &principal,
+                &state,
+            )
+            .await;
+            if tx.send(Ok(event)).await.is_err() {
                 return;
             }
         }
@@ -120,11 +167,29 @@ pub async fn task_events(
         .into_response())
 }
 
-fn sse_event(record: &JournalRecord) -> Event {
+/// One record as an SSE event, redacted above the reader's clearance; the first redaction of
+/// a stream is audited (one record per stream, not per event).
+async fn sse_event(
+    outbound: &amas_runtime::Outbound<'_>,
+    floor: amas_dataprotect::Level,
+    record: &JournalRecord,
+    audited: &mut bool,
+    runtime: &amas_runtime::Runtime,
+    principal: &Principal,
+    state: &amas_types::TaskState,
+) -> Event {
+    let mut released = amas_runtime::Released::default();
+    let value = tasks::release_record(outbound, floor, record, &mut released);
+    if released.redacted() && !*audited {
+        *audited = true;
+        runtime
+            .audit_release(principal, "task_events_stream", state, &released)
+            .await;
+    }
     Event::default()
         .event(record.event.kind())
         .id(record.seq.to_string())
-        .data(serde_json::to_string(record).unwrap_or_default())
+        .data(value.to_string())
 }
 
 pub async fn list_agents(

@@ -7,7 +7,7 @@ use amas_runtime::{ApiResource, Runtime};
 use amas_store::{TaskFilter, TaskPage};
 use amas_types::{JournalRecord, Principal, TaskId, TaskState, TaskStatus};
 
-use crate::dto::{CreateTask, ListQuery, TaskCreated, TaskList};
+use crate::dto::{CreateTask, ListQuery, TaskCreated, TaskList, TaskView};
 use crate::error::ApiError;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -109,11 +109,25 @@ pub async fn list_tasks(
         limit,
         cursor,
     };
-    let TaskPage { tasks, next_cursor } = runtime
+    let TaskPage {
+        mut tasks,
+        next_cursor,
+    } = runtime
         .journal()
         .list(&filter)
         .await
         .map_err(amas_runtime::RuntimeError::from)?;
+    // A listing has no lineage at hand: each title is judged by its own scan.
+    let outbound = runtime.outbound(principal);
+    for task in &mut tasks {
+        let mut released = amas_runtime::Released::default();
+        outbound.text(
+            "title",
+            amas_dataprotect::Level::Public,
+            &mut task.title,
+            &mut released,
+        );
+    }
     Ok(TaskList {
         tasks,
         next_cursor: next_cursor.map(|c| c.to_string()),
@@ -149,6 +163,50 @@ pub async fn cancel_task(
         ));
     }
     Ok(runtime.cancel(state.id, reason).await?)
+}
+
+/// The task as `principal` may see it: payloads above its clearance redacted, the view marked
+/// and the redaction audited.
+pub async fn release_task(
+    runtime: &Runtime,
+    principal: &Principal,
+    mut state: TaskState,
+    action: &str,
+) -> TaskView {
+    let released = runtime.outbound(principal).task(&mut state);
+    runtime
+        .audit_release(principal, action, &state, &released)
+        .await;
+    let mut view = TaskView::from(state);
+    view.redacted_for_clearance = released.redacted();
+    view
+}
+
+/// One journal record as `principal` may see it (JSON), judged at `floor` (the task's most
+/// sensitive lineage node) and its own scan; an object gets `redacted_for_clearance: true`
+/// when it was above clearance.
+pub fn release_record(
+    outbound: &amas_runtime::Outbound<'_>,
+    floor: amas_dataprotect::Level,
+    record: &JournalRecord,
+    released: &mut amas_runtime::Released,
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(record)
+        .unwrap_or_else(|_| serde_json::Value::String(amas_runtime::WITHHELD.to_owned()));
+    let mut mine = amas_runtime::Released::default();
+    if let Some(event) = value.get_mut("event") {
+        outbound.value("event", floor, event, &mut mine);
+    }
+    if mine.redacted()
+        && let Some(obj) = value.as_object_mut()
+    {
+        obj.insert(
+            "redacted_for_clearance".to_owned(),
+            serde_json::Value::Bool(true),
+        );
+    }
+    released.merge(mine);
+    value
 }
 
 fn parse_id(id: &str) -> Result<TaskId, ApiError> {

@@ -19,6 +19,7 @@ pub struct AmasConfig {
     pub runtime: RuntimeConfig,
     pub approvals: ApprovalsConfig,
     pub retention: RetentionConfig,
+    pub clearance: ClearanceConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Per provider, the data classification levels it may receive (`trusted_for`).
     pub provider_trust: BTreeMap<String, Vec<String>>,
@@ -284,6 +285,33 @@ impl RetentionConfig {
             .flatten()
             .min(),
         }
+    }
+}
+
+/// Clearance by role: the most sensitive classification level (`public`, `internal`,
+/// `confidential`, `restricted`) a principal with that role may read unredacted. A principal's
+/// clearance is the highest of its roles'; a principal without a listed role has `public`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClearanceConfig {
+    pub roles: BTreeMap<String, String>,
+}
+
+impl ClearanceConfig {
+    /// The classification levels, least sensitive first.
+    pub const LEVELS: [&'static str; 4] = ["public", "internal", "confidential", "restricted"];
+
+    /// The clearance of a principal holding `roles`: the highest level of any listed role,
+    /// `public` when none is listed.
+    #[must_use]
+    pub fn of(&self, roles: &[String]) -> &'static str {
+        let rank = |level: &str| Self::LEVELS.iter().position(|l| *l == level).unwrap_or(0);
+        let best = roles
+            .iter()
+            .filter_map(|r| self.roles.get(r))
+            .map(|l| rank(l))
+            .max()
+            .unwrap_or(0);
+        Self::LEVELS[best.min(Self::LEVELS.len() - 1)]
     }
 }
 

@@ -135,6 +135,13 @@ pub(crate) struct RawRetention {
     pub public: String,
 }
 
+/// Clearance levels by role: the most sensitive data a role may read unredacted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClearance {
+    pub roles: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApprovals {

@@ -43,15 +43,22 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
-pub(crate) const SETTINGS_SECTIONS: [&str; 5] =
-    ["server", "auth", "runtime", "approvals", "retention"];
-/// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 8] = [
+pub(crate) const SETTINGS_SECTIONS: [&str; 6] = [
     "server",
     "auth",
     "runtime",
     "approvals",
     "retention",
+    "clearance",
+];
+/// Every top-level section of the effective configuration.
+pub(crate) const SECTIONS: [&str; 9] = [
+    "server",
+    "auth",
+    "runtime",
+    "approvals",
+    "retention",
+    "clearance",
     "providers",
     "agents",
     "workflows",

@@ -4,6 +4,7 @@
 
 mod access;
 mod approvals;
+mod clearance;
 mod error;
 mod executor;
 mod inputs;
@@ -16,6 +17,7 @@ mod tools;
 mod writer;
 
 pub use access::ApiResource;
+pub use clearance::{Outbound, Released, WITHHELD, lineage_level};
 pub use error::{RuntimeError, codes};
 pub use lineage::{
     FloorError, GraphEdge, GraphNode, LineageGraph, Why, declared_floor, graph as lineage_graph,

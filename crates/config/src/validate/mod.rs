@@ -32,6 +32,7 @@ pub(crate) fn validate(
     let settings = settings::validate(tree, diag);
     let approvals = settings::approvals(tree, diag);
     let retention = settings::retention(tree, diag);
+    let clearance = settings::clearance(tree, diag);
     let (providers, provider_trust, provider_prices) =
         providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
@@ -39,12 +40,14 @@ pub(crate) fn validate(
     let (server, auth, runtime) = settings?;
     let approvals = approvals?;
     let retention = retention?;
+    let clearance = clearance?;
     diag.errors.is_empty().then_some(AmasConfig {
         server,
         auth,
         runtime,
         approvals,
         retention,
+        clearance,
         providers,
         provider_trust,
         provider_prices,

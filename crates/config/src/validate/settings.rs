@@ -8,11 +8,12 @@ use yaml_serde::{Mapping, Value};
 use super::{deserialize, duration, int, non_empty};
 use crate::diag::{Diagnostics, KeyPath};
 use crate::model::{
-    ApprovalsConfig, AuthConfig, CorsConfig, JournalSync, RateLimit, RateLimitsConfig,
-    RetentionConfig, RuntimeConfig, ServerConfig, TlsConfig,
+    ApprovalsConfig, AuthConfig, ClearanceConfig, CorsConfig, JournalSync, RateLimit,
+    RateLimitsConfig, RetentionConfig, RuntimeConfig, ServerConfig, TlsConfig,
 };
 use crate::raw::{
-    RawApprovals, RawAuth, RawBucket, RawCors, RawRateLimits, RawRetention, RawRuntime, RawServer,
+    RawApprovals, RawAuth, RawBucket, RawClearance, RawCors, RawRateLimits, RawRetention,
+    RawRuntime, RawServer,
 };
 use crate::sources::Tree;
 
@@ -348,6 +349,27 @@ pub(super) fn retention(tree: &Tree, diag: &mut Diagnostics) -> Option<Retention
         internal: internal?,
         public: public?,
     })
+}
+
+/// The `clearance` section: every role maps to a known level.
+pub(super) fn clearance(tree: &Tree, diag: &mut Diagnostics) -> Option<ClearanceConfig> {
+    let raw = section::<RawClearance>(tree, "clearance", diag)?;
+    let p = KeyPath::of(&["clearance", "roles"]);
+    let mut ok = true;
+    for (role, level) in &raw.roles {
+        if role.trim().is_empty() {
+            diag.invalid(&p, "a role name must not be empty".to_owned());
+            ok = false;
+        }
+        if !ClearanceConfig::LEVELS.contains(&level.as_str()) {
+            diag.invalid(
+                &p.child(role),
+                format!("`{level}` is not one of: public, internal, confidential, restricted"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(ClearanceConfig { roles: raw.roles })
 }
 
 /// A retention period: `never`, or an integer and a unit (`s`, `m`, `h`, `d`); `0s` purges as

@@ -1,0 +1,354 @@
+//! Clearance: two principals of different roles read the same task, whose input, step outputs
+//! and result carry an SSN and a card number (restricted). The viewer (clearance `internal`)
+//! never sees the raw values in any response body (task view, cancel answer, listing, events as
+//! JSON and as SSE); the admin (clearance `restricted`) sees them; each redaction is audited
+//! without values.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected errors"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use amas_api::{AppState, router};
+use amas_config::{BreakerConfig, LoadOptions};
+use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
+use amas_providers::scripted::{Script, ScriptedProvider};
+use amas_providers::{ModelProvider, ProviderSet};
+use amas_runtime::Runtime;
+use amas_store::audit::{AuditQuery, AuditWriter, AuditWriterConfig};
+use amas_store::{AuditLog, SqliteStore, TaskJournal};
+use amas_telemetry::Metrics;
+
+const SSN: &str = "123-45-6789";
+const CARD: &str = "4111 1111 1111 1111";
+
+/// The model echoes the seeded values, so step outputs and the result carry them too.
+const SCRIPT: &str = r#"
+research: [{json: {findings: ["SSN 123-45-6789 on file", "card 4111 1111 1111 1111"], summary: "s"}}]
+analysis: [{json: {insights: ["customer 123-45-6789"], risks: []}}]
+synthesis: [{json: {title: "t", report: "pay with 4111 1111 1111 1111"}}]
+"#;
+
+struct App {
+    router: Router,
+    state: AppState,
+    issuer: Arc<LocalIssuer>,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = amas_config::load(&LoadOptions::default()).unwrap();
+    config.server.rate_limits.enabled = false;
+    for agent in config.agents.values_mut() {
+        agent.providers = vec!["scripted".into()];
+    }
+    let config = Arc::new(config);
+    let metrics = Metrics::new();
+    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
+        "scripted",
+        Script::parse(SCRIPT).unwrap(),
+    ));
+    let providers = ProviderSet::new(metrics.clone()).with_provider(
+        "scripted",
+        scripted,
+        BreakerConfig {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(1),
+        },
+    );
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
+    let audit_log: Arc<dyn AuditLog> = Arc::clone(&store) as Arc<dyn AuditLog>;
+    let issuer = Arc::new(
+        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
+            .unwrap(),
+    );
+    let audit = Arc::new(AuditWriter::start(
+        Arc::clone(&audit_log),
+        Arc::new(issuer.audit_signer()),
+        AuditWriterConfig::default(),
+    ));
+    let policy: Arc<dyn amas_policy::PolicyEngine> =
+        Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
+    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone())
+        .unwrap()
+        .with_policy(policy)
+        .unwrap()
+        .with_audit(audit, audit_log)
+        .unwrap();
+    runtime.start().await;
+    let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
+    let verifier = Arc::new(TokenVerifier::new(
+        sources,
+        config.auth.audience.clone(),
+        Duration::from_secs(5),
+    ));
+    let state = AppState {
+        runtime,
+        verifier,
+        jwks: Arc::new(issuer.jwks()),
+        metrics,
+        config,
+    };
+    App {
+        router: router(state.clone()),
+        state,
+        issuer,
+        _dir: dir,
+    }
+}
+
+impl App {
+    fn token(&self, sub: &str, role: &str) -> String {
+        self.issuer
+            .mint(sub, &[role.to_owned()], None, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// Status and the raw body text (what a client receives, byte for byte).
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        accept: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+            .await
+            .expect("the body ends")
+            .unwrap()
+            .to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn get(&self, uri: &str, token: &str) -> (StatusCode, String) {
+        self.call(Method::GET, uri, token, None, None).await
+    }
+}
+
+/// Whether `text` holds either seeded value in any of the spellings a JSON body could carry.
+fn leaks(text: &str) -> bool {
+    let digits = CARD.replace(' ', "");
+    text.contains(SSN)
+        || text.contains("123456789")
+        || text.contains(CARD)
+        || text.contains(&digits)
+}
+
+#[tokio::test]
+async fn payloads_above_clearance_are_redacted_for_each_reader() {
+    let app = app().await;
+    let alice = app.token("alice", "submitter");
+    let viewer = app.token("vera", "viewer");
+    let admin = app.token("root", "admin");
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            &alice,
+            None,
+            Some(json!({
+                "task_type": "research_report",
+                "title": format!("Refund for SSN {SSN}"),
+                "description": format!("Customer card {CARD}, SSN {SSN}; check the refund."),
+                "parameters": {"card": CARD, "ssn": SSN},
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task_uri = format!("/api/v1/tasks/{id}");
+
+    // Wait (bounded) for the task to finish, reading as the admin.
+    let mut admin_view = Value::Null;
+    for _ in 0..300 {
+        let (status, body) = app.get(&task_uri, &admin).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        admin_view = serde_json::from_str(&body).unwrap();
+        if admin_view["status"] == "succeeded" || admin_view["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(admin_view["status"], "succeeded", "{admin_view}");
+    assert_eq!(admin_view["classification"]["classification"], "restricted");
+
+    // The admin (restricted clearance) sees everything as it was.
+    assert_eq!(admin_view["redacted_for_clearance"], false);
+    assert_eq!(admin_view["parameters"]["ssn"], SSN);
+    assert!(admin_view["description"].as_str().unwrap().contains(CARD));
+    assert!(leaks(&admin_view["result"].to_string()), "{admin_view}");
+    let (_, admin_events) = app.get(&format!("{task_uri}/events"), &admin).await;
+    assert!(leaks(&admin_events));
+    let (_, admin_sse) = app
+        .call(
+            Method::GET,
+            &format!("{task_uri}/events"),
+            &admin,
+            Some("text/event-stream"),
+            None,
+        )
+        .await;
+    assert!(leaks(&admin_sse));
+
+    // The viewer (internal) and the submitter herself (confidential) never see a raw value.
+    for (who, token) in [("viewer", &viewer), ("submitter", &alice)] {
+        let (status, body) = app.get(&task_uri, token).await;
+        assert_eq!(status, StatusCode::OK, "{who}: {body}");
+        assert!(!leaks(&body), "{who} task view leaks: {body}");
+        let view: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(view["redacted_for_clearance"], true, "{who}");
+        assert_eq!(view["status"], "succeeded");
+        assert_eq!(view["parameters"]["ssn"], "***-**-****", "{who}");
+        assert!(
+            view["description"]
+                .as_str()
+                .unwrap()
+                .contains("**** **** **** 1111"),
+            "{who}: {view}"
+        );
+        assert!(view["result"].is_object(), "structure kept: {view}");
+
+        let (status, body) = app.get(&format!("{task_uri}/events"), token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!leaks(&body), "{who} events leak: {body}");
+        let events: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(events["redacted_for_clearance"], true);
+        assert!(events["events"].as_array().unwrap().len() > 5);
+
+        let (status, body) = app
+            .call(
+                Method::GET,
+                &format!("{task_uri}/events"),
+                token,
+                Some("text/event-stream"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("event: task_succeeded"), "{body}");
+        assert!(!leaks(&body), "{who} SSE leaks: {body}");
+
+        let (status, body) = app.get("/api/v1/tasks", token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!leaks(&body), "{who} listing leaks: {body}");
+        assert!(body.contains(&id));
+    }
+    // Cancelling an ended task answers 409 without echoing anything; the lineage holds no
+    // values for anyone.
+    let (_, body) = app
+        .call(
+            Method::POST,
+            &format!("{task_uri}/cancel"),
+            &viewer,
+            None,
+            None,
+        )
+        .await;
+    assert!(!leaks(&body), "{body}");
+    let (_, body) = app.get(&format!("{task_uri}/lineage"), &viewer).await;
+    assert!(!leaks(&body), "{body}");
+
+    // Every redaction is audited (stage data_protection_out), naming fields and types only.
+    let admin_principal = amas_types::Principal {
+        sub: "root".to_owned(),
+        roles: vec!["admin".to_owned()],
+        tenant: amas_types::TenantId::default_tenant(),
+        auth_method: "local_jwt".to_owned(),
+    };
+    let mut records = Vec::new();
+    for _ in 0..200 {
+        records = app
+            .state
+            .runtime
+            .audit_records(
+                &admin_principal,
+                AuditQuery {
+                    limit: 500,
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.record.stage == "data_protection_out")
+            .collect();
+        if records.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let actions: Vec<&str> = records.iter().map(|r| r.record.action.as_str()).collect();
+    for action in ["task_read", "task_events", "task_events_stream"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    for r in &records {
+        assert_ne!(r.record.principal.sub, "root", "the admin was not redacted");
+        let text = serde_json::to_string(&r.record).unwrap();
+        assert!(!leaks(&text), "audit record leaks: {text}");
+        assert_eq!(r.record.details["obligations"], json!(["redact"]));
+    }
+    let read = records
+        .iter()
+        .find(|r| r.record.action == "task_read" && r.record.principal.sub == "vera")
+        .expect("the viewer's read is audited");
+    assert_eq!(read.record.details["clearance"], "internal");
+    assert!(read.record.details["findings"]["ssn"].as_u64().unwrap() >= 1);
+}
+
+/// A role mapped to an unknown level is refused at load, naming the key.
+#[test]
+fn unknown_clearance_level_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.yaml"),
+        "clearance:\n  roles:\n    viewer: secret\n",
+    )
+    .unwrap();
+    let err = amas_config::load(&LoadOptions {
+        config_dir: Some(dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("clearance.roles.viewer"), "{err}");
+    assert!(err.contains("`secret` is not one of"), "{err}");
+}
