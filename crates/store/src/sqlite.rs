@@ -69,7 +69,10 @@ impl SqliteStore {
                 SqliteSynchronous::Normal
             })
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted and overwritten content is zeroed on disk, not left in free space: a
+            // retention purge must leave no copy of the payload in the file.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(FILE_POOL_SIZE)
             .connect_with(options)
@@ -538,6 +541,17 @@ impl TaskJournal for SqliteStore {
             purged.push(seq);
         }
         tx.commit().await?;
+        if !purged.is_empty() {
+            // The old page images of what was just purged sit in the write-ahead log until a
+            // checkpoint copies the new ones over them; truncate it now rather than whenever.
+            // Busy readers can make it partial; the next automatic checkpoint finishes the job.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "Checkpoint after a purge failed; the WAL keeps old pages until the next one.");
+            }
+        }
         Ok(purged)
     }
 }
