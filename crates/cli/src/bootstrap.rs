@@ -247,6 +247,14 @@ pub async fn build_runtime(
     let runtime = Runtime::new(config, store, &providers, metrics)?
         .with_tools(gate, global.data_dir.join("workspaces"))?
         .with_policy(policy)?
-        .with_audit(Arc::new(audit), store_for_audit)?;
+        .with_audit(Arc::new(audit), store_for_audit)?
+        .with_content_safety(content_safety()?)?;
     Ok(runtime)
+}
+
+/// The content-safety engine `content_safety.classifier` of config/dataprotect.yaml selects
+/// (the lexicon, or a moderation endpoint with the lexicon as fallback).
+fn content_safety() -> anyhow::Result<amas_dataprotect::ContentSafety> {
+    let config = amas_dataprotect::DataProtectConfig::embedded()?;
+    Ok(amas_governance::moderation::content_safety(&config)?)
 }

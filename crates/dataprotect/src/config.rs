@@ -326,12 +326,7 @@ mod tests {
 
     #[test]
     fn the_moderation_classifier_is_validated_key_by_key() {
-        let with = |section: &str| {
-            EMBEDDED_CONFIG.replace(
-                "content_safety:\n  actions:",
-                &format!("content_safety:\n{section}  actions:"),
-            )
-        };
+        let with = |section: &str| EMBEDDED_CONFIG.replace("  classifier: lexicon\n", section);
         let good = with(
             "  classifier: moderation\n  moderation:\n    base_url: http://127.0.0.1:9/\n    model: omni-moderation-latest\n    api_key_env: MOD_KEY\n    timeout: 750ms\n",
         );
