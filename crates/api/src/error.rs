@@ -153,9 +153,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
+        // Messages can quote what the client sent (a task type, a field value): detected
+        // personal data and secrets never go back out in a body or into the log.
+        let message = amas_dataprotect::scrub(&message);
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
         if status.is_server_error() {
-            error!(request.id = %request_id, error = %self, code, "Request failed.");
+            let error = amas_dataprotect::scrub(&self.to_string());
+            error!(request.id = %request_id, error = %error, code, "Request failed.");
         } else {
             warn!(request.id = %request_id, code, status = status.as_u16(), "Request rejected.");
         }

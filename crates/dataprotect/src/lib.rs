@@ -13,6 +13,7 @@ mod finding;
 mod fixpoint;
 mod protector;
 mod redact;
+mod scrub;
 pub mod safety;
 
 pub use classify::{Classification, Level, Tag, Tags};
@@ -21,6 +22,7 @@ pub use error::DataProtectError;
 pub use finding::{Finding, FindingKind};
 pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan};
 pub use redact::TenantKey;
+pub use scrub::{SCRUBBED, scrub};
 pub use safety::{
     Action, Category, ClassifierChoice, ContentClassifier, ContentSafety, LexiconClassifier,
     ModerationConfig, Screening, Verdict,

@@ -97,7 +97,7 @@ impl ProviderChain {
                         gen_ai.provider = %link.provider.name(),
                         amas.agent = %request.agent,
                         error.code = error.code(),
-                        error.message = %error,
+                        error.message = %amas_dataprotect::scrub(&error.to_string()),
                         "Model call failed; falling back to the next provider."
                     );
                     errors.push(error);

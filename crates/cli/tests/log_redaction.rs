@@ -1,0 +1,238 @@
+//! No seeded personal data reaches the logs or the traces: `amas serve` runs with
+//! `RUST_LOG=debug`, exporting spans over OTLP/gRPC to a collector inside this test, with the
+//! mock OpenAI server as its model. A task carries an email, a Luhn-valid card number, an SSN
+//! and an API key in its title, description and parameters; the model echoes them in a tool
+//! call's arguments, in an answer that breaks the output contract and in its final answer. The
+//! server's whole log file and every exported span (names, attributes, events, serialized) are
+//! searched for the raw values; so are the error bodies of requests that fail on them.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected errors"
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::{Value, json};
+
+use amas_test_util::{Behaviour, MockOpenAi};
+use common::read_log;
+
+const MODEL: &str = "gpt-test";
+const EMAIL: &str = "jane.roe@example.com";
+const CARD: &str = "4111111111111111";
+const SSN: &str = "123-45-6789";
+const API_KEY: &str = "sk-proj-Zq8vR2mT5xW9kL3nB7cY4dF6gH1jK0pQ";
+const SEEDS: [&str; 4] = [EMAIL, CARD, SSN, API_KEY];
+
+/// Every span the collector received, in arrival order.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Serves the collector over HTTP/2 (gRPC) on 127.0.0.1.
+async fn start_collector() -> (SocketAddr, Collector) {
+    let collector = Collector::default();
+    let service = TraceServiceServer::new(collector.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, collector)
+}
+
+/// The seeded values found in `text`.
+fn leaked(text: &str) -> Vec<&'static str> {
+    SEEDS.into_iter().filter(|s| text.contains(s)).collect()
+}
+
+fn pii() -> String {
+    format!("mail {EMAIL}, card {CARD}, SSN {SSN}, api_key={API_KEY}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_pii_never_reaches_logs_spans_or_error_bodies() {
+    let (collector_addr, collector) = start_collector().await;
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(
+        MODEL,
+        [
+            Behaviour::tool_call(
+                "code_analyzer",
+                json!({"code": format!("// {}\nfn main() {{}}\n", pii()), "language": "rs"}),
+            ),
+            // Breaks the contract (verdict not in the enum): the violation quotes the value.
+            Behaviour::reply(json!({"issues": [pii()], "verdict": EMAIL})),
+            Behaviour::reply(
+                json!({"issues": [format!("leaks {SSN}")], "verdict": "request_changes"}),
+            ),
+        ],
+    );
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("providers.yaml"),
+        format!(
+            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n    trusted_for: [public, internal, confidential, restricted]\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let mut server = common::Server::spawn(
+        &data,
+        Some(&config),
+        "development",
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{collector_addr}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+            ("RUST_LOG", "debug".to_owned()),
+        ],
+    );
+    let token = server.token("alice", &["submitter"]);
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/api/v1/tasks", server.base))
+        .bearer_auth(&token)
+        .json(&json!({
+            "task_type": "code_review",
+            "title": format!("Review for {EMAIL} {SSN}"),
+            "description": pii(),
+            "parameters": {"contact": EMAIL, "card": CARD, "ssn": SSN, "key": API_KEY},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = server
+        .wait_task(&token, &id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    // The model really was given the values (a trusted provider) and echoed them: what follows
+    // tests redaction, not their absence.
+    let sent = mock.requests();
+    assert_eq!(
+        sent.len(),
+        3,
+        "tool request, the violating answer, the good one"
+    );
+    assert!(
+        leaked(
+            &serde_json::to_string(&sent.iter().map(|r| r.body.clone()).collect::<Vec<_>>())
+                .unwrap()
+        )
+        .len()
+            == SEEDS.len()
+    );
+
+    // Requests that fail on the values answer with codes, not the values.
+    let bad = [
+        json!({"task_type": format!("type {EMAIL}"), "title": pii(), "description": pii()}),
+        json!({"task_type": "code_review", "title": pii(), "description": pii(), "priority": 99}),
+        json!({"task_type": "code_review", "title": pii(), "description": "x", "classification": {"level": format!("top {SSN}")}}),
+        json!({"task_type": "code_review", "title": "x", "description": "x", "parameters": {"card": CARD}, "extra": API_KEY}),
+    ];
+    for body in bad {
+        let response = client
+            .post(format!("{}/api/v1/tasks", server.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_client_error(), "{status}: {text}");
+        assert!(
+            leaked(&text).is_empty(),
+            "error body leaks {:?}: {text}",
+            leaked(&text)
+        );
+    }
+    let response = client
+        .get(format!("{}/api/v1/tasks/{}", server.base, EMAIL))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(leaked(&text).is_empty(), "{text}");
+
+    // SIGTERM flushes the batch exporter on the way out.
+    server.terminate();
+    let mut spans: Vec<Span> = Vec::new();
+    for _ in 0..100 {
+        spans = collector.0.lock().unwrap().clone();
+        if spans.iter().any(|s| s.name == "invoke_agent code_reviewer") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        spans.iter().any(|s| s.name.starts_with("execute_tool")),
+        "the tool call was traced"
+    );
+    assert!(spans.iter().any(|s| s.name.starts_with("chat ")));
+    let exported = format!("{spans:?}");
+    assert!(
+        leaked(&exported).is_empty(),
+        "exported spans leak {:?}",
+        leaked(&exported)
+    );
+    let log = read_log(&data);
+    assert!(log.lines().count() > 20, "debug logging was on: {log}");
+    assert!(log.contains("Output broke the contract."), "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| !leaked(l).is_empty()).collect();
+    assert!(lines.is_empty(), "log lines leak: {lines:#?}");
+}
