@@ -298,3 +298,22 @@ fn key_file_is_owner_only() {
     let meta = std::fs::metadata(f.dir.path().join("keys/jwt-ed25519.pk8")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
+
+/// A verified token is remembered (the next request skips the signature check), but never past
+/// its own `exp`: after it, full verification decides again (here with no leeway: expired).
+#[tokio::test]
+async fn a_remembered_token_still_expires() {
+    let f = fixture();
+    let strict = TokenVerifier::new(
+        vec![f.issuer.clone() as Arc<dyn KeySource>],
+        AUD.to_owned(),
+        Duration::ZERO,
+    );
+    let mut claims = good_claims();
+    claims["exp"] = json!(now() + 2);
+    let token = sign_with_key_in(f.dir.path(), f.issuer.kid(), &claims);
+    let first = strict.verify(&token).await.unwrap();
+    assert_eq!(strict.verify(&token).await.unwrap(), first);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(strict.verify(&token).await, Err(AuthError::Expired));
+}

@@ -4,8 +4,8 @@
 //! Nothing read before the signature check decides anything but which key to try: the
 //! algorithm comes from the key, never from the token's header.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use amas_types::Principal;
@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::claims::IssuerPolicy;
 use super::jwks::IssuerHealth;
@@ -53,9 +54,26 @@ struct TrustedIssuer {
     policy: IssuerPolicy,
 }
 
+/// How many verified tokens are remembered; past it, expired entries go, then all.
+pub const VERIFIED_CACHE_CAPACITY: usize = 10_000;
+
+/// A token that passed full verification, remembered by the SHA-256 of its bytes so the next
+/// request with the very same token skips the signature check (tens of microseconds).
+struct Verified {
+    principal: Principal,
+    /// Index of the issuer whose key verified it, and the key id: a hit asks that source again,
+    /// so a key removed at the identity provider stops the token at its next refresh.
+    issuer: usize,
+    kid: String,
+    /// Unix seconds after which the entry is not used: `exp`, or `iat + max_age` when sooner,
+    /// without leeway (after that, full verification applies its leeway).
+    valid_until: u64,
+}
+
 /// Verifies bearer tokens against a fixed list of trusted issuers.
 pub struct TokenVerifier {
     issuers: Vec<TrustedIssuer>,
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -83,7 +101,10 @@ impl TokenVerifier {
                 policy: IssuerPolicy::local(audience.clone(), leeway),
             })
             .collect();
-        Self { issuers }
+        Self {
+            issuers,
+            verified: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Also trusts `source`, whose tokens are checked and mapped by `policy`.
@@ -115,6 +136,87 @@ impl TokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(principal) = self.remembered(&digest).await? {
+            return Ok(principal);
+        }
+        let (issuer, kid, claims, principal) = self.verify_fully(token).await?;
+        self.remember(digest, issuer, kid, &claims, &principal);
+        Ok(principal)
+    }
+
+    /// The principal of a token verified before, if it is still within its lifetime and the
+    /// key that verified it is still served by its issuer.
+    async fn remembered(&self, digest: &[u8; 32]) -> Result<Option<Principal>, AuthError> {
+        let hit = {
+            let cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .get(digest)
+                .map(|v| (v.issuer, v.kid.clone(), v.valid_until, v.principal.clone()))
+        };
+        let Some((issuer, kid, valid_until, principal)) = hit else {
+            return Ok(None);
+        };
+        let still_keyed = match self.issuers.get(issuer) {
+            Some(trusted) if unix_now() < valid_until => trusted.source.key(&kid).await?.is_some(),
+            _ => false,
+        };
+        if still_keyed {
+            return Ok(Some(principal));
+        }
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest);
+        Ok(None)
+    }
+
+    fn remember(
+        &self,
+        digest: [u8; 32],
+        issuer: usize,
+        kid: String,
+        claims: &Map<String, Value>,
+        principal: &Principal,
+    ) {
+        let Some(exp) = claims.get("exp").and_then(Value::as_u64) else {
+            return;
+        };
+        let mut valid_until = exp;
+        if let Some(max_age) = self.issuers.get(issuer).and_then(|i| i.policy.max_age) {
+            let Some(iat) = claims.get("iat").and_then(Value::as_u64) else {
+                return;
+            };
+            valid_until = valid_until.min(iat.saturating_add(max_age.as_secs()));
+        }
+        let now = unix_now();
+        if valid_until <= now {
+            return;
+        }
+        let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CACHE_CAPACITY {
+            cache.retain(|_, v| v.valid_until > now);
+            if cache.len() >= VERIFIED_CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            digest,
+            Verified {
+                principal: principal.clone(),
+                issuer,
+                kid,
+                valid_until,
+            },
+        );
+    }
+
+    /// Size and header checks, key lookup, signature and claims: the issuer's index, the key
+    /// id, the claims and the principal.
+    async fn verify_fully(
+        &self,
+        token: &str,
+    ) -> Result<(usize, String, Map<String, Value>, Principal), AuthError> {
         let (header_b64, payload_b64) = split_token(token)?;
         let header: UnverifiedHeader = decode_part(header_b64)?;
         if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
@@ -132,7 +234,8 @@ impl TokenVerifier {
             None => return Err(AuthError::Malformed("the iss claim is missing")),
         };
 
-        let (trusted, key) = self.find_key(&iss, &kid).await?;
+        let (index, key) = self.find_key(&iss, &kid).await?;
+        let trusted = &self.issuers[index];
         if algorithm_name(key.algorithm) != Some(header.alg.as_str()) {
             return Err(AuthError::UnsupportedAlgorithm);
         }
@@ -148,21 +251,21 @@ impl TokenVerifier {
         validation.set_audience(&policy.audiences);
         let claims =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)?.claims;
-        policy.principal(&claims, unix_now(), trusted.source.auth_method())
+        let principal = policy.principal(&claims, unix_now(), trusted.source.auth_method())?;
+        Ok((index, kid, claims, principal))
     }
 
     /// Every source for `iss` is asked in turn, so several sources may share one issuer
     /// (e.g. during a key rotation).
-    async fn find_key(
-        &self,
-        iss: &str,
-        kid: &str,
-    ) -> Result<(&TrustedIssuer, VerificationKey), AuthError> {
+    async fn find_key(&self, iss: &str, kid: &str) -> Result<(usize, VerificationKey), AuthError> {
         let mut known_issuer = false;
-        for trusted in self.issuers.iter().filter(|i| i.source.issuer() == iss) {
+        for (index, trusted) in self.issuers.iter().enumerate() {
+            if trusted.source.issuer() != iss {
+                continue;
+            }
             known_issuer = true;
             if let Some(key) = trusted.source.key(kid).await? {
-                return Ok((trusted, key));
+                return Ok((index, key));
             }
         }
         Err(if known_issuer {
