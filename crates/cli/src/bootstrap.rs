@@ -195,10 +195,31 @@ pub fn build_gate(
 ) -> anyhow::Result<Arc<ToolGate>> {
     let tools = ToolRegistry::load(global.config.as_deref())
         .map_err(|e| UsageError(format!("invalid tool configuration:\n{e}")))?;
+    let secret = amas_governance::auth::redaction_secret(&global.data_dir)
+        .map_err(|e| UsageError(format!("the redaction key: {e}")))?;
     Ok(Arc::new(
         ToolGate::new(policy, Arc::new(tools), global.environment.clone(), metrics)
-            .with_approver_roles(config.approvals.approver_roles.clone()),
+            .with_approver_roles(config.approvals.approver_roles.clone())
+            .with_data_protector(data_protector(global)?)
+            .with_redact_secret(secret),
     ))
+}
+
+/// Detection, redaction, DLP, classification and content-safety settings: the config
+/// directory's `dataprotect.yaml` when there is one (it replaces the embedded file), else the
+/// embedded defaults.
+pub fn data_protector(global: &Global) -> anyhow::Result<Arc<amas_dataprotect::DataProtector>> {
+    let file = global
+        .config
+        .as_ref()
+        .map(|dir| dir.join("dataprotect.yaml"))
+        .filter(|f| f.is_file());
+    let config = match &file {
+        Some(f) => amas_dataprotect::DataProtectConfig::from_file(f)
+            .map_err(|e| UsageError(format!("invalid data protection configuration:\n{e}")))?,
+        None => amas_dataprotect::DataProtectConfig::embedded()?,
+    };
+    Ok(Arc::new(amas_dataprotect::DataProtector::new(config)?))
 }
 
 /// The data directory's store, which must exist: reading commands never create an empty one.
@@ -247,14 +268,12 @@ pub async fn build_runtime(
     let runtime = Runtime::new(config, store, &providers, metrics)?
         .with_tools(gate, global.data_dir.join("workspaces"))?
         .with_policy(policy)?
-        .with_audit(Arc::new(audit), store_for_audit)?
-        .with_content_safety(content_safety()?)?;
-    Ok(runtime)
-}
-
-/// The content-safety engine `content_safety.classifier` of config/dataprotect.yaml selects
-/// (the lexicon, or a moderation endpoint with the lexicon as fallback).
-fn content_safety() -> anyhow::Result<amas_dataprotect::ContentSafety> {
-    let config = amas_dataprotect::DataProtectConfig::embedded()?;
-    Ok(amas_governance::moderation::content_safety(&config)?)
+        .with_audit(Arc::new(audit), store_for_audit)?;
+    let protector = data_protector(global)?;
+    // The content-safety engine `content_safety.classifier` selects (the lexicon, or a
+    // moderation endpoint with the lexicon as fallback).
+    let safety = amas_governance::moderation::content_safety(protector.config())?;
+    Ok(runtime
+        .with_data_protector(protector)?
+        .with_content_safety(safety)?)
 }

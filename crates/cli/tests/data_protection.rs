@@ -180,3 +180,80 @@ async fn pii_never_reaches_an_untrusted_provider_is_classified_traced_and_purged
         assert!(left.is_empty(), "{needle} is still in {left:?}");
     }
 }
+
+/// Runs one code review whose description names `EMAIL` twice on a fresh installation whose
+/// config directory's `dataprotect.yaml` hashes emails; returns the hash tokens the untrusted
+/// provider received and the data directory's redaction key file mode.
+async fn hashed_emails_sent() -> (Vec<String>, u32) {
+    let mock = MockOpenAi::start().await.unwrap();
+    mock.push(
+        MODEL,
+        [Behaviour::reply(
+            json!({"issues": ["fine"], "verdict": "approve"}),
+        )],
+    );
+    let root = tempfile::tempdir().unwrap();
+    let (data, config) = (root.path().join("data"), root.path().join("config"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("providers.yaml"),
+        format!(
+            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n    trusted_for: [public, internal]\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let embedded = include_str!("../../../config/dataprotect.yaml");
+    assert!(embedded.contains("    email: mask\n"));
+    std::fs::write(
+        config.join("dataprotect.yaml"),
+        embedded.replace("    email: mask\n", "    email: hash\n"),
+    )
+    .unwrap();
+    let server = Server::start(&data, Some(&config));
+    let admin = server.token("root", &["admin"]);
+    let (status, created) = server
+        .post(
+            &admin,
+            "/api/v1/tasks",
+            &json!({
+                "task_type": "code_review",
+                "title": "Review the mailer",
+                "description": format!("Mail {EMAIL} twice: {EMAIL}."),
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let task = server
+        .wait_task(&admin, id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let body = mock.requests()[0].body.to_string();
+    assert!(!body.contains(EMAIL), "{body}");
+    let tokens: Vec<String> = body
+        .match_indices("[EMAIL:")
+        .map(|(at, _)| body[at..].chars().take_while(|c| *c != ']').collect())
+        .collect();
+    let key = data.join("keys").join("redact-hmac.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    (tokens, mode & 0o777)
+}
+
+/// A config directory's `dataprotect.yaml` replaces the embedded one in `amas serve` (emails
+/// hashed instead of masked), and hash tokens are keyed per installation: the same address gives
+/// one token within an installation and another one elsewhere, from an owner-only key file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_dir_redaction_modes_apply_and_hash_tokens_are_keyed_per_installation() {
+    let (first, mode) = hashed_emails_sent().await;
+    assert!(first.len() >= 2, "{first:?}");
+    assert!(first.iter().all(|t| t == &first[0]), "{first:?}");
+    assert_eq!(mode, 0o600);
+    let (second, _) = hashed_emails_sent().await;
+    assert!(!second.is_empty());
+    assert_ne!(first[0], second[0], "another installation, another key");
+}

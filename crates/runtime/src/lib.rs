@@ -207,6 +207,23 @@ impl Runtime {
         Ok(self)
     }
 
+    /// Detection, redaction and classification from `protector` instead of the embedded
+    /// configuration (a config directory's `dataprotect.yaml`). Call before `start`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
+    pub fn with_data_protector(
+        mut self,
+        protector: Arc<amas_dataprotect::DataProtector>,
+    ) -> Result<Self, RuntimeError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
+            agent: "*".to_owned(),
+            reason: "data protection must be configured before the runtime is shared".to_owned(),
+        })?;
+        inner.protector = protector;
+        Ok(self)
+    }
+
     /// The policy engine behind the tool gate, so a replay can ask it again without touching
     /// the live gate's rate windows or metrics. Call before `start`.
     ///
@@ -260,7 +277,8 @@ impl Runtime {
             Arc::clone(gate.tools()),
             gate.environment(),
         )
-        .with_content_safety(Arc::clone(&self.inner.content_safety));
+        .with_content_safety(Arc::clone(&self.inner.content_safety))
+        .with_data_protector(Arc::clone(&self.inner.protector));
         replayer
             .replay(&records)
             .ok_or(RuntimeError::NotFound(task))

@@ -111,6 +111,8 @@ pub struct Replayer {
     environment: String,
     /// Content-safety actions; the embedded configuration's unless set.
     safety: Option<Arc<ContentSafety>>,
+    /// The scanner behind DLP facts; the embedded configuration's unless set.
+    protector: Option<Arc<amas_dataprotect::DataProtector>>,
 }
 
 impl Replayer {
@@ -127,7 +129,16 @@ impl Replayer {
             tools,
             environment: environment.into(),
             safety: None,
+            protector: None,
         }
+    }
+
+    /// Scans tool parameters with `protector` (the live run's data-protection configuration),
+    /// so DLP facts come out as they did.
+    #[must_use]
+    pub fn with_data_protector(mut self, protector: Arc<amas_dataprotect::DataProtector>) -> Self {
+        self.protector = Some(protector);
+        self
     }
 
     /// Applies `safety`'s actions when content-safety verdicts are asked again.
@@ -142,13 +153,16 @@ impl Replayer {
     #[must_use]
     pub fn replay(&self, records: &[JournalRecord]) -> Option<ReplayReport> {
         let state = TaskState::fold(records)?;
-        let gate = ToolGate::new(
+        let mut gate = ToolGate::new(
             Arc::clone(&self.policy),
             Arc::clone(&self.tools),
             self.environment.clone(),
             Metrics::new(),
         )
         .with_approver_roles(self.config.approvals.approver_roles.clone());
+        if let Some(protector) = &self.protector {
+            gate = gate.with_data_protector(Arc::clone(protector));
+        }
         let safety = self.safety.clone().or_else(|| {
             DataProtectConfig::embedded()
                 .ok()

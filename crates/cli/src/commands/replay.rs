@@ -31,7 +31,11 @@ pub async fn run(global: &Global, args: ReplayArgs) -> anyhow::Result<u8> {
     let store = open_existing_store(global).await?;
     let records = store.read(task, 0).await.context("reading the journal");
     store.close().await;
-    let replayer = Replayer::new(config, policy, Arc::new(tools), global.environment.clone());
+    let protector = crate::bootstrap::data_protector(global)?;
+    let safety = amas_governance::moderation::content_safety(protector.config())?;
+    let replayer = Replayer::new(config, policy, Arc::new(tools), global.environment.clone())
+        .with_data_protector(protector)
+        .with_content_safety(Arc::new(safety));
     let report = replayer.replay(&records?).ok_or_else(|| {
         UsageError(format!(
             "no task {task} in {} (set --data-dir)",

@@ -16,12 +16,54 @@ pub(crate) fn key_path(data_dir: &Path) -> PathBuf {
 
 /// Loads the key at `path`, creating it first if it does not exist.
 pub(crate) fn load_or_create(path: &Path) -> Result<SigningKey, AuthError> {
+    load_or_create_with(
+        path,
+        || {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            key.to_pkcs8_der()
+                .map(|der| der.as_bytes().to_vec())
+                .map_err(|_| AuthError::KeyStore("cannot encode the new key as PKCS#8".to_owned()))
+        },
+        |der| decode(path, der),
+    )
+}
+
+/// Where the redaction secret lives below the data directory.
+pub(crate) fn redaction_secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("redact-hmac.key")
+}
+
+/// The installation's secret for keyed-hash redaction tokens (32 random bytes), created on
+/// first use, owner-only like the signing key.
+pub(crate) fn load_or_create_secret(path: &Path) -> Result<[u8; 32], AuthError> {
+    load_or_create_with(
+        path,
+        || {
+            let mut secret = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            Ok(secret.to_vec())
+        },
+        |bytes| {
+            <[u8; 32]>::try_from(bytes).map_err(|_| {
+                AuthError::KeyStore(format!("{} is not a 32-byte secret", path.display()))
+            })
+        },
+    )
+}
+
+/// The file at `path` decoded, after checking it is owner-only; created from `fresh` first if
+/// it does not exist.
+fn load_or_create_with<T>(
+    path: &Path,
+    fresh: impl FnOnce() -> Result<Vec<u8>, AuthError>,
+    decode: impl Fn(&[u8]) -> Result<T, AuthError>,
+) -> Result<T, AuthError> {
     match fs::read(path) {
-        Ok(der) => {
+        Ok(bytes) => {
             check_owner_only(path)?;
-            decode(path, &der)
+            decode(&bytes)
         }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => create(path),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => create(path, fresh()?, decode),
         Err(err) => Err(store_error("cannot read", path, &err)),
     }
 }
@@ -32,33 +74,34 @@ fn decode(path: &Path, der: &[u8]) -> Result<SigningKey, AuthError> {
     })
 }
 
-/// Writes a fresh key to a temporary file and links it into place, so a crash never leaves a
-/// half-written key and two processes starting at once end up sharing one key: `hard_link` fails
-/// if the target exists (unlike `rename`), and the loser loads the winner's key.
-fn create(path: &Path) -> Result<SigningKey, AuthError> {
+/// Writes fresh key material to a temporary file and links it into place, so a crash never
+/// leaves a half-written key and two processes starting at once end up sharing one key:
+/// `hard_link` fails if the target exists (unlike `rename`), and the loser loads the winner's.
+fn create<T>(
+    path: &Path,
+    bytes: Vec<u8>,
+    decode: impl Fn(&[u8]) -> Result<T, AuthError>,
+) -> Result<T, AuthError> {
     let dir = path
         .parent()
         .ok_or_else(|| AuthError::KeyStore(format!("{} has no parent", path.display())))?;
     create_private_dir(dir)?;
-
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let der = key
-        .to_pkcs8_der()
-        .map_err(|_| AuthError::KeyStore("cannot encode the new key as PKCS#8".to_owned()))?;
-
-    let tmp = dir.join(format!(".jwt-ed25519.{}.tmp", uuid::Uuid::now_v7()));
-    let written = write_owner_only(&tmp, der.as_bytes());
+    let name = path
+        .file_name()
+        .map_or_else(|| "key".to_owned(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7()));
+    let written = write_owner_only(&tmp, &bytes);
     let linked = written.and_then(|()| fs::hard_link(&tmp, path));
     // The temporary name is removed whatever happened; a leftover is harmless but untidy.
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
             sync_dir(dir);
-            Ok(key)
+            decode(&bytes)
         }
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-            let der = fs::read(path).map_err(|e| store_error("cannot read", path, &e))?;
-            decode(path, &der)
+            let existing = fs::read(path).map_err(|e| store_error("cannot read", path, &e))?;
+            decode(&existing)
         }
         Err(err) => Err(store_error("cannot write", path, &err)),
     }

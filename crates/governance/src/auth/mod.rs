@@ -21,6 +21,23 @@ pub use jwks::{IssuerHealth, JwksError, JwksSource, JwksStatus};
 pub use local::LocalIssuer;
 pub use verify::{MAX_TOKEN_BYTES, TokenVerifier};
 
+/// The secret that keys this installation's hash-mode redaction tokens: `AMAS_REDACT_KEY` when
+/// set (so several workers share one), else `keys/redact-hmac.key` under `data_dir`, 32 random
+/// bytes created owner-only on first use. Never a constant: with a public key a keyed hash of a
+/// low-entropy value (an SSN, an email) could be reversed by trying them all.
+///
+/// # Errors
+/// [`AuthError::KeyStore`] when the file cannot be read or created, or is not owner-only.
+pub fn redaction_secret(data_dir: &std::path::Path) -> Result<String, AuthError> {
+    if let Ok(key) = std::env::var("AMAS_REDACT_KEY")
+        && !key.is_empty()
+    {
+        return Ok(key);
+    }
+    let secret = keyfile::load_or_create_secret(&keyfile::redaction_secret_path(data_dir))?;
+    Ok(secret.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The `auth_method` recorded on principals whose token was verified against the local issuer.
 pub const LOCAL_JWT_METHOD: &str = "local_jwt";
 
