@@ -13,8 +13,8 @@ mod finding;
 mod fixpoint;
 mod protector;
 mod redact;
-mod scrub;
 pub mod safety;
+mod scrub;
 
 pub use classify::{Classification, Level, Tag, Tags};
 pub use config::{DataProtectConfig, DlpAction, EMBEDDED_CONFIG, RedactionMode};
@@ -22,8 +22,8 @@ pub use error::DataProtectError;
 pub use finding::{Finding, FindingKind};
 pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan};
 pub use redact::TenantKey;
-pub use scrub::{SCRUBBED, scrub};
 pub use safety::{
     Action, Category, ClassifierChoice, ContentClassifier, ContentSafety, LexiconClassifier,
     ModerationConfig, Screening, Verdict,
 };
+pub use scrub::{SCRUBBED, scrub};

@@ -45,15 +45,14 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let floor = match &args.classification {
         None => None,
         Some(level) => Some(
-            amas_runtime::declared_floor(level, &args.tags)
-                .map_err(|e| {
-                    let flag = if e.field.ends_with("level") {
-                        "--classification"
-                    } else {
-                        "--tag"
-                    };
-                    UsageError(format!("{flag}: {}", e.message))
-                })?,
+            amas_runtime::declared_floor(level, &args.tags).map_err(|e| {
+                let flag = if e.field.ends_with("level") {
+                    "--classification"
+                } else {
+                    "--tag"
+                };
+                UsageError(format!("{flag}: {}", e.message))
+            })?,
         ),
     };
     let metrics = Metrics::new();

@@ -24,8 +24,7 @@ pub use checks::{
     append_then_read_roundtrips, approvals_project_from_the_journal,
     concurrent_appends_have_one_winner, events_roundtrip_exactly, first_event_must_be_a_submission,
     list_filters_by_status_type_and_tenant, pagination_returns_every_task_once,
-    purge_leaves_tombstones,
-    stale_expected_seq_is_rejected, status_projection_follows_events,
+    purge_leaves_tombstones, stale_expected_seq_is_rejected, status_projection_follows_events,
     unfinished_lists_open_tasks_oldest_first, unknown_task_reads_empty,
 };
 
