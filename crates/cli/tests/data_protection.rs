@@ -43,15 +43,18 @@ fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<String> {
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pii_never_reaches_an_untrusted_provider_is_classified_traced_and_purged() {
+/// A fresh installation whose only provider is the mock, trusted for public and internal data.
+struct Install {
+    mock: MockOpenAi,
+    _root: tempfile::TempDir,
+    data: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+/// An installation whose model answers `reply` once.
+async fn untrusted_install(reply: Value) -> Install {
     let mock = MockOpenAi::start().await.unwrap();
-    mock.push(
-        MODEL,
-        [Behaviour::reply(
-            json!({"issues": ["the card number is logged"], "verdict": "request_changes"}),
-        )],
-    );
+    mock.push(MODEL, [Behaviour::reply(reply)]);
     let root = tempfile::tempdir().unwrap();
     let (data, config) = (root.path().join("data"), root.path().join("config"));
     std::fs::create_dir_all(&data).unwrap();
@@ -64,6 +67,25 @@ async fn pii_never_reaches_an_untrusted_provider_is_classified_traced_and_purged
         ),
     )
     .unwrap();
+    Install {
+        mock,
+        _root: root,
+        data,
+        config,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pii_never_reaches_an_untrusted_provider_is_classified_traced_and_purged() {
+    let Install {
+        mock,
+        _root,
+        data,
+        config,
+    } = untrusted_install(
+        json!({"issues": ["the card number is logged"], "verdict": "request_changes"}),
+    )
+    .await;
     let mut server = Server::start(&data, Some(&config));
     let admin = server.token("root", &["admin"]);
     let (status, created) = server
@@ -185,25 +207,12 @@ async fn pii_never_reaches_an_untrusted_provider_is_classified_traced_and_purged
 /// config directory's `dataprotect.yaml` hashes emails; returns the hash tokens the untrusted
 /// provider received and the data directory's redaction key file mode.
 async fn hashed_emails_sent() -> (Vec<String>, u32) {
-    let mock = MockOpenAi::start().await.unwrap();
-    mock.push(
-        MODEL,
-        [Behaviour::reply(
-            json!({"issues": ["fine"], "verdict": "approve"}),
-        )],
-    );
-    let root = tempfile::tempdir().unwrap();
-    let (data, config) = (root.path().join("data"), root.path().join("config"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n    trusted_for: [public, internal]\n",
-            mock.base_url()
-        ),
-    )
-    .unwrap();
+    let Install {
+        mock,
+        _root,
+        data,
+        config,
+    } = untrusted_install(json!({"issues": ["fine"], "verdict": "approve"})).await;
     let embedded = include_str!("../../../config/dataprotect.yaml");
     assert!(embedded.contains("    email: mask\n"));
     std::fs::write(

@@ -15,22 +15,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
 use amas_test_util::{Behaviour, MockOpenAi};
+use common::otlp::start_collector;
 use common::read_log;
 
 const MODEL: &str = "gpt-test";
@@ -39,47 +30,6 @@ const CARD: &str = "4111111111111111";
 const SSN: &str = "123-45-6789";
 const API_KEY: &str = "sk-proj-Zq8vR2mT5xW9kL3nB7cY4dF6gH1jK0pQ";
 const SEEDS: [&str; 4] = [EMAIL, CARD, SSN, API_KEY];
-
-/// Every span the collector received, in arrival order.
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-/// Serves the collector over HTTP/2 (gRPC) on 127.0.0.1.
-async fn start_collector() -> (SocketAddr, Collector) {
-    let collector = Collector::default();
-    let service = TraceServiceServer::new(collector.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, collector)
-}
 
 /// The seeded values found in `text`.
 fn leaked(text: &str) -> Vec<&'static str> {
@@ -108,32 +58,16 @@ async fn seeded_pii_never_reaches_logs_spans_or_error_bodies() {
             ),
         ],
     );
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n    trusted_for: [public, internal, confidential, restricted]\n",
-            mock.base_url()
-        ),
-    )
-    .unwrap();
-    let mut server = common::Server::spawn(
-        &data,
-        Some(&config),
+    let mut setup = common::otlp::serve_exporting(
+        collector_addr,
+        &mock.base_url(),
+        MODEL,
+        "    trusted_for: [public, internal, confidential, restricted]\n",
         "development",
-        &[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://{collector_addr}"),
-            ),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-            ("RUST_LOG", "debug".to_owned()),
-        ],
+        &[("RUST_LOG", "debug".to_owned())],
     );
+    let server = &mut setup.server;
+    let data = server.data_dir.clone();
     let token = server.token("alice", &["submitter"]);
     let client = reqwest::Client::new();
     let response = client

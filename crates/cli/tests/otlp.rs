@@ -18,125 +18,27 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
 use amas_test_util::{Behaviour, MockOpenAi};
+use common::otlp::{Exporting, attr, hex, serve_exporting, start_collector};
 use common::read_log;
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const MODEL: &str = "gpt-test";
 
-/// Every span the collector received, in arrival order.
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-/// Serves the collector over HTTP/2 (gRPC) on 127.0.0.1.
-async fn start_collector() -> (SocketAddr, Collector) {
-    let collector = Collector::default();
-    let service = TraceServiceServer::new(collector.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, collector)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn attr(span: &Span, key: &str) -> Option<Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-        .map(|v| match v {
-            AnyValue::StringValue(s) => json!(s),
-            AnyValue::IntValue(i) => json!(i),
-            AnyValue::DoubleValue(d) => json!(d),
-            AnyValue::BoolValue(b) => json!(b),
-            other => json!(format!("{other:?}")),
-        })
-}
-
 /// `amas serve` exporting to `collector`, with the `local` provider replaced by the mock.
-struct Setup {
-    _root: tempfile::TempDir,
-    server: common::Server,
-}
-
-fn serve(collector: SocketAddr, mock: &MockOpenAi) -> Setup {
+fn serve(collector: SocketAddr, mock: &MockOpenAi) -> Exporting {
     serve_in(collector, mock, "development")
 }
 
 /// As [`serve`], in the deployment `environment` policies see.
-fn serve_in(collector: SocketAddr, mock: &MockOpenAi, environment: &str) -> Setup {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: {MODEL}\n    max_retries: 0\n",
-            mock.base_url()
-        ),
-    )
-    .unwrap();
-    let server = common::Server::spawn(
-        &data,
-        Some(&config),
-        environment,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-        ],
-    );
-    Setup {
-        _root: root,
-        server,
-    }
+fn serve_in(collector: SocketAddr, mock: &MockOpenAi, environment: &str) -> Exporting {
+    serve_exporting(collector, &mock.base_url(), MODEL, "", environment, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

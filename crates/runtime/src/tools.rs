@@ -324,6 +324,31 @@ impl ToolRunner {
         record
     }
 
+    /// Audits a verdict that leaves the call waiting for approval (the request, or a vote that
+    /// did not settle it), with the deciding stage's reasons.
+    async fn audit_waiting(
+        &self,
+        step: &str,
+        agent: &amas_config::AgentConfig,
+        call: &RequestedTool,
+        verdict: &GateVerdict,
+    ) {
+        let reasons = verdict
+            .decisive()
+            .map(|d| d.reasons.clone())
+            .unwrap_or_default();
+        let record = self.tool_audit(
+            step,
+            agent,
+            call,
+            "policy",
+            AuditDecision::RequireApproval,
+            &reasons,
+            Some(verdict),
+        );
+        self.audit(vec![record]).await;
+    }
+
     /// Counts a model call's tokens against the agent's task quota.
     pub(crate) fn count_tokens(&self, agent: &str, tokens: u64) {
         self.usage
@@ -532,20 +557,7 @@ impl ToolRunner {
                     events.push(requested);
                     writer.append_all(&events).await?;
                     self.count_approval("requested");
-                    let reasons = verdict
-                        .decisive()
-                        .map(|d| d.reasons.clone())
-                        .unwrap_or_default();
-                    self.audit(vec![self.tool_audit(
-                        step,
-                        agent,
-                        call,
-                        "policy",
-                        AuditDecision::RequireApproval,
-                        &reasons,
-                        Some(&verdict),
-                    )])
-                    .await;
+                    self.audit_waiting(step, agent, call, &verdict).await;
                     info!(tool = %call.name, call.id = %call.id, "Tool call waits for approval.");
                     approval = opened;
                 }
@@ -556,20 +568,7 @@ impl ToolRunner {
                         // so replay can ask it again.
                         events.extend(decided(step, call, &verdict));
                         writer.append_all(&events).await?;
-                        let reasons = verdict
-                            .decisive()
-                            .map(|d| d.reasons.clone())
-                            .unwrap_or_default();
-                        self.audit(vec![self.tool_audit(
-                            step,
-                            agent,
-                            call,
-                            "policy",
-                            AuditDecision::RequireApproval,
-                            &reasons,
-                            Some(&verdict),
-                        )])
-                        .await;
+                        self.audit_waiting(step, agent, call, &verdict).await;
                     }
                     if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
                         Ack {
