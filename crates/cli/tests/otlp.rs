@@ -391,8 +391,22 @@ async fn every_decision_of_a_task_is_audited_in_its_trace_with_spans_and_log_lin
         .filter(|l| l.to_string().contains(&id))
         .collect();
     assert!(!task_lines.is_empty(), "{log}");
+    let in_task_span = |line: &Value| {
+        line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["name"] == "amas.task"))
+    };
+    assert!(task_lines.iter().any(in_task_span), "{log}");
     for line in &task_lines {
         assert_eq!(line["trace_id"], CALLER_TRACE, "{line}");
+        // Inside the task span: the task and its tenant are on the line.
+        let task_span = line["spans"]
+            .as_array()
+            .and_then(|spans| spans.iter().find(|s| s["name"] == "amas.task"));
+        if let Some(span) = task_span {
+            assert_eq!(span["task.id"], id.as_str(), "{line}");
+            assert_eq!(span["tenant.id"], "default", "{line}");
+        }
         let span = line["span_id"].as_str().unwrap_or_default();
         assert!(ours.contains_key(span), "span {span} not exported: {line}");
     }

@@ -43,6 +43,7 @@ pub(crate) async fn execute(
         "amas.task",
         task.id = %task,
         task.r#type = %state.spec.task_type,
+        tenant.id = %state.principal.tenant.0,
         otel.name = "amas.task"
     );
     if let Some(trace) = &state.trace_id {
