@@ -222,7 +222,11 @@ fn starts_and_policy_reloads_are_audited() {
         .unwrap()
         .to_owned();
     assert_ne!(second_hash, first_hash);
-    assert_eq!(change[0]["policy"]["hash"], second_hash.as_str());
+    assert_eq!(
+        change[0]["policy"]["hash"],
+        format!("sha256:{second_hash}").as_str()
+    );
+    assert_eq!(change[0]["policy"]["version"], &second_hash[..12]);
 
     std::fs::write(
         policies.join("tool.rego"),
