@@ -74,8 +74,12 @@ pub async fn list(
         cursor: query.cursor,
     };
     let page = app.runtime.approvals(&principal, filter).await?;
+    let mut approvals = page.approvals;
+    for approval in &mut approvals {
+        release(&app.runtime, &principal, "approval_list", approval).await;
+    }
     Ok(Json(ApprovalList {
-        approvals: page.approvals,
+        approvals,
         next_cursor: page.next_cursor,
     }))
 }
@@ -86,9 +90,26 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Approval>, ApiError> {
-    visible_approval(&app.runtime, &principal, &id, "approval.list")
-        .await
-        .map(Json)
+    let mut approval = visible_approval(&app.runtime, &principal, &id, "approval.list").await?;
+    release(&app.runtime, &principal, "approval_read", &mut approval).await;
+    Ok(Json(approval))
+}
+
+/// Redacts the tool arguments of `approval` when they are above `principal`'s clearance (an
+/// approver sees what they approve in the form their clearance allows: `***-**-****`), and
+/// audits the redaction.
+async fn release(runtime: &Runtime, principal: &Principal, action: &str, approval: &mut Approval) {
+    let outbound = runtime.outbound(principal);
+    let mut released = amas_runtime::Released::default();
+    outbound.value(
+        "arguments",
+        amas_dataprotect::Level::Public,
+        &mut approval.arguments,
+        &mut released,
+    );
+    runtime
+        .audit_release(principal, action, approval.task_id, &released)
+        .await;
 }
 
 /// The approval if it exists, belongs to the principal's tenant (else 404, before policy is
@@ -154,9 +175,10 @@ async fn vote(
             format!("must be at most {MAX_REASON} bytes of text without NUL"),
         ));
     }
-    Ok(Json(
-        runtime
-            .decide_approval(id, principal, verdict, reason.to_owned())
-            .await?,
-    ))
+    let voter = principal.clone();
+    let mut approval = runtime
+        .decide_approval(id, principal, verdict, reason.to_owned())
+        .await?;
+    release(runtime, &voter, "approval_decide", &mut approval).await;
+    Ok(Json(approval))
 }

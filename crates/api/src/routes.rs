@@ -95,7 +95,7 @@ pub async fn task_events(
             .map(|r| tasks::release_record(&outbound, floor, r, &mut released))
             .collect();
         app.runtime
-            .audit_release(&principal, "task_events", &state, &released)
+            .audit_release(&principal, "task_events", state.id, &released)
             .await;
         return Ok(Json(json!({
             "task_id": state.id,
@@ -183,7 +183,7 @@ async fn sse_event(
     if released.redacted() && !*audited {
         *audited = true;
         runtime
-            .audit_release(principal, "task_events_stream", state, &released)
+            .audit_release(principal, "task_events_stream", state.id, &released)
             .await;
     }
     Event::default()

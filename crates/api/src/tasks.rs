@@ -175,7 +175,7 @@ pub async fn release_task(
 ) -> TaskView {
     let released = runtime.outbound(principal).task(&mut state);
     runtime
-        .audit_release(principal, action, &state, &released)
+        .audit_release(principal, action, state.id, &released)
         .await;
     let mut view = TaskView::from(state);
     view.redacted_for_clearance = released.redacted();

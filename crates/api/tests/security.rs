@@ -226,6 +226,17 @@ impl Server {
     /// A pending approval on `task` requested by `requested_by`, written to the journal as the
     /// runtime would.
     async fn pending_approval(&self, task: &str, requested_by: &str) -> String {
+        self.pending_approval_with(task, requested_by, json!({"url": "https://example.com"}))
+            .await
+    }
+
+    /// As [`Server::pending_approval`], for a call with `arguments`.
+    async fn pending_approval_with(
+        &self,
+        task: &str,
+        requested_by: &str,
+        arguments: Value,
+    ) -> String {
         let task: TaskId = task.parse().unwrap();
         let last = self
             .journal
@@ -243,7 +254,7 @@ impl Server {
             agent: "research".to_owned(),
             tool: "http_fetch".to_owned(),
             risk: "high".to_owned(),
-            arguments: json!({"url": "https://example.com"}),
+            arguments,
             reasons: vec!["test".to_owned()],
             required_approvals: 1,
             requested_by: requested_by.to_owned(),
@@ -950,4 +961,37 @@ async fn tls_terminates_https_on_loopback_with_hsts() {
             .await
             .is_err()
     );
+}
+
+/// An approver sees the arguments of a call waiting for approval in the form their clearance
+/// allows (an SSN is restricted; approvers are cleared for confidential): masked, in the
+/// listing, the approval itself and the answer to their vote; an admin sees them as they are.
+/// Each redacting answer is audited.
+#[tokio::test]
+async fn approval_arguments_above_clearance_are_masked_for_approvers() {
+    let s = start(|_| {}).await;
+    let alice = s.token("alice", &["submitter"], "acme");
+    let carol = s.token("carol", &["approver"], "acme");
+    let root = s.token("root", &["admin"], "acme");
+    let task = s.submit(&alice).await;
+    let ssn = "123-45-6789";
+    let approval = s
+        .pending_approval_with(&task, "alice", json!({"query": format!("SSN {ssn}")}))
+        .await;
+    let path = format!("/api/v1/approvals/{approval}");
+    let listed = s.get(&carol, "/api/v1/approvals").await;
+    let read = s.get(&carol, &path).await;
+    for body in [&listed.body, &read.body] {
+        let text = body.to_string();
+        assert!(!text.contains(ssn), "{text}");
+        assert!(text.contains("SSN ***-**-****"), "{text}");
+    }
+    let admin = s.get(&root, &path).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    assert_eq!(admin.body["arguments"]["query"], format!("SSN {ssn}"));
+    let audited = s.audited("data_protection_out").await;
+    let actions: Vec<&str> = audited.iter().map(|r| r.record.action.as_str()).collect();
+    assert_eq!(actions, ["approval_list", "approval_read"], "{audited:?}");
+    assert!(audited.iter().all(|r| r.record.principal.sub == "carol"
+        && !serde_json::to_string(&r.record).unwrap().contains(ssn)));
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use amas_dataprotect::{DataProtector, Level, TenantKey};
-use amas_types::{LineageNode, Principal, TaskState};
+use amas_types::{LineageNode, Principal, TaskId, TaskState};
 
 use crate::Runtime;
 use crate::lineage::{from_labels, parse_level};
@@ -199,7 +199,7 @@ impl Runtime {
         &self,
         principal: &Principal,
         action: &str,
-        task: &TaskState,
+        task: TaskId,
         released: &Released,
     ) {
         if !released.redacted() {
@@ -216,8 +216,8 @@ impl Runtime {
             action,
             amas_store::audit::AuditDecision::Allow,
         )
-        .with_task(task.id)
-        .with_resource(format!("task:{}", task.id))
+        .with_task(task)
+        .with_resource(format!("task:{task}"))
         .with_classification(level)
         .with_reason(format!(
             "payloads above the reader's clearance ({clearance}) were redacted"
@@ -233,7 +233,7 @@ impl Runtime {
         }
         self.audit(record).await;
         tracing::info!(
-            task.id = %task.id,
+            task.id = %task,
             data.classification = level,
             principal.clearance = clearance,
             redacted.fields = fields.len(),
