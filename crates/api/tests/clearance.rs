@@ -11,6 +11,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +24,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use amas_api::{AppState, router};
-use amas_config::{BreakerConfig, LoadOptions};
-use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
-use amas_providers::scripted::{Script, ScriptedProvider};
-use amas_providers::{ModelProvider, ProviderSet};
-use amas_runtime::Runtime;
-use amas_store::audit::{AuditQuery, AuditWriter, AuditWriterConfig};
-use amas_store::{AuditLog, SqliteStore, TaskJournal};
-use amas_telemetry::Metrics;
+use amas_config::LoadOptions;
+use amas_governance::LocalIssuer;
+use amas_store::audit::AuditQuery;
 
 const SSN: &str = "123-45-6789";
 const CARD: &str = "4111 1111 1111 1111";
@@ -49,65 +46,18 @@ struct App {
 }
 
 async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = amas_config::load(&LoadOptions::default()).unwrap();
+    let mut config = common::scripted_config();
     config.server.rate_limits.enabled = false;
-    for agent in config.agents.values_mut() {
-        agent.providers = vec!["scripted".into()];
-    }
-    let config = Arc::new(config);
-    let metrics = Metrics::new();
-    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
-        "scripted",
-        Script::parse(SCRIPT).unwrap(),
-    ));
-    let providers = ProviderSet::new(metrics.clone()).with_provider(
-        "scripted",
-        scripted,
-        BreakerConfig {
-            failure_threshold: 5,
-            cool_down: Duration::from_secs(1),
-        },
-    );
-    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
-    let audit_log: Arc<dyn AuditLog> = Arc::clone(&store) as Arc<dyn AuditLog>;
-    let issuer = Arc::new(
-        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
-            .unwrap(),
-    );
-    let audit = Arc::new(AuditWriter::start(
-        Arc::clone(&audit_log),
-        Arc::new(issuer.audit_signer()),
-        AuditWriterConfig::default(),
-    ));
-    let policy: Arc<dyn amas_policy::PolicyEngine> =
-        Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
-    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone())
-        .unwrap()
-        .with_policy(policy)
-        .unwrap()
-        .with_audit(audit, audit_log)
-        .unwrap();
+    let parts = common::parts(config, SCRIPT).await;
+    let (audit, audit_log) = parts.audit();
+    let runtime = parts.runtime().with_audit(audit, audit_log).unwrap();
     runtime.start().await;
-    let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
-    let verifier = Arc::new(TokenVerifier::new(
-        sources,
-        config.auth.audience.clone(),
-        Duration::from_secs(5),
-    ));
-    let state = AppState {
-        runtime,
-        verifier,
-        jwks: Arc::new(issuer.jwks()),
-        metrics,
-        config,
-    };
+    let state = parts.state(runtime);
     App {
         router: router(state.clone()),
         state,
-        issuer,
-        _dir: dir,
+        issuer: Arc::clone(&parts.issuer),
+        _dir: parts.dir,
     }
 }
 

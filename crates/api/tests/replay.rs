@@ -10,6 +10,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,16 +22,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use amas_api::{AppState, router};
-use amas_config::{BreakerConfig, LoadOptions};
+use amas_api::router;
+use amas_governance::LocalIssuer;
 use amas_governance::gate::ToolGate;
-use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
-use amas_policy::{PolicyEngine, RegoPolicyEngine};
-use amas_providers::scripted::{Script, ScriptedProvider};
-use amas_providers::{ModelProvider, ProviderSet};
-use amas_runtime::Runtime;
-use amas_store::{SqliteStore, TaskJournal};
-use amas_telemetry::Metrics;
 
 const SCRIPT: &str = r#"
 research: [{json: {findings: ["f"], summary: "s"}}]
@@ -44,65 +39,27 @@ struct App {
 }
 
 async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = amas_config::load(&LoadOptions::default()).unwrap();
-    for agent in config.agents.values_mut() {
-        agent.providers = vec!["scripted".into()];
-    }
+    let mut config = common::scripted_config();
     config
         .provider_trust
         .insert("scripted".into(), vec!["public".into(), "internal".into()]);
-    let config = Arc::new(config);
-    let metrics = Metrics::new();
-    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
-        "scripted",
-        Script::parse(SCRIPT).unwrap(),
-    ));
-    let providers = ProviderSet::new(metrics.clone()).with_provider(
-        "scripted",
-        scripted,
-        BreakerConfig {
-            failure_threshold: 5,
-            cool_down: Duration::from_secs(1),
-        },
-    );
-    let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let policy: Arc<dyn PolicyEngine> = Arc::new(RegoPolicyEngine::embedded().unwrap());
+    let parts = common::parts(config, SCRIPT).await;
     let tools = amas_tools::ToolRegistry::load(None).unwrap();
     let gate = Arc::new(ToolGate::new(
-        Arc::clone(&policy),
+        Arc::clone(&parts.policy),
         Arc::new(tools),
         "development",
-        metrics.clone(),
+        parts.metrics.clone(),
     ));
-    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone())
-        .unwrap()
-        .with_tools(gate, dir.path().join("workspaces"))
-        .unwrap()
-        .with_policy(policy)
+    let runtime = parts
+        .runtime()
+        .with_tools(gate, parts.dir.path().join("workspaces"))
         .unwrap();
     runtime.start().await;
-    let issuer = Arc::new(
-        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
-            .unwrap(),
-    );
-    let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
-    let verifier = Arc::new(TokenVerifier::new(
-        sources,
-        config.auth.audience.clone(),
-        Duration::from_secs(5),
-    ));
-    let state = AppState {
-        runtime,
-        verifier,
-        jwks: Arc::new(issuer.jwks()),
-        metrics,
-        config,
-    };
     App {
-        router: router(state),
-        issuer,
-        _dir: dir,
+        router: router(parts.state(runtime)),
+        issuer: Arc::clone(&parts.issuer),
+        _dir: parts.dir,
     }
 }
 

@@ -9,6 +9,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +23,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use amas_api::{AppState, router};
-use amas_config::{BreakerConfig, LoadOptions};
 use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
-use amas_providers::scripted::{Script, ScriptedProvider};
-use amas_providers::{ModelProvider, ProviderSet};
-use amas_runtime::Runtime;
-use amas_store::{SqliteStore, TaskJournal};
-use amas_telemetry::Metrics;
 
 struct App {
     router: Router,
@@ -43,61 +39,22 @@ synthesis: [{json: {title: "t", report: "r"}}]
 "#;
 
 async fn app_with(queue_capacity: usize, start: bool) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = amas_config::load(&LoadOptions::default()).unwrap();
+    let mut config = common::scripted_config();
     config.runtime.queue_capacity = queue_capacity;
     config.server.body_limit_bytes = 4096;
     // Rate limits have their own tests (tests/security.rs); these send many bad tokens.
     config.server.rate_limits.enabled = false;
-    for agent in config.agents.values_mut() {
-        agent.providers = vec!["scripted".into()];
-    }
-    let config = Arc::new(config);
-    let metrics = Metrics::new();
-    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
-        "scripted",
-        Script::parse(SCRIPT).unwrap(),
-    ));
-    let providers = ProviderSet::new(metrics.clone()).with_provider(
-        "scripted",
-        scripted,
-        BreakerConfig {
-            failure_threshold: 5,
-            cool_down: Duration::from_secs(1),
-        },
-    );
-    let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let policy: Arc<dyn amas_policy::PolicyEngine> =
-        Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
-    let runtime = Runtime::new(Arc::clone(&config), journal, &providers, metrics.clone())
-        .unwrap()
-        .with_policy(policy)
-        .unwrap();
+    let parts = common::parts(config, SCRIPT).await;
+    let runtime = parts.runtime();
     if start {
         runtime.start().await;
     }
-    let issuer = Arc::new(
-        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
-            .unwrap(),
-    );
-    let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
-    let verifier = Arc::new(TokenVerifier::new(
-        sources,
-        config.auth.audience.clone(),
-        Duration::from_secs(5),
-    ));
-    let state = AppState {
-        runtime,
-        verifier,
-        jwks: Arc::new(issuer.jwks()),
-        metrics,
-        config,
-    };
+    let state = parts.state(runtime);
     App {
         router: router(state.clone()),
         state,
-        issuer,
-        _dir: dir,
+        issuer: Arc::clone(&parts.issuer),
+        _dir: parts.dir,
     }
 }
 

@@ -11,6 +11,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,14 +22,11 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use amas_api::AppState;
-use amas_config::{AmasConfig, BreakerConfig, LoadOptions, RateLimit};
-use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
-use amas_providers::scripted::{Script, ScriptedProvider};
-use amas_providers::{ModelProvider, ProviderSet};
+use amas_config::{AmasConfig, RateLimit};
+use amas_governance::LocalIssuer;
 use amas_runtime::Runtime;
-use amas_store::audit::{AuditQuery, AuditWriterConfig};
-use amas_store::{AuditLog, AuditWriter, SqliteStore, TaskJournal};
-use amas_telemetry::Metrics;
+use amas_store::audit::AuditQuery;
+use amas_store::{AuditLog, AuditWriter, TaskJournal};
 use amas_types::{JournalEvent, TaskId};
 
 const SCRIPT: &str = r#"
@@ -73,72 +72,19 @@ fn relaxed(config: &mut AmasConfig) {
     limits.admin = wide;
 }
 
-fn providers(metrics: &Metrics) -> ProviderSet {
-    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
-        "scripted",
-        Script::parse(SCRIPT).unwrap(),
-    ));
-    ProviderSet::new(metrics.clone()).with_provider(
-        "scripted",
-        scripted,
-        BreakerConfig {
-            failure_threshold: 5,
-            cool_down: Duration::from_secs(1),
-        },
-    )
-}
-
 async fn start(tweak: impl FnOnce(&mut AmasConfig)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = amas_config::load(&LoadOptions::default()).unwrap();
+    let mut config = common::scripted_config();
     config.server.body_limit_bytes = 4096;
     relaxed(&mut config);
-    for agent in config.agents.values_mut() {
-        agent.providers = vec!["scripted".into()];
-    }
     tweak(&mut config);
-    let config = Arc::new(config);
-    let metrics = Metrics::new();
-    let providers = providers(&metrics);
-    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
-    let audit_log: Arc<dyn AuditLog> = Arc::clone(&store) as Arc<dyn AuditLog>;
-    let issuer = Arc::new(
-        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
-            .unwrap(),
-    );
-    let audit = Arc::new(AuditWriter::start(
-        Arc::clone(&audit_log),
-        Arc::new(issuer.audit_signer()),
-        AuditWriterConfig::default(),
-    ));
-    let policy: Arc<dyn amas_policy::PolicyEngine> =
-        Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
+    let parts = common::parts(config, SCRIPT).await;
+    let (audit, audit_log) = parts.audit();
     // Not started: submitted tasks stay queued, which is all these tests need.
-    let runtime = Runtime::new(
-        Arc::clone(&config),
-        Arc::clone(&journal),
-        &providers,
-        metrics.clone(),
-    )
-    .unwrap()
-    .with_policy(policy)
-    .unwrap()
-    .with_audit(Arc::clone(&audit), Arc::clone(&audit_log))
-    .unwrap();
-    let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
-    let verifier = Arc::new(TokenVerifier::new(
-        sources,
-        config.auth.audience.clone(),
-        Duration::from_secs(5),
-    ));
-    let state = AppState {
-        runtime,
-        verifier,
-        jwks: Arc::new(issuer.jwks()),
-        metrics,
-        config,
-    };
+    let runtime = parts
+        .runtime()
+        .with_audit(Arc::clone(&audit), Arc::clone(&audit_log))
+        .unwrap();
+    let state = parts.state(runtime);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -153,14 +99,14 @@ async fn start(tweak: impl FnOnce(&mut AmasConfig)) -> Server {
     Server {
         base: format!("http://{addr}"),
         addr,
-        issuer,
-        journal,
+        issuer: parts.issuer,
+        journal: parts.journal,
         audit_log,
         audit,
         state,
         http: reqwest::Client::new(),
         stop: Some(stop),
-        _dir: dir,
+        _dir: parts.dir,
     }
 }
 
@@ -890,14 +836,13 @@ async fn cors_allows_only_listed_origins() {
 #[tokio::test]
 async fn api_without_policy_fails_closed() {
     let s = start(|_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = Arc::clone(&s.state.config);
-    let metrics = Metrics::new();
+    let parts = common::parts(common::scripted_config(), SCRIPT).await;
+    // The same pieces, without `with_policy`.
     let runtime = Runtime::new(
-        Arc::clone(&config),
-        Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
-        &providers(&metrics),
-        metrics.clone(),
+        Arc::clone(&parts.config),
+        Arc::clone(&parts.journal),
+        &parts.providers,
+        parts.metrics.clone(),
     )
     .unwrap();
     let alice = s.token("alice", &["admin"], "acme");

@@ -1,0 +1,119 @@
+//! What every API test builds its app from: a configuration whose agents are answered by the
+//! scripted model, a SQLite store in a temporary directory, the local issuer there, the
+//! embedded policy bundle. Each test adds what it needs (tools, audit, a real server) to the
+//! runtime before starting it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amas_api::AppState;
+use amas_config::{AmasConfig, BreakerConfig, LoadOptions};
+use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
+use amas_policy::{PolicyEngine, RegoPolicyEngine};
+use amas_providers::scripted::{Script, ScriptedProvider};
+use amas_providers::{ModelProvider, ProviderSet};
+use amas_runtime::Runtime;
+use amas_store::audit::{AuditWriter, AuditWriterConfig};
+use amas_store::{AuditLog, SqliteStore, TaskJournal};
+use amas_telemetry::Metrics;
+
+/// The embedded configuration with every agent on the scripted provider.
+pub fn scripted_config() -> AmasConfig {
+    let mut config = amas_config::load(&LoadOptions::default()).expect("embedded config");
+    for agent in config.agents.values_mut() {
+        agent.providers = vec!["scripted".into()];
+    }
+    config
+}
+
+pub struct Parts {
+    pub dir: tempfile::TempDir,
+    pub config: Arc<AmasConfig>,
+    pub metrics: Metrics,
+    pub store: Arc<SqliteStore>,
+    pub journal: Arc<dyn TaskJournal>,
+    pub issuer: Arc<LocalIssuer>,
+    pub policy: Arc<dyn PolicyEngine>,
+    pub providers: ProviderSet,
+}
+
+/// The pieces for `config`, its scripted model answering from `script`.
+pub async fn parts(config: AmasConfig, script: &str) -> Parts {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Arc::new(config);
+    let metrics = Metrics::new();
+    let scripted: Arc<dyn ModelProvider> = Arc::new(ScriptedProvider::from_script(
+        "scripted",
+        Script::parse(script).expect("script"),
+    ));
+    let providers = ProviderSet::new(metrics.clone()).with_provider(
+        "scripted",
+        scripted,
+        BreakerConfig {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(1),
+        },
+    );
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
+    let issuer = Arc::new(
+        LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
+            .expect("local issuer"),
+    );
+    let policy: Arc<dyn PolicyEngine> =
+        Arc::new(RegoPolicyEngine::embedded().expect("embedded policies"));
+    Parts {
+        dir,
+        config,
+        metrics,
+        store,
+        journal,
+        issuer,
+        policy,
+        providers,
+    }
+}
+
+impl Parts {
+    /// The runtime on these parts with the policy engine (not started).
+    pub fn runtime(&self) -> Runtime {
+        Runtime::new(
+            Arc::clone(&self.config),
+            Arc::clone(&self.journal),
+            &self.providers,
+            self.metrics.clone(),
+        )
+        .expect("runtime")
+        .with_policy(Arc::clone(&self.policy))
+        .expect("policy")
+    }
+
+    /// An audit writer on the store, its checkpoints signed with the issuer's key.
+    pub fn audit(&self) -> (Arc<AuditWriter>, Arc<dyn AuditLog>) {
+        let log: Arc<dyn AuditLog> = Arc::clone(&self.store) as Arc<dyn AuditLog>;
+        let writer = Arc::new(AuditWriter::start(
+            Arc::clone(&log),
+            Arc::new(self.issuer.audit_signer()),
+            AuditWriterConfig::default(),
+        ));
+        (writer, log)
+    }
+
+    /// The app state around `runtime`: tokens of the local issuer verify.
+    pub fn state(&self, runtime: Runtime) -> AppState {
+        let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&self.issuer) as Arc<dyn KeySource>];
+        AppState {
+            runtime,
+            verifier: Arc::new(TokenVerifier::new(
+                sources,
+                self.config.auth.audience.clone(),
+                Duration::from_secs(5),
+            )),
+            jwks: Arc::new(self.issuer.jwks()),
+            metrics: self.metrics.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
