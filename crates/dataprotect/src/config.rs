@@ -131,6 +131,9 @@ struct RawModeration {
     api_key_env: Option<String>,
     /// `500ms`, `5s`, ...
     timeout: String,
+    /// What decides when the endpoint cannot answer: `lexicon` (default) or `block`.
+    #[serde(default)]
+    on_unavailable: crate::safety::OnUnavailable,
 }
 
 /// Validated configuration.
@@ -295,6 +298,7 @@ fn classifier_choice(raw: &RawSafety, problems: &mut Vec<String>) -> ClassifierC
         model: moderation.model.trim().to_owned(),
         api_key_env: moderation.api_key_env.clone(),
         timeout,
+        on_unavailable: moderation.on_unavailable,
     })
 }
 
@@ -337,6 +341,36 @@ mod tests {
         assert_eq!(m.base_url, "http://127.0.0.1:9");
         assert_eq!(m.api_key_env.as_deref(), Some("MOD_KEY"));
         assert_eq!(m.timeout, std::time::Duration::from_millis(750));
+        assert_eq!(
+            m.on_unavailable,
+            crate::OnUnavailable::Lexicon,
+            "the default"
+        );
+        let strict = DataProtectConfig::parse(
+            &good.replace(
+                "timeout: 750ms\n",
+                "timeout: 750ms\n    on_unavailable: block\n",
+            ),
+            "t",
+        )
+        .unwrap();
+        let ClassifierChoice::Moderation(m) = &strict.safety_classifier else {
+            panic!("moderation selected: {:?}", strict.safety_classifier);
+        };
+        assert_eq!(m.on_unavailable, crate::OnUnavailable::Block);
+        let typo = DataProtectConfig::parse(
+            &good.replace(
+                "timeout: 750ms\n",
+                "timeout: 750ms\n    on_unavailable: panic\n",
+            ),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            typo.contains("on_unavailable") || typo.contains("panic"),
+            "{typo}"
+        );
 
         let missing = with("  classifier: moderation\n");
         let msg = DataProtectConfig::parse(&missing, "t")

@@ -24,6 +24,6 @@ pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan
 pub use redact::TenantKey;
 pub use safety::{
     Action, Category, ClassifierChoice, ContentClassifier, ContentSafety, LexiconClassifier,
-    ModerationConfig, Screening, Verdict,
+    ModerationConfig, OnUnavailable, Screening, Verdict,
 };
 pub use scrub::{SCRUBBED, scrub};

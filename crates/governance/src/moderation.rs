@@ -59,7 +59,9 @@ pub fn content_safety(config: &DataProtectConfig) -> Result<ContentSafety, Moder
                 ),
             };
             let classifier = ModerationClassifier::new(m, key)?;
-            Ok(safety.with_classifier(MODERATION, Arc::new(classifier)))
+            Ok(safety
+                .with_classifier(MODERATION, Arc::new(classifier))
+                .on_unavailable(m.on_unavailable))
         }
     }
 }

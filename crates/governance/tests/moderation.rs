@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use amas_dataprotect::{
     Action, Category, ClassifierChoice, ContentClassifier, ContentSafety, DataProtectConfig,
-    EMBEDDED_CONFIG, ModerationConfig,
+    EMBEDDED_CONFIG, ModerationConfig, OnUnavailable,
 };
 use amas_governance::moderation::{ModerationClassifier, ModerationSetupError, content_safety};
 use secrecy::SecretString;
@@ -96,6 +96,7 @@ impl Mock {
             model: "omni-moderation-latest".to_owned(),
             api_key_env: None,
             timeout,
+            on_unavailable: OnUnavailable::Lexicon,
         }
     }
 
@@ -231,6 +232,27 @@ async fn an_outage_falls_back_to_the_lexicon_and_says_so() {
     }
 
     // Nothing listening at all.
+    // Under `on_unavailable: block` the same outage blocks what the lexicon would allow, and
+    // says why; the lexicon's hits are kept.
+    let strict = mock
+        .safety(Duration::from_millis(300))
+        .on_unavailable(OnUnavailable::Block);
+    mock.answer(StatusCode::SERVICE_UNAVAILABLE, "down");
+    let s = strict.screen("Scunthorpe skills assessment").await;
+    assert!(s.classifier_unavailable);
+    assert_eq!(s.verdict.action, Action::Block);
+    assert!(s.verdict.categories().is_empty());
+    let s = strict.screen("heil hitler").await;
+    assert_eq!(s.verdict.categories(), [Category::Hate]);
+    // A recorded verdict asked again: blocked under `block`, by its categories under `lexicon`.
+    assert_eq!(strict.action_for(&[], true), Action::Block);
+    assert_eq!(strict.action_for(&[], false), Action::Allow);
+    assert_eq!(safety.action_for(&[], true), Action::Allow);
+    // Once the endpoint answers again, nothing is blocked for being unscreened.
+    mock.flags(&[]);
+    let s = strict.screen("Scunthorpe skills assessment").await;
+    assert!(!s.classifier_unavailable && s.verdict.action == Action::Allow);
+
     let gone = ModerationConfig {
         base_url: "http://127.0.0.1:9".to_owned(),
         ..mock.config(Duration::from_millis(300))

@@ -378,7 +378,7 @@ impl Runtime {
         );
         if blocked {
             return Err(RuntimeError::ContentBlocked {
-                categories: categories.join(", "),
+                categories: safety::blocked_because(verdict, screening.classifier_unavailable),
             });
         }
         Ok(())

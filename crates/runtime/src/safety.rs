@@ -141,7 +141,7 @@ impl OutputScreen {
             code: codes::OUTPUT_UNSAFE.to_owned(),
             message: format!(
                 "the model's output was refused by the content-safety filter (categories: {})",
-                category_names(verdict).join(", ")
+                blocked_because(verdict, screening.classifier_unavailable)
             ),
         });
         let event = JournalEvent::ActionDecided {
@@ -198,6 +198,18 @@ impl OutputScreen {
     }
 }
 
+/// What a block names: the categories hit, or, when there were none and the configured
+/// classifier could not answer (`on_unavailable: block`), that.
+pub(crate) fn blocked_because(verdict: &amas_dataprotect::Verdict, unavailable: bool) -> String {
+    let categories = category_names(verdict);
+    if categories.is_empty() && unavailable {
+        "none found; the content classifier is unavailable and `on_unavailable` is `block`"
+            .to_owned()
+    } else {
+        categories.join(", ")
+    }
+}
+
 /// `ActionDecided.outcome` of a verdict: `allow` (only journaled after a classifier fallback),
 /// `flag`, or `deny`.
 pub(crate) fn journal_outcome(action: Action) -> &'static str {
@@ -214,5 +226,6 @@ pub(crate) fn rejudge(safety: &ContentSafety, reasons: &[String]) -> &'static st
         .iter()
         .filter_map(|r| Category::from_name(r))
         .collect();
-    journal_outcome(safety.action_for(&categories))
+    let unavailable = reasons.iter().any(|r| r == UNAVAILABLE);
+    journal_outcome(safety.action_for(&categories, unavailable))
 }

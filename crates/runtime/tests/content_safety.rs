@@ -188,3 +188,143 @@ async fn replay_applies_the_current_actions_to_journaled_categories() {
     assert_eq!(diff.before.outcome, "deny");
     assert_eq!(diff.after.outcome, "allow");
 }
+
+/// A moderation service that never answers (the outside world, down).
+struct Down;
+
+#[async_trait::async_trait]
+impl amas_dataprotect::ContentClassifier for Down {
+    async fn classify(
+        &self,
+        _text: &str,
+    ) -> Result<Vec<amas_dataprotect::safety::SafetyHit>, amas_dataprotect::safety::ClassifierError>
+    {
+        Err(amas_dataprotect::safety::ClassifierError::Unavailable(
+            "connection refused".to_owned(),
+        ))
+    }
+}
+
+/// With the configured classifier down, `on_unavailable: lexicon` lets ordinary content through
+/// (each answer's verdict journaled as an allow with `classifier_unavailable`, the task
+/// succeeding), while `on_unavailable: block` refuses even the submission, saying why without
+/// any category.
+#[tokio::test]
+async fn an_unavailable_classifier_falls_back_or_blocks_as_configured() {
+    let with = |choice| {
+        let config = amas_dataprotect::DataProtectConfig::embedded().unwrap();
+        amas_dataprotect::ContentSafety::from_config(&config)
+            .with_classifier("moderation", Arc::new(Down))
+            .on_unavailable(choice)
+    };
+    let mut h = harness().await;
+    h.runtime = h
+        .runtime
+        .with_content_safety(with(amas_dataprotect::OnUnavailable::Lexicon))
+        .unwrap();
+    let ordinary = json!({"findings": ["The quarterly figures are in"], "summary": "Fine."});
+    let task = run(&h, ordinary).await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = h.events(task).await;
+    let journaled = verdicts(&events);
+    let answers = events
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::ModelResponded { .. }))
+        .count();
+    assert_eq!(journaled.len(), answers, "one per answer: {journaled:?}");
+    for (outcome, reasons, code) in &journaled {
+        assert_eq!(outcome, "allow");
+        assert_eq!(reasons, &["classifier_unavailable"]);
+        assert_eq!(code, &None);
+    }
+    assert_replays_identically(&h, task).await;
+
+    let mut h = harness().await;
+    h.runtime = h
+        .runtime
+        .with_content_safety(with(amas_dataprotect::OnUnavailable::Block))
+        .unwrap();
+    let refused = h
+        .runtime
+        .submit(
+            common::spec("research_report"),
+            amas_types::Principal::local_operator(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "AMAS-SAFE-0001");
+    assert!(refused.to_string().contains("unavailable"), "{refused}");
+}
+
+/// A moderation service that answers (nothing found) the first `n` times, then is down.
+struct DownAfter(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl amas_dataprotect::ContentClassifier for DownAfter {
+    async fn classify(
+        &self,
+        text: &str,
+    ) -> Result<Vec<amas_dataprotect::safety::SafetyHit>, amas_dataprotect::safety::ClassifierError>
+    {
+        let left = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        if left == 0 {
+            return Down.classify(text).await;
+        }
+        self.0.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+}
+
+/// Under `on_unavailable: block`, a classifier that goes down after the submission was screened
+/// fails the step at the model's answer (AMAS-SAFE-0002, no category, the outage named), and
+/// replay, asking the journaled verdict again under the same configuration, agrees.
+#[tokio::test]
+async fn an_outage_after_submission_blocks_the_model_output() {
+    let mut h = harness().await;
+    let config = amas_dataprotect::DataProtectConfig::embedded().unwrap();
+    let safety = amas_dataprotect::ContentSafety::from_config(&config)
+        .with_classifier(
+            "moderation",
+            Arc::new(DownAfter(std::sync::atomic::AtomicUsize::new(1))),
+        )
+        .on_unavailable(amas_dataprotect::OnUnavailable::Block);
+    h.runtime = h.runtime.with_content_safety(safety).unwrap();
+    let task = run(&h, json!({"findings": ["fine"], "summary": "Fine."})).await;
+    assert_status(&h.wait(task).await, TaskStatus::Failed);
+    let events = h.events(task).await;
+    assert_eq!(
+        verdicts(&events),
+        vec![(
+            "deny".to_owned(),
+            vec!["classifier_unavailable".to_owned()],
+            Some("AMAS-SAFE-0002".to_owned())
+        )]
+    );
+    let failure = events
+        .iter()
+        .find_map(|e| match e {
+            JournalEvent::StepFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(failure.message.contains("unavailable"), "{failure:?}");
+    let policy: Arc<dyn PolicyEngine> =
+        Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
+    let registry =
+        amas_tools::ToolRegistry::from_config(amas_tools::ToolsConfig::load(None, &[]).unwrap());
+    let strict = amas_dataprotect::ContentSafety::from_config(&config)
+        .with_classifier("moderation", Arc::new(Down))
+        .on_unavailable(amas_dataprotect::OnUnavailable::Block);
+    let replayer = Replayer::new(
+        Arc::clone(&h.config),
+        policy,
+        Arc::new(registry),
+        "development",
+    )
+    .with_content_safety(Arc::new(strict));
+    let report = replayer
+        .replay(&h.journal.read(task, 0).await.unwrap())
+        .unwrap();
+    assert!(report.identical, "{report:#?}");
+}

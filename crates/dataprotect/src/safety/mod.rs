@@ -120,6 +120,19 @@ pub struct ModerationConfig {
     /// The environment variable holding the API key (sent as a bearer token), if any.
     pub api_key_env: Option<String>,
     pub timeout: Duration,
+    pub on_unavailable: OnUnavailable,
+}
+
+/// What decides when the configured classifier cannot answer (down, timeout, garbage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnavailable {
+    /// The built-in lexicon screens instead (an outage neither stops every task nor lets the
+    /// worst content through unscreened).
+    #[default]
+    Lexicon,
+    /// Everything is blocked until the classifier answers again (fail closed).
+    Block,
 }
 
 /// A verdict and how it was reached.
@@ -138,6 +151,8 @@ pub struct ContentSafety {
     lexicon: LexiconClassifier,
     /// The configured classifier when it is not the lexicon, with its name.
     external: Option<(&'static str, Arc<dyn ContentClassifier>)>,
+    /// What decides when `external` cannot answer.
+    on_unavailable: OnUnavailable,
 }
 
 impl std::fmt::Debug for ContentSafety {
@@ -155,7 +170,15 @@ impl ContentSafety {
             actions,
             lexicon,
             external: None,
+            on_unavailable: OnUnavailable::Lexicon,
         }
+    }
+
+    /// What decides when the plugged-in classifier cannot answer.
+    #[must_use]
+    pub fn on_unavailable(mut self, choice: OnUnavailable) -> Self {
+        self.on_unavailable = choice;
+        self
     }
 
     /// Asks `classifier` (named `name` in audit records) instead of the lexicon; the lexicon
@@ -175,18 +198,26 @@ impl ContentSafety {
         self.external.as_ref().map_or("lexicon", |(name, _)| name)
     }
 
-    /// The strictest configured action over `categories` (a recorded verdict asked again).
-    pub fn action_for(&self, categories: &[Category]) -> Action {
-        categories
+    /// The strictest configured action over `categories` (a recorded verdict asked again);
+    /// `classifier_unavailable` when the recorded verdict was reached without the configured
+    /// classifier, which blocks under `on_unavailable: block`.
+    pub fn action_for(&self, categories: &[Category], classifier_unavailable: bool) -> Action {
+        let by_category = categories
             .iter()
             .map(|c| self.action(*c))
             .max()
-            .unwrap_or(Action::Allow)
+            .unwrap_or(Action::Allow);
+        if classifier_unavailable && self.on_unavailable == OnUnavailable::Block {
+            Action::Block
+        } else {
+            by_category
+        }
     }
 
     /// Screens `text` with the configured classifier. When it cannot answer (down, timeout,
-    /// garbage), the built-in lexicon decides instead and `classifier_unavailable` is set, so
-    /// an outage neither stops every task nor lets the worst content through unscreened.
+    /// garbage), `classifier_unavailable` is set and the built-in lexicon decides instead, so
+    /// an outage neither stops every task nor lets the worst content through unscreened; or,
+    /// under `on_unavailable: block`, the text is blocked (the lexicon's hits are kept).
     pub async fn screen(&self, text: &str) -> Screening {
         let Some((name, classifier)) = &self.external else {
             return Screening {
@@ -201,11 +232,17 @@ impl ContentSafety {
                 classifier: name,
                 classifier_unavailable: false,
             },
-            Err(_) => Screening {
-                verdict: self.check(text),
-                classifier: "lexicon",
-                classifier_unavailable: true,
-            },
+            Err(_) => {
+                let mut verdict = self.check(text);
+                if self.on_unavailable == OnUnavailable::Block {
+                    verdict.action = Action::Block;
+                }
+                Screening {
+                    verdict,
+                    classifier: "lexicon",
+                    classifier_unavailable: true,
+                }
+            }
         }
     }
 
