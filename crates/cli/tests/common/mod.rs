@@ -119,9 +119,17 @@ impl Server {
     }
 
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.token_in(sub, roles, None)
+    }
+
+    /// A token of `tenant` (`amas token create --tenant`), or of the default tenant.
+    pub fn token_in(&self, sub: &str, roles: &[&str], tenant: Option<&str>) -> String {
         let mut args = vec!["token", "create", "--sub", sub];
         for r in roles {
             args.extend(["--role", r]);
+        }
+        if let Some(t) = tenant {
+            args.extend(["--tenant", t]);
         }
         let out = amas(&self.data_dir, self.config_dir.as_deref(), &args);
         assert!(
