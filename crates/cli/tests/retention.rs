@@ -132,3 +132,55 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
     assert_eq!(text.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&text.stdout).starts_with("purged 0 payloads"));
 }
+
+/// The purge job inside `amas serve`: with one-second periods and a one-second interval, a
+/// finished task's payloads become tombstones without anyone running `amas retention run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_purges_expired_payloads_on_its_interval() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, config) = (root.path().join("data"), root.path().join("config"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
+    std::fs::write(
+        config.join("providers.yaml"),
+        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("settings.yaml"),
+        "retention:\n  purge_interval: 1s\n  restricted: 1s\n  confidential: 1s\n  internal: 1s\n  public: 1s\n",
+    )
+    .unwrap();
+    let server = common::Server::start(&data, Some(&config));
+    let admin = server.token("root", &["admin"]);
+    let (status, created) = server
+        .post(
+            &admin,
+            "/api/v1/tasks",
+            &serde_json::json!({"task_type": "research_report", "title": "Follow-up", "description": "Write to jane.doe@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let done = server
+        .wait_task(&admin, &id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let mut events = Value::Null;
+    for _ in 0..100 {
+        events = server
+            .get(&admin, &format!("/api/v1/tasks/{id}/events"))
+            .await
+            .1;
+        if events.to_string().contains("$tombstone") && !events.to_string().contains("jane.doe") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = events.to_string();
+    assert!(text.contains("$tombstone"), "{text}");
+    assert!(!text.contains("jane.doe"), "{text}");
+}
