@@ -46,7 +46,10 @@ pub struct Global {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// One readable line per event, for humans (also `pretty`).
+    #[value(alias = "pretty")]
     Text,
+    /// JSON lines with trace and span ids, for log pipelines.
     Json,
 }
 

@@ -129,3 +129,29 @@ fn config_dump_shows_env_overrides() {
     assert_eq!(config["server"]["listen"], "127.0.0.1:9999");
     assert!(config["workflows"]["research_report"].is_object());
 }
+
+/// `--log-format pretty` (also `text`) for humans and `json` for pipelines are accepted; an
+/// unknown format is a usage error.
+#[test]
+fn log_formats() {
+    let data = tempfile::tempdir().unwrap();
+    for format in ["pretty", "text", "json"] {
+        let out = amas(
+            data.path(),
+            None,
+            &["--log-format", format, "config", "dump"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = amas(
+        data.path(),
+        None,
+        &["--log-format", "xml", "config", "dump"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
