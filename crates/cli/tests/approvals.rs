@@ -14,12 +14,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::{Value, json};
 
-use common::{AMAS, Server};
+use common::{AMAS, Server, ok_json, scripted_dirs};
 
 /// The security auditor asks for the scanner once, then answers.
 const SCRIPT: &str = r#"
@@ -28,22 +28,6 @@ security_auditor:
       - {name: vulnerability_scanner, arguments: {}}
   - json: {findings: ["no secrets found"], risk: low}
 "#;
-
-fn dirs(settings: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
-    )
-    .unwrap();
-    std::fs::write(config.join("settings.yaml"), settings).unwrap();
-    (root, data, config)
-}
 
 fn approvals_cli(server: &Server, token: &str, args: &[&str]) -> Output {
     std::process::Command::new(AMAS)
@@ -54,16 +38,6 @@ fn approvals_cli(server: &Server, token: &str, args: &[&str]) -> Output {
         .env_remove("AMAS_CONFIG_DIR")
         .output()
         .expect("amas approvals runs")
-}
-
-fn stdout_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
 async fn submit_audit(server: &Server, token: &str) -> String {
@@ -90,7 +64,7 @@ fn log_of(data: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dual_approval_survives_a_restart_between_the_votes() {
-    let (_root, data, config) = dirs("approvals:\n  timeout: 1h\n");
+    let (_root, data, config) = scripted_dirs(SCRIPT, "", Some("approvals:\n  timeout: 1h\n"));
     let server = Server::start_in(&data, Some(&config), "production");
     let root = server.token("root", &["admin"]);
     let bob = server.token("bob", &["approver"]);
@@ -102,7 +76,7 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
     assert_eq!(task["status"], "waiting_approval", "{task}");
 
     // Only approvers list; the listing is what bob may decide.
-    let listed = stdout_json(&approvals_cli(&server, &bob, &["list"]));
+    let listed = ok_json(&approvals_cli(&server, &bob, &["list"]));
     let approvals = listed["approvals"].as_array().unwrap();
     assert_eq!(approvals.len(), 1, "{listed}");
     let approval = &approvals[0];
@@ -142,7 +116,7 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
     assert_eq!(status, 400, "{body}");
 
     // First approval from the CLI: still pending, one of two.
-    let voted = stdout_json(&approvals_cli(
+    let voted = ok_json(&approvals_cli(
         &server,
         &bob,
         &["approve", &approval_id, "--reason", "scanner is read-only"],
@@ -290,7 +264,7 @@ async fn dual_approval_survives_a_restart_between_the_votes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_approval_expires_and_the_agent_is_told() {
-    let (_root, data, config) = dirs("approvals:\n  timeout: 1s\n");
+    let (_root, data, config) = scripted_dirs(SCRIPT, "", Some("approvals:\n  timeout: 1s\n"));
     let server = Server::start_in(&data, Some(&config), "production");
     let root = server.token("root", &["admin"]);
     let bob = server.token("bob", &["approver"]);
@@ -301,7 +275,7 @@ async fn an_unanswered_approval_expires_and_the_agent_is_told() {
         })
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let expired = stdout_json(&approvals_cli(
+    let expired = ok_json(&approvals_cli(
         &server,
         &bob,
         &["list", "--status", "expired"],

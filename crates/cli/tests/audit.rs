@@ -21,7 +21,7 @@ use amas_store::audit::{AuditDecision, AuditRecord, AuditWriter, AuditWriterConf
 use amas_types::{Principal, TaskId};
 use serde_json::Value;
 
-use common::amas;
+use common::{amas, stdout_json};
 
 /// Writes `n` records the way the server will: through the writer, signed with the data
 /// directory's local issuer key, shut down cleanly.
@@ -52,16 +52,6 @@ async fn write_records(data: &Path, n: u64) -> TaskId {
     writer.shutdown().await.unwrap();
     store.close().await;
     task
-}
-
-fn stdout_json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

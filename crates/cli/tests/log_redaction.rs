@@ -15,9 +15,6 @@
 
 mod common;
 
-use std::time::Duration;
-
-use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
 use amas_test_util::{Behaviour, MockOpenAi};
@@ -145,14 +142,9 @@ async fn seeded_pii_never_reaches_logs_spans_or_error_bodies() {
 
     // SIGTERM flushes the batch exporter on the way out.
     server.terminate();
-    let mut spans: Vec<Span> = Vec::new();
-    for _ in 0..100 {
-        spans = collector.0.lock().unwrap().clone();
-        if spans.iter().any(|s| s.name == "invoke_agent code_reviewer") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spans = collector
+        .spans_until(|spans| spans.iter().any(|s| s.name == "invoke_agent code_reviewer"))
+        .await;
     assert!(
         spans.iter().any(|s| s.name.starts_with("execute_tool")),
         "the tool call was traced"

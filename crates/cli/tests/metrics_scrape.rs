@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use common::Server;
+use common::{Server, scripted_dirs};
 
 const SCRIPT: &str = r#"
 research: [{json: {findings: ["Rust has no garbage collector"], summary: "Rust is memory safe."}}]
@@ -66,17 +66,11 @@ fn value(exposition: &str, prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_scrape_passes_promtool_and_counts_tokens_and_cost() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n    prices: {input_per_1k: 0.5, output_per_1k: 2.0}\n",
-    )
-    .unwrap();
+    let (_root, data, config) = scripted_dirs(
+        SCRIPT,
+        "    prices: {input_per_1k: 0.5, output_per_1k: 2.0}\n",
+        None,
+    );
     let server = Server::start(&data, Some(&config));
     let token = server.token("alice", &["submitter"]);
     let (status, created) = server

@@ -18,7 +18,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
@@ -94,14 +93,9 @@ async fn a_callers_trace_runs_through_the_task_to_the_provider_and_the_collector
 
     // SIGTERM flushes the batch exporter on the way out.
     server.terminate();
-    let mut spans: Vec<Span> = Vec::new();
-    for _ in 0..100 {
-        spans = collector.0.lock().unwrap().clone();
-        if spans.iter().any(|s| s.name == "invoke_agent code_reviewer") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spans = collector
+        .spans_until(|spans| spans.iter().any(|s| s.name == "invoke_agent code_reviewer"))
+        .await;
     let ours: Vec<&Span> = spans
         .iter()
         .filter(|s| hex(&s.trace_id) == CALLER_TRACE)
@@ -361,17 +355,13 @@ async fn every_decision_of_a_task_is_audited_in_its_trace_with_spans_and_log_lin
     );
 
     // The task's spans are exported in the caller's trace.
-    let mut spans: Vec<Span> = Vec::new();
-    for _ in 0..100 {
-        spans = collector.0.lock().unwrap().clone();
-        if spans
-            .iter()
-            .any(|s| s.name == "invoke_agent security_auditor")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spans = collector
+        .spans_until(|spans| {
+            spans
+                .iter()
+                .any(|s| s.name == "invoke_agent security_auditor")
+        })
+        .await;
     let ours: BTreeMap<String, &Span> = spans
         .iter()
         .filter(|s| hex(&s.trace_id) == CALLER_TRACE)

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use common::amas;
+use common::{amas, scripted_dirs};
 
 const SCRIPT: &str = r#"
 code_reviewer:
@@ -48,21 +48,9 @@ deny contains {"rule": "tool.analyzer_retired", "reason": "code_analyzer is reti
 
 #[test]
 fn replay_is_identical_then_lists_what_a_new_policy_would_deny() {
-    let root = tempfile::tempdir().unwrap();
-    let (data, config, policies) = (
-        root.path().join("data"),
-        root.path().join("config"),
-        root.path().join("policies"),
-    );
-    for dir in [&data, &config, &policies] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
-    )
-    .unwrap();
+    let (root, data, config) = scripted_dirs(SCRIPT, "", None);
+    let policies = root.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
     bundle_retiring_the_analyzer(&policies);
 
     let out = amas(

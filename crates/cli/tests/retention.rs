@@ -14,7 +14,7 @@ mod common;
 
 use serde_json::Value;
 
-use common::amas;
+use common::{amas, ok_json, scripted_dirs};
 
 const SCRIPT: &str = r#"
 research: [{json: {findings: ["f"], summary: "s"}}]
@@ -22,33 +22,9 @@ analysis: [{json: {insights: ["i"], risks: []}}]
 synthesis: [{json: {title: "t", report: "r"}}]
 "#;
 
-fn ok_json(out: &std::process::Output) -> Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 #[test]
 fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
-    let root = tempfile::tempdir().unwrap();
-    let (data, config) = (root.path().join("data"), root.path().join("config"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
-    )
-    .unwrap();
+    let (_root, data, config) = scripted_dirs(SCRIPT, "", None);
     let task = ok_json(&amas(
         &data,
         Some(&config),
@@ -137,21 +113,13 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
 /// finished task's payloads become tombstones without anyone running `amas retention run`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_purges_expired_payloads_on_its_interval() {
-    let root = tempfile::tempdir().unwrap();
-    let (data, config) = (root.path().join("data"), root.path().join("config"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("settings.yaml"),
-        "retention:\n  purge_interval: 1s\n  restricted: 1s\n  confidential: 1s\n  internal: 1s\n  public: 1s\n",
-    )
-    .unwrap();
+    let (_root, data, config) = scripted_dirs(
+        SCRIPT,
+        "",
+        Some(
+            "retention:\n  purge_interval: 1s\n  restricted: 1s\n  confidential: 1s\n  internal: 1s\n  public: 1s\n",
+        ),
+    );
     let server = common::Server::start(&data, Some(&config));
     let admin = server.token("root", &["admin"]);
     let (status, created) = server

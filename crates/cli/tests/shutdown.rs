@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use amas_store::{SqliteStore, TaskJournal};
 use amas_types::{JournalEvent, TaskId};
-use common::{Server, amas, read_log};
+use common::{Server, amas, read_log, scripted_dirs};
 
 /// Every answer takes 150 ms, so a task spends about half a second in its three steps.
 const SCRIPT: &str = r#"
@@ -47,17 +47,7 @@ fn stdout_lines(out: &std::process::Output) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_loses_no_audit_record() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("script.yaml"), SCRIPT).unwrap();
-    std::fs::write(
-        config.join("providers.yaml"),
-        "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n",
-    )
-    .unwrap();
+    let (_root, data, config) = scripted_dirs(SCRIPT, "", None);
     let mut server = Server::start(&data, Some(&config));
     let token = server.token("alice", &["submitter"]);
 

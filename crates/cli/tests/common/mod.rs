@@ -191,6 +191,55 @@ impl Drop for Server {
     }
 }
 
+/// A temp root with `data` and `config` directories: `config` holds `script.yaml` (`script`),
+/// `providers.yaml` naming it as the scripted `local` provider (`provider_extra`: more YAML
+/// lines of the provider, e.g. its `prices`), and `settings.yaml` when `settings` is given.
+pub fn scripted_dirs(
+    script: &str,
+    provider_extra: &str,
+    settings: Option<&str>,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(config.join("script.yaml"), script).expect("script.yaml");
+    std::fs::write(
+        config.join("providers.yaml"),
+        format!(
+            "providers:\n  local:\n    kind: scripted\n    file: script.yaml\n{provider_extra}"
+        ),
+    )
+    .expect("providers.yaml");
+    if let Some(settings) = settings {
+        std::fs::write(config.join("settings.yaml"), settings).expect("settings.yaml");
+    }
+    (root, data, config)
+}
+
+/// Stdout parsed as JSON, whatever the exit status.
+pub fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Stdout parsed as JSON, after asserting the command exited 0.
+pub fn ok_json(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_json(out)
+}
+
 pub fn read_log(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
 }

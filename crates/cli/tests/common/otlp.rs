@@ -41,6 +41,22 @@ impl TraceService for Collector {
     }
 }
 
+impl Collector {
+    /// The spans received so far, once `pred` holds for them (polled every 50 ms, at most 100
+    /// times; the last snapshot if it never does).
+    pub async fn spans_until(&self, pred: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        let mut spans: Vec<Span> = Vec::new();
+        for _ in 0..100 {
+            spans = self.0.lock().expect("collector lock").clone();
+            if pred(&spans) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        spans
+    }
+}
+
 /// Serves the collector over HTTP/2 (gRPC) on 127.0.0.1.
 pub async fn start_collector() -> (SocketAddr, Collector) {
     let collector = Collector::default();
