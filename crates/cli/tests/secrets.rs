@@ -18,71 +18,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use amas_test_util::{Behaviour, MockOpenAi};
-use common::{AMAS, amas, read_log};
-
-/// The server process; killed when dropped.
-struct Spawned {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `amas serve` at debug level with the provider key in its environment, as an operator would
-/// run it; stderr (the log) goes to `server.log`.
-fn start(data: &Path, config: &Path, provider_key: &str) -> Spawned {
-    let log = std::fs::File::create(data.join("server.log")).unwrap();
-    let mut child = std::process::Command::new(AMAS)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .env_remove("AMAS_CONFIG_DIR")
-        .env("AMAS_TEST_PROVIDER_KEY", provider_key)
-        .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", read_log(data)))
-        .to_owned();
-    Spawned {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
-
-/// Polls the task until it ends (bounded).
-async fn wait_ended(base: &str, token: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let task: Value = reqwest::Client::new()
-            .get(format!("{base}/api/v1/tasks/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if task["status"] == "succeeded" || task["status"] == "failed" {
-            return task;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("task {id} did not end");
-}
+use common::{Server, amas, read_log};
 
 /// Every file under `dir`, as bytes, with its path.
 fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -134,23 +70,17 @@ async fn no_secret_appears_in_logs_journal_audit_or_error_bodies() {
             Behaviour::status(401),
         ],
     );
-    let server = start(&data, &config, &provider_key);
-    let minted = amas(
+    // At debug level with the provider key in its environment, as an operator would run it.
+    let server = Server::spawn(
         &data,
         Some(&config),
+        "development",
         &[
-            "token",
-            "create",
-            "--sub",
-            "alice",
-            "--role",
-            "submitter",
-            "--role",
-            "auditor",
+            ("AMAS_TEST_PROVIDER_KEY", provider_key.clone()),
+            ("RUST_LOG", "debug".to_owned()),
         ],
     );
-    assert!(minted.status.success(), "{minted:?}");
-    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let token = server.token("alice", &["submitter", "auditor"]);
     let rejected = format!("eyJhbGciOiJFZERTQSJ9.{}.c2VjcmV0", uuid_like());
     let mut bodies: Vec<String> = Vec::new();
     let http = reqwest::Client::new();
@@ -171,7 +101,7 @@ async fn no_secret_appears_in_logs_journal_audit_or_error_bodies() {
     .await;
     assert_eq!(status, 202, "{created}");
     let first = created["id"].as_str().unwrap().to_owned();
-    let done = wait_ended(&server.base, &token, &first).await;
+    let done = server.wait_task(&token, &first, ended).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let (_, created) = call(
         http.post(format!("{}/api/v1/tasks", server.base))
@@ -180,7 +110,7 @@ async fn no_secret_appears_in_logs_journal_audit_or_error_bodies() {
     )
     .await;
     let second = created["id"].as_str().unwrap().to_owned();
-    let failed = wait_ended(&server.base, &token, &second).await;
+    let failed = server.wait_task(&token, &second, ended).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     // The key was really used: the provider sent it to the mock.
     let sent = mock.requests();
@@ -257,6 +187,10 @@ async fn no_secret_appears_in_logs_journal_audit_or_error_bodies() {
             assert!(!contains(bytes, secret), "the {what} appears in {place}");
         }
     }
+}
+
+fn ended(task: &Value) -> bool {
+    task["status"] == "succeeded" || task["status"] == "failed"
 }
 
 /// Unique enough for a test secret, without a UUID dependency.
