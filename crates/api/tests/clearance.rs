@@ -17,11 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use amas_api::{AppState, router};
 use amas_config::LoadOptions;
@@ -77,32 +74,10 @@ impl App {
         accept: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, String) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        if let Some(a) = accept {
-            req = req.header(header::ACCEPT, a);
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
-            .await
-            .expect("the body ends")
-            .unwrap()
-            .to_bytes();
+        let headers: Vec<(header::HeaderName, &str)> =
+            accept.map(|a| (header::ACCEPT, a)).into_iter().collect();
+        let (status, _, bytes) =
+            common::call(&self.router, method, uri, Some(token), &headers, body).await;
         (status, String::from_utf8(bytes.to_vec()).unwrap())
     }
 

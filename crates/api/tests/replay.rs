@@ -16,21 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use amas_api::router;
 use amas_governance::LocalIssuer;
 use amas_governance::gate::ToolGate;
-
-const SCRIPT: &str = r#"
-research: [{json: {findings: ["f"], summary: "s"}}]
-analysis: [{json: {insights: ["i"], risks: []}}]
-synthesis: [{json: {title: "t", report: "r"}}]
-"#;
 
 struct App {
     router: Router,
@@ -43,7 +34,7 @@ async fn app() -> App {
     config
         .provider_trust
         .insert("scripted".into(), vec!["public".into(), "internal".into()]);
-    let parts = common::parts(config, SCRIPT).await;
+    let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
     let tools = amas_tools::ToolRegistry::load(None).unwrap();
     let gate = Arc::new(ToolGate::new(
         Arc::clone(&parts.policy),
@@ -82,25 +73,8 @@ impl App {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, _, bytes) =
+            common::call(&self.router, method, uri, Some(token), &[], body).await;
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),

@@ -32,19 +32,13 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-const SCRIPT: &str = r#"
-research: [{json: {findings: ["f"], summary: "s"}}]
-analysis: [{json: {insights: ["i"], risks: []}}]
-synthesis: [{json: {title: "t", report: "r"}}]
-"#;
-
 async fn app_with(queue_capacity: usize, start: bool) -> App {
     let mut config = common::scripted_config();
     config.runtime.queue_capacity = queue_capacity;
     config.server.body_limit_bytes = 4096;
     // Rate limits have their own tests (tests/security.rs); these send many bad tokens.
     config.server.rate_limits.enabled = false;
-    let parts = common::parts(config, SCRIPT).await;
+    let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
     let runtime = parts.runtime();
     if start {
         runtime.start().await;
@@ -81,18 +75,8 @@ impl App {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(req.body(body).unwrap()).await
+        self.send(common::request(method, uri, token, &[], body))
+            .await
     }
 
     /// Submits the standard test task as the holder of `token`.
@@ -107,10 +91,7 @@ impl App {
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let response = self.router.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) = common::send(&self.router, req).await;
         let value = serde_json::from_slice(&bytes)
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, headers, value)

@@ -29,12 +29,6 @@ use amas_store::audit::AuditQuery;
 use amas_store::{AuditLog, AuditWriter, TaskJournal};
 use amas_types::{JournalEvent, TaskId};
 
-const SCRIPT: &str = r#"
-research: [{json: {findings: ["f"], summary: "s"}}]
-analysis: [{json: {insights: ["i"], risks: []}}]
-synthesis: [{json: {title: "t", report: "r"}}]
-"#;
-
 /// A running server: base URL, the local issuer to mint tokens, the journal and audit log to
 /// look behind the API.
 struct Server {
@@ -77,7 +71,7 @@ async fn start(tweak: impl FnOnce(&mut AmasConfig)) -> Server {
     config.server.body_limit_bytes = 4096;
     relaxed(&mut config);
     tweak(&mut config);
-    let parts = common::parts(config, SCRIPT).await;
+    let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
     let (audit, audit_log) = parts.audit();
     // Not started: submitted tasks stay queued, which is all these tests need.
     let runtime = parts
@@ -836,7 +830,7 @@ async fn cors_allows_only_listed_origins() {
 #[tokio::test]
 async fn api_without_policy_fails_closed() {
     let s = start(|_| {}).await;
-    let parts = common::parts(common::scripted_config(), SCRIPT).await;
+    let parts = common::parts(common::scripted_config(), common::RESEARCH_SCRIPT).await;
     // The same pieces, without `with_policy`.
     let runtime = Runtime::new(
         Arc::clone(&parts.config),

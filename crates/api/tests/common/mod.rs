@@ -18,6 +18,74 @@ use amas_runtime::Runtime;
 use amas_store::audit::{AuditWriter, AuditWriterConfig};
 use amas_store::{AuditLog, SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The scripted answers of a research report: research, analysis, synthesis, one each.
+pub const RESEARCH_SCRIPT: &str = r#"
+research: [{json: {findings: ["f"], summary: "s"}}]
+analysis: [{json: {insights: ["i"], risks: []}}]
+synthesis: [{json: {title: "t", report: "r"}}]
+"#;
+
+/// A request to `uri`: a Bearer `token` if given, then `headers`, then `body` as JSON if given.
+pub fn request(
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    headers: &[(HeaderName, &str)],
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    req.body(body).expect("request")
+}
+
+/// `req` through `router` (tower `oneshot`): the status, headers and whole body (which must
+/// end within 30 s).
+pub async fn send(router: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
+    let response = router
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+        .await
+        .expect("the body ends")
+        .expect("the body reads")
+        .to_bytes();
+    (status, headers, bytes)
+}
+
+/// [`request`] then [`send`].
+pub async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    headers: &[(HeaderName, &str)],
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Bytes) {
+    send(router, request(method, uri, token, headers, body)).await
+}
 
 /// The embedded configuration with every agent on the scripted provider.
 pub fn scripted_config() -> AmasConfig {
