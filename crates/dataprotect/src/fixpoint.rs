@@ -9,6 +9,12 @@ use crate::finding::{Finding, resolve_overlaps};
 
 const QUIET: &[u8] = b".,;!?)>\"'";
 
+/// Re-scans at most this many times. Each round only runs when a replacement touched a
+/// meaningful neighbour and the re-scan found something new; glued runs of many values
+/// (`(555) 123-4567123-45-6789AKIA...`) can uncover one value per round, and stopping early
+/// would leave the last one in the output.
+pub(crate) const MAX_ROUNDS: usize = 16;
+
 fn quiet_left(bytes: &[u8], start: usize) -> bool {
     let l = bytes[start - 1];
     if l.is_ascii_whitespace() {

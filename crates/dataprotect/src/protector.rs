@@ -176,7 +176,7 @@ impl DataProtector {
         fixpoint::redact_until_stable(
             text,
             findings,
-            3,
+            fixpoint::MAX_ROUNDS,
             |t| self.raw(t).findings.into_iter().filter(wanted).collect(),
             |f, s| self.replacement(f, s, key),
         )
