@@ -42,6 +42,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether the message can carry text from the request or a task (so it must be scrubbed).
+    fn may_quote_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid { .. } | Self::Unauthenticated(_) | Self::Runtime(_)
+        )
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
@@ -153,9 +161,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        // Messages can quote what the client sent (a task type, a field value): detected
-        // personal data and secrets never go back out in a body or into the log.
-        let message = amas_dataprotect::scrub(&message);
+        // Messages can quote what the client sent (a task type, a field value) or what a model
+        // answered: detected personal data and secrets never go back out in a body or into the
+        // log. The other errors are fixed texts, not scanned (a flood of 401s/429s stays cheap).
+        let message = if self.may_quote_input() {
+            amas_dataprotect::scrub(&message)
+        } else {
+            message
+        };
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
         if status.is_server_error() {
             let error = amas_dataprotect::scrub(&self.to_string());

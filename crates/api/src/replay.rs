@@ -9,7 +9,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use amas_runtime::ReplayReport;
-use amas_types::{Principal, TaskId};
+use amas_types::Principal;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -27,7 +27,6 @@ pub async fn replay_task(
     ApiPath(id): ApiPath<String>,
     OptionalJson(ReplayTask {}): OptionalJson<ReplayTask>,
 ) -> Result<Json<ReplayReport>, ApiError> {
-    // A malformed id cannot name a task: the same answer as an unknown one.
-    let task = id.parse::<TaskId>().map_err(|_| ApiError::NotFound)?;
+    let task = crate::tasks::parse_id(&id)?;
     Ok(Json(app.runtime.replay(&principal, task).await?))
 }

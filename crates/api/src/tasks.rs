@@ -209,7 +209,7 @@ pub fn release_record(
     value
 }
 
-fn parse_id(id: &str) -> Result<TaskId, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<TaskId, ApiError> {
     // A malformed id cannot name a task: same answer as an unknown one.
     id.parse::<TaskId>().map_err(|_| ApiError::NotFound)
 }

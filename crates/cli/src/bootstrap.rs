@@ -245,6 +245,7 @@ pub async fn build_runtime(
     gate: Arc<ToolGate>,
     policy: Arc<dyn PolicyEngine>,
 ) -> anyhow::Result<Runtime> {
+    let gate_protector = gate.data_protector().cloned();
     let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
     let store = SqliteStore::open_with(&global.data_dir, full_sync)
         .await
@@ -269,7 +270,11 @@ pub async fn build_runtime(
         .with_tools(gate, global.data_dir.join("workspaces"))?
         .with_policy(policy)?
         .with_audit(Arc::new(audit), store_for_audit)?;
-    let protector = data_protector(global)?;
+    // The gate's protector: DLP, classification and clearance read one configuration.
+    let protector = match gate_protector {
+        Some(p) => p,
+        None => data_protector(global)?,
+    };
     // The content-safety engine `content_safety.classifier` selects (the lexicon, or a
     // moderation endpoint with the lexicon as fallback).
     let safety = amas_governance::moderation::content_safety(protector.config())?;

@@ -311,7 +311,8 @@ impl ClearanceConfig {
             .map(|l| rank(l))
             .max()
             .unwrap_or(0);
-        Self::LEVELS[best.min(Self::LEVELS.len() - 1)]
+        // `best` is a position in LEVELS (or 0), so always in range.
+        Self::LEVELS[best]
     }
 }
 

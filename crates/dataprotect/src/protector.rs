@@ -80,6 +80,18 @@ impl DataProtector {
         Self::new(DataProtectConfig::embedded()?)
     }
 
+    /// The embedded protector, built once per process and shared (it is immutable): the
+    /// default of every component until a configured one replaces it. `None` only if the
+    /// embedded configuration were broken (a test pins it valid).
+    #[must_use]
+    pub fn shared_embedded() -> Option<std::sync::Arc<Self>> {
+        static EMBEDDED: std::sync::OnceLock<Option<std::sync::Arc<DataProtector>>> =
+            std::sync::OnceLock::new();
+        EMBEDDED
+            .get_or_init(|| Self::embedded().ok().map(std::sync::Arc::new))
+            .clone()
+    }
+
     pub fn config(&self) -> &DataProtectConfig {
         &self.config
     }

@@ -13,7 +13,7 @@ use crate::{DataProtector, TenantKey};
 pub const SCRUBBED: &str = "[redacted: unscannable]";
 
 struct Scrubber {
-    protector: Option<DataProtector>,
+    protector: Option<std::sync::Arc<DataProtector>>,
     key: TenantKey,
 }
 
@@ -26,7 +26,7 @@ fn scrubber() -> &'static Scrubber {
             key.extend_from_slice(&seed.hash_one(i).to_le_bytes());
         }
         Scrubber {
-            protector: DataProtector::embedded().ok(),
+            protector: DataProtector::shared_embedded(),
             key: TenantKey::new(key),
         }
     })

@@ -58,24 +58,10 @@ impl ProviderChain {
     /// [`ProviderError::Config`] from a provider as soon as it happens (falling back would hide
     /// a misconfiguration).
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        self.chat_among(request, |_| true).await
+        self.chat_each(|_| Some(request)).await
     }
 
-    /// As [`ProviderChain::chat`], skipping the providers `permitted` refuses (those policy does
-    /// not allow for this call's data).
-    ///
-    /// # Errors
-    /// As [`ProviderChain::chat`]; `AllFailed` with no errors when no provider is permitted.
-    pub async fn chat_among(
-        &self,
-        request: &ChatRequest,
-        permitted: impl Fn(&str) -> bool,
-    ) -> Result<ChatResponse, ProviderError> {
-        self.chat_each(|name| permitted(name).then_some(request))
-            .await
-    }
-
-    /// As [`ProviderChain::chat_among`], with the request each provider gets: `request_for`
+    /// As [`ProviderChain::chat`], with the request each provider gets: `request_for`
     /// answers the request to send to a provider (e.g. a redacted one for a provider that may
     /// only see redacted data), or `None` to skip it.
     ///

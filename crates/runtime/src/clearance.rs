@@ -184,7 +184,11 @@ impl Runtime {
     pub fn outbound(&self, principal: &Principal) -> Outbound<'_> {
         let key = match &self.inner.tools {
             Some((gate, _)) => gate.tenant_key(&principal.tenant.0),
-            None => TenantKey::new(format!("amas-redact\u{0}{}", principal.tenant.0)),
+            None => TenantKey::new(format!(
+                "{}\u{0}{}",
+                amas_governance::gate::DEFAULT_REDACT_SECRET,
+                principal.tenant.0
+            )),
         };
         Outbound {
             protector: &self.inner.protector,

@@ -115,11 +115,12 @@ impl Runtime {
                 })?;
             chains.insert(id.clone(), chain);
         }
-        let protector =
-            amas_dataprotect::DataProtector::embedded().map_err(|e| RuntimeError::Setup {
+        let protector = amas_dataprotect::DataProtector::shared_embedded().ok_or_else(|| {
+            RuntimeError::Setup {
                 agent: "*".to_owned(),
-                reason: format!("data protection: {e}"),
-            })?;
+                reason: "data protection: the embedded configuration does not load".to_owned(),
+            }
+        })?;
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let slots = Arc::new(Semaphore::new(config.runtime.max_concurrent_tasks.max(1)));
@@ -144,7 +145,7 @@ impl Runtime {
                 content_safety: Arc::new(amas_dataprotect::ContentSafety::from_config(
                     protector.config(),
                 )),
-                protector: Arc::new(protector),
+                protector,
                 audit: None,
                 audit_log: None,
                 policy: None,

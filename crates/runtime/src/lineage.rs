@@ -210,18 +210,30 @@ pub(crate) fn missing_nodes(
         && !known.contains_key(LineageNode::RESULT)
     {
         let from = LineageNode::step_id(&workflow.result_step);
-        let upstream = known
-            .get(&from)
-            .map_or(Classification::PUBLIC, |n| from_labels(&n.labels));
-        let own = scan(protector, result);
+        let step_output = state
+            .steps
+            .get(&workflow.result_step)
+            .and_then(|st| st.output.as_ref());
+        // The result is the result step's output: its node already holds that scan and
+        // everything upstream, so it is not scanned again.
+        let (result_labels, findings) = match known.get(&from) {
+            Some(node) if step_output == Some(result) => {
+                (node.labels.clone(), node.findings.clone())
+            }
+            upstream => {
+                let upstream = upstream.map_or(Classification::PUBLIC, |n| from_labels(&n.labels));
+                let own = scan(protector, result);
+                (labels(upstream.max(own.class)), own.findings)
+            }
+        };
         add(
             LineageNode {
                 id: LineageNode::RESULT.to_owned(),
                 kind: NodeKind::Result,
                 step: None,
                 call_id: None,
-                labels: labels(upstream.max(own.class)),
-                findings: own.findings,
+                labels: result_labels,
+                findings,
                 declared: None,
                 inputs: vec![from],
             },

@@ -12,11 +12,11 @@ use tracing::info;
 
 use amas_dataprotect::Classification;
 use amas_store::audit::{AuditDecision, AuditQuery};
-use amas_store::retention::{has_payload, tombstone_event};
+use amas_store::retention::{has_payload, is_purged};
 use amas_store::{AuditRecord, TaskSummary};
 use amas_types::{JournalEvent, JournalRecord, LineageNode, Principal, TaskState};
 
-use crate::lineage::{from_labels, labels};
+use crate::lineage::from_labels;
 use crate::{Runtime, RuntimeError};
 
 /// Ended tasks examined per store page.
@@ -186,7 +186,7 @@ impl Runtime {
         let mut out = Vec::new();
         for record in records {
             let event = &record.event;
-            if !has_payload(event) || tombstone_event(event, now).as_ref() == Some(event) {
+            if !has_payload(event) || is_purged(event) {
                 continue;
             }
             let node_id = node_of(event);
@@ -194,7 +194,7 @@ impl Runtime {
                 Some(node) => (Some(node.id.clone()), from_labels(&node.labels)),
                 None => (None, self.classify_now(event).max(task_max)),
             };
-            let level = labels(class).classification;
+            let level = class.level.name().to_owned();
             let Some(period) = retention.period(&level) else {
                 continue;
             };

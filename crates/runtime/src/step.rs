@@ -451,25 +451,13 @@ impl StepRun<'_> {
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {
-        if *self.cancel.borrow() {
-            return Ok(StepOutcome::Abandoned);
-        }
         let error = ErrorInfo {
             code: code.to_owned(),
             message,
         };
-        warn!(step = %self.step.name, code, "Step failed.");
-        self.writer
-            .append(JournalEvent::StepFailed {
-                step: self.step.name.clone(),
-                error: error.clone(),
-            })
-            .await?;
-        Ok(StepOutcome::Failed(error))
+        self.fail_after(Vec::new(), error).await
     }
-}
 
-impl StepRun<'_> {
     /// Fails the step with `events` journaled in the same write as the failure, so a restart
     /// never finds the answer without its verdict.
     async fn fail_after(

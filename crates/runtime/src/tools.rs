@@ -1105,10 +1105,15 @@ impl PromptLabels {
                 for f in &r.findings {
                     *counts.entry(f.finding.kind.name().to_owned()).or_default() += 1;
                 }
-                let Ok(rescan) = protector.redact_json(&r.redacted, &key) else {
-                    return Self::unscannable();
-                };
-                after = after.max(rescan.classification);
+                if r.findings.is_empty() {
+                    // Nothing was redacted: the copy is the original, already classified.
+                    after = after.max(r.classification);
+                } else {
+                    let Ok(rescan) = protector.redact_json(&r.redacted, &key) else {
+                        return Self::unscannable();
+                    };
+                    after = after.max(rescan.classification);
+                }
                 call.arguments = r.redacted;
             }
             redacted.push(copy);
@@ -1116,15 +1121,8 @@ impl PromptLabels {
         let any = !counts.is_empty();
         Self {
             labels: DataLabels {
-                classification: class.level.name().to_owned(),
-                tags: tag_names(class),
-                redacted: any.then(|| {
-                    Box::new(DataLabels {
-                        classification: after.level.name().to_owned(),
-                        tags: tag_names(after),
-                        redacted: None,
-                    })
-                }),
+                redacted: any.then(|| Box::new(crate::lineage::labels(after))),
+                ..crate::lineage::labels(class)
             },
             counts,
             redacted: any.then_some(redacted),
@@ -1146,8 +1144,4 @@ impl PromptLabels {
     fn labels(&self) -> DataLabels {
         self.labels.clone()
     }
-}
-
-fn tag_names(c: amas_dataprotect::Classification) -> Vec<String> {
-    c.tags.iter().map(|t| t.name().to_owned()).collect()
 }

@@ -79,6 +79,34 @@ pub fn has_payload(event: &JournalEvent) -> bool {
     }
 }
 
+/// True when every payload of `event` is already a tombstone (what [`tombstone_event`] would
+/// leave unchanged), without rebuilding or hashing anything.
+#[must_use]
+pub fn is_purged(event: &JournalEvent) -> bool {
+    match event {
+        JournalEvent::TaskSubmitted { spec, .. } => {
+            is_tombstone_text(&spec.title)
+                && is_tombstone_text(&spec.description)
+                && spec.parameters.len() == 1
+                && spec
+                    .parameters
+                    .get(TOMBSTONE_KEY)
+                    .is_some_and(Value::is_object)
+        }
+        JournalEvent::StepStarted { input: v, .. }
+        | JournalEvent::ToolCompleted { output: v, .. }
+        | JournalEvent::ApprovalRequested { arguments: v, .. }
+        | JournalEvent::StepSucceeded { output: v, .. }
+        | JournalEvent::TaskSucceeded { result: v } => is_tombstone(v),
+        JournalEvent::ModelResponded {
+            content,
+            tool_calls,
+            ..
+        } => is_tombstone_text(content) && tool_calls.iter().all(|c| is_tombstone(&c.arguments)),
+        _ => false,
+    }
+}
+
 /// `event` with every payload replaced by its tombstone; `None` for an event without payload.
 /// Idempotent: a tombstone is kept as it is.
 #[must_use]
@@ -137,5 +165,20 @@ mod tests {
         let text = tombstone_text("secret");
         assert_eq!(tombstone_text(&text), text);
         assert!(!text.contains("secret"));
+    }
+
+    /// `is_purged` answers what comparing with `tombstone_event` would, for every payload kind.
+    #[test]
+    fn is_purged_agrees_with_tombstoning() {
+        let at = Utc::now();
+        let payloads = crate::conformance::fixtures::every_variant()
+            .into_iter()
+            .filter(has_payload);
+        for event in payloads {
+            assert!(!is_purged(&event), "{event:?}");
+            let purged = tombstone_event(&event, at).unwrap();
+            assert!(is_purged(&purged), "{purged:?}");
+            assert_eq!(tombstone_event(&purged, at).as_ref(), Some(&purged));
+        }
     }
 }

@@ -17,7 +17,7 @@ const KINDS: &str = "openai, local, scripted";
 const SEC: Duration = Duration::from_secs(1);
 
 /// Data classification levels, lowest first.
-pub(crate) const LEVELS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
+pub(crate) const LEVELS: [&str; 4] = crate::model::ClearanceConfig::LEVELS;
 
 /// Each provider's config, the data classification levels it is trusted with, and what its
 /// tokens cost (providers without `prices` are absent: they cost nothing).

@@ -190,7 +190,7 @@ impl ToolGate {
             environment: environment.into(),
             approver_roles: vec!["approver".to_owned(), "admin".to_owned()],
             metrics,
-            protector: DataProtector::embedded().ok().map(Arc::new),
+            protector: DataProtector::shared_embedded(),
             redact_secret: DEFAULT_REDACT_SECRET.to_owned(),
         }
     }
@@ -200,6 +200,13 @@ impl ToolGate {
     pub fn with_data_protector(mut self, protector: Arc<DataProtector>) -> Self {
         self.protector = Some(protector);
         self
+    }
+
+    /// The data protector that scans tool parameters, for components that must classify the
+    /// same way (the runtime).
+    #[must_use]
+    pub fn data_protector(&self) -> Option<&Arc<DataProtector>> {
+        self.protector.as_ref()
     }
 
     /// The secret keying hash-mode redaction tokens (with the tenant id).

@@ -16,7 +16,7 @@
 //! second one receives it after the check, to drop a schema or delete a directory.
 
 mod checks;
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::fmt;
 
