@@ -127,6 +127,10 @@ pub async fn list_tasks(
             &mut task.title,
             &mut released,
         );
+        // Audited like every other release that redacted something.
+        runtime
+            .audit_release(principal, "task_list", task.id, &released)
+            .await;
     }
     Ok(TaskList {
         tasks,

@@ -236,13 +236,19 @@ async fn payloads_above_clearance_are_redacted_for_each_reader() {
             .into_iter()
             .filter(|r| r.record.stage == "data_protection_out")
             .collect();
-        if records.len() >= 6 {
+        let listed = records.iter().any(|r| r.record.action == "task_list");
+        if records.len() >= 6 && listed {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let actions: Vec<&str> = records.iter().map(|r| r.record.action.as_str()).collect();
-    for action in ["task_read", "task_events", "task_events_stream"] {
+    for action in [
+        "task_read",
+        "task_events",
+        "task_events_stream",
+        "task_list",
+    ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
     for r in &records {
