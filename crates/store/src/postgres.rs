@@ -500,8 +500,7 @@ impl TaskJournal for PostgresStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(event) = event else { continue };
-            let event = shared::decode_event(task, seq, &event)?;
-            let Some(tombstoned) = crate::retention::tombstone_event(&event, at) else {
+            let Some(row) = shared::purge_row(task, seq, &event, at)? else {
                 continue;
             };
             sqlx::query(
@@ -510,39 +509,30 @@ impl TaskJournal for PostgresStore {
             )
             .bind(task.0)
             .bind(db_seq)
-            .bind(shared::encode_one(&tombstoned)?)
+            .bind(&row.event)
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            match &tombstoned {
-                JournalEvent::TaskSubmitted { spec, .. } => {
-                    sqlx::query("UPDATE tasks SET title = $2 WHERE id = $1")
-                        .bind(task.0)
-                        .bind(&spec.title)
+            if let Some(title) = &row.title {
+                sqlx::query("UPDATE tasks SET title = $2 WHERE id = $1")
+                    .bind(task.0)
+                    .bind(title)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((approval_id, arguments)) = &row.approval {
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
+                        .bind(approval_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(doc) = doc {
+                    sqlx::query("UPDATE approvals SET doc = $2::json WHERE id = $1")
+                        .bind(approval_id)
+                        .bind(shared::approval_with_arguments(&doc, arguments)?)
                         .execute(&mut *tx)
                         .await?;
                 }
-                JournalEvent::ApprovalRequested {
-                    approval_id,
-                    arguments,
-                    ..
-                } => {
-                    let doc: Option<String> =
-                        sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
-                            .bind(approval_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if let Some(doc) = doc {
-                        let mut approval = shared::decode_approval(&doc)?;
-                        approval.arguments = arguments.clone();
-                        sqlx::query("UPDATE approvals SET doc = $2::json WHERE id = $1")
-                            .bind(approval_id)
-                            .bind(shared::encode_approval(&approval)?)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                _ => {}
             }
             purged.push(seq);
         }

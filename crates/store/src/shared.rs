@@ -304,6 +304,54 @@ pub(crate) fn parse_priority(value: i64) -> Result<amas_types::Priority, StoreEr
     amas_types::Priority::new(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// What purging one journal row writes, the same on every backend: the tombstoned event, and
+/// the copies of its payload kept elsewhere (the listing title, an approval's arguments).
+pub(crate) struct PurgedRow {
+    /// The tombstoned event, encoded for the `journal.event` column.
+    pub event: String,
+    /// The new `tasks.title`, for a purged submission.
+    pub title: Option<String>,
+    /// The approval whose `arguments` become the tombstone, for a purged approval request.
+    pub approval: Option<(String, serde_json::Value)>,
+}
+
+/// The purge of the row holding `event_json` (`None` when the event carries no payload).
+pub(crate) fn purge_row(
+    task: TaskId,
+    seq: u64,
+    event_json: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<PurgedRow>, StoreError> {
+    let event = decode_event(task, seq, event_json)?;
+    let Some(tombstoned) = crate::retention::tombstone_event(&event, at) else {
+        return Ok(None);
+    };
+    let (title, approval) = match &tombstoned {
+        JournalEvent::TaskSubmitted { spec, .. } => (Some(spec.title.clone()), None),
+        JournalEvent::ApprovalRequested {
+            approval_id,
+            arguments,
+            ..
+        } => (None, Some((approval_id.clone(), arguments.clone()))),
+        _ => (None, None),
+    };
+    Ok(Some(PurgedRow {
+        event: encode_one(&tombstoned)?,
+        title,
+        approval,
+    }))
+}
+
+/// The approval document `doc` with its `arguments` replaced.
+pub(crate) fn approval_with_arguments(
+    doc: &str,
+    arguments: &serde_json::Value,
+) -> Result<String, StoreError> {
+    let mut approval = decode_approval(doc)?;
+    approval.arguments = arguments.clone();
+    encode_approval(&approval)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -495,48 +495,38 @@ impl TaskJournal for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else { continue };
-            let event = shared::decode_event(task, seq, row.try_get("event")?)?;
-            let Some(tombstoned) = crate::retention::tombstone_event(&event, at) else {
+            let Some(row) = shared::purge_row(task, seq, row.try_get("event")?, at)? else {
                 continue;
             };
             sqlx::query(
                 "UPDATE journal SET event = ?, purged_at = ? WHERE task_id = ? AND seq = ?",
             )
-            .bind(shared::encode_one(&tombstoned)?)
+            .bind(&row.event)
             .bind(shared::format_time(at))
             .bind(&id)
             .bind(db_seq)
             .execute(&mut *tx)
             .await?;
-            match &tombstoned {
-                JournalEvent::TaskSubmitted { spec, .. } => {
-                    sqlx::query("UPDATE tasks SET title = ? WHERE id = ?")
-                        .bind(&spec.title)
-                        .bind(&id)
+            if let Some(title) = &row.title {
+                sqlx::query("UPDATE tasks SET title = ? WHERE id = ?")
+                    .bind(title)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((approval_id, arguments)) = &row.approval {
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
+                        .bind(approval_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(doc) = doc {
+                    sqlx::query("UPDATE approvals SET doc = ? WHERE id = ?")
+                        .bind(shared::approval_with_arguments(&doc, arguments)?)
+                        .bind(approval_id)
                         .execute(&mut *tx)
                         .await?;
                 }
-                JournalEvent::ApprovalRequested {
-                    approval_id,
-                    arguments,
-                    ..
-                } => {
-                    let doc: Option<String> =
-                        sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
-                            .bind(approval_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if let Some(doc) = doc {
-                        let mut approval = shared::decode_approval(&doc)?;
-                        approval.arguments = arguments.clone();
-                        sqlx::query("UPDATE approvals SET doc = ? WHERE id = ?")
-                            .bind(shared::encode_approval(&approval)?)
-                            .bind(approval_id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                _ => {}
             }
             purged.push(seq);
         }
