@@ -31,8 +31,18 @@ pub(crate) async fn execute(
     writer: Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let records = inner.journal.store().read(task, 0).await?;
-    let Some(state) = TaskState::fold(&records) else {
+    // A task queued by this process is in the read model as submitted: nothing else to read.
+    // Anything further along (resumed after a restart) is folded from its whole journal.
+    let (state, records) = match inner.journal.cached(task) {
+        Some(state) if state.status == TaskStatus::Queued && state.steps.is_empty() => {
+            (Some(state), Vec::new())
+        }
+        _ => {
+            let records = inner.journal.store().read(task, 0).await?;
+            (TaskState::fold(&records), records)
+        }
+    };
+    let Some(state) = state else {
         warn!(task.id = %task, "Task has no valid journal; skipping.");
         return Ok(());
     };
@@ -41,7 +51,7 @@ pub(crate) async fn execute(
     }
     // Nothing of this run is appended yet: from here on the read model follows every append.
     inner.journal.track(&state);
-    writer.seed_lineage(&state.lineage).await;
+    writer.seed(&state).await;
     let span = info_span!(
         "amas.task",
         task.id = %task,
@@ -230,7 +240,7 @@ async fn run_workflow(
         match outcome? {
             StepOutcome::Succeeded(output) => {
                 outputs.insert(name, output);
-                record_lineage(inner, state.id, &workflow, writer, None).await?;
+                record_lineage(inner, &workflow, writer, None).await?;
             }
             StepOutcome::Failed(error) => {
                 failed.get_or_insert(ErrorInfo {
@@ -256,7 +266,6 @@ async fn run_workflow(
         .unwrap_or(Value::Null);
     record_lineage(
         inner,
-        state.id,
         &workflow,
         writer,
         Some(JournalEvent::TaskSucceeded { result }),
@@ -268,23 +277,16 @@ async fn run_workflow(
 
 /// Journals the lineage nodes the task is missing (succeeded steps and their tool results; the
 /// result when `done` is the task's success, which is appended in the same batch, after them).
-/// Works from the task's whole state (the read model's, which follows every append), so a
-/// step recovered after a restart gets its node too, and from every node the writer has
-/// decided, committed or not. Without `done` the nodes ride along with the next write: nothing
-/// waits on them, and a restart recomputes any that never made it.
+/// Computed on the writer's view of the task (every event it queued, committed or not), so a
+/// step recovered after a restart gets its node too and no upstream is ever missed. Without
+/// `done` the nodes ride along with the next write: nothing waits on them, and a restart
+/// recomputes any that never made it.
 async fn record_lineage(
     inner: &Arc<Inner>,
-    task: TaskId,
     workflow: &amas_config::WorkflowConfig,
     writer: &Arc<TaskWriter>,
     done: Option<JournalEvent>,
 ) -> Result<(), StoreError> {
-    let Some(mut state) = inner.journal.state(task).await? else {
-        return match done {
-            Some(end) => writer.append(end).await,
-            None => Ok(()),
-        };
-    };
     let result = match &done {
         Some(JournalEvent::TaskSucceeded { result }) => Some(result.clone()),
         _ => None,
@@ -292,10 +294,7 @@ async fn record_lineage(
     let protector = Arc::clone(&inner.protector);
     writer
         .lineage(
-            |known| {
-                state.lineage.clone_from(known);
-                lineage::missing_nodes(&protector, workflow, &state, result.as_ref())
-            },
+            |view| lineage::missing_nodes(&protector, workflow, view, result.as_ref()),
             done,
         )
         .await

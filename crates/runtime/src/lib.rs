@@ -783,8 +783,17 @@ async fn run_one(inner: &Arc<Inner>, task: TaskId) {
         if running.contains_key(&task) || inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        let last_seq = match inner.journal.store().summary(task).await {
-            Ok(Some(s)) if !s.status.is_terminal() => s.last_seq,
+        let known = match inner.journal.cached(task) {
+            Some(state) => Ok(Some((state.status, state.last_seq))),
+            None => inner
+                .journal
+                .store()
+                .summary(task)
+                .await
+                .map(|s| s.map(|s| (s.status, s.last_seq))),
+        };
+        let last_seq = match known {
+            Ok(Some((status, last_seq))) if !status.is_terminal() => last_seq,
             Ok(_) => return,
             Err(e) => {
                 error!(task.id = %task, error = %e, "Could not read the task; leaving it queued.");

@@ -206,7 +206,10 @@ impl StepRun<'_> {
                     step: self.step.name.clone(),
                     output: output.clone(),
                 });
-                self.writer.append_all(&pending).await?;
+                // Queued, not awaited: the next steps only use the output inside AMAS, and every
+                // later append (a tool's start, the task's end) commits after it. A crash before
+                // it commits re-runs the step.
+                self.writer.send(pending).await?;
                 info!(step = %self.step.name, turn, "Step succeeded.");
                 return Ok(StepOutcome::Succeeded(output));
             }

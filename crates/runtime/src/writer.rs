@@ -11,17 +11,17 @@
 //! - [`TaskWriter::defer`] keeps events (lineage, the task's start) to ride along with the next
 //!   write: a restart recomputes them if they never made it.
 //!
-//! The writer also keeps the task's lineage nodes, written or still queued, so the next nodes
-//! are computed against everything already decided, not only what is committed.
+//! The writer also keeps its own view of the task: the journal's state with every event it has
+//! queued applied, committed or not. Lineage is computed on that view, so a node never misses
+//! an upstream step whose success is still on its way to disk.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
 use amas_store::StoreError;
 use amas_store::audit::PendingAppend;
-use amas_types::{JournalEvent, LineageNode, TaskId};
+use amas_types::{JournalEvent, JournalRecord, LineageNode, TaskId, TaskState};
 
 use crate::journal::Journal;
 
@@ -38,8 +38,28 @@ struct WriterState {
     deferred: Vec<JournalEvent>,
     /// Appends queued with [`TaskWriter::send`] whose commit nobody has checked yet.
     in_flight: Vec<PendingAppend>,
-    /// The task's lineage nodes: journaled, queued or deferred.
-    lineage: BTreeMap<String, LineageNode>,
+    /// The task as this writer has it: the journal's state at the start of the run with every
+    /// event queued since applied (`None` until seeded).
+    view: Option<TaskState>,
+}
+
+impl WriterState {
+    /// Applies queued events to the view, at provisional seqs after `last_seq`.
+    fn apply(&mut self, events: &[JournalEvent]) {
+        let Some(view) = &mut self.view else {
+            return;
+        };
+        let at = chrono::Utc::now();
+        for event in events {
+            let record = JournalRecord {
+                task_id: view.id,
+                seq: view.last_seq + 1,
+                recorded_at: at,
+                event: event.clone(),
+            };
+            view.apply(&record);
+        }
+    }
 }
 
 impl TaskWriter {
@@ -51,14 +71,14 @@ impl TaskWriter {
                 last_seq,
                 deferred: Vec::new(),
                 in_flight: Vec::new(),
-                lineage: BTreeMap::new(),
+                view: None,
             }),
         }
     }
 
-    /// The lineage nodes the task's journal already holds (when its run starts).
-    pub(crate) async fn seed_lineage(&self, nodes: &BTreeMap<String, LineageNode>) {
-        self.state.lock().await.lineage.clone_from(nodes);
+    /// The task as its journal holds it when the run starts (before any append of the run).
+    pub(crate) async fn seed(&self, state: &TaskState) {
+        self.state.lock().await.view = Some(state.clone());
     }
 
     /// Appends one event at the next sequence number. A conflict means another writer owns the
@@ -69,18 +89,22 @@ impl TaskWriter {
 
     /// Queues an event to be committed with the next append.
     pub(crate) async fn defer(&self, event: JournalEvent) {
-        self.state.lock().await.deferred.push(event);
+        let mut state = self.state.lock().await;
+        state.apply(std::slice::from_ref(&event));
+        state.deferred.push(event);
     }
 
     /// Queues `events` (after any deferred ones) for commit without waiting for it. Without a
     /// group-committing writer they are deferred instead.
     pub(crate) async fn send(&self, events: Vec<JournalEvent>) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
-        let mut batch = std::mem::take(&mut state.deferred);
-        batch.extend(events);
-        if batch.is_empty() {
+        if events.is_empty() && state.deferred.is_empty() {
             return Ok(());
         }
+        // Deferred events are already in the view; these are not yet.
+        state.apply(&events);
+        let mut batch = std::mem::take(&mut state.deferred);
+        batch.extend(events);
         let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
         match self
             .journal
@@ -103,20 +127,22 @@ impl TaskWriter {
         self.commit(&mut state, events).await
     }
 
-    /// Computes the lineage nodes still missing with `missing` (given every node decided so
-    /// far) and, with `done` (the task's end), appends them with it and waits; without, defers
-    /// them to the next write.
+    /// Computes the lineage nodes still missing with `missing` (on this writer's view of the
+    /// task, which has every event queued so far) and, with `done` (the task's end), appends
+    /// them with it and waits; without, defers them to the next write.
     pub(crate) async fn lineage(
         &self,
-        missing: impl FnOnce(&BTreeMap<String, LineageNode>) -> Vec<LineageNode>,
+        missing: impl FnOnce(&TaskState) -> Vec<LineageNode>,
         done: Option<JournalEvent>,
     ) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
-        let nodes = missing(&state.lineage);
-        for node in &nodes {
-            state.lineage.insert(node.id.clone(), node.clone());
-        }
-        let mut events: Vec<JournalEvent> = nodes
+        let Some(view) = &state.view else {
+            return match done {
+                Some(end) => self.commit(&mut state, &[end]).await,
+                None => Ok(()),
+            };
+        };
+        let mut events: Vec<JournalEvent> = missing(view)
             .into_iter()
             .map(|node| JournalEvent::LineageRecorded { node })
             .collect();
@@ -126,6 +152,7 @@ impl TaskWriter {
                 self.commit(&mut state, &events).await
             }
             None => {
+                state.apply(&events);
                 state.deferred.extend(events);
                 Ok(())
             }
@@ -145,6 +172,7 @@ impl TaskWriter {
         if batch.is_empty() {
             return self.settle(state).await;
         }
+        state.apply(events);
         let result = self.journal.append(self.task, state.last_seq, &batch).await;
         // What was queued before committed first (or failed, which explains this failure).
         self.settle(state).await?;
