@@ -60,6 +60,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Responses and SSE events are small writes: without TCP_NODELAY, Nagle's algorithm and
+        // the client's delayed ACK can hold each back for tens of milliseconds.
+        if let Err(e) = stream.set_nodelay(true) {
+            warn!(error = %e, "Cannot set TCP_NODELAY on a connection.");
+        }
         let service = router
             .clone()
             .map_request(move |mut req: Request<Incoming>| {

@@ -25,6 +25,12 @@ pub async fn serve(
     state: MockState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small answers, sent at once: without TCP_NODELAY, Nagle's algorithm and the client's
+    // delayed ACK hold a reply back for tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
