@@ -322,13 +322,13 @@ pub(crate) fn scan(text: &str, at: &dyn Fn() -> String, depth: u8, ev: &mut Evid
         None => (text, None),
     };
     let original = |i: usize| map.and_then(|m| m.get(i).copied()).unwrap_or(i);
-    let matched = p.set.matches(haystack);
+    let matched = p.set.matches(haystack.as_bytes());
     if matched.matched_any() {
         for i in matched.iter() {
             let Some((signal, weight, re)) = p.each.get(i) else {
                 continue;
             };
-            for m in re.find_iter(haystack).take(MAX_HITS) {
+            for m in re.find_iter(haystack.as_bytes()).take(MAX_HITS) {
                 let w = if quoted(haystack, m.start()) {
                     weight * QUOTED
                 } else {

@@ -7,17 +7,17 @@
 
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::Signal;
 
 /// Nouns naming what an injected override wants dropped.
-const ORDERS: &str = r"(?:instructions?|prompts?|directions|directives?|rules|guidelines|commands|context|tasks?|assignments?|messages|constraints|restrictions|programming|guidance|conversation|orders|polic(?:y|ies)|safeguards|filters|training|anweisungen|aufgaben?|auftr(?:ä|ae)ge|angaben|instrucciones|consignes)";
+const ORDERS: &str = r"(?:instructions?|prompts?|directions|directives?|rules|guidelines|commands|context|tasks?|assignments?|messages|constraints|restrictions|programming|guidance|conversation|orders|polic(?:y|ies)|safeguards|filters|training|anweisungen|aufgaben?|auftr(?:\xC3\xA4|ae)ge|angaben|instrucciones|consignes)";
 /// What marks "the instructions you already have" rather than any instructions.
-const EARLIER: &str = r"(?:previous|prior|above|preceding|earlier|former|original|initial|old|all|any|every|your|system|developer|my|these|those|vorherigen?|bisherigen?|alle[ns]?|anteriores|todas?|précédentes)";
+const EARLIER: &str = r"(?:previous|prior|above|preceding|earlier|former|original|initial|old|all|any|every|your|system|developer|my|these|those|vorherigen?|bisherigen?|alle[ns]?|anteriores|todas?|pr(?:\xC3\xA9|e)c(?:\xC3\xA9|e)dentes)";
 /// Up to `n` words on the same line between two parts of a phrase.
 fn gap(n: u8) -> String {
-    format!(r"[^\w\n]+(?:[\w'’]+[^\w\n]+){{0,{n}}}?")
+    format!(r"[^\w\n]+(?:[\w']+[^\w\n]+){{0,{n}}}?")
 }
 
 /// Addressees that can only be the agent.
@@ -263,11 +263,16 @@ fn table() -> Vec<(Signal, f32, String)> {
     ]
 }
 
-/// ASCII word boundaries: a Unicode `\b` would push the regex engine off its fast path on
-/// any non-ASCII haystack, and every word the patterns look for is ASCII.
+/// ASCII semantics throughout (`\w`, `\s`, `\b` and case folding), matched on bytes: every
+/// word the patterns look for is ASCII (or a literal umlaut), and Unicode classes would make
+/// the set's automaton too large for the lazy DFA, which then falls back to a slow engine on
+/// every text.
 fn compile(pattern: &str) -> String {
-    format!("(?i){}", pattern.replace(r"\b", r"(?-u:\b)"))
+    format!("(?i-u){pattern}")
 }
+
+/// Room for the set's lazy DFA: with less, its cache thrashes on long texts.
+const DFA_BYTES: usize = 16 << 20;
 
 /// The compiled table: one set for the single pass, the regexes for offsets.
 pub(super) struct Patterns {
@@ -278,11 +283,14 @@ pub(super) struct Patterns {
 pub(super) static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
     let table = table();
     let compiled: Vec<String> = table.iter().map(|(_, _, p)| compile(p)).collect();
-    let set = RegexSet::new(&compiled).ok()?;
+    let set = RegexSetBuilder::new(&compiled)
+        .dfa_size_limit(DFA_BYTES)
+        .build()
+        .ok()?;
     let each = table
         .into_iter()
         .zip(&compiled)
-        .map(|((s, w, _), p)| Regex::new(p).ok().map(|r| (s, w, r)))
+        .map(|((s, w, _), p)| RegexBuilder::new(p).build().ok().map(|r| (s, w, r)))
         .collect::<Option<Vec<_>>>()?;
     Some(Patterns { set, each })
 });
@@ -296,7 +304,9 @@ mod tests {
     #[test]
     fn every_pattern_compiles() {
         for (s, _, p) in table() {
-            assert!(Regex::new(&compile(&p)).is_ok(), "{s:?}: {p}");
+            if let Err(e) = Regex::new(&compile(&p)) {
+                panic!("{s:?}: {e}");
+            }
         }
         assert!(PATTERNS.is_some());
     }
