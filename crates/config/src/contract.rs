@@ -69,4 +69,18 @@ impl Contract {
             })
             .collect()
     }
+
+    /// Like [`Contract::check`], but the messages never quote the checked value (`value is not
+    /// of type "integer"`): for documents that may carry data no log or audit record may hold,
+    /// such as a tool's result.
+    #[must_use]
+    pub fn check_masked(&self, doc: &serde_json::Value) -> Vec<Violation> {
+        self.validator
+            .iter_errors(doc)
+            .map(|e| Violation {
+                path: e.instance_path().to_string(),
+                message: e.masked().to_string(),
+            })
+            .collect()
+    }
 }

@@ -1,11 +1,13 @@
 //! Detection + redaction throughput on a deterministic mixed corpus (1 KB and 100 KB
 //! documents; text without findings and PII-dense text), single thread, against a naive
 //! baseline: one big `regex` alternation for the same types, replaced with `replace_all`.
+//! Beside them, the prompt-injection screen on the same documents (it runs on every tool
+//! result, so its cost is read as a ratio to these two).
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use amas_dataprotect::{DataProtector, TenantKey};
+use amas_dataprotect::{DataProtector, InjectionScreen, TenantKey};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use regex::Regex;
 
@@ -145,6 +147,7 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let key = TenantKey::new(b"bench".to_vec());
+    let screen = InjectionScreen::from_config(p.config());
     let sets = [
         ("clean_1KB", corpus(1024, 256, false)),
         ("clean_100KB", corpus(100 * 1024, 4, false)),
@@ -171,6 +174,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for d in docs {
                     black_box(p.redact_text(black_box(d), &key).ok());
+                }
+            });
+        });
+        g.bench_function("injection_screen", |b| {
+            b.iter(|| {
+                for d in docs {
+                    black_box(screen.screen_text(black_box(d)));
                 }
             });
         });

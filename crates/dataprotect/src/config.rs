@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::classify::{Classification, Level, Tags};
 use crate::error::DataProtectError;
 use crate::finding::FindingKind;
+use crate::injection::PromptInjectionConfig;
 use crate::safety::{Action, Category, ClassifierChoice, ModerationConfig};
 
 /// The configuration shipped with the binary.
@@ -56,6 +57,8 @@ struct RawConfig {
     content_safety: RawSafety,
     #[serde(default)]
     dlp: RawDlp,
+    #[serde(default)]
+    prompt_injection: PromptInjectionConfig,
 }
 
 /// Without a `dlp` section every finding blocks: a user file written before DLP existed fails
@@ -152,6 +155,8 @@ pub struct DataProtectConfig {
     pub safety_classifier: ClassifierChoice,
     /// DLP action per finding type (every type present).
     pub dlp_actions: BTreeMap<FindingKind, DlpAction>,
+    /// `prompt_injection`: the screen of tool results (defaults when the section is absent).
+    pub prompt_injection: PromptInjectionConfig,
 }
 
 impl DataProtectConfig {
@@ -225,6 +230,7 @@ impl DataProtectConfig {
             safety_actions: raw.content_safety.actions,
             safety_classifier,
             dlp_actions,
+            prompt_injection: raw.prompt_injection,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Data protection for AMAS: detection of personal, health, payment and secret data with
 //! validating detectors, redaction (mask, tag or keyed hash) of text and JSON, classification
 //! (`public < internal < confidential < restricted`, tags PII/PHI/PCI/SECRET), and content
-//! safety (a lexicon classifier with obfuscation handling behind a pluggable trait).
+//! safety (a lexicon classifier with obfuscation handling behind a pluggable trait), and
+//! prompt-injection screening of the data agents read ([`InjectionScreen`]).
 //!
 //! Pure library: no I/O except reading a config file when asked to.
 
@@ -11,6 +12,7 @@ mod detect;
 mod error;
 mod finding;
 mod fixpoint;
+pub mod injection;
 mod protector;
 mod redact;
 pub mod safety;
@@ -20,6 +22,10 @@ pub use classify::{Classification, Level, Tag, Tags};
 pub use config::{DataProtectConfig, DlpAction, EMBEDDED_CONFIG, RedactionMode};
 pub use error::DataProtectError;
 pub use finding::{Finding, FindingKind};
+pub use injection::{
+    InjectionHit, InjectionScreen, InjectionVerdict, PromptInjectionConfig, Signal,
+    untrusted_envelope,
+};
 pub use protector::{DataProtector, JsonFinding, RedactedJson, RedactedText, Scan};
 pub use redact::TenantKey;
 pub use safety::{

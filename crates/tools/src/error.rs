@@ -21,6 +21,8 @@ pub mod codes {
     pub const NOT_FOUND: &str = "AMAS-TOOL-0006";
     /// The tool exists as a policy target only, or lacks configuration it needs.
     pub const DISABLED: &str = "AMAS-TOOL-0007";
+    /// The tool's result does not match its declared output schema.
+    pub const INVALID_OUTPUT: &str = "AMAS-TOOL-0008";
 }
 
 /// A tool call that produced no result. Messages never contain secrets (database URLs,
@@ -41,6 +43,9 @@ pub enum ToolError {
     NotFound(String),
     #[error("tool disabled: {reason}")]
     Disabled { reason: String },
+    /// The result breaks the tool's output schema; the violations never quote the value.
+    #[error("result breaks the tool's output schema: {}", join(.violations))]
+    InvalidOutput { violations: Vec<Violation> },
 }
 
 fn join(violations: &[Violation]) -> String {
@@ -63,6 +68,7 @@ impl ToolError {
             Self::Failed(_) => codes::FAILED,
             Self::NotFound(_) => codes::NOT_FOUND,
             Self::Disabled { .. } => codes::DISABLED,
+            Self::InvalidOutput { .. } => codes::INVALID_OUTPUT,
         }
     }
 
@@ -108,6 +114,9 @@ mod tests {
             ToolError::Failed("x".into()),
             ToolError::NotFound("x".into()),
             ToolError::Disabled { reason: "x".into() },
+            ToolError::InvalidOutput {
+                violations: Vec::new(),
+            },
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(ToolError::code).collect();
         assert_eq!(codes.len(), all.len());

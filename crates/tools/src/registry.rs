@@ -83,6 +83,19 @@ impl ToolRegistry {
         self.tools.values().map(|t| t.spec())
     }
 
+    /// Checks `content`, a result of the tool `name`, against that tool's output schema: the
+    /// output-contract stage, run on every result before a model sees it.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown tool (fail closed: no schema, no pass), `InvalidOutput`
+    /// (`AMAS-TOOL-0008`) with every violation's JSON pointer and rule, never the value.
+    pub fn check_output(&self, name: &str, content: &serde_json::Value) -> Result<(), ToolError> {
+        self.get(name)
+            .ok_or_else(|| ToolError::NotFound(name.to_owned()))?
+            .spec()
+            .check_output(content)
+    }
+
     /// Calls `name`: parameters checked against its schema, then the tool run under its
     /// timeout, then its serialized output checked against `max_output_bytes`.
     ///

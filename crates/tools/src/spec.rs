@@ -54,6 +54,9 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of the parameters, compiled once.
     pub parameters: Contract,
+    /// JSON Schema of the result's `content` (the built-in kind's, see
+    /// [`crate::builtin_output_schema`]), compiled once; checked by [`ToolSpec::check_output`].
+    pub output_schema: Contract,
     pub risk: Risk,
     pub side_effects: SideEffects,
     pub idempotent: bool,
@@ -80,6 +83,21 @@ impl ToolSpec {
                 "parameters": self.parameters.schema,
             }
         })
+    }
+
+    /// Checks a result's `content` against [`ToolSpec::output_schema`]. The violations name the
+    /// JSON pointer and the broken rule but never quote the value (it may be a secret read
+    /// from a file or a row).
+    ///
+    /// # Errors
+    /// `InvalidOutput` (`AMAS-TOOL-0008`) with every violation.
+    pub fn check_output(&self, content: &serde_json::Value) -> Result<(), ToolError> {
+        let violations = self.output_schema.check_masked(content);
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(ToolError::InvalidOutput { violations })
+        }
     }
 }
 

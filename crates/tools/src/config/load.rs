@@ -11,6 +11,7 @@ use yaml_serde::Value;
 
 use super::ToolConfigErrors;
 use super::settings::{self, ToolSettings};
+use crate::output::builtin_output_schema;
 use crate::spec::{Risk, SideEffects, ToolKind, ToolSpec};
 
 /// The default registry compiled into the binary.
@@ -259,6 +260,7 @@ fn validate_tool(
         );
     }
     let parameters = compile_parameters(name, raw.parameters, file, &path, diag);
+    let output_schema = compile_output(name, raw.kind, file, &path, diag);
     let settings = settings::validate(raw.kind, raw.settings, file, &path, env, diag);
     if diag.errors.len() != errors_before {
         return None;
@@ -269,6 +271,7 @@ fn validate_tool(
             kind: raw.kind,
             description: raw.description,
             parameters: parameters?,
+            output_schema: output_schema?,
             risk: raw.risk,
             side_effects: raw.side_effects,
             idempotent: raw.idempotent,
@@ -298,6 +301,24 @@ fn compile_parameters(
         Ok(c) => Some(c),
         Err(e) => {
             diag.push(codes::SCHEMA, file, &at, e);
+            None
+        }
+    }
+}
+
+/// The kind's output schema; it is ours, so a failure here is a bug in this crate, reported
+/// like any other load problem rather than a panic.
+fn compile_output(
+    name: &str,
+    kind: ToolKind,
+    file: &str,
+    path: &str,
+    diag: &mut Diag,
+) -> Option<Contract> {
+    match Contract::compile(format!("tool:{name}:output"), builtin_output_schema(kind)) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            diag.push(codes::SCHEMA, file, &format!("{path}.kind"), e);
             None
         }
     }
