@@ -40,6 +40,10 @@ pub struct AuditWriterConfig {
     /// The first wait after a failed append; doubles up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// How long a batch nobody waits on (audit records, appends queued with
+    /// [`AuditWriter::send`]) may wait for the next append somebody does wait on, so both share
+    /// one commit. A waited-on append never lingers.
+    pub linger: Duration,
 }
 
 impl Default for AuditWriterConfig {
@@ -50,6 +54,7 @@ impl Default for AuditWriterConfig {
             checkpoint_every: 1000,
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
+            linger: Duration::from_millis(2),
         }
     }
 }
@@ -67,7 +72,8 @@ pub type JournalListener = Arc<dyn Fn(&[JournalRecord]) + Send + Sync>;
 
 enum Command {
     Record(Box<AuditRecord>),
-    Append(Box<Append>, Appended),
+    /// An append and its answer; `true` when a caller waits on it.
+    Append(Box<Append>, Appended, bool),
     Flush(Reply),
     Shutdown(Reply),
 }
@@ -182,7 +188,7 @@ impl AuditWriter {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError> {
-        self.send(task, expected_last_seq, events.to_vec())
+        self.enqueue(task, expected_last_seq, events.to_vec(), true)
             .await?
             .await
             .map_err(|_| StoreError::Closed)?
@@ -201,6 +207,16 @@ impl AuditWriter {
         expected_last_seq: u64,
         events: Vec<JournalEvent>,
     ) -> Result<PendingAppend, StoreError> {
+        self.enqueue(task, expected_last_seq, events, false).await
+    }
+
+    async fn enqueue(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: Vec<JournalEvent>,
+        waited: bool,
+    ) -> Result<PendingAppend, StoreError> {
         if !self.journal {
             return Err(StoreError::Closed);
         }
@@ -211,7 +227,7 @@ impl AuditWriter {
             events,
         };
         self.tx
-            .send(Command::Append(Box::new(append), reply))
+            .send(Command::Append(Box::new(append), reply, waited))
             .await
             .map_err(|_| StoreError::Closed)?;
         Ok(done)
@@ -263,6 +279,26 @@ impl AuditWriter {
     }
 }
 
+/// Sorts a command into the batch being gathered; returns a control command (flush, shutdown)
+/// for the caller, and whether somebody waits on what was added.
+fn take(
+    command: Command,
+    batch: &mut Vec<AuditRecord>,
+    appends: &mut Vec<(Append, Appended)>,
+) -> (Option<Command>, bool) {
+    match command {
+        Command::Record(rec) => {
+            batch.push(*rec);
+            (None, false)
+        }
+        Command::Append(append, reply, waited) => {
+            appends.push((*append, reply));
+            (None, waited)
+        }
+        other => (Some(other), false),
+    }
+}
+
 struct Worker {
     backend: Backend,
     signer: Arc<dyn CheckpointSigner>,
@@ -280,27 +316,38 @@ impl Worker {
         let mut batch = Vec::new();
         let mut appends = Vec::new();
         while let Some(command) = self.rx.recv().await {
-            let mut control = match command {
-                Command::Record(rec) => {
-                    batch.push(*rec);
-                    None
-                }
-                Command::Append(append, reply) => {
-                    appends.push((*append, reply));
-                    None
-                }
-                other => Some(other),
-            };
+            let (mut control, mut waited) = take(command, &mut batch, &mut appends);
             // Take what is already queued, without waiting: batches grow under load only.
             while control.is_none()
                 && batch.len() < self.config.max_batch
                 && appends.len() < self.config.max_batch
             {
                 match self.rx.try_recv() {
-                    Ok(Command::Record(rec)) => batch.push(*rec),
-                    Ok(Command::Append(append, reply)) => appends.push((*append, reply)),
-                    Ok(other) => control = Some(other),
+                    Ok(command) => {
+                        let (c, w) = take(command, &mut batch, &mut appends);
+                        control = c;
+                        waited |= w;
+                    }
                     Err(_) => break,
+                }
+            }
+            // Nobody waits on this batch: give it a moment to share the commit of the next
+            // append somebody does wait on (a task's next step usually follows at once).
+            if control.is_none() && !waited && !self.config.linger.is_zero() {
+                let deadline = tokio::time::Instant::now() + self.config.linger;
+                while !waited
+                    && control.is_none()
+                    && batch.len() < self.config.max_batch
+                    && appends.len() < self.config.max_batch
+                {
+                    match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                        Ok(Some(command)) => {
+                            let (c, w) = take(command, &mut batch, &mut appends);
+                            control = c;
+                            waited |= w;
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
             if !appends.is_empty() {
@@ -341,7 +388,7 @@ impl Worker {
                     }
                 }
                 // Accepted before the shutdown: its caller is owed the commit.
-                Command::Append(append, reply) => {
+                Command::Append(append, reply, _) => {
                     self.commit(vec![(*append, reply)], std::mem::take(&mut batch))
                         .await;
                 }
