@@ -5,10 +5,8 @@
 //! writes). Report: time per task / 3 = time per step, and its ratio to the baseline append.
 //! Run: `cargo bench -p amas-runtime --bench orchestration`.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
-    clippy::panic,
     reason = "a benchmark fails loudly on unexpected errors"
 )]
 
