@@ -32,6 +32,10 @@ pub enum StoreError {
     /// never purged.
     #[error("task {task} cannot be purged: it is {status}")]
     NotPurgeable { task: TaskId, status: String },
+    /// The store's writer is shut down (or was started without a journal): nothing more is
+    /// appended through it.
+    #[error("the store writer is shut down")]
+    Closed,
 }
 
 impl StoreError {
@@ -46,6 +50,7 @@ impl StoreError {
             Self::Migration(_) => codes::STORE_MIGRATION,
             Self::InvalidConfig(_) => codes::STORE_CONFIG,
             Self::NotPurgeable { .. } => codes::STORE_NOT_PURGEABLE,
+            Self::Closed => codes::STORE_CLOSED,
         }
     }
 
@@ -59,7 +64,8 @@ impl StoreError {
             | Self::Corrupt(_)
             | Self::Migration(_)
             | Self::InvalidConfig(_)
-            | Self::NotPurgeable { .. } => false,
+            | Self::NotPurgeable { .. }
+            | Self::Closed => false,
         }
     }
 }

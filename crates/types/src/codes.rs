@@ -108,6 +108,7 @@ registry! {
     STORE_MIGRATION = "AMAS-STORE-0005": "Store migration failed";
     STORE_CONFIG = "AMAS-STORE-0006": "Invalid store configuration";
     STORE_NOT_PURGEABLE = "AMAS-STORE-0007": "Task cannot be purged";
+    STORE_CLOSED = "AMAS-STORE-0008": "Store writer is shut down";
     TASK_UNKNOWN_TYPE = "AMAS-TASK-0001": "Unknown task type";
     TASK_CANCELLED = "AMAS-TASK-0002": "Task cancelled";
     TASK_QUEUE_FULL = "AMAS-TASK-0003": "Task queue full";
