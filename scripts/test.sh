@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of AMAS: installs what the tests need (the local model, promtool/amtool),
-# then the whole suite and the policy bundle's YAML cases.
+# then the whole suite and the policy bundle's YAML cases. Tiers and profiles: docs/testing.md.
 # Needs PostgreSQL on 127.0.0.1:5432 (database `test`, trust auth) for the PostgreSQL backends'
 # tests; set AMAS_TEST_DATABASE_URL to point elsewhere.
 set -euo pipefail
@@ -12,4 +12,10 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
 cargo build --locked -p amas-cli -p amas-test-util --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 "$target_dir/debug/amas" policy test
-cargo nextest run --locked --workspace --no-fail-fast
+# CI uses the `ci` profile (.config/nextest.toml): no retries, every failure reported, JUnit at
+# target/nextest/ci/junit.xml. Extra arguments pass through (e.g. `--profile unit`).
+if [ "${CI:-}" = "true" ]; then
+    cargo nextest run --locked --workspace --profile ci "$@"
+else
+    cargo nextest run --locked --workspace --no-fail-fast "$@"
+fi

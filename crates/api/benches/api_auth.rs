@@ -7,10 +7,8 @@
 //!
 //! Run: `cargo bench -p amas-api --bench api_auth` (`AMAS_BENCH_REQUESTS=N` per round).
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     clippy::print_stdout,
     reason = "a benchmark binary reports on stdout and fails loudly"
 )]

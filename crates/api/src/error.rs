@@ -1,6 +1,7 @@
 //! API errors: one enum, mapped once to status, public code and log level. 5xx bodies hide
 //! internals; the detail is logged here, once.
 
+use amas_types::codes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -62,7 +63,7 @@ impl ApiError {
         match self {
             Self::Invalid { field, message } => (
                 StatusCode::BAD_REQUEST,
-                "AMAS-API-0001",
+                codes::API_INVALID_REQUEST,
                 format!("{field}: {message}"),
             ),
             // AMAS could not check the token (identity provider keys never fetched, local
@@ -75,32 +76,32 @@ impl ApiError {
             Self::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
-                "AMAS-API-0002",
+                codes::API_NOT_FOUND,
                 "no such resource".to_owned(),
             ),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "AMAS-API-0003",
+                codes::API_METHOD_NOT_ALLOWED,
                 "method not allowed on this resource".to_owned(),
             ),
             Self::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "AMAS-API-0004",
+                codes::API_BODY_TOO_LARGE,
                 "request body is larger than the server accepts".to_owned(),
             ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "AMAS-API-0005",
+                codes::API_UNSUPPORTED_MEDIA_TYPE,
                 self.to_string(),
             ),
             Self::Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "AMAS-API-0006",
+                codes::API_REQUEST_TIMEOUT,
                 "the request took too long; retry later".to_owned(),
             ),
             Self::RateLimited(v) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "AMAS-API-0007",
+                codes::API_RATE_LIMITED,
                 format!(
                     "too many requests: the `{}` rate limit allows {} at once; retry after {}s",
                     v.class.as_str(),
@@ -110,7 +111,7 @@ impl ApiError {
             ),
             Self::TooDeep { max } => (
                 StatusCode::BAD_REQUEST,
-                "AMAS-API-0008",
+                codes::API_JSON_TOO_DEEP,
                 format!("body: JSON nesting is deeper than {max} levels (server.json_max_depth)"),
             ),
             Self::Runtime(e) => match e {
@@ -125,7 +126,7 @@ impl ApiError {
                 }
                 RuntimeError::NotFound(_) => (
                     StatusCode::NOT_FOUND,
-                    "AMAS-API-0002",
+                    codes::API_NOT_FOUND,
                     "no such resource".to_owned(),
                 ),
                 RuntimeError::ShuttingDown => {
@@ -139,7 +140,7 @@ impl ApiError {
                 }
                 RuntimeError::ApprovalNotFound(_) => (
                     StatusCode::NOT_FOUND,
-                    "AMAS-API-0002",
+                    codes::API_NOT_FOUND,
                     "no such resource".to_owned(),
                 ),
                 RuntimeError::ApprovalSettled { .. } | RuntimeError::AlreadyVoted { .. } => {
@@ -150,7 +151,7 @@ impl ApiError {
                 }
                 RuntimeError::Setup { .. } | RuntimeError::Store(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "AMAS-API-0500",
+                    codes::API_INTERNAL,
                     "internal error; the request id identifies it in the server log".to_owned(),
                 ),
             },

@@ -302,8 +302,6 @@ fn canonical(addr: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-
     use super::*;
 
     fn config(max_clients: usize) -> RateLimitsConfig {

@@ -107,7 +107,8 @@ pub async fn task_events(
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     let task = state.id;
     let runtime = app.runtime.clone();
-    tokio::spawn(async move {
+    let mut stopping = amas_telemetry::tasks::global().stopping();
+    amas_telemetry::tasks::spawn("api.sse", async move {
         let outbound = runtime.outbound(&principal);
         let mut floor = floor;
         let mut audited = false;
@@ -130,7 +131,13 @@ pub async fn task_events(
             }
         }
         while !ended {
-            let record = match live.recv().await {
+            // At shutdown the stream ends here rather than waiting for an event that may
+            // never come.
+            let received = tokio::select! {
+                r = live.recv() => r,
+                () = stopping.wait() => return,
+            };
+            let record = match received {
                 Ok(r) => r,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

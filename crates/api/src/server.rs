@@ -75,7 +75,7 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let stop = stop_rx.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        amas_telemetry::tasks::spawn("api.connection", async move {
             match tls {
                 None => run_connection(&builder, stream, service, stop).await,
                 Some(acceptor) => {

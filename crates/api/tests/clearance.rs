@@ -4,10 +4,9 @@
 //! JSON and as SSE); the admin (clearance `restricted`) sees them; each redaction is audited
 //! without values.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
     reason = "tests fail loudly on unexpected errors"
 )]
 

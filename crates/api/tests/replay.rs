@@ -3,7 +3,7 @@
 //! task (identical), a viewer is refused, an auditor of another tenant does not see the task,
 //! and a body with unknown fields is a 400.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -1,10 +1,9 @@
 //! Router tests without a socket (`oneshot`): authentication on every `/api/` route, bad input
 //! answered with JSON 4xx errors (never a 500), tenant isolation, and the task lifecycle.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
     clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]

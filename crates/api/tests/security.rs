@@ -4,10 +4,9 @@
 //! policy only, rate limits answer 429 with their headers and are audited, and oversized,
 //! deeply nested or slow requests are refused with stable codes.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
     reason = "tests fail loudly on unexpected errors"
 )]
 
@@ -83,6 +82,10 @@ async fn start(tweak: impl FnOnce(&mut AmasConfig)) -> Server {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let served = state.clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test scaffolding: a server or a race that ends with the test"
+    )]
     tokio::spawn(async move {
         amas_api::serve(listener, served, async {
             let _ = stopped.await;

@@ -138,7 +138,9 @@ impl PolicyWatch {
         engine.on_change(move |change| {
             let record = policy_change_record(change);
             let runtime = runtime.clone();
-            tokio.spawn(async move { runtime.audit(record).await });
+            amas_telemetry::tasks::global().spawn_on(&tokio, "policy.reload_audit", async move {
+                runtime.audit(record).await;
+            });
         });
     }
 }

@@ -4,11 +4,10 @@
 //! the two votes, and the second vote after the restart letting the task finish. A second server
 //! shows an unanswered request expiring as a denial.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]
 

@@ -2,7 +2,7 @@
 //! `AuditWriter` with the local issuer's key verify; a record changed in the SQLite file makes
 //! `verify` exit 1 naming it.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -1,11 +1,9 @@
 //! The binary's commands as a user runs them: exit codes, configuration errors, tokens, and a
 //! real `research_report` task on the embedded defaults (SQLite + the local model).
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
-    clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]
 

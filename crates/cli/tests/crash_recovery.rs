@@ -2,11 +2,9 @@
 //! call hangs; after a restart the task completes, and the first step's model call was made
 //! exactly once (its answer came from the journal).
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
-    clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]
 

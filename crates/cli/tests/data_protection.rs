@@ -6,7 +6,7 @@
 //! tombstones the API shows, with the audit log still verifying and no raw value left in the
 //! data directory's files.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

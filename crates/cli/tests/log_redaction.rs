@@ -6,8 +6,7 @@
 //! server's whole log file and every exported span (names, attributes, events, serialized) are
 //! searched for the raw values; so are the error bodies of requests that fail on them.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "tests fail loudly on unexpected errors"

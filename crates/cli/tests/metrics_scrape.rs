@@ -4,7 +4,7 @@
 //! promtool is installed by scripts/install-observability-tools.sh; a missing promtool fails
 //! the test (CI must run it), it never skips.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

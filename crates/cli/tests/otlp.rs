@@ -7,8 +7,7 @@
 //! evaluations under the step; GenAI attributes on the model-call span; and the provider
 //! received the model-call span as its parent in `traceparent`.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "tests fail loudly on unexpected errors"

@@ -3,7 +3,7 @@
 //! and keeps the document's structure; bad input (invalid UTF-8, a too-deep document) exits 2
 //! with a stable code and never echoes the input.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -3,7 +3,7 @@
 //! 0); under a `--policy-dir` bundle that retires the analyzer, the tool-call decision is listed
 //! with what it was and what it would be now (exit 3); a bad or unknown id is a usage error.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

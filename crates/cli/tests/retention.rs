@@ -3,8 +3,7 @@
 //! run as of a time past its retention (`--now`), not purged again, and the audit log still
 //! verifies, with the purge itself audited and the task's audit details erased.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "tests fail loudly on unexpected errors"

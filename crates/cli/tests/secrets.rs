@@ -4,7 +4,7 @@
 //! its stdout, the database files (journal, approvals, audit log, WAL), the audit export, or
 //! any response body the API gave.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -6,7 +6,7 @@
 //! holds. A restart then finishes the interrupted tasks, and after a second SIGTERM the same
 //! holds for their whole journals.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

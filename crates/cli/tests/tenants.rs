@@ -2,8 +2,7 @@
 //! `GET /api/v1/me` shows the tenant AMAS understood; one tenant's task is a 404 for the
 //! other, exactly like an id that does not exist, and absent from its listing.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "tests fail loudly on unexpected errors"

@@ -3,20 +3,14 @@
 
 use std::fmt;
 
-/// Stable error codes; never reused. Each has a page `docs/errors/<code>.md`.
+/// The configuration codes, by their short names; the codes and their summaries are defined
+/// once, in the registry [`amas_types::codes`].
 pub mod codes {
-    /// A file could not be read or is not valid YAML.
-    pub const PARSE: &str = "AMAS-CFG-0001";
-    /// A key that AMAS does not know (often a typo).
-    pub const UNKNOWN_KEY: &str = "AMAS-CFG-0002";
-    /// A value of the wrong type, out of range, or malformed.
-    pub const INVALID_VALUE: &str = "AMAS-CFG-0003";
-    /// A name that refers to nothing: an agent, provider, step or contract field.
-    pub const UNKNOWN_REFERENCE: &str = "AMAS-CFG-0004";
-    /// A workflow whose steps depend on each other in a circle.
-    pub const CYCLE: &str = "AMAS-CFG-0005";
-    /// A contract that is not a valid JSON Schema.
-    pub const SCHEMA: &str = "AMAS-CFG-0006";
+    pub use amas_types::codes::{
+        CFG_CYCLE as CYCLE, CFG_INVALID_VALUE as INVALID_VALUE, CFG_PARSE as PARSE,
+        CFG_SCHEMA as SCHEMA, CFG_UNKNOWN_KEY as UNKNOWN_KEY,
+        CFG_UNKNOWN_REFERENCE as UNKNOWN_REFERENCE,
+    };
 }
 
 /// One problem in the configuration.

@@ -1,11 +1,6 @@
 //! `auth.oidc_issuers`: a realistic identity provider entry loads with its defaults, and every
 //! dangerous or inconsistent entry is refused at load time, all problems at once.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,12 +1,7 @@
 //! `providers.<name>.prices`: dollars per 1000 tokens for the estimated-cost metric. Optional;
 //! both keys required, numbers >= 0; every problem reported at once, with its key path.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly on unexpected errors"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use amas_config::{LoadOptions, TokenPrices, codes, load};
 

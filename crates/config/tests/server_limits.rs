@@ -1,12 +1,7 @@
 //! The `server` hardening settings: documented defaults, partial overrides keep the rest, and
 //! every bad value is reported at once with its key path.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly on unexpected errors"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::time::Duration;
 

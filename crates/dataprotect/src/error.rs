@@ -1,6 +1,8 @@
 //! Errors of the data-protection engine. Each carries a stable code documented under
 //! `docs/errors/`. Messages never contain the scanned text.
 
+use amas_types::codes;
+
 /// Errors a caller acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum DataProtectError {
@@ -28,11 +30,11 @@ impl DataProtectError {
     /// The stable public code.
     pub const fn code(&self) -> &'static str {
         match self {
-            Self::Config { .. } => "AMAS-DP-0001",
-            Self::JsonTooDeep { .. } => "AMAS-DP-0002",
-            Self::TooLarge { .. } => "AMAS-DP-0003",
-            Self::InvalidUtf8 { .. } => "AMAS-DP-0004",
-            Self::InvalidJson { .. } => "AMAS-DP-0005",
+            Self::Config { .. } => codes::DP_CONFIG,
+            Self::JsonTooDeep { .. } => codes::DP_TOO_DEEP,
+            Self::TooLarge { .. } => codes::DP_TOO_LARGE,
+            Self::InvalidUtf8 { .. } => codes::DP_NOT_UTF8,
+            Self::InvalidJson { .. } => codes::DP_NOT_JSON,
         }
     }
 }

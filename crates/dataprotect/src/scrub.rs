@@ -48,8 +48,6 @@ pub fn scrub(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test")]
-
     use super::scrub;
 
     #[test]

@@ -1,6 +1,6 @@
 //! Per-detector true positives and near misses, through the public scan API.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
 
 use amas_dataprotect::{DataProtector, FindingKind};
 

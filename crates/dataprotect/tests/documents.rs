@@ -1,7 +1,7 @@
 //! Realistic mixed documents: what is found, what the redacted text looks like, and how the
 //! document is classified.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
 
 use amas_dataprotect::{DataProtector, FindingKind, Level, Tag, TenantKey};
 

@@ -1,7 +1,5 @@
 //! Property tests: redaction is idempotent, no detected span survives, JSON keeps its shape.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
-
 use amas_dataprotect::{DataProtector, TenantKey};
 use proptest::prelude::*;
 use serde_json::Value;

@@ -1,8 +1,6 @@
 //! Hostile input: invalid UTF-8, NUL bytes, huge texts, deep JSON. Each gives a clear error or
 //! a bounded result, never a panic.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
-
 use amas_dataprotect::{DataProtectError, DataProtector, FindingKind, TenantKey};
 
 fn key() -> TenantKey {

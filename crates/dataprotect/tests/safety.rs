@@ -1,7 +1,7 @@
 //! Content safety: lexicon hits with obfuscation, no hits on ordinary words, actions per
 //! category from config, and the pluggable classifier path.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
 
 use amas_dataprotect::safety::{ClassifierError, SafetyHit};
 use amas_dataprotect::{

@@ -10,10 +10,8 @@
 //! call is answered from the memo, as a repeated principal/agent/tool is in a task).
 //! Run: `cargo bench -p amas-governance --bench gate` (`PERCENTILES_ONLY=1` skips criterion).
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     reason = "a benchmark fails loudly on unexpected errors"
 )]
 

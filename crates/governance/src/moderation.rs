@@ -4,6 +4,7 @@
 //! read from the configured environment variable once, sent as a bearer token, and never
 //! appears in an error, a log line or a `Debug` output.
 
+use amas_types::codes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ impl ModerationSetupError {
     /// The stable public code.
     pub const fn code(&self) -> &'static str {
         match self {
-            Self::MissingKey { .. } | Self::Client(_) => "AMAS-DP-0001",
+            Self::MissingKey { .. } | Self::Client(_) => codes::DP_CONFIG,
         }
     }
 }
@@ -170,7 +171,7 @@ impl ContentClassifier for ModerationClassifier {
             let (true, Some(category)) = (*flagged, category_of(name)) else {
                 continue;
             };
-            #[allow(
+            #[expect(
                 clippy::cast_possible_truncation,
                 reason = "a score within 0..=1 fits an f32"
             )]

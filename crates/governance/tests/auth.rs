@@ -1,7 +1,7 @@
 //! Token verification against the local issuer: the happy path and every way a token must be
 //! refused. Hostile tokens are signed with the real key read from disk, so only the property
 //! under test is wrong.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "test helpers outside #[test] fns: a failed set-up should abort the test"
 )]

@@ -2,13 +2,6 @@
 //! the bundle does not read (task, arguments, usage) are answered from the memo with the same
 //! verdict, a call that differs in what it reads is evaluated, and `/metrics` shows which.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code fails loudly"
-)]
-
 use std::sync::Arc;
 
 use amas_config::LoadOptions;

@@ -3,12 +3,7 @@
 //! goes out as a bearer token and never into an error; an outage (error status, garbage,
 //! timeout, nothing listening) falls back to the lexicon with `classifier_unavailable` set.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly on unexpected errors"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +49,10 @@ impl Mock {
         let app = axum::Router::new()
             .route("/v1/moderations", post(moderate))
             .with_state(mock.clone());
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test scaffolding: a server or a race that ends with the test"
+        )]
         tokio::spawn(async move { axum::serve(listener, app).await });
         mock
     }

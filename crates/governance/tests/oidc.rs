@@ -5,12 +5,7 @@
 //!
 //! Hostile tokens are signed with the real provider key, so only the property under test is
 //! wrong.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -71,6 +66,10 @@ impl MockIdp {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/protocol/openid-connect/certs", get(certs))
             .with_state(Arc::clone(&state));
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test scaffolding: a server or a race that ends with the test"
+        )]
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { base, state }
     }

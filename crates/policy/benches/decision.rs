@@ -9,7 +9,7 @@
 //! `cargo bench -p amas-policy --bench decision` runs both; `DECISION_CASES=bytecode,trivial`
 //! keeps the cases whose names contain one of the words, `PERCENTILES_ONLY=1` skips criterion.
 
-#![allow(clippy::unwrap_used, reason = "benchmark setup")]
+#![expect(clippy::unwrap_used, reason = "benchmark setup")]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

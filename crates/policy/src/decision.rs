@@ -1,5 +1,6 @@
 //! Decision points and the decision document every policy returns.
 
+use amas_types::codes;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,7 @@ impl DecisionPoint {
 
 /// The stable code of a fail-closed deny (docs/errors/AMAS-POL-0005.md), for the pipeline's
 /// typed denial error.
-pub const POLICY_ERROR_CODE: &str = "AMAS-POL-0005";
+pub const POLICY_ERROR_CODE: &str = codes::POL_EVAL_FAILED;
 
 /// The verdict on one action. `allow` is final: when it is false and `require_approval` is true,
 /// the action may proceed once approvals satisfying the policy are in the input; when both are

@@ -1,6 +1,7 @@
 //! Typed errors of policy loading and test-case files. Evaluation never returns an error: it
 //! fails closed into a deny [`crate::Decision`] instead.
 
+use amas_types::codes;
 use std::path::PathBuf;
 
 /// Why a bundle or a test file could not be used. Messages never contain input documents.
@@ -29,10 +30,10 @@ impl PolicyError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Read { .. } => "AMAS-POL-0001",
-            Self::Compile { .. } => "AMAS-POL-0002",
-            Self::Incomplete { .. } => "AMAS-POL-0003",
-            Self::TestFile { .. } => "AMAS-POL-0004",
+            Self::Read { .. } => codes::POL_UNREADABLE,
+            Self::Compile { .. } => codes::POL_COMPILE,
+            Self::Incomplete { .. } => codes::POL_INCOMPLETE,
+            Self::TestFile { .. } => codes::POL_BAD_TEST_FILE,
         }
     }
 }

@@ -503,8 +503,6 @@ fn minimal(mut paths: Vec<InputPath>) -> Vec<InputPath> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
-
     use super::*;
 
     fn reads(body: &str) -> BundleReads {

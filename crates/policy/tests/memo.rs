@@ -2,12 +2,7 @@
 //! every shipped case and on random variations of them, never stale when a field the bundle
 //! reads changes, and never used for a bundle that reads the clock.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code fails loudly"
-)]
+#![expect(clippy::unwrap_used, reason = "test code fails loudly")]
 
 use amas_policy::{
     Decision, DecisionPoint, EngineOptions, PolicyBundle, PolicyEngine, PolicyFile,

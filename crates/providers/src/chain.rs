@@ -79,11 +79,13 @@ impl ProviderChain {
             match self.call(link, request).await {
                 Ok(response) => return Ok(response),
                 Err(error) if falls_back(&error) => {
+                    // The message can quote the provider's body, so only the code is logged
+                    // here (providers has no scrubber: dataprotect is a sibling); the whole
+                    // error still reaches the caller inside `AllFailed`.
                     tracing::warn!(
                         gen_ai.provider = %link.provider.name(),
                         amas.agent = %request.agent,
                         error.code = error.code(),
-                        error.message = %amas_dataprotect::scrub(&error.to_string()),
                         "Model call failed; falling back to the next provider."
                     );
                     errors.push(error);

@@ -1,5 +1,6 @@
 //! Provider errors. Each variant says whether the chain may fall back to the next provider.
 
+use amas_types::codes;
 use std::time::Duration;
 
 /// Why a model call failed.
@@ -43,15 +44,15 @@ impl ProviderError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unavailable { .. } => "AMAS-PROV-0001",
-            Self::RateLimited { .. } => "AMAS-PROV-0002",
-            Self::Timeout { .. } => "AMAS-PROV-0003",
-            Self::BadResponse { .. } => "AMAS-PROV-0004",
-            Self::ModelMissing { .. } => "AMAS-PROV-0005",
-            Self::CircuitOpen { .. } => "AMAS-PROV-0006",
-            Self::Config { .. } => "AMAS-PROV-0007",
-            Self::Inference { .. } => "AMAS-PROV-0008",
-            Self::AllFailed(_) => "AMAS-PROV-0009",
+            Self::Unavailable { .. } => codes::PROV_UNAVAILABLE,
+            Self::RateLimited { .. } => codes::PROV_RATE_LIMITED,
+            Self::Timeout { .. } => codes::PROV_TIMEOUT,
+            Self::BadResponse { .. } => codes::PROV_BAD_RESPONSE,
+            Self::ModelMissing { .. } => codes::PROV_MODEL_MISSING,
+            Self::CircuitOpen { .. } => codes::PROV_CIRCUIT_OPEN,
+            Self::Config { .. } => codes::PROV_CONFIG,
+            Self::Inference { .. } => codes::PROV_INFERENCE,
+            Self::AllFailed(_) => codes::PROV_ALL_FAILED,
         }
     }
 }

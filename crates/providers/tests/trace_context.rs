@@ -1,13 +1,6 @@
 //! The OpenAI-compatible backend sends the W3C `traceparent` of the model call's span, so the
 //! provider (or a gateway in front of it) can join the task's trace; outside any span, none.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly on unexpected errors"
-)]
-
 use std::time::Duration;
 
 use serde_json::json;

@@ -17,10 +17,9 @@
 //!
 //! Run: `cargo bench -p amas-runtime --bench governed_action`.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
     reason = "a benchmark fails loudly on unexpected errors"
 )]
 

@@ -7,10 +7,8 @@
 //! on): its time per iteration / 96 is the amortized cost of one durable step under load.
 //! Run: `cargo bench -p amas-runtime --bench orchestration`.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
-    clippy::panic,
     reason = "a benchmark fails loudly on unexpected errors"
 )]
 

@@ -57,42 +57,32 @@ impl RuntimeError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::UnknownTaskType { .. } => "AMAS-TASK-0001",
-            Self::QueueFull { .. } => "AMAS-TASK-0003",
-            Self::NotFound(_) => "AMAS-TASK-0004",
-            Self::ShuttingDown => "AMAS-TASK-0005",
-            Self::Setup { .. } => "AMAS-TASK-0006",
-            Self::Denied { .. } | Self::Forbidden { .. } => "AMAS-GOV-0001",
-            Self::ApprovalNotFound(_) => "AMAS-APPR-0001",
-            Self::ApprovalSettled { .. } => "AMAS-APPR-0002",
-            Self::SelfApproval { .. } => "AMAS-GOV-0008",
-            Self::NotAnApprover { .. } => "AMAS-GOV-0011",
-            Self::AlreadyVoted { .. } => "AMAS-APPR-0003",
-            Self::ApprovalUnavailable { .. } => "AMAS-APPR-0004",
-            Self::ContentBlocked { .. } => "AMAS-SAFE-0001",
+            Self::UnknownTaskType { .. } => amas_types::codes::TASK_UNKNOWN_TYPE,
+            Self::QueueFull { .. } => amas_types::codes::TASK_QUEUE_FULL,
+            Self::NotFound(_) => amas_types::codes::TASK_NOT_FOUND,
+            Self::ShuttingDown => amas_types::codes::TASK_SHUTTING_DOWN,
+            Self::Setup { .. } => amas_types::codes::TASK_AGENT_SETUP,
+            Self::Denied { .. } | Self::Forbidden { .. } => amas_types::codes::GOV_POLICY_DENIED,
+            Self::ApprovalNotFound(_) => amas_types::codes::APPR_NOT_FOUND,
+            Self::ApprovalSettled { .. } => amas_types::codes::APPR_ALREADY_SETTLED,
+            Self::SelfApproval { .. } => amas_types::codes::GOV_SELF_APPROVAL,
+            Self::NotAnApprover { .. } => amas_types::codes::GOV_NOT_AN_APPROVER,
+            Self::AlreadyVoted { .. } => amas_types::codes::APPR_ALREADY_VOTED,
+            Self::ApprovalUnavailable { .. } => amas_types::codes::APPR_UNAVAILABLE,
+            Self::ContentBlocked { .. } => amas_types::codes::SAFE_SUBMISSION_BLOCKED,
             Self::Store(e) => e.code(),
         }
     }
 }
 
-/// Stable codes journaled when a step or task fails (the `code` of `ErrorInfo`).
+/// The codes journaled when a step or task fails (the `code` of `ErrorInfo`), by their short
+/// names; the codes and their summaries are defined once, in the registry
+/// [`amas_types::codes`].
 pub mod codes {
-    /// The step's input broke the agent's input contract.
-    pub const INPUT_CONTRACT: &str = "AMAS-STEP-0001";
-    /// Every attempt's output broke the agent's output contract.
-    pub const OUTPUT_CONTRACT: &str = "AMAS-STEP-0002";
-    /// The step used more tokens than the agent's budget.
-    pub const TOKEN_BUDGET: &str = "AMAS-STEP-0003";
-    /// The task's workflow is no longer configured.
-    pub const WORKFLOW_GONE: &str = "AMAS-STEP-0004";
-    /// An upstream step failed, so the task cannot finish.
-    pub const UPSTREAM_FAILED: &str = "AMAS-STEP-0005";
-    /// The model call did not finish within the agent's timeout.
-    pub const STEP_TIMEOUT: &str = "AMAS-STEP-0006";
-    /// The agent used its task-wide token quota (`quotas.tokens_per_task`).
-    pub const TOKEN_QUOTA: &str = "AMAS-GOV-0005";
-    /// Policy allowed none of the agent's providers for the prompt's data.
-    pub const MODEL_CALL_DENIED: &str = "AMAS-STEP-0008";
-    /// A model's output is in a content-safety category whose action is `block`.
-    pub const OUTPUT_UNSAFE: &str = "AMAS-SAFE-0002";
+    pub use amas_types::codes::{
+        GOV_QUOTA as TOKEN_QUOTA, SAFE_OUTPUT_BLOCKED as OUTPUT_UNSAFE,
+        STEP_INPUT_CONTRACT as INPUT_CONTRACT, STEP_MODEL_CALL_DENIED as MODEL_CALL_DENIED,
+        STEP_OUTPUT_CONTRACT as OUTPUT_CONTRACT, STEP_TIMEOUT, STEP_TOKEN_BUDGET as TOKEN_BUDGET,
+        STEP_UPSTREAM_FAILED as UPSTREAM_FAILED, STEP_WORKFLOW_GONE as WORKFLOW_GONE,
+    };
 }

@@ -417,8 +417,13 @@ impl Runtime {
             return;
         };
         let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move {
-            while let Some(task) = rx.recv().await {
+        let mut stopping = amas_telemetry::tasks::global().stopping();
+        amas_telemetry::tasks::spawn("runtime.dispatcher", async move {
+            // At shutdown queued tasks stay in their journal and resume at the next start.
+            while let Some(task) = tokio::select! {
+                t = rx.recv() => t,
+                () = stopping.wait() => None,
+            } {
                 let Ok(permit) = Arc::clone(&inner.slots).acquire_owned().await else {
                     break;
                 };
@@ -431,7 +436,7 @@ impl Runtime {
                     .queue_depth
                     .set(i64::try_from(depth).unwrap_or(i64::MAX));
                 let inner = Arc::clone(&inner);
-                tokio::spawn(async move {
+                amas_telemetry::tasks::spawn("runtime.task", async move {
                     run_one(&inner, task).await;
                     drop(permit);
                 });

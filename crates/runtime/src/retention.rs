@@ -311,18 +311,23 @@ fn node_of(event: &JournalEvent) -> Option<String> {
 
 impl Runtime {
     /// Runs [`Runtime::purge_expired`] every `retention.purge_interval` (the first run after
-    /// one interval) until the handle is aborted or the runtime shuts down. A failed run is
+    /// one interval) until the handle is aborted, the runtime shuts down or the process's
+    /// tasks are told to stop (`amas_telemetry::tasks`); a run under way then finishes. A failed run is
     /// logged and retried at the next tick.
     #[must_use]
     pub fn spawn_retention(&self) -> tokio::task::JoinHandle<()> {
         let runtime = self.clone();
         let every = self.inner.config.retention.purge_interval;
-        tokio::spawn(async move {
+        let mut stopping = amas_telemetry::tasks::global().stopping();
+        amas_telemetry::tasks::spawn("retention.purge", async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = stopping.wait() => return,
+                }
                 if runtime
                     .inner
                     .shutting_down

@@ -179,7 +179,7 @@ impl StepRun<'_> {
                         }
                         Some(_) | None => CallResult::Message(
                             serde_json::json!({"error": {
-                                "code": "AMAS-GOV-0005",
+                                "code": amas_types::codes::GOV_QUOTA,
                                 "message": "no tool calls are available in this step; answer now",
                             }})
                             .to_string(),

@@ -34,7 +34,7 @@ use crate::writer::TaskWriter;
 
 /// A tool call whose start is journaled but whose result is not, for a non-idempotent tool:
 /// it may have happened, so it is not run again.
-pub(crate) const UNCERTAIN_SIDE_EFFECT: &str = "AMAS-STEP-0007";
+pub(crate) const UNCERTAIN_SIDE_EFFECT: &str = amas_types::codes::STEP_UNCERTAIN_SIDE_EFFECT;
 
 /// What a step needs to run tools: the gate, the task's identity, and its shared usage.
 pub(crate) struct ToolRunner {
@@ -221,7 +221,7 @@ impl ToolRunner {
 
     /// The audit record of a model call's answer: provider and model, tokens, estimated cost
     /// (millionths of the price unit) and latency. Never the prompt or the answer.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "the record's identity and the usage, all named"
     )]
@@ -249,7 +249,7 @@ impl ToolRunner {
             .with_details(json!({"model": model}));
         if let Some(cost) = cost {
             // Rounded to whole millionths; costs are non-negative and far below u64::MAX.
-            #[allow(
+            #[expect(
                 clippy::cast_possible_truncation,
                 clippy::cast_sign_loss,
                 reason = "a non-negative cost in millionths fits in u64"
@@ -274,7 +274,7 @@ impl ToolRunner {
 
     /// The audit record of a tool-call decision: the deciding stage, its reasons, the tool, and
     /// a hash of the parameters (never the parameters themselves).
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "the record's identity, the decision and the DLP facts, all named"
     )]
@@ -367,7 +367,7 @@ impl ToolRunner {
 
     /// Decides, runs and journals one call; `prior` is what the journal already says about it
     /// and `approval` the approval request already opened for it (after a restart).
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "the step's context, the call, and what the journal knows of it"
     )]
@@ -738,7 +738,7 @@ impl ToolRunner {
     }
 
     /// Journals a refusal (with `events` before it) and tells the model why.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one call site per outcome, all named"
     )]

@@ -3,11 +3,10 @@
 //! high-risk calls in production need two distinct approvers, a denial or a timeout reaches the
 //! model as a tool error, and a restart in the middle loses nothing.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]
 

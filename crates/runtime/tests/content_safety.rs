@@ -3,7 +3,7 @@
 //! answer in a `flag` category (violence) goes on with the verdict journaled, ordinary words
 //! that contain lexicon terms pass untouched, and replay asks each journaled verdict again.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -4,7 +4,7 @@
 //! outbound tool call's parameters are blocked or redacted per DLP config; and replay asks
 //! every such decision again and gets the same answers.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -3,7 +3,7 @@
 //! them; a purge as of a later time tombstones expired payloads, keeps the graph, and is
 //! idempotent; a dry run changes nothing.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

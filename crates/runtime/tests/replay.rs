@@ -3,7 +3,7 @@
 //! task used, exactly that decision is listed, with what it was and what it would be now; only
 //! auditors of the task's tenant may replay through the runtime.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -3,11 +3,10 @@
 //! quotas hit exactly at their limit, and no silent re-run of a non-idempotent tool after a
 //! restart.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]
 

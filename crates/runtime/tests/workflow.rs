@@ -2,11 +2,10 @@
 //! retries with feedback, failure after the limit, cancellation, and recovery from a journal that
 //! stopped mid-step.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::type_complexity,
     reason = "tests fail loudly on unexpected errors"
 )]
 

@@ -1,6 +1,7 @@
 //! The store's typed errors, each with a stable public code documented under `docs/errors/`.
 
 use amas_types::TaskId;
+use amas_types::codes;
 
 /// Why a store operation failed. Messages never contain connection strings or credentials.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +43,14 @@ impl StoreError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Conflict { .. } => "AMAS-STORE-0001",
-            Self::InvalidAppend(_) => "AMAS-STORE-0002",
-            Self::Backend(_) => "AMAS-STORE-0003",
-            Self::Corrupt(_) => "AMAS-STORE-0004",
-            Self::Migration(_) => "AMAS-STORE-0005",
-            Self::InvalidConfig(_) => "AMAS-STORE-0006",
-            Self::NotPurgeable { .. } => "AMAS-STORE-0007",
-            Self::Closed => "AMAS-STORE-0008",
+            Self::Conflict { .. } => codes::STORE_CONFLICT,
+            Self::InvalidAppend(_) => codes::STORE_INVALID_APPEND,
+            Self::Backend(_) => codes::STORE_BACKEND,
+            Self::Corrupt(_) => codes::STORE_CORRUPT,
+            Self::Migration(_) => codes::STORE_MIGRATION,
+            Self::InvalidConfig(_) => codes::STORE_CONFIG,
+            Self::NotPurgeable { .. } => codes::STORE_NOT_PURGEABLE,
+            Self::Closed => codes::STORE_CLOSED,
         }
     }
 

@@ -541,6 +541,11 @@ impl TaskJournal for PostgresStore {
     }
 }
 
+/// One transaction per append for now: the shared commit is SQLite's (the embedded default);
+/// PostgreSQL's many-writer deployment batches per worker instead.
+#[async_trait]
+impl crate::GroupCommit for PostgresStore {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,8 +570,3 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
-
-/// One transaction per append for now: the shared commit is SQLite's (the embedded default);
-/// PostgreSQL's many-writer deployment batches per worker instead.
-#[async_trait]
-impl crate::GroupCommit for PostgresStore {}

@@ -2,12 +2,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), one schema per test, and two processes appending
 //! to one chain.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![expect(clippy::expect_used, clippy::panic, reason = "tests")]
 
 use std::sync::Arc;
 
@@ -54,6 +49,10 @@ async fn two_processes_append_to_one_chain() {
     };
     let mut tasks = Vec::new();
     for store in [first.clone(), second.clone()] {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test scaffolding: a server or a race that ends with the test"
+        )]
         tasks.push(tokio::spawn(async move {
             for _ in 0..20 {
                 store.append(&[record(), record()]).await.unwrap();

@@ -1,13 +1,6 @@
 //! The audit conformance suite against SQLite, in memory and on disk, and what a file on disk
 //! adds: the chain survives a reopen and goes on from its head.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
-
 use std::sync::Arc;
 
 use amas_store::SqliteStore;

@@ -113,6 +113,10 @@ async fn a_hang_answers_once_released() {
     let mock = MockOpenAi::start().await.unwrap();
     mock.set_default("m", Behaviour::Hang);
     let base_url = mock.base_url();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test scaffolding: a server or a race that ends with the test"
+    )]
     let pending = tokio::spawn(async move { chat(&base_url, "m").await.0 });
     while mock.request_count("m") == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

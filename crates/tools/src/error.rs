@@ -5,24 +5,14 @@ use std::time::Duration;
 
 use amas_config::Violation;
 
-/// Stable error codes; never reused. Each has a page `docs/errors/<code>.md`.
+/// The tool codes, by their short names; the codes and their summaries are defined once, in
+/// the registry [`amas_types::codes`].
 pub mod codes {
-    /// The parameters do not match the tool's JSON Schema (or its own finer checks).
-    pub const INVALID_PARAMS: &str = "AMAS-TOOL-0001";
-    /// The sandbox refused the call: SSRF target, path escape, blocked pattern, write statement.
-    pub const REFUSED: &str = "AMAS-TOOL-0002";
-    /// The tool did not finish within its configured timeout.
-    pub const TIMEOUT: &str = "AMAS-TOOL-0003";
-    /// Input or output exceeded a configured size limit.
-    pub const TOO_LARGE: &str = "AMAS-TOOL-0004";
-    /// The tool ran and failed (I/O error, remote error, database error).
-    pub const FAILED: &str = "AMAS-TOOL-0005";
-    /// No tool of that name is registered.
-    pub const NOT_FOUND: &str = "AMAS-TOOL-0006";
-    /// The tool exists as a policy target only, or lacks configuration it needs.
-    pub const DISABLED: &str = "AMAS-TOOL-0007";
-    /// The tool's result does not match its declared output schema.
-    pub const INVALID_OUTPUT: &str = "AMAS-TOOL-0008";
+    pub use amas_types::codes::{
+        TOOL_DISABLED as DISABLED, TOOL_FAILED as FAILED, TOOL_INVALID_PARAMS as INVALID_PARAMS,
+        TOOL_NOT_FOUND as NOT_FOUND, TOOL_REFUSED as REFUSED, TOOL_TIMEOUT as TIMEOUT,
+        TOOL_TOO_LARGE as TOO_LARGE, TOOL_INVALID_OUTPUT as INVALID_OUTPUT,
+    };
 }
 
 /// A tool call that produced no result. Messages never contain secrets (database URLs,

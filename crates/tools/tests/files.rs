@@ -1,7 +1,7 @@
 //! The workspace sandbox of `file_read` / `file_write`: traversal, absolute paths and symlinks
 //! leading outside are refused, and a refused write leaves nothing outside the workspace.
 
-#![allow(
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] fns"

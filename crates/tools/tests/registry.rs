@@ -1,11 +1,7 @@
 //! The registry: loading `tools.yaml` (every problem at once, overrides by name), schema
 //! validation of parameters, and the timeout and output limit enforced around every tool.
 
-#![allow(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test helpers outside #[test] fns"
-)]
+#![expect(clippy::expect_used, reason = "test helpers outside #[test] fns")]
 
 mod common;
 

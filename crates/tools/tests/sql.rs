@@ -2,7 +2,7 @@
 //! (`AMAS_TEST_DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/test`) in a schema of
 //! its own. Reads work, writes and blocked tables are refused, the row limit holds.
 
-#![allow(
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] fns"
@@ -160,6 +160,10 @@ async fn postgres_reads_in_a_read_only_transaction_and_refuses_writes() {
     let items = format!("{schema}.items");
     let (items2, schema2) = (items.clone(), schema.clone());
     // Spawned so that a failed assertion still lets the schema be dropped below.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test scaffolding: a server or a race that ends with the test"
+    )]
     let result = tokio::spawn(async move {
         let (items, schema) = (items2, schema2);
         let out = run(

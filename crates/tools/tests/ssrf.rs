@@ -3,7 +3,7 @@
 //! canary server that must receive nothing; every other range only through the address policy
 //! and a connector that records attempts, so no test sends a packet outside loopback.
 
-#![allow(
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] fns"

@@ -2,12 +2,7 @@
 //! can join the task's trace; outside any span it sends none. A loopback server stands in for
 //! the remote one (the address policy lets exactly its socket through) and records headers.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly on unexpected errors"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 
@@ -54,6 +49,10 @@ async fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test scaffolding: a server or a race that ends with the test"
+    )]
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -2,6 +2,7 @@
 //! source of truth for execution state. No I/O lives here.
 
 mod approval;
+pub mod codes;
 mod event;
 mod ids;
 mod lineage;

@@ -246,7 +246,7 @@ impl TaskState {
             JournalEvent::TaskFailed { error } => self.error = Some(error.clone()),
             JournalEvent::TaskCancelled { reason } => {
                 self.error = Some(ErrorInfo {
-                    code: "AMAS-TASK-0002".to_owned(),
+                    code: crate::codes::TASK_CANCELLED.to_owned(),
                     message: format!("cancelled: {reason}"),
                 });
             }

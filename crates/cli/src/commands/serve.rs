@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use amas_api::AppState;
 use amas_governance::LocalIssuer;
@@ -17,6 +17,9 @@ use crate::bootstrap::{build_gate, build_policy, build_runtime, init_telemetry, 
 
 /// How long running tasks get to reach a pause at shutdown.
 const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the other background tasks (SSE streams, the retention job, JWKS refresh,
+/// policy-reload audits) get to finish once told to stop; the ones left are aborted and named.
+const TASKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let mut config = load_config(global)?;
@@ -41,7 +44,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let verifier = Arc::new(verifier_from_config(&config.auth, issuer)?);
     runtime.start().await;
     runtime.recover().await?;
-    let retention = runtime.spawn_retention();
+    // Tracked: it stops with the other background tasks at shutdown.
+    let _retention = runtime.spawn_retention();
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -57,10 +61,19 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         config,
     };
     amas_api::serve(listener, state, shutdown_signal()).await?;
-    retention.abort();
-    // Running tasks stop (they resume at the next start) before the audit log closes, so no
-    // decision they made misses it.
+    // Running tasks stop (they resume at the next start), then every other tracked background
+    // task, before the audit log closes: the records they queued are committed, not lost.
     runtime.drain(DRAIN_PATIENCE).await;
+    let tasks = amas_telemetry::tasks::global()
+        .shutdown(TASKS_PATIENCE)
+        .await;
+    if !tasks.abandoned.is_empty() {
+        warn!(
+            tasks = ?tasks.abandoned,
+            finished = tasks.finished,
+            "Background tasks did not finish in time; abandoned."
+        );
+    }
     runtime.close_audit().await;
     info!("AMAS stopped serving; unfinished tasks resume at the next start.");
     Ok(0)

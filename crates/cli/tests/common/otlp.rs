@@ -65,9 +65,17 @@ pub async fn start_collector() -> (SocketAddr, Collector) {
         .await
         .expect("collector binds");
     let addr = listener.local_addr().expect("collector address");
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test scaffolding: a server or a race that ends with the test"
+    )]
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let service = TowerToHyperService::new(service.clone());
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "test scaffolding: a server or a race that ends with the test"
+            )]
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)

@@ -3,6 +3,8 @@
 //! Messages are fixed text: they never echo the token or any value taken from it (issuer, kid),
 //! because those are attacker-controlled and end up in logs and response bodies.
 
+use amas_types::codes;
+
 /// An authentication failure, or a failure of the local key store.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AuthError {
@@ -46,21 +48,21 @@ impl AuthError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Missing => "AMAS-AUTH-0001",
-            Self::Malformed(_) => "AMAS-AUTH-0002",
-            Self::UnsupportedAlgorithm => "AMAS-AUTH-0003",
-            Self::UnknownIssuer => "AMAS-AUTH-0004",
-            Self::UnknownKey => "AMAS-AUTH-0005",
-            Self::BadSignature => "AMAS-AUTH-0006",
-            Self::Expired => "AMAS-AUTH-0007",
-            Self::NotYetValid => "AMAS-AUTH-0008",
-            Self::WrongAudience => "AMAS-AUTH-0009",
-            Self::WrongIssuer => "AMAS-AUTH-0010",
-            Self::KeyStore(_) => "AMAS-AUTH-0011",
-            Self::TooOld => "AMAS-AUTH-0012",
-            Self::MissingTenant => "AMAS-AUTH-0013",
-            Self::TooLarge => "AMAS-AUTH-0014",
-            Self::KeysUnavailable => "AMAS-AUTH-0015",
+            Self::Missing => codes::AUTH_NO_TOKEN,
+            Self::Malformed(_) => codes::AUTH_MALFORMED_TOKEN,
+            Self::UnsupportedAlgorithm => codes::AUTH_ALGORITHM_REJECTED,
+            Self::UnknownIssuer => codes::AUTH_UNTRUSTED_ISSUER,
+            Self::UnknownKey => codes::AUTH_UNKNOWN_KEY,
+            Self::BadSignature => codes::AUTH_BAD_SIGNATURE,
+            Self::Expired => codes::AUTH_EXPIRED,
+            Self::NotYetValid => codes::AUTH_NOT_YET_VALID,
+            Self::WrongAudience => codes::AUTH_WRONG_AUDIENCE,
+            Self::WrongIssuer => codes::AUTH_ISSUER_MISMATCH,
+            Self::KeyStore(_) => codes::AUTH_KEY_STORE,
+            Self::TooOld => codes::AUTH_TOO_OLD,
+            Self::MissingTenant => codes::AUTH_NO_TENANT,
+            Self::TooLarge => codes::AUTH_TOO_LARGE,
+            Self::KeysUnavailable => codes::AUTH_KEYS_UNAVAILABLE,
         }
     }
 

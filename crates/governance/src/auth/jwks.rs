@@ -157,7 +157,7 @@ impl JwksSource {
     /// after a failure, again after `min_refresh`.
     pub fn spawn_refresh(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
-        tokio::spawn(refresh_loop(weak))
+        amas_telemetry::tasks::spawn("jwks.refresh", refresh_loop(weak))
     }
 
     /// Fetches now, whatever the cache says.
@@ -390,6 +390,7 @@ impl KeySource for JwksSource {
 }
 
 async fn refresh_loop(weak: Weak<JwksSource>) {
+    let mut stopping = amas_telemetry::tasks::global().stopping();
     loop {
         let Some(source) = weak.upgrade() else {
             return;
@@ -397,7 +398,10 @@ async fn refresh_loop(weak: Weak<JwksSource>) {
         let due = source.next_refresh();
         drop(source);
         if let Some(due) = due {
-            tokio::time::sleep_until(due.into()).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(due.into()) => {}
+                () = stopping.wait() => return,
+            }
         }
         let Some(source) = weak.upgrade() else {
             return;

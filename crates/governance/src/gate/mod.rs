@@ -64,26 +64,17 @@ pub mod obligations {
     pub const KNOWN: [&str; 1] = [REDACT];
 }
 
-/// Stable codes of governance denials.
+/// The codes of governance denials, by their short names; the codes and their summaries are
+/// defined once, in the registry [`amas_types::codes`].
 pub mod codes {
-    pub const POLICY_DENIED: &str = "AMAS-GOV-0001";
-    pub const NOT_ALLOWLISTED: &str = "AMAS-GOV-0002";
-    pub const INVALID_PARAMS: &str = "AMAS-GOV-0003";
-    pub const SANDBOX: &str = "AMAS-GOV-0004";
-    pub const QUOTA: &str = "AMAS-GOV-0005";
-    pub const APPROVAL_REQUIRED: &str = "AMAS-GOV-0006";
-    pub const UNKNOWN_TOOL: &str = "AMAS-GOV-0007";
-    /// The requester tried to approve their own request.
-    pub const SELF_APPROVAL: &str = "AMAS-GOV-0008";
-    /// An approver denied the request.
-    pub const APPROVAL_DENIED: &str = "AMAS-GOV-0009";
-    /// Nobody decided before the request expired.
-    pub const APPROVAL_EXPIRED: &str = "AMAS-GOV-0010";
-    /// The caller holds none of the configured approver roles.
-    pub const NOT_AN_APPROVER: &str = "AMAS-GOV-0011";
-    /// Policy allowed under an obligation AMAS cannot carry out (unknown, or nothing to
-    /// redact).
-    pub const OBLIGATION_UNMET: &str = "AMAS-GOV-0012";
+    pub use amas_types::codes::{
+        GOV_APPROVAL_DENIED as APPROVAL_DENIED, GOV_APPROVAL_EXPIRED as APPROVAL_EXPIRED,
+        GOV_APPROVAL_REQUIRED as APPROVAL_REQUIRED, GOV_INVALID_PARAMS as INVALID_PARAMS,
+        GOV_NOT_ALLOWLISTED as NOT_ALLOWLISTED, GOV_NOT_AN_APPROVER as NOT_AN_APPROVER,
+        GOV_OBLIGATION_UNMET as OBLIGATION_UNMET, GOV_POLICY_DENIED as POLICY_DENIED,
+        GOV_QUOTA as QUOTA, GOV_SANDBOX as SANDBOX, GOV_SELF_APPROVAL as SELF_APPROVAL,
+        GOV_UNKNOWN_TOOL as UNKNOWN_TOOL,
+    };
 }
 
 /// Everything the pipeline needs to know about one requested tool call.

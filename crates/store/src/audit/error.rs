@@ -2,6 +2,7 @@
 
 use super::checkpoint::SignError;
 use crate::StoreError;
+use amas_types::codes;
 
 /// Why an audit operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +22,8 @@ impl AuditError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Closed => "AMAS-AUDIT-0001",
-            Self::Signing(_) => "AMAS-AUDIT-0002",
+            Self::Closed => codes::AUDIT_CLOSED,
+            Self::Signing(_) => codes::AUDIT_CHECKPOINT_UNSIGNED,
             Self::Store(e) => e.code(),
         }
     }

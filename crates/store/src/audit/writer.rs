@@ -151,9 +151,15 @@ impl AuditWriter {
             written: None,
             listener: Arc::clone(&listener),
         };
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "joined by AuditWriter::shutdown, after every tracked task that may still \
+                      write (amas serve closes the audit log last)"
+        )]
+        let worker = tokio::spawn(worker.run());
         Self {
             tx,
-            worker: Mutex::new(Some(tokio::spawn(worker.run()))),
+            worker: Mutex::new(Some(worker)),
             journal,
             listener,
         }

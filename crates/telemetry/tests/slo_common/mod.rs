@@ -1,8 +1,11 @@
 //! Runs promtool and amtool for the SLO tests. A missing tool is a failure that says how to
 //! install it, never a skip: CI must prove the rendered files against the real tools.
-
-#![allow(dead_code, reason = "each test crate uses a different subset")]
 #![allow(
+    dead_code,
+    reason = "compiled into several test binaries, each using a subset: an expect would be \
+              unfulfilled in those using all (allow_attributes checks outer attributes only)"
+)]
+#![expect(
     clippy::unwrap_used,
     clippy::panic,
     reason = "test helpers: a failure must stop the test with its message"

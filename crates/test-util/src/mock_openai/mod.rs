@@ -63,6 +63,10 @@ impl MockOpenAi {
         let state = MockState::default();
         let (tx, rx) = oneshot::channel::<()>();
         let served = state.clone();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test support: the mock server's task is owned and ended by its handle"
+        )]
         let task = tokio::spawn(async move {
             let _ = serve(listener, served, async {
                 let _ = rx.await;

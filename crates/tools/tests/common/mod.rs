@@ -1,8 +1,11 @@
 //! Shared test helpers: a workspace context, the default registry config, and the outside-world
 //! doubles for `http_fetch` (a map resolver, a recording connector, a loopback canary server).
-
-#![allow(dead_code, reason = "each test binary uses a subset")]
 #![allow(
+    dead_code,
+    reason = "compiled into several test binaries, each using a subset: an expect would be \
+              unfulfilled in those using all (allow_attributes checks outer attributes only)"
+)]
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] fns"
@@ -151,6 +154,10 @@ pub async fn canary(redirect_to: Option<String>, body: String) -> Canary {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test scaffolding: a server or a race that ends with the test"
+    )]
     tokio::spawn(async move { axum::serve(listener, app).await });
     Canary { addr, hits, hosts }
 }
