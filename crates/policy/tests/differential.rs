@@ -3,7 +3,10 @@
 //! generated inputs of every decision point: well-formed ones (mostly bytecode) and malformed
 //! ones (a null, a number, a string or a wrong container wherever the bundle reads a value).
 //! Both also agree with regorus evaluating the whole, uncut input document, which checks the
-//! engine's input projection and conversion.
+//! engine's input projection and conversion, and the embedded bundle decides as
+//! `tests/reference_bundle/` (the bundle before its rules were restructured for speed), errors
+//! included: a restructuring of the Rego must not change a decision. (A policy change that is
+//! meant to change decisions updates the reference bundle in the same commit.)
 
 #![expect(clippy::unwrap_used, reason = "test helpers outside #[test] fns")]
 
@@ -21,6 +24,20 @@ fn engine(evaluation: Evaluation) -> RegoPolicyEngine {
         ..EngineOptions::default()
     };
     RegoPolicyEngine::new(PolicyBundle::embedded(), options).unwrap()
+}
+
+/// The bundle the embedded one must decide exactly like, on the interpreter.
+fn reference_engine() -> RegoPolicyEngine {
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference_bundle"
+    ));
+    let options = EngineOptions {
+        evaluation: Evaluation::Interpreter,
+        memo_capacity: 0,
+        ..EngineOptions::default()
+    };
+    RegoPolicyEngine::new(PolicyBundle::from_dir(dir).unwrap(), options).unwrap()
 }
 
 /// regorus itself on the whole input: no projection, regorus' own JSON conversion.
@@ -273,14 +290,19 @@ proptest! {
     #[test]
     fn guarded_evaluation_decides_as_the_interpreter(point in point(), input in input()) {
         thread_local! {
-            static ENGINES: (RegoPolicyEngine, RegoPolicyEngine, regorus::Engine) =
-                (engine(Evaluation::Guarded), engine(Evaluation::Interpreter), raw_engine());
+            static ENGINES: (RegoPolicyEngine, RegoPolicyEngine, regorus::Engine, RegoPolicyEngine) = (
+                engine(Evaluation::Guarded),
+                engine(Evaluation::Interpreter),
+                raw_engine(),
+                reference_engine(),
+            );
         }
-        ENGINES.with(|(guarded, interpreter, raw)| {
+        ENGINES.with(|(guarded, interpreter, raw, before)| {
             let fast = guarded.decide(point, &input);
             let reference = interpreter.decide(point, &input);
             prop_assert_eq!(doc(&fast), doc(&reference), "{}", input);
             prop_assert_eq!(doc(&reference), raw_doc(raw, point, &input), "{}", input);
+            prop_assert_eq!(doc(&reference), doc(&before.decide(point, &input)), "{}", input);
             Ok(())
         })?;
     }
