@@ -3,7 +3,24 @@ package amas.tool
 
 import data.amas.lib
 
-decision := lib.decision_with_obligations(allow, require_approval, deny, needs, grant, obligations)
+# The document lib.decision_with_obligations builds, built here from rules: this is the hottest
+# decision point, and evaluation pays for every function call and every set passed to one.
+decision := {
+	"allow": allow,
+	"require_approval": require_approval,
+	"reasons": reasons,
+	"rules": sort([r.rule | some r in ((deny | needs) | grant)]),
+	"obligations": sort([o | some o in obligations; allow]),
+}
+
+# lib.reasons, as a rule: the denies, else what needs approval, else the grants.
+reasons := sort([e.reason | some e in deny]) if {
+	count(deny) > 0
+} else := sort([e.reason | some e in needs]) if {
+	require_approval
+} else := sort([e.reason | some e in grant]) if {
+	allow
+} else := ["no rule allows this action (default deny)"]
 
 default allow := false
 
@@ -37,7 +54,7 @@ agent_tools := {
 	"synthesis": {"calculator", "file_write"},
 }
 
-is_admin if lib.has_role(input.principal, "admin")
+is_admin if "admin" in input.principal.roles
 
 high_risk if input.tool.risk in {"high", "critical"}
 
@@ -112,8 +129,16 @@ obligations contains "redact" if {
 	count(dlp_redacted) > 0
 }
 
-deny contains {"rule": "tool.bad_approval", "reason": msg} if {
-	some msg in lib.bad_approvals(object.get(input, "approvals", []))
+# Approval entries that make the request suspicious: a hard deny, never something to wait on.
+deny contains {"rule": "tool.bad_approval", "reason": "an approval without an approver was supplied"} if {
+	some a in approvals
+	a.approver == ""
+}
+
+deny contains {"rule": "tool.bad_approval", "reason": sprintf("approval denied by %s", [a.approver])} if {
+	some a in approvals
+	a.decision == "deny"
+	a.approver != ""
 }
 
 deny contains {"rule": "tool.unknown_risk", "reason": sprintf("tool %s has no known risk level", [input.tool.name])} if {
@@ -139,7 +164,9 @@ needs contains {"rule": "tool.production_high_risk_dual_approval", "reason": spr
 	high_risk
 }
 
-approvers := lib.valid_approvers(object.get(input, "approvals", []), input.principal)
+approvals := object.get(input, "approvals", [])
+
+approvers := lib.valid_approvers(approvals, input.principal)
 
 required_approvers := 2 if {
 	input.environment == "production"

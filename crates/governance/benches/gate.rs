@@ -5,7 +5,8 @@
 //! The per-minute rate quota would refuse a tight loop after its first few calls, so the
 //! `allowed` case raises the agent's `calls_per_minute` (every stage runs and passes); the
 //! `rate_refused` case keeps the configured limit (after the limit, the quota stage refuses).
-//! Both run on the default (interpreter) and the opt-in bytecode policy evaluation, each with
+//! Both run on the default (guarded: bytecode for well-formed inputs), the interpreter-only and
+//! the bytecode-only policy evaluation, each with
 //! the decision memo off (`fresh`: every call evaluates the bundle) and on (`memo`: the repeated
 //! call is answered from the memo, as a repeated principal/agent/tool is in a task).
 //! Run: `cargo bench -p amas-governance --bench gate` (`PERCENTILES_ONLY=1` skips criterion).
@@ -57,6 +58,7 @@ fn cases() -> Vec<Case> {
     unlimited.quotas.calls_per_minute = u32::MAX;
     let mut cases = Vec::new();
     for (evaluation, label) in [
+        (Evaluation::Guarded, "guarded"),
         (Evaluation::Interpreter, "interpreter"),
         (Evaluation::Bytecode, "bytecode"),
     ] {

@@ -1,13 +1,16 @@
-//! Decision latency of the default bundle at every decision point, on the tree interpreter (the
-//! default) and the bytecode VM, against a trivial `allow := true` bundle; with criterion, then
-//! a plain loop printing p50/p99 over 20 000 timed calls each.
+//! Decision latency of the default bundle at every decision point, on the default guarded
+//! evaluation (bytecode for well-formed inputs, the interpreter for the rest), the tree
+//! interpreter alone and the bytecode VM alone, against a trivial `allow := true` bundle; with
+//! criterion, then a plain loop printing p50/p99 over 20 000 timed calls each.
 //!
 //! Each evaluation runs three ways: `fresh` (memo off: every call evaluates the bundle),
 //! `memo_hit` (the same input again: what a repeated principal/agent/tool pays) and `memo_miss`
 //! (a new principal on every call, so every call misses and evaluates: the memo's overhead).
 //!
 //! `cargo bench -p amas-policy --bench decision` runs both; `DECISION_CASES=bytecode,trivial`
-//! keeps the cases whose names contain one of the words, `PERCENTILES_ONLY=1` skips criterion.
+//! keeps the cases whose names contain one of the words, `PERCENTILES_ONLY=1` skips criterion,
+//! `DECISION_POLICY_DIR=dir` measures the bundle in `dir` instead of the embedded one (only
+//! the embedded bundle runs guarded: another bundle's `guarded` cases run on the interpreter).
 
 #![expect(clippy::unwrap_used, reason = "benchmark setup")]
 
@@ -44,6 +47,13 @@ fn trivial_engine() -> RegoPolicyEngine {
         options(Evaluation::Bytecode, 0),
     )
     .unwrap()
+}
+
+fn bundle() -> PolicyBundle {
+    match std::env::var_os("DECISION_POLICY_DIR") {
+        Some(dir) => PolicyBundle::from_dir(std::path::Path::new(&dir)).unwrap(),
+        None => PolicyBundle::embedded(),
+    }
 }
 
 /// The tool-call input as the gate builds it (`ToolGate::policy_input`).
@@ -107,14 +117,20 @@ const DISTINCT_INPUTS: usize = 22_000;
 
 fn cases() -> Vec<Case> {
     let filter = std::env::var("DECISION_CASES").unwrap_or_default();
-    let mut cases = vec![Case {
-        name: "trivial/tool_call".to_owned(),
-        engine: trivial_engine(),
-        point: DecisionPoint::ToolCall,
-        inputs: vec![tool_input("code_reviewer", "code_analyzer")],
-        expect_allow: true,
-    }];
+    // Only the cases asked for are built: the memo_miss inputs alone are 22 000 documents each.
+    let wanted = |name: &str| filter.split(',').any(|f| name.contains(f));
+    let mut cases = Vec::new();
+    if wanted("trivial/tool_call") {
+        cases.push(Case {
+            name: "trivial/tool_call".to_owned(),
+            engine: trivial_engine(),
+            point: DecisionPoint::ToolCall,
+            inputs: vec![tool_input("code_reviewer", "code_analyzer")],
+            expect_allow: true,
+        });
+    }
     for (evaluation, label) in [
+        (Evaluation::Guarded, "guarded"),
         (Evaluation::Bytecode, "bytecode"),
         (Evaluation::Interpreter, "interpreter"),
     ] {
@@ -141,6 +157,10 @@ fn cases() -> Vec<Case> {
                 ("memo_hit", amas_policy::DEFAULT_MEMO_CAPACITY),
                 ("memo_miss", amas_policy::DEFAULT_MEMO_CAPACITY),
             ] {
+                let name = format!("{label}/{memo}/{name}");
+                if !wanted(&name) {
+                    continue;
+                }
                 let inputs = if memo == "memo_miss" {
                     (0..DISTINCT_INPUTS)
                         .map(|i| {
@@ -157,12 +177,8 @@ fn cases() -> Vec<Case> {
                     vec![input.clone()]
                 };
                 cases.push(Case {
-                    name: format!("{label}/{memo}/{name}"),
-                    engine: RegoPolicyEngine::new(
-                        PolicyBundle::embedded(),
-                        options(evaluation, capacity),
-                    )
-                    .unwrap(),
+                    name,
+                    engine: RegoPolicyEngine::new(bundle(), options(evaluation, capacity)).unwrap(),
                     point,
                     inputs,
                     expect_allow,
@@ -170,7 +186,6 @@ fn cases() -> Vec<Case> {
             }
         }
     }
-    cases.retain(|c| filter.split(',').any(|f| c.name.contains(f)));
     for case in &cases {
         let d = case.engine.decide(case.point, &case.inputs[0]);
         assert!(
@@ -218,12 +233,15 @@ fn percentiles() {
             .collect();
         samples.sort();
         let at = |q: f64| samples[((CALLS as f64 * q) as usize).min(CALLS - 1)];
+        let ran = case.engine.evaluator_stats();
         println!(
-            "percentiles {:<36} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls)",
+            "percentiles {:<36} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls; evaluated on bytecode {}, interpreter {})",
             case.name,
             at(0.50),
             at(0.99),
-            samples[CALLS - 1]
+            samples[CALLS - 1],
+            ran.bytecode,
+            ran.interpreter,
         );
     }
 }

@@ -5,7 +5,8 @@
 //! VM runs a flat instruction stream over preallocated registers, about five times faster for
 //! the default bundle. A VM holds only per-run state (registers, rule cache, the input), so one
 //! VM serves many decisions in turn; the pool keeps one per concurrent caller instead of one per
-//! decision. Opt-in only: see [`crate::Evaluation::Bytecode`] for where its semantics differ.
+//! decision. Its semantics differ from the interpreter's on malformed inputs
+//! ([`crate::Evaluation::Bytecode`]), so by default it only runs inputs `crate::shape` accepts.
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -1,23 +1,23 @@
 //! The [`PolicyEngine`] trait and its regorus implementation: the bundle is parsed, checked and
-//! prepared once at load; each decision evaluates the one rule of its decision point on a clone
-//! of the prepared interpreter (or, opted in, on a pooled bytecode VM), so nothing is shared
-//! mutably between concurrent callers.
+//! prepared once at load; each decision evaluates the one rule of its decision point on a pooled
+//! bytecode VM or on a clone of the prepared interpreter ([`Evaluation`] says which, per input),
+//! so nothing is shared mutably between concurrent callers.
 
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use regorus::utils::limits::ExecutionTimerConfig;
-
-use serde::Deserialize as _;
 
 use crate::bundle::PolicyBundle;
 use crate::bytecode::BytecodeEvaluator;
 use crate::decision::{Decision, DecisionDoc, DecisionPoint};
 use crate::error::PolicyError;
 use crate::memo::{DecisionMemo, MemoStats};
-use crate::reads::BundleReads;
+use crate::reads::{BundleReads, InputPath};
+use crate::{input, shape};
 
 /// Authorizes actions. Implementations never fail: any problem is a deny ([`Decision::policy_error`]).
 pub trait PolicyEngine: Send + Sync {
@@ -48,17 +48,32 @@ impl Default for EngineOptions {
 /// How decisions are evaluated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Evaluation {
-    /// regorus' tree interpreter: the reference semantics, and the default.
+    /// The default: bytecode where it is known to decide exactly as the interpreter, the
+    /// interpreter everywhere else. For the embedded bundle (or a directory holding the same
+    /// files), an input whose every read value has its expected type (`crate::shape`) runs on
+    /// the VM; any other input, and every input of any other bundle, runs on the interpreter.
+    /// Decisions are those of [`Evaluation::Interpreter`], failures included, only faster.
     #[default]
+    Guarded,
+    /// regorus' tree interpreter for every decision: the reference semantics.
     Interpreter,
-    /// regorus bytecode (RVM), compiled at load: about five times faster, but in regorus 0.14
-    /// NOT equivalent to the interpreter outside well-formed inputs. A conflict between rule
-    /// definitions makes the rule undefined instead of an error, and an error inside a rule body
-    /// (a type error, division by zero) only skips that body; so a bundle or an input that the
-    /// interpreter denies as a policy error can come out as an allow or an approval request
-    /// (e.g. the default bundle with `approvals: null`). Both agree on every shipped YAML case.
+    /// regorus bytecode (RVM) for every decision, compiled at load: several times faster, but in
+    /// regorus 0.14 NOT equivalent to the interpreter outside well-formed inputs. A conflict
+    /// between rule definitions makes the rule undefined instead of an error, and an error inside
+    /// a rule body (iterating over null, a type error, division by zero) only skips that body;
+    /// so a bundle or an input that the interpreter denies as a policy error can come out as an
+    /// allow or an approval request (e.g. the default bundle with `approvals: null`). For
+    /// benchmarks and bundles whose authors vouch for their inputs.
     /// A bundle the bytecode compiler cannot handle (`with`) runs on the interpreter.
     Bytecode,
+}
+
+/// How many fresh decisions ran on each evaluator since the bundle was compiled (memo hits are
+/// in neither).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EvaluatorStats {
+    pub bytecode: u64,
+    pub interpreter: u64,
 }
 
 /// Distinct decisions kept per bundle: a few thousand (principal, agent, tool) combinations,
@@ -73,14 +88,24 @@ const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(31);
 pub struct RegoPolicyEngine {
     evaluator: Evaluator,
     bundle: PolicyBundle,
+    /// The input paths the bundle reads: each decision's input is cut down to them.
+    reads: Vec<InputPath>,
     /// `None` when the bundle calls a nondeterministic builtin or memoization is off.
     memo: Option<DecisionMemo>,
+    on_bytecode: AtomicU64,
+    on_interpreter: AtomicU64,
 }
 
 enum Evaluator {
     Bytecode(BytecodeEvaluator),
     /// The prepared interpreter, cloned per decision (boxed: it is ten times the VM pool's size).
     Interpreter(Box<regorus::Engine>),
+    /// The embedded bundle: bytecode for well-formed inputs ([`shape::well_formed`]), the
+    /// interpreter for the rest.
+    Guarded {
+        bytecode: BytecodeEvaluator,
+        interpreter: Box<regorus::Engine>,
+    },
 }
 
 impl std::fmt::Debug for RegoPolicyEngine {
@@ -144,14 +169,29 @@ impl RegoPolicyEngine {
                 );
                 None
             }
-            (None, capacity) => Some(DecisionMemo::new(reads.paths, capacity)),
+            (None, capacity) => Some(DecisionMemo::new(reads.paths.clone(), capacity)),
         };
+        // The shape of well-formed inputs was verified for the embedded bundle only: any other
+        // bundle, even one edit away, may raise errors the VM would skip.
+        let guardable =
+            bundle.hash() == PolicyBundle::embedded().hash() && reads.paths == shape::paths();
+        if options.evaluation == Evaluation::Guarded && !guardable {
+            tracing::info!(
+                policy.bundle = bundle.hash(),
+                "Policy bundle is not the embedded one; its decisions run on the interpreter."
+            );
+        }
         let bytecode = match options.evaluation {
             Evaluation::Bytecode => Some(BytecodeEvaluator::compile(&engine, timer)),
-            Evaluation::Interpreter => None,
+            Evaluation::Guarded if guardable => Some(BytecodeEvaluator::compile(&engine, timer)),
+            Evaluation::Guarded | Evaluation::Interpreter => None,
         };
         let evaluator = match bytecode {
             None => Evaluator::Interpreter(Box::new(engine)),
+            Some(Ok(bytecode)) if options.evaluation == Evaluation::Guarded => Evaluator::Guarded {
+                bytecode,
+                interpreter: Box::new(engine),
+            },
             Some(Ok(bytecode)) => Evaluator::Bytecode(bytecode),
             Some(Err(message)) => {
                 tracing::warn!(
@@ -165,14 +205,26 @@ impl RegoPolicyEngine {
         Ok(Self {
             evaluator,
             bundle,
+            reads: reads.paths,
             memo,
+            on_bytecode: AtomicU64::new(0),
+            on_interpreter: AtomicU64::new(0),
         })
     }
 
-    /// Whether decisions run as bytecode (false: on the interpreter fallback).
+    /// Whether decisions may run as bytecode (false: every decision runs on the interpreter).
     #[must_use]
     pub fn is_compiled(&self) -> bool {
-        matches!(self.evaluator, Evaluator::Bytecode(_))
+        !matches!(self.evaluator, Evaluator::Interpreter(_))
+    }
+
+    /// Fresh decisions per evaluator so far.
+    #[must_use]
+    pub fn evaluator_stats(&self) -> EvaluatorStats {
+        EvaluatorStats {
+            bytecode: self.on_bytecode.load(Ordering::Relaxed),
+            interpreter: self.on_interpreter.load(Ordering::Relaxed),
+        }
     }
 
     /// Memo hits and misses; `None` when decisions are not memoized.
@@ -214,15 +266,29 @@ impl RegoPolicyEngine {
         input: &serde_json::Value,
     ) -> Result<DecisionDoc, String> {
         let rule = point.rule();
-        // Straight from the borrowed JSON tree: no clone of the input, no text in between.
-        let input = regorus::Value::deserialize(input)
-            .map_err(|e| format!("the input cannot be converted for {rule}: {e}"))?;
-        let value = match &self.evaluator {
-            Evaluator::Bytecode(bytecode) => bytecode.eval(rule, input),
-            Evaluator::Interpreter(prepared) => {
-                let mut engine = regorus::Engine::clone(prepared);
-                engine.set_input(input);
-                engine.eval_rule(rule.to_owned()).map_err(|e| e.to_string())
+        let vm = match &self.evaluator {
+            Evaluator::Bytecode(bytecode) => Ok(bytecode),
+            Evaluator::Interpreter(interpreter) => Err(interpreter),
+            Evaluator::Guarded {
+                bytecode,
+                interpreter,
+            } => {
+                if shape::well_formed(input) {
+                    Ok(bytecode)
+                } else {
+                    Err(interpreter)
+                }
+            }
+        };
+        let input = input::project(input, &self.reads);
+        let value = match vm {
+            Ok(bytecode) => {
+                self.on_bytecode.fetch_add(1, Ordering::Relaxed);
+                bytecode.eval(rule, input)
+            }
+            Err(interpreter) => {
+                self.on_interpreter.fetch_add(1, Ordering::Relaxed);
+                interpret(interpreter, rule, input)
             }
         }
         .map_err(|e| format!("{rule} failed: {e}"))?;
@@ -235,6 +301,16 @@ impl RegoPolicyEngine {
             )
         })
     }
+}
+
+fn interpret(
+    prepared: &regorus::Engine,
+    rule: &str,
+    input: regorus::Value,
+) -> Result<regorus::Value, String> {
+    let mut engine = regorus::Engine::clone(prepared);
+    engine.set_input(input);
+    engine.eval_rule(rule.to_owned()).map_err(|e| e.to_string())
 }
 
 impl PolicyEngine for RegoPolicyEngine {

@@ -10,9 +10,11 @@ mod cases;
 mod decision;
 mod engine;
 mod error;
+mod input;
 mod memo;
 mod reads;
 mod reload;
+mod shape;
 
 pub use bundle::{PolicyBundle, PolicyFile};
 pub use cases::{
@@ -21,7 +23,8 @@ pub use cases::{
 };
 pub use decision::{Decision, DecisionPoint, POLICY_ERROR_CODE};
 pub use engine::{
-    DEFAULT_MEMO_CAPACITY, EngineOptions, Evaluation, PolicyEngine, RegoPolicyEngine,
+    DEFAULT_MEMO_CAPACITY, EngineOptions, Evaluation, EvaluatorStats, PolicyEngine,
+    RegoPolicyEngine,
 };
 pub use error::PolicyError;
 pub use memo::MemoStats;

@@ -1,0 +1,64 @@
+# Shared helpers: every decision point builds its document with lib.decision so the shape
+# ({allow, require_approval, reasons, rules}) is the same everywhere.
+#
+# Convention in every package:
+#   deny      contains {"rule": id, "reason": text}  hard denies; any one of them wins
+#   needs     contains {"rule": id, "reason": text}  conditions that an approval can satisfy
+#   grant     contains {"rule": id, "reason": text}  why the action may happen at all
+#   approved  true when the approvals in the input satisfy every entry of `needs`
+package amas.lib
+
+# The document returned to AMAS. `rules` lists the ids of every rule that matched, for
+# `amas policy eval` and the audit log.
+decision(allow, require_approval, deny, needs, grant) := {
+	"allow": allow,
+	"require_approval": require_approval,
+	"reasons": reasons(allow, require_approval, deny, needs, grant),
+	"rules": sort([r.rule | some r in ((deny | needs) | grant)]),
+}
+
+# The same document with `obligations`: what AMAS must do for an allow to hold (e.g.
+# "redact": send only the redacted data). Obligations are dropped on a deny.
+decision_with_obligations(allow, require_approval, deny, needs, grant, obligations) := object.union(
+	decision(allow, require_approval, deny, needs, grant),
+	{"obligations": sort([o | some o in obligations; allow])},
+)
+
+reasons(allow, require_approval, deny, needs, grant) := texts(deny) if {
+	count(deny) > 0
+} else := texts(needs) if {
+	require_approval
+} else := texts(grant) if {
+	allow
+} else := ["no rule allows this action (default deny)"]
+
+texts(entries) := sort([e.reason | some e in entries])
+
+has_role(principal, role) if role in principal.roles
+
+# The roles whose approvals count: `approvals.approver_roles` from AMAS's configuration, passed
+# in as `input.approver_roles`; without it, the default roles.
+approver_roles := object.get(input, "approver_roles", ["approver", "admin"])
+
+# Approvals that count: an explicit "approve" by a named approver holding an approving role,
+# who is not the requester.
+valid_approvers(approvals, principal) := {a.approver |
+	some a in approvals
+	a.decision == "approve"
+	a.approver != ""
+	a.approver != principal.sub
+	some role in a.roles
+	role in approver_roles
+}
+
+# Approval entries that make the request suspicious: a hard deny, never something to wait on.
+bad_approvals(approvals) := {msg |
+	some a in approvals
+	a.approver == ""
+	msg := "an approval without an approver was supplied"
+} | {msg |
+	some a in approvals
+	a.decision == "deny"
+	a.approver != ""
+	msg := sprintf("approval denied by %s", [a.approver])
+}

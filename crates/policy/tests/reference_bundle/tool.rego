@@ -1,0 +1,149 @@
+# Tool calls: which agent may call which tool, and when a human must approve first.
+package amas.tool
+
+import data.amas.lib
+
+decision := lib.decision_with_obligations(allow, require_approval, deny, needs, grant, obligations)
+
+default allow := false
+
+allow if {
+	count(deny) == 0
+	count(grant) > 0
+	approval_satisfied
+}
+
+default require_approval := false
+
+require_approval if {
+	count(deny) == 0
+	count(grant) > 0
+	count(needs) > 0
+	not approved
+}
+
+approval_satisfied if count(needs) == 0
+
+approval_satisfied if approved
+
+# Tools each configured agent may use beyond the generic grant below. The agent's
+# `allowed_tools` in config/agents.yaml is enforced separately: both must allow.
+agent_tools := {
+	"code_reviewer": {"code_analyzer", "file_read"},
+	"security_auditor": {"code_analyzer", "file_read", "vulnerability_scanner"},
+	"research": {"http_fetch", "calculator"},
+	"web_research": {"http_fetch"},
+	"analysis": {"calculator", "sql_query", "file_read"},
+	"synthesis": {"calculator", "file_write"},
+}
+
+is_admin if lib.has_role(input.principal, "admin")
+
+high_risk if input.tool.risk in {"high", "critical"}
+
+# ---- grants -------------------------------------------------------------------------------
+
+grant contains {"rule": "tool.agent_grant", "reason": sprintf("agent %s may use %s", [input.agent.id, input.tool.name])} if {
+	input.tool.name in agent_tools[input.agent.id]
+}
+
+# Pure or read-only low-risk tools are harmless enough for any agent.
+grant contains {"rule": "tool.low_risk_read_only", "reason": sprintf("%s is a low-risk tool without write or external effects", [input.tool.name])} if {
+	input.tool.risk == "low"
+	input.tool.side_effects in {"none", "read"}
+}
+
+grant contains {"rule": "tool.admin_grant", "reason": sprintf("admin %s may use %s", [input.principal.sub, input.tool.name])} if {
+	is_admin
+}
+
+# ---- hard denies --------------------------------------------------------------------------
+
+deny contains {"rule": "tool.reviewer_no_vulnerability_scanner", "reason": "code_reviewer may not use vulnerability_scanner (security audits belong to security_auditor)"} if {
+	input.agent.id == "code_reviewer"
+	input.tool.name == "vulnerability_scanner"
+}
+
+deny contains {"rule": "tool.system_executor_admin_only", "reason": "system_executor may only be requested by an admin"} if {
+	input.tool.name == "system_executor"
+	not is_admin
+}
+
+# Restricted data never leaves through a tool with external effects; when DLP redacts the
+# parameters, what counts is their level after redaction.
+deny contains {"rule": "tool.external_restricted_data", "reason": sprintf("%s has external side effects and the data is restricted", [input.tool.name])} if {
+	external
+	outbound_classification == "restricted"
+}
+
+# ---- data-loss prevention -----------------------------------------------------------------
+# AMAS scans every call's parameters and supplies the facts: input.dlp.types (finding types),
+# input.dlp.actions (the action config/dataprotect.yaml sets for each type found: block,
+# redact or allow), input.dlp.error (true when the parameters could not be scanned),
+# input.data.classification/tags and, when a type found is set to redact,
+# input.data.redacted (the level after redacting those types).
+
+external if input.tool.side_effects == "external"
+
+dlp_types := object.get(input, ["dlp", "types"], [])
+
+dlp_actions := object.get(input, ["dlp", "actions"], {})
+
+dlp_blocked := {t | some t in dlp_types; object.get(dlp_actions, t, "block") == "block"}
+
+dlp_redacted := {t | some t in dlp_types; object.get(dlp_actions, t, "block") == "redact"}
+
+outbound_classification := object.get(input, ["data", "redacted", "classification"], "restricted") if {
+	count(dlp_redacted) > 0
+} else := object.get(input, ["data", "classification"], "internal")
+
+deny contains {"rule": "tool.dlp_blocked", "reason": sprintf("%s reaches outside AMAS and its parameters carry %s data", [input.tool.name, concat(", ", sort(dlp_blocked))])} if {
+	external
+	count(dlp_blocked) > 0
+}
+
+deny contains {"rule": "tool.dlp_unscannable", "reason": sprintf("%s reaches outside AMAS and its parameters could not be scanned", [input.tool.name])} if {
+	external
+	object.get(input, ["dlp", "error"], false) == true
+}
+
+obligations contains "redact" if {
+	external
+	count(dlp_redacted) > 0
+}
+
+deny contains {"rule": "tool.bad_approval", "reason": msg} if {
+	some msg in lib.bad_approvals(object.get(input, "approvals", []))
+}
+
+deny contains {"rule": "tool.unknown_risk", "reason": sprintf("tool %s has no known risk level", [input.tool.name])} if {
+	not input.tool.risk in {"low", "medium", "high", "critical"}
+}
+
+# ---- approvals ----------------------------------------------------------------------------
+
+needs contains {"rule": "tool.system_executor_approval", "reason": "system_executor requires an approval"} if {
+	input.tool.name == "system_executor"
+}
+
+needs contains {"rule": "tool.marked_requires_approval", "reason": sprintf("%s is marked as requiring approval", [input.tool.name])} if {
+	input.tool.requires_approval == true
+}
+
+needs contains {"rule": "tool.critical_risk_approval", "reason": sprintf("%s is a critical-risk tool and requires approval", [input.tool.name])} if {
+	input.tool.risk == "critical"
+}
+
+needs contains {"rule": "tool.production_high_risk_dual_approval", "reason": sprintf("%s is high risk in production and requires two distinct approvers", [input.tool.name])} if {
+	input.environment == "production"
+	high_risk
+}
+
+approvers := lib.valid_approvers(object.get(input, "approvals", []), input.principal)
+
+required_approvers := 2 if {
+	input.environment == "production"
+	high_risk
+} else := 1
+
+approved if count(approvers) >= required_approvers
