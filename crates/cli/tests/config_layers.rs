@@ -6,7 +6,9 @@
 
 #![expect(
     clippy::unwrap_used,
-    reason = "tests fail loudly on unexpected errors"
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests (and the shared helpers) fail loudly on unexpected errors"
 )]
 
 mod common;
@@ -18,7 +20,13 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 /// `amas ARGS` with `env` set and no inherited `AMAS_CONFIG_DIR`; `stdin` piped in.
-fn amas(data: &Path, config: Option<&Path>, env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+fn amas(
+    data: &Path,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> Output {
     let mut cmd = Command::new(common::AMAS);
     cmd.arg("--data-dir").arg(data);
     if let Some(dir) = config {
@@ -32,7 +40,12 @@ fn amas(data: &Path, config: Option<&Path>, env: &[(&str, &str)], args: &[&str],
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -69,16 +82,33 @@ fn tools_env_overrides_reach_the_registry_and_the_gate() {
 
     let small = ("AMAS__TOOLS__CALCULATOR__MAX_OUTPUT_BYTES", "8");
     let out = amas(data.path(), None, &[ALLOW, small], &CALL, "");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["decision"]["outcome"], "allow");
-    assert_eq!(report["error"]["code"], amas_tools::codes::TOO_LARGE, "{report}");
+    assert_eq!(
+        report["error"]["code"],
+        amas_tools::codes::TOO_LARGE,
+        "{report}"
+    );
 
     let approval = ("AMAS__TOOLS__CALCULATOR__REQUIRES_APPROVAL", "true");
     let out = amas(data.path(), None, &[ALLOW, approval], &CALL, "");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["decision"]["outcome"], "require_approval", "{report}");
+    assert_eq!(
+        report["decision"]["outcome"], "require_approval",
+        "{report}"
+    );
     assert!(report.get("result").is_none(), "the tool did not run");
 }
 
@@ -90,16 +120,30 @@ fn dataprotect_env_override_changes_what_redact_prints() {
     let input = "write to jane.doe@example.com";
     let masked = amas(data.path(), None, &[], &["redact"], input);
     let masked = String::from_utf8(masked.stdout).unwrap();
-    assert!(masked.contains("@example.com") && !masked.contains("jane.doe"), "{masked}");
+    assert!(
+        masked.contains("@example.com") && !masked.contains("jane.doe"),
+        "{masked}"
+    );
 
     let tag = ("AMAS__DATAPROTECT__REDACTION__MODES__EMAIL", "tag");
     let out = amas(data.path(), None, &[tag], &["redact"], input);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "write to [EMAIL]");
 
     let rules = data.path().join("rules.yaml");
     std::fs::write(&rules, "redaction:\n  modes: { email: hash }\n").unwrap();
-    let out = amas(data.path(), None, &[tag], &["redact", "--rules", rules.to_str().unwrap()], input);
+    let out = amas(
+        data.path(),
+        None,
+        &[tag],
+        &["redact", "--rules", rules.to_str().unwrap()],
+        input,
+    );
     let hashed = String::from_utf8(out.stdout).unwrap();
     assert!(hashed.starts_with("write to [EMAIL:"), "{hashed}");
 }
@@ -133,11 +177,20 @@ fn invalid_values_in_every_file_are_reported_together() {
         let file = |name: &str| config.path().join(name).display().to_string();
         for (file, path) in [
             (file("tools.yaml"), "tools.calculator.timeout"),
-            (file("dataprotect.yaml"), "dataprotect.redaction.hash_hex_len"),
+            (
+                file("dataprotect.yaml"),
+                "dataprotect.redaction.hash_hex_len",
+            ),
             (file("settings.yaml"), "runtime.max_concurrent_tasks"),
-            ("env AMAS__DATAPROTECT__MIN_CONFIDENCE".to_owned(), "dataprotect.min_confidence"),
+            (
+                "env AMAS__DATAPROTECT__MIN_CONFIDENCE".to_owned(),
+                "dataprotect.min_confidence",
+            ),
         ] {
-            assert!(stderr.contains(&format!("{file}: {path}: ")), "{args:?}: {path}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{file}: {path}: ")),
+                "{args:?}: {path}: {stderr}"
+            );
         }
     }
 }
@@ -161,28 +214,69 @@ fn config_dump_shows_tools_and_dataprotect_and_no_secret() {
     )
     .unwrap();
     let env = [
-        ("AMAS_TEST_SQL_URL_VAR", "postgres://amas:hunter2-db-pw@db/reports"),
+        (
+            "AMAS_TEST_SQL_URL_VAR",
+            "postgres://amas:hunter2-db-pw@db/reports",
+        ),
         ("AMAS_TEST_MOD_KEY_VAR", "sk-mod-secret-123"),
         ("AMAS__TOOLS__HTTP_FETCH__TIMEOUT", "7s"),
     ];
-    let out = amas(data.path(), Some(config.path()), &env, &["config", "dump"], "");
+    let out = amas(
+        data.path(),
+        Some(config.path()),
+        &env,
+        &["config", "dump"],
+        "",
+    );
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     let dump = stdout_json(&out);
-    for section in ["server", "auth", "runtime", "providers", "agents", "workflows", "tools", "dataprotect"] {
+    for section in [
+        "server",
+        "auth",
+        "runtime",
+        "providers",
+        "agents",
+        "workflows",
+        "tools",
+        "dataprotect",
+    ] {
         assert!(dump.get(section).is_some(), "{section} missing");
     }
     assert_eq!(dump["tools"]["http_fetch"]["timeout_ms"], 7000);
     assert_eq!(dump["tools"]["calculator"]["risk"], "low");
     assert_eq!(dump["dataprotect"]["modes"]["email"], "mask");
-    assert_eq!(dump["dataprotect"]["safety_classifier"]["classifier"], "moderation");
-    assert_eq!(dump["dataprotect"]["safety_classifier"]["api_key_env"], "<redacted>");
-    assert_eq!(dump["tools"]["sql_query"]["settings"]["database"]["postgres"], "<redacted>");
+    assert_eq!(
+        dump["dataprotect"]["safety_classifier"]["classifier"],
+        "moderation"
+    );
+    assert_eq!(
+        dump["dataprotect"]["safety_classifier"]["api_key_env"],
+        "<redacted>"
+    );
+    assert_eq!(
+        dump["tools"]["sql_query"]["settings"]["database"]["postgres"],
+        "<redacted>"
+    );
 
-    let yaml = amas(data.path(), Some(config.path()), &env, &["config", "dump", "--format", "yaml"], "");
+    let yaml = amas(
+        data.path(),
+        Some(config.path()),
+        &env,
+        &["config", "dump", "--format", "yaml"],
+        "",
+    );
     assert_eq!(yaml.status.code(), Some(0));
     let yaml = String::from_utf8(yaml.stdout).unwrap();
-    assert!(yaml.contains("dataprotect:") && yaml.contains("http_fetch:"), "{yaml}");
-    for leak in ["AMAS_TEST_MOD_KEY_VAR", "sk-mod-secret-123", "AMAS_TEST_SQL_URL_VAR", "hunter2-db-pw"] {
+    assert!(
+        yaml.contains("dataprotect:") && yaml.contains("http_fetch:"),
+        "{yaml}"
+    );
+    for leak in [
+        "AMAS_TEST_MOD_KEY_VAR",
+        "sk-mod-secret-123",
+        "AMAS_TEST_SQL_URL_VAR",
+        "hunter2-db-pw",
+    ] {
         assert!(!text.contains(leak), "{leak} in the JSON dump");
         assert!(!yaml.contains(leak), "{leak} in the YAML dump");
     }
@@ -192,11 +286,21 @@ fn config_dump_shows_tools_and_dataprotect_and_no_secret() {
 #[test]
 fn tools_list_describes_every_embedded_tool() {
     let data = tempfile::tempdir().unwrap();
-    let list = stdout_json(&amas(data.path(), None, &[], &["tools", "list", "--format", "json"], ""));
+    let list = stdout_json(&amas(
+        data.path(),
+        None,
+        &[],
+        &["tools", "list", "--format", "json"],
+        "",
+    ));
     let tools = list.as_array().unwrap();
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
     let embedded = amas_tools::ToolsConfig::load(None, &[]).unwrap();
-    let expected: Vec<&str> = embedded.tools.iter().map(|t| t.spec.name.as_str()).collect();
+    let expected: Vec<&str> = embedded
+        .tools
+        .iter()
+        .map(|t| t.spec.name.as_str())
+        .collect();
     assert_eq!(names, expected);
     for tool in tools {
         for key in ["kind", "risk", "side_effects", "idempotent", "approval"] {
@@ -206,11 +310,17 @@ fn tools_list_describes_every_embedded_tool() {
     }
     let by = |name: &str| tools.iter().find(|t| t["name"] == name).unwrap();
     assert_eq!(by("system_executor")["risk"], "critical");
-    assert_eq!(by("system_executor")["approval"], "always (requires_approval)");
+    assert_eq!(
+        by("system_executor")["approval"],
+        "always (requires_approval)"
+    );
     assert_eq!(by("calculator")["approval"], "none");
 
     let text = amas(data.path(), None, &[], &["tools", "list"], "");
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains("http_fetch\n  kind: http_fetch  risk: medium"), "{text}");
+    assert!(
+        text.contains("http_fetch\n  kind: http_fetch  risk: medium"),
+        "{text}"
+    );
     assert!(text.contains("  parameters: {"), "{text}");
 }

@@ -22,8 +22,8 @@ use std::path::PathBuf;
 pub use contract::{Contract, Violation};
 pub use diag::KeyPath;
 pub use duration::parse_duration;
-pub use layers::{Checker, Layers, Section, load_section, parse_section};
 pub use error::{ConfigError, ConfigErrors, codes};
+pub use layers::{Checker, Layers, Section, load_section, parse_section};
 pub use model::*;
 
 /// Where configuration comes from, besides the embedded defaults.

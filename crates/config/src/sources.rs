@@ -334,7 +334,7 @@ fn merged(path: &KeyPath) -> bool {
             && parts
                 .iter()
                 .zip(segments)
-                .all(|(p, s)| *p == "*" || p == s)
+                .all(|(p, s)| *p == "*" || *p == s.as_str())
     })
 }
 
@@ -357,19 +357,20 @@ fn merge_deep(
             continue;
         };
         let child = path.child(k.as_str());
-        match (target.get_mut(k.as_str()), value) {
-            (_, Value::Null) => {
-                diag.origins.record(child, label);
-                target.remove(k.as_str());
-            }
-            (Some(Value::Mapping(below)), Value::Mapping(above)) if merged(&child) => {
-                merge_deep(below, above, &child, label, diag);
-            }
-            (_, value) => {
-                diag.origins.record(child, label);
-                target.insert(Value::from(k), value);
-            }
+        if value.is_null() {
+            diag.origins.record(child, label);
+            target.remove(k.as_str());
+            continue;
         }
+        if let (Some(Value::Mapping(below)), Value::Mapping(above)) =
+            (target.get_mut(k.as_str()), &value)
+            && merged(&child)
+        {
+            merge_deep(below, above.clone(), &child, label, diag);
+            continue;
+        }
+        diag.origins.record(child, label);
+        target.insert(Value::from(k), value);
     }
 }
 

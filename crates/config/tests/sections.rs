@@ -96,7 +96,10 @@ fn partial_files_merge_key_by_key_and_replace_units_whole() {
         at(&tools, "calculator.parameters.properties").is_none(),
         "a schema is replaced whole, never half-merged"
     );
-    assert_eq!(at(&tools, "sql_query.settings.row_limit"), Some(&Value::from(5)));
+    assert_eq!(
+        at(&tools, "sql_query.settings.row_limit"),
+        Some(&Value::from(5))
+    );
     assert!(
         at(&tools, "sql_query.settings.blocked_tables").is_some(),
         "other settings keep their defaults"
@@ -109,7 +112,10 @@ fn partial_files_merge_key_by_key_and_replace_units_whole() {
     assert_eq!(at(&dp, "redaction.modes.email"), Some(&Value::from("hash")));
     assert_eq!(at(&dp, "redaction.modes.phone"), Some(&Value::from("mask")));
     assert_eq!(at(&dp, "dlp.actions.email"), Some(&Value::from("allow")));
-    assert_eq!(at(&dp, "dlp.actions.credit_card"), Some(&Value::from("block")));
+    assert_eq!(
+        at(&dp, "dlp.actions.credit_card"),
+        Some(&Value::from("block"))
+    );
     assert_eq!(at(&dp, "min_confidence"), Some(&Value::from(0.45)));
 }
 
@@ -119,7 +125,10 @@ fn partial_files_merge_key_by_key_and_replace_units_whole() {
 fn env_sets_single_keys_and_the_command_line_file_is_on_top() {
     let env = [
         ("AMAS__TOOLS__CALCULATOR__MAX_OUTPUT_BYTES", "8"),
-        ("AMAS__TOOLS__HTTP_FETCH__SETTINGS__ALLOW_DOMAINS", "[example.com]"),
+        (
+            "AMAS__TOOLS__HTTP_FETCH__SETTINGS__ALLOW_DOMAINS",
+            "[example.com]",
+        ),
         ("AMAS__DATAPROTECT__REDACTION__MODES__EMAIL", "tag"),
         ("AMAS__DATAPROTECT__MIN_CONFIDENCE", "0.6"),
     ];
@@ -127,7 +136,10 @@ fn env_sets_single_keys_and_the_command_line_file_is_on_top() {
     let Tools(tools) = layers.section().unwrap();
     let DataProtect(dp) = layers.section().unwrap();
     layers.finish(Some(())).unwrap();
-    assert_eq!(at(&tools, "calculator.max_output_bytes"), Some(&Value::from(8)));
+    assert_eq!(
+        at(&tools, "calculator.max_output_bytes"),
+        Some(&Value::from(8))
+    );
     assert_eq!(at(&tools, "calculator.timeout"), Some(&Value::from("1s")));
     let allow = at(&tools, "http_fetch.settings.allow_domains").unwrap();
     assert_eq!(allow, &Value::Sequence(vec![Value::from("example.com")]));
@@ -160,10 +172,7 @@ fn problems_of_every_file_are_reported_together_with_file_and_path() {
         "runtime:\n  max_concurrent_tasks: 0\n",
     )
     .unwrap();
-    let mut layers = Layers::load(&opts(
-        Some(dir.path()),
-        &[("AMAS__TOOL__X__TIMEOUT", "1s")],
-    ));
+    let mut layers = Layers::load(&opts(Some(dir.path()), &[("AMAS__TOOL__X__TIMEOUT", "1s")]));
     let core = layers.core();
     let tools = layers.section::<Tools>();
     let errors = layers.finish(core.zip(tools)).err().unwrap();
@@ -172,10 +181,9 @@ fn problems_of_every_file_are_reported_together_with_file_and_path() {
     let bad = by("tools.bad.timeout").expect("the tool problem");
     assert_eq!(bad.file, file("tools.yaml"));
     assert!(
-        errors
-            .0
-            .iter()
-            .any(|e| e.path == "tool" && e.file == file("tools.yaml") && e.code == codes::UNKNOWN_KEY),
+        errors.0.iter().any(|e| e.path == "tool"
+            && e.file == file("tools.yaml")
+            && e.code == codes::UNKNOWN_KEY),
         "{errors}"
     );
     let parse = errors.0.iter().find(|e| e.code == codes::PARSE).unwrap();
@@ -185,16 +193,16 @@ fn problems_of_every_file_are_reported_together_with_file_and_path() {
         Some(file("settings.yaml"))
     );
     assert!(
-        errors.0.iter().any(|e| e.file == "env AMAS__TOOL__X__TIMEOUT"),
+        errors
+            .0
+            .iter()
+            .any(|e| e.file == "env AMAS__TOOL__X__TIMEOUT"),
         "a misspelt section variable is reported: {errors}"
     );
 
-    let one = load_section::<Tools>(&opts(
-        Some(dir.path()),
-        &[("AMAS__SERVR__LISTEN", "x")],
-    ))
-    .err()
-    .unwrap();
+    let one = load_section::<Tools>(&opts(Some(dir.path()), &[("AMAS__SERVR__LISTEN", "x")]))
+        .err()
+        .unwrap();
     assert!(
         one.0.iter().all(|e| e.file == file("tools.yaml")),
         "only the tools file is read: {one}"

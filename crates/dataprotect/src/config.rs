@@ -184,13 +184,19 @@ impl Section for DataProtectConfig {
         let kinds = root.child("classification").child("kinds");
         for kind in FindingKind::ALL {
             if !raw.classification.kinds.contains_key(&kind) {
-                cx.invalid(&kinds.child(kind.name()), "is missing: every finding type needs a class");
+                cx.invalid(
+                    &kinds.child(kind.name()),
+                    "is missing: every finding type needs a class",
+                );
             }
         }
         let actions = root.child("content_safety").child("actions");
         for cat in Category::ALL {
             if !raw.content_safety.actions.contains_key(&cat) {
-                cx.invalid(&actions.child(cat.name()), "is missing: every category needs an action");
+                cx.invalid(
+                    &actions.child(cat.name()),
+                    "is missing: every category needs an action",
+                );
             }
         }
         let safety_classifier =
@@ -273,7 +279,10 @@ fn classifier_choice(raw: &RawSafety, at: &KeyPath, cx: &mut Checker<'_>) -> Cla
     let moderation = match (raw.classifier, &raw.moderation) {
         (RawClassifier::Lexicon, _) => return ClassifierChoice::Lexicon,
         (RawClassifier::Moderation, None) => {
-            cx.invalid(&key, "is missing (content_safety.classifier is `moderation`)");
+            cx.invalid(
+                &key,
+                "is missing (content_safety.classifier is `moderation`)",
+            );
             return ClassifierChoice::Lexicon;
         }
         (RawClassifier::Moderation, Some(m)) => m,

@@ -3,12 +3,6 @@
 //! variable changes one limit that the registry then enforces, and a bad value names its file
 //! (or variable) and key path.
 
-#![expect(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly on unexpected errors"
-)]
-
 use std::path::Path;
 
 use amas_config::codes as cfg;
@@ -51,7 +45,12 @@ fn a_partial_entry_keeps_the_other_embedded_keys_and_tools() {
         panic!("http_fetch keeps its kind's settings: {:?}", fetch.settings);
     };
     assert_eq!(settings.max_redirects, 1);
-    assert!(settings.deny_domains.iter().any(|d| d == "metadata.google.internal"));
+    assert!(
+        settings
+            .deny_domains
+            .iter()
+            .any(|d| d == "metadata.google.internal")
+    );
 }
 
 #[tokio::test]
@@ -90,11 +89,17 @@ fn bad_values_name_their_file_or_variable_and_key() {
         .iter()
         .find(|e| e.path == "tools.calculator.timeout")
         .expect("the file's problem");
-    assert_eq!((timeout.code, timeout.file.as_str()), (cfg::INVALID_VALUE, file.as_str()));
+    assert_eq!(
+        (timeout.code, timeout.file.as_str()),
+        (cfg::INVALID_VALUE, file.as_str())
+    );
     let bytes = errors
         .0
         .iter()
         .find(|e| e.path == "tools.file_read.settings.max_bytes")
         .expect("the variable's problem");
-    assert_eq!(bytes.file, "env AMAS__TOOLS__FILE_READ__SETTINGS__MAX_BYTES");
+    assert_eq!(
+        bytes.file,
+        "env AMAS__TOOLS__FILE_READ__SETTINGS__MAX_BYTES"
+    );
 }

@@ -12,8 +12,7 @@ use amas_telemetry::Metrics;
 use crate::args::{Global, RetentionArgs, RetentionCommand, RetentionFormat};
 use crate::bootstrap::{
     Loaded, UsageError, build_gate, build_policy, build_runtime, data_protector, init_telemetry,
-    load,
-    open_existing_store,
+    load, open_existing_store,
 };
 use crate::commands::print_stdout;
 

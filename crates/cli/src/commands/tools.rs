@@ -168,7 +168,12 @@ fn text(tools: &ToolsConfig) -> String {
     let mut out = String::new();
     for spec in specs(tools) {
         let doc = describe(spec);
-        let field = |key: &str| doc.get(key).and_then(Value::as_str).unwrap_or("?").to_owned();
+        let field = |key: &str| {
+            doc.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned()
+        };
         let _ = writeln!(out, "{}", spec.name);
         let _ = writeln!(
             out,

@@ -277,7 +277,10 @@ fn sql(raw: RawSql, at: &KeyPath, cx: &mut Checker<'_>) -> Option<SqlSettings> {
         }
     };
     if raw.row_limit == 0 || raw.row_limit > 10_000 {
-        cx.invalid(&at.child("row_limit"), "row_limit must be between 1 and 10000");
+        cx.invalid(
+            &at.child("row_limit"),
+            "row_limit must be between 1 and 10000",
+        );
     }
     let timeout_at = at.child("statement_timeout");
     let statement_timeout = match parse_duration(&raw.statement_timeout) {
