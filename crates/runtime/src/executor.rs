@@ -31,14 +31,27 @@ pub(crate) async fn execute(
     writer: Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let records = inner.journal.read(task, 0).await?;
-    let Some(state) = TaskState::fold(&records) else {
+    // A task queued by this process is in the read model as submitted: nothing else to read.
+    // Anything further along (resumed after a restart) is folded from its whole journal.
+    let (state, records) = match inner.journal.cached(task) {
+        Some(state) if state.status == TaskStatus::Queued && state.steps.is_empty() => {
+            (Some(state), Vec::new())
+        }
+        _ => {
+            let records = inner.journal.store().read(task, 0).await?;
+            (TaskState::fold(&records), records)
+        }
+    };
+    let Some(state) = state else {
         warn!(task.id = %task, "Task has no valid journal; skipping.");
         return Ok(());
     };
     if state.status.is_terminal() {
         return Ok(());
     }
+    // Nothing of this run is appended yet: from here on the read model follows every append.
+    inner.journal.track(&state);
+    writer.seed(&state).await;
     let span = info_span!(
         "amas.task",
         task.id = %task,
@@ -227,7 +240,7 @@ async fn run_workflow(
         match outcome? {
             StepOutcome::Succeeded(output) => {
                 outputs.insert(name, output);
-                record_lineage(inner, state.id, &workflow, writer, None).await?;
+                record_lineage(inner, &workflow, writer, None).await?;
             }
             StepOutcome::Failed(error) => {
                 failed.get_or_insert(ErrorInfo {
@@ -253,7 +266,6 @@ async fn run_workflow(
         .unwrap_or(Value::Null);
     record_lineage(
         inner,
-        state.id,
         &workflow,
         writer,
         Some(JournalEvent::TaskSucceeded { result }),
@@ -265,33 +277,25 @@ async fn run_workflow(
 
 /// Journals the lineage nodes the task is missing (succeeded steps and their tool results; the
 /// result when `done` is the task's success, which is appended in the same batch, after them).
-/// Reads the journal so a step recovered after a restart gets its node too.
+/// Computed on the writer's view of the task (every event it queued, committed or not), so a
+/// step recovered after a restart gets its node too and no upstream is ever missed. Without
+/// `done` the nodes ride along with the next write: nothing waits on them, and a restart
+/// recomputes any that never made it.
 async fn record_lineage(
     inner: &Arc<Inner>,
-    task: TaskId,
     workflow: &amas_config::WorkflowConfig,
     writer: &Arc<TaskWriter>,
     done: Option<JournalEvent>,
 ) -> Result<(), StoreError> {
-    let records = inner.journal.read(task, 0).await?;
-    let mut batch = match TaskState::fold(&records) {
-        Some(state) => {
-            let result = match &done {
-                Some(JournalEvent::TaskSucceeded { result }) => Some(result),
-                _ => None,
-            };
-            lineage::events(lineage::missing_nodes(
-                &inner.protector,
-                workflow,
-                &state,
-                result,
-            ))
-        }
-        None => Vec::new(),
+    let result = match &done {
+        Some(JournalEvent::TaskSucceeded { result }) => Some(result.clone()),
+        _ => None,
     };
-    batch.extend(done);
-    if batch.is_empty() {
-        return Ok(());
-    }
-    writer.append_all(&batch).await
+    let protector = Arc::clone(&inner.protector);
+    writer
+        .lineage(
+            |view| lineage::missing_nodes(&protector, workflow, view, result.as_ref()),
+            done,
+        )
+        .await
 }

@@ -94,12 +94,15 @@ impl StepRun<'_> {
             .clone()
             .unwrap_or_else(|| empty_state(self.step, self.agent));
         if self.prior.is_none() {
+            // Queued, not awaited: nothing outside AMAS depends on the start, and the model
+            // answer's append (awaited) commits after it. A crash before it commits re-runs the
+            // step from its (deterministic) input.
             self.writer
-                .append(JournalEvent::StepStarted {
+                .send(vec![JournalEvent::StepStarted {
                     step: self.step.name.clone(),
                     agent: self.agent.id.clone(),
                     input: self.input.clone(),
-                })
+                }])
                 .await?;
         }
         let input_violations = self.agent.input_contract.check(&self.input);
@@ -203,7 +206,10 @@ impl StepRun<'_> {
                     step: self.step.name.clone(),
                     output: output.clone(),
                 });
-                self.writer.append_all(&pending).await?;
+                // Queued, not awaited: the next steps only use the output inside AMAS, and every
+                // later append (a tool's start, the task's end) commits after it. A crash before
+                // it commits re-runs the step.
+                self.writer.send(pending).await?;
                 info!(step = %self.step.name, turn, "Step succeeded.");
                 return Ok(StepOutcome::Succeeded(output));
             }
