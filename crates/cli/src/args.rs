@@ -229,7 +229,8 @@ pub struct RedactArgs {
     /// leaf is redacted and the document is printed back.
     #[arg(long, value_enum, default_value = "text")]
     pub format: RedactFormat,
-    /// A data-protection config file (default: the embedded config/dataprotect.yaml).
+    /// A `dataprotect.yaml` merged key by key above the effective configuration (embedded <
+    /// `--config` < `AMAS__DATAPROTECT__...` < this file).
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 }
@@ -248,30 +249,45 @@ pub struct ToolsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ToolsCommand {
+    /// Every configured tool: kind, risk, side effects, idempotence, approval rule and
+    /// parameter schema.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: ToolsFormat,
+    },
     /// Run one tool call through policy, contract, sandbox and quotas, then the tool; print the
     /// decision and the result as JSON. Exit 0 executed, 1 the tool failed, 3 denied or
     /// awaiting approval.
-    Call {
-        /// The tool's name (config/tools.yaml).
-        name: String,
-        /// The agent whose allowlist, sandbox and quotas apply.
-        #[arg(long)]
-        agent: String,
-        /// The call's parameters as a JSON object.
-        #[arg(long)]
-        params: String,
-        /// The task type the call is made for (policy input).
-        #[arg(long, default_value = "adhoc")]
-        task_type: String,
-        /// Who asks (policy input).
-        #[arg(long, default_value = "local-operator")]
-        sub: String,
-        /// A role of the caller; repeatable.
-        #[arg(long = "role", default_values_t = vec!["admin".to_owned()])]
-        roles: Vec<String>,
-        #[arg(long, default_value = "default")]
-        tenant: String,
-    },
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The tool's name (config/tools.yaml).
+    pub name: String,
+    /// The agent whose allowlist, sandbox and quotas apply.
+    #[arg(long)]
+    pub agent: String,
+    /// The call's parameters as a JSON object.
+    #[arg(long)]
+    pub params: String,
+    /// The task type the call is made for (policy input).
+    #[arg(long, default_value = "adhoc")]
+    pub task_type: String,
+    /// Who asks (policy input).
+    #[arg(long, default_value = "local-operator")]
+    pub sub: String,
+    /// A role of the caller; repeatable.
+    #[arg(long = "role", default_values_t = vec!["admin".to_owned()])]
+    pub roles: Vec<String>,
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ToolsFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -344,8 +360,18 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the effective configuration as JSON.
-    Dump,
+    /// Print the whole effective configuration (every section, tools and dataprotect
+    /// included; secrets and the names of variables holding them redacted).
+    Dump {
+        #[arg(long, value_enum, default_value = "json")]
+        format: DumpFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DumpFormat {
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use amas_config::{AmasConfig, LoadOptions, ProviderConfig};
+use amas_config::{AmasConfig, Layers, LoadOptions, ProviderConfig};
+use amas_dataprotect::{DataProtectConfig, DataProtector};
 use amas_governance::gate::ToolGate;
 use amas_policy::{
     EngineOptions, PolicyChange, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
@@ -17,7 +18,7 @@ use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
 use amas_store::SqliteStore;
 use amas_telemetry::{Metrics, TelemetryGuard};
-use amas_tools::ToolRegistry;
+use amas_tools::{ToolRegistry, ToolsConfig};
 
 use crate::args::{Global, LogFormat};
 
@@ -33,13 +34,69 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-pub fn load_config(global: &Global) -> anyhow::Result<AmasConfig> {
-    let options = LoadOptions {
-        config_dir: global.config.clone(),
-        env: std::env::vars().collect(),
+/// The effective configuration: every section of every layer (embedded < `--config` <
+/// `AMAS__...` < files named on the command line), validated together so one run reports every
+/// problem of every file. What commands run with, and what `amas config dump` prints.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: AmasConfig,
+    pub tools: ToolsConfig,
+    pub dataprotect: DataProtectConfig,
+}
+
+impl Loaded {
+    /// The whole configuration as one document, secrets redacted: the core sections, then
+    /// `tools` and `dataprotect`.
+    pub fn effective(&self) -> anyhow::Result<serde_json::Value> {
+        let mut doc = serde_json::to_value(&self.config)?;
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("tools".to_owned(), serde_json::to_value(&self.tools)?);
+            map.insert(
+                "dataprotect".to_owned(),
+                serde_json::to_value(&self.dataprotect)?,
+            );
+        }
+        Ok(doc)
+    }
+
+    /// SHA-256 of [`Loaded::effective`]: a change of any section between two starts shows in
+    /// the audit log as a change of hash.
+    pub fn sha256(&self) -> String {
+        self.effective()
+            .and_then(|doc| Ok(serde_json::to_vec(&doc)?))
+            .map(|bytes| amas_store::audit::hash_payload(&bytes))
+            .unwrap_or_else(|e| format!("<unserializable: {e}>"))
+    }
+}
+
+/// The layers' sources: `--config` and the process environment.
+pub fn load_options(global: &Global) -> LoadOptions {
+    LoadOptions::from_process(global.config.clone())
+}
+
+/// Loads the effective configuration; see [`Loaded`].
+pub fn load(global: &Global) -> anyhow::Result<Loaded> {
+    let mut layers = Layers::load(&load_options(global));
+    let config = layers.core();
+    let tools = layers.section::<ToolsConfig>();
+    let dataprotect = layers.section::<DataProtectConfig>();
+    let all = match (config, tools, dataprotect) {
+        (Some(config), Some(tools), Some(dataprotect)) => Some(Loaded {
+            config,
+            tools,
+            dataprotect,
+        }),
+        _ => None,
     };
-    amas_config::load(&options)
+    layers
+        .finish(all)
         .map_err(|errors| UsageError(format!("invalid configuration:\n{errors}")).into())
+}
+
+/// The core sections only, for commands that run no tool and scan no data (every file is
+/// still validated).
+pub fn load_config(global: &Global) -> anyhow::Result<AmasConfig> {
+    load(global).map(|loaded| loaded.config)
 }
 
 pub fn init_telemetry(global: &Global, default_filter: &str) -> anyhow::Result<TelemetryGuard> {
@@ -113,10 +170,7 @@ impl PolicyWatch {
     /// Records in the audit log what this process runs with (configuration and policy bundle
     /// hashes: a change between two starts shows as a change of hash), and every later policy
     /// reload or rejected bundle. Call inside the Tokio runtime.
-    pub async fn audit_to(&self, runtime: &Runtime, config: &AmasConfig) {
-        let config_hash = serde_json::to_vec(config)
-            .map(|bytes| amas_store::audit::hash_payload(&bytes))
-            .unwrap_or_else(|e| format!("<unserializable: {e}>"));
+    pub async fn audit_to(&self, runtime: &Runtime, config_hash: &str) {
         let record = amas_store::AuditRecord::new(
             &system_principal(),
             "config_change",
@@ -188,40 +242,31 @@ fn system_principal() -> amas_types::Principal {
     }
 }
 
-/// The tool-call gate: policy, the tool registry (embedded `tools.yaml` or the config dir's).
+/// The tool-call gate: policy, the tool registry and data protection of the effective
+/// configuration.
 pub fn build_gate(
     global: &Global,
     config: &AmasConfig,
+    tools: ToolsConfig,
+    protector: Arc<DataProtector>,
     policy: Arc<dyn PolicyEngine>,
     metrics: Metrics,
 ) -> anyhow::Result<Arc<ToolGate>> {
-    let tools = ToolRegistry::load(global.config.as_deref())
-        .map_err(|e| UsageError(format!("invalid tool configuration:\n{e}")))?;
+    let tools = ToolRegistry::from_config(tools);
     let secret = amas_governance::auth::redaction_secret(&global.data_dir)
         .map_err(|e| UsageError(format!("the redaction key: {e}")))?;
     Ok(Arc::new(
         ToolGate::new(policy, Arc::new(tools), global.environment.clone(), metrics)
             .with_approver_roles(config.approvals.approver_roles.clone())
-            .with_data_protector(data_protector(global)?)
+            .with_data_protector(protector)
             .with_redact_secret(secret),
     ))
 }
 
-/// Detection, redaction, DLP, classification and content-safety settings: the config
-/// directory's `dataprotect.yaml` when there is one (it replaces the embedded file), else the
-/// embedded defaults.
-pub fn data_protector(global: &Global) -> anyhow::Result<Arc<amas_dataprotect::DataProtector>> {
-    let file = global
-        .config
-        .as_ref()
-        .map(|dir| dir.join("dataprotect.yaml"))
-        .filter(|f| f.is_file());
-    let config = match &file {
-        Some(f) => amas_dataprotect::DataProtectConfig::from_file(f)
-            .map_err(|e| UsageError(format!("invalid data protection configuration:\n{e}")))?,
-        None => amas_dataprotect::DataProtectConfig::embedded()?,
-    };
-    Ok(Arc::new(amas_dataprotect::DataProtector::new(config)?))
+/// Detection, redaction, DLP, classification and content safety as the effective
+/// `dataprotect` section says.
+pub fn data_protector(config: DataProtectConfig) -> anyhow::Result<Arc<DataProtector>> {
+    Ok(Arc::new(DataProtector::new(config)?))
 }
 
 /// The data directory's store, which must exist: reading commands never create an empty one.
@@ -274,10 +319,8 @@ pub async fn build_runtime(
         .with_policy(policy)?
         .with_audit(Arc::new(audit), store_for_audit)?;
     // The gate's protector: DLP, classification and clearance read one configuration.
-    let protector = match gate_protector {
-        Some(p) => p,
-        None => data_protector(global)?,
-    };
+    let protector = gate_protector
+        .ok_or_else(|| anyhow::anyhow!("the tool gate was built without a data protector"))?;
     // The content-safety engine `content_safety.classifier` selects (the lexicon, or a
     // moderation endpoint with the lexicon as fallback).
     let safety = amas_governance::moderation::content_safety(protector.config())?;

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             Command::Contracts(args) => commands::config::check(&cli.global, args),
             Command::Tools(args) => commands::tools::run(&cli.global, args).await,
             Command::Policy(args) => commands::policy::run(args),
-            Command::Redact(args) => commands::redact::run(args),
+            Command::Redact(args) => commands::redact::run(&cli.global, args),
             Command::Audit(args) => commands::audit::run(&cli.global, args).await,
             Command::Slo(args) => commands::slo::run(&cli.global, args),
             Command::Approvals(args) => commands::approvals::run(args).await,

@@ -2,16 +2,19 @@
 
 use crate::error::{ConfigError, codes};
 
-/// A key path in the effective configuration tree, e.g. `["agents", "research", "limits"]`.
+/// A key path in the effective configuration tree, e.g. `["agents", "research", "limits"]`:
+/// where a problem is, the same path an `AMAS__...` variable names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct KeyPath(Vec<String>);
+pub struct KeyPath(Vec<String>);
 
 impl KeyPath {
-    pub(crate) fn root() -> Self {
+    #[must_use]
+    pub fn root() -> Self {
         Self::default()
     }
 
-    pub(crate) fn of(segments: &[&str]) -> Self {
+    #[must_use]
+    pub fn of(segments: &[&str]) -> Self {
         Self(segments.iter().map(|s| (*s).to_owned()).collect())
     }
 
@@ -20,17 +23,23 @@ impl KeyPath {
     }
 
     #[must_use]
-    pub(crate) fn child(&self, key: impl Into<String>) -> Self {
+    pub fn child(&self, key: impl Into<String>) -> Self {
         let mut v = self.0.clone();
         v.push(key.into());
         Self(v)
+    }
+
+    pub(crate) fn segments(&self) -> &[String] {
+        &self.0
     }
 
     fn starts_with(&self, prefix: &Self) -> bool {
         self.0.starts_with(&prefix.0)
     }
 
-    pub(crate) fn dotted(&self) -> String {
+    /// `agents.research.limits`.
+    #[must_use]
+    pub fn dotted(&self) -> String {
         self.0.join(".")
     }
 }

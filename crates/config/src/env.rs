@@ -4,16 +4,26 @@ use yaml_serde::{Mapping, Value};
 
 use crate::diag::{Diagnostics, KeyPath};
 use crate::error::codes;
-use crate::sources::{SECTIONS, Tree};
+use crate::sources::{Only, SECTIONS, Tree};
 
 const PREFIX: &str = "AMAS__";
 
-/// Applies every `AMAS__...` variable of `env` to `tree`; other variables are ignored.
-pub(crate) fn apply(tree: &mut Tree, env: &[(String, String)], diag: &mut Diagnostics) {
+/// Applies every `AMAS__...` variable of `env` to `tree`; other variables are ignored, and so
+/// are those of sections `only` leaves out.
+pub(crate) fn apply(tree: &mut Tree, env: &[(String, String)], only: Only, diag: &mut Diagnostics) {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(PREFIX) else {
             continue;
         };
+        if let Only::Section(section) = only {
+            let ours = rest
+                .split("__")
+                .next()
+                .is_some_and(|s| s.eq_ignore_ascii_case(section));
+            if !ours {
+                continue;
+            }
+        }
         let label = format!("env {name}");
         let segments: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
         if segments.len() < 2 || segments.iter().any(String::is_empty) {
@@ -81,7 +91,12 @@ mod tests {
 
     fn apply_one(tree: &mut Tree, name: &str, value: &str) -> Diagnostics {
         let mut diag = Diagnostics::default();
-        apply(tree, &[(name.to_owned(), value.to_owned())], &mut diag);
+        apply(
+            tree,
+            &[(name.to_owned(), value.to_owned())],
+            Only::All,
+            &mut diag,
+        );
         diag
     }
 

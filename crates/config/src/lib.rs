@@ -1,14 +1,18 @@
 //! Layered configuration: embedded defaults < `--config DIR` < `AMAS__SECTION__KEY` environment
-//! variables. Raw types with unknown keys rejected, validated into the typed [`AmasConfig`];
-//! every problem is reported at once, with its file and path.
+//! variables < files named on the command line. Raw types with unknown keys rejected, validated
+//! into the typed [`AmasConfig`]; every problem is reported at once, with its file and path.
+//! `tools.yaml` and `dataprotect.yaml` go through the same layers; the crates that own their
+//! meaning validate them as a [`Section`] of the same [`Layers`].
 
 mod contract;
 mod diag;
 mod duration;
 mod env;
 mod error;
+mod layers;
 mod model;
 mod raw;
+pub mod redacted;
 mod sources;
 mod validate;
 
@@ -16,15 +20,18 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use contract::{Contract, Violation};
+pub use diag::KeyPath;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, codes};
+pub use layers::{Checker, Layers, Section, load_section, parse_section};
 pub use model::*;
 
 /// Where configuration comes from, besides the embedded defaults.
 #[derive(Clone, Default)]
 pub struct LoadOptions {
-    /// A directory whose `settings.yaml`, `providers.yaml`, `agents.yaml` and
-    /// `workflows/*.yaml` override the embedded ones (see `docs/configuration.md`).
+    /// A directory whose `settings.yaml`, `providers.yaml`, `agents.yaml`, `tools.yaml`,
+    /// `dataprotect.yaml` and `workflows/*.yaml` override the embedded ones (see
+    /// `docs/configuration.md`).
     pub config_dir: Option<PathBuf>,
     /// The process environment (`std::env::vars()`); only `AMAS__...` variables are read.
     pub env: Vec<(String, String)>,
@@ -57,25 +64,14 @@ impl fmt::Debug for LoadOptions {
     }
 }
 
-/// Loads and validates the effective configuration.
+/// Loads and validates the sections this crate owns (see [`Layers`] for the others).
 ///
 /// # Errors
 /// Every problem found in any layer, each with its code, file and key path.
 pub fn load(opts: &LoadOptions) -> Result<AmasConfig, ConfigErrors> {
-    let mut diag = diag::Diagnostics::default();
-    let mut tree = sources::assemble(opts.config_dir.as_deref(), &mut diag);
-    env::apply(&mut tree, &opts.env, &mut diag);
-    let config = validate::validate(&tree, opts.config_dir.as_deref(), &mut diag);
-    match config {
-        Some(config) if diag.errors.is_empty() => Ok(config),
-        _ if !diag.errors.is_empty() => Err(ConfigErrors(diag.errors)),
-        _ => Err(ConfigErrors(vec![ConfigError {
-            code: codes::INVALID_VALUE,
-            file: "<config>".to_owned(),
-            path: String::new(),
-            message: "the configuration is incomplete".to_owned(),
-        }])),
-    }
+    let mut layers = Layers::load(opts);
+    let config = layers.core();
+    layers.finish(config)
 }
 
 /// The embedded default files, as `(path relative to the config dir, contents)`, for

@@ -362,7 +362,9 @@ pub struct OpenAiConfig {
     /// Base URL up to and including `/v1`, e.g. `http://127.0.0.1:8000/v1`.
     pub base_url: String,
     pub model: String,
-    /// Name of the environment variable holding the API key (the key itself is never in config).
+    /// Name of the environment variable holding the API key (the key itself is never in config;
+    /// `config dump` shows neither).
+    #[serde(serialize_with = "crate::redacted::optional")]
     pub api_key_env: Option<String>,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,

@@ -40,6 +40,11 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
         "workflows/security_audit.yaml",
         include_str!("../../../config/workflows/security_audit.yaml"),
     ),
+    ("tools.yaml", include_str!("../../../config/tools.yaml")),
+    (
+        "dataprotect.yaml",
+        include_str!("../../../config/dataprotect.yaml"),
+    ),
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
@@ -52,7 +57,7 @@ pub(crate) const SETTINGS_SECTIONS: [&str; 6] = [
     "clearance",
 ];
 /// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 9] = [
+pub(crate) const SECTIONS: [&str; 11] = [
     "server",
     "auth",
     "runtime",
@@ -62,7 +67,58 @@ pub(crate) const SECTIONS: [&str; 9] = [
     "providers",
     "agents",
     "workflows",
+    "tools",
+    "dataprotect",
 ];
+
+/// Where a higher layer of `tools.yaml` or `dataprotect.yaml` merges into the mapping below it
+/// key by key (`*` matches any one key); everywhere else its value replaces the one below whole.
+/// Maps of independent entries merge, so overriding one DLP action or redaction mode cannot
+/// silently drop the `block` of another; units whose keys only make sense together (a JSON
+/// Schema, a database, the moderation endpoint) are replaced whole.
+const MERGED: &[&str] = &[
+    "tools",
+    "tools.*",
+    "tools.*.settings",
+    "dataprotect",
+    "dataprotect.redaction",
+    "dataprotect.redaction.modes",
+    "dataprotect.classification",
+    "dataprotect.classification.kinds",
+    "dataprotect.limits",
+    "dataprotect.content_safety",
+    "dataprotect.content_safety.actions",
+    "dataprotect.dlp",
+    "dataprotect.dlp.actions",
+];
+
+/// Which sections to assemble; the others stay empty.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Only {
+    All,
+    Section(&'static str),
+}
+
+impl Only {
+    fn wants(self, file: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Section(s) => section_of_file(file) == s,
+        }
+    }
+}
+
+/// The section a file (by its path relative to the config dir) fills.
+fn section_of_file(name: &str) -> &'static str {
+    match name {
+        "settings.yaml" => "settings",
+        "providers.yaml" => "providers",
+        "agents.yaml" => "agents",
+        "tools.yaml" => "tools",
+        "dataprotect.yaml" => "dataprotect",
+        _ => "workflows",
+    }
+}
 
 /// The merged configuration, one YAML mapping per section, before any typing.
 #[derive(Debug, Default)]
@@ -81,18 +137,31 @@ impl Tree {
 }
 
 /// Merges the embedded files, then those of `config_dir`, into a tree.
-pub(crate) fn assemble(config_dir: Option<&Path>, diag: &mut Diagnostics) -> Tree {
+pub(crate) fn assemble(config_dir: Option<&Path>, only: Only, diag: &mut Diagnostics) -> Tree {
     let mut tree = Tree::default();
-    for (name, text) in EMBEDDED {
+    for (name, text) in EMBEDDED.iter().filter(|(name, _)| only.wants(name)) {
         merge_file(&mut tree, name, &format!("<embedded>/{name}"), text, diag);
     }
     if let Some(dir) = config_dir {
-        merge_dir(&mut tree, dir, diag);
+        merge_dir(&mut tree, dir, only, diag);
     }
     tree
 }
 
-fn merge_dir(tree: &mut Tree, dir: &Path, diag: &mut Diagnostics) {
+/// Merges one more file as `name` (`dataprotect.yaml`, ...) on top of what is there: a file
+/// named on the command line, the highest layer.
+pub(crate) fn overlay(tree: &mut Tree, name: &str, path: &Path, diag: &mut Diagnostics) {
+    read_and_merge(tree, name, path, diag);
+}
+
+/// Parses `text` as the file `name` into an empty tree (no embedded defaults under it).
+pub(crate) fn single(name: &str, label: &str, text: &str, diag: &mut Diagnostics) -> Tree {
+    let mut tree = Tree::default();
+    merge_file(&mut tree, name, label, text, diag);
+    tree
+}
+
+fn merge_dir(tree: &mut Tree, dir: &Path, only: Only, diag: &mut Diagnostics) {
     if !dir.is_dir() {
         let msg = "the config directory does not exist or is not a directory";
         diag.in_file(
@@ -103,14 +172,21 @@ fn merge_dir(tree: &mut Tree, dir: &Path, diag: &mut Diagnostics) {
         );
         return;
     }
-    for name in ["settings.yaml", "providers.yaml", "agents.yaml"] {
+    let files = [
+        "settings.yaml",
+        "providers.yaml",
+        "agents.yaml",
+        "tools.yaml",
+        "dataprotect.yaml",
+    ];
+    for name in files.into_iter().filter(|name| only.wants(name)) {
         let path = dir.join(name);
         if path.exists() {
             read_and_merge(tree, name, &path, diag);
         }
     }
     let wf_dir = dir.join("workflows");
-    if !wf_dir.is_dir() {
+    if !only.wants("workflows/") || !wf_dir.is_dir() {
         return;
     }
     let mut files = match std::fs::read_dir(&wf_dir) {
@@ -180,9 +256,20 @@ fn merge_file(tree: &mut Tree, name: &str, label: &str, text: &str, diag: &mut D
             .insert(Value::from(stem), Value::Mapping(doc));
         return;
     }
+    if name == "dataprotect.yaml" {
+        // The whole file is the `dataprotect` section: its keys have no wrapper.
+        let path = KeyPath::of(&["dataprotect"]);
+        let section = tree.section_mut("dataprotect");
+        if section.is_empty() {
+            diag.origins.record(path.clone(), label);
+        }
+        merge_deep(section, doc, &path, label, diag);
+        return;
+    }
     let allowed: &[&str] = match name {
         "settings.yaml" => &SETTINGS_SECTIONS,
         "providers.yaml" => &["providers"],
+        "tools.yaml" => &["tools"],
         _ => &["agents"],
     };
     for (key, value) in doc {
@@ -219,6 +306,10 @@ fn merge_section(
     };
     diag.origins.record(path.clone(), label);
     let target = tree.section_mut(section);
+    if merged(&path) {
+        merge_deep(target, entries, &path, label, diag);
+        return;
+    }
     for (key, value) in entries {
         let Some(k) = key.as_str() else {
             let msg = format!("key `{}` must be a string", key_text(&key));
@@ -231,6 +322,55 @@ fn merge_section(
         } else {
             target.insert(key, value);
         }
+    }
+}
+
+/// Whether a later layer merges into the mapping at `path` key by key ([`MERGED`]).
+fn merged(path: &KeyPath) -> bool {
+    let segments = path.segments();
+    MERGED.iter().any(|pattern| {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(segments)
+                .all(|(p, s)| *p == "*" || *p == s.as_str())
+    })
+}
+
+/// Merges `src` into `target` at `path`: where both hold a mapping and [`merged`] says so,
+/// key by key (recursively); otherwise the value from `src` replaces the one below. A `null`
+/// removes the key, so an entry falls back to its default (or a tool is removed).
+fn merge_deep(
+    target: &mut Mapping,
+    src: Mapping,
+    path: &KeyPath,
+    label: &str,
+    diag: &mut Diagnostics,
+) {
+    // Only what is written is recorded: a key merged into keeps the blame of the layer below
+    // for its other keys.
+    for (key, value) in src {
+        let Some(k) = key.as_str().map(str::to_owned) else {
+            let msg = format!("key `{}` must be a string", key_text(&key));
+            diag.in_file(codes::INVALID_VALUE, label, path, msg);
+            continue;
+        };
+        let child = path.child(k.as_str());
+        if value.is_null() {
+            diag.origins.record(child, label);
+            target.remove(k.as_str());
+            continue;
+        }
+        if let (Some(Value::Mapping(below)), Value::Mapping(above)) =
+            (target.get_mut(k.as_str()), &value)
+            && merged(&child)
+        {
+            merge_deep(below, above.clone(), &child, label, diag);
+            continue;
+        }
+        diag.origins.record(child, label);
+        target.insert(Value::from(k), value);
     }
 }
 

@@ -1,10 +1,15 @@
-//! `config/dataprotect.yaml`: raw file shape (unknown keys rejected), validated into
-//! [`DataProtectConfig`]. The shipped file is embedded; a user file replaces it whole.
+//! `config/dataprotect.yaml`: the `dataprotect` section of the layered configuration (embedded
+//! file < `<config-dir>/dataprotect.yaml` < `AMAS__DATAPROTECT__...` < a file named on the
+//! command line, merged key by key by `amas-config`). Raw shape with unknown keys rejected,
+//! validated into [`DataProtectConfig`], every problem reported at once with its file and key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
-use serde::Deserialize;
+use amas_config::{Checker, KeyPath, Section};
+use serde::{Deserialize, Serialize};
+use yaml_serde::Mapping;
 
 use crate::classify::{Classification, Level, Tags};
 use crate::error::DataProtectError;
@@ -16,7 +21,7 @@ use crate::safety::{Action, Category, ClassifierChoice, ModerationConfig};
 pub const EMBEDDED_CONFIG: &str = include_str!("../../../config/dataprotect.yaml");
 
 /// How one finding type is redacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RedactionMode {
     Mask,
@@ -26,7 +31,7 @@ pub enum RedactionMode {
 
 /// What data-loss prevention does with a finding type in the parameters of a tool call that
 /// reaches outside AMAS. Policy (`policies/tool.rego`) reads these as facts and decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DlpAction {
     /// Send the value as it is.
@@ -61,7 +66,7 @@ struct RawConfig {
     prompt_injection: PromptInjectionConfig,
 }
 
-/// Without a `dlp` section every finding blocks: a user file written before DLP existed fails
+/// Without a `dlp` section every finding blocks: a file written before DLP existed fails
 /// closed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,8 +144,8 @@ struct RawModeration {
     on_unavailable: crate::safety::OnUnavailable,
 }
 
-/// Validated configuration.
-#[derive(Debug, Clone)]
+/// Validated configuration; serialized (secrets redacted) by `amas config dump`.
+#[derive(Debug, Clone, Serialize)]
 pub struct DataProtectConfig {
     pub min_confidence: f32,
     pub hash_hex_len: usize,
@@ -159,56 +164,50 @@ pub struct DataProtectConfig {
     pub prompt_injection: PromptInjectionConfig,
 }
 
-impl DataProtectConfig {
-    /// The embedded default.
-    pub fn embedded() -> Result<Self, DataProtectError> {
-        Self::parse(EMBEDDED_CONFIG, "embedded config/dataprotect.yaml")
-    }
+impl Section for DataProtectConfig {
+    const NAME: &'static str = "dataprotect";
 
-    /// Reads a user file (the only I/O in this crate).
-    pub fn from_file(path: &Path) -> Result<Self, DataProtectError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| DataProtectError::Config {
-            source_name: name.clone(),
-            message: e.to_string(),
-        })?;
-        Self::parse(&text, &name)
-    }
-
-    /// Parses and validates, reporting every problem at once.
-    pub fn parse(text: &str, source_name: &str) -> Result<Self, DataProtectError> {
-        let err = |message: String| DataProtectError::Config {
-            source_name: source_name.to_owned(),
-            message,
-        };
-        let raw: RawConfig = yaml_serde::from_str(text).map_err(|e| err(e.to_string()))?;
-        let mut problems = Vec::new();
+    fn validate(section: &Mapping, cx: &mut Checker<'_>) -> Option<Self> {
+        let root = KeyPath::of(&["dataprotect"]);
+        let raw: RawConfig = cx.deserialize(&yaml_serde::Value::Mapping(section.clone()), &root)?;
+        let before = cx.error_count();
         if !(0.0..=1.0).contains(&raw.min_confidence) {
-            problems.push("min_confidence must be within 0..=1".to_owned());
+            cx.invalid(&root.child("min_confidence"), "must be within 0..=1");
         }
+        let redaction = root.child("redaction");
         if !(8..=64).contains(&raw.redaction.hash_hex_len) {
-            problems.push("redaction.hash_hex_len must be within 8..=64".to_owned());
+            cx.invalid(&redaction.child("hash_hex_len"), "must be within 8..=64");
         }
+        let limits = root.child("limits");
         if raw.limits.max_json_depth == 0 || raw.limits.max_json_depth > 120 {
             // serde_json itself stops at 128 levels; staying below keeps our error the one users see.
-            problems.push("limits.max_json_depth must be within 1..=120".to_owned());
+            cx.invalid(&limits.child("max_json_depth"), "must be within 1..=120");
         }
         if raw.limits.max_input_bytes == 0 {
-            problems.push("limits.max_input_bytes must be positive".to_owned());
+            cx.invalid(&limits.child("max_input_bytes"), "must be positive");
         }
+        let kinds = root.child("classification").child("kinds");
         for kind in FindingKind::ALL {
             if !raw.classification.kinds.contains_key(&kind) {
-                problems.push(format!("classification.kinds.{} is missing", kind.name()));
+                cx.invalid(
+                    &kinds.child(kind.name()),
+                    "is missing: every finding type needs a class",
+                );
             }
         }
+        let actions = root.child("content_safety").child("actions");
         for cat in Category::ALL {
             if !raw.content_safety.actions.contains_key(&cat) {
-                problems.push(format!("content_safety.actions.{} is missing", cat.name()));
+                cx.invalid(
+                    &actions.child(cat.name()),
+                    "is missing: every category needs an action",
+                );
             }
         }
-        let safety_classifier = classifier_choice(&raw.content_safety, &mut problems);
-        if !problems.is_empty() {
-            return Err(err(problems.join("; ")));
+        let safety_classifier =
+            classifier_choice(&raw.content_safety, &root.child("content_safety"), cx);
+        if cx.error_count() != before {
+            return None;
         }
         let mut dlp_actions = raw.dlp.actions;
         for kind in FindingKind::ALL {
@@ -218,7 +217,7 @@ impl DataProtectConfig {
         for kind in FindingKind::ALL {
             modes.entry(kind).or_insert(raw.redaction.default_mode);
         }
-        Ok(Self {
+        Some(Self {
             min_confidence: raw.min_confidence,
             hash_hex_len: raw.redaction.hash_hex_len,
             modes,
@@ -231,6 +230,32 @@ impl DataProtectConfig {
             safety_classifier,
             dlp_actions,
             prompt_injection: raw.prompt_injection,
+        })
+    }
+}
+
+impl DataProtectConfig {
+    /// The embedded default on its own.
+    pub fn embedded() -> Result<Self, DataProtectError> {
+        Self::parse(EMBEDDED_CONFIG, "<embedded>/dataprotect.yaml")
+    }
+
+    /// A self-contained file on its own (no embedded layer under it).
+    pub fn from_file(path: &Path) -> Result<Self, DataProtectError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| DataProtectError::Config {
+            source_name: name.clone(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &name)
+    }
+
+    /// Parses and validates a whole file, reporting every problem at once (each with its key
+    /// path, `dataprotect.<key>`).
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, DataProtectError> {
+        amas_config::parse_section(source_name, text).map_err(|errors| DataProtectError::Config {
+            source_name: source_name.to_owned(),
+            message: errors.to_string(),
         })
     }
 
@@ -255,14 +280,15 @@ impl DataProtectConfig {
 }
 
 /// Validates `content_safety.classifier` and `content_safety.moderation`, naming each bad key.
-fn classifier_choice(raw: &RawSafety, problems: &mut Vec<String>) -> ClassifierChoice {
-    let key = "content_safety.moderation";
+fn classifier_choice(raw: &RawSafety, at: &KeyPath, cx: &mut Checker<'_>) -> ClassifierChoice {
+    let key = at.child("moderation");
     let moderation = match (raw.classifier, &raw.moderation) {
         (RawClassifier::Lexicon, _) => return ClassifierChoice::Lexicon,
         (RawClassifier::Moderation, None) => {
-            problems.push(format!(
-                "{key} is missing (content_safety.classifier is `moderation`)"
-            ));
+            cx.invalid(
+                &key,
+                "is missing (content_safety.classifier is `moderation`)",
+            );
             return ClassifierChoice::Lexicon;
         }
         (RawClassifier::Moderation, Some(m)) => m,
@@ -272,12 +298,11 @@ fn classifier_choice(raw: &RawSafety, problems: &mut Vec<String>) -> ClassifierC
         .iter()
         .any(|s| base_url.len() > s.len() && base_url.starts_with(s));
     if !scheme_ok || base_url.contains(char::is_whitespace) {
-        problems.push(format!(
-            "{key}.base_url must be an http:// or https:// URL, e.g. https://api.openai.com"
-        ));
+        let msg = "must be an http:// or https:// URL, e.g. https://api.openai.com";
+        cx.invalid(&key.child("base_url"), msg);
     }
     if moderation.model.trim().is_empty() {
-        problems.push(format!("{key}.model must not be empty"));
+        cx.invalid(&key.child("model"), "must not be empty");
     }
     if let Some(var) = &moderation.api_key_env {
         let valid = !var.is_empty()
@@ -285,18 +310,17 @@ fn classifier_choice(raw: &RawSafety, problems: &mut Vec<String>) -> ClassifierC
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
-            problems.push(format!(
-                "{key}.api_key_env must name an environment variable (A-Z, 0-9, _), not hold a key"
-            ));
+            // Never quote the value: a key pasted here by mistake must not reach a log.
+            let msg = "must name an environment variable (A-Z, 0-9, _), not hold a key";
+            cx.invalid(&key.child("api_key_env"), msg);
         }
     }
     let timeout = match parse_timeout(&moderation.timeout) {
-        Some(t) if !t.is_zero() && t <= std::time::Duration::from_secs(60) => t,
+        Some(t) if !t.is_zero() && t <= Duration::from_secs(60) => t,
         _ => {
-            problems.push(format!(
-                "{key}.timeout must be a duration within 1ms..=60s, such as `500ms` or `5s`"
-            ));
-            std::time::Duration::from_secs(5)
+            let msg = "must be a duration within 1ms..=60s, such as `500ms` or `5s`";
+            cx.invalid(&key.child("timeout"), msg);
+            Duration::from_secs(5)
         }
     };
     ClassifierChoice::Moderation(ModerationConfig {
@@ -309,15 +333,15 @@ fn classifier_choice(raw: &RawSafety, problems: &mut Vec<String>) -> ClassifierC
 }
 
 /// `250ms` or `5s`.
-fn parse_timeout(text: &str) -> Option<std::time::Duration> {
+fn parse_timeout(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Some(ms) = text.strip_suffix("ms") {
-        return ms.parse().ok().map(std::time::Duration::from_millis);
+        return ms.parse().ok().map(Duration::from_millis);
     }
     text.strip_suffix('s')?
         .parse()
         .ok()
-        .map(std::time::Duration::from_secs)
+        .map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -383,7 +407,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("content_safety.moderation is missing"),
+            msg.contains("dataprotect.content_safety.moderation: is missing"),
             "{msg}"
         );
 

@@ -19,7 +19,7 @@ pub mod sql;
 
 pub use analyzer::{CodeAnalyzer, analyze};
 pub use calculator::{Calculator, evaluate};
-pub use config::{ToolConfig, ToolConfigErrors, ToolsConfig};
+pub use config::{ToolConfig, ToolsConfig};
 pub use disabled::Disabled;
 pub use error::{ToolError, codes};
 pub use fs::{FileRead, FileWrite};

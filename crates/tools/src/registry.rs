@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use crate::analyzer::CodeAnalyzer;
 use crate::calculator::Calculator;
-use crate::config::{ToolConfig, ToolConfigErrors, ToolSettings, ToolsConfig};
+use amas_config::ConfigErrors;
+
+use crate::config::{ToolConfig, ToolSettings, ToolsConfig};
 use crate::disabled::Disabled;
 use crate::error::ToolError;
 use crate::fs::{FileRead, FileWrite};
@@ -54,7 +56,7 @@ impl ToolRegistry {
     ///
     /// # Errors
     /// Every configuration problem at once, each with file and key path.
-    pub fn load(config_dir: Option<&Path>) -> Result<Self, ToolConfigErrors> {
+    pub fn load(config_dir: Option<&Path>) -> Result<Self, ConfigErrors> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         Ok(Self::from_config(ToolsConfig::load(config_dir, &env)?))
     }

@@ -4,10 +4,11 @@
 
 use std::io::{Read, Write};
 
+use amas_config::Layers;
 use amas_dataprotect::{DataProtectConfig, DataProtectError, DataProtector, TenantKey};
 
-use crate::args::{RedactArgs, RedactFormat};
-use crate::bootstrap::UsageError;
+use crate::args::{Global, RedactArgs, RedactFormat};
+use crate::bootstrap::{UsageError, load_options};
 
 /// Hash-mode tokens are keyed with `AMAS_REDACT_KEY`; without it a fixed, public key is used,
 /// which keeps tokens stable between runs but lets anyone confirm a guessed value.
@@ -17,12 +18,22 @@ fn usage(e: DataProtectError) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
-pub fn run(args: RedactArgs) -> anyhow::Result<u8> {
-    let config = match &args.rules {
-        Some(path) => DataProtectConfig::from_file(path),
-        None => DataProtectConfig::embedded(),
+/// The `dataprotect` section alone (a broken agents file must not stop a redaction), with
+/// `--rules FILE` merged above `--config` and `AMAS__DATAPROTECT__...` as the command-line
+/// layer.
+fn rules(global: &Global, args: &RedactArgs) -> anyhow::Result<DataProtectConfig> {
+    let mut layers = Layers::for_section::<DataProtectConfig>(&load_options(global));
+    if let Some(path) = &args.rules {
+        layers.overlay("dataprotect.yaml", path);
     }
-    .map_err(usage)?;
+    let config = layers.section::<DataProtectConfig>();
+    layers
+        .finish(config)
+        .map_err(|errors| UsageError(format!("invalid configuration:\n{errors}")).into())
+}
+
+pub fn run(global: &Global, args: RedactArgs) -> anyhow::Result<u8> {
+    let config = rules(global, &args)?;
     let limit = config.max_input_bytes;
     let protector = DataProtector::new(config).map_err(usage)?;
     let key =

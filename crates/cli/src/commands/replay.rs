@@ -13,7 +13,7 @@ use amas_tools::ToolRegistry;
 use amas_types::TaskId;
 
 use crate::args::{Global, ReplayArgs, ReplayFormat};
-use crate::bootstrap::{UsageError, load_config, open_existing_store};
+use crate::bootstrap::{Loaded, UsageError, data_protector, load, open_existing_store};
 use crate::commands::print_stdout;
 
 /// Exit code when some decision would now come out differently.
@@ -24,14 +24,18 @@ pub async fn run(global: &Global, args: ReplayArgs) -> anyhow::Result<u8> {
         .task_id
         .parse()
         .map_err(|_| UsageError(format!("`{}` is not a task id (UUID)", args.task_id)))?;
-    let config = Arc::new(load_config(global)?);
+    let Loaded {
+        config,
+        tools,
+        dataprotect,
+    } = load(global)?;
+    let config = Arc::new(config);
     let policy = replay_policy(global)?;
-    let tools = ToolRegistry::load(global.config.as_deref())
-        .map_err(|e| UsageError(format!("invalid tool configuration:\n{e}")))?;
+    let tools = ToolRegistry::from_config(tools);
     let store = open_existing_store(global).await?;
     let records = store.read(task, 0).await.context("reading the journal");
     store.close().await;
-    let protector = crate::bootstrap::data_protector(global)?;
+    let protector = data_protector(dataprotect)?;
     let safety = amas_governance::moderation::content_safety(protector.config())?;
     let replayer = Replayer::new(config, policy, Arc::new(tools), global.environment.clone())
         .with_data_protector(protector)

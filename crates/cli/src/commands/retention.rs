@@ -11,8 +11,8 @@ use amas_telemetry::Metrics;
 
 use crate::args::{Global, RetentionArgs, RetentionCommand, RetentionFormat};
 use crate::bootstrap::{
-    UsageError, build_gate, build_policy, build_runtime, init_telemetry, load_config,
-    open_existing_store,
+    Loaded, UsageError, build_gate, build_policy, build_runtime, data_protector, init_telemetry,
+    load, open_existing_store,
 };
 use crate::commands::print_stdout;
 
@@ -30,11 +30,24 @@ pub async fn run(global: &Global, args: RetentionArgs) -> anyhow::Result<u8> {
     };
     // Purging must not create an empty database.
     open_existing_store(global).await?.close().await;
-    let config = Arc::new(load_config(global)?);
+    let Loaded {
+        config,
+        tools,
+        dataprotect,
+    } = load(global)?;
+    let config = Arc::new(config);
     let _telemetry = init_telemetry(global, "warn")?;
     let metrics = Metrics::new();
     let (policy, _watch) = build_policy(global)?;
-    let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
+    let protector = data_protector(dataprotect)?;
+    let gate = build_gate(
+        global,
+        &config,
+        tools,
+        protector,
+        Arc::clone(&policy),
+        metrics.clone(),
+    )?;
     // The runtime is not started: no task runs here, it only purges.
     let runtime = build_runtime(global, config, metrics, gate, policy).await?;
     let report = runtime

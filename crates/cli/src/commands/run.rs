@@ -14,8 +14,8 @@ use amas_types::{JournalEvent, Principal, Priority, TaskSpec, TaskStatus};
 
 use crate::args::{Global, RunArgs};
 use crate::bootstrap::{
-    UsageError, build_gate, build_policy, build_runtime, init_telemetry, load_config,
-    preflight_local_models,
+    Loaded, UsageError, build_gate, build_policy, build_runtime, data_protector, init_telemetry,
+    load, preflight_local_models,
 };
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
@@ -23,7 +23,14 @@ use crate::{EXIT_FAILED, EXIT_USAGE};
 const DRAIN_PATIENCE: Duration = Duration::from_secs(10);
 
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
-    let config = Arc::new(load_config(global)?);
+    let loaded = load(global)?;
+    let config_hash = loaded.sha256();
+    let Loaded {
+        config,
+        tools,
+        dataprotect,
+    } = loaded;
+    let config = Arc::new(config);
     let _telemetry = init_telemetry(global, "warn")?;
     let Some(workflow) = config.workflows.get(&args.task_type) else {
         let known: Vec<&String> = config.workflows.keys().collect();
@@ -57,9 +64,17 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     };
     let metrics = Metrics::new();
     let (policy, policy_watch) = build_policy(global)?;
-    let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
+    let protector = data_protector(dataprotect)?;
+    let gate = build_gate(
+        global,
+        &config,
+        tools,
+        protector,
+        Arc::clone(&policy),
+        metrics.clone(),
+    )?;
     let runtime = build_runtime(global, Arc::clone(&config), metrics, gate, policy).await?;
-    policy_watch.audit_to(&runtime, &config).await;
+    policy_watch.audit_to(&runtime, &config_hash).await;
     let mut live = runtime.subscribe();
     runtime.start().await;
     let resumed = runtime.recover().await?;

@@ -13,7 +13,9 @@ use amas_governance::auth::verifier_from_config;
 use amas_telemetry::Metrics;
 
 use crate::args::{Global, ServeArgs};
-use crate::bootstrap::{build_gate, build_policy, build_runtime, init_telemetry, load_config};
+use crate::bootstrap::{
+    Loaded, build_gate, build_policy, build_runtime, data_protector, init_telemetry, load,
+};
 
 /// How long running tasks get to reach a pause at shutdown.
 const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -22,17 +24,31 @@ const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 const TASKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
-    let mut config = load_config(global)?;
+    let mut loaded = load(global)?;
     if let Some(listen) = args.listen {
-        config.server.listen = listen;
+        loaded.config.server.listen = listen;
     }
+    let config_hash = loaded.sha256();
+    let Loaded {
+        config,
+        tools,
+        dataprotect,
+    } = loaded;
     let config = Arc::new(config);
     let _telemetry = init_telemetry(global, "info")?;
     let metrics = Metrics::new();
     let (policy, policy_watch) = build_policy(global)?;
-    let gate = build_gate(global, &config, Arc::clone(&policy), metrics.clone())?;
+    let protector = data_protector(dataprotect)?;
+    let gate = build_gate(
+        global,
+        &config,
+        tools,
+        protector,
+        Arc::clone(&policy),
+        metrics.clone(),
+    )?;
     let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate, policy).await?;
-    policy_watch.audit_to(&runtime, &config).await;
+    policy_watch.audit_to(&runtime, &config_hash).await;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,
         &config.auth.issuer,

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Signal;
 use crate::safety::Action;
 
 /// Validated `prompt_injection` settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawPromptInjection")]
 pub struct PromptInjectionConfig {
     /// Score (0..=1) from which a text counts as an injection attempt; below it the verdict is

@@ -105,22 +105,30 @@ pub trait ContentClassifier: Send + Sync {
 }
 
 /// Which classifier `content_safety.classifier` selects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "classifier", rename_all = "snake_case")]
 pub enum ClassifierChoice {
     Lexicon,
     Moderation(ModerationConfig),
 }
 
 /// `content_safety.moderation`: an OpenAI-compatible `POST {base_url}/v1/moderations`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModerationConfig {
     /// Without a trailing slash.
     pub base_url: String,
     pub model: String,
-    /// The environment variable holding the API key (sent as a bearer token), if any.
+    /// The environment variable holding the API key (sent as a bearer token), if any;
+    /// `config dump` shows only whether one is set.
+    #[serde(serialize_with = "amas_config::redacted::optional")]
     pub api_key_env: Option<String>,
+    #[serde(rename = "timeout_ms", serialize_with = "millis")]
     pub timeout: Duration,
     pub on_unavailable: OnUnavailable,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
 }
 
 /// What decides when the configured classifier cannot answer (down, timeout, garbage).

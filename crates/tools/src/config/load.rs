@@ -1,15 +1,16 @@
-//! Reading and merging the tool files, then validating each entry on its own.
+//! Validating the merged `tools` section, each entry on its own, so one bad tool does not hide
+//! the problems of the others.
 
 use std::path::Path;
 use std::time::Duration;
 
-use amas_config::{ConfigError, Contract, codes, parse_duration};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_path_to_error::Segment;
-use yaml_serde::Value;
+use amas_config::{
+    Checker, ConfigErrors, Contract, KeyPath, LoadOptions, Section, codes, parse_duration,
+};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use yaml_serde::{Mapping, Value};
 
-use super::ToolConfigErrors;
 use super::settings::{self, ToolSettings};
 use crate::output::builtin_output_schema;
 use crate::spec::{Risk, SideEffects, ToolKind, ToolSpec};
@@ -21,8 +22,9 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
 
 /// One validated tool entry: its spec and the settings of its built-in implementation.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct ToolConfig {
+    #[serde(flatten)]
     pub spec: ToolSpec,
     pub settings: ToolSettings,
 }
@@ -31,6 +33,17 @@ pub struct ToolConfig {
 #[derive(Debug, Default)]
 pub struct ToolsConfig {
     pub tools: Vec<ToolConfig>,
+}
+
+/// By name, as in `tools.yaml` (the shape `amas config dump` prints).
+impl Serialize for ToolsConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.tools.len()))?;
+        for tool in &self.tools {
+            map.serialize_entry(&tool.spec.name, tool)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Deserialize)]
@@ -50,161 +63,47 @@ struct RawTool {
     settings: Option<Value>,
 }
 
-/// Problems found so far; validation keeps going after each one.
-#[derive(Default)]
-pub(crate) struct Diag {
-    pub(crate) errors: Vec<ConfigError>,
-}
+impl Section for ToolsConfig {
+    const NAME: &'static str = "tools";
 
-impl Diag {
-    pub(crate) fn push(
-        &mut self,
-        code: &'static str,
-        file: &str,
-        path: &str,
-        message: impl Into<String>,
-    ) {
-        self.errors.push(ConfigError {
-            code,
-            file: file.to_owned(),
-            path: path.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    /// Deserializes `value`, recording a problem at the precise key path on failure.
-    pub(crate) fn deserialize<T: DeserializeOwned>(
-        &mut self,
-        value: Value,
-        file: &str,
-        path: &str,
-    ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let mut at = path.to_owned();
-                for segment in e.path().iter() {
-                    let key = match segment {
-                        Segment::Seq { index } => index.to_string(),
-                        Segment::Map { key } => key.clone(),
-                        Segment::Enum { variant } => variant.clone(),
-                        Segment::Unknown => continue,
-                    };
-                    at = format!("{at}.{key}");
-                }
-                let message = e.inner().to_string();
-                let code = if message.starts_with("unknown field") {
-                    codes::UNKNOWN_KEY
-                } else {
-                    codes::INVALID_VALUE
-                };
-                self.push(code, file, &at, message);
-                None
+    fn validate(section: &Mapping, cx: &mut Checker<'_>) -> Option<Self> {
+        let root = KeyPath::of(&["tools"]);
+        let mut tools = Vec::new();
+        let before = cx.error_count();
+        for (name, entry) in section {
+            let Some(name) = name.as_str() else {
+                cx.invalid(&root, "tool names are strings");
+                continue;
+            };
+            if let Some(tool) = validate_tool(name, entry, cx) {
+                tools.push(tool);
             }
         }
+        tools.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        (cx.error_count() == before).then_some(Self { tools })
     }
 }
 
 impl ToolsConfig {
-    /// Loads the embedded `tools.yaml`, overridden entry by entry by `<config_dir>/tools.yaml`
-    /// when present; `env` supplies the variables named by `postgres_url_env`.
+    /// The `tools` section on its own: the embedded `tools.yaml`, merged with
+    /// `<config_dir>/tools.yaml` and the `AMAS__TOOLS__...` variables of `env` (which also
+    /// supplies the variables named by `postgres_url_env`). A process that loads the whole
+    /// configuration uses [`amas_config::Layers`] instead, to report every file's problems
+    /// together.
     ///
     /// # Errors
     /// Every problem found, each with its file and dotted key path.
-    pub fn load(
-        config_dir: Option<&Path>,
-        env: &[(String, String)],
-    ) -> Result<Self, ToolConfigErrors> {
-        let mut diag = Diag::default();
-        let mut entries: Vec<(String, String, Value)> = Vec::new();
-        merge(
-            &mut entries,
-            "<embedded>/tools.yaml",
-            EMBEDDED_TOOLS_YAML,
-            &mut diag,
-        );
-        if let Some(dir) = config_dir {
-            let path = dir.join("tools.yaml");
-            if path.exists() {
-                let label = path.display().to_string();
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => merge(&mut entries, &label, &text, &mut diag),
-                    Err(e) => diag.push(codes::PARSE, &label, "", format!("cannot read: {e}")),
-                }
-            }
-        }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut tools = Vec::new();
-        for (name, file, value) in entries {
-            if let Some(tool) = validate_tool(&name, &file, value, env, &mut diag) {
-                tools.push(tool);
-            }
-        }
-        if diag.errors.is_empty() {
-            Ok(Self { tools })
-        } else {
-            Err(ToolConfigErrors(diag.errors))
-        }
+    pub fn load(config_dir: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigErrors> {
+        amas_config::load_section(&LoadOptions {
+            config_dir: config_dir.map(Path::to_path_buf),
+            env: env.to_vec(),
+        })
     }
 
     /// Removes and returns the tool named `name` (to wrap or replace its implementation).
     pub fn take(&mut self, name: &str) -> Option<ToolConfig> {
         let at = self.tools.iter().position(|t| t.spec.name == name)?;
         Some(self.tools.remove(at))
-    }
-}
-
-/// Parses one file; its entries replace earlier ones of the same name.
-fn merge(entries: &mut Vec<(String, String, Value)>, file: &str, text: &str, diag: &mut Diag) {
-    let doc = match yaml_serde::from_str::<Value>(text) {
-        Ok(Value::Null) => return,
-        Ok(Value::Mapping(m)) => m,
-        Ok(_) => {
-            diag.push(
-                codes::INVALID_VALUE,
-                file,
-                "",
-                "expected a mapping with `tools`",
-            );
-            return;
-        }
-        Err(e) => {
-            diag.push(codes::PARSE, file, "", e.to_string());
-            return;
-        }
-    };
-    for (key, value) in doc {
-        match (key.as_str(), value) {
-            (Some("tools"), Value::Mapping(tools)) => {
-                for (name, entry) in tools {
-                    let Some(name) = name.as_str().map(str::to_owned) else {
-                        diag.push(
-                            codes::INVALID_VALUE,
-                            file,
-                            "tools",
-                            "tool names are strings",
-                        );
-                        continue;
-                    };
-                    entries.retain(|(n, _, _)| *n != name);
-                    entries.push((name, file.to_owned(), entry));
-                }
-            }
-            (Some("tools"), Value::Null) => {}
-            (Some("tools"), _) => {
-                diag.push(
-                    codes::INVALID_VALUE,
-                    file,
-                    "tools",
-                    "expected a mapping of tools",
-                );
-            }
-            (other, _) => {
-                let key = other.unwrap_or("?");
-                let msg = format!("unknown field `{key}`, expected `tools`");
-                diag.push(codes::UNKNOWN_KEY, file, key, msg);
-            }
-        }
     }
 }
 
@@ -215,54 +114,38 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn validate_tool(
-    name: &str,
-    file: &str,
-    value: Value,
-    env: &[(String, String)],
-    diag: &mut Diag,
-) -> Option<ToolConfig> {
-    let path = format!("tools.{name}");
-    let errors_before = diag.errors.len();
+fn validate_tool(name: &str, value: &Value, cx: &mut Checker<'_>) -> Option<ToolConfig> {
+    let path = KeyPath::of(&["tools", name]);
+    let errors_before = cx.error_count();
     if !valid_name(name) {
         let msg = "a tool name is 1-64 letters, digits, `_` or `-`, starting with a letter";
-        diag.push(codes::INVALID_VALUE, file, &path, msg);
+        cx.invalid(&path, msg);
     }
-    let raw: RawTool = diag.deserialize(value, file, &path)?;
+    let raw: RawTool = cx.deserialize(value, &path)?;
     if raw.description.trim().is_empty() {
         let msg = "a description is required: models choose tools by it";
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{path}.description"),
-            msg,
-        );
+        cx.invalid(&path.child("description"), msg);
     }
     let timeout = match parse_duration(&raw.timeout) {
         Ok(t) if t.is_zero() || t > MAX_TIMEOUT => {
             let msg = "timeout must be more than 0 and at most 10m";
-            diag.push(codes::INVALID_VALUE, file, &format!("{path}.timeout"), msg);
+            cx.invalid(&path.child("timeout"), msg);
             None
         }
         Ok(t) => Some(t),
         Err(e) => {
-            diag.push(codes::INVALID_VALUE, file, &format!("{path}.timeout"), e);
+            cx.invalid(&path.child("timeout"), e);
             None
         }
     };
     if raw.max_output_bytes == 0 || raw.max_output_bytes > MAX_OUTPUT_BYTES {
         let msg = format!("max_output_bytes must be between 1 and {MAX_OUTPUT_BYTES}");
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{path}.max_output_bytes"),
-            msg,
-        );
+        cx.invalid(&path.child("max_output_bytes"), msg);
     }
-    let parameters = compile_parameters(name, raw.parameters, file, &path, diag);
-    let output_schema = compile_output(name, raw.kind, file, &path, diag);
-    let settings = settings::validate(raw.kind, raw.settings, file, &path, env, diag);
-    if diag.errors.len() != errors_before {
+    let parameters = compile_parameters(name, raw.parameters, &path, cx);
+    let output_schema = compile_output(name, raw.kind, &path, cx);
+    let settings = settings::validate(raw.kind, raw.settings.as_ref(), &path, cx);
+    if cx.error_count() != errors_before {
         return None;
     }
     Some(ToolConfig {
@@ -286,21 +169,20 @@ fn validate_tool(
 fn compile_parameters(
     name: &str,
     schema: serde_json::Value,
-    file: &str,
-    path: &str,
-    diag: &mut Diag,
+    path: &KeyPath,
+    cx: &mut Checker<'_>,
 ) -> Option<Contract> {
-    let at = format!("{path}.parameters");
+    let at = path.child("parameters");
     // Function-calling APIs take an object schema; anything else would be rejected upstream.
     if schema.get("type").and_then(serde_json::Value::as_str) != Some("object") {
         let msg = "parameters must be a JSON Schema with `type: object`";
-        diag.push(codes::SCHEMA, file, &at, msg);
+        cx.error(codes::SCHEMA, &at, msg);
         return None;
     }
     match Contract::compile(format!("tool:{name}"), schema) {
         Ok(c) => Some(c),
         Err(e) => {
-            diag.push(codes::SCHEMA, file, &at, e);
+            cx.error(codes::SCHEMA, &at, e);
             None
         }
     }
@@ -311,14 +193,13 @@ fn compile_parameters(
 fn compile_output(
     name: &str,
     kind: ToolKind,
-    file: &str,
-    path: &str,
-    diag: &mut Diag,
+    path: &KeyPath,
+    cx: &mut Checker<'_>,
 ) -> Option<Contract> {
     match Contract::compile(format!("tool:{name}:output"), builtin_output_schema(kind)) {
         Ok(c) => Some(c),
         Err(e) => {
-            diag.push(codes::SCHEMA, file, &format!("{path}.kind"), e);
+            cx.error(codes::SCHEMA, &path.child("kind"), e);
             None
         }
     }

@@ -3,16 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use amas_config::{codes, parse_duration};
+use amas_config::{Checker, KeyPath, codes, parse_duration};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use yaml_serde::Value;
 
-use super::load::Diag;
 use crate::spec::ToolKind;
 
 /// Validated settings, by implementation.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
 pub enum ToolSettings {
     HttpFetch(HttpFetchSettings),
     /// `file_read`, `file_write`, `code_analyzer`, `vulnerability_scanner`.
@@ -30,7 +30,7 @@ pub enum HttpMethod {
     Post,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct HttpFetchSettings {
     /// Lower-case domains without trailing dot; empty means every public host.
     pub allow_domains: Vec<String>,
@@ -40,7 +40,7 @@ pub struct HttpFetchSettings {
     pub max_redirects: u8,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct FileSettings {
     /// Lower-case extensions without the dot; `""` allows files without an extension.
     pub allowed_extensions: Vec<String>,
@@ -51,20 +51,27 @@ pub struct FileSettings {
     pub max_files: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Database {
     Sqlite(PathBuf),
-    /// The URL (with its credentials) read from the environment variable named in config.
-    Postgres(SecretString),
+    /// The URL (with its credentials) read from the environment variable named in config;
+    /// `config dump` shows that it is set, never what it is.
+    Postgres(#[serde(serialize_with = "amas_config::redacted::always")] SecretString),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct SqlSettings {
     /// `None`: the tool refuses every call until a database is configured.
     pub database: Option<Database>,
     pub blocked_tables: Vec<String>,
     pub row_limit: usize,
+    #[serde(rename = "statement_timeout_ms", serialize_with = "millis")]
     pub statement_timeout: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
 }
 
 #[derive(Deserialize)]
@@ -125,50 +132,42 @@ fn default_statement_timeout() -> String {
 /// Validates `settings` for `kind`; `path` is `tools.<name>`.
 pub(crate) fn validate(
     kind: ToolKind,
-    settings: Option<Value>,
-    file: &str,
-    path: &str,
-    env: &[(String, String)],
-    diag: &mut Diag,
+    settings: Option<&Value>,
+    path: &KeyPath,
+    cx: &mut Checker<'_>,
 ) -> Option<ToolSettings> {
-    let at = format!("{path}.settings");
-    let needs = |diag: &mut Diag| {
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &at,
-            format!("{kind:?} tools need settings"),
-        );
-    };
+    let at = path.child("settings");
+    let settings = settings.filter(|v| !v.is_null());
+    let needs = |cx: &mut Checker<'_>| cx.invalid(&at, format!("{kind:?} tools need settings"));
     match kind {
         ToolKind::HttpFetch => {
             let Some(v) = settings else {
-                needs(diag);
+                needs(cx);
                 return None;
             };
-            http(diag.deserialize(v, file, &at)?, file, &at, diag).map(ToolSettings::HttpFetch)
+            http(cx.deserialize(v, &at)?, &at, cx).map(ToolSettings::HttpFetch)
         }
         ToolKind::FileRead
         | ToolKind::FileWrite
         | ToolKind::CodeAnalyzer
         | ToolKind::VulnerabilityScanner => {
             let Some(v) = settings else {
-                needs(diag);
+                needs(cx);
                 return None;
             };
-            files(diag.deserialize(v, file, &at)?, file, &at, diag).map(ToolSettings::Files)
+            files(cx.deserialize(v, &at)?, &at, cx).map(ToolSettings::Files)
         }
         ToolKind::SqlQuery => {
             let Some(v) = settings else {
-                needs(diag);
+                needs(cx);
                 return None;
             };
-            sql(diag.deserialize(v, file, &at)?, file, &at, env, diag).map(ToolSettings::SqlQuery)
+            sql(cx.deserialize(v, &at)?, &at, cx).map(ToolSettings::SqlQuery)
         }
         ToolKind::Calculator | ToolKind::SystemExecutor | ToolKind::DangerousTool => {
-            if settings.is_some_and(|v| !v.is_null()) {
+            if settings.is_some() {
                 let msg = format!("{kind:?} tools take no settings");
-                diag.push(codes::UNKNOWN_KEY, file, &at, msg);
+                cx.error(codes::UNKNOWN_KEY, &at, msg);
                 return None;
             }
             Some(ToolSettings::None)
@@ -176,7 +175,7 @@ pub(crate) fn validate(
     }
 }
 
-fn domains(list: Vec<String>, file: &str, at: &str, diag: &mut Diag) -> Vec<String> {
+fn domains(list: Vec<String>, at: &KeyPath, cx: &mut Checker<'_>) -> Vec<String> {
     let mut out = Vec::new();
     for (i, d) in list.into_iter().enumerate() {
         let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -187,43 +186,26 @@ fn domains(list: Vec<String>, file: &str, at: &str, diag: &mut Diag) -> Vec<Stri
             out.push(d);
         } else {
             let msg = format!("`{d}` is not a domain name (no scheme, path or wildcard)");
-            diag.push(codes::INVALID_VALUE, file, &format!("{at}.{i}"), msg);
+            cx.invalid(&at.child(i.to_string()), msg);
         }
     }
     out
 }
 
-fn http(raw: RawHttp, file: &str, at: &str, diag: &mut Diag) -> Option<HttpFetchSettings> {
-    let before = diag.errors.len();
-    let allow_domains = domains(
-        raw.allow_domains,
-        file,
-        &format!("{at}.allow_domains"),
-        diag,
-    );
-    let deny_domains = domains(raw.deny_domains, file, &format!("{at}.deny_domains"), diag);
+fn http(raw: RawHttp, at: &KeyPath, cx: &mut Checker<'_>) -> Option<HttpFetchSettings> {
+    let before = cx.error_count();
+    let allow_domains = domains(raw.allow_domains, &at.child("allow_domains"), cx);
+    let deny_domains = domains(raw.deny_domains, &at.child("deny_domains"), cx);
     if raw.max_bytes == 0 {
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{at}.max_bytes"),
-            "must be > 0",
-        );
+        cx.invalid(&at.child("max_bytes"), "must be > 0");
     }
     if raw.methods.is_empty() {
-        let msg = "at least one method (GET, POST)";
-        diag.push(codes::INVALID_VALUE, file, &format!("{at}.methods"), msg);
+        cx.invalid(&at.child("methods"), "at least one method (GET, POST)");
     }
     if raw.max_redirects > 10 {
-        let msg = "at most 10 redirects";
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{at}.max_redirects"),
-            msg,
-        );
+        cx.invalid(&at.child("max_redirects"), "at most 10 redirects");
     }
-    (diag.errors.len() == before).then_some(HttpFetchSettings {
+    (cx.error_count() == before).then_some(HttpFetchSettings {
         allow_domains,
         deny_domains,
         max_bytes: raw.max_bytes,
@@ -232,8 +214,8 @@ fn http(raw: RawHttp, file: &str, at: &str, diag: &mut Diag) -> Option<HttpFetch
     })
 }
 
-fn files(raw: RawFiles, file: &str, at: &str, diag: &mut Diag) -> Option<FileSettings> {
-    let before = diag.errors.len();
+fn files(raw: RawFiles, at: &KeyPath, cx: &mut Checker<'_>) -> Option<FileSettings> {
+    let before = cx.error_count();
     let allowed_extensions: Vec<String> = raw
         .allowed_extensions
         .iter()
@@ -241,41 +223,21 @@ fn files(raw: RawFiles, file: &str, at: &str, diag: &mut Diag) -> Option<FileSet
         .collect();
     if allowed_extensions.is_empty() {
         let msg = "list the extensions the tool may touch (`\"\"` for none)";
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{at}.allowed_extensions"),
-            msg,
-        );
+        cx.invalid(&at.child("allowed_extensions"), msg);
     }
     for (i, p) in raw.blocked_patterns.iter().enumerate() {
         if p.trim().is_empty() || p.contains('/') {
             let msg = "a pattern matches one path component: no `/`, not empty";
-            diag.push(
-                codes::INVALID_VALUE,
-                file,
-                &format!("{at}.blocked_patterns.{i}"),
-                msg,
-            );
+            cx.invalid(&at.child("blocked_patterns").child(i.to_string()), msg);
         }
     }
     if raw.max_bytes == 0 {
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{at}.max_bytes"),
-            "must be > 0",
-        );
+        cx.invalid(&at.child("max_bytes"), "must be > 0");
     }
     if raw.max_files == 0 {
-        diag.push(
-            codes::INVALID_VALUE,
-            file,
-            &format!("{at}.max_files"),
-            "must be > 0",
-        );
+        cx.invalid(&at.child("max_files"), "must be > 0");
     }
-    (diag.errors.len() == before).then(|| FileSettings {
+    (cx.error_count() == before).then(|| FileSettings {
         allowed_extensions,
         blocked_patterns: raw
             .blocked_patterns
@@ -287,15 +249,9 @@ fn files(raw: RawFiles, file: &str, at: &str, diag: &mut Diag) -> Option<FileSet
     })
 }
 
-fn sql(
-    raw: RawSql,
-    file: &str,
-    at: &str,
-    env: &[(String, String)],
-    diag: &mut Diag,
-) -> Option<SqlSettings> {
-    let before = diag.errors.len();
-    let db_at = format!("{at}.database");
+fn sql(raw: RawSql, at: &KeyPath, cx: &mut Checker<'_>) -> Option<SqlSettings> {
+    let before = cx.error_count();
+    let db_at = at.child("database");
     let database = match raw.database {
         None => None,
         Some(RawDatabase {
@@ -305,48 +261,40 @@ fn sql(
         Some(RawDatabase {
             sqlite_path: None,
             postgres_url_env: Some(var),
-        }) => match env.iter().find(|(k, _)| *k == var) {
-            Some((_, url)) => Some(Database::Postgres(SecretString::from(url.clone()))),
+        }) => match cx.env_var(&var) {
+            Some(url) => Some(Database::Postgres(SecretString::from(url.to_owned()))),
             None => {
                 // Name the variable, never a value: the URL carries credentials.
                 let msg = format!("environment variable `{var}` is not set");
-                diag.push(codes::INVALID_VALUE, file, &db_at, msg);
+                cx.invalid(&db_at, msg);
                 None
             }
         },
         Some(_) => {
             let msg = "set exactly one of `sqlite_path` and `postgres_url_env`";
-            diag.push(codes::INVALID_VALUE, file, &db_at, msg);
+            cx.invalid(&db_at, msg);
             None
         }
     };
     if raw.row_limit == 0 || raw.row_limit > 10_000 {
-        let msg = "row_limit must be between 1 and 10000";
-        diag.push(codes::INVALID_VALUE, file, &format!("{at}.row_limit"), msg);
+        cx.invalid(
+            &at.child("row_limit"),
+            "row_limit must be between 1 and 10000",
+        );
     }
+    let timeout_at = at.child("statement_timeout");
     let statement_timeout = match parse_duration(&raw.statement_timeout) {
         Ok(t) if !t.is_zero() => Some(t),
         Ok(_) => {
-            let msg = "statement_timeout must be more than 0";
-            diag.push(
-                codes::INVALID_VALUE,
-                file,
-                &format!("{at}.statement_timeout"),
-                msg,
-            );
+            cx.invalid(&timeout_at, "statement_timeout must be more than 0");
             None
         }
         Err(e) => {
-            diag.push(
-                codes::INVALID_VALUE,
-                file,
-                &format!("{at}.statement_timeout"),
-                e,
-            );
+            cx.invalid(&timeout_at, e);
             None
         }
     };
-    (diag.errors.len() == before).then(|| SqlSettings {
+    (cx.error_count() == before).then(|| SqlSettings {
         database,
         blocked_tables: raw
             .blocked_tables
