@@ -46,7 +46,7 @@ fn trivial_engine() -> RegoPolicyEngine {
     .unwrap()
 }
 
-/// The tool-call input as the gate builds it (`ToolGate::policy_input`).
+/// The tool-call input as the gate builds it (`Pipeline::policy_input`).
 fn tool_input(agent: &str, tool: &str) -> Value {
     json!({
         "principal": {"sub": "alice", "roles": ["submitter"], "tenant": "acme"},

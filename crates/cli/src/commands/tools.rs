@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest};
+use amas_governance::pipeline::{Outcome, TaskToolUsage, ToolCallRequest};
 use amas_telemetry::Metrics;
 use amas_tools::ToolContext;
 use amas_types::{Principal, TenantId};
