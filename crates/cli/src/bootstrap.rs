@@ -246,8 +246,9 @@ pub async fn build_runtime(
         &config.auth.audience,
     )?;
     let store_for_audit = Arc::clone(&store) as Arc<dyn amas_store::AuditLog>;
-    let audit = amas_store::AuditWriter::start(
-        Arc::clone(&store) as Arc<dyn amas_store::AuditLog>,
+    // The store's one writer: journal appends and audit records, group-committed.
+    let audit = amas_store::AuditWriter::start_group(
+        Arc::clone(&store) as Arc<dyn amas_store::GroupCommit>,
         Arc::new(issuer.audit_signer()),
         amas_store::audit::AuditWriterConfig::default(),
     );

@@ -3,6 +3,8 @@
 //! `journal_append` is the baseline: one durable append of one event. `research_report_task`
 //! runs a whole three-step task (scheduling, prompt building, contract checks, all journal
 //! writes). Report: time per task / 3 = time per step, and its ratio to the baseline append.
+//! `group_commit/x32` runs 32 tasks at once through the store's group-committing writer (audit
+//! on): its time per iteration / 96 is the amortized cost of one durable step under load.
 //! Run: `cargo bench -p amas-runtime --bench orchestration`.
 
 #![allow(
@@ -22,7 +24,8 @@ use serde_json::json;
 use amas_config::{BreakerConfig, LoadOptions};
 use amas_providers::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet};
 use amas_runtime::Runtime;
-use amas_store::{SqliteStore, TaskJournal};
+use amas_store::audit::{AuditWriter, AuditWriterConfig};
+use amas_store::{AuditLog, GroupCommit, SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
 use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TaskStatus, Usage};
 
@@ -98,11 +101,63 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter(|| run_task(runtime.clone()));
         });
     }
+    for (label, full_sync) in [("sync_full", true), ("sync_normal", false)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(
+            rt.block_on(SqliteStore::open_with(dir.path(), full_sync))
+                .expect("store"),
+        );
+        let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
+        let runtime = rt.block_on(async {
+            let writer = Arc::new(AuditWriter::start_group(
+                Arc::clone(&store) as Arc<dyn GroupCommit>,
+                Arc::new(amas_store::audit::conformance::test_signer()),
+                AuditWriterConfig::default(),
+            ));
+            let runtime = instant_runtime(&journal)
+                .with_audit(writer, Arc::clone(&store) as Arc<dyn AuditLog>)
+                .expect("audit");
+            runtime.start().await;
+            runtime
+        });
+        for tasks in [1_usize, 32] {
+            group.bench_function(format!("{label}/group_commit/x{tasks}"), |b| {
+                b.to_async(&rt).iter(|| run_tasks(runtime.clone(), tasks));
+            });
+        }
+    }
     group.finish();
+}
+
+/// Submits `n` tasks at once and waits until all have ended.
+async fn run_tasks(runtime: Runtime, n: usize) {
+    let mut live = runtime.subscribe();
+    let mut open = std::collections::HashSet::new();
+    for _ in 0..n {
+        open.insert(
+            runtime
+                .submit(spec(), Principal::local_operator(), None)
+                .await
+                .expect("submit")
+                .task_id,
+        );
+    }
+    while !open.is_empty() {
+        let record = live.recv().await.expect("live events");
+        if record
+            .event
+            .status_effect()
+            .is_some_and(TaskStatus::is_terminal)
+        {
+            assert!(matches!(record.event, JournalEvent::TaskSucceeded { .. }));
+            open.remove(&record.task_id);
+        }
+    }
 }
 
 fn instant_runtime(journal: &Arc<dyn TaskJournal>) -> Runtime {
     let mut config = amas_config::load(&LoadOptions::default()).expect("config");
+    config.runtime.max_concurrent_tasks = 32;
     for agent in config.agents.values_mut() {
         agent.providers = vec!["instant".into()];
     }

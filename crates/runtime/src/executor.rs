@@ -31,7 +31,7 @@ pub(crate) async fn execute(
     writer: Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let records = inner.journal.read(task, 0).await?;
+    let records = inner.journal.store().read(task, 0).await?;
     let Some(state) = TaskState::fold(&records) else {
         warn!(task.id = %task, "Task has no valid journal; skipping.");
         return Ok(());
@@ -39,6 +39,9 @@ pub(crate) async fn execute(
     if state.status.is_terminal() {
         return Ok(());
     }
+    // Nothing of this run is appended yet: from here on the read model follows every append.
+    inner.journal.track(&state);
+    writer.seed_lineage(&state.lineage).await;
     let span = info_span!(
         "amas.task",
         task.id = %task,
@@ -267,7 +270,10 @@ async fn run_workflow(
 
 /// Journals the lineage nodes the task is missing (succeeded steps and their tool results; the
 /// result when `done` is the task's success, which is appended in the same batch, after them).
-/// Reads the journal so a step recovered after a restart gets its node too.
+/// Works from the task's whole state (the read model's, which follows every append), so a
+/// step recovered after a restart gets its node too, and from every node the writer has
+/// decided, committed or not. Without `done` the nodes ride along with the next write: nothing
+/// waits on them, and a restart recomputes any that never made it.
 async fn record_lineage(
     inner: &Arc<Inner>,
     task: TaskId,
@@ -275,25 +281,24 @@ async fn record_lineage(
     writer: &Arc<TaskWriter>,
     done: Option<JournalEvent>,
 ) -> Result<(), StoreError> {
-    let records = inner.journal.read(task, 0).await?;
-    let mut batch = match TaskState::fold(&records) {
-        Some(state) => {
-            let result = match &done {
-                Some(JournalEvent::TaskSucceeded { result }) => Some(result),
-                _ => None,
-            };
-            lineage::events(lineage::missing_nodes(
-                &inner.protector,
-                workflow,
-                &state,
-                result,
-            ))
-        }
-        None => Vec::new(),
+    let Some(mut state) = inner.journal.state(task).await? else {
+        return match done {
+            Some(end) => writer.append(end).await,
+            None => Ok(()),
+        };
     };
-    batch.extend(done);
-    if batch.is_empty() {
-        return Ok(());
-    }
-    writer.append_all(&batch).await
+    let result = match &done {
+        Some(JournalEvent::TaskSucceeded { result }) => Some(result.clone()),
+        _ => None,
+    };
+    let protector = Arc::clone(&inner.protector);
+    writer
+        .lineage(
+            |known| {
+                state.lineage.clone_from(known);
+                lineage::missing_nodes(&protector, workflow, &state, result.as_ref())
+            },
+            done,
+        )
+        .await
 }

@@ -8,6 +8,7 @@ mod clearance;
 mod error;
 mod executor;
 mod inputs;
+mod journal;
 mod lineage;
 mod replay;
 mod retention;
@@ -61,7 +62,8 @@ struct Running {
 
 pub(crate) struct Inner {
     pub(crate) config: Arc<AmasConfig>,
-    pub(crate) journal: Arc<dyn TaskJournal>,
+    /// Appends (group-committed, published, folded into the read model) and task state.
+    pub(crate) journal: Arc<journal::Journal>,
     pub(crate) chains: BTreeMap<String, ProviderChain>,
     pub(crate) metrics: Metrics,
     /// The tool gate and the directory under which each task gets its workspace.
@@ -130,7 +132,7 @@ impl Runtime {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                journal,
+                journal: Arc::new(journal::Journal::new(journal, live.clone())),
                 chains,
                 metrics,
                 tools: None,
@@ -185,6 +187,10 @@ impl Runtime {
             agent: "*".to_owned(),
             reason: "the audit log must be configured before the runtime is shared".to_owned(),
         })?;
+        // The store's one writer commits the journal's appends too, with these records.
+        if let Some(journal) = Arc::get_mut(&mut inner.journal) {
+            journal.set_writer(Arc::clone(&audit));
+        }
         inner.audit = Some(audit);
         inner.audit_log = Some(log);
         Ok(self)
@@ -262,7 +268,7 @@ impl Runtime {
                 reason: "replay needs the tool gate and its policy engine (Runtime::with_tools, Runtime::with_policy)".to_owned(),
             });
         };
-        let records = self.inner.journal.read(task, 0).await?;
+        let records = self.inner.journal.store().read(task, 0).await?;
         match TaskState::fold(&records) {
             Some(s) if s.principal.tenant == viewer.tenant => {}
             Some(_) => {
@@ -333,7 +339,7 @@ impl Runtime {
 
     #[must_use]
     pub fn journal(&self) -> &Arc<dyn TaskJournal> {
-        &self.inner.journal
+        self.inner.journal.store()
     }
 
     /// Starts the dispatcher that runs queued tasks, at most `max_concurrent_tasks` at once.
@@ -472,23 +478,16 @@ impl Runtime {
         };
         let batch = [event, JournalEvent::LineageRecorded { node: input }];
         let record = match inner.journal.append(task, 0, &batch).await {
-            Ok(mut records) => {
-                let rest = records.split_off(1.min(records.len()));
-                records.pop().map(|first| (first, rest))
-            }
+            Ok(records) => records.into_iter().next(),
             Err(e) => {
                 inner.queued.fetch_sub(1, Ordering::SeqCst);
                 return Err(e.into());
             }
         };
-        let Some((record, rest)) = record else {
+        let Some(record) = record else {
             inner.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(StoreError::InvalidAppend("no record returned".to_owned()).into());
         };
-        let _ = inner.live.send(record.clone());
-        for r in rest {
-            let _ = inner.live.send(r);
-        }
         self.enqueue_reserved(task);
         for audit in submission_audit {
             self.audit(audit.with_task(task)).await;
@@ -513,7 +512,7 @@ impl Runtime {
     /// # Errors
     /// A store error.
     pub async fn recover(&self) -> Result<usize, RuntimeError> {
-        let unfinished = self.inner.journal.unfinished().await?;
+        let unfinished = self.inner.journal.store().unfinished().await?;
         for task in &unfinished {
             self.inner.queued.fetch_add(1, Ordering::SeqCst);
             self.enqueue_reserved(*task);
@@ -524,13 +523,13 @@ impl Runtime {
         Ok(unfinished.len())
     }
 
-    /// The task's current state, folded from its journal.
+    /// The task's current state: from memory while this process runs it, else folded from its
+    /// journal.
     ///
     /// # Errors
     /// A store error.
     pub async fn get(&self, task: TaskId) -> Result<Option<TaskState>, RuntimeError> {
-        let records = self.inner.journal.read(task, 0).await?;
-        Ok(TaskState::fold(&records))
+        Ok(self.inner.journal.state(task).await?)
     }
 
     /// Records an approver's vote on a pending approval and returns the approval as it then
@@ -592,7 +591,7 @@ impl Runtime {
         viewer: &Principal,
         operation: &str,
     ) -> Result<Option<Approval>, RuntimeError> {
-        match self.inner.journal.approval(approval_id).await? {
+        match self.inner.journal.store().approval(approval_id).await? {
             Some(a) if a.tenant == viewer.tenant => Ok(Some(a)),
             Some(_) => {
                 self.cross_tenant_attempt(viewer, operation, &format!("approval:{approval_id}"))
@@ -620,7 +619,7 @@ impl Runtime {
             });
         }
         filter.tenant = Some(viewer.tenant.clone());
-        Ok(self.inner.journal.approvals(&filter).await?)
+        Ok(self.inner.journal.store().approvals(&filter).await?)
     }
 
     /// Cancels a task that has not ended. Cancelling an ended task changes nothing. Its pending
@@ -657,14 +656,10 @@ impl Runtime {
             let state = self.get(task).await?.ok_or(RuntimeError::NotFound(task))?;
             if !state.status.is_terminal() {
                 // Not running in this process: the queue entry will find it terminal and skip it.
-                let records = self
-                    .inner
+                self.inner
                     .journal
                     .append(task, state.last_seq, &events(&state))
                     .await?;
-                for r in records {
-                    let _ = self.inner.live.send(r);
-                }
             }
         }
         drop(running);
@@ -723,7 +718,7 @@ async fn run_one(inner: &Arc<Inner>, task: TaskId) {
         if running.contains_key(&task) || inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        let last_seq = match inner.journal.summary(task).await {
+        let last_seq = match inner.journal.store().summary(task).await {
             Ok(Some(s)) if !s.status.is_terminal() => s.last_seq,
             Ok(_) => return,
             Err(e) => {
@@ -731,12 +726,7 @@ async fn run_one(inner: &Arc<Inner>, task: TaskId) {
                 return;
             }
         };
-        let writer = Arc::new(TaskWriter::new(
-            Arc::clone(&inner.journal),
-            task,
-            last_seq,
-            inner.live.clone(),
-        ));
+        let writer = Arc::new(TaskWriter::new(Arc::clone(&inner.journal), task, last_seq));
         running.insert(
             task,
             Running {
@@ -758,5 +748,8 @@ async fn run_one(inner: &Arc<Inner>, task: TaskId) {
         }
     }
     inner.metrics.tasks_running.dec();
-    inner.running.lock().await.remove(&task);
+    let mut running = inner.running.lock().await;
+    running.remove(&task);
+    // Stopped without an end (shutdown, takeover): whoever resumes it seeds it again.
+    inner.journal.forget(task);
 }

@@ -243,14 +243,6 @@ pub(crate) fn missing_nodes(
     out
 }
 
-/// The nodes as journal events.
-pub(crate) fn events(nodes: Vec<LineageNode>) -> Vec<JournalEvent> {
-    nodes
-        .into_iter()
-        .map(|node| JournalEvent::LineageRecorded { node })
-        .collect()
-}
-
 /// A floor a submitter declared was refused: which field and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

@@ -94,12 +94,15 @@ impl StepRun<'_> {
             .clone()
             .unwrap_or_else(|| empty_state(self.step, self.agent));
         if self.prior.is_none() {
+            // Queued, not awaited: nothing outside AMAS depends on the start, and the model
+            // answer's append (awaited) commits after it. A crash before it commits re-runs the
+            // step from its (deterministic) input.
             self.writer
-                .append(JournalEvent::StepStarted {
+                .send(vec![JournalEvent::StepStarted {
                     step: self.step.name.clone(),
                     agent: self.agent.id.clone(),
                     input: self.input.clone(),
-                })
+                }])
                 .await?;
         }
         let input_violations = self.agent.input_contract.check(&self.input);

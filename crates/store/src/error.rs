@@ -31,6 +31,10 @@ pub enum StoreError {
     /// never purged.
     #[error("task {task} cannot be purged: it is {status}")]
     NotPurgeable { task: TaskId, status: String },
+    /// The store's writer is shut down (or was started without a journal): nothing more is
+    /// appended through it.
+    #[error("the store writer is shut down")]
+    Closed,
 }
 
 impl StoreError {
@@ -45,6 +49,7 @@ impl StoreError {
             Self::Migration(_) => "AMAS-STORE-0005",
             Self::InvalidConfig(_) => "AMAS-STORE-0006",
             Self::NotPurgeable { .. } => "AMAS-STORE-0007",
+            Self::Closed => "AMAS-STORE-0008",
         }
     }
 
@@ -58,7 +63,8 @@ impl StoreError {
             | Self::Corrupt(_)
             | Self::Migration(_)
             | Self::InvalidConfig(_)
-            | Self::NotPurgeable { .. } => false,
+            | Self::NotPurgeable { .. }
+            | Self::Closed => false,
         }
     }
 }

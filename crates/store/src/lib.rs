@@ -3,6 +3,7 @@
 //! every backend passes.
 
 pub mod audit;
+mod commit;
 pub mod conformance;
 mod error;
 mod postgres;
@@ -11,6 +12,7 @@ mod shared;
 mod sqlite;
 
 pub use audit::{AuditLog, AuditRecord, AuditWriter};
+pub use commit::{Append, Committed, GroupCommit};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -565,3 +565,8 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+/// One transaction per append for now: the shared commit is SQLite's (the embedded default);
+/// PostgreSQL's many-writer deployment batches per worker instead.
+#[async_trait]
+impl crate::GroupCommit for PostgresStore {}

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
+use crate::audit::AuditRecord;
+use crate::commit::{Append, Committed, GroupCommit};
 use crate::shared::{self, Failed, NewTask};
 use crate::{
     ApprovalFilter, ApprovalPage, StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary,
@@ -149,93 +151,144 @@ fn summary_from_row(row: &SqliteRow) -> Result<TaskSummary, StoreError> {
 const SUMMARY_COLUMNS: &str =
     "id, tenant, task_type, title, priority, status, created_at, updated_at, last_seq";
 
+/// A validated, encoded append waiting for its turn in a group commit.
+struct Prepared<'a> {
+    /// Its position in the caller's batch.
+    index: usize,
+    task: TaskId,
+    id: String,
+    expected_last_seq: u64,
+    events: &'a [JournalEvent],
+    encoded: shared::Encoded,
+}
+
+/// A task's projection row as the transaction has it so far.
+#[derive(Clone)]
+struct Current {
+    last_seq: u64,
+    status: TaskStatus,
+    tenant: TenantId,
+    /// Not yet in the table: inserted at the end of the round.
+    new: Option<(String, String, String, i16)>,
+    touched: bool,
+}
+
+/// Rows per multi-row statement: 5 parameters a journal row stays far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
 impl SqliteStore {
-    async fn try_append(
+    /// The group commit: every append of `appends` and the audit `records` in one
+    /// `BEGIN IMMEDIATE` transaction, with one statement per kind of row rather than one per
+    /// row. An append whose expected seq is stale is refused alone. A task that appears more
+    /// than once is handled in rounds (one occurrence per round), so each round reads the
+    /// projection the previous one wrote.
+    async fn try_group(
         &self,
-        task: TaskId,
-        expected_last_seq: u64,
-        events: &[JournalEvent],
-    ) -> Result<Vec<JournalRecord>, Failed> {
-        shared::validate(expected_last_seq, events)?;
-        let encoded = shared::encode(expected_last_seq, events)?;
-        let id = id_text(task);
+        appends: &[Append],
+        records: &[AuditRecord],
+    ) -> Result<Committed, Failed> {
+        let mut results: Vec<Option<Result<Vec<JournalRecord>, StoreError>>> =
+            (0..appends.len()).map(|_| None).collect();
+        let mut rounds: Vec<Vec<Prepared<'_>>> = Vec::new();
+        let mut occurrences: BTreeMap<TaskId, usize> = BTreeMap::new();
+        for (index, a) in appends.iter().enumerate() {
+            let prepared = shared::validate(a.expected_last_seq, &a.events)
+                .and_then(|()| shared::encode(a.expected_last_seq, &a.events));
+            match prepared {
+                Ok(encoded) => {
+                    let round = occurrences.entry(a.task).or_default();
+                    if rounds.len() <= *round {
+                        rounds.push(Vec::new());
+                    }
+                    rounds[*round].push(Prepared {
+                        index,
+                        task: a.task,
+                        id: id_text(a.task),
+                        expected_last_seq: a.expected_last_seq,
+                        events: &a.events,
+                        encoded,
+                    });
+                    *round += 1;
+                }
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        for rec in records {
+            super::audit::validate(rec)?;
+        }
         let now = shared::now();
         let now_text = shared::format_time(now);
 
         // IMMEDIATE takes the write lock up front: two appenders serialize here instead of both
         // reading the same last seq and one failing later with SQLITE_BUSY on lock upgrade.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = sqlx::query("SELECT last_seq, status, tenant FROM tasks WHERE id = ?")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let current = match current {
-            Some(row) => Some((
-                shared::from_db_seq(row.try_get("last_seq")?)?,
-                shared::parse_status(row.try_get("status")?)?,
-                TenantId(row.try_get("tenant")?),
-            )),
-            None => None,
-        };
-        let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
-        let current_exists = current.is_some();
-        if actual != expected_last_seq {
-            return Err(Failed::Store(StoreError::Conflict {
-                task,
-                expected: expected_last_seq,
-                actual,
-            }));
+        for round in &rounds {
+            let mut current = current_rows(&mut tx, round).await?;
+            let mut accepted: Vec<&Prepared<'_>> = Vec::with_capacity(round.len());
+            for p in round {
+                let known = current.get(&p.task);
+                let actual = known.map_or(0, |c| c.last_seq);
+                if actual != p.expected_last_seq {
+                    results[p.index] = Some(Err(StoreError::Conflict {
+                        task: p.task,
+                        expected: p.expected_last_seq,
+                        actual,
+                    }));
+                    continue;
+                }
+                let status = shared::project_status(known.map(|c| c.status), p.events);
+                let last_seq =
+                    shared::seq_at(p.expected_last_seq, p.events.len().saturating_sub(1))?;
+                let row = if let Some(c) = known {
+                    Current {
+                        last_seq,
+                        status,
+                        touched: true,
+                        ..c.clone()
+                    }
+                } else {
+                    let new = NewTask::from_first(p.events)?;
+                    Current {
+                        last_seq,
+                        status,
+                        tenant: TenantId(new.tenant.to_owned()),
+                        new: Some((
+                            new.tenant.to_owned(),
+                            new.task_type.to_owned(),
+                            new.title.to_owned(),
+                            new.priority,
+                        )),
+                        touched: true,
+                    }
+                };
+                current.insert(p.task, row);
+                accepted.push(p);
+            }
+            write_projection(&mut tx, &current, &now_text).await?;
+            write_journal(&mut tx, &accepted, &now_text).await?;
+            for p in &accepted {
+                if let Some(c) = current.get(&p.task) {
+                    project_approvals(&mut tx, p.task, &c.tenant, c.status, p.events, now).await?;
+                }
+                results[p.index] =
+                    Some(shared::records(p.task, p.expected_last_seq, now, p.events));
+            }
         }
-        let status = shared::project_status(current.as_ref().map(|(_, s, _)| *s), events);
-        let last_seq = encoded.seqs.last().copied().unwrap_or_default();
-
-        // The projection row goes first: journal rows reference it.
-        let tenant = if let Some((_, _, tenant)) = current {
-            tenant
-        } else {
-            let new = NewTask::from_first(events)?;
-            sqlx::query(
-                "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
-                 updated_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(new.tenant)
-            .bind(new.task_type)
-            .bind(new.title)
-            .bind(new.priority)
-            .bind(status.as_str())
-            .bind(&now_text)
-            .bind(&now_text)
-            .bind(last_seq)
-            .execute(&mut *tx)
-            .await?;
-            TenantId(new.tenant.to_owned())
-        };
-        if current_exists {
-            sqlx::query("UPDATE tasks SET status = ?, updated_at = ?, last_seq = ? WHERE id = ?")
-                .bind(status.as_str())
-                .bind(&now_text)
-                .bind(last_seq)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for ((seq, kind), json) in encoded.seqs.iter().zip(&encoded.kinds).zip(&encoded.json) {
-            sqlx::query(
-                "INSERT INTO journal (task_id, seq, recorded_at, kind, event) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(seq)
-            .bind(&now_text)
-            .bind(kind)
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
-        }
-        project_approvals(&mut tx, task, &tenant, status, events, now).await?;
+        let audit = super::audit::sqlite::append_in(&mut tx, records).await?;
         tx.commit().await?;
-        Ok(shared::records(task, expected_last_seq, now, events)?)
+        Ok(Committed {
+            appends: results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        Err(StoreError::InvalidAppend(
+                            "the append was not processed".to_owned(),
+                        ))
+                    })
+                })
+                .collect(),
+            audit,
+        })
     }
 
     async fn last_seq(&self, task: TaskId) -> Result<u64, StoreError> {
@@ -306,6 +359,124 @@ async fn project_approvals(
     Ok(())
 }
 
+/// The projection rows of a round's tasks, in one query.
+async fn current_rows(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    round: &[Prepared<'_>],
+) -> Result<BTreeMap<TaskId, Current>, Failed> {
+    let mut current = BTreeMap::new();
+    for chunk in round.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, last_seq, status, tenant FROM tasks WHERE id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for p in chunk {
+            ids.push_bind(p.id.clone());
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut **tx).await? {
+            current.insert(
+                parse_id(row.try_get("id")?)?,
+                Current {
+                    last_seq: shared::from_db_seq(row.try_get("last_seq")?)?,
+                    status: shared::parse_status(row.try_get("status")?)?,
+                    tenant: TenantId(row.try_get("tenant")?),
+                    new: None,
+                    touched: false,
+                },
+            );
+        }
+    }
+    Ok(current)
+}
+
+/// Inserts the round's new tasks and moves the others' status and last seq, one statement
+/// each. The projection row goes first: journal rows reference it.
+async fn write_projection(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    current: &BTreeMap<TaskId, Current>,
+    now: &str,
+) -> Result<(), Failed> {
+    let new: Vec<(String, &Current)> = current
+        .iter()
+        .filter(|(_, c)| c.touched && c.new.is_some())
+        .map(|(id, c)| (id_text(*id), c))
+        .collect();
+    for chunk in new.chunks(ROWS_PER_STATEMENT / 2) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
+             updated_at, last_seq) ",
+        );
+        query.push_values(chunk, |mut b, (id, c)| {
+            let (tenant, task_type, title, priority) = c.new.clone().unwrap_or_default();
+            b.push_bind(id.clone())
+                .push_bind(tenant)
+                .push_bind(task_type)
+                .push_bind(title)
+                .push_bind(priority)
+                .push_bind(c.status.as_str())
+                .push_bind(now.to_owned())
+                .push_bind(now.to_owned())
+                .push_bind(i64::try_from(c.last_seq).unwrap_or(i64::MAX));
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    let moved: Vec<(String, &Current)> = current
+        .iter()
+        .filter(|(_, c)| c.touched && c.new.is_none())
+        .map(|(id, c)| (id_text(*id), c))
+        .collect();
+    for chunk in moved.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE tasks SET status = v.column2, updated_at = v.column3, last_seq = v.column4 \
+             FROM (",
+        );
+        query.push_values(chunk, |mut b, (id, c)| {
+            b.push_bind(id.clone())
+                .push_bind(c.status.as_str())
+                .push_bind(now.to_owned())
+                .push_bind(i64::try_from(c.last_seq).unwrap_or(i64::MAX));
+        });
+        query.push(") AS v WHERE tasks.id = v.column1");
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The journal rows of every accepted append of a round, in as few statements as the bind
+/// limit allows.
+async fn write_journal(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    accepted: &[&Prepared<'_>],
+    now: &str,
+) -> Result<(), Failed> {
+    let rows: Vec<(&str, i64, &'static str, &str)> = accepted
+        .iter()
+        .flat_map(|p| {
+            p.encoded
+                .seqs
+                .iter()
+                .zip(&p.encoded.kinds)
+                .zip(&p.encoded.json)
+                .map(|((seq, kind), json)| (p.id.as_str(), *seq, *kind, json.as_str()))
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO journal (task_id, seq, recorded_at, kind, event) ",
+        );
+        query.push_values(chunk, |mut b, (id, seq, kind, json)| {
+            b.push_bind(id.to_owned())
+                .push_bind(*seq)
+                .push_bind(now.to_owned())
+                .push_bind(*kind)
+                .push_bind(json.to_owned());
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn approvals_from_rows(rows: &[SqliteRow]) -> Result<Vec<Approval>, StoreError> {
     rows.iter()
         .map(|row| shared::decode_approval(row.try_get("doc")?))
@@ -320,8 +491,17 @@ impl TaskJournal for SqliteStore {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError> {
-        match self.try_append(task, expected_last_seq, events).await {
-            Ok(records) => Ok(records),
+        let append = Append {
+            task,
+            expected_last_seq,
+            events: events.to_vec(),
+        };
+        match self.try_group(std::slice::from_ref(&append), &[]).await {
+            Ok(mut committed) => committed.appends.pop().unwrap_or_else(|| {
+                Err(StoreError::InvalidAppend(
+                    "no result for the append".to_owned(),
+                ))
+            }),
             Err(Failed::Store(e)) => Err(e),
             Err(Failed::Raced) => Err(StoreError::Conflict {
                 task,
@@ -543,5 +723,24 @@ impl TaskJournal for SqliteStore {
             }
         }
         Ok(purged)
+    }
+}
+
+#[async_trait]
+impl GroupCommit for SqliteStore {
+    async fn group_commit(
+        &self,
+        appends: &[Append],
+        audit: &[AuditRecord],
+    ) -> Result<Committed, StoreError> {
+        match self.try_group(appends, audit).await {
+            Ok(committed) => Ok(committed),
+            Err(Failed::Store(e)) => Err(e),
+            // Another process took a seq this batch wanted: nothing was committed; the caller
+            // retries the appends one by one, which names the conflict.
+            Err(Failed::Raced) => Err(StoreError::Backend(
+                "a concurrent writer took a journal seq of this batch".to_owned(),
+            )),
+        }
     }
 }

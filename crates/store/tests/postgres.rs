@@ -27,6 +27,7 @@ async fn drop_store(store: Arc<PostgresStore>) {
 }
 
 amas_store::journal_conformance_tests!(fresh_store, drop_store);
+amas_store::group_commit_conformance_tests!(fresh_store, drop_store);
 
 fn submission() -> JournalEvent {
     JournalEvent::TaskSubmitted {

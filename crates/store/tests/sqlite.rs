@@ -12,10 +12,27 @@ mod in_memory {
     amas_store::journal_conformance_tests!(|| async {
         Arc::new(SqliteStore::in_memory().await.expect("in-memory store"))
     });
+    amas_store::group_commit_conformance_tests!(
+        || async { Arc::new(SqliteStore::in_memory().await.expect("in-memory store")) },
+        |_store| async {}
+    );
 }
 
 mod on_disk {
     use super::*;
+
+    amas_store::group_commit_conformance_tests!(
+        || async {
+            let dir = tempfile::tempdir().expect("temp dir").keep();
+            Arc::new(SqliteStore::open(&dir).await.expect("store on disk"))
+        },
+        |store: Arc<SqliteStore>| async move {
+            store.close().await;
+            if let Some(dir) = store.data_dir() {
+                std::fs::remove_dir_all(dir).expect("remove temp dir");
+            }
+        }
+    );
 
     amas_store::journal_conformance_tests!(
         || async {

@@ -31,15 +31,19 @@ async fn chat(base_url: &str, model: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn the_binary_is_driven_through_its_control_api() {
+/// Starts the binary with `args` and returns its guard and `/v1` base URL.
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a failure here is a test failure"
+)]
+fn start_binary(args: &[&str]) -> (Killed, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_amas-mock-openai"))
-        .args(["--port", "0"])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _guard = Killed(child);
+    let guard = Killed(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let base_url = line
@@ -47,6 +51,12 @@ async fn the_binary_is_driven_through_its_control_api() {
         .strip_prefix("listening on ")
         .unwrap()
         .to_owned();
+    (guard, base_url)
+}
+
+#[tokio::test]
+async fn the_binary_is_driven_through_its_control_api() {
+    let (_guard, base_url) = start_binary(&["--port", "0"]);
 
     let control = MockControl::new(&base_url);
     control
@@ -110,4 +120,28 @@ async fn a_hang_answers_once_released() {
     assert!(!pending.is_finished());
     mock.release_hangs();
     assert_eq!(pending.await.unwrap(), 503);
+}
+
+/// The bench runs the mock for many thousands of calls: `--no-record` must still answer every
+/// request by its configured behaviour, and keep none of them.
+#[tokio::test]
+async fn without_recording_the_binary_answers_and_keeps_nothing() {
+    let (_guard, base_url) = start_binary(&["--port", "0", "--no-record"]);
+    let control = MockControl::new(&base_url);
+    control
+        .configure(
+            "m",
+            vec![Behaviour::status(500)],
+            Some(Behaviour::reply(json!({"a": 1}))),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(chat(&base_url, "m").await.0, 500, "the queue comes first");
+    for _ in 0..3 {
+        let (status, body) = chat(&base_url, "m").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["choices"][0]["message"]["content"], r#"{"a":1}"#);
+    }
+    assert!(control.requests().await.unwrap().is_empty());
 }

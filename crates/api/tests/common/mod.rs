@@ -161,8 +161,9 @@ impl Parts {
     /// An audit writer on the store, its checkpoints signed with the issuer's key.
     pub fn audit(&self) -> (Arc<AuditWriter>, Arc<dyn AuditLog>) {
         let log: Arc<dyn AuditLog> = Arc::clone(&self.store) as Arc<dyn AuditLog>;
-        let writer = Arc::new(AuditWriter::start(
-            Arc::clone(&log),
+        // The production writer: journal appends and audit records group-committed.
+        let writer = Arc::new(AuditWriter::start_group(
+            Arc::clone(&self.store) as Arc<dyn amas_store::GroupCommit>,
             Arc::new(self.issuer.audit_signer()),
             AuditWriterConfig::default(),
         ));

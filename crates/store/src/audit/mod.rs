@@ -13,7 +13,7 @@ mod error;
 mod postgres;
 mod record;
 mod row;
-mod sqlite;
+pub(crate) mod sqlite;
 mod verify;
 mod writer;
 
@@ -36,7 +36,7 @@ pub use record::{
     hash_payload,
 };
 pub use verify::{Broken, BrokenReason, VerifyReport, verify};
-pub use writer::{AuditWriter, AuditWriterConfig};
+pub use writer::{AuditWriter, AuditWriterConfig, JournalListener, PendingAppend};
 
 /// A stored record that no longer decodes (a column was changed to something AMAS never
 /// writes). Verification reports it as broken instead of failing.

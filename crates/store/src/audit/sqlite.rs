@@ -117,6 +117,68 @@ impl SqliteStore {
     }
 }
 
+/// Links `records` to the chain's head and inserts them inside `tx`, which holds the write lock
+/// (`BEGIN IMMEDIATE`), so no two appends link to the same record. Shared by the audit-only
+/// append and the group commit that writes journal appends beside them.
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    records: &[AuditRecord],
+) -> Result<Vec<StoredAuditRecord>, StoreError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| -> Result<ChainLink, StoreError> {
+            Ok(ChainLink {
+                seq: shared::from_db_seq(row.try_get("seq")?)?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .transpose()?;
+    let sealed = chain::seal(head.as_ref(), records)?;
+    let inserts = sealed
+        .iter()
+        .map(Insert::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    for chunk in inserts.chunks(ROWS_PER_INSERT) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
+        query.push(COLUMNS).push(") ");
+        query.push_values(chunk, |mut b, ins| {
+            let r = &ins.rec.record;
+            b.push_bind(ins.seq)
+                .push_bind(shared::format_time(r.timestamp))
+                .push_bind(r.tenant.0.clone())
+                .push_bind(r.principal.sub.clone())
+                .push_bind(ins.roles.clone())
+                .push_bind(r.principal.auth_method.clone())
+                .push_bind(r.stage.clone())
+                .push_bind(r.action.clone())
+                .push_bind(r.decision.as_str())
+                .push_bind(ins.reasons.clone())
+                .push_bind(r.agent.clone())
+                .push_bind(r.task_id.map(|t| t.0.hyphenated().to_string()))
+                .push_bind(r.step.clone())
+                .push_bind(r.trace_id.clone())
+                .push_bind(r.resource.clone())
+                .push_bind(r.policy.as_ref().map(|p| p.version.clone()))
+                .push_bind(r.policy.as_ref().map(|p| p.hash.clone()))
+                .push_bind(r.classification.clone())
+                .push_bind(ins.duration_us)
+                .push_bind(ins.input_tokens)
+                .push_bind(ins.output_tokens)
+                .push_bind(ins.cost_micros)
+                .push_bind(ins.details.to_owned())
+                .push_bind(ins.rec.details_hash.clone())
+                .push_bind(ins.rec.prev_hash.clone())
+                .push_bind(ins.rec.hash.clone());
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(sealed.into_iter().map(|s| s.stored).collect())
+}
+
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append(&self, records: &[AuditRecord]) -> Result<Vec<StoredAuditRecord>, StoreError> {
@@ -126,60 +188,10 @@ impl AuditLog for SqliteStore {
         for rec in records {
             chain::validate(rec)?;
         }
-        // IMMEDIATE takes the write lock before the head is read: no two appends link to the
-        // same record.
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| -> Result<ChainLink, StoreError> {
-                Ok(ChainLink {
-                    seq: shared::from_db_seq(row.try_get("seq")?)?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .transpose()?;
-        let sealed = chain::seal(head.as_ref(), records)?;
-        let inserts = sealed
-            .iter()
-            .map(Insert::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        for chunk in inserts.chunks(ROWS_PER_INSERT) {
-            let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
-            query.push(COLUMNS).push(") ");
-            query.push_values(chunk, |mut b, ins| {
-                let r = &ins.rec.record;
-                b.push_bind(ins.seq)
-                    .push_bind(shared::format_time(r.timestamp))
-                    .push_bind(r.tenant.0.clone())
-                    .push_bind(r.principal.sub.clone())
-                    .push_bind(ins.roles.clone())
-                    .push_bind(r.principal.auth_method.clone())
-                    .push_bind(r.stage.clone())
-                    .push_bind(r.action.clone())
-                    .push_bind(r.decision.as_str())
-                    .push_bind(ins.reasons.clone())
-                    .push_bind(r.agent.clone())
-                    .push_bind(r.task_id.map(|t| t.0.hyphenated().to_string()))
-                    .push_bind(r.step.clone())
-                    .push_bind(r.trace_id.clone())
-                    .push_bind(r.resource.clone())
-                    .push_bind(r.policy.as_ref().map(|p| p.version.clone()))
-                    .push_bind(r.policy.as_ref().map(|p| p.hash.clone()))
-                    .push_bind(r.classification.clone())
-                    .push_bind(ins.duration_us)
-                    .push_bind(ins.input_tokens)
-                    .push_bind(ins.output_tokens)
-                    .push_bind(ins.cost_micros)
-                    .push_bind(ins.details.to_owned())
-                    .push_bind(ins.rec.details_hash.clone())
-                    .push_bind(ins.rec.prev_hash.clone())
-                    .push_bind(ins.rec.hash.clone());
-            });
-            query.build().execute(&mut *tx).await?;
-        }
+        let stored = append_in(&mut tx, records).await?;
         tx.commit().await?;
-        Ok(sealed.into_iter().map(|s| s.stored).collect())
+        Ok(stored)
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<StoredAuditRecord>, StoreError> {

@@ -1,6 +1,12 @@
-//! The batched audit writer: callers enqueue records and go on; one task appends them in
-//! batches (one transaction each) and signs a checkpoint every N records, on flush and on
-//! shutdown.
+//! The store's one writer: audit records and (when it is started on a [`GroupCommit`] store)
+//! the journal appends of every task go through one task, which commits whatever is queued in
+//! one transaction (group commit) and signs an audit checkpoint every N records, on flush and
+//! on shutdown.
+//!
+//! Audit records are enqueued and the caller goes on; they commit with the next batch, which is
+//! usually the journal append that follows the decision they record. A journal append's caller
+//! waits until its batch is durable. Batches grow under load only: the writer never waits to
+//! fill one, so a lone task pays no extra latency.
 //!
 //! Governance records must not be lost, so the writer never drops one: a full queue makes
 //! [`AuditWriter::record`] wait (backpressure) instead, and a failed append is retried until it
@@ -12,12 +18,15 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use amas_types::{JournalEvent, JournalRecord, TaskId};
+
 use super::AuditLog;
 use super::chain::{self, ChainLink};
 use super::checkpoint::{Checkpoint, CheckpointSigner};
 use super::error::AuditError;
 use super::record::AuditRecord;
 use crate::StoreError;
+use crate::commit::{Append, GroupCommit};
 
 /// Tuning of an [`AuditWriter`].
 #[derive(Clone, Debug)]
@@ -46,17 +55,47 @@ impl Default for AuditWriterConfig {
 }
 
 type Reply = oneshot::Sender<Result<Option<ChainLink>, AuditError>>;
+type Appended = oneshot::Sender<Result<Vec<JournalRecord>, StoreError>>;
+
+/// The answer to an append sent with [`AuditWriter::send`]: its records once their commit is
+/// durable, or why it was refused.
+pub type PendingAppend = oneshot::Receiver<Result<Vec<JournalRecord>, StoreError>>;
+
+/// Called by the writer with the records of every committed append, in commit order, before
+/// the appender is answered (the runtime publishes them to live subscribers from here).
+pub type JournalListener = Arc<dyn Fn(&[JournalRecord]) + Send + Sync>;
 
 enum Command {
     Record(Box<AuditRecord>),
+    Append(Box<Append>, Appended),
     Flush(Reply),
     Shutdown(Reply),
+}
+
+/// Where the worker writes: the audit log alone, or a store that commits journal appends and
+/// audit records together.
+#[derive(Clone)]
+enum Backend {
+    Audit(Arc<dyn AuditLog>),
+    Group(Arc<dyn GroupCommit>),
+}
+
+impl Backend {
+    fn log(&self) -> &dyn AuditLog {
+        match self {
+            Self::Audit(log) => log.as_ref(),
+            Self::Group(store) => store.as_ref(),
+        }
+    }
 }
 
 /// Appends audit records off the caller's path. Share it as `Arc<AuditWriter>`.
 pub struct AuditWriter {
     tx: mpsc::Sender<Command>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// Whether journal appends go through this writer.
+    journal: bool,
+    listener: Arc<std::sync::RwLock<Option<JournalListener>>>,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -75,19 +114,107 @@ impl AuditWriter {
         signer: Arc<dyn CheckpointSigner>,
         config: AuditWriterConfig,
     ) -> Self {
+        Self::spawn(Backend::Audit(log), signer, config)
+    }
+
+    /// Starts the store's one writer: audit records and journal appends ([`Self::append`]),
+    /// group-committed.
+    #[must_use]
+    pub fn start_group(
+        store: Arc<dyn GroupCommit>,
+        signer: Arc<dyn CheckpointSigner>,
+        config: AuditWriterConfig,
+    ) -> Self {
+        Self::spawn(Backend::Group(store), signer, config)
+    }
+
+    fn spawn(
+        backend: Backend,
+        signer: Arc<dyn CheckpointSigner>,
+        config: AuditWriterConfig,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let journal = matches!(backend, Backend::Group(_));
+        let listener = Arc::new(std::sync::RwLock::new(None));
         let worker = Worker {
-            log,
+            backend,
             signer,
             config,
             rx,
             last_checkpoint: None,
             written: None,
+            listener: Arc::clone(&listener),
         };
         Self {
             tx,
             worker: Mutex::new(Some(tokio::spawn(worker.run()))),
+            journal,
+            listener,
         }
+    }
+
+    /// Calls `listener` with the records of every append this writer commits from now on, in
+    /// commit order, before the appender is answered. One listener: a second replaces the first.
+    pub fn listen(&self, listener: JournalListener) {
+        let mut slot = self
+            .listener
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(listener);
+    }
+
+    /// Whether journal appends go through this writer ([`Self::start_group`]).
+    #[must_use]
+    pub fn has_journal(&self) -> bool {
+        self.journal
+    }
+
+    /// Appends `events` to `task`'s journal after `expected_last_seq`, as
+    /// [`crate::TaskJournal::append`] does, in the next group commit; returns once that commit
+    /// is durable. Audit records queued before this call commit with it (or before it).
+    ///
+    /// # Errors
+    /// As [`crate::TaskJournal::append`]; [`StoreError::Closed`] after shutdown or for a writer
+    /// without a journal.
+    pub async fn append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        self.send(task, expected_last_seq, events.to_vec())
+            .await?
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues an append without waiting for its commit: appends are committed in the order
+    /// they are queued, so a caller may queue the next append of the same task (expecting the
+    /// seqs this one will take) before this one is durable. Await the answer before anything
+    /// outside AMAS depends on the events.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`] after shutdown or for a writer without a journal.
+    pub async fn send(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: Vec<JournalEvent>,
+    ) -> Result<PendingAppend, StoreError> {
+        if !self.journal {
+            return Err(StoreError::Closed);
+        }
+        let (reply, done) = oneshot::channel();
+        let append = Append {
+            task,
+            expected_last_seq,
+            events,
+        };
+        self.tx
+            .send(Command::Append(Box::new(append), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(done)
     }
 
     /// Enqueues `record`. Returns as soon as it is queued; waits only while the queue is full.
@@ -137,7 +264,7 @@ impl AuditWriter {
 }
 
 struct Worker {
-    log: Arc<dyn AuditLog>,
+    backend: Backend,
     signer: Arc<dyn CheckpointSigner>,
     config: AuditWriterConfig,
     rx: mpsc::Receiver<Command>,
@@ -145,28 +272,41 @@ struct Worker {
     last_checkpoint: Option<u64>,
     /// The last record this writer appended.
     written: Option<ChainLink>,
+    listener: Arc<std::sync::RwLock<Option<JournalListener>>>,
 }
 
 impl Worker {
     async fn run(mut self) {
         let mut batch = Vec::new();
+        let mut appends = Vec::new();
         while let Some(command) = self.rx.recv().await {
             let mut control = match command {
                 Command::Record(rec) => {
                     batch.push(*rec);
                     None
                 }
+                Command::Append(append, reply) => {
+                    appends.push((*append, reply));
+                    None
+                }
                 other => Some(other),
             };
             // Take what is already queued, without waiting: batches grow under load only.
-            while control.is_none() && batch.len() < self.config.max_batch {
+            while control.is_none()
+                && batch.len() < self.config.max_batch
+                && appends.len() < self.config.max_batch
+            {
                 match self.rx.try_recv() {
                     Ok(Command::Record(rec)) => batch.push(*rec),
+                    Ok(Command::Append(append, reply)) => appends.push((*append, reply)),
                     Ok(other) => control = Some(other),
                     Err(_) => break,
                 }
             }
-            if !batch.is_empty() {
+            if !appends.is_empty() {
+                self.commit(std::mem::take(&mut appends), std::mem::take(&mut batch))
+                    .await;
+            } else if !batch.is_empty() {
                 self.write(std::mem::take(&mut batch)).await;
             }
             match control {
@@ -178,7 +318,7 @@ impl Worker {
                     let _ = reply.send(result);
                     return;
                 }
-                Some(Command::Record(_)) | None => {}
+                Some(Command::Record(_) | Command::Append(..)) | None => {}
             }
         }
         // Every sender is gone (the writer was dropped without shutdown): all is written.
@@ -200,6 +340,11 @@ impl Worker {
                         self.write(std::mem::take(&mut batch)).await;
                     }
                 }
+                // Accepted before the shutdown: its caller is owed the commit.
+                Command::Append(append, reply) => {
+                    self.commit(vec![(*append, reply)], std::mem::take(&mut batch))
+                        .await;
+                }
                 Command::Flush(reply) | Command::Shutdown(reply) => waiting.push(reply),
             }
         }
@@ -213,12 +358,73 @@ impl Worker {
         result
     }
 
+    /// Commits `appends` and `records` in one transaction and answers each append. When the
+    /// batch as a whole fails, nothing of it was committed: each append is then tried alone
+    /// (so one bad append cannot sink the others, and its caller gets its own error) and the
+    /// records go through [`Self::write`], which retries until they are stored.
+    async fn commit(&mut self, appends: Vec<(Append, Appended)>, records: Vec<AuditRecord>) {
+        let Backend::Group(store) = self.backend.clone() else {
+            for (_, reply) in appends {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+            if !records.is_empty() {
+                self.write(records).await;
+            }
+            return;
+        };
+        let (batch, replies): (Vec<Append>, Vec<Appended>) = appends.into_iter().unzip();
+        match store.group_commit(&batch, &records).await {
+            Ok(committed) => {
+                let listener = self.listener();
+                for (reply, result) in replies.into_iter().zip(committed.appends) {
+                    if let (Some(listen), Ok(records)) = (&listener, &result) {
+                        listen(records);
+                    }
+                    let _ = reply.send(result);
+                }
+                self.stored(committed.audit.last()).await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error.code = e.code(),
+                    error.message = %e,
+                    journal.batch = batch.len(),
+                    "Group commit failed; committing its appends one by one."
+                );
+                let listener = self.listener();
+                for (append, reply) in batch.into_iter().zip(replies) {
+                    let result = crate::TaskJournal::append(
+                        store.as_ref(),
+                        append.task,
+                        append.expected_last_seq,
+                        &append.events,
+                    )
+                    .await;
+                    if let (Some(listen), Ok(records)) = (&listener, &result) {
+                        listen(records);
+                    }
+                    let _ = reply.send(result);
+                }
+                if !records.is_empty() {
+                    self.write(records).await;
+                }
+            }
+        }
+    }
+
+    fn listener(&self) -> Option<JournalListener> {
+        self.listener
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Appends `batch` in one transaction, retrying until it succeeds: a governance record is
     /// never dropped. Then signs a checkpoint when one is due.
     async fn write(&mut self, batch: Vec<AuditRecord>) {
         let mut wait = self.config.retry_initial;
         let stored = loop {
-            match self.log.append(&batch).await {
+            match self.backend.log().append(&batch).await {
                 Ok(stored) => break stored,
                 Err(e) => {
                     tracing::warn!(
@@ -233,12 +439,18 @@ impl Worker {
                 }
             }
         };
-        if let Some(last) = stored.last() {
-            self.written = Some(ChainLink {
-                seq: last.seq,
-                hash: last.hash.clone(),
-            });
-        }
+        self.stored(stored.last()).await;
+    }
+
+    /// Notes the last record committed and signs a checkpoint when one is due.
+    async fn stored(&mut self, last: Option<&super::StoredAuditRecord>) {
+        let Some(last) = last else {
+            return;
+        };
+        self.written = Some(ChainLink {
+            seq: last.seq,
+            hash: last.hash.clone(),
+        });
         let since = match self.last_checkpoint().await {
             Ok(seq) => seq,
             Err(e) => {
@@ -259,7 +471,12 @@ impl Worker {
         if let Some(seq) = self.last_checkpoint {
             return Ok(seq);
         }
-        let seq = self.log.last_checkpoint().await?.map_or(0, |c| c.up_to_seq);
+        let seq = self
+            .backend
+            .log()
+            .last_checkpoint()
+            .await?
+            .map_or(0, |c| c.up_to_seq);
         self.last_checkpoint = Some(seq);
         Ok(seq)
     }
@@ -274,7 +491,7 @@ impl Worker {
             return Ok(Some(link));
         }
         let cp = Checkpoint::sign(&link, self.signer.as_ref())?;
-        self.log.add_checkpoint(&cp).await?;
+        self.backend.log().add_checkpoint(&cp).await?;
         self.last_checkpoint = Some(link.seq);
         tracing::debug!(audit.seq = link.seq, "Audit checkpoint signed.");
         Ok(Some(link))

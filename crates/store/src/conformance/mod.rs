@@ -17,6 +17,7 @@
 
 mod checks;
 pub(crate) mod fixtures;
+mod group;
 
 use std::fmt;
 
@@ -26,6 +27,10 @@ pub use checks::{
     list_filters_by_status_type_and_tenant, pagination_returns_every_task_once,
     purge_leaves_tombstones, stale_expected_seq_is_rejected, status_projection_follows_events,
     unfinished_lists_open_tasks_oldest_first, unknown_task_reads_empty,
+};
+pub use group::{
+    a_refused_append_refuses_only_itself, group_commit_writes_every_task_and_the_audit_chain,
+    one_task_twice_in_a_batch_applies_in_order, the_writer_commits_concurrent_appends,
 };
 
 use crate::StoreError;
@@ -127,5 +132,29 @@ macro_rules! __journal_conformance_case {
                 panic!("{}: {failure}", stringify!($check));
             }
         }
+    };
+}
+
+/// One `#[tokio::test]` per group-commit check, for the store made by `$make` (an `Arc<S>` for
+/// any `S: GroupCommit`), with the same teardown as the journal suite.
+#[macro_export]
+macro_rules! group_commit_conformance_tests {
+    ($make:expr, $teardown:expr) => {
+        $crate::__journal_conformance_case!(
+            $make,
+            $teardown,
+            group_commit_writes_every_task_and_the_audit_chain
+        );
+        $crate::__journal_conformance_case!($make, $teardown, a_refused_append_refuses_only_itself);
+        $crate::__journal_conformance_case!(
+            $make,
+            $teardown,
+            one_task_twice_in_a_batch_applies_in_order
+        );
+        $crate::__journal_conformance_case!(
+            $make,
+            $teardown,
+            the_writer_commits_concurrent_appends
+        );
     };
 }

@@ -45,6 +45,8 @@ struct Data {
 pub struct MockState {
     data: Arc<Mutex<Data>>,
     release: Arc<watch::Sender<u64>>,
+    /// Off for benchmarks: a long run would otherwise keep every request body in memory.
+    record: bool,
 }
 
 impl Default for MockState {
@@ -52,6 +54,7 @@ impl Default for MockState {
         Self {
             data: Arc::default(),
             release: Arc::new(watch::channel(0).0),
+            record: true,
         }
     }
 }
@@ -62,6 +65,15 @@ pub const ANY_MODEL: &str = "*";
 impl MockState {
     fn data(&self) -> MutexGuard<'_, Data> {
         self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A mock that answers as usual but keeps no requests ([`Self::requests`] stays empty).
+    #[must_use]
+    pub fn without_recording() -> Self {
+        Self {
+            record: false,
+            ..Self::default()
+        }
     }
 
     pub fn push(&self, model: &str, behaviours: impl IntoIterator<Item = Behaviour>) {
@@ -112,15 +124,18 @@ impl MockState {
     /// then the fallback.
     fn take(&self, request: RecordedRequest) -> Option<Behaviour> {
         let mut data = self.data();
-        let model = request.model.clone();
-        data.requests.push(request);
-        if let Some(next) = data.queues.get_mut(&model).and_then(VecDeque::pop_front) {
+        let model = request.model.as_str();
+        if let Some(next) = data.queues.get_mut(model).and_then(VecDeque::pop_front) {
+            if self.record {
+                data.requests.push(request);
+            }
             return Some(next);
         }
-        data.defaults
-            .get(&model)
-            .or(data.fallback.as_ref())
-            .cloned()
+        let behaviour = data.defaults.get(model).or(data.fallback.as_ref()).cloned();
+        if self.record {
+            data.requests.push(request);
+        }
+        behaviour
     }
 }
 

@@ -1,0 +1,184 @@
+//! The runtime's one way to its journal: every append goes through [`Journal::append`], which
+//! commits through the store's group-committing writer (when the runtime has one), publishes
+//! the stored records to live subscribers and keeps the read model of unfinished tasks in step.
+//!
+//! The read model holds the folded state of the tasks this process is writing (queued,
+//! running, waiting for approval), so a `GET` of a running task costs a map lookup instead of
+//! re-reading and folding its journal. Only the write path fills it: a reader that misses reads
+//! the store and does not insert what it read, so a read racing an append can never leave a
+//! stale state behind. A task leaves it when it ends, so payloads a retention purge tombstones
+//! (only ended tasks are purged) are never served from memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::broadcast;
+
+use amas_store::audit::PendingAppend;
+use amas_store::{AuditWriter, StoreError, TaskJournal};
+use amas_types::{JournalEvent, JournalRecord, TaskId, TaskState};
+
+/// Unfinished tasks whose state is kept in memory at most; past it, reads go to the store.
+const READ_MODEL_CAPACITY: usize = 100_000;
+
+pub(crate) struct Journal {
+    store: Arc<dyn TaskJournal>,
+    /// The store's writer; appends are group-committed through it when it holds the journal.
+    writer: Option<Arc<AuditWriter>>,
+    published: Arc<Published>,
+}
+
+/// What committed records feed: the read model and the live stream.
+struct Published {
+    live: broadcast::Sender<JournalRecord>,
+    states: Mutex<HashMap<TaskId, TaskState>>,
+}
+
+impl Journal {
+    pub(crate) fn new(store: Arc<dyn TaskJournal>, live: broadcast::Sender<JournalRecord>) -> Self {
+        Self {
+            store,
+            writer: None,
+            published: Arc::new(Published {
+                live,
+                states: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Commits appends through `writer` from now on (when it was started on the journal's
+    /// store, [`AuditWriter::start_group`]); the writer publishes each commit, in commit order.
+    pub(crate) fn set_writer(&mut self, writer: Arc<AuditWriter>) {
+        if !writer.has_journal() {
+            return;
+        }
+        let published = Arc::clone(&self.published);
+        writer.listen(Arc::new(move |records: &[JournalRecord]| {
+            published.publish(records);
+        }));
+        self.writer = Some(writer);
+    }
+
+    /// Queues an append without waiting for its commit (see [`AuditWriter::send`]); `None`
+    /// when appends do not go through a writer (the caller then appends and waits).
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`] when the writer is shut down.
+    pub(crate) async fn send(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: Vec<JournalEvent>,
+    ) -> Result<Option<PendingAppend>, StoreError> {
+        match &self.writer {
+            Some(writer) => Ok(Some(writer.send(task, expected_last_seq, events).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn TaskJournal> {
+        &self.store
+    }
+
+    /// Appends `events` after `expected_last_seq`; returns once they are durable, after
+    /// publishing them.
+    ///
+    /// # Errors
+    /// As [`TaskJournal::append`].
+    pub(crate) async fn append(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        match &self.writer {
+            // The writer published them before answering.
+            Some(writer) => writer.append(task, expected_last_seq, events).await,
+            None => {
+                let records = self.store.append(task, expected_last_seq, events).await?;
+                self.published.publish(&records);
+                Ok(records)
+            }
+        }
+    }
+
+    /// Seeds the read model with a task this process is about to run, from its whole journal
+    /// (read by the caller, before any append of the run).
+    pub(crate) fn track(&self, state: &TaskState) {
+        self.published.track(state);
+    }
+
+    /// Stops keeping `task` in memory (this process no longer writes it).
+    pub(crate) fn forget(&self, task: TaskId) {
+        self.published.states().remove(&task);
+    }
+
+    /// The task's current state: from memory while this process writes it, else folded from
+    /// the store.
+    ///
+    /// # Errors
+    /// A store error.
+    pub(crate) async fn state(&self, task: TaskId) -> Result<Option<TaskState>, StoreError> {
+        if let Some(state) = self.cached(task) {
+            return Ok(Some(state));
+        }
+        let records = self.store.read(task, 0).await?;
+        Ok(TaskState::fold(&records))
+    }
+
+    /// The task's state if the read model holds it.
+    pub(crate) fn cached(&self, task: TaskId) -> Option<TaskState> {
+        self.published.states().get(&task).cloned()
+    }
+}
+
+impl Published {
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, TaskState>> {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies stored records to the read model, then sends them to live subscribers.
+    fn publish(&self, records: &[JournalRecord]) {
+        let Some(first) = records.first() else {
+            return;
+        };
+        {
+            let mut states = self.states();
+            let task = first.task_id;
+            let contiguous = states
+                .get(&task)
+                .is_some_and(|s| s.last_seq + 1 == first.seq);
+            if contiguous {
+                if let Some(state) = states.get_mut(&task) {
+                    for r in records {
+                        state.apply(r);
+                    }
+                }
+            } else if first.seq == 1 && states.len() < READ_MODEL_CAPACITY {
+                if let Some(state) = TaskState::fold(records) {
+                    states.insert(task, state);
+                }
+            } else {
+                // A gap (an append this process did not make): forget rather than guess.
+                states.remove(&task);
+            }
+            if states.get(&task).is_some_and(|s| s.status.is_terminal()) {
+                states.remove(&task);
+            }
+        }
+        for r in records {
+            // Nobody listening is fine.
+            let _ = self.live.send(r.clone());
+        }
+    }
+
+    fn track(&self, state: &TaskState) {
+        if state.status.is_terminal() {
+            return;
+        }
+        let mut states = self.states();
+        if states.len() < READ_MODEL_CAPACITY || states.contains_key(&state.id) {
+            states.insert(state.id, state.clone());
+        }
+    }
+}
