@@ -9,9 +9,7 @@ use serde_json::Value;
 
 use amas_config::{InputSource, WorkflowConfig};
 use amas_dataprotect::{Classification, DataProtector, Level, Tag, Tags, TenantKey};
-use amas_types::{
-    DataLabels, JournalEvent, LineageNode, NodeKind, TaskSpec, TaskState, ToolOutcome,
-};
+use amas_types::{DataLabels, LineageNode, NodeKind, TaskSpec, TaskState, ToolOutcome};
 
 /// What the classifier saw in one payload: its classification and finding counts by type.
 struct Seen {
