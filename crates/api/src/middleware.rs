@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use amas_governance::pipeline::SecurityEvent;
 use amas_telemetry::metrics::{ClassLabels, HttpLabels, ReasonLabels, RouteLabels};
 use amas_types::Principal;
 
@@ -188,18 +189,16 @@ pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Ne
             }
             // A security event: who is unknown, so the record names nobody (and never the
             // token); the code and the path say what was tried.
-            let mut record = amas_store::AuditRecord::new(
-                &nobody,
-                "authentication",
-                "authenticate",
-                amas_store::audit::AuditDecision::Deny,
-            )
-            .with_reason(format!("{}: {}", e.code(), e.reason_label()))
-            .with_resource(req.uri().path().to_owned());
-            if let Some(trace) = amas_telemetry::current_trace_id() {
-                record = record.with_trace_id(trace);
-            }
-            app.runtime.audit(record).await;
+            app.runtime
+                .security_event(
+                    &nobody,
+                    SecurityEvent::AuthenticationFailed {
+                        code: e.code(),
+                        reason: e.reason_label(),
+                        path: req.uri().path(),
+                    },
+                )
+                .await;
             ApiError::Unauthenticated(e).into_response()
         }
     }
@@ -250,21 +249,15 @@ async fn refuse(app: &AppState, who: &Principal, v: Verdict, path: &str) -> Resp
         })
         .inc();
     if v.first_refusal {
-        let mut record = amas_store::AuditRecord::new(
-            who,
-            "rate_limit",
-            "http_request",
-            amas_store::audit::AuditDecision::Deny,
-        )
-        .with_reason(format!(
-            "AMAS-API-0007: the `{}` rate limit is exhausted",
-            v.class.as_str()
-        ))
-        .with_resource(path.to_owned());
-        if let Some(trace) = amas_telemetry::current_trace_id() {
-            record = record.with_trace_id(trace);
-        }
-        app.runtime.audit(record).await;
+        app.runtime
+            .security_event(
+                who,
+                SecurityEvent::RateLimited {
+                    class: v.class.as_str(),
+                    path,
+                },
+            )
+            .await;
     }
     ApiError::RateLimited(v).into_response()
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use amas_api::router;
 use amas_governance::LocalIssuer;
-use amas_governance::gate::ToolGate;
+use amas_governance::pipeline::Pipeline;
 
 struct App {
     router: Router,
@@ -36,7 +36,7 @@ async fn app() -> App {
         .insert("scripted".into(), vec!["public".into(), "internal".into()]);
     let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
     let tools = amas_tools::ToolRegistry::load(None).unwrap();
-    let gate = Arc::new(ToolGate::new(
+    let gate = Arc::new(Pipeline::new(
         Arc::clone(&parts.policy),
         Arc::new(tools),
         "development",

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use amas_config::{AmasConfig, Layers, LoadOptions, ProviderConfig};
 use amas_dataprotect::{DataProtectConfig, DataProtector};
-use amas_governance::gate::ToolGate;
+use amas_governance::pipeline::{Pipeline, SecurityEvent};
 use amas_policy::{
     EngineOptions, PolicyChange, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
 };
@@ -171,26 +171,22 @@ impl PolicyWatch {
     /// hashes: a change between two starts shows as a change of hash), and every later policy
     /// reload or rejected bundle. Call inside the Tokio runtime.
     pub async fn audit_to(&self, runtime: &Runtime, config_hash: &str) {
-        let record = amas_store::AuditRecord::new(
-            &system_principal(),
-            "config_change",
-            "config.load",
-            amas_store::audit::AuditDecision::Recorded,
-        )
-        .with_details(serde_json::json!({
+        let details = serde_json::json!({
             "config_sha256": config_hash,
             "policy_bundle_sha256": self.hash,
             "policy_source": if self.reloading.is_some() { "policy_dir" } else { "embedded" },
             "version": env!("CARGO_PKG_VERSION"),
-        }));
-        runtime.audit(record).await;
+        });
+        runtime
+            .security_event(&system_principal(), SecurityEvent::ConfigLoaded { details })
+            .await;
         let Some((engine, _)) = &self.reloading else {
             return;
         };
         let tokio = tokio::runtime::Handle::current();
         let runtime = runtime.clone();
         engine.on_change(move |change| {
-            let record = policy_change_record(change);
+            let record = policy_change_record(&runtime, change);
             let runtime = runtime.clone();
             amas_telemetry::tasks::global().spawn_on(&tokio, "policy.reload_audit", async move {
                 runtime.audit(record).await;
@@ -199,37 +195,26 @@ impl PolicyWatch {
     }
 }
 
-/// The audit record of a hot reload: the bundle hashes before and after, or why a bundle was
-/// rejected (a compile error names files and lines, never data).
-fn policy_change_record(change: &PolicyChange) -> amas_store::AuditRecord {
-    use amas_store::audit::AuditDecision;
-    match change {
-        PolicyChange::Applied { from_hash, to_hash } => amas_store::AuditRecord::new(
-            &system_principal(),
-            "policy_change",
-            "policy.reload",
-            AuditDecision::Allow,
-        )
-        .with_bundle(to_hash)
-        .with_reason("a changed policy bundle was loaded")
-        .with_details(serde_json::json!({"from_sha256": from_hash, "to_sha256": to_hash})),
+/// The audit record of a hot reload (the pipeline's): the bundle hashes before and after, or
+/// why a bundle was rejected (a compile error names files and lines, never data).
+fn policy_change_record(runtime: &Runtime, change: &PolicyChange) -> amas_store::AuditRecord {
+    let event = match change {
+        PolicyChange::Applied { from_hash, to_hash } => {
+            SecurityEvent::PolicyApplied { from_hash, to_hash }
+        }
         PolicyChange::Rejected {
             in_force,
             rejected,
             code,
             error,
-        } => amas_store::AuditRecord::new(
-            &system_principal(),
-            "policy_change",
-            "policy.reload",
-            AuditDecision::Deny,
-        )
-        .with_bundle(in_force)
-        .with_reason(format!("{code}: {error}"))
-        .with_details(
-            serde_json::json!({"rejected_sha256": rejected, "in_force_sha256": in_force}),
-        ),
-    }
+        } => SecurityEvent::PolicyRejected {
+            in_force,
+            rejected,
+            code,
+            error,
+        },
+    };
+    runtime.security_record(&system_principal(), event)
 }
 
 /// AMAS itself, as the principal of the events it records (starts, policy reloads).
@@ -251,12 +236,12 @@ pub fn build_gate(
     protector: Arc<DataProtector>,
     policy: Arc<dyn PolicyEngine>,
     metrics: Metrics,
-) -> anyhow::Result<Arc<ToolGate>> {
+) -> anyhow::Result<Arc<Pipeline>> {
     let tools = ToolRegistry::from_config(tools);
     let secret = amas_governance::auth::redaction_secret(&global.data_dir)
         .map_err(|e| UsageError(format!("the redaction key: {e}")))?;
     Ok(Arc::new(
-        ToolGate::new(policy, Arc::new(tools), global.environment.clone(), metrics)
+        Pipeline::new(policy, Arc::new(tools), global.environment.clone(), metrics)
             .with_approver_roles(config.approvals.approver_roles.clone())
             .with_data_protector(protector)
             .with_redact_secret(secret),
@@ -289,7 +274,7 @@ pub async fn build_runtime(
     global: &Global,
     config: Arc<AmasConfig>,
     metrics: Metrics,
-    gate: Arc<ToolGate>,
+    gate: Arc<Pipeline>,
     policy: Arc<dyn PolicyEngine>,
 ) -> anyhow::Result<Runtime> {
     let gate_protector = gate.data_protector().cloned();

@@ -1,4 +1,4 @@
-//! The whole pre-execution pipeline of one tool call, `ToolGate::check` (policy -> allowlist ->
+//! The whole pre-execution pipeline of one tool call, `Pipeline::check` (policy -> allowlist ->
 //! contract -> sandbox -> quota), for `code_reviewer` calling `code_analyzer` with the embedded
 //! configuration, tools and Rego bundle; with criterion, then p50/p99 over 20 000 timed calls.
 //!
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amas_config::{AgentConfig, LoadOptions};
-use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest, ToolGate};
+use amas_governance::pipeline::{Outcome, Pipeline, TaskToolUsage, ToolCallRequest};
 use amas_policy::{EngineOptions, Evaluation, PolicyBundle, RegoPolicyEngine};
 use amas_telemetry::Metrics;
 use amas_types::{Principal, TenantId};
@@ -30,12 +30,12 @@ use serde_json::{Value, json};
 
 struct Case {
     name: String,
-    gate: ToolGate,
+    gate: Pipeline,
     agent: AgentConfig,
     expect: Outcome,
 }
 
-fn gate(evaluation: Evaluation, memo_capacity: usize) -> ToolGate {
+fn gate(evaluation: Evaluation, memo_capacity: usize) -> Pipeline {
     let options = EngineOptions {
         evaluation,
         memo_capacity,
@@ -43,7 +43,7 @@ fn gate(evaluation: Evaluation, memo_capacity: usize) -> ToolGate {
     };
     let policy = RegoPolicyEngine::new(PolicyBundle::embedded(), options).unwrap();
     let tools = amas_tools::ToolRegistry::load(None).unwrap();
-    ToolGate::new(
+    Pipeline::new(
         Arc::new(policy),
         Arc::new(tools),
         "production",

@@ -1,10 +1,11 @@
-//! Governance: authentication (local issuer, token verification) and, later, the action
-//! pipeline (policy, contracts, sandbox, data protection, audit).
+//! Governance: authentication (local issuer, token verification) and the pipeline every
+//! governed action goes through (policy, contracts, sandbox, data protection, content
+//! safety, audit).
 
 pub mod auth;
 
 pub use auth::{
     AuthError, IssuerHealth, JwksSource, KeySource, LocalIssuer, TokenVerifier, VerificationKey,
 };
-pub mod gate;
 pub mod moderation;
+pub mod pipeline;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use amas_config::LoadOptions;
-use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest, ToolGate};
+use amas_governance::pipeline::{Outcome, Pipeline, TaskToolUsage, ToolCallRequest};
 use amas_policy::{PolicyEngine, RegoPolicyEngine};
 use amas_telemetry::Metrics;
 use amas_types::{Principal, TenantId};
@@ -36,7 +36,7 @@ fn repeated_calls_are_answered_from_the_memo_with_the_same_verdict() {
     reviewer.quotas.calls_per_minute = u32::MAX;
     let policy: Arc<dyn PolicyEngine> = Arc::new(RegoPolicyEngine::embedded().unwrap());
     let metrics = Metrics::new();
-    let gate = ToolGate::new(
+    let gate = Pipeline::new(
         policy,
         Arc::new(amas_tools::ToolRegistry::load(None).unwrap()),
         "production",

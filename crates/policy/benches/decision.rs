@@ -56,7 +56,7 @@ fn bundle() -> PolicyBundle {
     }
 }
 
-/// The tool-call input as the gate builds it (`ToolGate::policy_input`).
+/// The tool-call input as the gate builds it (`Pipeline::policy_input`).
 fn tool_input(agent: &str, tool: &str) -> Value {
     json!({
         "principal": {"sub": "alice", "roles": ["submitter"], "tenant": "acme"},

@@ -4,7 +4,7 @@
 //! - `audit_throughput/writer`: records appended per second through the writer (enqueue 500,
 //!   then flush: every record committed and a checkpoint signed).
 //! - `tool_decision/{audit_off,audit_on}`: one tool-call decision as the runtime makes it:
-//!   the gate (`ToolGate::check`, embedded Rego bundle) and, when on, the audit record built
+//!   the gate (`Pipeline::check`, embedded Rego bundle) and, when on, the audit record built
 //!   as the runtime builds it (principal, task, step, agent, trace, reasons, parameters hash)
 //!   and enqueued. The queue is flushed every 256 decisions outside the timed part, so this is
 //!   the latency below saturation; the difference is the added latency per governed action.
@@ -32,7 +32,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
 use amas_config::{AmasConfig, BreakerConfig, LoadOptions};
-use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest, ToolGate};
+use amas_governance::pipeline::{Outcome, Pipeline, TaskToolUsage, ToolCallRequest};
 use amas_policy::{PolicyEngine, RegoPolicyEngine};
 use amas_providers::{
     ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet, Role, ToolCall,
@@ -111,8 +111,8 @@ fn policy() -> Arc<dyn PolicyEngine> {
     Arc::new(RegoPolicyEngine::embedded().expect("embedded policies"))
 }
 
-fn gate(policy: Arc<dyn PolicyEngine>) -> Arc<ToolGate> {
-    Arc::new(ToolGate::new(
+fn gate(policy: Arc<dyn PolicyEngine>) -> Arc<Pipeline> {
+    Arc::new(Pipeline::new(
         policy,
         Arc::new(amas_tools::ToolRegistry::load(None).expect("tools")),
         "development",

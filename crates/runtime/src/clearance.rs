@@ -186,7 +186,7 @@ impl Runtime {
             Some((gate, _)) => gate.tenant_key(&principal.tenant.0),
             None => TenantKey::new(format!(
                 "{}\u{0}{}",
-                amas_governance::gate::DEFAULT_REDACT_SECRET,
+                amas_governance::pipeline::DEFAULT_REDACT_SECRET,
                 principal.tenant.0
             )),
         };
@@ -211,36 +211,24 @@ impl Runtime {
         }
         let level = released.level.unwrap_or(Level::Restricted).name();
         let clearance = self.clearance_of(principal).name();
-        let mut fields = released.fields.clone();
-        fields.sort();
-        fields.dedup();
-        let mut record = amas_store::AuditRecord::new(
+        let fields = released.fields.len();
+        let record = amas_governance::pipeline::entry::release(
             principal,
-            "data_protection_out",
             action,
-            amas_store::audit::AuditDecision::Allow,
-        )
-        .with_task(task)
-        .with_resource(format!("task:{task}"))
-        .with_classification(level)
-        .with_reason(format!(
-            "payloads above the reader's clearance ({clearance}) were redacted"
-        ))
-        .with_details(serde_json::json!({
-            "obligations": ["redact"],
-            "clearance": clearance,
-            "fields": fields,
-            "findings": released.findings,
-        }));
-        if let Some(trace) = amas_telemetry::current_trace_id() {
-            record = record.with_trace_id(trace);
-        }
+            amas_governance::pipeline::entry::Release {
+                task,
+                level,
+                clearance,
+                fields: released.fields.clone(),
+                findings: &released.findings,
+            },
+        );
         self.audit(record).await;
         tracing::info!(
             task.id = %task,
             data.classification = level,
             principal.clearance = clearance,
-            redacted.fields = fields.len(),
+            redacted.fields = fields,
             "Task payloads above the reader's clearance were redacted."
         );
     }

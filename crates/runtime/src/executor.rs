@@ -64,28 +64,30 @@ pub(crate) async fn execute(
     }
     let task_type = state.spec.task_type.clone();
     let started = Instant::now();
-    let runner = inner.tools.as_ref().map(|(gate, workspaces)| ToolRunner {
-        gate: Arc::clone(gate),
-        principal: state.principal.clone(),
-        task_id: task.to_string(),
-        task_type: task_type.clone(),
-        workspace: workspaces.join(task.to_string()),
-        usage: Arc::new(std::sync::Mutex::new({
-            let mut usage = usage_from_journal(&records, gate.tools());
-            usage
-                .started_at
-                .get_or_insert_with(std::time::SystemTime::now);
-            usage
-        })),
-        metrics: inner.metrics.clone(),
-        waiting: Arc::clone(&inner.waiting),
-        approval_timeout: inner.config.approvals.timeout,
-        protector: Arc::clone(&inner.protector),
-        provider_trust: inner.config.provider_trust.clone(),
-        audit: inner.audit.clone(),
-        task,
-        trace_id: state.trace_id.clone(),
-    });
+    let runner = inner
+        .tools
+        .as_ref()
+        .map(|(pipeline, workspaces)| ToolRunner {
+            pipeline: Arc::clone(pipeline),
+            principal: state.principal.clone(),
+            task_id: task.to_string(),
+            task_type: task_type.clone(),
+            workspace: workspaces.join(task.to_string()),
+            usage: Arc::new(std::sync::Mutex::new({
+                let mut usage = usage_from_journal(&records, pipeline.tools());
+                usage
+                    .started_at
+                    .get_or_insert_with(std::time::SystemTime::now);
+                usage
+            })),
+            metrics: inner.metrics.clone(),
+            waiting: Arc::clone(&inner.waiting),
+            approval_timeout: inner.config.approvals.timeout,
+            provider_trust: inner.config.provider_trust.clone(),
+            audit: inner.audit.clone(),
+            task,
+            trace_id: state.trace_id.clone(),
+        });
     if let Some(r) = &runner
         && let Err(e) = tokio::fs::create_dir_all(&r.workspace).await
     {

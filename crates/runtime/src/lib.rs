@@ -35,7 +35,7 @@ use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, watch};
 use tracing::{error, info, warn};
 
 use amas_config::AmasConfig;
-use amas_governance::gate::ToolGate;
+use amas_governance::pipeline::{self, ActionContext, Pipeline};
 use amas_providers::{ProviderChain, ProviderSet};
 use amas_store::{ApprovalFilter, ApprovalPage};
 use amas_store::{StoreError, TaskJournal};
@@ -67,7 +67,7 @@ pub(crate) struct Inner {
     pub(crate) chains: BTreeMap<String, ProviderChain>,
     pub(crate) metrics: Metrics,
     /// The tool gate and the directory under which each task gets its workspace.
-    pub(crate) tools: Option<(Arc<ToolGate>, PathBuf)>,
+    pub(crate) tools: Option<(Arc<Pipeline>, PathBuf)>,
     queue_tx: mpsc::UnboundedSender<TaskId>,
     queue_rx: Mutex<Option<mpsc::UnboundedReceiver<TaskId>>>,
     queued: AtomicUsize,
@@ -162,7 +162,7 @@ impl Runtime {
     /// [`RuntimeError::Setup`] when the runtime is already shared (started).
     pub fn with_tools(
         mut self,
-        gate: Arc<ToolGate>,
+        gate: Arc<Pipeline>,
         workspaces: PathBuf,
     ) -> Result<Self, RuntimeError> {
         let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
@@ -323,74 +323,6 @@ impl Runtime {
         }
     }
 
-    /// Content safety on the submission: a `block` category refuses it (`AMAS-SAFE-0001`),
-    /// a `flag` category admits it with an audit record; both are counted in
-    /// `amas_governance_decisions_total{stage="content_safety"}`.
-    async fn screen_submission(
-        &self,
-        spec: &TaskSpec,
-        principal: &Principal,
-        trace_id: Option<&str>,
-    ) -> Result<(), RuntimeError> {
-        let screening = safety::screen(&self.inner.content_safety, spec).await;
-        let verdict = &screening.verdict;
-        if verdict.action == amas_dataprotect::Action::Allow && !screening.classifier_unavailable {
-            return Ok(());
-        }
-        let outcome = safety::outcome(verdict.action);
-        let categories = safety::category_names(verdict);
-        self.inner
-            .metrics
-            .governance_decisions
-            .get_or_create(&amas_telemetry::metrics::DecisionLabels {
-                stage: "content_safety".to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-        let blocked = verdict.action == amas_dataprotect::Action::Block;
-        let mut reasons = vec![format!(
-            "content safety {outcome}: {}",
-            categories.join(", ")
-        )];
-        if screening.classifier_unavailable {
-            reasons.push(safety::UNAVAILABLE.to_owned());
-        }
-        let mut record = amas_store::AuditRecord::new(
-            principal,
-            "content_safety",
-            "task_submit",
-            if blocked {
-                amas_store::audit::AuditDecision::Deny
-            } else {
-                amas_store::audit::AuditDecision::Allow
-            },
-        )
-        .with_resource(spec.task_type.clone())
-        .with_reasons(&reasons)
-        .with_details(serde_json::json!({
-            "categories": categories,
-            "action": outcome,
-            "classifier": screening.classifier,
-            "classifier_unavailable": screening.classifier_unavailable,
-        }));
-        if let Some(trace) = trace_id {
-            record = record.with_trace_id(trace.to_owned());
-        }
-        self.audit(record).await;
-        warn!(
-            task.r#type = %spec.task_type,
-            safety.action = outcome,
-            safety.categories = %categories.join(","),
-            "Submitted content hit the content-safety filter."
-        );
-        if blocked {
-            return Err(RuntimeError::ContentBlocked {
-                categories: safety::blocked_because(verdict, screening.classifier_unavailable),
-            });
-        }
-        Ok(())
-    }
-
     /// Writes every audit record still queued and signs a final checkpoint (at shutdown).
     pub async fn close_audit(&self) {
         if let Some(audit) = &self.inner.audit
@@ -487,39 +419,42 @@ impl Runtime {
                     .join(", "),
             });
         }
-        self.screen_submission(&spec, &principal, trace_id.as_deref())
-            .await?;
-        let mut submission_audit = None;
-        if let Some((gate, _)) = &inner.tools {
-            let decision = gate.authorize_submission(&principal, &spec.task_type);
-            let allowed = decision.outcome == amas_governance::gate::Outcome::Allow;
-            let mut record = amas_store::AuditRecord::new(
-                &principal,
-                decision.stage,
-                "task_submit",
-                if allowed {
-                    amas_store::audit::AuditDecision::Allow
-                } else {
-                    amas_store::audit::AuditDecision::Deny
-                },
-            )
-            .with_resource(spec.task_type.clone())
-            .with_reasons(&decision.reasons);
-            if let Some(hash) = &decision.policy {
-                record = record.with_bundle(hash);
+        // The pipeline's submission entry point: content safety on the input, then policy.
+        let ctx = ActionContext {
+            principal: &principal,
+            task: None,
+            step: None,
+            agent: None,
+            trace_id: trace_id.clone(),
+        };
+        let governed = pipeline::entry::submission(
+            inner.tools.as_ref().map(|(p, _)| p.as_ref()),
+            &inner.metrics,
+            &inner.content_safety,
+            &ctx,
+            &spec,
+        )
+        .await;
+        let submission_audit = match governed {
+            Ok(governed) => governed.audit,
+            Err(refused) => {
+                for record in refused.audit {
+                    self.audit(record).await;
+                }
+                return Err(
+                    if refused.decision.stage == pipeline::Stage::ContentSafety {
+                        RuntimeError::ContentBlocked {
+                            categories: refused.message,
+                        }
+                    } else {
+                        RuntimeError::Denied {
+                            task_type: spec.task_type,
+                            reasons: refused.message,
+                        }
+                    },
+                );
             }
-            if let Some(trace) = &trace_id {
-                record = record.with_trace_id(trace.clone());
-            }
-            if !allowed {
-                self.audit(record).await;
-                return Err(RuntimeError::Denied {
-                    task_type: spec.task_type,
-                    reasons: decision.reasons.join("; "),
-                });
-            }
-            submission_audit = Some(record);
-        }
+        };
         let capacity = inner.config.runtime.queue_capacity;
         // Reserve a queue slot before writing anything, so a refused task leaves no trace.
         let reserved = inner
@@ -559,7 +494,7 @@ impl Runtime {
             return Err(StoreError::InvalidAppend("no record returned".to_owned()).into());
         };
         self.enqueue_reserved(task);
-        if let Some(audit) = submission_audit {
+        for audit in submission_audit {
             self.audit(audit.with_task(task)).await;
         }
         Ok(record)

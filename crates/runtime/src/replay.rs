@@ -22,7 +22,10 @@ use serde::Serialize;
 
 use amas_config::{AgentConfig, AmasConfig};
 use amas_dataprotect::{ContentSafety, DataProtectConfig};
-use amas_governance::gate::{ModelCallRequest, Outcome, StageDecision, ToolCallRequest, ToolGate};
+use amas_governance::pipeline::stages::safety;
+use amas_governance::pipeline::{
+    ActionKind, ModelCallRequest, Outcome, Pipeline, Stage, StageDecision, ToolCallRequest,
+};
 use amas_policy::PolicyEngine;
 use amas_telemetry::Metrics;
 use amas_tools::ToolRegistry;
@@ -31,7 +34,6 @@ use amas_types::{
 };
 
 use crate::approvals::refuse_vote;
-use crate::safety;
 use crate::tools::usage_from_journal;
 
 /// What a replay found.
@@ -98,7 +100,7 @@ impl Ruling {
 
 impl From<&StageDecision> for Ruling {
     fn from(d: &StageDecision) -> Self {
-        Self::of(d.stage, d.outcome.as_str(), &d.reasons).with_obligations(&d.obligations)
+        Self::of(d.stage.as_str(), d.outcome.as_str(), &d.reasons).with_obligations(&d.obligations)
     }
 }
 
@@ -153,7 +155,7 @@ impl Replayer {
     #[must_use]
     pub fn replay(&self, records: &[JournalRecord]) -> Option<ReplayReport> {
         let state = TaskState::fold(records)?;
-        let mut gate = ToolGate::new(
+        let mut gate = Pipeline::new(
             Arc::clone(&self.policy),
             Arc::clone(&self.tools),
             self.environment.clone(),
@@ -199,7 +201,7 @@ impl Replayer {
 /// One pass over a journal, with what the events so far have told.
 struct Walk<'a> {
     replayer: &'a Replayer,
-    gate: &'a ToolGate,
+    gate: &'a Pipeline,
     safety: Option<&'a ContentSafety>,
     task: &'a TaskState,
     records: &'a [JournalRecord],
@@ -328,7 +330,7 @@ impl<'a> Walk<'a> {
                 ..
             } if action == "model_call" => {
                 let before = Ruling::of(stage, outcome, reasons).with_obligations(obligations);
-                let provider = call_id.split_once(':').map_or(call_id.as_str(), |(_, p)| p);
+                let provider = amas_types::governance::model_call_provider(call_id);
                 let after = match (self.agent(step), data) {
                     (Err(why), _) => Ruling::unknown(why),
                     (Ok(_), None) => Ruling::unknown(
@@ -380,15 +382,19 @@ impl<'a> Walk<'a> {
                 outcome,
                 reasons,
                 ..
-            } if action == safety::MODEL_OUTPUT => {
+            } if action == ActionKind::ModelOutput.as_str() => {
                 // The classifier's categories are facts of the journal (a moderation endpoint is
                 // not asked again); the decision is the configured actions applied to them.
                 let before = Ruling::of(stage, outcome, reasons);
                 let after = match self.safety {
-                    Some(s) => Ruling::of(safety::STAGE, safety::rejudge(s, reasons), reasons),
+                    Some(s) => Ruling::of(
+                        Stage::ContentSafety.as_str(),
+                        safety::rejudge(s, reasons).as_str(),
+                        reasons,
+                    ),
                     None => Ruling::unknown("the content-safety configuration is invalid"),
                 };
-                let provider = call_id.split_once(':').map_or(call_id.as_str(), |(_, p)| p);
+                let provider = amas_types::governance::model_call_provider(call_id);
                 let diff = differs(&before, &after).then(|| DecisionDiff {
                     seq: 0,
                     step: Some(step.clone()),
@@ -507,18 +513,18 @@ impl<'a> Walk<'a> {
 
 /// Two rulings differ when their stage, outcome or obligations do (reasons are explanations,
 /// free to change wording). A journal written before obligations existed records none.
+/// Stages and outcomes compare as the vocabulary's enums (a name outside it, such as replay's
+/// own `unknown`, compares as itself).
 fn differs(a: &Ruling, b: &Ruling) -> bool {
-    a.stage != b.stage || a.outcome != b.outcome || a.obligations != b.obligations
+    a.stage.parse::<Stage>() != b.stage.parse::<Stage>()
+        || a.outcome.parse::<Outcome>() != b.outcome.parse::<Outcome>()
+        || a.obligations != b.obligations
 }
 
-/// The deciding stage of an evaluation, as the gate picks it: the first denial, else the first
-/// request for approval, else the last stage.
+/// The deciding stage of an evaluation, by the pipeline's one rule
+/// (`amas_types::governance::decisive`).
 fn decisive(stages: &[Ruling]) -> Ruling {
-    stages
-        .iter()
-        .find(|s| s.outcome == "deny")
-        .or_else(|| stages.iter().find(|s| s.outcome == "require_approval"))
-        .or_else(|| stages.last())
+    amas_types::governance::decisive(stages, |s| s.outcome.parse().unwrap_or(Outcome::Allow))
         .cloned()
         .unwrap_or_else(|| Ruling::unknown("no stage was recorded"))
 }

@@ -11,9 +11,10 @@ use serde_json::Value;
 use tracing::info;
 
 use amas_dataprotect::Classification;
-use amas_store::audit::{AuditDecision, AuditQuery};
+use amas_governance::pipeline::SecurityEvent;
+use amas_store::TaskSummary;
+use amas_store::audit::AuditQuery;
 use amas_store::retention::{has_payload, is_purged};
-use amas_store::{AuditRecord, TaskSummary};
 use amas_types::{JournalEvent, JournalRecord, LineageNode, Principal, TaskState};
 
 use crate::lineage::from_labels;
@@ -280,16 +281,19 @@ impl Runtime {
             .map(|(level, n)| format!("{n} {level}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let record = AuditRecord::new(&principal, "retention", "purge", AuditDecision::Recorded)
-            .with_task(state.id)
-            .with_resource(format!("task_type:{}", state.spec.task_type))
-            .with_reason(format!(
-                "purged {} expired payloads ({summary}); erased details of {} audit records",
-                task.payloads.len(),
-                task.audit_details_erased
-            ))
-            .with_details(Value::Null);
-        self.audit(record).await;
+        self.security_event(
+            &principal,
+            SecurityEvent::RetentionPurge {
+                task: state.id,
+                task_type: &state.spec.task_type,
+                reason: format!(
+                    "purged {} expired payloads ({summary}); erased details of {} audit records",
+                    task.payloads.len(),
+                    task.audit_details_erased
+                ),
+            },
+        )
+        .await;
     }
 }
 

@@ -257,7 +257,7 @@ impl StepRun<'_> {
         self.agent
             .allowed_tools
             .iter()
-            .filter_map(|name| runner.gate.tools().get(name).map(|t| t.spec()))
+            .filter_map(|name| runner.pipeline.tools().get(name).map(|t| t.spec()))
             .map(|spec| ToolDefinition {
                 name: spec.name.clone(),
                 description: spec.description.clone(),
@@ -374,9 +374,12 @@ impl StepRun<'_> {
                 self.agent,
                 &response.provider,
                 &response.model,
-                response.usage,
-                started.elapsed(),
-                cost,
+                amas_governance::pipeline::ModelUsage {
+                    input_tokens: response.usage.input_tokens,
+                    output_tokens: response.usage.output_tokens,
+                    latency: started.elapsed(),
+                    cost,
+                },
             );
             runner.audit(vec![record]).await;
         }

@@ -1,4 +1,4 @@
-//! Running the tool calls a model asked for: each through the governance gate, journaled
+//! Running the tool calls a model asked for: each through the governance pipeline, journaled
 //! before and after it runs, and never silently re-run after a restart when it is not
 //! idempotent.
 
@@ -12,20 +12,19 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, info, info_span, warn};
 
-use amas_dataprotect::DataProtector;
-use amas_governance::gate::{
-    GateVerdict, ModelCallRequest, Outcome, TaskToolUsage, ToolCallRequest, ToolGate, codes,
-    obligations,
+use amas_governance::pipeline::{
+    ActionContext, ModelCallDecisions, ModelCallSite, ModelUsage, Outcome, Pipeline, Stage,
+    TaskToolUsage, ToolCallRequest, ToolVerdict, codes,
 };
 use amas_store::StoreError;
-use amas_store::audit::{AuditDecision, hash_payload};
+use amas_store::audit::AuditDecision;
 use amas_store::{AuditRecord, AuditWriter};
 use amas_telemetry::Metrics;
-use amas_telemetry::metrics::{DecisionLabels, ToolLabels};
+use amas_telemetry::metrics::ToolLabels;
 use amas_tools::{ToolContext, ToolRegistry, ToolSpec};
 use amas_types::{
-    Approval, ApprovalStatus, DataLabels, ErrorInfo, JournalEvent, Principal, RequestedTool,
-    TaskId, ToolOutcome,
+    Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
+    ToolOutcome,
 };
 
 use crate::approvals::{self, Registration, Vote, Waiting};
@@ -36,9 +35,9 @@ use crate::writer::TaskWriter;
 /// it may have happened, so it is not run again.
 pub(crate) const UNCERTAIN_SIDE_EFFECT: &str = amas_types::codes::STEP_UNCERTAIN_SIDE_EFFECT;
 
-/// What a step needs to run tools: the gate, the task's identity, and its shared usage.
+/// What a step needs to run tools: the pipeline, the task's identity, and its shared usage.
 pub(crate) struct ToolRunner {
-    pub gate: Arc<ToolGate>,
+    pub pipeline: Arc<Pipeline>,
     pub principal: Principal,
     pub task_id: String,
     pub task_type: String,
@@ -50,28 +49,12 @@ pub(crate) struct ToolRunner {
     pub waiting: Arc<Waiting>,
     /// How long an approval request waits before it expires.
     pub approval_timeout: Duration,
-    /// Classifies prompts for the model-call policy.
-    pub protector: Arc<DataProtector>,
     /// Per provider, the classification levels it may receive.
     pub provider_trust: BTreeMap<String, Vec<String>>,
     /// The audit log, when configured.
     pub audit: Option<Arc<AuditWriter>>,
     pub task: TaskId,
     pub trace_id: Option<String>,
-}
-
-/// The model-call decision for every provider of a chain, journaled with the answer.
-pub(crate) struct ModelCallDecisions {
-    pub events: Vec<JournalEvent>,
-    pub allowed: Vec<String>,
-    /// Allowed providers that may only get the redacted prompt (obligation `redact`).
-    pub redact_for: Vec<String>,
-    /// The redacted messages, when some provider must get them.
-    pub redacted: Option<Vec<amas_providers::ChatMessage>>,
-    /// Why the refused providers were refused.
-    pub refusals: Vec<String>,
-    /// One audit record per decision.
-    pub audit: Vec<AuditRecord>,
 }
 
 /// The result of one call as the model will see it, or a reason to stop the step.
@@ -104,10 +87,8 @@ enum Waited {
 }
 
 impl ToolRunner {
-    /// Asks policy, for each provider of the chain, whether this step's prompt may go there,
-    /// given its classification and that of the redacted prompt. A prompt that cannot be
-    /// classified counts as restricted (and is not offered redacted). A provider allowed under
-    /// the obligation `redact` gets the redacted messages only.
+    /// Asks policy, for each provider of the chain, whether this step's prompt may go there
+    /// (the pipeline's model-call entry point).
     pub(crate) fn authorize_model_call(
         &self,
         step: &str,
@@ -116,148 +97,45 @@ impl ToolRunner {
         providers: &[&str],
         messages: &[amas_providers::ChatMessage],
     ) -> ModelCallDecisions {
-        let prompt = PromptLabels::of(&self.protector, &self.gate, &self.principal, messages);
-        let labels = prompt.labels();
-        let mut out = ModelCallDecisions {
-            events: Vec::with_capacity(providers.len()),
-            allowed: Vec::new(),
-            redact_for: Vec::new(),
-            redacted: None,
-            refusals: Vec::new(),
-            audit: Vec::new(),
-        };
-        let none: Vec<String> = Vec::new();
-        let redacted = labels
-            .redacted
-            .as_deref()
-            .map(|r| (r.classification.as_str(), r.tags.as_slice()));
-        for provider in providers {
-            let span = governance_span("model_call", provider);
-            let started = Instant::now();
-            let d = span.in_scope(|| {
-                self.gate.authorize_model_call(&ModelCallRequest {
-                    principal: &self.principal,
-                    agent,
-                    task_id: &self.task_id,
-                    task_type: &self.task_type,
-                    provider,
-                    trusted_for: self.provider_trust.get(*provider).unwrap_or(&none),
-                    classification: &labels.classification,
-                    tags: &labels.tags,
-                    redacted,
-                })
-            });
-            record_decision(&span, &d);
-            let redact = d.outcome == Outcome::Allow
-                && d.obligations.iter().any(|o| o == obligations::REDACT);
-            out.events.push(JournalEvent::ActionDecided {
-                step: step.to_owned(),
-                call_id: format!("turn-{turn}:{provider}"),
-                action: "model_call".to_owned(),
-                stage: d.stage.to_owned(),
-                outcome: d.outcome.as_str().to_owned(),
-                reasons: d.reasons.clone(),
-                code: d.code.map(str::to_owned),
-                data: Some(labels.clone()),
-                obligations: d.obligations.clone(),
-            });
-            let mut record = self
-                .audit_record(step, agent, d.stage, "model_call", decision_of(&d.outcome))
-                .with_resource(*provider)
-                .with_classification(&labels.classification)
-                .with_reasons(&d.reasons)
-                .with_duration(started.elapsed());
-            if let Some(hash) = &d.policy {
-                record = record.with_bundle(hash);
-            }
-            if redact {
-                // Types and counts only: the audit log never holds the values.
-                record = record.with_details(json!({
-                    "obligations": d.obligations,
-                    "redacted": {"findings": prompt.counts, "classification": redacted.map(|r| r.0)},
-                }));
-            }
-            out.audit.push(record);
-            if d.outcome == Outcome::Allow {
-                if redact {
-                    info!(
-                        amas.step = %step,
-                        gen_ai.provider = %provider,
-                        amas.findings = prompt.counts.values().sum::<usize>(),
-                        "The prompt goes to this provider redacted."
-                    );
-                    out.redact_for.push((*provider).to_owned());
-                }
-                out.allowed.push((*provider).to_owned());
-            } else {
-                out.refusals
-                    .push(format!("{provider}: {}", d.reasons.join("; ")));
-            }
-        }
-        if !out.redact_for.is_empty() {
-            out.redacted = prompt.redacted;
-        }
-        out
+        let ctx = self.ctx(step, &agent.id);
+        self.pipeline.model_call(
+            &ModelCallSite {
+                ctx: &ctx,
+                task_id: &self.task_id,
+                task_type: &self.task_type,
+                step,
+                turn,
+                agent,
+                provider_trust: &self.provider_trust,
+            },
+            providers,
+            messages,
+        )
     }
 
-    /// An audit record of this task's principal, agent, step and trace.
-    fn audit_record(
-        &self,
-        step: &str,
-        agent: &amas_config::AgentConfig,
-        stage: &str,
-        action: &str,
-        decision: AuditDecision,
-    ) -> AuditRecord {
-        let mut record = AuditRecord::new(&self.principal, stage, action, decision)
-            .with_task(self.task)
-            .with_step(step)
-            .with_agent(agent.id.clone());
-        if let Some(trace) = &self.trace_id {
-            record = record.with_trace_id(trace.clone());
+    /// Who acts in this task's `step`, for the pipeline's records.
+    pub(crate) fn ctx<'a>(&'a self, step: &'a str, agent: &'a str) -> ActionContext<'a> {
+        ActionContext {
+            principal: &self.principal,
+            task: Some(self.task),
+            step: Some(step),
+            agent: Some(agent),
+            trace_id: self.trace_id.clone(),
         }
-        record
     }
 
     /// The audit record of a model call's answer: provider and model, tokens, estimated cost
-    /// (millionths of the price unit) and latency. Never the prompt or the answer.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the record's identity and the usage, all named"
-    )]
+    /// and latency. Never the prompt or the answer.
     pub(crate) fn model_usage_audit(
         &self,
         step: &str,
         agent: &amas_config::AgentConfig,
         provider: &str,
         model: &str,
-        usage: amas_types::Usage,
-        latency: Duration,
-        cost: Option<f64>,
+        usage: ModelUsage,
     ) -> AuditRecord {
-        let mut record = self
-            .audit_record(
-                step,
-                agent,
-                "model_call",
-                "model_response",
-                AuditDecision::Recorded,
-            )
-            .with_resource(provider)
-            .with_tokens(usage.input_tokens, usage.output_tokens)
-            .with_duration(latency)
-            .with_details(json!({"model": model}));
-        if let Some(cost) = cost {
-            // Rounded to whole millionths; costs are non-negative and far below u64::MAX.
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a non-negative cost in millionths fits in u64"
-            )]
-            let micros = (cost * 1_000_000.0).round().max(0.0) as u64;
-            record = record.with_cost_micros(micros);
-        }
-        record
+        self.ctx(step, &agent.id)
+            .model_usage(provider, model, usage)
     }
 
     /// Queues records in the audit log; waits only while its queue is full (never drops).
@@ -272,8 +150,7 @@ impl ToolRunner {
         }
     }
 
-    /// The audit record of a tool-call decision: the deciding stage, its reasons, the tool, and
-    /// a hash of the parameters (never the parameters themselves).
+    /// The audit record of a tool-call decision (the pipeline's).
     #[expect(
         clippy::too_many_arguments,
         reason = "the record's identity, the decision and the DLP facts, all named"
@@ -283,45 +160,19 @@ impl ToolRunner {
         step: &str,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
-        stage: &str,
+        stage: Stage,
         decision: AuditDecision,
         reasons: &[String],
-        verdict: Option<&GateVerdict>,
+        verdict: Option<&ToolVerdict>,
     ) -> AuditRecord {
-        let mut details = json!({
-            "call_id": call.id,
-            "parameters_sha256": hash_payload(call.arguments.to_string().as_bytes()),
-        });
-        // What DLP found (types and counts, never values) and the obligations carried out.
-        if let Some(v) = verdict {
-            if let Some(dlp) = v
-                .dlp
-                .as_ref()
-                .filter(|f| !f.counts.is_empty() || f.error.is_some())
-            {
-                details["dlp"] = dlp.summary();
-            }
-            let obligations: Vec<&String> =
-                v.stages.iter().flat_map(|s| s.obligations.iter()).collect();
-            if !obligations.is_empty() {
-                details["obligations"] = json!(obligations);
-            }
-        }
-        let mut record = self
-            .audit_record(step, agent, stage, "tool_call", decision)
-            .with_resource(call.name.clone())
-            .with_reasons(reasons)
-            .with_details(details);
-        if let Some(v) = verdict {
-            record = record.with_duration(v.duration);
-            if let Some(hash) = v.policy_hash() {
-                record = record.with_bundle(hash);
-            }
-            if let Some(dlp) = &v.dlp {
-                record = record.with_classification(&dlp.classification);
-            }
-        }
-        record
+        Pipeline::tool_audit(
+            &self.ctx(step, &agent.id),
+            call,
+            stage,
+            decision,
+            reasons,
+            verdict,
+        )
     }
 
     /// Audits a verdict that leaves the call waiting for approval (the request, or a vote that
@@ -331,7 +182,7 @@ impl ToolRunner {
         step: &str,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
-        verdict: &GateVerdict,
+        verdict: &ToolVerdict,
     ) {
         let reasons = verdict
             .decisive()
@@ -341,7 +192,7 @@ impl ToolRunner {
             step,
             agent,
             call,
-            "policy",
+            Stage::Policy,
             AuditDecision::RequireApproval,
             &reasons,
             Some(verdict),
@@ -431,18 +282,19 @@ impl ToolRunner {
                 .as_ref()
                 .filter(|a| a.status == ApprovalStatus::Pending);
             match verdict.outcome() {
-                Outcome::Allow => {
+                // The pre-execution stages never flag; a flag would be an allow.
+                Outcome::Allow | Outcome::Flag => {
                     if let Some(a) = pending {
                         events.push(resolved(step, a, ApprovalStatus::Approved, &votes_text(a)));
                     }
-                    events.extend(decided(step, call, &verdict));
+                    events.extend(Pipeline::tool_decided(step, call, &verdict));
                     let ack = self.ack(ack, approval.as_ref(), &events);
                     let granted = pending.is_some();
                     let (stage, decision) = if granted {
-                        ("approval", AuditDecision::ApprovalGranted)
+                        (Stage::Approval, AuditDecision::ApprovalGranted)
                     } else {
                         (
-                            verdict.decisive().map_or("policy", |d| d.stage),
+                            verdict.decisive().map_or(Stage::Policy, |d| d.stage),
                             AuditDecision::Allow,
                         )
                     };
@@ -451,7 +303,7 @@ impl ToolRunner {
                         .first()
                         .map(|d| d.reasons.clone())
                         .unwrap_or_default();
-                    let Some(arguments) = outbound_arguments(call, &verdict) else {
+                    let Some(arguments) = Pipeline::outbound_arguments(call, &verdict) else {
                         let reasons = vec![
                             "policy obliged redaction but there is nothing DLP may redact"
                                 .to_owned(),
@@ -460,7 +312,7 @@ impl ToolRunner {
                             step,
                             agent,
                             call,
-                            "policy",
+                            Stage::Policy,
                             AuditDecision::Deny,
                             &reasons,
                             Some(&verdict),
@@ -517,13 +369,13 @@ impl ToolRunner {
                             &reasons.join("; "),
                         ));
                     }
-                    events.extend(decided(step, call, &verdict));
+                    events.extend(Pipeline::tool_decided(step, call, &verdict));
                     let ack = self.ack(ack, approval.as_ref(), &events);
                     let (stage, decision) = if pending.is_some() {
-                        ("approval", AuditDecision::ApprovalDenied)
+                        (Stage::Approval, AuditDecision::ApprovalDenied)
                     } else {
                         (
-                            verdict.decisive().map_or("policy", |d| d.stage),
+                            verdict.decisive().map_or(Stage::Policy, |d| d.stage),
                             AuditDecision::Deny,
                         )
                     };
@@ -546,7 +398,7 @@ impl ToolRunner {
             // Approval is needed: open the request once, then wait for votes or the timeout.
             match approval.as_ref().map(|a| a.status) {
                 None => {
-                    events.extend(decided(step, call, &verdict));
+                    events.extend(Pipeline::tool_decided(step, call, &verdict));
                     let requested = self.request(step, agent, call, &verdict);
                     let opened = Approval::requested(
                         self.task_id.parse().unwrap_or_default(),
@@ -556,7 +408,7 @@ impl ToolRunner {
                     );
                     events.push(requested);
                     writer.append_all(&events).await?;
-                    self.count_approval("requested");
+                    self.pipeline.count_approval("requested");
                     self.audit_waiting(step, agent, call, &verdict).await;
                     info!(tool = %call.name, call.id = %call.id, "Tool call waits for approval.");
                     approval = opened;
@@ -566,7 +418,7 @@ impl ToolRunner {
                         // A vote that does not settle the request (the first of two): the
                         // re-evaluation it caused is journaled and audited like any decision,
                         // so replay can ask it again.
-                        events.extend(decided(step, call, &verdict));
+                        events.extend(Pipeline::tool_decided(step, call, &verdict));
                         writer.append_all(&events).await?;
                         self.audit_waiting(step, agent, call, &verdict).await;
                     }
@@ -585,7 +437,7 @@ impl ToolRunner {
                         "the approval is {} but policy still requires one",
                         status.as_str()
                     )];
-                    events.extend(decided(step, call, &verdict));
+                    events.extend(Pipeline::tool_decided(step, call, &verdict));
                     return self
                         .refuse(
                             writer,
@@ -605,9 +457,11 @@ impl ToolRunner {
             let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(current.id.as_str()));
             match wait(rx, &current, cancel).await {
                 Waited::Vote(v) => {
-                    if let Some(e) =
-                        approvals::refuse_vote(&current, &v.approver, self.gate.approver_roles())
-                    {
+                    if let Some(e) = approvals::refuse_vote(
+                        &current,
+                        &v.approver,
+                        self.pipeline.approver_roles(),
+                    ) {
                         let _ = v.reply.send(Err(e));
                     } else {
                         vote = Some(v);
@@ -616,12 +470,12 @@ impl ToolRunner {
                 Waited::Expired => {
                     let reason = format!("nobody decided before {}", current.expires_at);
                     let events = vec![resolved(step, &current, ApprovalStatus::Expired, &reason)];
-                    self.count_approval("expired");
+                    self.pipeline.count_approval("expired");
                     self.audit(vec![self.tool_audit(
                         step,
                         agent,
                         call,
-                        "approval",
+                        Stage::Approval,
                         AuditDecision::ApprovalExpired,
                         std::slice::from_ref(&reason),
                         None,
@@ -644,44 +498,37 @@ impl ToolRunner {
         }
     }
 
-    /// Runs the gate with the approvers' votes so far.
+    /// Runs the pipeline's pre-execution stages with the approvers' votes so far.
     fn check(
         &self,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         votes: &[serde_json::Value],
-    ) -> amas_governance::gate::GateVerdict {
+    ) -> ToolVerdict {
         let usage = self
             .usage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let span = governance_span("tool_call", &call.name);
-        let verdict = span.in_scope(|| {
-            self.gate.check(&ToolCallRequest {
-                principal: &self.principal,
-                agent,
-                task_id: &self.task_id,
-                task_type: &self.task_type,
-                tool: &call.name,
-                arguments: &call.arguments,
-                usage: &usage,
-                approvals: votes,
-            })
-        });
-        if let Some(d) = verdict.decisive() {
-            record_decision(&span, d);
-        }
-        verdict
+        self.pipeline.check(&ToolCallRequest {
+            principal: &self.principal,
+            agent,
+            task_id: &self.task_id,
+            task_type: &self.task_type,
+            tool: &call.name,
+            arguments: &call.arguments,
+            usage: &usage,
+            approvals: votes,
+        })
     }
 
-    /// The `ApprovalRequested` event for a call the gate wants approved.
+    /// The `ApprovalRequested` event for a call the pipeline wants approved.
     fn request(
         &self,
         step: &str,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
-        verdict: &amas_governance::gate::GateVerdict,
+        verdict: &ToolVerdict,
     ) -> JournalEvent {
         let spec = self.spec(&call.name);
         let timeout = chrono::Duration::from_std(self.approval_timeout)
@@ -706,7 +553,7 @@ impl ToolRunner {
                 .decisive()
                 .map(|d| d.reasons.clone())
                 .unwrap_or_default(),
-            required_approvals: spec.map_or(1, |s| self.gate.required_approvals(s)),
+            required_approvals: spec.map_or(1, |s| self.pipeline.required_approvals(s)),
             requested_by: self.principal.sub.clone(),
             expires_at: Utc::now() + timeout,
         }
@@ -730,8 +577,8 @@ impl ToolRunner {
             approval.apply(event, now);
         }
         match approval.status {
-            ApprovalStatus::Approved => self.count_approval("approved"),
-            ApprovalStatus::Denied => self.count_approval("denied"),
+            ApprovalStatus::Approved => self.pipeline.count_approval("approved"),
+            ApprovalStatus::Denied => self.pipeline.count_approval("denied"),
             ApprovalStatus::Pending | ApprovalStatus::Expired => {}
         }
         Some(Ack { reply, approval })
@@ -807,7 +654,7 @@ impl ToolRunner {
             amas.step = %step,
         );
         let result = self
-            .gate
+            .pipeline
             .tools()
             .call(&call.name, &ctx, call.arguments.clone())
             .instrument(span)
@@ -830,16 +677,53 @@ impl ToolRunner {
         }
         match result {
             Ok(output) => {
-                self.count(&call.name, "ok");
-                writer
-                    .append(JournalEvent::ToolCompleted {
+                // The result is governed before the model sees it (and before it is journaled
+                // as the call's output, which a resumed step would hand the model as is).
+                let verdict = self
+                    .pipeline
+                    .tool_result(
+                        &self.ctx(step, &agent.id),
+                        call,
+                        self.spec(&call.name),
+                        &output.content,
+                    )
+                    .await;
+                let mut events = verdict.governed.events;
+                self.audit(verdict.governed.audit).await;
+                if let Some(refusal) = verdict
+                    .decisions
+                    .iter()
+                    .find(|d| d.outcome == Outcome::Deny)
+                {
+                    warn!(tool = %call.name, stage = %refusal.stage, "A tool result was refused.");
+                    self.count(&call.name, "denied");
+                    let error = ErrorInfo {
+                        code: refusal.code.unwrap_or(codes::POLICY_DENIED).to_owned(),
+                        message: format!(
+                            "the result of tool call `{}` was refused by {}: {}",
+                            call.name,
+                            refusal.stage,
+                            refusal.reasons.join(", ")
+                        ),
+                    };
+                    events.push(JournalEvent::ToolFailed {
                         step: step.to_owned(),
                         call_id: call.id.clone(),
                         tool: call.name.clone(),
-                        output: output.content.clone(),
-                        duration_ms,
-                    })
-                    .await?;
+                        error: error.clone(),
+                    });
+                    writer.append_all(&events).await?;
+                    return Ok(CallResult::Message(error_message(&error)));
+                }
+                self.count(&call.name, "ok");
+                events.push(JournalEvent::ToolCompleted {
+                    step: step.to_owned(),
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    output: output.content.clone(),
+                    duration_ms,
+                });
+                writer.append_all(&events).await?;
                 Ok(CallResult::Message(output.content.to_string()))
             }
             Err(e) => {
@@ -862,18 +746,8 @@ impl ToolRunner {
         }
     }
 
-    fn count_approval(&self, outcome: &str) {
-        self.metrics
-            .governance_decisions
-            .get_or_create(&DecisionLabels {
-                stage: "approval".to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-    }
-
     fn spec(&self, name: &str) -> Option<&ToolSpec> {
-        self.gate.tools().get(name).map(|t| t.spec())
+        self.pipeline.tools().get(name).map(|t| t.spec())
     }
 
     fn count(&self, tool: &str, outcome: &str) {
@@ -885,84 +759,6 @@ impl ToolRunner {
             })
             .inc();
     }
-}
-
-/// The span of one governance evaluation: what was asked about, then which stage decided what.
-fn governance_span(action: &str, resource: &str) -> tracing::Span {
-    info_span!(
-        "amas.governance",
-        otel.name = %format_args!("governance {action}"),
-        amas.action = %action,
-        amas.resource = %resource,
-        amas.stage = tracing::field::Empty,
-        amas.outcome = tracing::field::Empty,
-    )
-}
-
-fn record_decision(span: &tracing::Span, decision: &amas_governance::gate::StageDecision) {
-    span.record("amas.stage", decision.stage);
-    span.record("amas.outcome", decision.outcome.as_str());
-}
-
-/// The audit decision of a stage outcome.
-fn decision_of(outcome: &Outcome) -> AuditDecision {
-    match outcome {
-        Outcome::Allow => AuditDecision::Allow,
-        Outcome::Deny => AuditDecision::Deny,
-        Outcome::RequireApproval => AuditDecision::RequireApproval,
-    }
-}
-
-/// The journaled verdict of every stage that ran.
-/// The parameters' classification (from DLP) is journaled with the policy stage.
-fn decided(step: &str, call: &RequestedTool, verdict: &GateVerdict) -> Vec<JournalEvent> {
-    let labels = verdict.dlp.as_ref().map(|f| DataLabels {
-        classification: f.classification.clone(),
-        tags: f.tags.clone(),
-        redacted: f.redacted.as_ref().map(|r| {
-            Box::new(DataLabels {
-                classification: r.classification.clone(),
-                tags: r.tags.clone(),
-                redacted: None,
-            })
-        }),
-    });
-    verdict
-        .stages
-        .iter()
-        .map(|s| JournalEvent::ActionDecided {
-            step: step.to_owned(),
-            call_id: call.id.clone(),
-            action: "tool_call".to_owned(),
-            stage: s.stage.to_owned(),
-            outcome: s.outcome.as_str().to_owned(),
-            reasons: s.reasons.clone(),
-            code: s.code.map(str::to_owned),
-            data: if s.stage == "policy" {
-                labels.clone()
-            } else {
-                None
-            },
-            obligations: s.obligations.clone(),
-        })
-        .collect()
-}
-
-/// The parameters the tool gets: the DLP-redacted copy when policy obliged redaction.
-/// `None` when redaction was obliged but no redacted copy exists (the call is then refused).
-fn outbound_arguments(call: &RequestedTool, verdict: &GateVerdict) -> Option<serde_json::Value> {
-    let redact = verdict
-        .stages
-        .iter()
-        .any(|s| s.obligations.iter().any(|o| o == obligations::REDACT));
-    if !redact {
-        return Some(call.arguments.clone());
-    }
-    verdict
-        .dlp
-        .as_ref()
-        .and_then(|f| f.redacted.as_ref())
-        .map(|r| r.parameters.clone())
 }
 
 fn resolved(step: &str, approval: &Approval, status: ApprovalStatus, reason: &str) -> JournalEvent {
@@ -1055,93 +851,4 @@ pub(crate) fn usage_from_journal(
         }
     }
     usage
-}
-
-/// A prompt's classification, and the redacted prompt with its own, for the model-call policy.
-struct PromptLabels {
-    labels: DataLabels,
-    /// Findings per type (for the audit record; never values).
-    counts: BTreeMap<String, usize>,
-    redacted: Option<Vec<amas_providers::ChatMessage>>,
-}
-
-impl PromptLabels {
-    /// Scans and redacts every message. When any message cannot be scanned the prompt counts
-    /// as restricted and no redacted version is offered (fail closed).
-    fn of(
-        protector: &DataProtector,
-        gate: &ToolGate,
-        principal: &Principal,
-        messages: &[amas_providers::ChatMessage],
-    ) -> Self {
-        let key = gate.tenant_key(&principal.tenant.0);
-        let mut class = amas_dataprotect::Classification::default();
-        let mut after = amas_dataprotect::Classification::default();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        let mut redacted = Vec::with_capacity(messages.len());
-        for m in messages {
-            let Ok(r) = protector.redact_text(&m.content, &key) else {
-                return Self::unscannable();
-            };
-            class = class.max(r.classification);
-            for f in &r.findings {
-                *counts.entry(f.kind.name().to_owned()).or_default() += 1;
-            }
-            if !r.findings.is_empty() {
-                let Ok(rescan) = protector.scan(&r.redacted) else {
-                    return Self::unscannable();
-                };
-                after = after.max(rescan.classification);
-            } else {
-                after = after.max(r.classification);
-            }
-            let mut copy = m.clone();
-            copy.content = r.redacted;
-            for call in &mut copy.tool_calls {
-                let Ok(r) = protector.redact_json(&call.arguments, &key) else {
-                    return Self::unscannable();
-                };
-                class = class.max(r.classification);
-                for f in &r.findings {
-                    *counts.entry(f.finding.kind.name().to_owned()).or_default() += 1;
-                }
-                if r.findings.is_empty() {
-                    // Nothing was redacted: the copy is the original, already classified.
-                    after = after.max(r.classification);
-                } else {
-                    let Ok(rescan) = protector.redact_json(&r.redacted, &key) else {
-                        return Self::unscannable();
-                    };
-                    after = after.max(rescan.classification);
-                }
-                call.arguments = r.redacted;
-            }
-            redacted.push(copy);
-        }
-        let any = !counts.is_empty();
-        Self {
-            labels: DataLabels {
-                redacted: any.then(|| Box::new(crate::lineage::labels(after))),
-                ..crate::lineage::labels(class)
-            },
-            counts,
-            redacted: any.then_some(redacted),
-        }
-    }
-
-    fn unscannable() -> Self {
-        Self {
-            labels: DataLabels {
-                classification: "restricted".to_owned(),
-                tags: Vec::new(),
-                redacted: None,
-            },
-            counts: BTreeMap::new(),
-            redacted: None,
-        }
-    }
-
-    fn labels(&self) -> DataLabels {
-        self.labels.clone()
-    }
 }

@@ -4,6 +4,7 @@
 mod approval;
 pub mod codes;
 mod event;
+pub mod governance;
 mod ids;
 mod lineage;
 mod state;
@@ -11,6 +12,7 @@ mod task;
 
 pub use approval::{Approval, ApprovalStatus, ApprovalVote, Verdict};
 pub use event::{DataLabels, ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
+pub use governance::{ActionKind, Decision, Outcome, Stage};
 pub use ids::{TaskId, TenantId};
 pub use lineage::{LineageNode, NodeKind};
 pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use amas_governance::gate::{Outcome, TaskToolUsage, ToolCallRequest};
+use amas_governance::pipeline::{Outcome, TaskToolUsage, ToolCallRequest};
 use amas_telemetry::Metrics;
 use amas_tools::{Risk, ToolContext, ToolSpec, ToolsConfig};
 use amas_types::{Principal, TenantId};

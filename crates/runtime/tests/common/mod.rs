@@ -237,7 +237,7 @@ pub async fn harness_governed(
         registry.insert(Arc::clone(tool));
     }
     let gate = Arc::new(
-        amas_governance::gate::ToolGate::new(
+        amas_governance::pipeline::Pipeline::new(
             Arc::clone(&policy),
             Arc::new(registry),
             gov.environment,

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use amas_config::QuotaScope;
 use amas_tools::{ToolKind, ToolSpec};
 
-use super::{StageDecision, ToolCallRequest, allow, codes, deny};
+use amas_types::Stage;
+
+use super::{allow, deny};
+use crate::pipeline::{StageDecision, ToolCallRequest, codes};
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -85,7 +88,7 @@ impl QuotaWindows {
     /// Per-task totals first, then the per-minute window; with `take`, an allowed call is
     /// counted in its window at once, so concurrent calls cannot both take the last slot (a call
     /// that waits for approval only looks, and is counted when it is allowed).
-    pub(super) fn check(
+    pub(crate) fn check(
         &self,
         req: &ToolCallRequest<'_>,
         spec: &ToolSpec,
@@ -94,7 +97,7 @@ impl QuotaWindows {
         let q = &req.agent.quotas;
         if req.usage.tool_calls >= q.tool_calls_per_task {
             return deny(
-                "quota",
+                Stage::Quota,
                 codes::QUOTA,
                 format!(
                     "tool call quota reached: {} calls per task",
@@ -104,7 +107,7 @@ impl QuotaWindows {
         }
         if req.usage.bytes_out >= q.bytes_out_per_task {
             return deny(
-                "quota",
+                Stage::Quota,
                 codes::QUOTA,
                 format!(
                     "tool output quota reached: {} bytes per task",
@@ -115,7 +118,7 @@ impl QuotaWindows {
         let incoming = json_len(req.arguments);
         if req.usage.bytes_in.saturating_add(incoming) > q.bytes_in_per_task {
             return deny(
-                "quota",
+                Stage::Quota,
                 codes::QUOTA,
                 format!(
                     "tool input quota reached: {} bytes of parameters per task ({} used, this call {incoming})",
@@ -125,7 +128,7 @@ impl QuotaWindows {
         }
         if req.usage.tokens_of(&req.agent.id) >= q.tokens_per_task {
             return deny(
-                "quota",
+                Stage::Quota,
                 codes::QUOTA,
                 format!(
                     "token quota reached: {} tokens per task for agent `{}`",
@@ -137,7 +140,7 @@ impl QuotaWindows {
             && started.elapsed().unwrap_or_default() >= q.wall_time_per_task
         {
             return deny(
-                "quota",
+                Stage::Quota,
                 codes::QUOTA,
                 format!(
                     "wall-time quota reached: the task has run longer than {:?}",
@@ -171,7 +174,7 @@ impl QuotaWindows {
         }
         if window.len() >= per_minute as usize {
             return deny(
-                "quota",
+                Stage::Quota,
                 codes::QUOTA,
                 format!("rate quota reached: {per_minute} calls per minute"),
             );
@@ -179,14 +182,14 @@ impl QuotaWindows {
         if take {
             window.push_back(now);
         }
-        allow("quota")
+        allow(Stage::Quota)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::Outcome;
+    use crate::pipeline::Outcome;
 
     /// The window admits exactly `per_minute` calls, then refuses, then admits again once the
     /// oldest call is a minute old.
