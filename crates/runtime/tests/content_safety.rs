@@ -217,11 +217,7 @@ async fn an_unavailable_classifier_falls_back_or_blocks_as_configured() {
             .with_classifier("moderation", Arc::new(Down))
             .on_unavailable(choice)
     };
-    let mut h = harness().await;
-    h.runtime = h
-        .runtime
-        .with_content_safety(with(amas_dataprotect::OnUnavailable::Lexicon))
-        .unwrap();
+    let h = common::harness_with_safety(with(amas_dataprotect::OnUnavailable::Lexicon)).await;
     let ordinary = json!({"findings": ["The quarterly figures are in"], "summary": "Fine."});
     let task = run(&h, ordinary).await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
@@ -239,11 +235,7 @@ async fn an_unavailable_classifier_falls_back_or_blocks_as_configured() {
     }
     assert_replays_identically(&h, task).await;
 
-    let mut h = harness().await;
-    h.runtime = h
-        .runtime
-        .with_content_safety(with(amas_dataprotect::OnUnavailable::Block))
-        .unwrap();
+    let h = common::harness_with_safety(with(amas_dataprotect::OnUnavailable::Block)).await;
     let refused = h
         .runtime
         .submit(
@@ -281,7 +273,6 @@ impl amas_dataprotect::ContentClassifier for DownAfter {
 /// replay, asking the journaled verdict again under the same configuration, agrees.
 #[tokio::test]
 async fn an_outage_after_submission_blocks_the_model_output() {
-    let mut h = harness().await;
     let config = amas_dataprotect::DataProtectConfig::embedded().unwrap();
     let safety = amas_dataprotect::ContentSafety::from_config(&config)
         .with_classifier(
@@ -289,7 +280,7 @@ async fn an_outage_after_submission_blocks_the_model_output() {
             Arc::new(DownAfter(std::sync::atomic::AtomicUsize::new(1))),
         )
         .on_unavailable(amas_dataprotect::OnUnavailable::Block);
-    h.runtime = h.runtime.with_content_safety(safety).unwrap();
+    let h = common::harness_with_safety(safety).await;
     let task = run(&h, json!({"findings": ["fine"], "summary": "Fine."})).await;
     assert_status(&h.wait(task).await, TaskStatus::Failed);
     let events = h.events(task).await;
