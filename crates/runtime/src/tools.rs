@@ -231,7 +231,10 @@ impl ToolRunner {
     ) -> Result<CallResult, StoreError> {
         match prior {
             Some(ToolOutcome::Completed(output)) => {
-                return Ok(CallResult::Message(output.to_string()));
+                // Governed when it ran; screened again (deterministic) to mark it the same way.
+                return Ok(CallResult::Message(
+                    self.pipeline.untrusted(&call.name, output),
+                ));
             }
             Some(ToolOutcome::Failed(error)) => {
                 return Ok(CallResult::Message(error_message(error)));
@@ -721,7 +724,12 @@ impl ToolRunner {
                     duration_ms,
                 });
                 writer.append_all(&events).await?;
-                Ok(CallResult::Message(output.content.to_string()))
+                // Marked as data, never instructions, with what the screen suspected.
+                Ok(CallResult::Message(amas_dataprotect::untrusted_envelope(
+                    &call.name,
+                    &output.content,
+                    verdict.injection.as_ref(),
+                )))
             }
             Err(e) => {
                 warn!(tool = %call.name, code = e.code(), "Tool call failed.");

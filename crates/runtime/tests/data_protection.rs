@@ -214,7 +214,12 @@ impl Tool for RecordingFetch {
     async fn call(&self, _ctx: &ToolContext, params: Value) -> Result<ToolOutput, ToolError> {
         self.calls.lock().unwrap().push(params);
         Ok(ToolOutput {
-            content: json!({"status": 200, "body": "ok"}),
+            content: json!({
+                "status": 200,
+                "url": "https://api.example.com/",
+                "content_type": "text/plain",
+                "body": "ok",
+            }),
             bytes_in: 2,
             bytes_out: 0,
         })

@@ -93,6 +93,8 @@ registry! {
     PROV_ALL_FAILED = "AMAS-PROV-0009": "Every provider failed";
     SAFE_SUBMISSION_BLOCKED = "AMAS-SAFE-0001": "Submission refused by content safety";
     SAFE_OUTPUT_BLOCKED = "AMAS-SAFE-0002": "Model output refused by content safety";
+    SAFE_RESULT_BLOCKED = "AMAS-SAFE-0003": "Tool result refused by content safety";
+    SAFE_INJECTION_BLOCKED = "AMAS-SAFE-0004": "Tool result refused as a prompt injection";
     STEP_INPUT_CONTRACT = "AMAS-STEP-0001": "Step input broke the input contract";
     STEP_OUTPUT_CONTRACT = "AMAS-STEP-0002": "Step output broke the output contract";
     STEP_TOKEN_BUDGET = "AMAS-STEP-0003": "Token budget exceeded";

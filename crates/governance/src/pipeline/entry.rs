@@ -621,27 +621,39 @@ impl Pipeline {
         let span = audit::span(ActionKind::ToolResult, &call.name);
         let started = Instant::now();
         let mut decisions = Vec::with_capacity(4);
-        if let Some(contract) = spec.and_then(|s| stages::contract::output(s, result)) {
-            decisions.push(contract);
-        }
+        let mut details = BTreeMap::new();
+        let mut injection = None;
+        let mut labels = None;
+        // An unknown tool has no declared output: its result is refused (fail closed).
+        decisions.push(match spec {
+            Some(spec) => stages::contract::output(spec, result),
+            None => stages::deny(
+                Stage::OutputContract,
+                amas_types::codes::TOOL_NOT_FOUND,
+                format!("tool `{}` has no declared output schema", call.name),
+            ),
+        });
         if !decisions.iter().any(|d| d.outcome == Outcome::Deny) {
             let mut text = String::new();
             safety::strings(result, &mut text);
-            let screened = safety::screen(&self.safety, &text, codes_safe::RESULT_UNSAFE).await;
-            let mut details = None;
-            if let Some(v) = screened {
-                details = Some(v.details);
+            if let Some(v) = safety::screen(&self.safety, &text, codes_safe::RESULT_UNSAFE).await {
+                details.insert(Stage::ContentSafety, v.details);
                 decisions.push(v.decision);
             }
-            let (dlp_in, labels) = stages::lineage::classify(self.protector.as_deref(), result);
-            decisions.push(dlp_in);
-            let verdict = self.result_verdict(ctx, call, decisions, details, Some(labels), started);
-            if let Some(d) = verdict.decisive() {
-                audit::record_on(&span, d);
-            }
-            return verdict;
         }
-        let verdict = self.result_verdict(ctx, call, decisions, None, None, started);
+        if !decisions.iter().any(|d| d.outcome == Outcome::Deny) {
+            let (decision, verdict) = stages::injection::screen(&self.injection, result);
+            details.insert(Stage::PromptInjection, stages::injection::details(&verdict));
+            decisions.push(decision);
+            injection = Some(verdict);
+        }
+        if !decisions.iter().any(|d| d.outcome == Outcome::Deny) {
+            let (dlp_in, l) = stages::lineage::classify(self.protector.as_deref(), result);
+            decisions.push(dlp_in);
+            labels = Some(l);
+        }
+        let mut verdict = self.result_verdict(ctx, call, decisions, &details, labels, started);
+        verdict.injection = injection;
         if let Some(d) = verdict.decisive() {
             audit::record_on(&span, d);
         }
@@ -653,7 +665,7 @@ impl Pipeline {
         ctx: &ActionContext<'_>,
         call: &RequestedTool,
         decisions: Vec<Decision>,
-        safety_details: Option<Value>,
+        stage_details: &BTreeMap<Stage, Value>,
         labels: Option<stages::lineage::ResultLabels>,
         started: Instant,
     ) -> ResultVerdict {
@@ -689,10 +701,8 @@ impl Pipeline {
                 record = record.with_classification(&l.labels.classification);
             }
             let mut details = json!({"call_id": call.id});
-            if d.stage == Stage::ContentSafety
-                && let Some(s) = &safety_details
-            {
-                details["content_safety"] = s.clone();
+            if let Some(s) = stage_details.get(&d.stage) {
+                details[d.stage.as_str()] = s.clone();
             }
             if let Some(l) = &labels {
                 details["findings"] = l.findings.clone();
@@ -703,6 +713,7 @@ impl Pipeline {
         ResultVerdict {
             decisions,
             labels: labels.map(|l| l.labels),
+            injection: None,
             governed: Governed {
                 decisions: Vec::new(),
                 events,
@@ -719,6 +730,8 @@ pub struct ResultVerdict {
     pub decisions: Vec<Decision>,
     /// The result's classification (DLP in), when it was scanned.
     pub labels: Option<DataLabels>,
+    /// The prompt-injection screen's verdict, when it ran (the envelope names its signals).
+    pub injection: Option<amas_dataprotect::InjectionVerdict>,
     /// The `ActionDecided` events and audit records of the stages that did not plainly allow.
     pub governed: Governed,
 }

@@ -136,6 +136,8 @@ pub struct Pipeline {
     protector: Option<Arc<DataProtector>>,
     /// Screens submissions, model answers and tool results.
     safety: Arc<ContentSafety>,
+    /// Screens tool results for instructions aimed at the agent.
+    injection: Arc<amas_dataprotect::InjectionScreen>,
     /// Secret keying hash-mode redaction tokens, combined with the tenant.
     redact_secret: String,
 }
@@ -173,6 +175,11 @@ impl Pipeline {
                 },
                 |p| ContentSafety::from_config(p.config()),
             )),
+            injection: Arc::new(
+                DataProtector::shared_embedded()
+                    .map(|p| amas_dataprotect::InjectionScreen::from_config(p.config()))
+                    .unwrap_or_default(),
+            ),
             protector: DataProtector::shared_embedded(),
             redact_secret: DEFAULT_REDACT_SECRET.to_owned(),
         }
@@ -184,8 +191,19 @@ impl Pipeline {
     #[must_use]
     pub fn with_data_protector(mut self, protector: Arc<DataProtector>) -> Self {
         self.safety = Arc::new(ContentSafety::from_config(protector.config()));
+        self.injection = Arc::new(amas_dataprotect::InjectionScreen::from_config(
+            protector.config(),
+        ));
         self.protector = Some(protector);
         self
+    }
+
+    /// A tool result as the model gets it: wrapped as untrusted data, with the signals the
+    /// prompt-injection screen finds in it.
+    #[must_use]
+    pub fn untrusted(&self, tool: &str, result: &Value) -> String {
+        let verdict = self.injection.screen_json(result);
+        amas_dataprotect::untrusted_envelope(tool, result, Some(&verdict))
     }
 
     /// Screens with `safety` (the classifier `content_safety.classifier` selects).

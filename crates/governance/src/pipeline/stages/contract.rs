@@ -24,8 +24,21 @@ pub(crate) fn input(spec: &ToolSpec, arguments: &Value) -> Decision {
     }
 }
 
-/// The result against the tool's output schema. A tool that declares none is not checked
-/// (the slot where `ToolSpec` output schemas plug in).
-pub(crate) fn output(_spec: &ToolSpec, _result: &Value) -> Option<Decision> {
-    None
+/// The result against the tool's declared output schema (`AMAS-TOOL-0008`, every violation a
+/// reason: a path and the rule broken, never the value, which may be file contents or rows).
+pub(crate) fn output(spec: &ToolSpec, result: &Value) -> Decision {
+    match spec.check_output(result) {
+        Ok(()) => allow(Stage::OutputContract),
+        Err(e) => Decision {
+            outcome: Outcome::Deny,
+            reasons: match &e {
+                amas_tools::ToolError::InvalidOutput { violations } => {
+                    violations.iter().map(ToString::to_string).collect()
+                }
+                other => vec![other.to_string()],
+            },
+            code: Some(e.code()),
+            ..allow(Stage::OutputContract)
+        },
+    }
 }

@@ -6,6 +6,7 @@ pub mod allowlist;
 pub mod authorize;
 pub mod contract;
 pub mod dlp;
+pub mod injection;
 pub mod lineage;
 pub mod quota;
 pub mod safety;
