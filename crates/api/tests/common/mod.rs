@@ -161,18 +161,13 @@ impl Parts {
     /// embedded policy bundle, tool registry and data protection, the store's group-committing
     /// audit writer with checkpoints signed by the issuer's key. Not started.
     pub fn runtime(&self) -> Runtime {
-        self.runtime_with(amas_tools::ToolRegistry::load(None).expect("embedded tools"))
-    }
-
-    /// As [`Parts::runtime`], with `tools` as the tool registry.
-    pub fn runtime_with(&self, tools: amas_tools::ToolRegistry) -> Runtime {
         compose(Composition {
             config: Arc::clone(&self.config),
             store: Arc::clone(&self.store) as Arc<dyn amas_store::GroupCommit>,
             providers: &self.providers,
             metrics: self.metrics.clone(),
             governance: Governance {
-                tools,
+                tools: amas_tools::ToolRegistry::load(None).expect("embedded tools"),
                 protector: amas_dataprotect::DataProtector::shared_embedded()
                     .expect("embedded data protection"),
                 policy: Arc::clone(&self.policy),

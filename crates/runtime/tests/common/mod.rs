@@ -175,8 +175,8 @@ pub fn config() -> AmasConfig {
     config
 }
 
-/// A harness whose runtime runs tools through the real gate: the embedded Rego bundle and the
-/// embedded tool registry, workspaces under the harness's directory.
+/// A harness on a fresh directory for `config` (every harness is governed: the embedded Rego
+/// bundle and tool registry, workspaces under the harness's directory).
 pub async fn harness_with_tools(config: AmasConfig) -> Harness {
     harness_governed(
         config,
