@@ -313,6 +313,31 @@ async fn compose(
     }
 }
 
+/// The replayer of the production composition (`amas_runtime::compose::replayer`): `policy`
+/// asked in `environment`, `tools`, the embedded data protection; `content_safety` stands in
+/// for a moderation service (`None`: as the embedded configuration selects).
+pub fn replayer(
+    config: &Arc<AmasConfig>,
+    policy: Arc<dyn amas_policy::PolicyEngine>,
+    tools: amas_tools::ToolRegistry,
+    environment: &str,
+    content_safety: Option<amas_dataprotect::ContentSafety>,
+) -> amas_runtime::Replayer {
+    amas_runtime::compose::replayer(
+        Arc::clone(config),
+        amas_runtime::compose::Governance {
+            tools,
+            protector: amas_dataprotect::DataProtector::shared_embedded()
+                .expect("embedded data protection loads"),
+            policy,
+            environment: environment.to_owned(),
+            redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+            content_safety,
+        },
+    )
+    .expect("replayer composes")
+}
+
 pub async fn harness_with(
     config: AmasConfig,
     dir: tempfile::TempDir,
