@@ -11,6 +11,12 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 
+/// mimalloc instead of the system allocator: under load the runtime's worker threads spent a
+/// fifth of their time in glibc's malloc and free (`scripts/bench-throughput.sh --profile`);
+/// mimalloc's per-thread heaps avoid that contention.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes: 0 success, 1 the task (or check) failed, 2 usage or configuration error.
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
