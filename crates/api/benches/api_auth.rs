@@ -30,7 +30,8 @@ use amas_governance::{KeySource, LocalIssuer, TokenVerifier};
 use amas_providers::scripted::{Script, ScriptedProvider};
 use amas_providers::{ModelProvider, ProviderSet};
 use amas_runtime::Runtime;
-use amas_store::{SqliteStore, TaskJournal};
+use amas_runtime::compose::{Composition, Governance, compose};
+use amas_store::SqliteStore;
 use amas_telemetry::Metrics;
 use amas_types::{Principal, TaskId, TaskSpec, TenantId};
 
@@ -76,22 +77,31 @@ async fn run() {
             cool_down: Duration::from_secs(1),
         },
     );
-    let journal: Arc<dyn TaskJournal> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let policy: Arc<dyn amas_policy::PolicyEngine> =
         Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
-    let runtime = Runtime::new(
-        Arc::clone(&config),
-        Arc::clone(&journal),
-        &providers,
-        metrics.clone(),
-    )
-    .unwrap()
-    .with_policy(policy)
-    .unwrap();
     let issuer = Arc::new(
         LocalIssuer::load_or_create(dir.path(), &config.auth.issuer, &config.auth.audience)
             .unwrap(),
     );
+    // The production composition: governance and the audit writer are part of the runtime.
+    let runtime = compose(Composition {
+        config: Arc::clone(&config),
+        store,
+        providers: &providers,
+        metrics: metrics.clone(),
+        governance: Governance {
+            tools: amas_tools::ToolRegistry::load(None).unwrap(),
+            protector: amas_dataprotect::DataProtector::shared_embedded().unwrap(),
+            policy,
+            environment: "development".to_owned(),
+            redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+            content_safety: None,
+        },
+        audit_signer: Arc::new(issuer.audit_signer()),
+        workspaces: dir.path().join("workspaces"),
+    })
+    .unwrap();
     let sources: Vec<Arc<dyn KeySource>> = vec![Arc::clone(&issuer) as Arc<dyn KeySource>];
     let verifier = Arc::new(TokenVerifier::new(
         sources,

@@ -45,8 +45,7 @@ async fn app() -> App {
     let mut config = common::scripted_config();
     config.server.rate_limits.enabled = false;
     let parts = common::parts(config, SCRIPT).await;
-    let (audit, audit_log) = parts.audit();
-    let runtime = parts.runtime().with_audit(audit, audit_log).unwrap();
+    let runtime = parts.runtime();
     runtime.start().await;
     let state = parts.state(runtime);
     App {

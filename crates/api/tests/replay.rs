@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 
 use amas_api::router;
 use amas_governance::LocalIssuer;
-use amas_governance::pipeline::Pipeline;
 
 struct App {
     router: Router,
@@ -35,17 +34,7 @@ async fn app() -> App {
         .provider_trust
         .insert("scripted".into(), vec!["public".into(), "internal".into()]);
     let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
-    let tools = amas_tools::ToolRegistry::load(None).unwrap();
-    let gate = Arc::new(Pipeline::new(
-        Arc::clone(&parts.policy),
-        Arc::new(tools),
-        "development",
-        parts.metrics.clone(),
-    ));
-    let runtime = parts
-        .runtime()
-        .with_tools(gate, parts.dir.path().join("workspaces"))
-        .unwrap();
+    let runtime = parts.runtime();
     runtime.start().await;
     App {
         router: router(parts.state(runtime)),

@@ -23,9 +23,8 @@ use tokio::sync::oneshot;
 use amas_api::AppState;
 use amas_config::{AmasConfig, RateLimit};
 use amas_governance::LocalIssuer;
-use amas_runtime::Runtime;
 use amas_store::audit::AuditQuery;
-use amas_store::{AuditLog, AuditWriter, TaskJournal};
+use amas_store::{AuditLog, TaskJournal};
 use amas_types::{JournalEvent, TaskId};
 
 /// A running server: base URL, the local issuer to mint tokens, the journal and audit log to
@@ -36,7 +35,6 @@ struct Server {
     issuer: Arc<LocalIssuer>,
     journal: Arc<dyn TaskJournal>,
     audit_log: Arc<dyn AuditLog>,
-    audit: Arc<AuditWriter>,
     state: AppState,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -71,12 +69,9 @@ async fn start(tweak: impl FnOnce(&mut AmasConfig)) -> Server {
     relaxed(&mut config);
     tweak(&mut config);
     let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
-    let (audit, audit_log) = parts.audit();
+    let audit_log = parts.audit_log();
     // Not started: submitted tasks stay queued, which is all these tests need.
-    let runtime = parts
-        .runtime()
-        .with_audit(Arc::clone(&audit), Arc::clone(&audit_log))
-        .unwrap();
+    let runtime = parts.runtime();
     let state = parts.state(runtime);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -99,7 +94,6 @@ async fn start(tweak: impl FnOnce(&mut AmasConfig)) -> Server {
         issuer: parts.issuer,
         journal: parts.journal,
         audit_log,
-        audit,
         state,
         http: reqwest::Client::new(),
         stop: Some(stop),
@@ -209,7 +203,7 @@ impl Server {
 
     /// Audit records with `stage`, after everything queued is written.
     async fn audited(&self, stage: &str) -> Vec<amas_store::audit::StoredAuditRecord> {
-        self.audit.flush().await.unwrap();
+        self.state.runtime.flush_audit().await.unwrap();
         let all = self
             .audit_log
             .query(&AuditQuery {
@@ -829,21 +823,34 @@ async fn cors_allows_only_listed_origins() {
     assert!(!refused.headers.contains_key("access-control-allow-origin"));
 }
 
-/// Without a policy engine nothing is allowed (fail closed), not everything.
+/// A policy error refuses (fail closed), never allows: a bundle whose API decision is
+/// undefined for every real operation answers every API question with no.
 #[tokio::test]
-async fn api_without_policy_fails_closed() {
+async fn api_policy_error_fails_closed() {
     let s = start(|_| {}).await;
-    let parts = common::parts(common::scripted_config(), common::RESEARCH_SCRIPT).await;
-    // The same pieces, without `with_policy`.
-    let runtime = Runtime::new(
-        Arc::clone(&parts.config),
-        Arc::clone(&parts.journal),
-        &parts.providers,
-        parts.metrics.clone(),
-    )
-    .unwrap();
+    let mut parts = common::parts(common::scripted_config(), common::RESEARCH_SCRIPT).await;
+    let bundle = tempfile::tempdir().unwrap();
+    for file in amas_policy::PolicyBundle::embedded().files() {
+        let source = if file.name == "api.rego" {
+            "package amas.api\n\nimport rego.v1\n\n\
+             decision := {\"allow\": true, \"require_approval\": false, \"reasons\": []} \
+             if input.operation == \"no.such.operation\"\n"
+                .to_owned()
+        } else {
+            file.source.clone()
+        };
+        std::fs::write(bundle.path().join(&file.name), source).unwrap();
+    }
+    parts.policy = Arc::new(amas_policy::RegoPolicyEngine::from_dir(bundle.path()).unwrap());
+    let runtime = parts.runtime();
     let alice = s.token("alice", &["admin"], "acme");
     let principal = s.state.verifier.verify(&alice).await.unwrap();
+    // The embedded bundle allows an admin to read a task: the refusal below is the error's.
+    s.state
+        .runtime
+        .authorize_api(&principal, "task.read", None)
+        .await
+        .unwrap();
     let refused = runtime.authorize_api(&principal, "task.read", None).await;
     assert!(
         matches!(refused, Err(amas_runtime::RuntimeError::Forbidden { .. })),

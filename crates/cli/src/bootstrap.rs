@@ -16,6 +16,7 @@ use amas_policy::{
 use amas_providers::ProviderSet;
 use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
+use amas_runtime::compose::{self, Composition, Governance};
 use amas_store::SqliteStore;
 use amas_telemetry::{Metrics, TelemetryGuard};
 use amas_tools::{ToolRegistry, ToolsConfig};
@@ -227,8 +228,27 @@ fn system_principal() -> amas_types::Principal {
     }
 }
 
-/// The tool-call gate: policy, the tool registry and data protection of the effective
-/// configuration.
+/// What governance is made of in this process: policy, the tool registry and data protection
+/// of the effective configuration, the environment and the redaction key of the data directory.
+pub fn governance(
+    global: &Global,
+    tools: ToolsConfig,
+    protector: Arc<DataProtector>,
+    policy: Arc<dyn PolicyEngine>,
+) -> anyhow::Result<Governance> {
+    let redact_secret = amas_governance::auth::redaction_secret(&global.data_dir)
+        .map_err(|e| UsageError(format!("the redaction key: {e}")))?;
+    Ok(Governance {
+        tools: ToolRegistry::from_config(tools),
+        protector,
+        policy,
+        environment: global.environment.clone(),
+        redact_secret,
+        content_safety: None,
+    })
+}
+
+/// The governance pipeline alone, for commands that decide without running tasks.
 pub fn build_gate(
     global: &Global,
     config: &AmasConfig,
@@ -237,15 +257,8 @@ pub fn build_gate(
     policy: Arc<dyn PolicyEngine>,
     metrics: Metrics,
 ) -> anyhow::Result<Arc<Pipeline>> {
-    let tools = ToolRegistry::from_config(tools);
-    let secret = amas_governance::auth::redaction_secret(&global.data_dir)
-        .map_err(|e| UsageError(format!("the redaction key: {e}")))?;
-    Ok(Arc::new(
-        Pipeline::new(policy, Arc::new(tools), global.environment.clone(), metrics)
-            .with_approver_roles(config.approvals.approver_roles.clone())
-            .with_data_protector(protector)
-            .with_redact_secret(secret),
-    ))
+    let governance = governance(global, tools, protector, policy)?;
+    Ok(Arc::new(compose::pipeline(config, governance, metrics)?))
 }
 
 /// Detection, redaction, DLP, classification and content safety as the effective
@@ -268,23 +281,20 @@ pub async fn open_existing_store(global: &Global) -> anyhow::Result<SqliteStore>
         .with_context(|| format!("opening the store in {}", global.data_dir.display()))
 }
 
-/// The runtime on the embedded SQLite store under the data directory, with tools governed by
-/// `gate` (built on `policy`, which replays ask again).
+/// The runtime on the embedded SQLite store under the data directory, governed by
+/// `governance`, built by the composition root ([`compose::compose`]).
 pub async fn build_runtime(
     global: &Global,
     config: Arc<AmasConfig>,
     metrics: Metrics,
-    gate: Arc<Pipeline>,
-    policy: Arc<dyn PolicyEngine>,
+    governance: Governance,
 ) -> anyhow::Result<Runtime> {
-    let gate_protector = gate.data_protector().cloned();
     let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
     let store = SqliteStore::open_with(&global.data_dir, full_sync)
         .await
         .with_context(|| format!("opening the store in {}", global.data_dir.display()))?;
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())
         .context("building model providers")?;
-    let store = Arc::new(store);
     // Every governance decision goes to the hash-chained audit log in the same database; its
     // checkpoints are signed with the local issuer's key.
     let issuer = amas_governance::LocalIssuer::load_or_create(
@@ -292,24 +302,13 @@ pub async fn build_runtime(
         &config.auth.issuer,
         &config.auth.audience,
     )?;
-    let store_for_audit = Arc::clone(&store) as Arc<dyn amas_store::AuditLog>;
-    // The store's one writer: journal appends and audit records, group-committed.
-    let audit = amas_store::AuditWriter::start_group(
-        Arc::clone(&store) as Arc<dyn amas_store::GroupCommit>,
-        Arc::new(issuer.audit_signer()),
-        amas_store::audit::AuditWriterConfig::default(),
-    );
-    let runtime = Runtime::new(config, store, &providers, metrics)?
-        .with_tools(gate, global.data_dir.join("workspaces"))?
-        .with_policy(policy)?
-        .with_audit(Arc::new(audit), store_for_audit)?;
-    // The gate's protector: DLP, classification and clearance read one configuration.
-    let protector = gate_protector
-        .ok_or_else(|| anyhow::anyhow!("the tool gate was built without a data protector"))?;
-    // The content-safety engine `content_safety.classifier` selects (the lexicon, or a
-    // moderation endpoint with the lexicon as fallback).
-    let safety = amas_governance::moderation::content_safety(protector.config())?;
-    Ok(runtime
-        .with_data_protector(protector)?
-        .with_content_safety(safety)?)
+    Ok(compose::compose(Composition {
+        config,
+        store: Arc::new(store),
+        providers: &providers,
+        metrics,
+        governance,
+        audit_signer: Arc::new(issuer.audit_signer()),
+        workspaces: global.data_dir.join("workspaces"),
+    })?)
 }

@@ -8,12 +8,12 @@
 //!   as the runtime builds it (principal, task, step, agent, trace, reasons, parameters hash)
 //!   and enqueued. The queue is flushed every 256 decisions outside the timed part, so this is
 //!   the latency below saturation; the difference is the added latency per governed action.
-//! - `governed_task/{audit_off,audit_on}`: a whole research report through the runtime with
-//!   an instant model whose research step calls the calculator three times: 10 governed
-//!   actions per task (the submission, 6 model-call decisions, 3 tool calls), journal on
-//!   SQLite (`synchronous=NORMAL`). (on - off) / 10 is the added latency per governed action
-//!   as a task sees it. `audit_on_separate_db` keeps the audit log in another SQLite file, to
-//!   show how much of that is the two sharing one database's write lock (as `amas serve` does).
+//! - `governed_task/audit_on`: a whole research report through the runtime as
+//!   `amas_runtime::compose` builds it (the production composition: governance and audit are
+//!   not optional, journal appends and audit records group-committed in one SQLite database,
+//!   `synchronous=NORMAL`) with an instant model whose research step calls the calculator three
+//!   times: 10 governed actions per task (the submission, 6 model-call decisions, 3 tool
+//!   calls).
 //!
 //! Run: `cargo bench -p amas-runtime --bench governed_action`.
 
@@ -38,10 +38,11 @@ use amas_providers::{
     ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet, Role, ToolCall,
 };
 use amas_runtime::Runtime;
+use amas_runtime::compose::{Composition, Governance, compose};
+use amas_store::SqliteStore;
 use amas_store::audit::{
     AuditDecision, AuditLog, AuditRecord, AuditWriter, AuditWriterConfig, hash_payload,
 };
-use amas_store::{SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
 use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TaskStatus, Usage};
 
@@ -111,13 +112,23 @@ fn policy() -> Arc<dyn PolicyEngine> {
     Arc::new(RegoPolicyEngine::embedded().expect("embedded policies"))
 }
 
-fn gate(policy: Arc<dyn PolicyEngine>) -> Arc<Pipeline> {
-    Arc::new(Pipeline::new(
+/// The governance of the production composition: the embedded bundle, tools and data
+/// protection.
+fn governance(policy: Arc<dyn PolicyEngine>) -> Governance {
+    Governance {
+        tools: amas_tools::ToolRegistry::load(None).expect("tools"),
+        protector: amas_dataprotect::DataProtector::shared_embedded().expect("data protection"),
         policy,
-        Arc::new(amas_tools::ToolRegistry::load(None).expect("tools")),
-        "development",
-        Metrics::new(),
-    ))
+        environment: "development".to_owned(),
+        redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+        content_safety: None,
+    }
+}
+
+/// The pipeline as the composition root builds it.
+fn gate(policy: Arc<dyn PolicyEngine>) -> Pipeline {
+    amas_runtime::compose::pipeline(&config(), governance(policy), Metrics::new())
+        .expect("pipeline")
 }
 
 /// The audit record of an allowed tool call, built as the runtime builds it.
@@ -225,42 +236,23 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("governed_task");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(8));
-    for (label, audit) in [
-        ("audit_off", Audit::Off),
-        ("audit_on", Audit::SameDatabase),
-        ("audit_on_separate_db", Audit::SeparateDatabase),
-    ] {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(
-            rt.block_on(SqliteStore::open_with(dir.path(), false))
-                .expect("store"),
-        );
-        let runtime = governed_runtime(&rt, &store, dir.path(), audit);
-        rt.block_on(runtime.start());
-        group.bench_function(label, |b| {
-            b.to_async(&rt).iter(|| run_task(runtime.clone()));
-        });
-        rt.block_on(runtime.close_audit());
-    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(
+        rt.block_on(SqliteStore::open_with(dir.path(), false))
+            .expect("store"),
+    );
+    let runtime = rt.block_on(async { governed_runtime(store, dir.path()) });
+    rt.block_on(runtime.start());
+    group.bench_function("audit_on", |b| {
+        b.to_async(&rt).iter(|| run_task(runtime.clone()));
+    });
+    rt.block_on(runtime.close_audit());
     group.finish();
 }
 
-/// Where a governed task's audit records go.
-#[derive(Clone, Copy)]
-enum Audit {
-    Off,
-    /// The journal's database, as `amas serve` and `amas run` do.
-    SameDatabase,
-    /// A SQLite file of its own.
-    SeparateDatabase,
-}
-
-fn governed_runtime(
-    rt: &tokio::runtime::Runtime,
-    store: &Arc<SqliteStore>,
-    dir: &std::path::Path,
-    audit: Audit,
-) -> Runtime {
+/// The runtime of the production composition on `store` (its audit log in the same database,
+/// as `amas serve` and `amas run` have it).
+fn governed_runtime(store: Arc<SqliteStore>, dir: &std::path::Path) -> Runtime {
     let metrics = Metrics::new();
     let providers = ProviderSet::new(metrics.clone()).with_provider(
         "instant",
@@ -270,32 +262,16 @@ fn governed_runtime(
             cool_down: Duration::from_secs(1),
         },
     );
-    let journal: Arc<dyn TaskJournal> = store.clone();
-    let policy = policy();
-    let mut runtime = Runtime::new(Arc::new(config()), journal, &providers, metrics)
-        .expect("runtime")
-        .with_tools(gate(Arc::clone(&policy)), dir.join("workspaces"))
-        .expect("tools")
-        .with_policy(policy)
-        .expect("policy");
-    let log: Option<Arc<dyn AuditLog>> = match audit {
-        Audit::Off => None,
-        Audit::SameDatabase => Some(store.clone()),
-        Audit::SeparateDatabase => {
-            let audit_dir = dir.join("audit");
-            std::fs::create_dir_all(&audit_dir).expect("audit dir");
-            Some(Arc::new(
-                rt.block_on(SqliteStore::open_with(&audit_dir, false))
-                    .expect("audit store"),
-            ))
-        }
-    };
-    if let Some(log) = log {
-        runtime = runtime
-            .with_audit(Arc::new(writer(rt, &log)), log)
-            .expect("audit");
-    }
-    runtime
+    compose(Composition {
+        config: Arc::new(config()),
+        store,
+        providers: &providers,
+        metrics,
+        governance: governance(policy()),
+        audit_signer: Arc::new(amas_store::audit::conformance::test_signer()),
+        workspaces: dir.join("workspaces"),
+    })
+    .expect("runtime")
 }
 
 /// Submits one task and waits for its terminal event.

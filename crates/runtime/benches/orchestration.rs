@@ -1,8 +1,8 @@
 //! Per-step orchestration overhead with an instant model, journal on SQLite.
 //!
 //! `journal_append` is the baseline: one durable append of one event. `research_report_task`
-//! runs a whole three-step task (scheduling, prompt building, contract checks, all journal
-//! writes). Report: time per task / 3 = time per step, and its ratio to the baseline append.
+//! runs a whole three-step task on the production composition (scheduling, prompt building,
+//! contract checks, the governance pipeline with its audit records, all journal writes). Report: time per task / 3 = time per step, and its ratio to the baseline append.
 //! `group_commit/x32` runs 32 tasks at once through the store's group-committing writer (audit
 //! on): its time per iteration / 96 is the amortized cost of one durable step under load.
 //! Run: `cargo bench -p amas-runtime --bench orchestration`.
@@ -22,8 +22,8 @@ use serde_json::json;
 use amas_config::{BreakerConfig, LoadOptions};
 use amas_providers::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet};
 use amas_runtime::Runtime;
-use amas_store::audit::{AuditWriter, AuditWriterConfig};
-use amas_store::{AuditLog, GroupCommit, SqliteStore, TaskJournal};
+use amas_runtime::compose::{Composition, Governance, compose};
+use amas_store::{SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
 use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TaskStatus, Usage};
 
@@ -72,10 +72,11 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     for (label, full_sync) in [("sync_full", true), ("sync_normal", false)] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let journal: Arc<dyn TaskJournal> = Arc::new(
+        let store = Arc::new(
             rt.block_on(SqliteStore::open_with(dir.path(), full_sync))
                 .expect("store"),
         );
+        let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
         group.bench_function(format!("{label}/journal_append"), |b| {
             b.to_async(&rt).iter(|| {
                 let journal = Arc::clone(&journal);
@@ -93,30 +94,14 @@ fn bench(c: &mut Criterion) {
                 }
             });
         });
-        let runtime = instant_runtime(&journal);
-        rt.block_on(runtime.start());
-        group.bench_function(format!("{label}/research_report_task_3_steps"), |b| {
-            b.to_async(&rt).iter(|| run_task(runtime.clone()));
-        });
-    }
-    for (label, full_sync) in [("sync_full", true), ("sync_normal", false)] {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(
-            rt.block_on(SqliteStore::open_with(dir.path(), full_sync))
-                .expect("store"),
-        );
-        let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
+        // The production composition: every step governed and audited, group-committed.
         let runtime = rt.block_on(async {
-            let writer = Arc::new(AuditWriter::start_group(
-                Arc::clone(&store) as Arc<dyn GroupCommit>,
-                Arc::new(amas_store::audit::conformance::test_signer()),
-                AuditWriterConfig::default(),
-            ));
-            let runtime = instant_runtime(&journal)
-                .with_audit(writer, Arc::clone(&store) as Arc<dyn AuditLog>)
-                .expect("audit");
+            let runtime = instant_runtime(store, dir.path());
             runtime.start().await;
             runtime
+        });
+        group.bench_function(format!("{label}/research_report_task_3_steps"), |b| {
+            b.to_async(&rt).iter(|| run_task(runtime.clone()));
         });
         for tasks in [1_usize, 32] {
             group.bench_function(format!("{label}/group_commit/x{tasks}"), |b| {
@@ -153,12 +138,20 @@ async fn run_tasks(runtime: Runtime, n: usize) {
     }
 }
 
-fn instant_runtime(journal: &Arc<dyn TaskJournal>) -> Runtime {
+/// The runtime as `amas_runtime::compose` builds it, on `store`, every agent answered by the
+/// instant model (trusted with every level, as a local model would be).
+fn instant_runtime(store: Arc<SqliteStore>, dir: &std::path::Path) -> Runtime {
     let mut config = amas_config::load(&LoadOptions::default()).expect("config");
     config.runtime.max_concurrent_tasks = 32;
     for agent in config.agents.values_mut() {
         agent.providers = vec!["instant".into()];
     }
+    config.provider_trust.insert(
+        "instant".to_owned(),
+        ["public", "internal", "confidential", "restricted"]
+            .map(str::to_owned)
+            .to_vec(),
+    );
     let metrics = Metrics::new();
     let providers = ProviderSet::new(metrics.clone()).with_provider(
         "instant",
@@ -168,7 +161,26 @@ fn instant_runtime(journal: &Arc<dyn TaskJournal>) -> Runtime {
             cool_down: Duration::from_secs(1),
         },
     );
-    Runtime::new(Arc::new(config), Arc::clone(journal), &providers, metrics).expect("runtime")
+    let policy: Arc<dyn amas_policy::PolicyEngine> =
+        Arc::new(amas_policy::RegoPolicyEngine::embedded().expect("embedded policies"));
+    compose(Composition {
+        config: Arc::new(config),
+        store,
+        providers: &providers,
+        metrics,
+        governance: Governance {
+            tools: amas_tools::ToolRegistry::load(None).expect("embedded tools"),
+            protector: amas_dataprotect::DataProtector::shared_embedded()
+                .expect("embedded data protection"),
+            policy,
+            environment: "development".to_owned(),
+            redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+            content_safety: None,
+        },
+        audit_signer: Arc::new(amas_store::audit::conformance::test_signer()),
+        workspaces: dir.join("workspaces"),
+    })
+    .expect("runtime")
 }
 
 /// Submits one task and waits for its terminal event.

@@ -14,7 +14,7 @@ use crate::{Runtime, RuntimeError};
 
 impl Runtime {
     /// Whether `principal` may perform API `operation` (e.g. `task.read`) on `resource`.
-    /// Fails closed: without a policy engine, or on a policy error, the answer is no. A refusal
+    /// Fails closed: on a policy error the answer is no. A refusal
     /// is audited (who, which operation, the policy's reasons), never with the request's token
     /// or body.
     ///
@@ -27,8 +27,8 @@ impl Runtime {
         resource: Option<ApiResource<'_>>,
     ) -> Result<(), RuntimeError> {
         let decided = entry::api_operation(
-            self.inner.policy.as_deref(),
-            self.inner.tools.as_ref().map(|(p, _)| p.environment()),
+            Some(self.inner.pipeline.policy().as_ref()),
+            Some(self.inner.pipeline.environment()),
             &self.inner.metrics,
             principal,
             operation,

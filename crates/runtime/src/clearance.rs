@@ -182,14 +182,7 @@ impl Runtime {
     /// the tenant, as in tool and model-call redaction).
     #[must_use]
     pub fn outbound(&self, principal: &Principal) -> Outbound<'_> {
-        let key = match &self.inner.tools {
-            Some((gate, _)) => gate.tenant_key(&principal.tenant.0),
-            None => TenantKey::new(format!(
-                "{}\u{0}{}",
-                amas_governance::pipeline::DEFAULT_REDACT_SECRET,
-                principal.tenant.0
-            )),
-        };
+        let key = self.inner.pipeline.tenant_key(&principal.tenant.0);
         Outbound {
             protector: &self.inner.protector,
             key,

@@ -64,36 +64,31 @@ pub(crate) async fn execute(
     }
     let task_type = state.spec.task_type.clone();
     let started = Instant::now();
-    let runner = inner
-        .tools
-        .as_ref()
-        .map(|(pipeline, workspaces)| ToolRunner {
-            pipeline: Arc::clone(pipeline),
-            principal: state.principal.clone(),
-            task_id: task.to_string(),
-            task_type: task_type.clone(),
-            workspace: workspaces.join(task.to_string()),
-            usage: Arc::new(std::sync::Mutex::new({
-                let mut usage = usage_from_journal(&records, pipeline.tools());
-                usage
-                    .started_at
-                    .get_or_insert_with(std::time::SystemTime::now);
-                usage
-            })),
-            metrics: inner.metrics.clone(),
-            waiting: Arc::clone(&inner.waiting),
-            approval_timeout: inner.config.approvals.timeout,
-            provider_trust: inner.config.provider_trust.clone(),
-            audit: inner.audit.clone(),
-            task,
-            trace_id: state.trace_id.clone(),
-        });
-    if let Some(r) = &runner
-        && let Err(e) = tokio::fs::create_dir_all(&r.workspace).await
-    {
+    let runner = ToolRunner {
+        pipeline: Arc::clone(&inner.pipeline),
+        principal: state.principal.clone(),
+        task_id: task.to_string(),
+        task_type: task_type.clone(),
+        workspace: inner.workspaces.join(task.to_string()),
+        usage: Arc::new(std::sync::Mutex::new({
+            let mut usage = usage_from_journal(&records, inner.pipeline.tools());
+            usage
+                .started_at
+                .get_or_insert_with(std::time::SystemTime::now);
+            usage
+        })),
+        metrics: inner.metrics.clone(),
+        waiting: Arc::clone(&inner.waiting),
+        approval_timeout: inner.config.approvals.timeout,
+        provider_trust: inner.config.provider_trust.clone(),
+        audit: Arc::clone(&inner.audit),
+        task,
+        trace_id: state.trace_id.clone(),
+    };
+    if let Err(e) = tokio::fs::create_dir_all(&runner.workspace).await {
         warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
     }
-    let status = run_workflow(&inner, state, &writer, cancel, runner.map(Arc::new))
+    let status = run_workflow(&inner, state, &writer, cancel, Arc::new(runner))
         .instrument(span)
         .await?;
     if let Some(status) = status {
@@ -117,7 +112,7 @@ async fn run_workflow(
     state: TaskState,
     writer: &Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
-    runner: Option<Arc<ToolRunner>>,
+    runner: Arc<ToolRunner>,
 ) -> Result<Option<TaskStatus>, StoreError> {
     if state.status == TaskStatus::Queued {
         // Committed with the first step's start: one fsync fewer per task.
@@ -151,7 +146,7 @@ async fn run_workflow(
     let screen = Arc::new(OutputScreen {
         safety: Arc::clone(&inner.content_safety),
         metrics: inner.metrics.clone(),
-        audit: inner.audit.clone(),
+        audit: Arc::clone(&inner.audit),
         principal: state.principal.clone(),
         task: state.id,
         trace_id: state.trace_id.clone(),
@@ -195,7 +190,7 @@ async fn run_workflow(
                 let tenant = state.principal.tenant.0.clone();
                 let step = step.clone();
                 let cancel = cancel.clone();
-                let runner = runner.clone();
+                let runner = Arc::clone(&runner);
                 let screen = Arc::clone(&screen);
                 running.insert(step.name.clone());
                 set.spawn(
@@ -209,7 +204,7 @@ async fn run_workflow(
                             prior,
                             input,
                             cancel,
-                            tools: runner.as_deref(),
+                            tools: &runner,
                             approvals,
                             tenant: &tenant,
                             prices: &config.provider_prices,

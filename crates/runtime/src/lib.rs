@@ -5,6 +5,7 @@
 mod access;
 mod approvals;
 mod clearance;
+pub mod compose;
 mod error;
 mod executor;
 mod inputs;
@@ -38,7 +39,7 @@ use amas_config::AmasConfig;
 use amas_governance::pipeline::{self, ActionContext, Pipeline};
 use amas_providers::{ProviderChain, ProviderSet};
 use amas_store::{ApprovalFilter, ApprovalPage};
-use amas_store::{StoreError, TaskJournal};
+use amas_store::{GroupCommit, StoreError, TaskJournal};
 use amas_telemetry::Metrics;
 use amas_types::{
     Approval, ApprovalStatus, JournalEvent, JournalRecord, Principal, TaskId, TaskSpec, TaskState,
@@ -66,8 +67,11 @@ pub(crate) struct Inner {
     pub(crate) journal: Arc<journal::Journal>,
     pub(crate) chains: BTreeMap<String, ProviderChain>,
     pub(crate) metrics: Metrics,
-    /// The tool gate and the directory under which each task gets its workspace.
-    pub(crate) tools: Option<(Arc<Pipeline>, PathBuf)>,
+    /// Every governed action goes through it: tool and model calls, submissions, API
+    /// operations, releases.
+    pub(crate) pipeline: Arc<Pipeline>,
+    /// The directory under which each task gets its workspace.
+    pub(crate) workspaces: PathBuf,
     queue_tx: mpsc::UnboundedSender<TaskId>,
     queue_rx: Mutex<Option<mpsc::UnboundedReceiver<TaskId>>>,
     queued: AtomicUsize,
@@ -77,16 +81,35 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
     /// Steps paused on an approval in this process.
     pub(crate) waiting: Arc<approvals::Waiting>,
-    /// Classifies prompts for the model-call policy.
+    /// Detection, redaction and classification (DLP, lineage, clearance).
     pub(crate) protector: Arc<amas_dataprotect::DataProtector>,
-    /// Screens submitted task input and model outputs (`content_safety`).
+    /// Screens submitted task input and model outputs: the pipeline's engine.
     pub(crate) content_safety: Arc<amas_dataprotect::ContentSafety>,
-    /// Where every governance decision is recorded (tamper-evident audit log), when configured.
-    pub(crate) audit: Option<Arc<amas_store::AuditWriter>>,
+    /// The store's one writer: journal appends and every governance decision's audit record,
+    /// group-committed.
+    pub(crate) audit: Arc<amas_store::AuditWriter>,
     /// The audit log itself, for queries.
-    pub(crate) audit_log: Option<Arc<dyn amas_store::AuditLog>>,
-    /// The policy engine behind the tool gate, from which replays build their own gate.
-    policy: Option<Arc<dyn amas_policy::PolicyEngine>>,
+    pub(crate) audit_log: Arc<dyn amas_store::AuditLog>,
+}
+
+/// Everything a [`Runtime`] is made of. Governance is not optional: there is no runtime
+/// without its pipeline and its audit writer. Built by [`compose::compose`] (the one
+/// composition root) in production, tests and benches alike.
+pub struct RuntimeParts<'a> {
+    pub config: Arc<AmasConfig>,
+    /// The journal and the audit log, in one store that commits both at once.
+    pub store: Arc<dyn GroupCommit>,
+    pub providers: &'a ProviderSet,
+    pub metrics: Metrics,
+    /// The governance pipeline (its policy engine is the one replays ask again; its
+    /// content-safety engine screens submissions and model outputs).
+    pub pipeline: Arc<Pipeline>,
+    /// The store's writer, started with [`amas_store::AuditWriter::start_group`] on `store`.
+    pub writer: Arc<amas_store::AuditWriter>,
+    /// Each task gets a workspace directory under it.
+    pub workspaces: PathBuf,
+    /// Detection, redaction and classification, as the pipeline's.
+    pub protector: Arc<amas_dataprotect::DataProtector>,
 }
 
 /// The task runtime. Cheap to clone.
@@ -100,13 +123,19 @@ impl Runtime {
     /// start, not in the middle of a task.
     ///
     /// # Errors
-    /// [`RuntimeError::Setup`] when an agent names a provider the set does not have.
-    pub fn new(
-        config: Arc<AmasConfig>,
-        journal: Arc<dyn TaskJournal>,
-        providers: &ProviderSet,
-        metrics: Metrics,
-    ) -> Result<Self, RuntimeError> {
+    /// [`RuntimeError::Setup`] when an agent names a provider the set does not have, or when
+    /// the writer does not commit the journal (it was not started with `start_group`).
+    pub fn new(parts: RuntimeParts<'_>) -> Result<Self, RuntimeError> {
+        let RuntimeParts {
+            config,
+            store,
+            providers,
+            metrics,
+            pipeline,
+            writer,
+            workspaces,
+            protector,
+        } = parts;
         let mut chains = BTreeMap::new();
         for (id, agent) in &config.agents {
             let chain = providers
@@ -117,25 +146,31 @@ impl Runtime {
                 })?;
             chains.insert(id.clone(), chain);
         }
-        let protector = amas_dataprotect::DataProtector::shared_embedded().ok_or_else(|| {
-            RuntimeError::Setup {
+        if !writer.has_journal() {
+            return Err(RuntimeError::Setup {
                 agent: "*".to_owned(),
-                reason: "data protection: the embedded configuration does not load".to_owned(),
-            }
-        })?;
+                reason: "the audit writer must commit the journal too (AuditWriter::start_group on the runtime's store)".to_owned(),
+            });
+        }
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let slots = Arc::new(Semaphore::new(config.runtime.max_concurrent_tasks.max(1)));
         metrics
             .queue_capacity
             .set(i64::try_from(config.runtime.queue_capacity).unwrap_or(i64::MAX));
+        let mut journal =
+            journal::Journal::new(Arc::clone(&store) as Arc<dyn TaskJournal>, live.clone());
+        // The store's one writer commits the journal's appends too, with the audit records.
+        journal.set_writer(Arc::clone(&writer));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                journal: Arc::new(journal::Journal::new(journal, live.clone())),
+                journal: Arc::new(journal),
                 chains,
                 metrics,
-                tools: None,
+                content_safety: Arc::clone(pipeline.content_safety()),
+                pipeline,
+                workspaces,
                 queue_tx,
                 queue_rx: Mutex::new(Some(queue_rx)),
                 queued: AtomicUsize::new(0),
@@ -144,108 +179,11 @@ impl Runtime {
                 slots,
                 shutting_down: AtomicBool::new(false),
                 waiting: Arc::default(),
-                content_safety: Arc::new(amas_dataprotect::ContentSafety::from_config(
-                    protector.config(),
-                )),
                 protector,
-                audit: None,
-                audit_log: None,
-                policy: None,
+                audit: writer,
+                audit_log: store as Arc<dyn amas_store::AuditLog>,
             }),
         })
-    }
-
-    /// Enables tool calls: every call goes through `gate`; each task gets a workspace directory
-    /// under `workspaces`. Call before `start`.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
-    pub fn with_tools(
-        mut self,
-        gate: Arc<Pipeline>,
-        workspaces: PathBuf,
-    ) -> Result<Self, RuntimeError> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
-            agent: "*".to_owned(),
-            reason: "tools must be configured before the runtime is shared".to_owned(),
-        })?;
-        inner.tools = Some((gate, workspaces));
-        Ok(self)
-    }
-
-    /// Records every governance decision (tool calls, approvals, model calls) in `audit`.
-    /// Call before `start`.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
-    pub fn with_audit(
-        mut self,
-        audit: Arc<amas_store::AuditWriter>,
-        log: Arc<dyn amas_store::AuditLog>,
-    ) -> Result<Self, RuntimeError> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
-            agent: "*".to_owned(),
-            reason: "the audit log must be configured before the runtime is shared".to_owned(),
-        })?;
-        // The store's one writer commits the journal's appends too, with these records.
-        if let Some(journal) = Arc::get_mut(&mut inner.journal) {
-            journal.set_writer(Arc::clone(&audit));
-        }
-        inner.audit = Some(audit);
-        inner.audit_log = Some(log);
-        Ok(self)
-    }
-
-    /// Screens submissions and model outputs with `safety` (the classifier and actions
-    /// `content_safety` selects; see `amas_governance::moderation::content_safety`) instead of
-    /// the embedded lexicon configuration. Call before `start`.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
-    pub fn with_content_safety(
-        mut self,
-        safety: amas_dataprotect::ContentSafety,
-    ) -> Result<Self, RuntimeError> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
-            agent: "*".to_owned(),
-            reason: "content safety must be configured before the runtime is shared".to_owned(),
-        })?;
-        inner.content_safety = Arc::new(safety);
-        Ok(self)
-    }
-
-    /// Detection, redaction and classification from `protector` instead of the embedded
-    /// configuration (a config directory's `dataprotect.yaml`). Call before `start`.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
-    pub fn with_data_protector(
-        mut self,
-        protector: Arc<amas_dataprotect::DataProtector>,
-    ) -> Result<Self, RuntimeError> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
-            agent: "*".to_owned(),
-            reason: "data protection must be configured before the runtime is shared".to_owned(),
-        })?;
-        inner.protector = protector;
-        Ok(self)
-    }
-
-    /// The policy engine behind the tool gate, so a replay can ask it again without touching
-    /// the live gate's rate windows or metrics. Call before `start`.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Setup`] when the runtime is already shared (started).
-    pub fn with_policy(
-        mut self,
-        policy: Arc<dyn amas_policy::PolicyEngine>,
-    ) -> Result<Self, RuntimeError> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| RuntimeError::Setup {
-            agent: "*".to_owned(),
-            reason: "the policy must be configured before the runtime is shared".to_owned(),
-        })?;
-        inner.policy = Some(policy);
-        Ok(self)
     }
 
     /// Replays `task` under the policy now in force: every decision its journal records is
@@ -253,8 +191,7 @@ impl Runtime {
     /// task is not found.
     ///
     /// # Errors
-    /// [`RuntimeError::Forbidden`] when policy refuses, [`RuntimeError::NotFound`],
-    /// [`RuntimeError::Setup`] when the runtime was built without its policy engine, or a
+    /// [`RuntimeError::Forbidden`] when policy refuses, [`RuntimeError::NotFound`], or a
     /// store error.
     pub async fn replay(
         &self,
@@ -262,12 +199,6 @@ impl Runtime {
         task: TaskId,
     ) -> Result<ReplayReport, RuntimeError> {
         self.authorize_api(viewer, "audit.read", None).await?;
-        let (Some((gate, _)), Some(policy)) = (&self.inner.tools, &self.inner.policy) else {
-            return Err(RuntimeError::Setup {
-                agent: "*".to_owned(),
-                reason: "replay needs the tool gate and its policy engine (Runtime::with_tools, Runtime::with_policy)".to_owned(),
-            });
-        };
         let records = self.inner.journal.store().read(task, 0).await?;
         match TaskState::fold(&records) {
             Some(s) if s.principal.tenant == viewer.tenant => {}
@@ -278,56 +209,49 @@ impl Runtime {
             }
             None => return Err(RuntimeError::NotFound(task)),
         }
-        let replayer = Replayer::new(
-            Arc::clone(&self.inner.config),
-            Arc::clone(policy),
-            Arc::clone(gate.tools()),
-            gate.environment(),
+        Replayer::of(
+            &self.inner.config,
+            &self.inner.pipeline,
+            &self.inner.protector,
         )
-        .with_content_safety(Arc::clone(&self.inner.content_safety))
-        .with_data_protector(Arc::clone(&self.inner.protector));
-        replayer
-            .replay(&records)
-            .ok_or(RuntimeError::NotFound(task))
+        .replay(&records)
+        .ok_or(RuntimeError::NotFound(task))
     }
 
     /// Audit records of `viewer`'s tenant matching `query` (its tenant is overridden), if policy
     /// lets `viewer` read audit data (`audit.read`).
     ///
     /// # Errors
-    /// [`RuntimeError::Forbidden`] when policy refuses (or no policy is configured: fail closed),
-    /// [`RuntimeError::Setup`] without an audit log, or a store error.
+    /// [`RuntimeError::Forbidden`] when policy refuses, or a store error.
     pub async fn audit_records(
         &self,
         viewer: &Principal,
         mut query: amas_store::audit::AuditQuery,
     ) -> Result<Vec<amas_store::audit::StoredAuditRecord>, RuntimeError> {
         self.authorize_api(viewer, "audit.read", None).await?;
-        let Some(log) = &self.inner.audit_log else {
-            return Err(RuntimeError::Setup {
-                agent: "*".to_owned(),
-                reason: "no audit log is configured".to_owned(),
-            });
-        };
         query.tenant = Some(viewer.tenant.clone());
-        Ok(log.query(&query).await?)
+        Ok(self.inner.audit_log.query(&query).await?)
     }
 
-    /// Queues one record in the audit log, when one is configured (waits only while its queue
-    /// is full; never drops). For security events outside tasks, such as failed logins.
+    /// Queues one record in the audit log (waits only while its queue is full; never drops). For security events outside tasks, such as failed logins.
     pub async fn audit(&self, record: amas_store::AuditRecord) {
-        if let Some(audit) = &self.inner.audit
-            && let Err(e) = audit.record(record).await
-        {
+        if let Err(e) = self.inner.audit.record(record).await {
             warn!(error = %e, "An audit record was refused.");
         }
     }
 
+    /// Commits every audit record queued so far and signs a checkpoint; returns once they are
+    /// durable (for readers of the log that must see them, such as an export or a test).
+    ///
+    /// # Errors
+    /// The writer's error when it is shut down or its store fails.
+    pub async fn flush_audit(&self) -> Result<(), amas_store::audit::AuditError> {
+        self.inner.audit.flush().await.map(drop)
+    }
+
     /// Writes every audit record still queued and signs a final checkpoint (at shutdown).
     pub async fn close_audit(&self) {
-        if let Some(audit) = &self.inner.audit
-            && let Err(e) = audit.shutdown().await
-        {
+        if let Err(e) = self.inner.audit.shutdown().await {
             error!(error = %e, "Could not close the audit log cleanly.");
         }
     }
@@ -428,7 +352,7 @@ impl Runtime {
             trace_id: trace_id.clone(),
         };
         let governed = pipeline::entry::submission(
-            inner.tools.as_ref().map(|(p, _)| p.as_ref()),
+            Some(inner.pipeline.as_ref()),
             &inner.metrics,
             &inner.content_safety,
             &ctx,

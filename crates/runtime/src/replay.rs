@@ -135,6 +135,25 @@ impl Replayer {
         }
     }
 
+    /// The replayer of the live runtime's composition: `pipeline`'s policy engine, tools,
+    /// environment and content-safety engine, and `protector` (built by [`crate::compose`]),
+    /// asked from a fresh pipeline of its own.
+    #[must_use]
+    pub fn of(
+        config: &Arc<AmasConfig>,
+        pipeline: &Pipeline,
+        protector: &Arc<amas_dataprotect::DataProtector>,
+    ) -> Self {
+        Self::new(
+            Arc::clone(config),
+            Arc::clone(pipeline.policy()),
+            Arc::clone(pipeline.tools()),
+            pipeline.environment(),
+        )
+        .with_content_safety(Arc::clone(pipeline.content_safety()))
+        .with_data_protector(Arc::clone(protector))
+    }
+
     /// Scans tool parameters with `protector` (the live run's data-protection configuration),
     /// so DLP facts come out as they did.
     #[must_use]

@@ -16,7 +16,7 @@ use tracing::warn;
 pub(crate) struct OutputScreen {
     pub safety: Arc<ContentSafety>,
     pub metrics: Metrics,
-    pub audit: Option<Arc<AuditWriter>>,
+    pub audit: Arc<AuditWriter>,
     pub principal: Principal,
     pub task: TaskId,
     pub trace_id: Option<String>,
@@ -49,9 +49,7 @@ impl OutputScreen {
         };
         let verdict =
             entry::model_output(&self.metrics, &self.safety, &ctx, turn, provider, answer).await?;
-        if let Some(audit) = &self.audit
-            && let Err(e) = audit.record(verdict.audit).await
-        {
+        if let Err(e) = self.audit.record(verdict.audit).await {
             warn!(error = %e, "An audit record was refused.");
         }
         Some(Screened {

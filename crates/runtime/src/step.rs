@@ -45,8 +45,8 @@ pub(crate) struct StepRun<'a> {
     pub prior: Option<StepState>,
     pub input: Value,
     pub cancel: watch::Receiver<bool>,
-    /// Present when the agent may call tools and a tool registry is configured.
-    pub tools: Option<&'a ToolRunner>,
+    /// Runs the governed actions of the task: tool calls, model-call authorization, usage.
+    pub tools: &'a ToolRunner,
     /// Approval requests this step opened (after a restart), by tool call id.
     pub approvals: BTreeMap<String, Approval>,
     /// The task's tenant, for the token and cost metrics.
@@ -163,27 +163,26 @@ impl StepRun<'_> {
                 ));
                 for call in &answer.tool_calls {
                     tool_calls += 1;
-                    let result = match self.tools {
-                        Some(runner) if tool_calls <= limits.max_tool_calls => {
-                            runner
-                                .run(
-                                    self.writer,
-                                    &self.step.name,
-                                    self.agent,
-                                    call,
-                                    prior.tools.get(&call.id),
-                                    self.approvals.get(&call.id),
-                                    &self.cancel,
-                                )
-                                .await?
-                        }
-                        Some(_) | None => CallResult::Message(
+                    let result = if tool_calls <= limits.max_tool_calls {
+                        self.tools
+                            .run(
+                                self.writer,
+                                &self.step.name,
+                                self.agent,
+                                call,
+                                prior.tools.get(&call.id),
+                                self.approvals.get(&call.id),
+                                &self.cancel,
+                            )
+                            .await?
+                    } else {
+                        CallResult::Message(
                             serde_json::json!({"error": {
                                 "code": amas_types::codes::GOV_QUOTA,
                                 "message": "no tool calls are available in this step; answer now",
                             }})
                             .to_string(),
-                        ),
+                        )
                     };
                     match result {
                         CallResult::Message(text) => {
@@ -251,9 +250,7 @@ impl StepRun<'_> {
     }
 
     fn tool_definitions(&self) -> Vec<ToolDefinition> {
-        let Some(runner) = self.tools else {
-            return Vec::new();
-        };
+        let runner = self.tools;
         self.agent
             .allowed_tools
             .iter()
@@ -276,8 +273,7 @@ impl StepRun<'_> {
             .inc();
     }
 
-    /// Asks the provider chain (only the providers policy allows for this prompt's data, when
-    /// the step is governed); returns the answer and its events (the model-call decisions and
+    /// Asks the provider chain (only the providers policy allows for this prompt's data); returns the answer and its events (the model-call decisions and
     /// `ModelResponded`), which the caller journals (with the verdict) before using the answer.
     /// `Err(outcome)` ends the step.
     async fn call_model(
@@ -286,41 +282,36 @@ impl StepRun<'_> {
         messages: &[ChatMessage],
         tools: Vec<ToolDefinition>,
     ) -> Result<Result<(JournaledAnswer, Vec<JournalEvent>, Usage), StepOutcome>, StoreError> {
-        let mut events = Vec::new();
-        let mut allowed: Option<Vec<String>> = None;
-        let mut redact_for: Vec<String> = Vec::new();
-        let mut redacted_messages = None;
-        if let Some(runner) = self.tools {
-            let used = runner.tokens_of(&self.agent.id);
-            if used >= self.agent.quotas.tokens_per_task {
-                let message = format!(
-                    "token quota reached: agent `{}` used {used} tokens in this task, its quota is {}",
-                    self.agent.id, self.agent.quotas.tokens_per_task
-                );
-                return self.fail(codes::TOKEN_QUOTA, message).await.map(Err);
-            }
-            let decisions = runner.authorize_model_call(
-                &self.step.name,
-                turn,
-                self.agent,
-                &self.chain.provider_names(),
-                messages,
+        let runner = self.tools;
+        let used = runner.tokens_of(&self.agent.id);
+        if used >= self.agent.quotas.tokens_per_task {
+            let message = format!(
+                "token quota reached: agent `{}` used {used} tokens in this task, its quota is {}",
+                self.agent.id, self.agent.quotas.tokens_per_task
             );
-            runner.audit(decisions.audit).await;
-            if decisions.allowed.is_empty() {
-                self.writer.append_all(&decisions.events).await?;
-                let message = format!(
-                    "policy allows no provider of agent `{}` for this data: {}",
-                    self.agent.id,
-                    decisions.refusals.join(" | ")
-                );
-                return self.fail(codes::MODEL_CALL_DENIED, message).await.map(Err);
-            }
-            events = decisions.events;
-            allowed = Some(decisions.allowed);
-            redact_for = decisions.redact_for;
-            redacted_messages = decisions.redacted;
+            return self.fail(codes::TOKEN_QUOTA, message).await.map(Err);
         }
+        let decisions = runner.authorize_model_call(
+            &self.step.name,
+            turn,
+            self.agent,
+            &self.chain.provider_names(),
+            messages,
+        );
+        runner.audit(decisions.audit).await;
+        if decisions.allowed.is_empty() {
+            self.writer.append_all(&decisions.events).await?;
+            let message = format!(
+                "policy allows no provider of agent `{}` for this data: {}",
+                self.agent.id,
+                decisions.refusals.join(" | ")
+            );
+            return self.fail(codes::MODEL_CALL_DENIED, message).await.map(Err);
+        }
+        let mut events = decisions.events;
+        let allowed = decisions.allowed;
+        let redact_for = decisions.redact_for;
+        let redacted_messages = decisions.redacted;
         let request = ChatRequest {
             agent: self.agent.id.clone(),
             step: self.step.name.clone(),
@@ -341,7 +332,7 @@ impl StepRun<'_> {
         let started = Instant::now();
         let mut cancel = self.cancel.clone();
         let request_for = |name: &str| {
-            if !allowed.as_ref().is_none_or(|a| a.iter().any(|p| p == name)) {
+            if !allowed.iter().any(|p| p == name) {
                 None
             } else if redact_for.iter().any(|p| p == name) {
                 redacted_request.as_ref()
@@ -368,21 +359,19 @@ impl StepRun<'_> {
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let cost = self.count_usage(&response.provider, &response.model, response.usage);
-        if let Some(runner) = self.tools {
-            let record = runner.model_usage_audit(
-                &self.step.name,
-                self.agent,
-                &response.provider,
-                &response.model,
-                amas_governance::pipeline::ModelUsage {
-                    input_tokens: response.usage.input_tokens,
-                    output_tokens: response.usage.output_tokens,
-                    latency: started.elapsed(),
-                    cost,
-                },
-            );
-            runner.audit(vec![record]).await;
-        }
+        let record = runner.model_usage_audit(
+            &self.step.name,
+            self.agent,
+            &response.provider,
+            &response.model,
+            amas_governance::pipeline::ModelUsage {
+                input_tokens: response.usage.input_tokens,
+                output_tokens: response.usage.output_tokens,
+                latency: started.elapsed(),
+                cost,
+            },
+        );
+        runner.audit(vec![record]).await;
         let answer = JournaledAnswer {
             content: response.content,
             tool_calls: response
@@ -407,12 +396,10 @@ impl StepRun<'_> {
             latency_ms,
         };
         events.push(responded);
-        if let Some(runner) = self.tools {
-            runner.count_tokens(
-                &self.agent.id,
-                response.usage.input_tokens + response.usage.output_tokens,
-            );
-        }
+        runner.count_tokens(
+            &self.agent.id,
+            response.usage.input_tokens + response.usage.output_tokens,
+        );
         // The verdict is journaled with the answer (a block with the step's failure), so a
         // restart reuses both and never asks the model or the classifier again.
         let screened = self

@@ -51,8 +51,8 @@ pub(crate) struct ToolRunner {
     pub approval_timeout: Duration,
     /// Per provider, the classification levels it may receive.
     pub provider_trust: BTreeMap<String, Vec<String>>,
-    /// The audit log, when configured.
-    pub audit: Option<Arc<AuditWriter>>,
+    /// The audit log.
+    pub audit: Arc<AuditWriter>,
     pub task: TaskId,
     pub trace_id: Option<String>,
 }
@@ -140,11 +140,8 @@ impl ToolRunner {
 
     /// Queues records in the audit log; waits only while its queue is full (never drops).
     pub(crate) async fn audit(&self, records: Vec<AuditRecord>) {
-        let Some(audit) = &self.audit else {
-            return;
-        };
         for record in records {
-            if let Err(e) = audit.record(record).await {
+            if let Err(e) = self.audit.record(record).await {
                 warn!(error = %e, "An audit record was refused.");
             }
         }

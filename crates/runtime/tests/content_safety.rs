@@ -17,7 +17,6 @@ use std::sync::Arc;
 use serde_json::json;
 
 use amas_policy::PolicyEngine;
-use amas_runtime::Replayer;
 use amas_types::{JournalEvent, TaskId, TaskStatus};
 use common::{FakeModel, Governance, Harness, assert_status, harness_governed, valid};
 
@@ -67,12 +66,7 @@ async fn assert_replays_identically(h: &Harness, task: TaskId) {
         Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
     let registry =
         amas_tools::ToolRegistry::from_config(amas_tools::ToolsConfig::load(None, &[]).unwrap());
-    let replayer = Replayer::new(
-        Arc::clone(&h.config),
-        policy,
-        Arc::new(registry),
-        "development",
-    );
+    let replayer = common::replayer(&h.config, policy, registry, "development", None);
     let records = h.journal.read(task, 0).await.unwrap();
     let report = replayer.replay(&records).unwrap();
     assert!(report.identical, "{report:#?}");
@@ -171,15 +165,13 @@ async fn replay_applies_the_current_actions_to_journaled_categories() {
         Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
     let registry =
         amas_tools::ToolRegistry::from_config(amas_tools::ToolsConfig::load(None, &[]).unwrap());
-    let replayer = Replayer::new(
-        Arc::clone(&h.config),
+    let replayer = common::replayer(
+        &h.config,
         policy,
-        Arc::new(registry),
+        registry,
         "development",
-    )
-    .with_content_safety(Arc::new(amas_dataprotect::ContentSafety::from_config(
-        &config,
-    )));
+        Some(amas_dataprotect::ContentSafety::from_config(&config)),
+    );
     let records = h.journal.read(task, 0).await.unwrap();
     let report = replayer.replay(&records).unwrap();
     assert!(!report.identical, "{report:#?}");
@@ -217,11 +209,7 @@ async fn an_unavailable_classifier_falls_back_or_blocks_as_configured() {
             .with_classifier("moderation", Arc::new(Down))
             .on_unavailable(choice)
     };
-    let mut h = harness().await;
-    h.runtime = h
-        .runtime
-        .with_content_safety(with(amas_dataprotect::OnUnavailable::Lexicon))
-        .unwrap();
+    let h = common::harness_with_safety(with(amas_dataprotect::OnUnavailable::Lexicon)).await;
     let ordinary = json!({"findings": ["The quarterly figures are in"], "summary": "Fine."});
     let task = run(&h, ordinary).await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
@@ -239,11 +227,7 @@ async fn an_unavailable_classifier_falls_back_or_blocks_as_configured() {
     }
     assert_replays_identically(&h, task).await;
 
-    let mut h = harness().await;
-    h.runtime = h
-        .runtime
-        .with_content_safety(with(amas_dataprotect::OnUnavailable::Block))
-        .unwrap();
+    let h = common::harness_with_safety(with(amas_dataprotect::OnUnavailable::Block)).await;
     let refused = h
         .runtime
         .submit(
@@ -281,7 +265,6 @@ impl amas_dataprotect::ContentClassifier for DownAfter {
 /// replay, asking the journaled verdict again under the same configuration, agrees.
 #[tokio::test]
 async fn an_outage_after_submission_blocks_the_model_output() {
-    let mut h = harness().await;
     let config = amas_dataprotect::DataProtectConfig::embedded().unwrap();
     let safety = amas_dataprotect::ContentSafety::from_config(&config)
         .with_classifier(
@@ -289,7 +272,7 @@ async fn an_outage_after_submission_blocks_the_model_output() {
             Arc::new(DownAfter(std::sync::atomic::AtomicUsize::new(1))),
         )
         .on_unavailable(amas_dataprotect::OnUnavailable::Block);
-    h.runtime = h.runtime.with_content_safety(safety).unwrap();
+    let h = common::harness_with_safety(safety).await;
     let task = run(&h, json!({"findings": ["fine"], "summary": "Fine."})).await;
     assert_status(&h.wait(task).await, TaskStatus::Failed);
     let events = h.events(task).await;
@@ -316,13 +299,7 @@ async fn an_outage_after_submission_blocks_the_model_output() {
     let strict = amas_dataprotect::ContentSafety::from_config(&config)
         .with_classifier("moderation", Arc::new(Down))
         .on_unavailable(amas_dataprotect::OnUnavailable::Block);
-    let replayer = Replayer::new(
-        Arc::clone(&h.config),
-        policy,
-        Arc::new(registry),
-        "development",
-    )
-    .with_content_safety(Arc::new(strict));
+    let replayer = common::replayer(&h.config, policy, registry, "development", Some(strict));
     let report = replayer
         .replay(&h.journal.read(task, 0).await.unwrap())
         .unwrap();

@@ -87,12 +87,7 @@ async fn submit_with(h: &Harness, task_type: &str, description: &str) -> TaskId 
 fn replay(h: &Harness, registry: amas_tools::ToolRegistry) -> Replayer {
     let policy: Arc<dyn PolicyEngine> =
         Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap());
-    Replayer::new(
-        Arc::clone(&h.config),
-        policy,
-        Arc::new(registry),
-        "development",
-    )
+    common::replayer(&h.config, policy, registry, "development", None)
 }
 
 fn embedded_registry() -> amas_tools::ToolRegistry {

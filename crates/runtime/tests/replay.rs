@@ -50,11 +50,12 @@ async fn finished_task_with_a_tool_call() -> (Harness, TaskId) {
 
 fn replayer(h: &Harness, policy: Arc<dyn PolicyEngine>) -> Replayer {
     let tools = amas_tools::ToolsConfig::load(None, &[]).unwrap();
-    Replayer::new(
-        Arc::clone(&h.config),
+    common::replayer(
+        &h.config,
         policy,
-        Arc::new(amas_tools::ToolRegistry::from_config(tools)),
+        amas_tools::ToolRegistry::from_config(tools),
         "development",
+        None,
     )
 }
 
@@ -325,11 +326,12 @@ async fn approvals_replay_and_a_role_change_shows_in_votes_and_decision() {
             tool.spec.risk = amas_tools::Risk::High;
         }
     }
-    let replayer = Replayer::new(
-        Arc::new(config),
+    let replayer = common::replayer(
+        &Arc::new(config),
         Arc::new(RegoPolicyEngine::embedded().unwrap()),
-        Arc::new(amas_tools::ToolRegistry::from_config(tools)),
+        amas_tools::ToolRegistry::from_config(tools),
         "production",
+        None,
     );
     let records = h.journal.read(task, 0).await.unwrap();
     let report = replayer.replay(&records).unwrap();

@@ -243,3 +243,113 @@ async fn full_queue_refuses_submissions() {
         "the refused task left no trace"
     );
 }
+
+/// Governance is not optional: the plain harness is the production composition, so a task's
+/// every model call is decided by the embedded policy bundle (allowed here because the
+/// configuration trusts the fake model with every level, `provider_trust`), journaled before
+/// the answer, and audited with the submission in the store's audit log.
+#[tokio::test]
+async fn every_model_call_is_decided_by_policy_and_audited() {
+    let h = harness().await;
+    for agent in ["research", "analysis", "synthesis"] {
+        h.model.answer(agent, vec![valid(agent)]);
+    }
+    h.runtime.start().await;
+    let task = h.submit("research_report").await;
+    assert_status(&h.wait(task).await, TaskStatus::Succeeded);
+    let events = h.events(task).await;
+    let mut decided = 0;
+    for (i, event) in events.iter().enumerate() {
+        if let JournalEvent::ModelResponded { step, .. } = event {
+            let before = events[..i].iter().rev().find_map(|e| match e {
+                JournalEvent::ActionDecided {
+                    step: s,
+                    action,
+                    outcome,
+                    ..
+                } if s == step && action == "model_call" => Some(outcome.clone()),
+                _ => None,
+            });
+            assert_eq!(before.as_deref(), Some("allow"), "{step}: {events:#?}");
+            decided += 1;
+        }
+    }
+    assert_eq!(decided, 3);
+    h.runtime.flush_audit().await.unwrap();
+    let records = h
+        .runtime
+        .audit_records(
+            &Principal::local_operator(),
+            amas_store::audit::AuditQuery {
+                task_id: Some(task),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let count = |action: &str| records.iter().filter(|r| r.record.action == action).count();
+    assert_eq!(count("task_submit"), 1, "{records:#?}");
+    assert_eq!(count("model_call"), 3, "{records:#?}");
+    assert_eq!(count("model_response"), 3, "{records:#?}");
+}
+
+/// The runtime refuses a writer that does not commit its journal (an audit-only writer): the
+/// journal and the audit records of one decision must commit together.
+#[tokio::test]
+async fn a_writer_that_does_not_commit_the_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(common::config());
+    let store = Arc::new(amas_store::SqliteStore::open(dir.path()).await.unwrap());
+    let issuer = amas_governance::LocalIssuer::load_or_create(
+        dir.path(),
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .unwrap();
+    let metrics = amas_telemetry::Metrics::new();
+    let protector = amas_dataprotect::DataProtector::shared_embedded().unwrap();
+    let pipeline = amas_runtime::compose::pipeline(
+        &config,
+        amas_runtime::compose::Governance {
+            tools: amas_tools::ToolRegistry::load(None).unwrap(),
+            protector: Arc::clone(&protector),
+            policy: Arc::new(amas_policy::RegoPolicyEngine::embedded().unwrap()),
+            environment: "development".to_owned(),
+            redact_secret: "test".to_owned(),
+            content_safety: None,
+        },
+        metrics.clone(),
+    )
+    .unwrap();
+    let audit_only = amas_store::AuditWriter::start(
+        Arc::clone(&store) as Arc<dyn amas_store::AuditLog>,
+        Arc::new(issuer.audit_signer()),
+        amas_store::audit::AuditWriterConfig::default(),
+    );
+    let providers = amas_providers::ProviderSet::new(metrics.clone()).with_provider(
+        "fake",
+        Arc::new(FakeModel::default()),
+        amas_config::BreakerConfig {
+            failure_threshold: 5,
+            cool_down: std::time::Duration::from_secs(1),
+        },
+    );
+    let refused = amas_runtime::Runtime::new(amas_runtime::RuntimeParts {
+        config,
+        store,
+        providers: &providers,
+        metrics,
+        pipeline: Arc::new(pipeline),
+        writer: Arc::new(audit_only),
+        workspaces: dir.path().join("workspaces"),
+        protector,
+    });
+    match refused {
+        Err(amas_runtime::RuntimeError::Setup { reason, .. }) => {
+            assert!(reason.contains("start_group"), "{reason}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a writer without the journal was accepted"),
+    }
+}

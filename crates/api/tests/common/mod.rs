@@ -1,7 +1,7 @@
 //! What every API test builds its app from: a configuration whose agents are answered by the
 //! scripted model, a SQLite store in a temporary directory, the local issuer there, the
-//! embedded policy bundle. Each test adds what it needs (tools, audit, a real server) to the
-//! runtime before starting it.
+//! embedded policy bundle, composed into a runtime by the production composition root
+//! (`amas_runtime::compose`). Each test adds what it needs (a real server) around it.
 
 #![allow(
     dead_code,
@@ -19,7 +19,7 @@ use amas_policy::{PolicyEngine, RegoPolicyEngine};
 use amas_providers::scripted::{Script, ScriptedProvider};
 use amas_providers::{ModelProvider, ProviderSet};
 use amas_runtime::Runtime;
-use amas_store::audit::{AuditWriter, AuditWriterConfig};
+use amas_runtime::compose::{Composition, Governance, compose};
 use amas_store::{AuditLog, SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
 use axum::Router;
@@ -91,12 +91,20 @@ pub async fn call(
     send(router, request(method, uri, token, headers, body)).await
 }
 
-/// The embedded configuration with every agent on the scripted provider.
+/// The embedded configuration with every agent on the scripted provider, which stands in for
+/// a local model: trusted with every classification level (`providers.scripted.trusted_for`),
+/// so the embedded model-call policy allows it whatever the prompt carries.
 pub fn scripted_config() -> AmasConfig {
     let mut config = amas_config::load(&LoadOptions::default()).expect("embedded config");
     for agent in config.agents.values_mut() {
         agent.providers = vec!["scripted".into()];
     }
+    config.provider_trust.insert(
+        "scripted".into(),
+        ["public", "internal", "confidential", "restricted"]
+            .map(str::to_owned)
+            .to_vec(),
+    );
     config
 }
 
@@ -149,29 +157,33 @@ pub async fn parts(config: AmasConfig, script: &str) -> Parts {
 }
 
 impl Parts {
-    /// The runtime on these parts with the policy engine (not started).
+    /// The runtime on these parts as production composes it (`amas_runtime::compose`): the
+    /// embedded policy bundle, tool registry and data protection, the store's group-committing
+    /// audit writer with checkpoints signed by the issuer's key. Not started.
     pub fn runtime(&self) -> Runtime {
-        Runtime::new(
-            Arc::clone(&self.config),
-            Arc::clone(&self.journal),
-            &self.providers,
-            self.metrics.clone(),
-        )
-        .expect("runtime")
-        .with_policy(Arc::clone(&self.policy))
-        .expect("policy")
+        compose(Composition {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store) as Arc<dyn amas_store::GroupCommit>,
+            providers: &self.providers,
+            metrics: self.metrics.clone(),
+            governance: Governance {
+                tools: amas_tools::ToolRegistry::load(None).expect("embedded tools"),
+                protector: amas_dataprotect::DataProtector::shared_embedded()
+                    .expect("embedded data protection"),
+                policy: Arc::clone(&self.policy),
+                environment: "development".to_owned(),
+                redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+                content_safety: None,
+            },
+            audit_signer: Arc::new(self.issuer.audit_signer()),
+            workspaces: self.dir.path().join("workspaces"),
+        })
+        .expect("runtime composes")
     }
 
-    /// An audit writer on the store, its checkpoints signed with the issuer's key.
-    pub fn audit(&self) -> (Arc<AuditWriter>, Arc<dyn AuditLog>) {
-        let log: Arc<dyn AuditLog> = Arc::clone(&self.store) as Arc<dyn AuditLog>;
-        // The production writer: journal appends and audit records group-committed.
-        let writer = Arc::new(AuditWriter::start_group(
-            Arc::clone(&self.store) as Arc<dyn amas_store::GroupCommit>,
-            Arc::new(self.issuer.audit_signer()),
-            AuditWriterConfig::default(),
-        ));
-        (writer, log)
+    /// The audit log behind the runtime (the store), to look behind the API.
+    pub fn audit_log(&self) -> Arc<dyn AuditLog> {
+        Arc::clone(&self.store) as Arc<dyn AuditLog>
     }
 
     /// The app state around `runtime`: tokens of the local issuer verify.

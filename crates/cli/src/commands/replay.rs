@@ -7,13 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use amas_policy::{PolicyEngine, RegoPolicyEngine};
-use amas_runtime::{ReplayReport, Replayer};
+use amas_runtime::ReplayReport;
 use amas_store::TaskJournal;
-use amas_tools::ToolRegistry;
 use amas_types::TaskId;
 
 use crate::args::{Global, ReplayArgs, ReplayFormat};
-use crate::bootstrap::{Loaded, UsageError, data_protector, load, open_existing_store};
+use crate::bootstrap::{Loaded, UsageError, data_protector, governance, load, open_existing_store};
 use crate::commands::print_stdout;
 
 /// Exit code when some decision would now come out differently.
@@ -31,15 +30,12 @@ pub async fn run(global: &Global, args: ReplayArgs) -> anyhow::Result<u8> {
     } = load(global)?;
     let config = Arc::new(config);
     let policy = replay_policy(global)?;
-    let tools = ToolRegistry::from_config(tools);
     let store = open_existing_store(global).await?;
     let records = store.read(task, 0).await.context("reading the journal");
     store.close().await;
-    let protector = data_protector(dataprotect)?;
-    let safety = amas_governance::moderation::content_safety(protector.config())?;
-    let replayer = Replayer::new(config, policy, Arc::new(tools), global.environment.clone())
-        .with_data_protector(protector)
-        .with_content_safety(Arc::new(safety));
+    // The production composition's governance, asked from a pipeline of the replay's own.
+    let governance = governance(global, tools, data_protector(dataprotect)?, policy)?;
+    let replayer = amas_runtime::compose::replayer(config, governance)?;
     let report = replayer.replay(&records?).ok_or_else(|| {
         UsageError(format!(
             "no task {task} in {} (set --data-dir)",

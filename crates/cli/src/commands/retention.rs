@@ -11,7 +11,7 @@ use amas_telemetry::Metrics;
 
 use crate::args::{Global, RetentionArgs, RetentionCommand, RetentionFormat};
 use crate::bootstrap::{
-    Loaded, UsageError, build_gate, build_policy, build_runtime, data_protector, init_telemetry,
+    Loaded, UsageError, build_policy, build_runtime, data_protector, governance, init_telemetry,
     load, open_existing_store,
 };
 use crate::commands::print_stdout;
@@ -40,16 +40,9 @@ pub async fn run(global: &Global, args: RetentionArgs) -> anyhow::Result<u8> {
     let metrics = Metrics::new();
     let (policy, _watch) = build_policy(global)?;
     let protector = data_protector(dataprotect)?;
-    let gate = build_gate(
-        global,
-        &config,
-        tools,
-        protector,
-        Arc::clone(&policy),
-        metrics.clone(),
-    )?;
+    let governance = governance(global, tools, protector, Arc::clone(&policy))?;
     // The runtime is not started: no task runs here, it only purges.
-    let runtime = build_runtime(global, config, metrics, gate, policy).await?;
+    let runtime = build_runtime(global, config, metrics, governance).await?;
     let report = runtime
         .purge_expired(RetentionRun { now, dry_run })
         .await

@@ -14,7 +14,7 @@ use amas_types::{JournalEvent, Principal, Priority, TaskSpec, TaskStatus};
 
 use crate::args::{Global, RunArgs};
 use crate::bootstrap::{
-    Loaded, UsageError, build_gate, build_policy, build_runtime, data_protector, init_telemetry,
+    Loaded, UsageError, build_policy, build_runtime, data_protector, governance, init_telemetry,
     load, preflight_local_models,
 };
 use crate::{EXIT_FAILED, EXIT_USAGE};
@@ -65,15 +65,8 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let metrics = Metrics::new();
     let (policy, policy_watch) = build_policy(global)?;
     let protector = data_protector(dataprotect)?;
-    let gate = build_gate(
-        global,
-        &config,
-        tools,
-        protector,
-        Arc::clone(&policy),
-        metrics.clone(),
-    )?;
-    let runtime = build_runtime(global, Arc::clone(&config), metrics, gate, policy).await?;
+    let governance = governance(global, tools, protector, Arc::clone(&policy))?;
+    let runtime = build_runtime(global, Arc::clone(&config), metrics, governance).await?;
     policy_watch.audit_to(&runtime, &config_hash).await;
     let mut live = runtime.subscribe();
     runtime.start().await;

@@ -14,7 +14,7 @@ use amas_telemetry::Metrics;
 
 use crate::args::{Global, ServeArgs};
 use crate::bootstrap::{
-    Loaded, build_gate, build_policy, build_runtime, data_protector, init_telemetry, load,
+    Loaded, build_policy, build_runtime, data_protector, governance, init_telemetry, load,
 };
 
 /// How long running tasks get to reach a pause at shutdown.
@@ -39,15 +39,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let metrics = Metrics::new();
     let (policy, policy_watch) = build_policy(global)?;
     let protector = data_protector(dataprotect)?;
-    let gate = build_gate(
-        global,
-        &config,
-        tools,
-        protector,
-        Arc::clone(&policy),
-        metrics.clone(),
-    )?;
-    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), gate, policy).await?;
+    let governance = governance(global, tools, protector, Arc::clone(&policy))?;
+    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), governance).await?;
     policy_watch.audit_to(&runtime, &config_hash).await;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,

@@ -1,5 +1,6 @@
-//! Test harness: a runtime on a real SQLite journal with the embedded configuration, whose
-//! model provider is a programmable fake (the model is the outside world here).
+//! Test harness: the runtime as production composes it (`amas_runtime::compose`: the embedded
+//! policy bundle, tool registry and data protection, a real SQLite store with its audit
+//! writer), whose model provider is a programmable fake (the model is the outside world here).
 
 #![allow(
     dead_code,
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use amas_config::{AmasConfig, BreakerConfig, LoadOptions};
 use amas_providers::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet};
 use amas_runtime::Runtime;
+use amas_runtime::compose::Composition;
 use amas_store::{SqliteStore, TaskJournal};
 use amas_telemetry::Metrics;
 use amas_types::{Principal, Priority, TaskId, TaskSpec, TaskState, TaskStatus, Usage};
@@ -173,8 +175,8 @@ pub fn config() -> AmasConfig {
     config
 }
 
-/// A harness whose runtime runs tools through the real gate: the embedded Rego bundle and the
-/// embedded tool registry, workspaces under the harness's directory.
+/// A harness on a fresh directory for `config` (every harness is governed: the embedded Rego
+/// bundle and tool registry, workspaces under the harness's directory).
 pub async fn harness_with_tools(config: AmasConfig) -> Harness {
     harness_governed(
         config,
@@ -218,9 +220,51 @@ pub async fn harness_governed(
     model: Arc<FakeModel>,
     gov: &Governance,
 ) -> Harness {
-    let workspaces = dir.path().join("workspaces");
-    let approver_roles = config.approvals.approver_roles.clone();
-    let mut h = harness_with_providers(config, dir, model, &gov.extra_providers).await;
+    compose(config, dir, model, gov, None).await
+}
+
+/// The default harness with `safety` screening submissions, model outputs and tool results: a
+/// stand-in for a moderation service (the outside world).
+pub async fn harness_with_safety(safety: amas_dataprotect::ContentSafety) -> Harness {
+    compose(
+        config(),
+        tempfile::tempdir().unwrap(),
+        Arc::new(FakeModel::default()),
+        &Governance::default(),
+        Some(safety),
+    )
+    .await
+}
+
+/// The runtime as production composes it (`amas_runtime::compose`): the embedded Rego bundle,
+/// the embedded tool registry adjusted by `gov`, the embedded data protection, the SQLite store
+/// in `dir` with its group-committing audit writer (checkpoints signed by a local issuer there),
+/// workspaces under `dir`.
+async fn compose(
+    config: AmasConfig,
+    dir: tempfile::TempDir,
+    model: Arc<FakeModel>,
+    gov: &Governance,
+    content_safety: Option<amas_dataprotect::ContentSafety>,
+) -> Harness {
+    let config = Arc::new(config);
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store opens"));
+    let journal: Arc<dyn TaskJournal> = Arc::clone(&store) as Arc<dyn TaskJournal>;
+    let metrics = Metrics::new();
+    let breaker = BreakerConfig {
+        failure_threshold: 100,
+        cool_down: Duration::from_secs(1),
+    };
+    let mut providers = ProviderSet::from_config(&Default::default(), metrics.clone())
+        .expect("empty provider set")
+        .with_provider(
+            "fake",
+            Arc::clone(&model) as Arc<dyn ModelProvider>,
+            breaker.clone(),
+        );
+    for (name, provider) in &gov.extra_providers {
+        providers = providers.with_provider(name, Arc::clone(provider), breaker.clone());
+    }
     let policy: Arc<dyn amas_policy::PolicyEngine> =
         Arc::new(amas_policy::RegoPolicyEngine::embedded().expect("embedded policies compile"));
     let mut tools = amas_tools::ToolsConfig::load(None, &[]).expect("embedded tools load");
@@ -236,21 +280,62 @@ pub async fn harness_governed(
     for tool in &gov.extra_tools {
         registry.insert(Arc::clone(tool));
     }
-    let gate = Arc::new(
-        amas_governance::pipeline::Pipeline::new(
-            Arc::clone(&policy),
-            Arc::new(registry),
-            gov.environment,
-            Metrics::new(),
-        )
-        .with_approver_roles(approver_roles),
-    );
-    h.runtime = h
-        .runtime
-        .with_tools(gate, workspaces)
-        .and_then(|r| r.with_policy(policy))
-        .expect("not shared yet");
-    h
+    let issuer = amas_governance::LocalIssuer::load_or_create(
+        dir.path(),
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .expect("local issuer");
+    let runtime = amas_runtime::compose::compose(Composition {
+        config: Arc::clone(&config),
+        store,
+        providers: &providers,
+        metrics,
+        governance: amas_runtime::compose::Governance {
+            tools: registry,
+            protector: amas_dataprotect::DataProtector::shared_embedded()
+                .expect("embedded data protection loads"),
+            policy,
+            environment: gov.environment.to_owned(),
+            redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+            content_safety,
+        },
+        audit_signer: Arc::new(issuer.audit_signer()),
+        workspaces: dir.path().join("workspaces"),
+    })
+    .expect("runtime composes");
+    Harness {
+        runtime,
+        model,
+        journal,
+        config,
+        _dir: dir,
+    }
+}
+
+/// The replayer of the production composition (`amas_runtime::compose::replayer`): `policy`
+/// asked in `environment`, `tools`, the embedded data protection; `content_safety` stands in
+/// for a moderation service (`None`: as the embedded configuration selects).
+pub fn replayer(
+    config: &Arc<AmasConfig>,
+    policy: Arc<dyn amas_policy::PolicyEngine>,
+    tools: amas_tools::ToolRegistry,
+    environment: &str,
+    content_safety: Option<amas_dataprotect::ContentSafety>,
+) -> amas_runtime::Replayer {
+    amas_runtime::compose::replayer(
+        Arc::clone(config),
+        amas_runtime::compose::Governance {
+            tools,
+            protector: amas_dataprotect::DataProtector::shared_embedded()
+                .expect("embedded data protection loads"),
+            policy,
+            environment: environment.to_owned(),
+            redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
+            content_safety,
+        },
+    )
+    .expect("replayer composes")
 }
 
 pub async fn harness_with(
@@ -258,7 +343,7 @@ pub async fn harness_with(
     dir: tempfile::TempDir,
     model: Arc<FakeModel>,
 ) -> Harness {
-    harness_with_providers(config, dir, model, &[]).await
+    harness_governed(config, dir, model, &Governance::default()).await
 }
 
 /// As [`harness_with`], with more providers next to `fake`.
@@ -268,38 +353,11 @@ pub async fn harness_with_providers(
     model: Arc<FakeModel>,
     extra: &[(String, Arc<dyn ModelProvider>)],
 ) -> Harness {
-    let config = Arc::new(config);
-    let journal: Arc<dyn TaskJournal> =
-        Arc::new(SqliteStore::open(dir.path()).await.expect("store opens"));
-    let metrics = Metrics::new();
-    let breaker = BreakerConfig {
-        failure_threshold: 100,
-        cool_down: Duration::from_secs(1),
+    let gov = Governance {
+        extra_providers: extra.to_vec(),
+        ..Governance::default()
     };
-    let mut providers = ProviderSet::from_config(&Default::default(), metrics.clone())
-        .expect("empty provider set")
-        .with_provider(
-            "fake",
-            Arc::clone(&model) as Arc<dyn ModelProvider>,
-            breaker.clone(),
-        );
-    for (name, provider) in extra {
-        providers = providers.with_provider(name, Arc::clone(provider), breaker.clone());
-    }
-    let runtime = Runtime::new(
-        Arc::clone(&config),
-        Arc::clone(&journal),
-        &providers,
-        metrics,
-    )
-    .expect("runtime builds");
-    Harness {
-        runtime,
-        model,
-        journal,
-        config,
-        _dir: dir,
-    }
+    harness_governed(config, dir, model, &gov).await
 }
 
 pub async fn harness() -> Harness {

@@ -1,0 +1,133 @@
+//! The one composition root: how a governed runtime is put together from configuration that is
+//! already loaded, a store, model providers, a policy engine and the process's keys. The CLI
+//! (every command that runs tasks), the API and runtime tests, the benches and replay all build
+//! through here, so what they exercise is the production wiring, governance included. What
+//! needs the CLI's own arguments (directories, key files) stays in the CLI and comes in as
+//! values.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use amas_config::AmasConfig;
+use amas_dataprotect::{ContentSafety, DataProtector};
+use amas_governance::pipeline::Pipeline;
+use amas_policy::PolicyEngine;
+use amas_providers::ProviderSet;
+use amas_store::audit::{AuditWriterConfig, CheckpointSigner};
+use amas_store::{AuditWriter, GroupCommit};
+use amas_telemetry::Metrics;
+use amas_tools::ToolRegistry;
+
+use crate::{Replayer, Runtime, RuntimeError, RuntimeParts};
+
+/// What the governance of a process is made of: the pipeline's inputs.
+pub struct Governance {
+    /// The tools agents may call (the effective `tools` section, plus any a test adds).
+    pub tools: ToolRegistry,
+    /// Detection, redaction, DLP and classification (the effective `dataprotect` section).
+    pub protector: Arc<DataProtector>,
+    pub policy: Arc<dyn PolicyEngine>,
+    /// The deployment environment policy sees (`--environment`).
+    pub environment: String,
+    /// The secret keying hash-mode redaction tokens (with each tenant's id).
+    pub redact_secret: String,
+    /// The content-safety engine; `None` builds the one `content_safety.classifier` selects
+    /// (the lexicon, or a moderation endpoint). A test passes a stand-in for the endpoint.
+    pub content_safety: Option<ContentSafety>,
+}
+
+/// Everything [`compose`] takes.
+pub struct Composition<'a> {
+    pub config: Arc<AmasConfig>,
+    /// The journal and the audit log, committed together.
+    pub store: Arc<dyn GroupCommit>,
+    pub providers: &'a ProviderSet,
+    pub metrics: Metrics,
+    pub governance: Governance,
+    /// Signs the audit log's checkpoints (the local issuer's key).
+    pub audit_signer: Arc<dyn CheckpointSigner>,
+    /// Each task gets a workspace directory under it.
+    pub workspaces: PathBuf,
+}
+
+/// The governed runtime (not started): the pipeline built from `governance`, the store's one
+/// group-committing writer for journal appends and audit records, the runtime around both.
+/// Call inside the Tokio runtime that will run it (the writer's task starts here).
+///
+/// # Errors
+/// [`RuntimeError::Setup`] when the content-safety engine cannot be built (a moderation
+/// endpoint's key is missing) or an agent names a provider the set does not have.
+pub fn compose(parts: Composition<'_>) -> Result<Runtime, RuntimeError> {
+    let Composition {
+        config,
+        store,
+        providers,
+        metrics,
+        governance,
+        audit_signer,
+        workspaces,
+    } = parts;
+    let protector = Arc::clone(&governance.protector);
+    let pipeline = Arc::new(pipeline(&config, governance, metrics.clone())?);
+    let writer = Arc::new(AuditWriter::start_group(
+        Arc::clone(&store),
+        audit_signer,
+        AuditWriterConfig::default(),
+    ));
+    Runtime::new(RuntimeParts {
+        config,
+        store,
+        providers,
+        metrics,
+        pipeline,
+        writer,
+        workspaces,
+        protector,
+    })
+}
+
+/// The governance pipeline alone (for commands that decide without running tasks, such as
+/// `amas tools call`): policy, tools, data protection and content safety as `governance`
+/// says, approver roles from `config`.
+///
+/// # Errors
+/// [`RuntimeError::Setup`] when the content-safety engine cannot be built.
+pub fn pipeline(
+    config: &AmasConfig,
+    governance: Governance,
+    metrics: Metrics,
+) -> Result<Pipeline, RuntimeError> {
+    let Governance {
+        tools,
+        protector,
+        policy,
+        environment,
+        redact_secret,
+        content_safety,
+    } = governance;
+    let safety = match content_safety {
+        Some(safety) => safety,
+        None => amas_governance::moderation::content_safety(protector.config()).map_err(|e| {
+            RuntimeError::Setup {
+                agent: "*".to_owned(),
+                reason: format!("content safety: {e}"),
+            }
+        })?,
+    };
+    Ok(Pipeline::new(policy, Arc::new(tools), environment, metrics)
+        .with_approver_roles(config.approvals.approver_roles.clone())
+        .with_data_protector(protector)
+        .with_content_safety(Arc::new(safety))
+        .with_redact_secret(redact_secret))
+}
+
+/// The replayer of a composition: asks governance again as `governance` would decide, from a
+/// pipeline of its own (no live rate windows or metrics touched).
+///
+/// # Errors
+/// As [`pipeline`].
+pub fn replayer(config: Arc<AmasConfig>, governance: Governance) -> Result<Replayer, RuntimeError> {
+    let protector = Arc::clone(&governance.protector);
+    let pipeline = pipeline(&config, governance, Metrics::new())?;
+    Ok(Replayer::of(&config, &pipeline, &protector))
+}
