@@ -161,14 +161,54 @@ async fn a_blocked_result_is_refused_with_its_code_and_audited_as_a_denial() {
     assert_eq!(decisions(&metrics, "content_safety", "deny"), 1);
 }
 
+/// An API operation is allowed by the embedded bundle (the allowed path first); the same
+/// request fails closed when the bundle's API decision is undefined (a policy error), and the
+/// refusal is audited.
 #[tokio::test]
-async fn api_operations_fail_closed_without_a_policy_and_the_refusal_is_audited() {
+async fn api_operations_fail_closed_on_a_policy_error_and_the_refusal_is_audited() {
     let metrics = Metrics::new();
     let who = principal();
     let tenant = TenantId("acme".to_owned());
+    let resource = Some(ApiResource {
+        tenant: &tenant,
+        owner: "alice",
+    });
+    let policy = RegoPolicyEngine::embedded().unwrap();
+    let allowed = entry::api_operation(
+        &policy,
+        "development",
+        &metrics,
+        &who,
+        "task.read",
+        resource,
+    );
+    assert!(allowed.is_ok(), "{allowed:?}");
+    assert_eq!(decisions(&metrics, "api_policy", "allow"), 1);
+
+    // The same bundle, except that `amas.api` decides only an operation nobody asks for.
+    let files = amas_policy::PolicyBundle::embedded()
+        .files()
+        .iter()
+        .map(|f| amas_policy::PolicyFile {
+            name: f.name.clone(),
+            source: if f.name == "api.rego" {
+                "package amas.api\n\nimport rego.v1\n\n\
+                 decision := {\"allow\": true, \"require_approval\": false, \"reasons\": []} \
+                 if input.operation == \"no.such.operation\"\n"
+                    .to_owned()
+            } else {
+                f.source.clone()
+            },
+        })
+        .collect();
+    let undefined = RegoPolicyEngine::new(
+        amas_policy::PolicyBundle::from_files(files),
+        amas_policy::EngineOptions::default(),
+    )
+    .unwrap();
     let refused = entry::api_operation(
-        None,
-        None,
+        &undefined,
+        "development",
         &metrics,
         &who,
         "task.read",
@@ -184,22 +224,7 @@ async fn api_operations_fail_closed_without_a_policy_and_the_refusal_is_audited(
     assert_eq!(record.action, "task.read");
     assert_eq!(record.decision, AuditDecision::Deny);
     assert_eq!(record.details["owner"], "bob");
-
-    // The allowed path: the embedded bundle lets a submitter read their own task.
-    let policy = RegoPolicyEngine::embedded().unwrap();
-    let allowed = entry::api_operation(
-        Some(&policy),
-        Some("development"),
-        &metrics,
-        &who,
-        "task.read",
-        Some(ApiResource {
-            tenant: &tenant,
-            owner: "alice",
-        }),
-    );
-    assert!(allowed.is_ok(), "{allowed:?}");
-    assert_eq!(decisions(&metrics, "api_policy", "allow"), 1);
+    assert_eq!(decisions(&metrics, "api_policy", "deny"), 1);
 }
 
 #[test]

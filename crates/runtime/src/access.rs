@@ -27,8 +27,8 @@ impl Runtime {
         resource: Option<ApiResource<'_>>,
     ) -> Result<(), RuntimeError> {
         let decided = entry::api_operation(
-            Some(self.inner.pipeline.policy().as_ref()),
-            Some(self.inner.pipeline.environment()),
+            self.inner.pipeline.policy().as_ref(),
+            self.inner.pipeline.environment(),
             &self.inner.metrics,
             principal,
             operation,

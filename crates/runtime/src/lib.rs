@@ -352,7 +352,7 @@ impl Runtime {
             trace_id: trace_id.clone(),
         };
         let governed = pipeline::entry::submission(
-            Some(inner.pipeline.as_ref()),
+            inner.pipeline.as_ref(),
             &inner.metrics,
             &inner.content_safety,
             &ctx,

@@ -53,23 +53,20 @@ pub struct ApiResource<'a> {
 // ---------------------------------------------------------------------------------------------
 // Task submission: content safety on the input, then Rego `task_submit`.
 
-/// Governs a submission: content safety on its text, then policy (`task_submit`) when the
-/// runtime has a pipeline. On success, the audit records to write once the submission is
-/// journaled. `safety` is the runtime's engine (the classifier `content_safety` selects).
+/// Governs a submission: content safety on its text, then policy (`task_submit`). On success,
+/// the audit records to write once the submission is journaled. `safety_engine` is the
+/// runtime's engine (the classifier `content_safety` selects).
 ///
 /// # Errors
 /// [`SubmissionRefused`] with stage `content_safety` (`AMAS-SAFE-0001`) or `policy`.
 pub async fn submission(
-    pipeline: Option<&Pipeline>,
+    pipeline: &Pipeline,
     metrics: &Metrics,
     safety_engine: &ContentSafety,
     ctx: &ActionContext<'_>,
     spec: &TaskSpec,
 ) -> Result<Governed, SubmissionRefused> {
     let mut governed = screen_submission(metrics, safety_engine, ctx, spec).await?;
-    let Some(pipeline) = pipeline else {
-        return Ok(governed);
-    };
     let decision = pipeline.authorize_submission(ctx.principal, &spec.task_type);
     let record = ctx.decided(ActionKind::Submission.as_str(), &spec.task_type, &decision);
     governed.audit.push(record);
@@ -139,27 +136,24 @@ pub async fn screen_submission(
 
 /// Codes of content-safety refusals (stable, `docs/errors/`).
 pub mod codes_safe {
-    /// A submission was refused by content safety.
-    pub const INPUT_UNSAFE: &str = "AMAS-SAFE-0001";
-    /// A model's output was refused by content safety.
-    pub const OUTPUT_UNSAFE: &str = "AMAS-SAFE-0002";
-    /// A tool's result was refused by content safety before the model saw it.
-    pub const RESULT_UNSAFE: &str = "AMAS-SAFE-0003";
+    pub use amas_types::codes::{
+        SAFE_OUTPUT_BLOCKED as OUTPUT_UNSAFE, SAFE_RESULT_BLOCKED as RESULT_UNSAFE,
+        SAFE_SUBMISSION_BLOCKED as INPUT_UNSAFE,
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
 // API operation: Rego `api`.
 
-/// Whether `principal` may perform API `operation` on `resource`. Fails closed: without a
-/// policy engine the answer is no. A refusal is a security event, audited (the policy's
-/// reasons, never the request's token or body). `environment` is the pipeline's, when the
-/// runtime has one.
+/// Whether `principal` may perform API `operation` on `resource`. Fails closed: a policy
+/// error or an undefined decision is a no. A refusal is a security event, audited (the
+/// policy's reasons, never the request's token or body). `environment` is the pipeline's.
 ///
 /// # Errors
 /// The refusal's decision and its audit record.
 pub fn api_operation(
-    policy: Option<&dyn PolicyEngine>,
-    environment: Option<&str>,
+    policy: &dyn PolicyEngine,
+    environment: &str,
     metrics: &Metrics,
     principal: &Principal,
     operation: &str,
@@ -178,16 +172,15 @@ pub fn api_operation(
         }
         Box::new((decision, record))
     };
-    let Some(policy) = policy else {
-        return Err(refuse(stages::deny(
-            Stage::ApiPolicy,
-            super::codes::POLICY_DENIED,
-            "no policy is configured".to_owned(),
-        )));
-    };
     let started = Instant::now();
-    let decision =
-        stages::authorize::api(policy, metrics, environment, principal, operation, resource);
+    let decision = stages::authorize::api(
+        policy,
+        metrics,
+        Some(environment),
+        principal,
+        operation,
+        resource,
+    );
     audit::count(metrics, decision.stage, decision.outcome);
     metrics
         .governance_duration
