@@ -83,8 +83,12 @@ pub async fn task_events(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    // Subscribe before reading, so nothing appended in between is missed.
-    let mut live = app.runtime.subscribe();
+    // Subscribe before reading, so nothing appended in between is missed: to the task's own
+    // records (an id that does not parse is refused below, before anything is sent).
+    let mut live = match id.parse::<amas_types::TaskId>() {
+        Ok(task) => app.runtime.subscribe_task(task),
+        Err(_) => app.runtime.subscribe(),
+    };
     let (state, records) = tasks::task_events(&app.runtime, &principal, &id).await?;
     let floor = amas_runtime::Outbound::event_floor(&state);
     if !wants_stream {

@@ -28,9 +28,16 @@ pub(crate) struct Journal {
     published: Arc<Published>,
 }
 
-/// What committed records feed: the read model and the live stream.
+/// Live records buffered per subscriber of one task before it lags.
+const TASK_LIVE_BUFFER: usize = 512;
+
+/// What committed records feed: the read model and the live streams.
 struct Published {
+    /// Every task's records, for the few subscribers that want them all.
     live: broadcast::Sender<JournalRecord>,
+    /// One task's records, for its event streams: a stream gets only its task's records, so a
+    /// record is copied once per subscriber that wants it, not once per open stream.
+    tasks: Mutex<HashMap<TaskId, broadcast::Sender<JournalRecord>>>,
     states: Mutex<HashMap<TaskId, TaskState>>,
 }
 
@@ -41,6 +48,7 @@ impl Journal {
             writer: None,
             published: Arc::new(Published {
                 live,
+                tasks: Mutex::new(HashMap::new()),
                 states: Mutex::new(HashMap::new()),
             }),
         }
@@ -126,6 +134,11 @@ impl Journal {
         Ok(TaskState::fold(&records))
     }
 
+    /// Live records of `task` from now on (committed, in order).
+    pub(crate) fn subscribe_task(&self, task: TaskId) -> broadcast::Receiver<JournalRecord> {
+        self.published.subscribe_task(task)
+    }
+
     /// The task's state if the read model holds it.
     pub(crate) fn cached(&self, task: TaskId) -> Option<TaskState> {
         self.published.states().get(&task).cloned()
@@ -166,10 +179,36 @@ impl Published {
                 states.remove(&task);
             }
         }
-        for r in records {
-            // Nobody listening is fine.
-            let _ = self.live.send(r.clone());
+        if self.live.receiver_count() > 0 {
+            for r in records {
+                // Nobody listening is fine.
+                let _ = self.live.send(r.clone());
+            }
         }
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = tasks.get(&first.task_id) {
+            for r in records {
+                let _ = sender.send(r.clone());
+            }
+            let ended = records
+                .iter()
+                .any(|r| r.event.status_effect().is_some_and(|s| s.is_terminal()));
+            // Nothing follows a task's end; receivers still get what is buffered.
+            if ended || sender.receiver_count() == 0 {
+                tasks.remove(&first.task_id);
+            }
+        }
+    }
+
+    /// Live records of `task` from now on.
+    fn subscribe_task(&self, task: TaskId) -> broadcast::Receiver<JournalRecord> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        // Streams of tasks that never published again are dropped here, bounding the map.
+        tasks.retain(|_, sender| sender.receiver_count() > 0);
+        tasks
+            .entry(task)
+            .or_insert_with(|| broadcast::channel(TASK_LIVE_BUFFER).0)
+            .subscribe()
     }
 
     fn track(&self, state: &TaskState) {

@@ -601,6 +601,13 @@ impl Runtime {
         self.inner.live.subscribe()
     }
 
+    /// Live journal records of `task` from now on (what its event stream needs, without the
+    /// records of every other task).
+    #[must_use]
+    pub fn subscribe_task(&self, task: TaskId) -> broadcast::Receiver<JournalRecord> {
+        self.inner.journal.subscribe_task(task)
+    }
+
     /// Stops admitting tasks; running ones continue (their journals make them resumable anyway).
     pub fn shut_down(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);

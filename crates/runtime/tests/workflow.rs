@@ -353,3 +353,44 @@ async fn a_writer_that_does_not_commit_the_journal_is_refused() {
         Ok(_) => panic!("a writer without the journal was accepted"),
     }
 }
+
+/// A task's live stream carries only that task's records, every one after the subscription
+/// in seq order without gaps, up to its end; another task running beside it never shows up.
+#[tokio::test]
+async fn a_task_subscription_gets_only_its_task_in_order_up_to_its_end() {
+    let h = harness().await;
+    for agent in ["research", "analysis", "synthesis"] {
+        h.model.answer(agent, vec![valid(agent), valid(agent)]);
+    }
+    // Queued before the runtime starts: nothing of their runs is published yet.
+    let mine = h.submit("research_report").await;
+    let other = h.submit("research_report").await;
+    let mut live = h.runtime.subscribe_task(mine);
+    let submitted = h.journal.read(mine, 0).await.unwrap().len() as u64;
+    h.runtime.start().await;
+    let mut seqs = Vec::new();
+    loop {
+        let record = tokio::time::timeout(std::time::Duration::from_secs(10), live.recv())
+            .await
+            .expect("the task's records arrive")
+            .expect("no lag, not closed before the end");
+        assert_eq!(record.task_id, mine, "only this task's records");
+        seqs.push(record.seq);
+        if record
+            .event
+            .status_effect()
+            .is_some_and(TaskStatus::is_terminal)
+        {
+            assert!(matches!(record.event, JournalEvent::TaskSucceeded { .. }));
+            break;
+        }
+    }
+    let expected: Vec<u64> = (submitted + 1..=submitted + seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "consecutive seqs after the subscription");
+    assert_eq!(
+        h.journal.read(mine, 0).await.unwrap().last().map(|r| r.seq),
+        seqs.last().copied(),
+        "the stream ends at the journal's last record"
+    );
+    assert_status(&h.wait(other).await, TaskStatus::Succeeded);
+}
