@@ -149,6 +149,14 @@ pub struct TaskView {
     pub redacted_for_clearance: bool,
 }
 
+impl From<amas_runtime::ReleasedTask> for TaskView {
+    fn from(released: amas_runtime::ReleasedTask) -> Self {
+        let mut view = Self::from(released.state);
+        view.redacted_for_clearance = released.redacted_for_clearance;
+        view
+    }
+}
+
 impl From<TaskState> for TaskView {
     fn from(s: TaskState) -> Self {
         let tokens = s.usage();

@@ -19,6 +19,9 @@ pub async fn get_lineage(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<LineageGraph>, ApiError> {
-    let state = tasks::visible_task(&app.runtime, &principal, &id, "task.read").await?;
+    let state = app
+        .runtime
+        .visible_task(&principal, tasks::parse_id(&id)?, "task.read")
+        .await?;
     Ok(Json(amas_runtime::lineage_graph(&state)))
 }

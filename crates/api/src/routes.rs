@@ -42,10 +42,8 @@ pub async fn get_task(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let state = tasks::visible_task(&app.runtime, &principal, &id, "task.read").await?;
-    Ok(Json(
-        tasks::release_task(&app.runtime, &principal, state, "task_read").await,
-    ))
+    let task = tasks::parse_id(&id)?;
+    Ok(Json(app.runtime.read_task(&principal, task).await?.into()))
 }
 
 pub async fn list_tasks(
@@ -64,10 +62,13 @@ pub async fn cancel_task(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<CancelTask>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let reason = body.reason;
-    let state = tasks::cancel_task(&app.runtime, &principal, &id, reason).await?;
+    let task = tasks::parse_id(&id)?;
+    let reason = tasks::cancel_reason(&principal, body.reason)?;
     Ok(Json(
-        tasks::release_task(&app.runtime, &principal, state, "task_cancel").await,
+        app.runtime
+            .cancel_as(&principal, task, reason)
+            .await?
+            .into(),
     ))
 }
 
@@ -83,33 +84,30 @@ pub async fn task_events(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    // Subscribe before reading, so nothing appended in between is missed: to the task's own
-    // records (an id that does not parse is refused below, before anything is sent).
-    let mut live = match id.parse::<amas_types::TaskId>() {
-        Ok(task) => app.runtime.subscribe_task(task),
-        Err(_) => app.runtime.subscribe(),
-    };
-    let (state, records) = tasks::task_events(&app.runtime, &principal, &id).await?;
-    let floor = amas_runtime::Outbound::event_floor(&state);
+    let task = tasks::parse_id(&id)?;
     if !wants_stream {
-        let outbound = app.runtime.outbound(&principal);
-        let mut released = amas_runtime::Released::default();
-        let events: Vec<_> = records
-            .iter()
-            .map(|r| tasks::release_record(&outbound, floor, r, &mut released))
-            .collect();
-        app.runtime
-            .audit_release(&principal, "task_events", state.id, &released)
-            .await;
+        let released = app.runtime.read_events(&principal, task).await?;
         return Ok(Json(json!({
-            "task_id": state.id,
-            "events": events,
-            "redacted_for_clearance": released.redacted(),
+            "task_id": released.task,
+            "events": released.events,
+            "redacted_for_clearance": released.redacted_for_clearance,
         }))
         .into_response());
     }
+    // Subscribe before reading, so nothing appended in between is missed.
+    let mut live = app.runtime.subscribe_task(task);
+    let state = app
+        .runtime
+        .visible_task(&principal, task, "task.events")
+        .await?;
+    let records = app
+        .runtime
+        .journal()
+        .read(task, 0)
+        .await
+        .map_err(amas_runtime::RuntimeError::from)?;
+    let floor = amas_runtime::Outbound::event_floor(&state);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
-    let task = state.id;
     let runtime = app.runtime.clone();
     let mut stopping = amas_telemetry::tasks::global().stopping();
     amas_telemetry::tasks::spawn("api.sse", async move {
@@ -190,7 +188,7 @@ async fn sse_event(
     state: &amas_types::TaskState,
 ) -> Event {
     let mut released = amas_runtime::Released::default();
-    let value = tasks::release_record(outbound, floor, record, &mut released);
+    let value = amas_runtime::release_record(outbound, floor, record, &mut released);
     if released.redacted() && !*audited {
         *audited = true;
         runtime

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use amas_runtime::{ApiResource, Runtime};
+use amas_runtime::Runtime;
 use amas_store::{TaskFilter, TaskPage};
-use amas_types::{JournalRecord, Principal, TaskId, TaskState, TaskStatus};
+use amas_types::{Principal, TaskId, TaskStatus};
 
-use crate::dto::{CreateTask, ListQuery, TaskCreated, TaskList, TaskView};
+use crate::dto::{CreateTask, ListQuery, TaskCreated, TaskList};
 use crate::error::ApiError;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -47,37 +47,6 @@ pub async fn create_task(
         task_type,
         created_at: record.recorded_at,
     })
-}
-
-/// The task if it exists, belongs to the principal's tenant, and policy lets the principal
-/// perform `operation` on it. Another tenant's task is reported exactly like a missing one
-/// (404, before policy is asked), so ids leak nothing; a refusal on one's own tenant's task is
-/// a 403.
-pub async fn visible_task(
-    runtime: &Runtime,
-    principal: &Principal,
-    id: &str,
-    operation: &str,
-) -> Result<TaskState, ApiError> {
-    let id = parse_id(id)?;
-    let state = match runtime.get(id).await? {
-        Some(state) if state.principal.tenant == principal.tenant => state,
-        Some(_) => {
-            runtime
-                .cross_tenant_attempt(principal, operation, &format!("task:{id}"))
-                .await;
-            return Err(ApiError::NotFound);
-        }
-        None => return Err(ApiError::NotFound),
-    };
-    let resource = ApiResource {
-        tenant: &state.principal.tenant,
-        owner: &state.principal.sub,
-    };
-    runtime
-        .authorize_api(principal, operation, Some(resource))
-        .await?;
-    Ok(state)
 }
 
 pub async fn list_tasks(
@@ -138,27 +107,9 @@ pub async fn list_tasks(
     })
 }
 
-pub async fn task_events(
-    runtime: &Runtime,
-    principal: &Principal,
-    id: &str,
-) -> Result<(TaskState, Vec<JournalRecord>), ApiError> {
-    let state = visible_task(runtime, principal, id, "task.events").await?;
-    let records = runtime
-        .journal()
-        .read(state.id, 0)
-        .await
-        .map_err(amas_runtime::RuntimeError::from)?;
-    Ok((state, records))
-}
-
-pub async fn cancel_task(
-    runtime: &Runtime,
-    principal: &Principal,
-    id: &str,
-    reason: Option<String>,
-) -> Result<TaskState, ApiError> {
-    let state = visible_task(runtime, principal, id, "task.cancel").await?;
+/// The reason a cancellation is recorded with: the caller's (at most 500 characters), or who
+/// cancelled.
+pub fn cancel_reason(principal: &Principal, reason: Option<String>) -> Result<String, ApiError> {
     let reason = reason.unwrap_or_else(|| format!("cancelled by {}", principal.sub));
     if reason.chars().count() > 500 {
         return Err(ApiError::invalid(
@@ -166,51 +117,7 @@ pub async fn cancel_task(
             "must be at most 500 characters",
         ));
     }
-    Ok(runtime.cancel(state.id, reason).await?)
-}
-
-/// The task as `principal` may see it: payloads above its clearance redacted, the view marked
-/// and the redaction audited.
-pub async fn release_task(
-    runtime: &Runtime,
-    principal: &Principal,
-    mut state: TaskState,
-    action: &str,
-) -> TaskView {
-    let released = runtime.outbound(principal).task(&mut state);
-    runtime
-        .audit_release(principal, action, state.id, &released)
-        .await;
-    let mut view = TaskView::from(state);
-    view.redacted_for_clearance = released.redacted();
-    view
-}
-
-/// One journal record as `principal` may see it (JSON), judged at `floor` (the task's most
-/// sensitive lineage node) and its own scan; an object gets `redacted_for_clearance: true`
-/// when it was above clearance.
-pub fn release_record(
-    outbound: &amas_runtime::Outbound<'_>,
-    floor: amas_dataprotect::Level,
-    record: &JournalRecord,
-    released: &mut amas_runtime::Released,
-) -> serde_json::Value {
-    let mut value = serde_json::to_value(record)
-        .unwrap_or_else(|_| serde_json::Value::String(amas_runtime::WITHHELD.to_owned()));
-    let mut mine = amas_runtime::Released::default();
-    if let Some(event) = value.get_mut("event") {
-        outbound.value("event", floor, event, &mut mine);
-    }
-    if mine.redacted()
-        && let Some(obj) = value.as_object_mut()
-    {
-        obj.insert(
-            "redacted_for_clearance".to_owned(),
-            serde_json::Value::Bool(true),
-        );
-    }
-    released.merge(mine);
-    value
+    Ok(reason)
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<TaskId, ApiError> {

@@ -11,6 +11,7 @@ mod executor;
 mod inputs;
 mod journal;
 mod lineage;
+mod reader;
 mod replay;
 mod retention;
 mod safety;
@@ -24,6 +25,7 @@ pub use error::{RuntimeError, codes};
 pub use lineage::{
     FloorError, GraphEdge, GraphNode, LineageGraph, Why, declared_floor, graph as lineage_graph,
 };
+pub use reader::{ReleasedEvents, ReleasedTask, release_record};
 pub use replay::{DecisionDiff, ReplayReport, Replayer, Ruling};
 pub use retention::{PurgeReport, PurgedPayload, RetentionRun};
 
