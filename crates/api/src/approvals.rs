@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use amas_runtime::{ApiResource, Runtime};
+use amas_runtime::Runtime;
 use amas_store::ApprovalFilter;
 use amas_types::{Approval, ApprovalStatus, Principal, Verdict};
 
@@ -45,9 +45,6 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> Result<Json<ApprovalList>, ApiError> {
-    app.runtime
-        .authorize_api(&principal, "approval.list", None)
-        .await?;
     let status = match query.status.as_deref().unwrap_or("pending") {
         "all" => None,
         s => Some(ApprovalStatus::parse(s).ok_or_else(|| {
@@ -73,13 +70,9 @@ pub async fn list(
         limit,
         cursor: query.cursor,
     };
-    let page = app.runtime.approvals(&principal, filter).await?;
-    let mut approvals = page.approvals;
-    for approval in &mut approvals {
-        release(&app.runtime, &principal, "approval_list", approval).await;
-    }
+    let page = app.runtime.read_approvals(&principal, filter).await?;
     Ok(Json(ApprovalList {
-        approvals,
+        approvals: page.approvals,
         next_cursor: page.next_cursor,
     }))
 }
@@ -90,48 +83,7 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Approval>, ApiError> {
-    let mut approval = visible_approval(&app.runtime, &principal, &id, "approval.list").await?;
-    release(&app.runtime, &principal, "approval_read", &mut approval).await;
-    Ok(Json(approval))
-}
-
-/// Redacts the tool arguments of `approval` when they are above `principal`'s clearance (an
-/// approver sees what they approve in the form their clearance allows: `***-**-****`), and
-/// audits the redaction.
-async fn release(runtime: &Runtime, principal: &Principal, action: &str, approval: &mut Approval) {
-    let outbound = runtime.outbound(principal);
-    let mut released = amas_runtime::Released::default();
-    outbound.value(
-        "arguments",
-        amas_dataprotect::Level::Public,
-        &mut approval.arguments,
-        &mut released,
-    );
-    runtime
-        .audit_release(principal, action, approval.task_id, &released)
-        .await;
-}
-
-/// The approval if it exists, belongs to the principal's tenant (else 404, before policy is
-/// asked, so ids leak nothing), and policy lets the principal perform `operation` on it.
-async fn visible_approval(
-    runtime: &Runtime,
-    principal: &Principal,
-    id: &str,
-    operation: &str,
-) -> Result<Approval, ApiError> {
-    let approval = runtime
-        .approval(id, principal, operation)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let resource = ApiResource {
-        tenant: &approval.tenant,
-        owner: &approval.requested_by,
-    };
-    runtime
-        .authorize_api(principal, operation, Some(resource))
-        .await?;
-    Ok(approval)
+    Ok(Json(app.runtime.read_approval(&principal, &id).await?))
 }
 
 /// `POST /api/v1/approvals/{id}/approve`.
@@ -161,7 +113,6 @@ async fn vote(
     verdict: Verdict,
     body: VoteBody,
 ) -> Result<Json<Approval>, ApiError> {
-    visible_approval(runtime, &principal, id, "approval.decide").await?;
     let reason = body.reason.trim();
     if reason.is_empty() {
         return Err(ApiError::invalid(
@@ -175,10 +126,9 @@ async fn vote(
             format!("must be at most {MAX_REASON} bytes of text without NUL"),
         ));
     }
-    let voter = principal.clone();
-    let mut approval = runtime
-        .decide_approval(id, principal, verdict, reason.to_owned())
-        .await?;
-    release(runtime, &voter, "approval_decide", &mut approval).await;
-    Ok(Json(approval))
+    Ok(Json(
+        runtime
+            .vote(principal, id, verdict, reason.to_owned())
+            .await?,
+    ))
 }

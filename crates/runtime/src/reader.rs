@@ -3,7 +3,8 @@
 //! authorized by API policy, its payloads above the reader's clearance redacted and the
 //! redaction audited. API handlers call one function each and map the result.
 
-use amas_types::{JournalRecord, Principal, TaskId, TaskState};
+use amas_store::{ApprovalFilter, ApprovalPage};
+use amas_types::{Approval, JournalRecord, Principal, TaskId, TaskState, Verdict};
 use serde_json::Value;
 
 use crate::{ApiResource, Outbound, Released, Runtime, RuntimeError, WITHHELD};
@@ -128,6 +129,106 @@ impl Runtime {
             state,
             redacted_for_clearance: released.redacted(),
         }
+    }
+}
+
+impl Runtime {
+    /// The approval if it exists in `principal`'s tenant (else [`RuntimeError::ApprovalNotFound`],
+    /// before policy is asked, so ids leak nothing) and policy lets `principal` perform
+    /// `operation` on it.
+    ///
+    /// # Errors
+    /// [`RuntimeError::ApprovalNotFound`], [`RuntimeError::Forbidden`], or a store error.
+    pub async fn visible_approval(
+        &self,
+        principal: &Principal,
+        id: &str,
+        operation: &str,
+    ) -> Result<Approval, RuntimeError> {
+        let approval = self
+            .approval(id, principal, operation)
+            .await?
+            .ok_or_else(|| RuntimeError::ApprovalNotFound(id.to_owned()))?;
+        let resource = ApiResource {
+            tenant: &approval.tenant,
+            owner: &approval.requested_by,
+        };
+        self.authorize_api(principal, operation, Some(resource))
+            .await?;
+        Ok(approval)
+    }
+
+    /// `approval.list`: the approvals of `principal`'s tenant matching `filter`, for approvers,
+    /// each as `principal` may see it.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Forbidden`], [`RuntimeError::NotAnApprover`], or a store error.
+    pub async fn read_approvals(
+        &self,
+        principal: &Principal,
+        filter: ApprovalFilter,
+    ) -> Result<ApprovalPage, RuntimeError> {
+        self.authorize_api(principal, "approval.list", None).await?;
+        let mut page = self.approvals(principal, filter).await?;
+        for approval in &mut page.approvals {
+            self.release_approval(principal, "approval_list", approval)
+                .await;
+        }
+        Ok(page)
+    }
+
+    /// One approval as `principal` may see it.
+    ///
+    /// # Errors
+    /// As [`Runtime::visible_approval`].
+    pub async fn read_approval(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<Approval, RuntimeError> {
+        let mut approval = self
+            .visible_approval(principal, id, "approval.list")
+            .await?;
+        self.release_approval(principal, "approval_read", &mut approval)
+            .await;
+        Ok(approval)
+    }
+
+    /// `approval.decide`: records `principal`'s vote (see [`Runtime::decide_approval`]) and
+    /// returns the approval as it then stands, as `principal` may see it.
+    ///
+    /// # Errors
+    /// As [`Runtime::visible_approval`] and [`Runtime::decide_approval`].
+    pub async fn vote(
+        &self,
+        principal: Principal,
+        id: &str,
+        verdict: Verdict,
+        reason: String,
+    ) -> Result<Approval, RuntimeError> {
+        self.visible_approval(&principal, id, "approval.decide")
+            .await?;
+        let voter = principal.clone();
+        let mut approval = self.decide_approval(id, principal, verdict, reason).await?;
+        self.release_approval(&voter, "approval_decide", &mut approval)
+            .await;
+        Ok(approval)
+    }
+
+    /// Redacts the tool arguments of `approval` above `principal`'s clearance (an approver
+    /// sees what they approve in the form their clearance allows: `***-**-****`), and audits
+    /// the redaction as `action`.
+    async fn release_approval(&self, principal: &Principal, action: &str, approval: &mut Approval) {
+        let outbound = self.outbound(principal);
+        let mut released = Released::default();
+        outbound.value(
+            "arguments",
+            amas_dataprotect::Level::Public,
+            &mut approval.arguments,
+            &mut released,
+        );
+        self.audit_release(principal, action, approval.task_id, &released)
+            .await;
     }
 }
 
