@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use amas_types::{Approval, Principal, Verdict};
+use amas_types::{Approval, ApprovalStatus, JournalEvent, Principal, Verdict};
 
 use crate::error::RuntimeError;
 
@@ -115,4 +115,30 @@ pub(crate) fn refuse_vote(
         });
     }
     None
+}
+
+/// The journal event that settles `approval` with `status`.
+pub(crate) fn resolved(
+    step: &str,
+    approval: &Approval,
+    status: ApprovalStatus,
+    reason: &str,
+) -> JournalEvent {
+    JournalEvent::ApprovalResolved {
+        approval_id: approval.id.clone(),
+        step: step.to_owned(),
+        status,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Who approved, for the resolution's reason.
+pub(crate) fn votes_text(approval: &Approval) -> String {
+    let approvers: Vec<&str> = approval
+        .votes
+        .iter()
+        .filter(|v| v.decision == amas_types::Verdict::Approve)
+        .map(|v| v.approver.as_str())
+        .collect();
+    format!("approved by {}", approvers.join(", "))
 }

@@ -21,7 +21,8 @@ use crate::inputs::build_input;
 use crate::lineage;
 use crate::safety::OutputScreen;
 use crate::step::{StepOutcome, StepRun};
-use crate::tools::{ToolRunner, usage_from_journal};
+use crate::tools::ToolRunner;
+use crate::usage::usage_from_journal;
 use crate::writer::TaskWriter;
 
 /// Runs `task` to its end (or until it is cancelled or taken over by another writer).

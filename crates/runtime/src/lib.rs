@@ -17,6 +17,7 @@ mod retention;
 mod safety;
 mod step;
 mod tools;
+mod usage;
 mod writer;
 
 pub use access::ApiResource;

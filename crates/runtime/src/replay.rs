@@ -34,7 +34,7 @@ use amas_types::{
 };
 
 use crate::approvals::refuse_vote;
-use crate::tools::usage_from_journal;
+use crate::usage::usage_from_journal;
 
 /// What a replay found.
 #[derive(Clone, Debug, Serialize)]

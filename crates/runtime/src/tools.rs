@@ -21,13 +21,13 @@ use amas_store::audit::AuditDecision;
 use amas_store::{AuditRecord, AuditWriter};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::ToolLabels;
-use amas_tools::{ToolContext, ToolRegistry, ToolSpec};
+use amas_tools::{ToolContext, ToolSpec};
 use amas_types::{
     Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
     ToolOutcome,
 };
 
-use crate::approvals::{self, Registration, Vote, Waiting};
+use crate::approvals::{self, Registration, Vote, Waiting, resolved, votes_text};
 use crate::error::RuntimeError;
 use crate::writer::TaskWriter;
 
@@ -766,26 +766,6 @@ impl ToolRunner {
     }
 }
 
-fn resolved(step: &str, approval: &Approval, status: ApprovalStatus, reason: &str) -> JournalEvent {
-    JournalEvent::ApprovalResolved {
-        approval_id: approval.id.clone(),
-        step: step.to_owned(),
-        status,
-        reason: reason.to_owned(),
-    }
-}
-
-/// Who approved, for the resolution's reason.
-fn votes_text(approval: &Approval) -> String {
-    let approvers: Vec<&str> = approval
-        .votes
-        .iter()
-        .filter(|v| v.decision == amas_types::Verdict::Approve)
-        .map(|v| v.approver.as_str())
-        .collect();
-    format!("approved by {}", approvers.join(", "))
-}
-
 /// Waits for the next vote, the request's expiry, or the task's cancellation.
 async fn wait(
     inbox: &mut mpsc::Receiver<Vote>,
@@ -806,54 +786,4 @@ async fn wait(
 /// The tool message for a failed call: the model sees the code and reason and can adapt.
 fn error_message(error: &ErrorInfo) -> String {
     json!({"error": {"code": error.code, "message": error.message}}).to_string()
-}
-
-/// Tool usage already recorded in a task's journal (for quotas after a restart): calls that
-/// started count, denied ones do not; counted exactly as `ToolRunner::run` counts live calls.
-pub(crate) fn usage_from_journal(
-    records: &[amas_types::JournalRecord],
-    registry: &ToolRegistry,
-) -> TaskToolUsage {
-    let mut usage = TaskToolUsage::default();
-    let mut agents: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut arguments: BTreeMap<(&str, &str), &serde_json::Value> = BTreeMap::new();
-    for record in records {
-        match &record.event {
-            JournalEvent::TaskStarted => {
-                usage
-                    .started_at
-                    .get_or_insert(std::time::SystemTime::from(record.recorded_at));
-            }
-            JournalEvent::StepStarted { step, agent, .. } => {
-                agents.insert(step, agent);
-            }
-            JournalEvent::ModelResponded {
-                step,
-                usage: tokens,
-                tool_calls,
-                ..
-            } => {
-                if let Some(agent) = agents.get(step.as_str()) {
-                    usage.count_tokens(agent, tokens.input_tokens + tokens.output_tokens);
-                }
-                for call in tool_calls {
-                    arguments.insert((step, &call.id), &call.arguments);
-                }
-            }
-            JournalEvent::ToolStarted {
-                step,
-                call_id,
-                tool,
-                ..
-            } => {
-                usage.count_start(registry.get(tool).map(|t| t.spec().kind));
-                if let Some(args) = arguments.get(&(step.as_str(), call_id.as_str())) {
-                    usage.count_input(args);
-                }
-            }
-            JournalEvent::ToolCompleted { output, .. } => usage.count_output(output),
-            _ => {}
-        }
-    }
-    usage
 }

@@ -15,23 +15,27 @@
 //! The first closure makes a fresh store (an `Arc<S>` for any `S: TaskJournal`); the optional
 //! second one receives it after the check, to drop a schema or delete a directory.
 
+mod approvals;
 mod checks;
 pub(crate) mod fixtures;
 mod group;
+mod purge;
 
 use std::fmt;
 
+pub use approvals::approvals_project_from_the_journal;
 pub use checks::{
-    append_then_read_roundtrips, approvals_project_from_the_journal,
-    concurrent_appends_have_one_winner, events_roundtrip_exactly, first_event_must_be_a_submission,
-    list_filters_by_status_type_and_tenant, pagination_returns_every_task_once,
-    purge_leaves_tombstones, stale_expected_seq_is_rejected, status_projection_follows_events,
-    unfinished_lists_open_tasks_oldest_first, unknown_task_reads_empty,
+    append_then_read_roundtrips, concurrent_appends_have_one_winner, events_roundtrip_exactly,
+    first_event_must_be_a_submission, list_filters_by_status_type_and_tenant,
+    pagination_returns_every_task_once, stale_expected_seq_is_rejected,
+    status_projection_follows_events, unfinished_lists_open_tasks_oldest_first,
+    unknown_task_reads_empty,
 };
 pub use group::{
     a_refused_append_refuses_only_itself, group_commit_writes_every_task_and_the_audit_chain,
     one_task_twice_in_a_batch_applies_in_order, the_writer_commits_concurrent_appends,
 };
+pub use purge::purge_leaves_tombstones;
 
 use crate::StoreError;
 
