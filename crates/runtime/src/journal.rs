@@ -23,8 +23,8 @@ const READ_MODEL_CAPACITY: usize = 100_000;
 
 pub(crate) struct Journal {
     store: Arc<dyn TaskJournal>,
-    /// The store's writer; appends are group-committed through it when it holds the journal.
-    writer: Option<Arc<AuditWriter>>,
+    /// The store's one writer: appends are group-committed through it.
+    writer: Arc<AuditWriter>,
     published: Arc<Published>,
 }
 
@@ -42,33 +42,31 @@ struct Published {
 }
 
 impl Journal {
-    pub(crate) fn new(store: Arc<dyn TaskJournal>, live: broadcast::Sender<JournalRecord>) -> Self {
+    /// The journal of `store`, written through `writer` (started with
+    /// [`AuditWriter::start_group`] on that store; the runtime checks it), which publishes each
+    /// commit here, in commit order.
+    pub(crate) fn new(
+        store: Arc<dyn TaskJournal>,
+        writer: Arc<AuditWriter>,
+        live: broadcast::Sender<JournalRecord>,
+    ) -> Self {
+        let published = Arc::new(Published {
+            live,
+            tasks: Mutex::new(HashMap::new()),
+            states: Mutex::new(HashMap::new()),
+        });
+        let listener = Arc::clone(&published);
+        writer.listen(Arc::new(move |records: &[JournalRecord]| {
+            listener.publish(records);
+        }));
         Self {
             store,
-            writer: None,
-            published: Arc::new(Published {
-                live,
-                tasks: Mutex::new(HashMap::new()),
-                states: Mutex::new(HashMap::new()),
-            }),
+            writer,
+            published,
         }
     }
 
-    /// Commits appends through `writer` from now on (when it was started on the journal's
-    /// store, [`AuditWriter::start_group`]); the writer publishes each commit, in commit order.
-    pub(crate) fn set_writer(&mut self, writer: Arc<AuditWriter>) {
-        if !writer.has_journal() {
-            return;
-        }
-        let published = Arc::clone(&self.published);
-        writer.listen(Arc::new(move |records: &[JournalRecord]| {
-            published.publish(records);
-        }));
-        self.writer = Some(writer);
-    }
-
-    /// Queues an append without waiting for its commit (see [`AuditWriter::send`]); `None`
-    /// when appends do not go through a writer (the caller then appends and waits).
+    /// Queues an append without waiting for its commit (see [`AuditWriter::send`]).
     ///
     /// # Errors
     /// [`StoreError::Closed`] when the writer is shut down.
@@ -77,11 +75,8 @@ impl Journal {
         task: TaskId,
         expected_last_seq: u64,
         events: Vec<JournalEvent>,
-    ) -> Result<Option<PendingAppend>, StoreError> {
-        match &self.writer {
-            Some(writer) => Ok(Some(writer.send(task, expected_last_seq, events).await?)),
-            None => Ok(None),
-        }
+    ) -> Result<PendingAppend, StoreError> {
+        self.writer.send(task, expected_last_seq, events).await
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn TaskJournal> {
@@ -99,15 +94,8 @@ impl Journal {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError> {
-        match &self.writer {
-            // The writer published them before answering.
-            Some(writer) => writer.append(task, expected_last_seq, events).await,
-            None => {
-                let records = self.store.append(task, expected_last_seq, events).await?;
-                self.published.publish(&records);
-                Ok(records)
-            }
-        }
+        // The writer published them before answering.
+        self.writer.append(task, expected_last_seq, events).await
     }
 
     /// Seeds the read model with a task this process is about to run, from its whole journal

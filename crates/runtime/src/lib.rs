@@ -161,10 +161,12 @@ impl Runtime {
         metrics
             .queue_capacity
             .set(i64::try_from(config.runtime.queue_capacity).unwrap_or(i64::MAX));
-        let mut journal =
-            journal::Journal::new(Arc::clone(&store) as Arc<dyn TaskJournal>, live.clone());
         // The store's one writer commits the journal's appends too, with the audit records.
-        journal.set_writer(Arc::clone(&writer));
+        let journal = journal::Journal::new(
+            Arc::clone(&store) as Arc<dyn TaskJournal>,
+            Arc::clone(&writer),
+            live.clone(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

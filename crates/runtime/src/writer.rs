@@ -4,10 +4,10 @@
 //!
 //! Three ways to write, by what depends on the events:
 //! - [`TaskWriter::append_all`] returns once the events are durable: before a tool runs, before
-//!   a model answer is used, before the task's end is reported.
-//! - [`TaskWriter::send`] queues events nothing outside AMAS waits on (a step's start) and goes
-//!   on; the store's writer commits them in order, usually in the same group commit as other
-//!   tasks' appends, and any failure surfaces at the next `append_all`.
+//!   a step's failure or the task's end is reported.
+//! - [`TaskWriter::send`] queues events nothing outside AMAS waits on (a step's start, its
+//!   success) and goes on; the store's writer commits them in order, usually in the same group
+//!   commit as other tasks' appends, and any failure surfaces at the next `append_all`.
 //! - [`TaskWriter::defer`] keeps events (lineage, the task's start) to ride along with the next
 //!   write: a restart recomputes them if they never made it.
 //!
@@ -94,8 +94,7 @@ impl TaskWriter {
         state.deferred.push(event);
     }
 
-    /// Queues `events` (after any deferred ones) for commit without waiting for it. Without a
-    /// group-committing writer they are deferred instead.
+    /// Queues `events` (after any deferred ones) for commit without waiting for it.
     pub(crate) async fn send(&self, events: Vec<JournalEvent>) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
         if events.is_empty() && state.deferred.is_empty() {
@@ -106,17 +105,9 @@ impl TaskWriter {
         let mut batch = std::mem::take(&mut state.deferred);
         batch.extend(events);
         let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        match self
-            .journal
-            .send(self.task, state.last_seq, batch.clone())
-            .await?
-        {
-            Some(pending) => {
-                state.last_seq += count;
-                state.in_flight.push(pending);
-            }
-            None => state.deferred = batch,
-        }
+        let pending = self.journal.send(self.task, state.last_seq, batch).await?;
+        state.last_seq += count;
+        state.in_flight.push(pending);
         Ok(())
     }
 
