@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 scripts/fetch-model.sh
 scripts/install-observability-tools.sh
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
-cargo build --locked -p amas-cli -p amas-test-util --bins
+# --workspace, not -p: a package subset unifies features differently and builds every
+# dependency a second time (twice the disk, twice the time).
+cargo build --locked --workspace --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 "$target_dir/debug/amas" policy test
 # CI uses the `ci` profile (.config/nextest.toml): no retries, every failure reported, JUnit at
