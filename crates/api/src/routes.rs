@@ -226,7 +226,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Ready when the database answers. Each OIDC issuer's key set is reported too: an identity
-/// provider outage does not make AMAS unready (cached keys keep verifying), but shows here.
+/// provider outage does not make AMAS unready (cached keys keep verifying for their lifetime,
+/// and the local issuer always), but shows here.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let issuers = app.verifier.health();
     match app.runtime.journal().ping().await {

@@ -178,14 +178,17 @@ impl SigningAlgorithm {
 /// Bounds of an issuer's JWKS cache.
 #[derive(Clone, Debug, Serialize)]
 pub struct JwksCacheConfig {
-    /// The JWKS is refetched no sooner than this, whatever `Cache-Control` says; also the retry
-    /// interval while the identity provider is down.
+    /// The shortest lifetime of a key set, whatever `Cache-Control` says (the background
+    /// refresh never comes sooner); also the retry interval while the identity provider is
+    /// down.
     #[serde(with = "humantime_secs")]
     pub min_refresh: Duration,
-    /// ... and no later than this (also used when the response has no `max-age`).
+    /// The longest lifetime of a key set (also used when the response has no `max-age`):
+    /// past its lifetime, none of its keys is used before the JWKS is fetched again.
     #[serde(with = "humantime_secs")]
     pub max_refresh: Duration,
-    /// A token naming an unknown `kid` triggers a refetch at most once per this interval.
+    /// A token naming an unknown `kid`, or arriving after the key set's lifetime ended,
+    /// triggers a refetch at most once per this interval.
     #[serde(with = "humantime_secs")]
     pub unknown_kid_refetch_interval: Duration,
     /// Timeout of one discovery or JWKS request.

@@ -54,6 +54,7 @@ registry! {
     AUTH_NO_TENANT = "AMAS-AUTH-0013": "Token has no tenant";
     AUTH_TOO_LARGE = "AMAS-AUTH-0014": "Token too large";
     AUTH_KEYS_UNAVAILABLE = "AMAS-AUTH-0015": "Issuer keys unavailable";
+    AUTH_KEYS_EXPIRED = "AMAS-AUTH-0016": "Issuer keys expired";
     CFG_PARSE = "AMAS-CFG-0001": "Configuration file unreadable or not valid YAML";
     CFG_UNKNOWN_KEY = "AMAS-CFG-0002": "Unknown configuration key";
     CFG_INVALID_VALUE = "AMAS-CFG-0003": "Invalid configuration value";
