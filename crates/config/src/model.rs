@@ -52,6 +52,17 @@ pub struct ServerConfig {
     pub json_max_depth: usize,
     /// Open connections at most; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv4 address, or an IPv6 /64),
+    /// so one client cannot take every slot; further ones are answered 429 and closed at
+    /// once (AMAS-API-0009).
+    pub max_connections_per_ip: usize,
+    /// Longest time a response write may make no progress (the client stopped reading)
+    /// before the connection is closed.
+    #[serde(with = "humantime_secs")]
+    pub write_timeout: Duration,
+    /// Live event streams (SSE) open at most per tenant; further ones are refused with 429
+    /// (AMAS-API-0010) until one ends.
+    pub max_event_streams_per_tenant: usize,
     pub cors: CorsConfig,
     pub rate_limits: RateLimitsConfig,
     /// When set, AMAS terminates TLS itself (rustls) with this certificate chain and key.

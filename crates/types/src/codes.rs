@@ -32,6 +32,8 @@ registry! {
     API_REQUEST_TIMEOUT = "AMAS-API-0006": "Request timed out";
     API_RATE_LIMITED = "AMAS-API-0007": "Rate limit exceeded";
     API_JSON_TOO_DEEP = "AMAS-API-0008": "JSON nested too deeply";
+    API_TOO_MANY_CONNECTIONS = "AMAS-API-0009": "Too many connections from one client";
+    API_TOO_MANY_STREAMS = "AMAS-API-0010": "Too many event streams for the tenant";
     API_INTERNAL = "AMAS-API-0500": "Internal error";
     APPR_NOT_FOUND = "AMAS-APPR-0001": "Approval not found";
     APPR_ALREADY_SETTLED = "AMAS-APPR-0002": "Approval already settled";
