@@ -40,6 +40,9 @@ pub enum ApiError {
     /// The JSON body nests arrays and objects deeper than `server.json_max_depth`.
     #[error("body: JSON nesting is deeper than {max} levels")]
     TooDeep { max: usize },
+    /// The tenant already has `server.max_event_streams_per_tenant` live event streams open.
+    #[error("too many live event streams for the tenant")]
+    TooManyStreams { limit: usize },
 }
 
 impl ApiError {
@@ -113,6 +116,15 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 codes::API_JSON_TOO_DEEP,
                 format!("body: JSON nesting is deeper than {max} levels (server.json_max_depth)"),
+            ),
+            Self::TooManyStreams { limit } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::API_TOO_MANY_STREAMS,
+                format!(
+                    "your tenant has {limit} live event streams open \
+                     (server.max_event_streams_per_tenant); close one, or read the events as \
+                     JSON, and retry"
+                ),
             ),
             Self::Runtime(e) => match e {
                 RuntimeError::UnknownTaskType { .. } => {
@@ -201,7 +213,8 @@ impl IntoResponse for ApiError {
             Self::Runtime(
                 RuntimeError::ShuttingDown | RuntimeError::ApprovalUnavailable { .. },
             )
-            | Self::Timeout => {
+            | Self::Timeout
+            | Self::TooManyStreams { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5_u64));
             }
             Self::RateLimited(v) => {

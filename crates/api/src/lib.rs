@@ -2,6 +2,7 @@
 
 mod approvals;
 mod audit;
+mod clients;
 mod cors;
 mod dto;
 mod error;
@@ -13,6 +14,7 @@ mod replay;
 mod routes;
 mod server;
 mod tasks;
+mod timed_io;
 mod trace_context;
 
 pub use error::ApiError;
@@ -47,13 +49,19 @@ pub struct AppState {
 /// The route table.
 pub fn router(state: AppState) -> Router {
     let guard = middleware::Guard::new(state.clone());
+    let streams = routes::EventStreams(clients::Slots::new(
+        state.config.server.max_event_streams_per_tenant,
+    ));
     let mut api = Router::new()
         .route(
             "/api/v1/tasks",
             post(routes::create_task).get(routes::list_tasks),
         )
         .route("/api/v1/tasks/{id}", get(routes::get_task))
-        .route("/api/v1/tasks/{id}/events", get(routes::task_events))
+        .route(
+            "/api/v1/tasks/{id}/events",
+            get(routes::task_events).layer(axum::Extension(streams)),
+        )
         .route("/api/v1/tasks/{id}/lineage", get(lineage::get_lineage))
         .route("/api/v1/tasks/{id}/cancel", post(routes::cancel_task))
         .route("/api/v1/tasks/{id}/replay", post(replay::replay_task))
@@ -111,7 +119,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by
 /// `server.request_timeout`). Connections get the header size, header count and header read
-/// time limits of `server`, and at most `server.max_connections` are open at once.
+/// time limits of `server`, the write timeout, and at most `server.max_connections` are open at
+/// once, `server.max_connections_per_ip` per client address.
 ///
 /// # Errors
 /// An I/O error of the listener.
@@ -121,5 +130,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = state.config.server.clone();
-    server::serve(listener, router(state), &config, shutdown).await
+    let metrics = state.metrics.clone();
+    server::serve(listener, router(state), &config, &metrics, shutdown).await
 }

@@ -132,9 +132,12 @@ impl Guard {
 }
 
 /// Verifies the bearer token, charges the principal's bucket for the route's class and
-/// attaches the `Principal`; nothing unauthenticated reaches a handler behind this layer. A
-/// failed authentication is charged to the client's address (the stricter unauthenticated
-/// limit), so guessing tokens is slow.
+/// attaches the `Principal`; nothing unauthenticated reaches a handler behind this layer.
+///
+/// A token verified before is recognised without a signature check. Any other token costs
+/// its client address one request of the (stricter) unauthenticated limit *before* its
+/// signature is checked, given back if it verifies: a client sending garbage or forged tokens
+/// pays for each, and once its bucket is empty it is refused without any verification work.
 pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let app = &guard.app;
     let token = req
@@ -145,10 +148,30 @@ pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Ne
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let ip = peer_ip(&req);
+    let mut charged = false;
     let result = match token {
-        Some(t) if !t.is_empty() => app.verifier.verify(t).await,
-        _ => Err(amas_governance::AuthError::Missing),
+        None => Err(amas_governance::AuthError::Missing),
+        Some(t) => match app.verifier.recall(t).await {
+            Ok(Some(principal)) => Ok(principal),
+            Err(e) => Err(e),
+            Ok(None) => {
+                if guard.limiter.enabled() {
+                    let v = guard.limiter.check_address(ip);
+                    if !v.allowed {
+                        return refuse(app, &anonymous(), v, req.uri().path()).await;
+                    }
+                    charged = true;
+                }
+                let verified = app.verifier.verify(t).await;
+                if charged && verified.is_ok() {
+                    guard.limiter.refund_address(ip);
+                }
+                verified
+            }
+        },
     };
     match result {
         Ok(principal) => {
@@ -181,8 +204,8 @@ pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Ne
                 })
                 .inc();
             let nobody = anonymous();
-            if guard.limiter.enabled() {
-                let v = guard.limiter.check_address(peer_ip(&req));
+            if guard.limiter.enabled() && !charged {
+                let v = guard.limiter.check_address(ip);
                 if !v.allowed {
                     return refuse(app, &nobody, v, req.uri().path()).await;
                 }

@@ -1,5 +1,6 @@
 //! Token buckets per client and route class, in bounded memory. A client is a principal (hashed
-//! issuer, tenant and subject) or, for requests without a valid token, an IP address.
+//! issuer, tenant and subject) or, for requests without a valid token, a client address (an
+//! IPv4 address or an IPv6 /64, see `clients`).
 //!
 //! Memory: at most `max_clients` buckets. A bucket that has refilled completely is the same as
 //! a new one, so it is dropped first; when the table is still full, new clients share one
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use amas_config::{RateLimit, RateLimitsConfig};
 use amas_types::Principal;
+
+use crate::clients::client_addr;
 
 /// Shards of the table, so concurrent requests rarely wait on one lock.
 const SHARDS: usize = 16;
@@ -220,10 +223,31 @@ impl RateLimiter {
     /// Charges one unauthenticated request from `addr`.
     pub fn check_address(&self, addr: IpAddr) -> Verdict {
         self.check(
-            ClientKey::Address(canonical(addr)),
+            ClientKey::Address(client_addr(addr)),
             RouteClass::Unauthenticated,
             Instant::now(),
         )
+    }
+
+    /// Gives back one request charged to `addr` by [`Self::check_address`] (its token turned
+    /// out valid); never beyond a full bucket, and nothing if the address has no bucket.
+    pub fn refund_address(&self, addr: IpAddr) {
+        let key = (
+            ClientKey::Address(client_addr(addr)),
+            RouteClass::Unauthenticated,
+        );
+        let limit = self.limit(RouteClass::Unauthenticated);
+        let index = usize::try_from(self.hasher.hash_one(key.0) % SHARDS as u64).unwrap_or(0);
+        let Some(shard) = self.shards.get(index) else {
+            return;
+        };
+        let mut shard = shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bucket) = shard.buckets.get_mut(&key) {
+            bucket.refill(limit, Instant::now());
+            bucket.tokens = (bucket.tokens + 1.0).min(f64::from(limit.burst));
+        }
     }
 
     fn check(&self, key: ClientKey, class: RouteClass, now: Instant) -> Verdict {
@@ -289,14 +313,6 @@ impl RateLimiter {
                     .len()
             })
             .sum()
-    }
-}
-
-/// An IPv4 client seen through an IPv6 socket is the same client as over IPv4.
-fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        IpAddr::V4(_) => addr,
     }
 }
 
@@ -375,9 +391,46 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_addresses_share_the_ipv4_bucket() {
+        let limiter = RateLimiter::new(config(1000));
         let v4: IpAddr = "192.0.2.7".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(canonical(mapped), v4);
+        for _ in 0..3 {
+            assert!(limiter.check_address(v4).allowed);
+        }
+        assert!(!limiter.check_address(mapped).allowed);
+    }
+
+    /// A client holding an IPv6 /64 cannot get fresh buckets by changing the low 64 bits: every
+    /// address of the block drains one bucket, while the next /64 has its own.
+    #[test]
+    fn ipv6_addresses_of_one_64_share_a_bucket() {
+        let limiter = RateLimiter::new(config(1000));
+        for host in 1..=3 {
+            let ip: IpAddr = format!("2001:db8:7:8::{host:x}").parse().unwrap();
+            assert!(limiter.check_address(ip).allowed);
+        }
+        let same_64: IpAddr = "2001:db8:7:8:dead:beef:0:1".parse().unwrap();
+        assert!(!limiter.check_address(same_64).allowed);
+        let next_64: IpAddr = "2001:db8:7:9::1".parse().unwrap();
+        assert!(limiter.check_address(next_64).allowed);
+        assert_eq!(limiter.tracked(), 2);
+    }
+
+    /// A refund gives one request back (a token that turned out valid costs its address
+    /// nothing), never beyond a full bucket.
+    #[test]
+    fn a_refund_gives_one_request_back() {
+        let limiter = RateLimiter::new(config(1000));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        limiter.refund_address(ip);
+        assert_eq!(limiter.tracked(), 0, "no bucket is made by a refund");
+        for _ in 0..3 {
+            assert!(limiter.check_address(ip).allowed);
+        }
+        assert!(!limiter.check_address(ip).allowed);
+        limiter.refund_address(ip);
+        assert!(limiter.check_address(ip).allowed);
+        assert!(!limiter.check_address(ip).allowed);
     }
 
     #[test]

@@ -13,9 +13,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use amas_types::{JournalRecord, Principal};
+use amas_types::{JournalRecord, Principal, TenantId};
 
 use crate::AppState;
+use crate::clients::Slots;
 use crate::dto::{CancelTask, CreateTask, ListQuery, MeView, TaskView};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
@@ -72,11 +73,16 @@ pub async fn cancel_task(
     ))
 }
 
+/// The live event streams open per tenant, capped at `server.max_event_streams_per_tenant`.
+#[derive(Clone)]
+pub struct EventStreams(pub std::sync::Arc<Slots<TenantId>>);
+
 /// The journal as JSON, or live as Server-Sent Events (`Accept: text/event-stream`) until the
-/// task ends.
+/// task ends or the client goes away; a tenant has at most its cap of live streams open.
 pub async fn task_events(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(streams): Extension<EventStreams>,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -95,11 +101,18 @@ pub async fn task_events(
         .into_response());
     }
     // Subscribe before reading, so nothing appended in between is missed.
-    let mut live = app.runtime.subscribe_task(task);
+    let live = app.runtime.subscribe_task(task);
     let state = app
         .runtime
         .visible_task(&principal, task, "task.events")
         .await?;
+    // Counted only once the caller may read the task: guessed ids take no slot.
+    let slot = streams
+        .0
+        .try_take(principal.tenant.clone())
+        .ok_or(ApiError::TooManyStreams {
+            limit: streams.0.limit(),
+        })?;
     let records = app
         .runtime
         .journal()
@@ -109,71 +122,89 @@ pub async fn task_events(
     let floor = amas_runtime::Outbound::event_floor(&state);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     let runtime = app.runtime.clone();
-    let mut stopping = amas_telemetry::tasks::global().stopping();
     amas_telemetry::tasks::spawn("api.sse", async move {
-        let outbound = runtime.outbound(&principal);
-        let mut floor = floor;
-        let mut audited = false;
-        let mut last_seq = 0;
-        let mut ended = state.status.is_terminal();
-        for record in &records {
-            last_seq = record.seq;
-            let event = sse_event(
-                &outbound,
-                floor,
-                record,
-                &mut audited,
-                &runtime,
-                &principal,
-                &state,
-            )
-            .await;
-            if tx.send(Ok(event)).await.is_err() {
-                return;
-            }
-        }
-        while !ended {
-            // At shutdown the stream ends here rather than waiting for an event that may
-            // never come.
-            let received = tokio::select! {
-                r = live.recv() => r,
-                () = stopping.wait() => return,
-            };
-            let record = match received {
-                Ok(r) => r,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if record.task_id != task || record.seq <= last_seq {
-                continue;
-            }
-            last_seq = record.seq;
-            ended = record
-                .event
-                .status_effect()
-                .is_some_and(|s| s.is_terminal());
-            // A newly classified payload raises the level later events are judged at.
-            if let amas_types::JournalEvent::LineageRecorded { node } = &record.event {
-                floor = floor.max(amas_runtime::lineage_level(node));
-            }
-            let event = sse_event(
-                &outbound,
-                floor,
-                &record,
-                &mut audited,
-                &runtime,
-                &principal,
-                &state,
-            )
-            .await;
-            if tx.send(Ok(event)).await.is_err() {
-                return;
-            }
-        }
+        forward_events(&runtime, &principal, &state, records, live, floor, &tx).await;
+        // The tenant's slot is free before the client sees the stream end.
+        drop(slot);
+        drop(tx);
     });
     Ok(Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Sends the journal so far, then each new record of the task until it ends, the client goes
+/// away (the receiver is dropped) or the process stops.
+async fn forward_events(
+    runtime: &amas_runtime::Runtime,
+    principal: &Principal,
+    state: &amas_types::TaskState,
+    records: Vec<JournalRecord>,
+    mut live: tokio::sync::broadcast::Receiver<JournalRecord>,
+    mut floor: amas_dataprotect::Level,
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+) {
+    let task = state.id;
+    let mut stopping = amas_telemetry::tasks::global().stopping();
+    let outbound = runtime.outbound(principal);
+    let mut audited = false;
+    let mut last_seq = 0;
+    let mut ended = state.status.is_terminal();
+    for record in &records {
+        last_seq = record.seq;
+        let event = sse_event(
+            &outbound,
+            floor,
+            record,
+            &mut audited,
+            runtime,
+            principal,
+            state,
+        )
+        .await;
+        if tx.send(Ok(event)).await.is_err() {
+            return;
+        }
+    }
+    while !ended {
+        // At shutdown, or when the client has gone, the stream ends here rather than waiting
+        // for an event that may never come.
+        let received = tokio::select! {
+            r = live.recv() => r,
+            () = tx.closed() => return,
+            () = stopping.wait() => return,
+        };
+        let record = match received {
+            Ok(r) => r,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if record.task_id != task || record.seq <= last_seq {
+            continue;
+        }
+        last_seq = record.seq;
+        ended = record
+            .event
+            .status_effect()
+            .is_some_and(|s| s.is_terminal());
+        // A newly classified payload raises the level later events are judged at.
+        if let amas_types::JournalEvent::LineageRecorded { node } = &record.event {
+            floor = floor.max(amas_runtime::lineage_level(node));
+        }
+        let event = sse_event(
+            &outbound,
+            floor,
+            &record,
+            &mut audited,
+            runtime,
+            principal,
+            state,
+        )
+        .await;
+        if tx.send(Ok(event)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// One record as an SSE event, redacted above the reader's clearance; the first redaction of
@@ -226,7 +257,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Ready when the database answers. Each OIDC issuer's key set is reported too: an identity
-/// provider outage does not make AMAS unready (cached keys keep verifying), but shows here.
+/// provider outage does not make AMAS unready (cached keys keep verifying for their lifetime,
+/// and the local issuer always), but shows here.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let issuers = app.verifier.health();
     match app.runtime.journal().ping().await {

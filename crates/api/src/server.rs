@@ -1,7 +1,9 @@
 //! The accept loop: HTTP/1.1 connections with the request-head limits of `server` (size, field
 //! count, time to send it, which also closes idle keep-alive connections), at most
-//! `max_connections` at once, the peer address on every request (for the unauthenticated rate
-//! limit), TLS termination when `server.tls` is set, and a bounded drain at shutdown.
+//! `max_connections` at once and `max_connections_per_ip` per client address (refused at
+//! accept), writes that must make progress within `write_timeout`, the peer address on every
+//! request (for the unauthenticated rate limit), TLS termination when `server.tls` is set, and
+//! a bounded drain at shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,25 +20,38 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 use amas_config::{ServerConfig, TlsConfig};
+use amas_telemetry::Metrics;
+use amas_telemetry::metrics::ClassLabels;
+use amas_types::codes;
+
+use crate::clients::{Slots, client_addr};
+use crate::timed_io::TimedIo;
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: &ServerConfig,
+    metrics: &Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let builder = Arc::new(builder(config));
     let tls = config.tls.as_ref().map(acceptor).transpose()?;
     let handshake_timeout = config.header_read_timeout;
+    let write_timeout = config.write_timeout;
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_client = Slots::<std::net::IpAddr>::new(config.max_connections_per_ip);
+    // Refusals take no connection slot: a client over its cap cannot crowd others out by
+    // being refused. Beyond these, a refused connection is closed without an answer.
+    let refusals = Arc::new(Semaphore::new(REFUSALS_ANSWERED_AT_ONCE));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -60,11 +75,32 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // One client cannot take every slot: beyond its share it is told so and closed,
+        // before anything it sends is read.
+        let Some(client_slot) = per_client.try_take(client_addr(peer.ip())) else {
+            metrics
+                .rate_limited
+                .get_or_create(&ClassLabels {
+                    class: "connections".to_owned(),
+                })
+                .inc();
+            drop(permit);
+            if let (None, Ok(answering)) = (&tls, Arc::clone(&refusals).try_acquire_owned()) {
+                let limit = per_client.limit();
+                amas_telemetry::tasks::spawn(
+                    "api.connection_refused",
+                    refuse_connection(stream, limit, answering),
+                );
+            }
+            continue;
+        };
         // Responses and SSE events are small writes: without TCP_NODELAY, Nagle's algorithm and
         // the client's delayed ACK can hold each back for tens of milliseconds.
         if let Err(e) = stream.set_nodelay(true) {
             warn!(error = %e, "Cannot set TCP_NODELAY on a connection.");
         }
+        // Under TLS too: a client that stops reading stalls the socket beneath it.
+        let stream = TimedIo::new(stream, write_timeout);
         let service = router
             .clone()
             .map_request(move |mut req: Request<Incoming>| {
@@ -89,6 +125,7 @@ pub async fn serve(
                     }
                 }
             }
+            drop(client_slot);
             drop(permit);
         });
     }
@@ -103,6 +140,35 @@ pub async fn serve(
         info!("Drain time is over; closing the remaining connections.");
     }
     Ok(())
+}
+
+/// Connections over a client's cap answered with a `429` at once; more are just closed.
+const REFUSALS_ANSWERED_AT_ONCE: usize = 64;
+
+/// Answers a plain-HTTP connection over the per-client cap with a fixed `429` and closes it,
+/// without reading a request (under TLS such a connection is just closed). The answer is
+/// written, then the write side shut, then what the client sent is drained for a moment, so
+/// the client reads the answer instead of a reset.
+async fn refuse_connection(mut stream: TcpStream, limit: usize, permit: OwnedSemaphorePermit) {
+    const LINGER: Duration = Duration::from_secs(1);
+    let body = format!(
+        r#"{{"error":{{"code":"{}","message":"too many open connections from this client address (server.max_connections_per_ip = {limit}); close idle connections and retry","request_id":""}}}}"#,
+        codes::API_TOO_MANY_CONNECTIONS
+    );
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answered = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0_u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(LINGER, answered).await;
+    debug!(limit, "Connection over the per-client cap refused.");
+    drop(permit);
 }
 
 /// Serves one connection until it ends, or gracefully once `stop` changes.

@@ -281,6 +281,23 @@ pub async fn open_existing_store(global: &Global) -> anyhow::Result<SqliteStore>
         .with_context(|| format!("opening the store in {}", global.data_dir.display()))
 }
 
+/// Makes the data directory and everything in it owner-only (creating it if missing), or
+/// refuses to go on (AMAS-STORE-0009) when a path cannot be tightened; see
+/// [`amas_store::private::secure_data_dir`]. What was tightened is logged once.
+pub fn secure_data_dir(global: &Global) -> anyhow::Result<()> {
+    let tightened = amas_store::private::secure_data_dir(&global.data_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+    if let Some(first) = tightened.first() {
+        tracing::warn!(
+            data_dir = %global.data_dir.display(),
+            paths = tightened.len(),
+            first = %first.display(),
+            "Data directory was readable by other users; made owner-only."
+        );
+    }
+    Ok(())
+}
+
 /// The runtime on the embedded SQLite store under the data directory, governed by
 /// `governance`, built by the composition root ([`compose::compose`]).
 pub async fn build_runtime(
@@ -289,6 +306,7 @@ pub async fn build_runtime(
     metrics: Metrics,
     governance: Governance,
 ) -> anyhow::Result<Runtime> {
+    secure_data_dir(global)?;
     let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
     let store = SqliteStore::open_with(&global.data_dir, full_sync)
         .await

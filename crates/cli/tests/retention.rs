@@ -1,7 +1,8 @@
 //! `amas retention run` through the real binary: a task run by `amas run` on the scripted model
 //! with an email in its input is listed by a dry run (which changes nothing), purged by a real
 //! run as of a time past its retention (`--now`), not purged again, and the audit log still
-//! verifies, with the purge itself audited and the task's audit details erased.
+//! verifies, with the purge itself audited and the task's audit details erased. The task's
+//! workspace, with the file a tool wrote there, is deleted with it.
 
 #![expect(
     clippy::expect_used,
@@ -45,6 +46,9 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
     assert_eq!(task["status"], "succeeded");
     assert_eq!(task["classification"]["classification"], "restricted");
     let id = task["id"].as_str().unwrap().to_owned();
+    // What a file tool would have written for the task (from its restricted data).
+    let workspace = data.join("workspaces").join(&id);
+    std::fs::write(workspace.join("notes.txt"), "jane.doe@example.com").expect("workspace file");
     // Restricted data is kept 30 days by default: 31 days on, everything of the task expired.
     let later = (chrono::Utc::now() + chrono::Duration::days(31)).to_rfc3339();
     let retention = |dry: bool| {
@@ -58,6 +62,12 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
     let dry = retention(true);
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["tasks"][0]["task_id"], id.as_str());
+    assert_eq!(dry["tasks"][0]["workspace_deleted"], true, "{dry}");
+    assert_eq!(dry["workspaces"], 1);
+    assert!(
+        workspace.join("notes.txt").is_file(),
+        "a dry run deletes nothing"
+    );
     let listed = dry["payloads"].as_u64().unwrap();
     assert!(listed >= 5, "{dry}");
     assert_eq!(
@@ -72,7 +82,11 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
         real["tasks"][0]["audit_details_erased"].as_u64().unwrap() > 0,
         "{real}"
     );
-    assert_eq!(retention(false)["payloads"], 0, "a purge is idempotent");
+    assert_eq!(real["workspaces"], 1, "{real}");
+    assert!(!workspace.exists(), "the task's workspace is deleted");
+    let again = retention(false);
+    assert_eq!(again["payloads"], 0, "a purge is idempotent");
+    assert_eq!(again["workspaces"], 0);
 
     let verify = ok_json(&amas(&data, Some(&config), &["audit", "verify"]));
     assert_eq!(verify["intact"], true, "{verify}");
@@ -85,10 +99,10 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
-        records
-            .iter()
-            .any(|r| r["stage"] == "retention" && r["task_id"] == id.as_str()),
-        "the purge is audited"
+        records.iter().any(|r| r["stage"] == "retention"
+            && r["task_id"] == id.as_str()
+            && r["reasons"].to_string().contains("workspace")),
+        "the purge is audited, the workspace's deletion with it"
     );
     assert!(
         records
@@ -105,7 +119,9 @@ fn dry_run_lists_then_run_purges_once_and_the_audit_log_verifies() {
         &["retention", "run", "--format", "text", "--now", &later],
     );
     assert_eq!(text.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&text.stdout).starts_with("purged 0 payloads"));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).starts_with("purged 0 payloads and 0 workspaces")
+    );
 }
 
 /// The purge job inside `amas serve`: with one-second periods and a one-second interval, a

@@ -52,6 +52,17 @@ pub struct ServerConfig {
     pub json_max_depth: usize,
     /// Open connections at most; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv4 address, or an IPv6 /64),
+    /// so one client cannot take every slot; further ones are answered 429 and closed at
+    /// once (AMAS-API-0009).
+    pub max_connections_per_ip: usize,
+    /// Longest time a response write may make no progress (the client stopped reading)
+    /// before the connection is closed.
+    #[serde(with = "humantime_secs")]
+    pub write_timeout: Duration,
+    /// Live event streams (SSE) open at most per tenant; further ones are refused with 429
+    /// (AMAS-API-0010) until one ends.
+    pub max_event_streams_per_tenant: usize,
     pub cors: CorsConfig,
     pub rate_limits: RateLimitsConfig,
     /// When set, AMAS terminates TLS itself (rustls) with this certificate chain and key.
@@ -178,14 +189,17 @@ impl SigningAlgorithm {
 /// Bounds of an issuer's JWKS cache.
 #[derive(Clone, Debug, Serialize)]
 pub struct JwksCacheConfig {
-    /// The JWKS is refetched no sooner than this, whatever `Cache-Control` says; also the retry
-    /// interval while the identity provider is down.
+    /// The shortest lifetime of a key set, whatever `Cache-Control` says (the background
+    /// refresh never comes sooner); also the retry interval while the identity provider is
+    /// down.
     #[serde(with = "humantime_secs")]
     pub min_refresh: Duration,
-    /// ... and no later than this (also used when the response has no `max-age`).
+    /// The longest lifetime of a key set (also used when the response has no `max-age`):
+    /// past its lifetime, none of its keys is used before the JWKS is fetched again.
     #[serde(with = "humantime_secs")]
     pub max_refresh: Duration,
-    /// A token naming an unknown `kid` triggers a refetch at most once per this interval.
+    /// A token naming an unknown `kid`, or arriving after the key set's lifetime ended,
+    /// triggers a refetch at most once per this interval.
     #[serde(with = "humantime_secs")]
     pub unknown_kid_refetch_interval: Duration,
     /// Timeout of one discovery or JWKS request.

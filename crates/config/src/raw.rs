@@ -18,6 +18,13 @@ pub(crate) struct RawServer {
     pub header_read_timeout: String,
     pub json_max_depth: u64,
     pub max_connections: u64,
+    /// Absent in a user file: the default in code (`validate/settings.rs`).
+    #[serde(default)]
+    pub max_connections_per_ip: Option<u64>,
+    #[serde(default)]
+    pub write_timeout: Option<String>,
+    #[serde(default)]
+    pub max_event_streams_per_tenant: Option<u64>,
     /// Nested sections replace the whole mapping below them when a user file sets them, so
     /// every field inside is optional and defaults in code (`validate/settings.rs`).
     #[serde(default)]

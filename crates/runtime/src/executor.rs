@@ -86,7 +86,8 @@ pub(crate) async fn execute(
         task,
         trace_id: state.trace_id.clone(),
     };
-    if let Err(e) = tokio::fs::create_dir_all(&runner.workspace).await {
+    // Owner-only: the files tools write there are task data (deleted with its retention).
+    if let Err(e) = amas_store::private::create_private_dir(&runner.workspace) {
         warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
     }
     let status = run_workflow(&inner, state, &writer, cancel, Arc::new(runner))

@@ -1,6 +1,8 @@
 //! Retention: deletes the payloads of ended tasks once their classification's retention has
 //! passed (counted from the task's end), leaving tombstones with each payload's SHA-256, and
 //! erases the task's audit details (the audit chain keeps their hashes, so it still verifies).
+//! A task's workspace (the files its tools wrote) is deleted when its first payload expires:
+//! the files were made from the task's data and may hold its most sensitive part.
 //! Idempotent; never touches a task that has not ended; every purge is audited.
 
 use std::collections::BTreeMap;
@@ -52,6 +54,8 @@ pub struct PurgedTask {
     pub payloads: Vec<PurgedPayload>,
     /// Audit records of the task whose details were erased (0 in a dry run).
     pub audit_details_erased: u64,
+    /// The task's workspace expired and was deleted (in a dry run: would be).
+    pub workspace_deleted: bool,
 }
 
 /// What a run found and did.
@@ -65,6 +69,8 @@ pub struct PurgeReport {
     pub tasks: Vec<PurgedTask>,
     /// Payloads purged (or, in a dry run, that would be).
     pub payloads: u64,
+    /// Task workspaces deleted (or, in a dry run, that would be).
+    pub workspaces: u64,
 }
 
 impl Runtime {
@@ -81,6 +87,7 @@ impl Runtime {
             tasks_examined: 0,
             tasks: Vec::new(),
             payloads: 0,
+            workspaces: 0,
         };
         let shortest = [
             retention.restricted,
@@ -113,6 +120,7 @@ impl Runtime {
                 report.tasks_examined += 1;
                 if let Some(task) = self.purge_task(summary, run).await? {
                     report.payloads += u64::try_from(task.payloads.len()).unwrap_or(u64::MAX);
+                    report.workspaces += u64::from(task.workspace_deleted);
                     report.tasks.push(task);
                 }
             }
@@ -120,11 +128,12 @@ impl Runtime {
                 break;
             }
         }
-        if !run.dry_run && report.payloads > 0 {
+        if !run.dry_run && (report.payloads > 0 || report.workspaces > 0) {
             info!(
                 tasks = report.tasks.len(),
                 payloads = report.payloads,
-                "Retention purge deleted expired payloads."
+                workspaces = report.workspaces,
+                "Retention purge deleted expired payloads and workspaces."
             );
         }
         Ok(report)
@@ -142,8 +151,17 @@ impl Runtime {
         if !state.status.is_terminal() {
             return Ok(None);
         }
-        let expired = self.expired_payloads(&state, &records, summary.updated_at, run.now);
-        if expired.is_empty() {
+        let expiries = self.payload_expiries(&state, &records, summary.updated_at);
+        let workspace = self.inner.workspaces.join(summary.id.to_string());
+        // The workspace goes with the task's first expiring payload, purged before or now.
+        let workspace_expired = expiries.iter().any(|(p, _)| p.expired_at <= run.now)
+            && tokio::fs::symlink_metadata(&workspace).await.is_ok();
+        let expired: Vec<PurgedPayload> = expiries
+            .into_iter()
+            .filter(|(p, purged)| !purged && p.expired_at <= run.now)
+            .map(|(p, _)| p)
+            .collect();
+        if expired.is_empty() && !workspace_expired {
             return Ok(None);
         }
         let mut task = PurgedTask {
@@ -152,32 +170,45 @@ impl Runtime {
             ended_at: summary.updated_at,
             payloads: expired,
             audit_details_erased: 0,
+            workspace_deleted: workspace_expired,
         };
         if run.dry_run {
             return Ok(Some(task));
         }
-        let seqs: Vec<u64> = task.payloads.iter().map(|p| p.seq).collect();
-        let purged = self
-            .journal()
-            .purge_payloads(summary.id, &seqs, run.now)
-            .await?;
-        task.payloads.retain(|p| purged.contains(&p.seq));
-        if task.payloads.is_empty() {
+        if !task.payloads.is_empty() {
+            let seqs: Vec<u64> = task.payloads.iter().map(|p| p.seq).collect();
+            let purged = self
+                .journal()
+                .purge_payloads(summary.id, &seqs, run.now)
+                .await?;
+            task.payloads.retain(|p| purged.contains(&p.seq));
+            if !task.payloads.is_empty() {
+                task.audit_details_erased = self.erase_audit_details(summary).await?;
+            }
+        }
+        if workspace_expired {
+            // `remove_dir_all` does not follow symlinks: a link a tool left there is removed,
+            // not what it points to.
+            if let Err(e) = tokio::fs::remove_dir_all(&workspace).await {
+                tracing::warn!(task.id = %summary.id, error = %e, "Cannot delete an expired task workspace; retrying at the next run.");
+                task.workspace_deleted = false;
+            }
+        }
+        if task.payloads.is_empty() && !task.workspace_deleted {
             return Ok(None);
         }
-        task.audit_details_erased = self.erase_audit_details(summary).await?;
         self.audit_purge(&state, &task).await;
         Ok(Some(task))
     }
 
-    /// The payloads of `state` whose retention has passed at `now` and that are not purged yet.
-    fn expired_payloads(
+    /// Every payload of `state` with a retention period, when it expires, and whether it was
+    /// purged already.
+    fn payload_expiries(
         &self,
         state: &TaskState,
         records: &[JournalRecord],
         ended_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Vec<PurgedPayload> {
+    ) -> Vec<(PurgedPayload, bool)> {
         let retention = &self.inner.config.retention;
         // A payload without a lineage node (a journal from before lineage, a failed step) is
         // classified now, and as sensitive as the most sensitive node of its task: never kept
@@ -187,7 +218,7 @@ impl Runtime {
         let mut out = Vec::new();
         for record in records {
             let event = &record.event;
-            if !has_payload(event) || is_purged(event) {
+            if !has_payload(event) {
                 continue;
             }
             let node_id = node_of(event);
@@ -205,15 +236,14 @@ impl Runtime {
             else {
                 continue;
             };
-            if expired_at <= now {
-                out.push(PurgedPayload {
-                    seq: record.seq,
-                    kind: event.kind(),
-                    node,
-                    level,
-                    expired_at,
-                });
-            }
+            let payload = PurgedPayload {
+                seq: record.seq,
+                kind: event.kind(),
+                node,
+                level,
+                expired_at,
+            };
+            out.push((payload, is_purged(event)));
         }
         out
     }
@@ -279,13 +309,18 @@ impl Runtime {
             .map(|(level, n)| format!("{n} {level}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let workspace = if task.workspace_deleted {
+            "; deleted the task's workspace"
+        } else {
+            ""
+        };
         self.security_event(
             &principal,
             SecurityEvent::RetentionPurge {
                 task: state.id,
                 task_type: &state.spec.task_type,
                 reason: format!(
-                    "purged {} expired payloads ({summary}); erased details of {} audit records",
+                    "purged {} expired payloads ({summary}); erased details of {} audit records{workspace}",
                     task.payloads.len(),
                     task.audit_details_erased
                 ),

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// appended through it.
     #[error("the store writer is shut down")]
     Closed,
+    /// The data directory, or something in it, cannot be made accessible to its owner only.
+    #[error("data directory not private: {0}")]
+    NotPrivate(String),
 }
 
 impl StoreError {
@@ -51,6 +54,7 @@ impl StoreError {
             Self::InvalidConfig(_) => codes::STORE_CONFIG,
             Self::NotPurgeable { .. } => codes::STORE_NOT_PURGEABLE,
             Self::Closed => codes::STORE_CLOSED,
+            Self::NotPrivate(_) => codes::STORE_NOT_PRIVATE,
         }
     }
 
@@ -65,7 +69,8 @@ impl StoreError {
             | Self::Migration(_)
             | Self::InvalidConfig(_)
             | Self::NotPurgeable { .. }
-            | Self::Closed => false,
+            | Self::Closed
+            | Self::NotPrivate(_) => false,
         }
     }
 }

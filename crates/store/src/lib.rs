@@ -7,6 +7,7 @@ mod commit;
 pub mod conformance;
 mod error;
 mod postgres;
+pub mod private;
 pub mod retention;
 mod shared;
 mod sqlite;

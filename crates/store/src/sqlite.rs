@@ -55,14 +55,19 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub async fn open_with(data_dir: &Path, full_sync: bool) -> Result<Self, StoreError> {
-        tokio::fs::create_dir_all(data_dir).await.map_err(|e| {
-            StoreError::Backend(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        // Owner-only before SQLite sees it: SQLite gives the WAL and shared-memory files the
+        // database file's mode, so they are owner-only too.
+        let db = data_dir.join("amas.db");
+        crate::private::create_private_dir(data_dir)
+            .and_then(|()| crate::private::create_private_file(&db))
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot create the database in {}: {e}",
+                    data_dir.display()
+                ))
+            })?;
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("amas.db"))
+            .filename(db)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if full_sync {

@@ -19,7 +19,7 @@ use amas_tools::http::{AddressPolicy, AddressVerdict, Network, PublicOnly, Reqwe
 use amas_tools::{
     HttpFetch, SqlQuery, ToolConfig, ToolError, ToolRegistry, builtin_output_schema, codes,
 };
-use common::{MapResolver, canary, ctx, default_config, entry, http_settings};
+use common::{MapResolver, canary, ctx, default_config, entry, http_settings_with_ports};
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 
@@ -164,7 +164,7 @@ impl AddressPolicy for AllowSocket {
 #[tokio::test]
 async fn http_fetch_real_response_matches_the_declared_schema() {
     let server = canary(None, "<p>hello</p>".to_owned()).await;
-    let (spec, settings) = http_settings();
+    let (spec, settings) = http_settings_with_ports(&[server.addr.port()]);
     let ip = server.addr.ip().to_string();
     let tool = HttpFetch::new(spec, settings).with_network(Network {
         policy: Arc::new(AllowSocket(server.addr)),

@@ -17,7 +17,7 @@ use amas_tools::http::{
     AddressPolicy, AddressVerdict, Network, PublicOnly, ReqwestConnector, SystemResolver,
 };
 use amas_tools::{HttpFetch, Tool};
-use common::{ctx, http_settings};
+use common::{ctx, http_settings_with_ports};
 
 /// Public addresses as usual, plus the one loopback socket of the test's server.
 struct AllowSocket(SocketAddr);
@@ -63,7 +63,7 @@ async fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
 async fn http_fetch_propagates_the_tool_calls_trace() {
     let _telemetry = amas_telemetry::init_tracing("amas-test", true, "warn").unwrap();
     let (addr, seen) = recording_server().await;
-    let (spec, settings) = http_settings();
+    let (spec, settings) = http_settings_with_ports(&[addr.port()]);
     let tool = HttpFetch::new(spec, settings).with_network(Network {
         policy: Arc::new(AllowSocket(addr)),
         resolver: Arc::new(SystemResolver),

@@ -32,6 +32,8 @@ registry! {
     API_REQUEST_TIMEOUT = "AMAS-API-0006": "Request timed out";
     API_RATE_LIMITED = "AMAS-API-0007": "Rate limit exceeded";
     API_JSON_TOO_DEEP = "AMAS-API-0008": "JSON nested too deeply";
+    API_TOO_MANY_CONNECTIONS = "AMAS-API-0009": "Too many connections from one client";
+    API_TOO_MANY_STREAMS = "AMAS-API-0010": "Too many event streams for the tenant";
     API_INTERNAL = "AMAS-API-0500": "Internal error";
     APPR_NOT_FOUND = "AMAS-APPR-0001": "Approval not found";
     APPR_ALREADY_SETTLED = "AMAS-APPR-0002": "Approval already settled";
@@ -54,6 +56,7 @@ registry! {
     AUTH_NO_TENANT = "AMAS-AUTH-0013": "Token has no tenant";
     AUTH_TOO_LARGE = "AMAS-AUTH-0014": "Token too large";
     AUTH_KEYS_UNAVAILABLE = "AMAS-AUTH-0015": "Issuer keys unavailable";
+    AUTH_KEYS_EXPIRED = "AMAS-AUTH-0016": "Issuer keys expired";
     CFG_PARSE = "AMAS-CFG-0001": "Configuration file unreadable or not valid YAML";
     CFG_UNKNOWN_KEY = "AMAS-CFG-0002": "Unknown configuration key";
     CFG_INVALID_VALUE = "AMAS-CFG-0003": "Invalid configuration value";
@@ -111,6 +114,7 @@ registry! {
     STORE_CONFIG = "AMAS-STORE-0006": "Invalid store configuration";
     STORE_NOT_PURGEABLE = "AMAS-STORE-0007": "Task cannot be purged";
     STORE_CLOSED = "AMAS-STORE-0008": "Store writer is shut down";
+    STORE_NOT_PRIVATE = "AMAS-STORE-0009": "Data directory cannot be made private";
     TASK_UNKNOWN_TYPE = "AMAS-TASK-0001": "Unknown task type";
     TASK_CANCELLED = "AMAS-TASK-0002": "Task cancelled";
     TASK_QUEUE_FULL = "AMAS-TASK-0003": "Task queue full";

@@ -9,6 +9,8 @@
               unfulfilled in those using all (allow_attributes checks outer attributes only)"
 )]
 
+pub mod server;
+
 use std::sync::Arc;
 use std::time::Duration;
 

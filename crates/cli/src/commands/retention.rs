@@ -64,8 +64,9 @@ fn text(report: &PurgeReport) -> String {
         "purged"
     };
     let mut out = format!(
-        "{verb} {} payloads of {} tasks ({} ended tasks examined, as of {})",
+        "{verb} {} payloads and {} workspaces of {} tasks ({} ended tasks examined, as of {})",
         report.payloads,
+        report.workspaces,
         report.tasks.len(),
         report.tasks_examined,
         report.now.to_rfc3339()
@@ -85,6 +86,9 @@ fn text(report: &PurgeReport) -> String {
                 p.level,
                 p.expired_at.to_rfc3339()
             ));
+        }
+        if task.workspace_deleted {
+            out.push_str("\n  workspace deleted");
         }
         if !report.dry_run {
             out.push_str(&format!(

@@ -89,7 +89,7 @@ async fn call(global: &Global, args: CallArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_DENIED);
     }
     let workspace = global.data_dir.join("workspaces").join("cli");
-    tokio::fs::create_dir_all(&workspace).await?;
+    amas_store::private::create_private_dir(&workspace)?;
     let ctx = ToolContext {
         task_id: "cli".to_owned(),
         workspace,

@@ -293,7 +293,11 @@ fn check_url(diag: &mut Diagnostics, path: &KeyPath, url: &str) -> Option<()> {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
     };
-    let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
+    // A loopback IP literal, not a name that merely starts with `127.`.
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if scheme == "http" && !loopback {
         diag.invalid(
             path,
@@ -330,6 +334,8 @@ mod tests {
         assert!(check_url(&mut diag, &p, "http://idp.example.com").is_none());
         assert!(check_url(&mut diag, &p, "https://user:pw@idp.example.com").is_none());
         assert!(check_url(&mut diag, &p, "idp.example.com").is_none());
-        assert_eq!(diag.errors.len(), 3);
+        // A name that only looks like a loopback address goes over the network in cleartext.
+        assert!(check_url(&mut diag, &p, "http://127.attacker.example/jwks").is_none());
+        assert_eq!(diag.errors.len(), 4);
     }
 }

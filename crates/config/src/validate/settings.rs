@@ -97,6 +97,27 @@ fn server(raw: RawServer, diag: &mut Diagnostics) -> Option<ServerConfig> {
         0,
         (1, 1_000_000),
     );
+    let per_ip = int::<usize>(
+        diag,
+        &p.child("max_connections_per_ip"),
+        raw.max_connections_per_ip,
+        256,
+        (1, 1_000_000),
+    );
+    let write_timeout = duration(
+        diag,
+        &p.child("write_timeout"),
+        raw.write_timeout.as_deref(),
+        30 * SEC,
+        (Duration::from_millis(100), 10 * 60 * SEC),
+    );
+    let streams = int::<usize>(
+        diag,
+        &p.child("max_event_streams_per_tenant"),
+        raw.max_event_streams_per_tenant,
+        100,
+        (1, 1_000_000),
+    );
     let cors = cors(raw.cors, &p.child("cors"), diag);
     let rate_limits = rate_limits(&raw.rate_limits, &p.child("rate_limits"), diag);
     let tls = match raw.tls {
@@ -128,6 +149,9 @@ fn server(raw: RawServer, diag: &mut Diagnostics) -> Option<ServerConfig> {
         header_read_timeout: header_read_timeout?,
         json_max_depth: json_max_depth?,
         max_connections: max_connections?,
+        max_connections_per_ip: per_ip?,
+        write_timeout: write_timeout?,
+        max_event_streams_per_tenant: streams?,
         cors: cors?,
         rate_limits: rate_limits?,
         tls: tls?,

@@ -38,6 +38,10 @@ pub enum AuthError {
     /// nothing it signed can be verified yet.
     #[error("the issuer's signing keys are unavailable; retry later")]
     KeysUnavailable,
+    /// The issuer's cached key set outlived its lifetime (`Cache-Control: max-age` within the
+    /// configured bounds) and could not be fetched again, so none of its keys is trusted.
+    #[error("the issuer's signing keys expired and could not be fetched again; retry later")]
+    KeysExpired,
     /// The local signing key could not be created, read or used. Holds paths and I/O errors only.
     #[error("token key store failure: {0}")]
     KeyStore(String),
@@ -63,6 +67,7 @@ impl AuthError {
             Self::MissingTenant => codes::AUTH_NO_TENANT,
             Self::TooLarge => codes::AUTH_TOO_LARGE,
             Self::KeysUnavailable => codes::AUTH_KEYS_UNAVAILABLE,
+            Self::KeysExpired => codes::AUTH_KEYS_EXPIRED,
         }
     }
 
@@ -85,6 +90,7 @@ impl AuthError {
             Self::MissingTenant => "missing_tenant",
             Self::TooLarge => "too_large",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::KeysExpired => "keys_expired",
         }
     }
 
@@ -105,7 +111,7 @@ impl AuthError {
             | Self::TooOld
             | Self::MissingTenant
             | Self::TooLarge => true,
-            Self::KeyStore(_) | Self::KeysUnavailable => false,
+            Self::KeyStore(_) | Self::KeysUnavailable | Self::KeysExpired => false,
         }
     }
 }
@@ -159,6 +165,7 @@ mod tests {
             AuthError::MissingTenant,
             AuthError::TooLarge,
             AuthError::KeysUnavailable,
+            AuthError::KeysExpired,
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(AuthError::code).collect();
         let labels: std::collections::BTreeSet<_> =

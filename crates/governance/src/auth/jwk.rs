@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::VerificationKey;
 
@@ -59,14 +60,20 @@ fn parse_key(
         return Err("bad kid");
     }
     let declared = field("alg");
+    // The decoded key material, in a fixed order per key type, identifies the key.
+    let mut material = Sha256::new();
     let (algorithm, key) = match field("kty") {
         Some("RSA") => {
             let n = field("n").ok_or("RSA key without n")?;
             let e = field("e").ok_or("RSA key without e")?;
-            if decode(n)?.len() < MIN_RSA_MODULUS_BYTES {
+            let modulus = decode(n)?;
+            if modulus.len() < MIN_RSA_MODULUS_BYTES {
                 return Err("RSA modulus shorter than 2048 bits");
             }
-            decode(e)?;
+            material.update(b"RSA\0");
+            material.update(&modulus);
+            material.update(b"\0");
+            material.update(decode(e)?);
             let key = DecodingKey::from_rsa_components(n, e).map_err(|_| "bad RSA key")?;
             (Algorithm::RS256, key)
         }
@@ -76,9 +83,13 @@ fn parse_key(
             }
             let x = field("x").ok_or("EC key without x")?;
             let y = field("y").ok_or("EC key without y")?;
-            if decode(x)?.len() != 32 || decode(y)?.len() != 32 {
+            let (xb, yb) = (decode(x)?, decode(y)?);
+            if xb.len() != 32 || yb.len() != 32 {
                 return Err("bad P-256 coordinates");
             }
+            material.update(b"EC\0");
+            material.update(&xb);
+            material.update(&yb);
             let key = DecodingKey::from_ec_components(x, y).map_err(|_| "bad EC key")?;
             (Algorithm::ES256, key)
         }
@@ -87,9 +98,12 @@ fn parse_key(
                 return Err("OKP curve other than Ed25519");
             }
             let x = field("x").ok_or("OKP key without x")?;
-            if decode(x)?.len() != 32 {
+            let xb = decode(x)?;
+            if xb.len() != 32 {
                 return Err("bad Ed25519 key");
             }
+            material.update(b"OKP\0");
+            material.update(&xb);
             let key = DecodingKey::from_ed_components(x).map_err(|_| "bad Ed25519 key")?;
             (Algorithm::EdDSA, key)
         }
@@ -109,7 +123,15 @@ fn parse_key(
     if !allowed.contains(&algorithm) {
         return Err("algorithm not allowed for this issuer");
     }
-    Ok((kid.to_owned(), VerificationKey { key, algorithm }))
+    let fingerprint = material.finalize().into();
+    Ok((
+        kid.to_owned(),
+        VerificationKey {
+            key,
+            algorithm,
+            fingerprint,
+        },
+    ))
 }
 
 /// Base64url, tolerating the padding some providers add.

@@ -1,9 +1,12 @@
 //! The keys of an OpenID Connect identity provider: its JWKS, found by discovery or at a
-//! configured URL, cached for `Cache-Control: max-age` within configured bounds, refreshed in
-//! the background, and refetched on an unknown `kid` at most once per interval (concurrent
-//! misses share one fetch), so a flood of random `kid`s cannot hammer the provider.
+//! configured URL, trusted for its lifetime (`Cache-Control: max-age` within configured
+//! bounds), refreshed in the background before that ends, and refetched on demand (a token
+//! whose key set's lifetime is over, or an unknown `kid`) at most once per interval, with
+//! concurrent requests sharing one fetch, so a flood of tokens cannot hammer the provider.
 //!
-//! When the provider is down, the cached keys keep verifying and [`IssuerHealth`] says so.
+//! A key is never used past the lifetime of the key set that published it: when the provider
+//! is down, the cached keys keep verifying until then, [`IssuerHealth`] says so, and after it
+//! the issuer's tokens are refused (fail closed) until a fetch succeeds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
@@ -42,8 +45,12 @@ pub struct IssuerHealth {
 pub enum JwksStatus {
     /// The last fetch succeeded.
     Ok,
-    /// The last fetch failed; the keys of an earlier fetch keep verifying.
+    /// The last fetch failed; the keys of an earlier fetch keep verifying until their
+    /// lifetime ends.
     Stale,
+    /// The cached key set outlived its lifetime and no fetch has succeeded since: this
+    /// issuer's tokens are refused until one does.
+    Expired,
     /// No fetch has succeeded yet: this issuer's tokens cannot be verified.
     Unavailable,
 }
@@ -83,14 +90,18 @@ pub struct JwksSource {
     cache: RwLock<Cache>,
     /// Held while fetching: concurrent misses and the background refresh share one fetch.
     fetch: tokio::sync::Mutex<Resolved>,
-    /// When the last unknown-`kid` refetch started; checked before waiting on `fetch`.
-    last_kid_refetch: Mutex<Option<Instant>>,
+    /// When the last on-demand refetch (an unknown `kid`, or a key set past its lifetime)
+    /// started; at most one per `unknown_kid_refetch_interval`.
+    last_demand_fetch: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
 struct Cache {
     keys: HashMap<String, VerificationKey>,
     loaded: bool,
+    /// When the lifetime of `keys` ends: no key is used from then on until a fetch succeeds.
+    expires: Option<Instant>,
+    /// When the background refresh fetches next (before `expires`, so requests rarely wait).
     next_refresh: Option<Instant>,
     last_success: Option<SystemTime>,
     last_error: Option<JwksError>,
@@ -125,6 +136,8 @@ impl JwksSource {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // An environment proxy would see (and for loopback URLs could answer) key fetches.
+            .no_proxy()
             .user_agent(concat!("amas/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| AuthError::KeyStore("cannot build the JWKS HTTP client".to_owned()))?;
@@ -138,7 +151,7 @@ impl JwksSource {
             http,
             cache: RwLock::new(Cache::default()),
             fetch: tokio::sync::Mutex::new(Resolved::default()),
-            last_kid_refetch: Mutex::new(None),
+            last_demand_fetch: Mutex::new(None),
         })
     }
 
@@ -152,9 +165,9 @@ impl JwksSource {
         Ok(source)
     }
 
-    /// Keeps the cache fresh until the source is dropped: fetches when the cached set is due
-    /// (at once if never fetched), then after its `max-age` clamped to the configured bounds;
-    /// after a failure, again after `min_refresh`.
+    /// Keeps the cache fresh until the source is dropped: fetches at once if never fetched,
+    /// then before the key set's lifetime (its `max-age` clamped to the configured bounds)
+    /// ends; after a failure, again after `min_refresh`.
     pub fn spawn_refresh(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         amas_telemetry::tasks::spawn("jwks.refresh", refresh_loop(weak))
@@ -173,10 +186,11 @@ impl JwksSource {
     #[must_use]
     pub fn health(&self) -> IssuerHealth {
         let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-        let status = match (cache.loaded, &cache.last_error) {
-            (false, _) => JwksStatus::Unavailable,
-            (true, None) => JwksStatus::Ok,
-            (true, Some(_)) => JwksStatus::Stale,
+        let status = match (cache.loaded, cache.fresh(Instant::now()), &cache.last_error) {
+            (false, _, _) => JwksStatus::Unavailable,
+            (true, false, _) => JwksStatus::Expired,
+            (true, true, None) => JwksStatus::Ok,
+            (true, true, Some(_)) => JwksStatus::Stale,
         };
         IssuerHealth {
             name: self.name.clone(),
@@ -192,25 +206,30 @@ impl JwksSource {
         }
     }
 
-    fn cached(&self, kid: &str) -> Option<VerificationKey> {
+    /// The key `kid` of the cached set, if that set is within its lifetime (`Err` otherwise).
+    fn cached(&self, kid: &str) -> Result<Option<VerificationKey>, Expired> {
         let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-        cache.keys.get(kid).cloned()
-    }
-
-    /// A `kid` the cache does not hold: unknown if keys were ever loaded, else unavailable.
-    fn miss(&self) -> Result<Option<VerificationKey>, AuthError> {
-        let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-        if cache.loaded {
-            Ok(None)
+        if cache.fresh(Instant::now()) {
+            Ok(cache.keys.get(kid).cloned())
         } else {
-            Err(AuthError::KeysUnavailable)
+            Err(Expired)
         }
     }
 
-    /// Whether an unknown-`kid` refetch may start now; if so, records that it does.
-    fn take_refetch_slot(&self) -> bool {
+    /// Why no key can be trusted now: none was ever fetched, or the set's lifetime is over.
+    fn no_trusted_keys(&self) -> AuthError {
+        let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
+        if cache.loaded {
+            AuthError::KeysExpired
+        } else {
+            AuthError::KeysUnavailable
+        }
+    }
+
+    /// Whether an on-demand refetch may start now; if so, records that it does.
+    fn take_demand_slot(&self) -> bool {
         let mut last = self
-            .last_kid_refetch
+            .last_demand_fetch
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let interval = self.bounds.unknown_kid_refetch_interval;
@@ -221,12 +240,27 @@ impl JwksSource {
         true
     }
 
-    fn refetch_slot_free(&self) -> bool {
+    fn demand_slot_free(&self) -> bool {
         let last = self
-            .last_kid_refetch
+            .last_demand_fetch
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         last.is_none_or(|t| t.elapsed() >= self.bounds.unknown_kid_refetch_interval)
+    }
+
+    /// Fetches on demand, at most once per interval, then looks `kid` up again: the key, `None`
+    /// when the fresh set does not hold it, or why no key can be trusted.
+    async fn refetch_for(&self, kid: &str) -> Result<Option<VerificationKey>, AuthError> {
+        let mut resolved = self.fetch.lock().await;
+        // Whoever held the lock may have fetched what we need.
+        if let Ok(Some(key)) = self.cached(kid) {
+            return Ok(Some(key));
+        }
+        if self.take_demand_slot() {
+            let _ = self.fetch_locked(&mut resolved).await;
+        }
+        drop(resolved);
+        self.cached(kid).map_err(|Expired| self.no_trusted_keys())
     }
 
     fn next_refresh(&self) -> Option<Instant> {
@@ -235,6 +269,9 @@ impl JwksSource {
     }
 
     async fn fetch_locked(&self, resolved: &mut Resolved) -> Result<(), JwksError> {
+        // The lifetime counts from the request, not the answer: never longer than the
+        // provider said.
+        let asked = Instant::now();
         let result = self.download(resolved).await;
         let now = Instant::now();
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
@@ -248,7 +285,10 @@ impl JwksSource {
                 }
                 cache.keys = keys;
                 cache.loaded = true;
-                cache.next_refresh = Some(now + ttl);
+                cache.expires = Some(asked + ttl);
+                // Refresh when four fifths of the lifetime are over (never sooner than
+                // `min_refresh`), so a slow or failing fetch has time before the keys expire.
+                cache.next_refresh = Some(asked + (ttl - ttl / 5).max(self.bounds.min_refresh));
                 cache.last_success = Some(SystemTime::now());
                 cache.last_error = None;
                 cache.failures = 0;
@@ -260,12 +300,20 @@ impl JwksSource {
                 cache.next_refresh = Some(now + self.bounds.min_refresh);
                 cache.last_error = Some(err.clone());
                 cache.failures = cache.failures.saturating_add(1);
-                warn!(
-                    issuer.name = %self.name,
-                    error = %err,
-                    cached_keys = cache.keys.len(),
-                    "JWKS fetch failed; cached keys stay in use."
-                );
+                if cache.fresh(now) {
+                    warn!(
+                        issuer.name = %self.name,
+                        error = %err,
+                        cached_keys = cache.keys.len(),
+                        "JWKS fetch failed; cached keys stay in use until their lifetime ends."
+                    );
+                } else {
+                    warn!(
+                        issuer.name = %self.name,
+                        error = %err,
+                        "JWKS fetch failed and no key set is within its lifetime; this issuer's tokens are refused."
+                    );
+                }
                 Err(err)
             }
         }
@@ -349,30 +397,28 @@ impl JwksSource {
     }
 }
 
+impl Cache {
+    /// Whether the key set is within its lifetime at `now`.
+    fn fresh(&self, now: Instant) -> bool {
+        self.loaded && self.expires.is_some_and(|t| now < t)
+    }
+}
+
+/// The cached key set is past its lifetime (or was never fetched).
+struct Expired;
+
 #[async_trait]
 impl KeySource for JwksSource {
     async fn key(&self, kid: &str) -> Result<Option<VerificationKey>, AuthError> {
-        if let Some(key) = self.cached(kid) {
-            return Ok(Some(key));
-        }
-        // Rate limit first, without waiting: a flood of random kids after a refetch returns
-        // at once instead of queueing behind the fetch lock.
-        if !self.refetch_slot_free() {
-            return self.miss();
-        }
-        let mut resolved = self.fetch.lock().await;
-        // Whoever held the lock may have fetched the key we want, or used up the slot.
-        if let Some(key) = self.cached(kid) {
-            return Ok(Some(key));
-        }
-        if !self.take_refetch_slot() {
-            return self.miss();
-        }
-        let _ = self.fetch_locked(&mut resolved).await;
-        drop(resolved);
         match self.cached(kid) {
-            Some(key) => Ok(Some(key)),
-            None => self.miss(),
+            Ok(Some(key)) => Ok(Some(key)),
+            // An unknown kid in a fresh set: rate limit first, without waiting, so a flood of
+            // random kids after a refetch returns at once instead of queueing behind the lock.
+            Ok(None) if !self.demand_slot_free() => Ok(None),
+            Ok(None) => self.refetch_for(kid).await,
+            // Past its lifetime, no key of the set is trusted before the provider is asked
+            // again: waits for a fetch under way, or starts one if the interval allows.
+            Err(Expired) => self.refetch_for(kid).await,
         }
     }
 
@@ -457,7 +503,12 @@ fn acceptable_url(url: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
     };
-    !authority.contains('@') && (host == "localhost" || host == "::1" || host.starts_with("127."))
+    // A loopback IP literal, not a name that merely starts with `127.`.
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !authority.contains('@') && loopback
 }
 
 fn algorithm(alg: SigningAlgorithm) -> Algorithm {
@@ -489,6 +540,8 @@ mod tests {
         assert!(acceptable_url("http://127.0.0.1:9000/jwks"));
         assert!(!acceptable_url("http://idp.example.com/certs"));
         assert!(!acceptable_url("http://127.0.0.1@evil.example.com/"));
+        assert!(!acceptable_url("http://127.attacker.example/jwks"));
+        assert!(acceptable_url("http://[::1]:9000/jwks"));
         assert!(!acceptable_url("file:///etc/passwd"));
     }
 }

@@ -160,6 +160,7 @@ impl KeySource for LocalIssuer {
         Ok(Some(VerificationKey {
             key: DecodingKey::from_ed_der(&self.public),
             algorithm: Algorithm::EdDSA,
+            fingerprint: Sha256::digest(self.public).into(),
         }))
     }
 

@@ -46,6 +46,9 @@ pub const LOCAL_JWT_METHOD: &str = "local_jwt";
 pub struct VerificationKey {
     pub key: DecodingKey,
     pub algorithm: Algorithm,
+    /// SHA-256 of the public key material: tells a key from another one published later under
+    /// the same `kid`, so a token verified with the old one is not taken for verified.
+    pub fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for VerificationKey {

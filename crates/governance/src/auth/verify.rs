@@ -61,10 +61,12 @@ pub const VERIFIED_CACHE_CAPACITY: usize = 10_000;
 /// request with the very same token skips the signature check (tens of microseconds).
 struct Verified {
     principal: Principal,
-    /// Index of the issuer whose key verified it, and the key id: a hit asks that source again,
-    /// so a key removed at the identity provider stops the token at its next refresh.
+    /// Index of the issuer whose key verified it, the key id and the key's fingerprint: a hit
+    /// asks that source again, so a key the identity provider removed, or replaced under the
+    /// same `kid`, stops the token as soon as the key set that published it expires.
     issuer: usize,
     kid: String,
+    fingerprint: [u8; 32],
     /// Unix seconds after which the entry is not used: `exp`, or `iat + max_age` when sooner,
     /// without leeway (after that, full verification applies its leeway).
     valid_until: u64,
@@ -140,9 +142,25 @@ impl TokenVerifier {
         if let Some(principal) = self.remembered(&digest).await? {
             return Ok(principal);
         }
-        let (issuer, kid, claims, principal) = self.verify_fully(token).await?;
-        self.remember(digest, issuer, kid, &claims, &principal);
+        let (issuer, key, claims, principal) = self.verify_fully(token).await?;
+        self.remember(digest, issuer, key, &claims, &principal);
         Ok(principal)
+    }
+
+    /// The principal of `token` if it was verified before and still holds (its lifetime, and
+    /// the very key that verified it still published by its issuer), without a signature
+    /// check; `None` when it needs full verification ([`Self::verify`]). What a server asks
+    /// before charging a client for the cost of a full verification.
+    ///
+    /// # Errors
+    /// `KeysExpired` (and the like) when the issuer's key set cannot be trusted now.
+    pub async fn recall(&self, token: &str) -> Result<Option<Principal>, AuthError> {
+        let token = token.trim();
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Ok(None);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.remembered(&digest).await
     }
 
     /// The principal of a token verified before, if it is still within its lifetime and the
@@ -150,15 +168,25 @@ impl TokenVerifier {
     async fn remembered(&self, digest: &[u8; 32]) -> Result<Option<Principal>, AuthError> {
         let hit = {
             let cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-            cache
-                .get(digest)
-                .map(|v| (v.issuer, v.kid.clone(), v.valid_until, v.principal.clone()))
+            cache.get(digest).map(|v| {
+                (
+                    v.issuer,
+                    v.kid.clone(),
+                    v.fingerprint,
+                    v.valid_until,
+                    v.principal.clone(),
+                )
+            })
         };
-        let Some((issuer, kid, valid_until, principal)) = hit else {
+        let Some((issuer, kid, fingerprint, valid_until, principal)) = hit else {
             return Ok(None);
         };
         let still_keyed = match self.issuers.get(issuer) {
-            Some(trusted) if unix_now() < valid_until => trusted.source.key(&kid).await?.is_some(),
+            Some(trusted) if unix_now() < valid_until => trusted
+                .source
+                .key(&kid)
+                .await?
+                .is_some_and(|key| key.fingerprint == fingerprint),
             _ => false,
         };
         if still_keyed {
@@ -175,7 +203,7 @@ impl TokenVerifier {
         &self,
         digest: [u8; 32],
         issuer: usize,
-        kid: String,
+        (kid, fingerprint): (String, [u8; 32]),
         claims: &Map<String, Value>,
         principal: &Principal,
     ) {
@@ -206,17 +234,18 @@ impl TokenVerifier {
                 principal: principal.clone(),
                 issuer,
                 kid,
+                fingerprint,
                 valid_until,
             },
         );
     }
 
     /// Size and header checks, key lookup, signature and claims: the issuer's index, the key
-    /// id, the claims and the principal.
+    /// id and fingerprint, the claims and the principal.
     async fn verify_fully(
         &self,
         token: &str,
-    ) -> Result<(usize, String, Map<String, Value>, Principal), AuthError> {
+    ) -> Result<(usize, (String, [u8; 32]), Map<String, Value>, Principal), AuthError> {
         let (header_b64, payload_b64) = split_token(token)?;
         let header: UnverifiedHeader = decode_part(header_b64)?;
         if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
@@ -252,7 +281,7 @@ impl TokenVerifier {
         let claims =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)?.claims;
         let principal = policy.principal(&claims, unix_now(), trusted.source.auth_method())?;
-        Ok((index, kid, claims, principal))
+        Ok((index, (kid, key.fingerprint), claims, principal))
     }
 
     /// Every source for `iss` is asked in turn, so several sources may share one issuer

@@ -35,6 +35,8 @@ pub struct HttpFetchSettings {
     /// Lower-case domains without trailing dot; empty means every public host.
     pub allow_domains: Vec<String>,
     pub deny_domains: Vec<String>,
+    /// Ports a URL (or a redirect) may name; never empty.
+    pub allow_ports: Vec<u16>,
     pub max_bytes: u64,
     pub methods: Vec<HttpMethod>,
     pub max_redirects: u8,
@@ -81,6 +83,8 @@ struct RawHttp {
     allow_domains: Vec<String>,
     #[serde(default)]
     deny_domains: Vec<String>,
+    #[serde(default = "default_ports")]
+    allow_ports: Vec<u16>,
     max_bytes: u64,
     methods: Vec<HttpMethod>,
     #[serde(default = "default_redirects")]
@@ -89,6 +93,12 @@ struct RawHttp {
 
 fn default_redirects() -> u8 {
     5
+}
+
+/// The web's ports: a fetch of `http://<public-ip>:6379/` (Redis, SMTP, a Kubernetes API...)
+/// is refused unless an operator lists the port.
+fn default_ports() -> Vec<u16> {
+    vec![80, 443]
 }
 
 #[derive(Deserialize)]
@@ -205,9 +215,14 @@ fn http(raw: RawHttp, at: &KeyPath, cx: &mut Checker<'_>) -> Option<HttpFetchSet
     if raw.max_redirects > 10 {
         cx.invalid(&at.child("max_redirects"), "at most 10 redirects");
     }
+    if raw.allow_ports.is_empty() || raw.allow_ports.contains(&0) {
+        let msg = "list the ports URLs may name, e.g. [80, 443] (not empty, no 0)";
+        cx.invalid(&at.child("allow_ports"), msg);
+    }
     (cx.error_count() == before).then_some(HttpFetchSettings {
         allow_domains,
         deny_domains,
+        allow_ports: raw.allow_ports,
         max_bytes: raw.max_bytes,
         methods: raw.methods,
         max_redirects: raw.max_redirects,

@@ -47,7 +47,11 @@ fn confined_parent(root: &Path, dirs: &[String], raw: &str) -> Result<PathBuf, T
         let next = cur.join(d);
         match std::fs::symlink_metadata(&next) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                match std::fs::create_dir(&next) {
+                // Owner-only, as the workspace: what tools write is task data.
+                let created =
+                    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                        .create(&next);
+                match created {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         // Lost a race: re-check what is there now.
@@ -123,6 +127,7 @@ pub(crate) fn write_text(
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&temp)
             .map_err(|e| io_fail("create a temporary file for", raw, &e))?;

@@ -47,7 +47,25 @@ fn in_v4(ip: u32, net: [u8; 4], prefix: u32) -> bool {
 }
 
 const V4_RANGES: &[([u8; 4], u32, &str)] = &[
+    // Cloud metadata and host-agent endpoints come first, so a refusal names them. Two of
+    // them are not in any private range: Azure's WireServer is public address space.
     ([169, 254, 169, 254], 32, "the cloud metadata address"),
+    (
+        [168, 63, 129, 16],
+        32,
+        "the Azure WireServer/host agent address",
+    ),
+    (
+        [100, 100, 100, 200],
+        32,
+        "the Alibaba Cloud metadata address",
+    ),
+    ([192, 0, 0, 192], 32, "the Oracle Cloud metadata address"),
+    (
+        [169, 254, 170, 2],
+        32,
+        "the AWS container credentials address",
+    ),
     (
         [0, 0, 0, 0],
         8,
@@ -106,6 +124,11 @@ const V6_RANGES: &[(u128, u32, &str)] = &[
         0xfd00_0ec2_0000_0000_0000_0000_0000_0254,
         128,
         "the cloud metadata address",
+    ),
+    (
+        0xfd20_00ce_0000_0000_0000_0000_0000_0254,
+        128,
+        "the Google Cloud metadata address",
     ),
     (
         0x2001_0db8 << 96,
@@ -249,5 +272,30 @@ mod tests {
             check_ip("169.254.169.254".parse().expect("ip")),
             AddressVerdict::Refused("the cloud metadata address")
         );
+    }
+
+    /// Every cloud's metadata or host-agent endpoint is refused and named, including those
+    /// outside the private ranges (Azure's WireServer is public address space); the public
+    /// neighbours of the WireServer stay reachable.
+    #[test]
+    fn cloud_metadata_and_host_agent_addresses_are_refused() {
+        for (s, named) in [
+            ("169.254.169.254", "cloud metadata"),
+            ("168.63.129.16", "Azure WireServer"),
+            ("100.100.100.200", "Alibaba Cloud metadata"),
+            ("192.0.0.192", "Oracle Cloud metadata"),
+            ("169.254.170.2", "AWS container credentials"),
+            ("fd00:ec2::254", "cloud metadata"),
+            ("fd20:ce::254", "Google Cloud metadata"),
+            ("::ffff:168.63.129.16", "Azure WireServer"),
+        ] {
+            let AddressVerdict::Refused(why) = check_ip(s.parse().expect(s)) else {
+                panic!("{s} must be refused");
+            };
+            assert!(why.contains(named), "{s}: {why}");
+        }
+        for s in ["168.63.129.15", "168.63.129.17"] {
+            assert!(!refused(s), "{s} is an ordinary public address");
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! `http_fetch`: GET/POST to public hosts only. Every hop (the first request and each
-//! redirect, followed by hand) is parsed strictly, checked against the domain lists, resolved by
-//! us, and refused if ANY resolved address is not public; the connection is then pinned to the
-//! vetted address so DNS cannot change the answer between check and connect.
+//! `http_fetch`: GET/POST to public hosts only, on allowed ports. Every hop (the first request
+//! and each redirect, followed by hand) is parsed strictly, checked against the port allowlist,
+//! metadata names and the domain lists, resolved by us, and refused if ANY resolved address is
+//! not public; the connection is then pinned to the vetted address so DNS cannot change the
+//! answer between check and connect. A request body is never resent to another origin.
 
 mod address;
 mod connector;
@@ -180,6 +181,19 @@ impl Tool for HttpFetch {
                 .url
                 .join(location)
                 .map_err(|e| ToolError::Failed(format!("bad redirect location: {e}")))?;
+            // A 307/308 resends the body: only to the origin it was meant for. A public site
+            // must not be able to forward what the agent posted to it to a third host.
+            if matches!(resp.status, 307 | 308)
+                && body.is_some()
+                && next.origin() != target.url.origin()
+            {
+                return Err(ToolError::refused(format!(
+                    "a {} redirect to another origin ({}) would resend the request body; not \
+                     followed (POST to the new URL in a call of its own if intended)",
+                    resp.status,
+                    next.origin().ascii_serialization()
+                )));
+            }
             // A new hop is a new target: every URL rule and address check runs again.
             target = parse_target(next.as_str(), &self.settings)?;
             if resp.status == 303

@@ -11,6 +11,20 @@ use crate::error::ToolError;
 
 const MAX_URL_LEN: usize = 4096;
 
+/// Names of cloud metadata services (and their subdomains), refused before any DNS lookup
+/// whatever `deny_domains` says, so an operator who replaces the deny list cannot drop them.
+/// Names resolving to a metadata address are refused by address as well.
+const METADATA_NAMES: &[&str] = &[
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.tencentyun.com",
+    "metadata.platformequinix.com",
+    "metadata.packet.net",
+];
+
 /// The host of a vetted URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetHost {
@@ -58,6 +72,12 @@ pub fn parse_target(raw: &str, settings: &HttpFetchSettings) -> Result<Target, T
     let port = url
         .port_or_known_default()
         .ok_or_else(|| ToolError::refused("the URL has no port"))?;
+    if !settings.allow_ports.contains(&port) {
+        return Err(ToolError::refused(format!(
+            "port {port} is not allowed (tools.http_fetch.settings.allow_ports: {:?})",
+            settings.allow_ports
+        )));
+    }
     check_lists(&host, settings)?;
     Ok(Target { url, host, port })
 }
@@ -85,6 +105,13 @@ fn check_lists(host: &TargetHost, settings: &HttpFetchSettings) -> Result<(), To
     {
         return Err(ToolError::refused(format!("`{d}` names the local machine")));
     }
+    if let TargetHost::Domain(d) = host
+        && METADATA_NAMES.iter().any(|m| matches_domain(d, m))
+    {
+        return Err(ToolError::refused(format!(
+            "`{d}` names a cloud metadata service"
+        )));
+    }
     if hit(&settings.deny_domains) {
         return Err(ToolError::refused(format!(
             "host `{text}` is on the deny list"
@@ -107,6 +134,7 @@ mod tests {
         HttpFetchSettings {
             allow_domains: allow.iter().map(|s| (*s).to_owned()).collect(),
             deny_domains: deny.iter().map(|s| (*s).to_owned()).collect(),
+            allow_ports: vec![80, 443],
             max_bytes: 1000,
             methods: vec![HttpMethod::Get],
             max_redirects: 5,
@@ -157,6 +185,44 @@ mod tests {
             let err = parse_target(raw, &s).expect_err(raw);
             assert_eq!(err.code(), "AMAS-TOOL-0002", "{raw}: {err}");
         }
+    }
+
+    /// Metadata service names are refused whatever the deny list says (here: empty), in any
+    /// case and with a trailing dot; a lookalike name is not.
+    #[test]
+    fn metadata_names_are_refused_without_a_deny_list() {
+        let s = settings(&[], &[]);
+        for raw in [
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://METADATA.google.internal./",
+            "http://metadata/",
+            "http://instance-data/latest/meta-data/",
+            "http://metadata.tencentyun.com/latest/meta-data/",
+        ] {
+            let err = parse_target(raw, &s).expect_err(raw);
+            assert!(err.to_string().contains("metadata"), "{raw}: {err}");
+        }
+        assert!(parse_target("http://metadata.example.com/", &s).is_ok());
+    }
+
+    /// Only the listed ports: the defaults (80, 443, also implied by the scheme) pass, any
+    /// other port is refused before DNS, and a listed one passes.
+    #[test]
+    fn only_allowed_ports() {
+        let mut s = settings(&[], &[]);
+        assert!(parse_target("http://example.com/", &s).is_ok());
+        assert!(parse_target("https://example.com:443/", &s).is_ok());
+        for raw in [
+            "http://example.com:6379/",
+            "https://example.com:8443/",
+            "http://93.184.216.34:25/",
+            "http://example.com:0/",
+        ] {
+            let err = parse_target(raw, &s).expect_err(raw);
+            assert!(err.to_string().contains("allow_ports"), "{raw}: {err}");
+        }
+        s.allow_ports.push(8443);
+        assert!(parse_target("https://example.com:8443/", &s).is_ok());
     }
 
     #[test]

@@ -46,6 +46,16 @@ pub fn http_settings() -> (amas_tools::ToolSpec, amas_tools::config::HttpFetchSe
     (spec, s)
 }
 
+/// The embedded `http_fetch` entry with `ports` added to `allow_ports`, as an operator would
+/// list the ports of the (loopback) servers a test treats as external.
+pub fn http_settings_with_ports(
+    ports: &[u16],
+) -> (amas_tools::ToolSpec, amas_tools::config::HttpFetchSettings) {
+    let (spec, mut settings) = http_settings();
+    settings.allow_ports.extend_from_slice(ports);
+    (spec, settings)
+}
+
 /// Resolves only the names it was given; never asks the system (so no DNS packet leaves).
 #[derive(Default)]
 pub struct MapResolver {
@@ -114,42 +124,80 @@ impl Connector for RecordingConnector {
     }
 }
 
-/// A loopback HTTP server counting the requests it receives; `redirect_to` makes it answer
+/// A loopback HTTP server recording the requests it receives; `redirect_to` makes it answer
 /// every request with a 302 to that URL instead of a body.
 pub struct Canary {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub hosts: Arc<Mutex<Vec<String>>>,
+    /// Method, path and body of every request, in order.
+    pub requests: Arc<Mutex<Vec<(String, String, String)>>>,
 }
 
 impl Canary {
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+
+    pub fn requests(&self) -> Vec<(String, String, String)> {
+        self.requests.lock().expect("lock").clone()
+    }
 }
 
 pub async fn canary(redirect_to: Option<String>, body: String) -> Canary {
-    use axum::http::{HeaderMap, StatusCode, header};
+    serve_canary(move |_path| match &redirect_to {
+        Some(to) => (302, Some(to.clone()), String::new()),
+        None => (200, None, body.clone()),
+    })
+    .await
+}
+
+/// A server that answers `/start` with `status` and `Location: to`, and any other path with
+/// 200 `landed`, recording every request (its body included).
+pub async fn redirector(status: u16, to: String) -> Canary {
+    serve_canary(move |path| {
+        if path == "/start" {
+            (status, Some(to.clone()), String::new())
+        } else {
+            (200, None, "landed".to_owned())
+        }
+    })
+    .await
+}
+
+/// A recording loopback server whose answer to a path is `(status, location, body)`.
+async fn serve_canary(
+    answer: impl Fn(&str) -> (u16, Option<String>, String) + Clone + Send + Sync + 'static,
+) -> Canary {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
     use axum::response::IntoResponse;
     let hits = Arc::new(AtomicUsize::new(0));
     let hosts = Arc::new(Mutex::new(Vec::new()));
-    let (h, hs) = (hits.clone(), hosts.clone());
-    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-        let (h, hs, redirect_to, body) = (h.clone(), hs.clone(), redirect_to.clone(), body.clone());
-        async move {
-            h.fetch_add(1, Ordering::SeqCst);
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            hs.lock().expect("lock").push(host);
-            match redirect_to {
-                Some(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
-                None => body.into_response(),
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (h, hs, rq) = (hits.clone(), hosts.clone(), requests.clone());
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
+            let (h, hs, rq, answer) = (h.clone(), hs.clone(), rq.clone(), answer.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                hs.lock().expect("lock").push(host);
+                rq.lock()
+                    .expect("lock")
+                    .push((method.to_string(), uri.path().to_owned(), body));
+                let (status, location, text) = answer(uri.path());
+                let status = StatusCode::from_u16(status).expect("status");
+                match location {
+                    Some(to) => (status, [(header::LOCATION, to)]).into_response(),
+                    None => (status, text).into_response(),
+                }
             }
-        }
-    });
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -159,5 +207,10 @@ pub async fn canary(redirect_to: Option<String>, body: String) -> Canary {
         reason = "test scaffolding: a server or a race that ends with the test"
     )]
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Canary { addr, hits, hosts }
+    Canary {
+        addr,
+        hits,
+        hosts,
+        requests,
+    }
 }
