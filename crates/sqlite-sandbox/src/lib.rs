@@ -18,8 +18,8 @@ use sqlx::SqliteConnection;
 pub use policy::{Denial, FUNCTIONS, ReadPolicy, Rules, TABLE_FUNCTIONS};
 
 /// The largest string or blob a statement may make or read (`SQLITE_LIMIT_LENGTH`): a
-/// `zeroblob`, `printf('%.*c', ...)`, `replace` or `group_concat` past it fails with
-/// `SQLITE_TOOBIG` before it is allocated.
+/// `replace`, `group_concat`, `zeroblob` or `||` past it fails with `SQLITE_TOOBIG`, and a
+/// `printf`/`format` past it yields NULL, each before the memory is allocated.
 pub const MAX_VALUE_BYTES: c_int = 4 << 20;
 
 /// Per-connection limits, each far below SQLite's default and above what a hand-written
@@ -115,7 +115,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,16 +139,21 @@ impl Sandbox {
         self.meter.stop.get().copied()
     }
 
-    /// What the sandbox had to do with `e`, an error from a statement on its connection:
-    /// `None` for an ordinary failure (a syntax error, an unknown column).
+    /// What the sandbox had to do with `e`, an error from the statement run on its connection:
+    /// `None` for an ordinary failure (a syntax error, an unknown column). Any denial recorded
+    /// is the cause: a denied action always fails the statement, though SQLite reports a
+    /// denied function as a plain `SQLITE_ERROR` ("not authorized to use function").
     #[must_use]
     pub fn explain(&self, e: &sqlx::Error) -> Option<Verdict> {
         let sqlx::Error::Database(d) = e else {
             return None;
         };
+        if let Some(denial) = self.denial() {
+            return Some(Verdict::Denied(denial));
+        }
         let code = d.code()?.parse::<c_int>().ok()?;
         match code & 0xff {
-            sys::SQLITE_AUTH => Some(Verdict::Denied(self.denial().unwrap_or(Denial::Unknown))),
+            sys::SQLITE_AUTH => Some(Verdict::Denied(Denial::Unknown)),
             sys::SQLITE_INTERRUPT => Some(Verdict::Stopped(self.stop().unwrap_or(Stop::Cancelled))),
             sys::SQLITE_TOOBIG => Some(Verdict::TooBig),
             sys::SQLITE_NOMEM => Some(Verdict::OutOfMemory),

@@ -14,33 +14,147 @@ use libsqlite3_sys as sys;
 /// `subtype`, `unknown`, and any application-defined function.
 pub const FUNCTIONS: &[&str] = &[
     // Scalar.
-    "abs", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex", "if", "ifnull",
-    "iif", "instr", "length", "like", "likelihood", "likely", "lower", "ltrim", "max", "min",
-    "nullif", "octet_length", "printf", "quote", "replace", "round", "rtrim", "sign", "soundex",
-    "substr", "substring", "trim", "typeof", "unhex", "unicode", "unistr", "unistr_quote",
-    "unlikely", "upper",
+    "abs",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "format",
+    "glob",
+    "hex",
+    "if",
+    "ifnull",
+    "iif",
+    "instr",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "lower",
+    "ltrim",
+    "max",
+    "min",
+    "nullif",
+    "octet_length",
+    "printf",
+    "quote",
+    "replace",
+    "round",
+    "rtrim",
+    "sign",
+    "soundex",
+    "substr",
+    "substring",
+    "trim",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unistr",
+    "unistr_quote",
+    "unlikely",
+    "upper",
     // Math (present when SQLite is built with them).
-    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh",
-    "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power",
-    "radians", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "ceil",
+    "ceiling",
+    "cos",
+    "cosh",
+    "degrees",
+    "exp",
+    "floor",
+    "ln",
+    "log",
+    "log10",
+    "log2",
+    "mod",
+    "pi",
+    "pow",
+    "power",
+    "radians",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+    "trunc",
     // Aggregate.
-    "avg", "count", "group_concat", "median", "percentile", "percentile_cont",
-    "percentile_disc", "string_agg", "sum", "total",
+    "avg",
+    "count",
+    "group_concat",
+    "median",
+    "percentile",
+    "percentile_cont",
+    "percentile_disc",
+    "string_agg",
+    "sum",
+    "total",
     // Window.
-    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
-    "first_value", "last_value", "nth_value",
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
     // Date and time.
-    "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
-    "current_date", "current_time", "current_timestamp",
+    "date",
+    "time",
+    "datetime",
+    "julianday",
+    "unixepoch",
+    "strftime",
+    "timediff",
+    "current_date",
+    "current_time",
+    "current_timestamp",
     // JSON (values only; `json_each`/`json_tree` are tables, see [`TABLE_FUNCTIONS`]).
-    "json", "jsonb", "json_array", "jsonb_array", "json_array_length", "json_error_position",
-    "json_extract", "jsonb_extract", "->", "->>", "json_insert", "jsonb_insert", "json_object",
-    "jsonb_object", "json_patch", "jsonb_patch", "json_pretty", "json_remove", "jsonb_remove",
-    "json_replace", "jsonb_replace", "json_set", "jsonb_set", "json_type", "json_valid",
-    "json_quote", "json_group_array", "jsonb_group_array", "json_group_object",
+    "json",
+    "jsonb",
+    "json_array",
+    "jsonb_array",
+    "json_array_length",
+    "json_error_position",
+    "json_extract",
+    "jsonb_extract",
+    "->",
+    "->>",
+    "json_insert",
+    "jsonb_insert",
+    "json_object",
+    "jsonb_object",
+    "json_patch",
+    "jsonb_patch",
+    "json_pretty",
+    "json_remove",
+    "jsonb_remove",
+    "json_replace",
+    "jsonb_replace",
+    "json_set",
+    "jsonb_set",
+    "json_type",
+    "json_valid",
+    "json_quote",
+    "json_group_array",
+    "jsonb_group_array",
+    "json_group_object",
     "jsonb_group_object",
     // Full-text search ranking and highlighting (reads of an FTS table are checked as reads).
-    "match", "bm25", "highlight", "snippet", "offsets", "matchinfo",
+    "match",
+    "bm25",
+    "highlight",
+    "snippet",
+    "offsets",
+    "matchinfo",
 ];
 
 /// Table-valued functions that read only their arguments.
@@ -70,7 +184,10 @@ pub struct Rules {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denial {
     Table(String),
-    Column { table: String, column: String },
+    Column {
+        table: String,
+        column: String,
+    },
     Function(String),
     /// Any other action: its name in `sqlite3.h` without the `SQLITE_` prefix.
     Action(&'static str),
@@ -123,7 +240,12 @@ impl ReadPolicy {
         let blocked_columns = rules
             .blocked_columns
             .iter()
-            .filter_map(|c| c.trim().to_ascii_lowercase().split_once('.').map(|(t, c)| (t.to_owned(), c.to_owned())))
+            .filter_map(|c| {
+                c.trim()
+                    .to_ascii_lowercase()
+                    .split_once('.')
+                    .map(|(t, c)| (t.to_owned(), c.to_owned()))
+            })
             .collect();
         Self {
             readable,
@@ -170,7 +292,8 @@ impl ReadPolicy {
             // a CTE or subquery name, or an unqualified table. Refuse it if it names a table
             // or view that is not readable, or anything internal.
             None if column.is_empty() => {
-                if self.readable.contains(table) || !(self.known.contains(table) || internal(table)) {
+                if self.readable.contains(table) || !(self.known.contains(table) || internal(table))
+                {
                     Ok(())
                 } else {
                     deny()
@@ -178,7 +301,10 @@ impl ReadPolicy {
             }
             Some(db) if !db.eq_ignore_ascii_case("main") => deny(),
             _ if !self.readable.contains(table) => deny(),
-            _ if self.blocked_columns.contains(&(table.to_owned(), column.to_owned())) => {
+            _ if self
+                .blocked_columns
+                .contains(&(table.to_owned(), column.to_owned())) =>
+            {
                 Err(Denial::Column {
                     table: table.to_owned(),
                     column: column.to_owned(),
@@ -257,10 +383,25 @@ mod tests {
             ("my_cte", "", None),
             ("json_each", "value", MAIN),
         ] {
-            assert_eq!(p.decide(sys::SQLITE_READ, Some(table), Some(column), db), Ok(()), "{table}.{column}");
+            assert_eq!(
+                p.decide(sys::SQLITE_READ, Some(table), Some(column), db),
+                Ok(()),
+                "{table}.{column}"
+            );
         }
-        for f in ["count", "SUM", "json_extract", "->>", "group_concat", "printf"] {
-            assert_eq!(p.decide(sys::SQLITE_FUNCTION, None, Some(f), None), Ok(()), "{f}");
+        for f in [
+            "count",
+            "SUM",
+            "json_extract",
+            "->>",
+            "group_concat",
+            "printf",
+        ] {
+            assert_eq!(
+                p.decide(sys::SQLITE_FUNCTION, None, Some(f), None),
+                Ok(()),
+                "{f}"
+            );
         }
         assert_eq!(p.decide(sys::SQLITE_SELECT, None, None, None), Ok(()));
         assert_eq!(p.decide(sys::SQLITE_RECURSIVE, None, None, None), Ok(()));
@@ -301,10 +442,20 @@ mod tests {
     #[test]
     fn an_allowlist_narrows_the_readable_tables_and_never_reopens_a_blocked_one() {
         let p = policy(&["items", "secrets"]);
-        assert_eq!(p.decide(sys::SQLITE_READ, Some("items"), Some("id"), MAIN), Ok(()));
+        assert_eq!(
+            p.decide(sys::SQLITE_READ, Some("items"), Some("id"), MAIN),
+            Ok(())
+        );
         for t in ["orders", "secrets"] {
-            assert!(p.decide(sys::SQLITE_READ, Some(t), Some("id"), MAIN).is_err(), "{t}");
-            assert!(p.decide(sys::SQLITE_READ, Some(t), Some(""), None).is_err(), "{t}");
+            assert!(
+                p.decide(sys::SQLITE_READ, Some(t), Some("id"), MAIN)
+                    .is_err(),
+                "{t}"
+            );
+            assert!(
+                p.decide(sys::SQLITE_READ, Some(t), Some(""), None).is_err(),
+                "{t}"
+            );
         }
     }
 

@@ -309,7 +309,10 @@ fn sql(raw: RawSql, at: &KeyPath, cx: &mut Checker<'_>) -> Option<SqlSettings> {
     ] {
         for (i, name) in names.iter().enumerate() {
             if name.trim().is_empty() {
-                cx.invalid(&at.child(key).child(i.to_string()), "a table name, not empty");
+                cx.invalid(
+                    &at.child(key).child(i.to_string()),
+                    "a table name, not empty",
+                );
             }
         }
     }
@@ -321,7 +324,10 @@ fn sql(raw: RawSql, at: &KeyPath, cx: &mut Checker<'_>) -> Option<SqlSettings> {
         }
     }
     let lower = |names: &[String]| -> Vec<String> {
-        names.iter().map(|t| t.trim().to_ascii_lowercase()).collect()
+        names
+            .iter()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect()
     };
     (cx.error_count() == before).then(|| SqlSettings {
         database,

@@ -36,6 +36,7 @@ struct Params {
 }
 
 /// Rows fetched, at most `row_limit`, and whether more existed.
+#[derive(Debug)]
 pub(crate) struct Rows {
     pub rows: Vec<serde_json::Value>,
     pub truncated: bool,

@@ -42,11 +42,14 @@ async fn query(conn: &mut PgConnection, select: &str, s: &SqlSettings) -> Result
     role::verify(conn, s).await?;
     let limit = s.row_limit;
     // The statement passed `check_read_only`; it runs as a reader in a READ ONLY transaction.
-    let texts: Vec<String> =
-        sqlx::query_scalar(AssertSqlSafe(wrap(select, limit, "row_to_json(amas_q)::text")))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| engine_fail(&e, s.statement_timeout))?;
+    let texts: Vec<String> = sqlx::query_scalar(AssertSqlSafe(wrap(
+        select,
+        limit,
+        "row_to_json(amas_q)::text",
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| engine_fail(&e, s.statement_timeout))?;
     let truncated = texts.len() > limit;
     let rows = texts
         .iter()

@@ -47,8 +47,9 @@ const SERVER_FUNCTIONS: &[&str] = &[
     "pg_ls_replslotdir",
 ];
 
-/// Every way the session's roles exceed a reader's, one line each. `r`: the session user and
-/// every role it may switch to (`set_config('role', ...)` needs only membership).
+/// Every way the session's roles exceed a reader's, one line each, the gravest first (at most
+/// 20). `r`: the session user and every role it may switch to (`set_config('role', ...)` needs
+/// only membership).
 const CHECK: &str = r"
 WITH r AS (
     SELECT oid, rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls
@@ -61,19 +62,19 @@ WITH r AS (
     WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')
 )
 SELECT problem FROM (
-    SELECT format('role %I is a superuser', rolname) AS problem FROM r WHERE rolsuper
-    UNION ALL SELECT format('role %I has CREATEROLE', rolname) FROM r WHERE rolcreaterole
-    UNION ALL SELECT format('role %I has CREATEDB', rolname) FROM r WHERE rolcreatedb
-    UNION ALL SELECT format('role %I has REPLICATION', rolname) FROM r WHERE rolreplication
-    UNION ALL SELECT format('role %I has BYPASSRLS', rolname) FROM r WHERE rolbypassrls
-    UNION ALL SELECT format('the session is a member of %I', rolname)
+    SELECT 1 AS rank, format('role %I is a superuser', rolname) AS problem FROM r WHERE rolsuper
+    UNION ALL SELECT 2, format('role %I has CREATEROLE', rolname) FROM r WHERE rolcreaterole
+    UNION ALL SELECT 2, format('role %I has CREATEDB', rolname) FROM r WHERE rolcreatedb
+    UNION ALL SELECT 2, format('role %I has REPLICATION', rolname) FROM r WHERE rolreplication
+    UNION ALL SELECT 2, format('role %I has BYPASSRLS', rolname) FROM r WHERE rolbypassrls
+    UNION ALL SELECT 3, format('the session is a member of %I', rolname)
         FROM r WHERE rolname = ANY($1::text[])
-    UNION ALL SELECT format('role %I can read blocked table %I.%I', r.rolname, rel.nspname, rel.relname)
+    UNION ALL SELECT 4, format('role %I can read blocked table %I.%I', r.rolname, rel.nspname, rel.relname)
         FROM rel CROSS JOIN r
         WHERE lower(rel.relname) = ANY($2::text[])
           AND (pg_catalog.has_table_privilege(r.oid, rel.oid, 'SELECT')
                OR pg_catalog.has_any_column_privilege(r.oid, rel.oid, 'SELECT'))
-    UNION ALL SELECT format('role %I can read %I.%I, which is not in allowed_tables',
+    UNION ALL SELECT 5, format('role %I can read %I.%I, which is not in allowed_tables',
                             r.rolname, rel.nspname, rel.relname)
         FROM rel CROSS JOIN r
         WHERE cardinality($3::text[]) > 0 AND NOT rel.system
@@ -81,19 +82,24 @@ SELECT problem FROM (
                    OR lower(rel.nspname || '.' || rel.relname) = ANY($3::text[]))
           AND (pg_catalog.has_table_privilege(r.oid, rel.oid, 'SELECT')
                OR pg_catalog.has_any_column_privilege(r.oid, rel.oid, 'SELECT'))
-    UNION ALL SELECT format('role %I can read blocked column %I.%I.%I',
+    UNION ALL SELECT 6, format('role %I can read blocked column %I.%I.%I',
                             r.rolname, rel.nspname, rel.relname, a.attname)
         FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid CROSS JOIN r
         WHERE a.attnum > 0 AND NOT a.attisdropped
           AND lower(rel.relname || '.' || a.attname) = ANY($4::text[])
           AND pg_catalog.has_column_privilege(r.oid, rel.oid, a.attnum, 'SELECT')
-    UNION ALL SELECT format('role %I can execute %I.%I', r.rolname, n.nspname, p.proname)
+    UNION ALL SELECT 7, format('role %I can execute %s', r.rolname,
+                            string_agg(DISTINCT format('%I.%I', n.nspname, p.proname), ', '
+                                       ORDER BY format('%I.%I', n.nspname, p.proname)))
         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         CROSS JOIN r
         WHERE (p.proname = ANY($5::text[]) OR p.proname LIKE 'dblink%'
                OR (p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')))
           AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
+        GROUP BY r.rolname
 ) AS problems
+GROUP BY problem
+ORDER BY min(rank), problem
 LIMIT 20";
 
 /// Refuses (`AMAS-TOOL-0012`) unless the session's roles are a reader's: no superuser or
@@ -144,7 +150,10 @@ pub fn reader_role_statements(role: &str, tables: &[&str]) -> Vec<String> {
         let (schema, name) = table.split_once('.').unwrap_or(("public", table));
         if !schemas.contains(&schema) {
             schemas.push(schema);
-            out.push(format!("GRANT USAGE ON SCHEMA {} TO {role_id}", ident(schema)));
+            out.push(format!(
+                "GRANT USAGE ON SCHEMA {} TO {role_id}",
+                ident(schema)
+            ));
         }
         out.push(format!(
             "GRANT SELECT ON TABLE {}.{} TO {role_id}",

@@ -71,9 +71,17 @@ fn bypasses() -> Vec<(&'static str, Engine, Engine)> {
     vec![
         // (query, SQLite, PostgreSQL)
         ("SELECT 1 --\r, * FROM secrets", NothingSecret, Denies),
-        ("SELECT 1 --\r, password FROM credentials", NothingSecret, Denies),
+        (
+            "SELECT 1 --\r, password FROM credentials",
+            NothingSecret,
+            Denies,
+        ),
         (r#"SELECT * FROM U&"\0073ecrets""#, NothingSecret, Denies),
-        (r#"SELECT "pg_read_file"('/etc/passwd')"#, NothingSecret, Denies),
+        (
+            r#"SELECT "pg_read_file"('/etc/passwd')"#,
+            NothingSecret,
+            Denies,
+        ),
         (
             r#"SELECT "query_to_xml"('select * from secrets', true, false, '')"#,
             NothingSecret,
@@ -89,17 +97,41 @@ fn bypasses() -> Vec<(&'static str, Engine, Engine)> {
             NothingSecret,
             NothingSecret,
         ),
-        ("SELECT set_config('role', 'postgres', true)", NothingSecret, Denies),
-        (r#"SELECT "load_extension"('/tmp/evil.so')"#, Denies, NothingSecret),
-        (r#"SELECT "fts3_tokenizer"('simple')"#, Denies, NothingSecret),
+        (
+            "SELECT set_config('role', 'postgres', true)",
+            NothingSecret,
+            Denies,
+        ),
+        (
+            r#"SELECT "load_extension"('/tmp/evil.so')"#,
+            Denies,
+            NothingSecret,
+        ),
+        (
+            r#"SELECT "fts3_tokenizer"('simple')"#,
+            Denies,
+            NothingSecret,
+        ),
         ("SELECT 1 AS [--], * FROM secrets", Denies, NothingSecret),
         ("SELECT [--].* FROM secrets AS [--]", Denies, NothingSecret),
-        ("SELECT [--].* FROM sqlite_master AS [--]", Denies, NothingSecret),
+        (
+            "SELECT [--].* FROM sqlite_master AS [--]",
+            Denies,
+            NothingSecret,
+        ),
         ("SELECT * FROM 'secrets'", Denies, NothingSecret),
         ("SELECT * FROM [secrets]", Denies, NothingSecret),
-        ("SELECT name FROM pragma_table_info('secrets')", Denies, NothingSecret),
+        (
+            "SELECT name FROM pragma_table_info('secrets')",
+            Denies,
+            NothingSecret,
+        ),
         ("SELECT count(*) AS n FROM secrets", Denies, Denies),
-        ("SELECT i.name, c.password FROM items i, credentials c", Denies, Denies),
+        (
+            "SELECT i.name, c.password FROM items i, credentials c",
+            Denies,
+            Denies,
+        ),
     ]
 }
 
@@ -156,7 +188,10 @@ fn assert_nothing_secret(result: &Result<Value, ToolError>, what: &str) {
 /// Checks what one engine alone did with each bypass; `run` calls the backend directly.
 fn judge(results: &[(&str, Engine, Result<Rows, ToolError>)]) {
     for (query, expect, result) in results {
-        let as_value = result.as_ref().map(|r| Value::Array(r.rows.clone())).map_err(Clone::clone);
+        let as_value = result
+            .as_ref()
+            .map(|r| Value::Array(r.rows.clone()))
+            .map_err(Clone::clone);
         assert_nothing_secret(&as_value, query);
         if let Engine::Denies = expect {
             let Err(err) = result else {
