@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, SqliteConnection};
 
 use super::*;
 use crate::sql::sqlite;
@@ -119,6 +120,35 @@ async fn sqlite_budgets_stop_the_runaway_cte_and_the_bombs() {
     let err = call(&reg, hoard).await.unwrap_err();
     assert_eq!(err.code(), codes::SQL_LIMIT, "{err}");
     assert!(err.to_string().contains("256 MiB of memory"), "{err}");
+}
+
+/// M2's other half: when the tool's own timeout gives up on a call (here 300ms, under a
+/// statement budget of 60s), the statement must not run on in sqlx's worker thread. It holds
+/// the file's shared lock while it runs, so a writer can take the exclusive lock only once the
+/// statement has stopped; the writer's busy timeout (30s) is far longer than that needs.
+#[tokio::test]
+async fn sqlite_a_call_dropped_at_the_tool_timeout_stops_its_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_db(dir.path()).await;
+    let (mut spec, settings) = entry(Database::Sqlite(path.clone()), Duration::from_secs(60));
+    spec.timeout = Duration::from_millis(300);
+    let mut reg = ToolRegistry::default();
+    reg.insert(Arc::new(SqlQuery::new(spec, settings)));
+    let reads_items = "WITH RECURSIVE c(x) AS (SELECT id FROM items WHERE id = 1 \
+                       UNION ALL SELECT x + 1 FROM c) SELECT max(x) AS m FROM c";
+    let err = call(&reg, reads_items).await.unwrap_err();
+    assert_eq!(err.code(), codes::TIMEOUT, "{err}");
+    let mut writer = SqliteConnectOptions::new()
+        .filename(&path)
+        .busy_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
 }
 
 /// `allowed_tables` narrows what is readable; `blocked_columns` removes one column.
