@@ -5,6 +5,7 @@ Owns the crate staircase: every internal dependency must point to a strictly low
 
     types -> config -> telemetry -> {store, policy, providers, tools, dataprotect}
           -> governance -> runtime -> api -> cli
+    sqlite-sandbox (tier 0) -> tools
 
 and `amas-test-util` may only be a dev-dependency. It also fails on declared-but-unused
 internal dependencies (the crate's name never appears in the sources that can use it) and on
@@ -24,6 +25,8 @@ import sys
 # Lower number = lower in the staircase; a crate may depend only on strictly lower tiers.
 TIERS = {
     "amas-types": 0,
+    # The SQLite FFI guard of `sql_query` (the workspace's only unsafe code): no internal deps.
+    "amas-sqlite-sandbox": 0,
     "amas-config": 1,
     "amas-telemetry": 2,
     "amas-store": 3,

@@ -11,7 +11,9 @@ pub mod codes {
     pub use amas_types::codes::{
         TOOL_DISABLED as DISABLED, TOOL_FAILED as FAILED, TOOL_INVALID_OUTPUT as INVALID_OUTPUT,
         TOOL_INVALID_PARAMS as INVALID_PARAMS, TOOL_NOT_FOUND as NOT_FOUND,
-        TOOL_REFUSED as REFUSED, TOOL_TIMEOUT as TIMEOUT, TOOL_TOO_LARGE as TOO_LARGE,
+        TOOL_REFUSED as REFUSED, TOOL_SQL_DENIED as SQL_DENIED, TOOL_SQL_LIMIT as SQL_LIMIT,
+        TOOL_SQL_ROLE as SQL_ROLE, TOOL_SQL_TIME_BUDGET as SQL_TIME_BUDGET,
+        TOOL_TIMEOUT as TIMEOUT, TOOL_TOO_LARGE as TOO_LARGE,
     };
 }
 
@@ -36,6 +38,20 @@ pub enum ToolError {
     /// The result breaks the tool's output schema; the violations never quote the value.
     #[error("result breaks the tool's output schema: {}", join(.violations))]
     InvalidOutput { violations: Vec<Violation> },
+    /// The database itself refused the statement (the SQLite authorizer, PostgreSQL's
+    /// privileges or its read-only transaction); `reason` names the rule, never a value.
+    #[error("refused by the database: {reason}")]
+    SqlDenied { reason: String },
+    /// The database stopped the statement when its time budget (`statement_timeout`) ran out.
+    #[error("the database stopped the statement at its time budget of {}ms", .0.as_millis())]
+    SqlTimeBudget(Duration),
+    /// The database stopped the statement at a size or memory limit (`what`).
+    #[error("the database stopped the statement: {what}")]
+    SqlLimit { what: String },
+    /// The PostgreSQL role the tool connects as can do more than read the permitted tables;
+    /// the tool runs nothing until an operator fixes the role.
+    #[error("the database role is not least-privilege, so nothing was run: {reason}")]
+    SqlRole { reason: String },
 }
 
 fn join(violations: &[Violation]) -> String {
@@ -59,6 +75,10 @@ impl ToolError {
             Self::NotFound(_) => codes::NOT_FOUND,
             Self::Disabled { .. } => codes::DISABLED,
             Self::InvalidOutput { .. } => codes::INVALID_OUTPUT,
+            Self::SqlDenied { .. } => codes::SQL_DENIED,
+            Self::SqlTimeBudget(_) => codes::SQL_TIME_BUDGET,
+            Self::SqlLimit { .. } => codes::SQL_LIMIT,
+            Self::SqlRole { .. } => codes::SQL_ROLE,
         }
     }
 
@@ -107,6 +127,10 @@ mod tests {
             ToolError::InvalidOutput {
                 violations: Vec::new(),
             },
+            ToolError::SqlDenied { reason: "x".into() },
+            ToolError::SqlTimeBudget(Duration::from_millis(5)),
+            ToolError::SqlLimit { what: "x".into() },
+            ToolError::SqlRole { reason: "x".into() },
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(ToolError::code).collect();
         assert_eq!(codes.len(), all.len());

@@ -142,21 +142,33 @@ async fn postgres_reads_in_a_read_only_transaction_and_refuses_writes() {
         .expect("t")
         .as_nanos();
     let schema = format!("amas_tools_{}_{nanos}", std::process::id());
-    for stmt in [
+    let role = format!("amas_tools_r_{}_{nanos}", std::process::id());
+    let mut setup = vec![
         format!("CREATE SCHEMA {schema}"),
         format!("CREATE TABLE {schema}.items (id int PRIMARY KEY, name text, tags jsonb)"),
         format!(
             "INSERT INTO {schema}.items SELECT g, 'item' || g, '[\"a\"]' FROM generate_series(1, 300) g"
         ),
         format!("CREATE TABLE {schema}.payroll (salary int)"),
-    ] {
+    ];
+    // The tool connects as a reader of `items` only (a superuser would be refused).
+    setup.extend(amas_tools::sql::reader_role_statements(
+        &role,
+        &[&format!("{schema}.items")],
+    ));
+    for stmt in setup {
         sqlx::query(AssertSqlSafe(stmt))
             .execute(&mut admin)
             .await
             .expect("setup");
     }
+    let mut reader = url::Url::parse(&url).expect("url");
+    reader.set_username(&role).expect("user");
+    reader.set_password(None).expect("password");
 
-    let t = tool(Some(Database::Postgres(SecretString::from(url.clone()))));
+    let t = tool(Some(Database::Postgres(SecretString::from(
+        reader.to_string(),
+    ))));
     let items = format!("{schema}.items");
     let (items2, schema2) = (items.clone(), schema.clone());
     // Spawned so that a failed assertion still lets the schema be dropped below.
@@ -213,10 +225,16 @@ async fn postgres_reads_in_a_read_only_transaction_and_refuses_writes() {
         .fetch_one(&mut admin)
         .await
         .expect("count");
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .expect("drop");
+    for stmt in [
+        format!("DROP SCHEMA {schema} CASCADE"),
+        format!("DROP OWNED BY {role}"),
+        format!("DROP ROLE {role}"),
+    ] {
+        sqlx::query(AssertSqlSafe(stmt))
+            .execute(&mut admin)
+            .await
+            .expect("drop");
+    }
     if let Err(panic) = result {
         std::panic::resume_unwind(panic.into_panic());
     }

@@ -129,6 +129,10 @@ registry! {
     TOOL_NOT_FOUND = "AMAS-TOOL-0006": "Unknown tool";
     TOOL_DISABLED = "AMAS-TOOL-0007": "Tool disabled";
     TOOL_INVALID_OUTPUT = "AMAS-TOOL-0008": "Tool result breaks its output schema";
+    TOOL_SQL_DENIED = "AMAS-TOOL-0009": "SQL statement refused by the database";
+    TOOL_SQL_TIME_BUDGET = "AMAS-TOOL-0010": "SQL statement stopped at its time budget";
+    TOOL_SQL_LIMIT = "AMAS-TOOL-0011": "SQL statement stopped at a size or memory limit";
+    TOOL_SQL_ROLE = "AMAS-TOOL-0012": "Database role not least-privilege";
 }
 
 /// The registered code `code` and its summary, if registered.

@@ -66,7 +66,12 @@ pub enum Database {
 pub struct SqlSettings {
     /// `None`: the tool refuses every call until a database is configured.
     pub database: Option<Database>,
+    /// Lower-case; empty: every table the database lets the tool read, less the blocked ones.
+    pub allowed_tables: Vec<String>,
+    /// Lower-case; never readable, whatever `allowed_tables` says.
     pub blocked_tables: Vec<String>,
+    /// Lower-case `table.column`: never readable.
+    pub blocked_columns: Vec<String>,
     pub row_limit: usize,
     #[serde(rename = "statement_timeout_ms", serialize_with = "millis")]
     pub statement_timeout: Duration,
@@ -129,7 +134,11 @@ struct RawSql {
     #[serde(default)]
     database: Option<RawDatabase>,
     #[serde(default)]
+    allowed_tables: Vec<String>,
+    #[serde(default)]
     blocked_tables: Vec<String>,
+    #[serde(default)]
+    blocked_columns: Vec<String>,
     row_limit: usize,
     #[serde(default = "default_statement_timeout")]
     statement_timeout: String,
@@ -309,13 +318,37 @@ fn sql(raw: RawSql, at: &KeyPath, cx: &mut Checker<'_>) -> Option<SqlSettings> {
             None
         }
     };
-    (cx.error_count() == before).then(|| SqlSettings {
-        database,
-        blocked_tables: raw
-            .blocked_tables
+    for (key, names) in [
+        ("allowed_tables", &raw.allowed_tables),
+        ("blocked_tables", &raw.blocked_tables),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if name.trim().is_empty() {
+                cx.invalid(
+                    &at.child(key).child(i.to_string()),
+                    "a table name, not empty",
+                );
+            }
+        }
+    }
+    for (i, pair) in raw.blocked_columns.iter().enumerate() {
+        let parts = pair.trim().split_once('.');
+        if !parts.is_some_and(|(t, c)| !t.is_empty() && !c.is_empty() && !c.contains('.')) {
+            let msg = "`table.column`: a table name, a dot, a column name";
+            cx.invalid(&at.child("blocked_columns").child(i.to_string()), msg);
+        }
+    }
+    let lower = |names: &[String]| -> Vec<String> {
+        names
             .iter()
             .map(|t| t.trim().to_ascii_lowercase())
-            .collect(),
+            .collect()
+    };
+    (cx.error_count() == before).then(|| SqlSettings {
+        database,
+        allowed_tables: lower(&raw.allowed_tables),
+        blocked_tables: lower(&raw.blocked_tables),
+        blocked_columns: lower(&raw.blocked_columns),
         row_limit: raw.row_limit,
         statement_timeout: statement_timeout.unwrap_or(Duration::from_secs(5)),
     })

@@ -1,6 +1,8 @@
-//! The read-only statement check for `sql_query`: a small SQL lexer (comments, strings, quoted
-//! identifiers, dollar quotes) so that keywords are judged as tokens, never as substrings, and
-//! comment or quoting tricks cannot hide a second statement or a write.
+//! The first filter of `sql_query`, before the database's own guard (the SQLite authorizer, the
+//! PostgreSQL role): a small SQL lexer (comments, strings, quoted and bracketed identifiers,
+//! dollar quotes) so that keywords are judged as tokens, never as substrings. Where SQLite and
+//! PostgreSQL lex differently, it reads the text both ways or refuses it, so that nothing it
+//! takes for a comment or a string is SQL to either database.
 
 use crate::error::ToolError;
 
@@ -8,8 +10,10 @@ use crate::error::ToolError;
 enum Tok {
     /// An unquoted word, lower-cased (keyword or identifier).
     Word(String),
-    /// A quoted identifier, lower-cased.
+    /// A quoted identifier (`"x"`, `` `x` ``, SQLite's `[x]`), lower-cased.
     Quoted(String),
+    /// A single-quoted string, lower-cased: SQLite also takes one as a table name.
+    Str(String),
     Literal,
     Punct(char),
 }
@@ -104,6 +108,29 @@ const FORBIDDEN_FUNCTIONS: &[&str] = &[
     "writefile",
     "edit",
     "fts3_tokenizer",
+    // PostgreSQL builtins that run SQL given as a string, or dump every readable table.
+    "ts_stat",
+    "ts_rewrite",
+    "schema_to_xml_and_xmlschema",
+    "schema_to_xmlschema",
+    "database_to_xml_and_xmlschema",
+    "database_to_xmlschema",
+    "cursor_to_xmlschema",
+    "dblink_connect",
+    "dblink_connect_u",
+    "dblink_send_query",
+    "dblink_get_result",
+    "dblink_open",
+    "dblink_fetch",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_file_write",
+    "pg_logdir_ls",
+    // SQLite internals.
+    "sqlite_compileoption_get",
+    "sqlite_offset",
 ];
 
 fn refuse(msg: impl Into<String>) -> ToolError {
@@ -126,7 +153,9 @@ fn lex(sql: &str) -> Result<Vec<Token>, ToolError> {
         if c.is_whitespace() {
             i += 1;
         } else if c == '-' && at(i + 1) == Some('-') {
-            while at(i).is_some_and(|c| c != '\n') {
+            // PostgreSQL ends a `--` comment at `\r` as well as `\n`, SQLite only at `\n`:
+            // stopping at either reads on where one of them does.
+            while at(i).is_some_and(|c| c != '\n' && c != '\r') {
                 i += 1;
             }
         } else if c == '/' && at(i + 1) == Some('*') {
@@ -157,11 +186,37 @@ fn lex(sql: &str) -> Result<Vec<Token>, ToolError> {
                 }
             }
             let tok = if c == '\'' {
-                Tok::Literal
+                Tok::Str(text.to_lowercase())
             } else {
                 Tok::Quoted(text.to_lowercase())
             };
             out.push(Token { tok, start });
+        } else if c == '[' {
+            // SQLite reads `[...]` as an identifier, PostgreSQL as a subscript holding SQL. Take
+            // the text both ways: as an identifier now, then lexed on as ordinary tokens. The
+            // two readings agree only if it holds no quote or comment marker, so refuse those.
+            let Some(len) = chars[i + 1..].iter().position(|c| c.1 == ']') else {
+                return Err(refuse("unterminated `[`"));
+            };
+            let inner: String = chars[i + 1..i + 1 + len].iter().map(|c| c.1).collect();
+            if inner.contains(['\'', '"', '`', '$', '[', ';'])
+                || inner.contains("--")
+                || inner.contains("/*")
+                || inner.contains("*/")
+            {
+                return Err(refuse(
+                    "quotes, comments, `$`, `;` and `[` are not allowed inside `[...]`",
+                ));
+            }
+            out.push(Token {
+                tok: Tok::Quoted(inner.to_lowercase()),
+                start,
+            });
+            out.push(Token {
+                tok: Tok::Punct('['),
+                start,
+            });
+            i += 1;
         } else if c == '$' && at(i + 1).is_some_and(|d| d.is_ascii_digit()) {
             i += 1;
             while at(i).is_some_and(|d| d.is_ascii_digit()) {
@@ -223,6 +278,15 @@ fn lex(sql: &str) -> Result<Vec<Token>, ToolError> {
                     "backslash-escape strings (E'...') are not supported",
                 ));
             }
+            // U&'...' and U&"..." spell characters as escapes (`U&"\0073ecrets"`).
+            if matches!(word.as_str(), "u" | "U")
+                && at(i) == Some('&')
+                && matches!(at(i + 1), Some('\'' | '"'))
+            {
+                return Err(refuse(
+                    "Unicode-escape strings and identifiers (U&'...', U&\"...\") are not supported",
+                ));
+            }
             out.push(Token {
                 tok: Tok::Word(word.to_lowercase()),
                 start,
@@ -276,10 +340,11 @@ pub fn check_read_only<'a>(sql: &'a str, blocked_tables: &[String]) -> Result<&'
                     w.to_uppercase()
                 )));
             }
-            Tok::Word(w) if FORBIDDEN_FUNCTIONS.contains(&w.as_str()) => {
+            Tok::Word(w) | Tok::Quoted(w) if FORBIDDEN_FUNCTIONS.contains(&w.as_str()) => {
                 return Err(refuse(format!("function `{w}` is not allowed")));
             }
-            Tok::Word(w) | Tok::Quoted(w) if blocked_tables.contains(w) => {
+            // A string too: SQLite takes `FROM 'secrets'` as a table name.
+            Tok::Word(w) | Tok::Quoted(w) | Tok::Str(w) if blocked_tables.contains(w) => {
                 return Err(refuse(format!("table `{w}` is blocked")));
             }
             Tok::Punct('(') => depth += 1,
@@ -347,5 +412,49 @@ mod tests {
         ] {
             assert!(!ok(sql), "{sql}");
         }
+    }
+
+    /// The bypasses of the 2026-12 security review (H1, H2), each of which this check let
+    /// through: the lexer disagreed with PostgreSQL or SQLite about where a comment, a string
+    /// or an identifier ends.
+    #[test]
+    fn the_review_bypasses_are_refused() {
+        let b = &["secrets".to_owned(), "credentials".to_owned()];
+        for sql in [
+            "SELECT 1 --\r, * FROM secrets",
+            "SELECT 1 --\r, pg_read_file('/etc/passwd')",
+            r#"SELECT * FROM U&"\0073ecrets""#,
+            r"SELECT U&'\0073ecrets'",
+            r#"SELECT "pg_read_file"('/etc/passwd')"#,
+            r#"SELECT "query_to_xml"('select * from secrets',true,false,'')"#,
+            r#"SELECT "dblink_exec"('dbname=app','DELETE FROM users')"#,
+            "SELECT * FROM ts_stat('SELECT to_tsvector(password) FROM credentials')",
+            "SELECT schema_to_xml_and_xmlschema('public',true,false,'')",
+            "SELECT database_to_xmlschema(true,false,'')",
+            "SELECT 1 AS [--], * FROM secrets",
+            "SELECT [--].* FROM secrets AS [--]",
+            "SELECT [--].* FROM sqlite_master AS [--]",
+            "SELECT * FROM [secrets]",
+            "SELECT * FROM 'secrets'",
+            "SELECT a[1 /* ] FROM secrets */] FROM t",
+            "SELECT a['x'] FROM t",
+            "SELECT 1 AS [unterminated",
+        ] {
+            let blocked = [b.as_slice(), &["sqlite_master".to_owned()]].concat();
+            assert!(check_read_only(sql, &blocked).is_err(), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn brackets_lex_both_ways_and_plain_ones_pass() {
+        for sql in [
+            "SELECT [name] FROM [items]",
+            "SELECT arr[1], arr[i + 1] FROM t",
+            "SELECT u & 1 FROM t",
+            "SELECT 'not a table' AS label",
+        ] {
+            assert!(ok(sql), "{sql}");
+        }
+        assert!(!ok("SELECT arr[(SELECT x FROM secrets)] FROM t"));
     }
 }

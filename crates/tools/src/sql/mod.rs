@@ -1,16 +1,23 @@
-//! `sql_query`: one read-only SELECT against the configured database (a SQLite file opened
-//! read-only, or PostgreSQL inside a READ ONLY transaction with a statement timeout), checked
-//! by [`check_read_only`] first, at most `row_limit` rows returned as JSON objects.
+//! `sql_query`: one read-only SELECT against the configured database, at most `row_limit` rows
+//! returned as JSON objects. Two guards: [`check_read_only`] first (a lexer: one SELECT, no
+//! blocked table or forbidden function by name), then the database engine itself, which is what
+//! the safety rests on: SQLite read-only with an authorizer, value limits and a progress handler
+//! (`amas_sqlite_sandbox`); PostgreSQL as a reader role ([`reader_role_statements`], checked
+//! before every query) in a READ ONLY transaction with a statement timeout.
 
 mod guard;
 mod postgres;
+mod role;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 pub use guard::check_read_only;
+pub use role::reader_role_statements;
 
 use crate::config::{Database, SqlSettings};
 use crate::error::ToolError;
@@ -29,6 +36,7 @@ struct Params {
 }
 
 /// Rows fetched, at most `row_limit`, and whether more existed.
+#[derive(Debug)]
 pub(crate) struct Rows {
     pub rows: Vec<serde_json::Value>,
     pub truncated: bool,
@@ -83,12 +91,10 @@ impl Tool for SqlQuery {
             });
         };
         let select = check_read_only(&p.query, &self.settings.blocked_tables)?;
-        let limit = self.settings.row_limit;
         let fetched = match db {
-            Database::Sqlite(path) => sqlite::run(path, select, limit).await?,
+            Database::Sqlite(path) => sqlite::run(path, select, &self.settings).await?,
             Database::Postgres(url) => {
-                let timeout = self.settings.statement_timeout;
-                postgres::run(url.expose_secret(), select, limit, timeout).await?
+                postgres::run(url.expose_secret(), select, &self.settings).await?
             }
         };
         let content = serde_json::json!({

@@ -1,14 +1,26 @@
-//! The SQLite backend: the file opened read-only (`mode=ro`) with `query_only` on as well.
+//! The SQLite backend: the file opened read-only, with the engine's own guard installed before
+//! the statement (`amas_sqlite_sandbox`: the authorizer, value limits, and the progress handler
+//! that stops it at the time or heap budget or when this call is dropped).
 
 use std::path::Path;
+use std::time::Duration;
 
+use amas_sqlite_sandbox::{Budget, Rules, Sandbox, Stop, Verdict};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{AssertSqlSafe, Column, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
 
 use super::{Rows, db_fail, wrap};
+use crate::config::SqlSettings;
 use crate::error::ToolError;
 
-pub(crate) async fn run(path: &Path, select: &str, limit: usize) -> Result<Rows, ToolError> {
+/// How much SQLite's heap may grow while one statement runs.
+pub(crate) const HEAP_BUDGET_BYTES: u64 = 256 << 20;
+
+pub(crate) async fn run(
+    path: &Path,
+    select: &str,
+    settings: &SqlSettings,
+) -> Result<Rows, ToolError> {
     if !path.is_file() {
         return Err(ToolError::Failed(
             "the configured SQLite database file does not exist".into(),
@@ -21,21 +33,59 @@ pub(crate) async fn run(path: &Path, select: &str, limit: usize) -> Result<Rows,
         .connect()
         .await
         .map_err(|e| db_fail(&e))?;
-    sqlx::query("PRAGMA query_only = ON")
-        .execute(&mut conn)
+    let rules = Rules {
+        allowed_tables: settings.allowed_tables.clone(),
+        blocked_tables: settings.blocked_tables.clone(),
+        blocked_columns: settings.blocked_columns.clone(),
+    };
+    let budget = Budget {
+        time: settings.statement_timeout,
+        heap_bytes: HEAP_BUDGET_BYTES,
+    };
+    let sandbox = amas_sqlite_sandbox::install(&mut conn, &rules, budget)
         .await
-        .map_err(|e| db_fail(&e))?;
-    let rows = // The statement passed `check_read_only`; the connection is read-only.
-sqlx::query(AssertSqlSafe(wrap(select, limit, "*")))
+        .map_err(|e| ToolError::Failed(format!("setting up the SQLite sandbox: {e}")))?;
+    let limit = settings.row_limit;
+    // The statement passed `check_read_only`; the engine checks it again as it is prepared.
+    let fetched = sqlx::query(AssertSqlSafe(wrap(select, limit, "*")))
         .fetch_all(&mut conn)
         .await
-        .map_err(|e| db_fail(&e))?;
+        .map_err(|e| engine_fail(&e, &sandbox, settings.statement_timeout));
+    drop(sandbox);
     let _ = conn.close().await;
+    let rows = fetched?;
     let truncated = rows.len() > limit;
     Ok(Rows {
         rows: rows.iter().take(limit).map(row_json).collect(),
         truncated,
     })
+}
+
+/// The engine's refusals and stops get their own codes and our words (SQLite's own message
+/// for a refused read names the column, and is not needed); anything else is a plain failure.
+fn engine_fail(e: &sqlx::Error, sandbox: &Sandbox, budget: Duration) -> ToolError {
+    match sandbox.explain(e) {
+        Some(Verdict::Denied(denial)) => ToolError::SqlDenied {
+            reason: denial.to_string(),
+        },
+        Some(Verdict::Stopped(Stop::Heap)) => ToolError::SqlLimit {
+            what: format!(
+                "it needed more than {} MiB of memory",
+                HEAP_BUDGET_BYTES >> 20
+            ),
+        },
+        Some(Verdict::Stopped(Stop::Time | Stop::Cancelled)) => ToolError::SqlTimeBudget(budget),
+        Some(Verdict::TooBig) => ToolError::SqlLimit {
+            what: format!(
+                "a string or blob passed {} MiB",
+                amas_sqlite_sandbox::MAX_VALUE_BYTES >> 20
+            ),
+        },
+        Some(Verdict::OutOfMemory) => ToolError::SqlLimit {
+            what: "SQLite ran out of memory".into(),
+        },
+        None => db_fail(e),
+    }
 }
 
 fn row_json(row: &SqliteRow) -> serde_json::Value {
