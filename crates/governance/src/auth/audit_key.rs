@@ -91,7 +91,10 @@ impl AuditKey {
             .as_ref()
             .and_then(|j| j.get("keys"))
             .and_then(Value::as_array)
-            .is_some_and(|keys| keys.iter().any(|k| k.get("kid") == Some(&kid.clone().into())));
+            .is_some_and(|keys| {
+                keys.iter()
+                    .any(|k| k.get("kid").and_then(Value::as_str) == Some(kid.as_str()))
+            });
         if !listed {
             let jwks = audit_keys::with_key(existing, &signer.public_jwk());
             let text = serde_json::to_vec_pretty(&jwks).map_err(|e| AuditKeyError::Invalid {

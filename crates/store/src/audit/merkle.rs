@@ -76,7 +76,7 @@ impl Frontier {
     pub fn root(&self) -> Digest32 {
         let mut peaks = self.peaks.iter().rev();
         let Some(last) = peaks.next() else {
-            return Sha256::digest([]).into();
+            return Sha256::digest(b"").into();
         };
         peaks.fold(*last, |acc, left| node(left, &acc))
     }
@@ -100,7 +100,7 @@ impl Tree {
                 .map(|pair| match pair {
                     [left, right] => node(left, right),
                     [alone] => *alone,
-                    _ => Sha256::digest([]).into(),
+                    _ => Sha256::digest(b"").into(),
                 })
                 .collect();
             levels.push(above);
@@ -117,7 +117,7 @@ impl Tree {
     pub fn root(&self) -> Digest32 {
         match self.levels.last().and_then(|l| l.first()) {
             Some(root) if self.size() > 0 => *root,
-            _ => Sha256::digest([]).into(),
+            _ => Sha256::digest(b"").into(),
         }
     }
 
@@ -196,7 +196,7 @@ mod tests {
     /// RFC 9162 `MTH`, straight from its recursive definition.
     fn mth(d: &[Digest32]) -> Digest32 {
         match d.len() {
-            0 => Sha256::digest([]).into(),
+            0 => Sha256::digest(b"").into(),
             1 => d[0],
             n => {
                 let mut k = 1;

@@ -13,6 +13,7 @@ use super::merkle::{self, Frontier};
 use super::record::StoredAuditRecord;
 use super::witness::WitnessLog;
 use crate::StoreError;
+use amas_types::{Stage, TaskId};
 
 /// Records read per round trip.
 const PAGE: u32 = 1000;
@@ -42,6 +43,9 @@ pub enum BrokenReason {
     /// A witness is configured but its file is gone while the log has checkpoints that were
     /// written to it.
     WitnessMissing,
+    /// A record's details were erased, but no retention purge of its task is recorded after
+    /// it: someone erased them outside a purge (the one update the guards allow).
+    DetailsErased,
 }
 
 /// Where a checkpoint that verification stopped at came from.
@@ -265,7 +269,11 @@ pub async fn verify_with(
         }
         None => {}
     }
-    report.broken = walk(log, verifier, &checkpoints, from, last, &mut report).await?;
+    let mut erasures = Erasures::default();
+    report.broken = walk(log, verifier, &checkpoints, (from, last), &mut report, &mut erasures).await?;
+    if report.broken.is_none() && last == head_seq {
+        report.broken = erasures.unexplained();
+    }
     if report.broken.is_none()
         && let Some((&seq, found)) = checkpoints.range(head_seq.saturating_add(1)..).next()
     {
@@ -313,13 +321,54 @@ async fn tree_before(log: &dyn AuditLog, from: u64) -> Result<Option<Frontier>, 
     Ok(Some(frontier))
 }
 
+/// Erased details, and the retention purges that explain them.
+#[derive(Default)]
+struct Erasures {
+    /// Records whose details are erased: (seq, task).
+    erased: Vec<(u64, Option<TaskId>)>,
+    /// The last retention purge record of each task.
+    purged: std::collections::HashMap<TaskId, u64>,
+}
+
+impl Erasures {
+    fn note(&mut self, rec: &StoredAuditRecord) {
+        if rec.details_redacted {
+            self.erased.push((rec.seq, rec.record.task_id));
+        }
+        if rec.record.stage == Stage::Retention.as_str()
+            && rec.record.action == "purge"
+            && let Some(task) = rec.record.task_id
+        {
+            self.purged.insert(task, rec.seq);
+        }
+    }
+
+    /// The first erasure no later purge of its task accounts for.
+    fn unexplained(&self) -> Option<Broken> {
+        let (seq, task) = self.erased.iter().find(|(seq, task)| {
+            task.and_then(|t| self.purged.get(&t))
+                .is_none_or(|purge| purge < seq)
+        })?;
+        let whose = task.map_or_else(|| "it has no task".to_owned(), |t| format!("task {t}"));
+        Some(broken(
+            *seq,
+            BrokenReason::DetailsErased,
+            format!(
+                "the details of record {seq} were erased, but no retention purge of {whose} is \
+                 recorded after it: they were erased outside a purge"
+            ),
+            None,
+        ))
+    }
+}
+
 async fn walk(
     log: &dyn AuditLog,
     verifier: &dyn CheckpointVerifier,
     checkpoints: &BTreeMap<u64, Vec<Sourced>>,
-    from: u64,
-    last: u64,
+    (from, last): (u64, u64),
     report: &mut VerifyReport,
+    erasures: &mut Erasures,
 ) -> Result<Option<Broken>, StoreError> {
     if from > last {
         return Ok(None);
@@ -375,6 +424,7 @@ async fn walk(
             if let Some(found) = check_record(&rec, &prev) {
                 return Ok(Some(found));
             }
+            erasures.note(&rec);
             if let Some(t) = tree.as_mut() {
                 // `check_record` passed, so the hash is 32 bytes of hex.
                 match merkle::leaf(&rec.hash) {

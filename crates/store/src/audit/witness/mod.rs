@@ -76,10 +76,11 @@ pub enum WitnessConfig {
 /// # Errors
 /// The file cannot be created or opened for appending; the URL is not `http(s)://`.
 pub fn open(config: &WitnessConfig) -> Result<Arc<dyn Witness>, WitnessError> {
-    Ok(match config {
+    let witness: Arc<dyn Witness> = match config {
         WitnessConfig::File { path } => Arc::new(FileWitness::open(path)?),
         WitnessConfig::Http { url, timeout } => Arc::new(HttpWitness::new(url, *timeout)?),
-    })
+    };
+    Ok(witness)
 }
 
 /// What a witness file holds.
