@@ -237,18 +237,17 @@ mod tests {
         ));
     }
 
-    #[test]
     /// A NUL in `sub` or the tenant is refused at authentication (the audit log could not
     /// record the principal's decisions); a role with one grants nothing.
     #[test]
     fn nul_in_sub_or_tenant_is_refused() {
         let p = policy("roles");
-        let ok = claims(json!({"sub": "a", "tenant": "t", "iat": 5, "exp": 10, "roles": ["r\u0000", "x"]}));
+        let ok = claims(json!({"sub": "a", "tenant": "t", "iat": 5, "exp": 10, "roles": ["r\0", "x"]}));
         let principal = p.principal(&ok, 5, "local_jwt").unwrap();
         assert_eq!(principal.roles, ["x"]);
         for bad in [
-            json!({"sub": "a\u0000", "tenant": "t", "iat": 5, "exp": 10}),
-            json!({"sub": "a", "tenant": "t\u0000", "iat": 5, "exp": 10}),
+            json!({"sub": "a\0", "tenant": "t", "iat": 5, "exp": 10}),
+            json!({"sub": "a", "tenant": "t\0", "iat": 5, "exp": 10}),
         ] {
             let err = p.principal(&claims(bad), 5, "local_jwt").unwrap_err();
             assert!(matches!(err, AuthError::Malformed(m) if m.contains("NUL")), "{err:?}");

@@ -322,6 +322,7 @@ pub async fn forged_checkpoints_are_detected<S: Tamper + 'static>(store: Arc<S>)
     let made_up = Checkpoint {
         up_to_seq: 5,
         hash: written[4].hash.clone(),
+        tree_root: None,
         signed_at: chrono::Utc::now(),
         key_id: "test-key".to_owned(),
         signature: "00".repeat(64),

@@ -35,6 +35,7 @@ pub use witness::{
     a_missing_witness_is_reported, disabled_guards_are_reported, witness_catches_a_rewritten_record,
     witness_catches_a_truncated_tail, witness_catches_an_emptied_log,
 };
+#[cfg(test)]
 pub(crate) use fixtures::full_record;
 pub use writer::{
     writer_checkpoints_after_the_interval, writer_checkpoints_every_n_records,

@@ -133,7 +133,7 @@ impl State {
                 checkpoint,
                 witnessed,
             } => self.checkpoint(n, checkpoint, witnessed, trusted)?,
-            Line::Record { record, proof } => self.record(n, record, &proof)?,
+            Line::Record { record, proof } => self.record(n, *record, &proof)?,
             Line::End { lines, sha256 } => self.end = Some((lines, sha256)),
         }
         Ok(())

@@ -127,7 +127,10 @@ pub async fn export_pack(
             key_id: anchor.key_id.clone(),
             path: path.iter().map(merkle::to_hex).collect(),
         };
-        lines.push(Line::Record { record, proof });
+        lines.push(Line::Record {
+            record: Box::new(record),
+            proof,
+        });
     }
     write_lines(&lines, out)?;
     Ok(manifest)

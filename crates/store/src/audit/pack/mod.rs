@@ -120,7 +120,7 @@ pub enum Line {
         witnessed: bool,
     },
     Record {
-        record: StoredAuditRecord,
+        record: Box<StoredAuditRecord>,
         proof: Proof,
     },
     /// The last line: how many lines come before it and the SHA-256 (hex) of their bytes.
