@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use amas_config::{AmasConfig, Layers, LoadOptions, ProviderConfig};
 use amas_dataprotect::{DataProtectConfig, DataProtector};
+use amas_governance::AuditKey;
 use amas_governance::pipeline::{Pipeline, SecurityEvent};
 use amas_policy::{
     EngineOptions, PolicyChange, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
@@ -18,7 +19,6 @@ use amas_providers::ProviderSet;
 use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
 use amas_runtime::compose::{self, Composition, Governance};
-use amas_governance::AuditKey;
 use amas_store::SqliteStore;
 use amas_store::audit::witness::{self, WitnessConfig};
 use amas_telemetry::{Metrics, TelemetryGuard};

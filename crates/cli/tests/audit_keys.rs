@@ -78,10 +78,7 @@ fn serve_creates_the_audit_key_and_verify_needs_only_its_public_part() {
     assert!(jwks["keys"][0].get("d").is_none(), "public part only");
     // The token's kid is the token key's; the audit key is another.
     let header = token.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(
-        &base64_url_decode(header),
-    )
-    .unwrap();
+    let header: Value = serde_json::from_slice(&base64_url_decode(header)).unwrap();
     assert_ne!(header["kid"].as_str().unwrap(), audit_kid);
 
     let witness = std::fs::read_to_string(default_witness(&data)).unwrap();
@@ -89,7 +86,10 @@ fn serve_creates_the_audit_key_and_verify_needs_only_its_public_part() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(!witnessed.is_empty(), "the shutdown checkpoint is witnessed");
+    assert!(
+        !witnessed.is_empty(),
+        "the shutdown checkpoint is witnessed"
+    );
     assert!(witnessed.iter().all(|c| c["key_id"] == audit_kid.as_str()));
 
     // `public-keys` prints the published set, and that is all verify needs: both private keys
@@ -133,7 +133,12 @@ fn serve_creates_the_audit_key_and_verify_needs_only_its_public_part() {
     let out = amas(
         &data,
         None,
-        &["audit", "verify", "--public-keys", exported.to_str().unwrap()],
+        &[
+            "audit",
+            "verify",
+            "--public-keys",
+            exported.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(files_in(&keys), ["redact-hmac.key"]);
@@ -184,7 +189,10 @@ async fn the_witness_catches_the_reviews_truncated_tail() {
     let out = amas(data, None, &["audit", "verify", "--no-witness"]);
     assert_eq!(out.status.code(), Some(1), "guards gone: {}", stderr(&out));
     let report = stdout_json(&out);
-    assert!(report["broken"].is_null(), "the chain itself is consistent: {report}");
+    assert!(
+        report["broken"].is_null(),
+        "the chain itself is consistent: {report}"
+    );
     assert!(
         report["guard_problems"][0]
             .as_str()
@@ -202,7 +210,10 @@ async fn the_witness_catches_the_reviews_truncated_tail() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = stdout_json(&out);
     assert_eq!(report["code"], "AMAS-AUDIT-0006");
-    assert_eq!(report["broken"]["reason"], "checkpoint_beyond_head", "{report}");
+    assert_eq!(
+        report["broken"]["reason"], "checkpoint_beyond_head",
+        "{report}"
+    );
     assert_eq!(report["broken"]["checkpoint_source"], "witness");
     assert!(report["broken"]["seq"].as_u64().unwrap() > 6);
     assert!(stderr(&out).contains("records were deleted from the end"));
@@ -218,7 +229,9 @@ async fn the_witness_catches_a_record_rewritten_and_re_signed() {
     write_audit_records(data, &[(amas_types::TaskId::new(), 9)]).await;
     let store = SqliteStore::open(data).await.unwrap();
     store
-        .tamper("UPDATE audit_log SET decision = 'allow' WHERE seq = 2; DELETE FROM audit_checkpoints")
+        .tamper(
+            "UPDATE audit_log SET decision = 'allow' WHERE seq = 2; DELETE FROM audit_checkpoints",
+        )
         .await
         .unwrap();
     let mut prev = store
@@ -266,7 +279,10 @@ async fn the_witness_catches_a_record_rewritten_and_re_signed() {
     let out = amas(data, None, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["broken"]["reason"], "checkpoint_mismatch", "{report}");
+    assert_eq!(
+        report["broken"]["reason"], "checkpoint_mismatch",
+        "{report}"
+    );
     assert_eq!(report["broken"]["checkpoint_source"], "witness");
     assert!(report["broken"]["seq"].as_u64().unwrap() >= 2);
 

@@ -61,11 +61,20 @@ async fn a_task_pack_verifies_offline_and_any_flipped_byte_fails_it() {
     let manifest = stdout_json(&out);
     assert_eq!(manifest["records"], 6);
     let text = std::fs::read_to_string(&pack).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds[..4], ["manifest", "public_keys", "policy_bundles", "checkpoint"]);
+    assert_eq!(
+        kinds[..4],
+        ["manifest", "public_keys", "policy_bundles", "checkpoint"]
+    );
     assert_eq!(kinds.last(), Some(&"end"));
-    assert!(!text.contains(&other.to_string()), "the other task's records stay out");
+    assert!(
+        !text.contains(&other.to_string()),
+        "the other task's records stay out"
+    );
     assert_eq!(
         lines[2]["bundles"][0]["hash"],
         format!("sha256:{}", "ab".repeat(32)).as_str()
@@ -112,11 +121,21 @@ async fn a_task_pack_verifies_offline_and_any_flipped_byte_fails_it() {
         let flipped = root.path().join(format!("flipped-{line}.jsonl"));
         std::fs::write(&flipped, &bad).unwrap();
         let out = verify_elsewhere(&flipped, &[]);
-        assert_eq!(out.status.code(), Some(1), "line {}: {}", line + 1, stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "line {}: {}",
+            line + 1,
+            stderr(&out)
+        );
         let report = stdout_json(&out);
         assert_eq!(report["valid"], false);
         assert_eq!(report["code"], "AMAS-AUDIT-0007");
-        assert!(stderr(&out).contains("evidence pack invalid"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("evidence pack invalid"),
+            "{}",
+            stderr(&out)
+        );
     }
 
     // A time range works the same way.

@@ -287,7 +287,11 @@ pub async fn write_audit_records(data_dir: &Path, tasks: &[(amas_types::TaskId, 
     use amas_store::audit::{AuditDecision, AuditRecord, AuditWriter, AuditWriterConfig};
     use std::sync::Arc;
 
-    let store = Arc::new(amas_store::SqliteStore::open(data_dir).await.expect("store"));
+    let store = Arc::new(
+        amas_store::SqliteStore::open(data_dir)
+            .await
+            .expect("store"),
+    );
     let key = amas_governance::AuditKey::load_or_create(data_dir).expect("audit key");
     let witness = FileWitness::open(&default_witness(data_dir)).expect("witness");
     let config = AuditWriterConfig {

@@ -92,7 +92,9 @@ impl IssuerPolicy {
         // decisions cannot be audited must not act: refused here, the failed authentication is
         // audited instead (security review L3).
         if sub.contains('\0') {
-            return Err(AuthError::Malformed("the sub claim contains a NUL character"));
+            return Err(AuthError::Malformed(
+                "the sub claim contains a NUL character",
+            ));
         }
         if tenant.0.contains('\0') {
             return Err(AuthError::Malformed(
@@ -242,7 +244,8 @@ mod tests {
     #[test]
     fn nul_in_sub_or_tenant_is_refused() {
         let p = policy("roles");
-        let ok = claims(json!({"sub": "a", "tenant": "t", "iat": 5, "exp": 10, "roles": ["r\0", "x"]}));
+        let ok =
+            claims(json!({"sub": "a", "tenant": "t", "iat": 5, "exp": 10, "roles": ["r\0", "x"]}));
         let principal = p.principal(&ok, 5, "local_jwt").unwrap();
         assert_eq!(principal.roles, ["x"]);
         for bad in [
@@ -250,7 +253,10 @@ mod tests {
             json!({"sub": "a", "tenant": "t\0", "iat": 5, "exp": 10}),
         ] {
             let err = p.principal(&claims(bad), 5, "local_jwt").unwrap_err();
-            assert!(matches!(err, AuthError::Malformed(m) if m.contains("NUL")), "{err:?}");
+            assert!(
+                matches!(err, AuthError::Malformed(m) if m.contains("NUL")),
+                "{err:?}"
+            );
         }
     }
 

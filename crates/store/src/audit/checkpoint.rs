@@ -270,13 +270,20 @@ mod tests {
 
         let tree = Checkpoint::sign_tree(&link, &"ef".repeat(32), &s).unwrap();
         tree.verify(&s.verifier()).unwrap();
-        assert_ne!(tree.message(), cp.message(), "v2 is domain-separated from v1");
+        assert_ne!(
+            tree.message(),
+            cp.message(),
+            "v2 is domain-separated from v1"
+        );
         let mut regrown = tree.clone();
         regrown.tree_root = Some("ee".repeat(32));
         assert!(regrown.verify(&s.verifier()).is_err(), "the root is signed");
         let mut downgraded = tree;
         downgraded.tree_root = None;
-        assert!(downgraded.verify(&s.verifier()).is_err(), "no downgrade to v1");
+        assert!(
+            downgraded.verify(&s.verifier()).is_err(),
+            "no downgrade to v1"
+        );
 
         let other = signer(2);
         let forged = Checkpoint::sign(&link, &other).unwrap();

@@ -74,7 +74,10 @@ mod tests {
             ]
         );
         for (name, sql) in sqlite_triggers() {
-            assert!(sql.starts_with("CREATE TRIGGER ") && sql.ends_with("END"), "{name}");
+            assert!(
+                sql.starts_with("CREATE TRIGGER ") && sql.ends_with("END"),
+                "{name}"
+            );
         }
         for (_, _, function) in POSTGRES_TRIGGERS {
             let body = postgres_function_body(function).unwrap();

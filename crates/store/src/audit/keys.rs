@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(with_key(Some(both.clone()), &jwk), both, "no duplicates");
         cp.verify(&verifier_from_jwks(&both).unwrap()).unwrap();
         let only_other = with_key(None, &other);
-        assert!(cp.verify(&verifier_from_jwks(&only_other).unwrap()).is_err());
+        assert!(
+            cp.verify(&verifier_from_jwks(&only_other).unwrap())
+                .is_err()
+        );
     }
 
     /// A relabelled key, a private key, an empty set and garbage are refused with a reason.

@@ -270,7 +270,15 @@ pub async fn verify_with(
         None => {}
     }
     let mut erasures = Erasures::default();
-    report.broken = walk(log, verifier, &checkpoints, (from, last), &mut report, &mut erasures).await?;
+    report.broken = walk(
+        log,
+        verifier,
+        &checkpoints,
+        (from, last),
+        &mut report,
+        &mut erasures,
+    )
+    .await?;
     if report.broken.is_none() && last == head_seq {
         report.broken = erasures.unexplained();
     }

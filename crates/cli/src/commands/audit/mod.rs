@@ -94,8 +94,8 @@ fn public_keys_of(global: &Global, file: Option<&Path>) -> anyhow::Result<Ed2551
         || audit_key::public_keys_path(&global.data_dir),
         Path::to_owned,
     );
-    let (verifier, _) = audit_key::load_public_keys(&path)
-        .map_err(|e| UsageError(format!("{}: {e}", e.code())))?;
+    let (verifier, _) =
+        audit_key::load_public_keys(&path).map_err(|e| UsageError(format!("{}: {e}", e.code())))?;
     Ok(verifier)
 }
 
@@ -178,8 +178,8 @@ async fn verify_log(
 
 fn print_public_keys(global: &Global) -> anyhow::Result<u8> {
     let path = audit_key::public_keys_path(&global.data_dir);
-    let (_, jwks) = audit_key::load_public_keys(&path)
-        .map_err(|e| UsageError(format!("{}: {e}", e.code())))?;
+    let (_, jwks) =
+        audit_key::load_public_keys(&path).map_err(|e| UsageError(format!("{}: {e}", e.code())))?;
     write_line(
         &mut io::stdout().lock(),
         &serde_json::to_string_pretty(&jwks)?,

@@ -89,10 +89,7 @@ pub(super) async fn export(
             return Err(e.context(format!("writing {}", file.display())));
         }
     };
-    write_line(
-        &mut io::stdout().lock(),
-        &serde_json::to_string(&manifest)?,
-    )?;
+    write_line(&mut io::stdout().lock(), &serde_json::to_string(&manifest)?)?;
     eprintln!(
         "evidence pack {}: {} records ({}..{}), verifiable with `amas audit verify --pack`",
         file.display(),

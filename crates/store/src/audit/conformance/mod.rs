@@ -30,13 +30,14 @@ pub use checks::{
     range_verification_checks_only_the_range, reordering_is_detected,
     rewritten_chain_is_caught_by_its_checkpoint,
 };
-pub use fixtures::test_signer;
-pub use witness::{
-    a_missing_witness_is_reported, disabled_guards_are_reported, witness_catches_a_rewritten_record,
-    witness_catches_a_truncated_tail, witness_catches_an_emptied_log,
-};
 #[cfg(test)]
 pub(crate) use fixtures::full_record;
+pub use fixtures::test_signer;
+pub use witness::{
+    a_missing_witness_is_reported, disabled_guards_are_reported,
+    witness_catches_a_rewritten_record, witness_catches_a_truncated_tail,
+    witness_catches_an_emptied_log,
+};
 pub use writer::{
     writer_checkpoints_after_the_interval, writer_checkpoints_every_n_records,
     writer_shutdown_loses_nothing,
@@ -116,9 +117,11 @@ impl Tamper for PostgresStore {
     async fn tamper(&self, sql: &str) -> Result<(), StoreError> {
         let reguard = "ALTER TABLE audit_log ENABLE TRIGGER USER; \
              ALTER TABLE audit_checkpoints ENABLE TRIGGER USER;";
-        sqlx::raw_sql(AssertSqlSafe(format!("{POSTGRES_UNGUARD} {sql}; {reguard}")))
-            .execute(self.pool())
-            .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "{POSTGRES_UNGUARD} {sql}; {reguard}"
+        )))
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -131,8 +131,11 @@ pub async fn witness_catches_a_truncated_tail<S: Tamper + 'static>(store: Arc<S>
     let report = against(log, &held).await?;
     ensure_eq!(
         broken_at(&report),
-        first_witnessed_after(&held, 8)
-            .map(|s| (s, BrokenReason::CheckpointBeyondHead, Some(CheckpointSource::Witness))),
+        first_witnessed_after(&held, 8).map(|s| (
+            s,
+            BrokenReason::CheckpointBeyondHead,
+            Some(CheckpointSource::Witness)
+        )),
         "the witness says the log went further: {report:?}"
     );
     Ok(())
@@ -141,9 +144,7 @@ pub async fn witness_catches_a_truncated_tail<S: Tamper + 'static>(store: Arc<S>
 /// Someone who holds the audit key (on SQLite it sits in the same data directory) rewrites a
 /// record, recomputes every later hash and link, replaces the checkpoints with freshly signed
 /// ones: the database alone verifies; the witness still holds the old heads.
-pub async fn witness_catches_a_rewritten_record<S: Tamper + 'static>(
-    store: Arc<S>,
-) -> CheckResult {
+pub async fn witness_catches_a_rewritten_record<S: Tamper + 'static>(store: Arc<S>) -> CheckResult {
     let witness = TempWitness::new();
     let held = witnessed_log(shared(&store), 10, 4, &witness).await?;
     let log = store.as_ref();
@@ -188,8 +189,11 @@ pub async fn witness_catches_a_rewritten_record<S: Tamper + 'static>(
     let report = against(log, &held).await?;
     ensure_eq!(
         broken_at(&report),
-        first_witnessed_after(&held, 2)
-            .map(|s| (s, BrokenReason::CheckpointMismatch, Some(CheckpointSource::Witness))),
+        first_witnessed_after(&held, 2).map(|s| (
+            s,
+            BrokenReason::CheckpointMismatch,
+            Some(CheckpointSource::Witness)
+        )),
         "the witness holds the old head: {report:?}"
     );
     Ok(())
@@ -210,8 +214,11 @@ pub async fn witness_catches_an_emptied_log<S: Tamper + 'static>(store: Arc<S>) 
     let report = against(log, &held).await?;
     ensure_eq!(
         broken_at(&report),
-        first_witnessed_after(&held, 0)
-            .map(|s| (s, BrokenReason::CheckpointBeyondHead, Some(CheckpointSource::Witness))),
+        first_witnessed_after(&held, 0).map(|s| (
+            s,
+            BrokenReason::CheckpointBeyondHead,
+            Some(CheckpointSource::Witness)
+        )),
         "the witness says records existed: {report:?}"
     );
     Ok(())
@@ -242,7 +249,9 @@ pub async fn disabled_guards_are_reported<S: Tamper + 'static>(store: Arc<S>) ->
     store.disarm().await?;
     let problems = log.guard_problems().await?;
     ensure!(
-        problems.iter().any(|p| p.contains("not the one AMAS installed")),
+        problems
+            .iter()
+            .any(|p| p.contains("not the one AMAS installed")),
         "a guard that does nothing: {problems:?}"
     );
     Ok(())

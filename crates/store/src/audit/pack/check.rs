@@ -171,7 +171,11 @@ impl State {
                 )
             })?;
         let key = (cp.up_to_seq, cp.key_id.clone());
-        if self.checkpoints.insert(key, (cp, root, witnessed)).is_some() {
+        if self
+            .checkpoints
+            .insert(key, (cp, root, witnessed))
+            .is_some()
+        {
             return Err(PackError::at(n, "the same checkpoint twice"));
         }
         Ok(())
@@ -187,7 +191,10 @@ impl State {
         let at = |msg: String| PackError::at(n, format!("record {seq}: {msg}"));
         if let Some(prev) = self.records.last() {
             if seq <= prev.seq {
-                return Err(at(format!("comes after record {} (out of order)", prev.seq)));
+                return Err(at(format!(
+                    "comes after record {} (out of order)",
+                    prev.seq
+                )));
             }
             if seq == prev.seq + 1 && record.prev_hash != prev.hash {
                 return Err(at("does not link to the record before it".to_owned()));
@@ -200,9 +207,12 @@ impl State {
                 record.hash
             )));
         }
-        if !record.details_redacted && chain::details_hash(&record.record.details) != record.details_hash
+        if !record.details_redacted
+            && chain::details_hash(&record.record.details) != record.details_hash
         {
-            return Err(at("its details do not match their digest: they were changed".to_owned()));
+            return Err(at(
+                "its details do not match their digest: they were changed".to_owned(),
+            ));
         }
         if let Some(manifest) = &self.manifest
             && !manifest.scope.holds(&record)
@@ -227,8 +237,8 @@ impl State {
             .map(|h| merkle::from_hex(h))
             .collect::<Option<Vec<Digest32>>>()
             .ok_or_else(|| at("its proof holds a malformed hash".to_owned()))?;
-        let leaf = merkle::leaf(&record.hash)
-            .ok_or_else(|| at("its hash is malformed".to_owned()))?;
+        let leaf =
+            merkle::leaf(&record.hash).ok_or_else(|| at("its hash is malformed".to_owned()))?;
         if seq == 0 || !merkle::verify_inclusion(&leaf, seq - 1, cp.up_to_seq, &path, root) {
             return Err(at(format!(
                 "its proof does not lead to the root signed by the checkpoint at record {}: it \
@@ -240,17 +250,10 @@ impl State {
         Ok(())
     }
 
-    fn finish(
-        self,
-        bytes: &[u8],
-        lines: &[&[u8]],
-        trusted: bool,
-    ) -> Result<PackReport, PackError> {
+    fn finish(self, bytes: &[u8], lines: &[&[u8]], trusted: bool) -> Result<PackReport, PackError> {
         let count = lines.len() as u64;
         let (Some(manifest), Some((end_lines, sha256))) = (self.manifest, self.end) else {
-            return Err(PackError::whole(
-                "the pack has no end line: it was cut off",
-            ));
+            return Err(PackError::whole("the pack has no end line: it was cut off"));
         };
         let (bundles_line, bundles) = self.bundles.unwrap_or_default();
         let (first, last) = match (self.records.first(), self.records.last()) {

@@ -46,7 +46,9 @@ pub enum ExportError {
     )]
     NotCovered { last_seq: u64 },
     /// The log does not agree with the checkpoint chosen as anchor.
-    #[error("the audit log does not match its checkpoint at record {seq}: {detail}; run `amas audit verify`")]
+    #[error(
+        "the audit log does not match its checkpoint at record {seq}: {detail}; run `amas audit verify`"
+    )]
     Mismatch { seq: u64, detail: String },
     #[error("cannot write the pack: {0}")]
     Io(#[from] std::io::Error),

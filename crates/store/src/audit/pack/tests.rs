@@ -82,13 +82,19 @@ async fn a_task_pack_proves_its_records_and_only_them() {
 #[tokio::test]
 async fn a_time_pack_holds_the_range() {
     let (store, _, _) = log_of_two_tasks().await;
-    let all = store.query(&crate::audit::AuditQuery::default()).await.unwrap();
+    let all = store
+        .query(&crate::audit::AuditQuery::default())
+        .await
+        .unwrap();
     let scope = Scope::Time {
         since: Some(all[4].record.timestamp),
         until: Some(all[20].record.timestamp),
     };
     let report = check_pack(&pack_of(&store, scope).await, None).unwrap();
-    assert_eq!((report.records, report.first_seq, report.last_seq), (16, 5, 20));
+    assert_eq!(
+        (report.records, report.first_seq, report.last_seq),
+        (16, 5, 20)
+    );
 }
 
 /// A flipped bit at every byte of the pack makes the check fail: in a record, a proof, a
@@ -97,7 +103,10 @@ async fn a_time_pack_holds_the_range() {
 async fn any_flipped_byte_fails_the_check() {
     let (store, _, _) = log_of_two_tasks().await;
     // A small pack keeps this exhaustive loop quick: the first five records.
-    let all = store.query(&crate::audit::AuditQuery::default()).await.unwrap();
+    let all = store
+        .query(&crate::audit::AuditQuery::default())
+        .await
+        .unwrap();
     let scope = Scope::Time {
         since: None,
         until: Some(all[5].record.timestamp),
@@ -121,7 +130,12 @@ async fn any_flipped_byte_fails_the_check() {
         );
     }
     let cut = &pack[..pack.len() - 1];
-    assert!(check_pack(cut, None).unwrap_err().message.contains("cut off"));
+    assert!(
+        check_pack(cut, None)
+            .unwrap_err()
+            .message
+            .contains("cut off")
+    );
 }
 
 /// Nothing to export and records no checkpoint covers yet are refused with their reason.
@@ -136,10 +150,17 @@ async fn uncovered_or_empty_scopes_are_refused() {
         witness: None,
         generator: "test",
     };
-    let err = export_pack(&store, &options, &mut Vec::new()).await.unwrap_err();
+    let err = export_pack(&store, &options, &mut Vec::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ExportError::Empty), "{err}");
     store.append(&[full_record(1, task)]).await.unwrap();
-    let err = export_pack(&store, &options, &mut Vec::new()).await.unwrap_err();
-    assert!(matches!(err, ExportError::NotCovered { last_seq: 1 }), "{err}");
+    let err = export_pack(&store, &options, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExportError::NotCovered { last_seq: 1 }),
+        "{err}"
+    );
     assert_eq!(err.code(), "AMAS-AUDIT-0008");
 }

@@ -85,12 +85,12 @@ async fn send_all(client: reqwest::Client, url: String, mut rx: mpsc::Receiver<C
 }
 
 async fn send(client: &reqwest::Client, url: &str, cp: &Checkpoint) -> Result<(), WitnessError> {
-    let response = client
-        .post(url)
-        .json(cp)
-        .send()
-        .await
-        .map_err(|e| WitnessError(format!("cannot reach the audit witness: {}", e.without_url())))?;
+    let response = client.post(url).json(cp).send().await.map_err(|e| {
+        WitnessError(format!(
+            "cannot reach the audit witness: {}",
+            e.without_url()
+        ))
+    })?;
     let status = response.status();
     if status.is_success() {
         Ok(())
@@ -219,9 +219,12 @@ mod tests {
         witness.publish(&checkpoint(1)).await.unwrap();
         witness.close().await.unwrap();
         assert_eq!(seen.lock().unwrap().len(), ATTEMPTS as usize);
-        let described = HttpWitness::new("https://user:secret@example.com/w?token=x", Duration::from_secs(1))
-            .unwrap()
-            .describe();
+        let described = HttpWitness::new(
+            "https://user:secret@example.com/w?token=x",
+            Duration::from_secs(1),
+        )
+        .unwrap()
+        .describe();
         assert_eq!(described, "https://example.com/w");
         assert!(HttpWitness::new("ftp://example.com", Duration::from_secs(1)).is_err());
     }
