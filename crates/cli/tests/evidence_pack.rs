@@ -60,6 +60,12 @@ async fn a_task_pack_verifies_offline_and_any_flipped_byte_fails_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let manifest = stdout_json(&out);
     assert_eq!(manifest["records"], 6);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pack).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the pack is owner-only");
+    }
     let text = std::fs::read_to_string(&pack).unwrap();
     let lines: Vec<Value> = text
         .lines()

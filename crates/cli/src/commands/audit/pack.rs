@@ -72,7 +72,12 @@ pub(super) async fn export(
         .map_or_else(|| "pack".into(), |n| n.to_string_lossy().into_owned());
     let tmp = file.with_file_name(format!(".{name}.{}.tmp", uuid_like()));
     let written = async {
-        let mut out = io::BufWriter::new(std::fs::File::create(&tmp)?);
+        // Owner-only: the records name principals, tenants and resources.
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let mut out = io::BufWriter::new(open.open(&tmp)?);
         let manifest = export_pack(log, &options, &mut out).await?;
         drop(out);
         std::fs::rename(&tmp, file)?;
