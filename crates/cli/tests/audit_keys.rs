@@ -294,3 +294,74 @@ async fn the_witness_catches_a_record_rewritten_and_re_signed() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("AMAS-AUDIT-0005"), "{}", stderr(&out));
 }
+
+/// A minimal HTTP sink on 127.0.0.1:0 (one request per connection) that keeps every body it is
+/// `POST`ed and answers 201.
+fn http_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/checkpoints", listener.local_addr().unwrap());
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&kept);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(value) = serde_json::from_slice(&body)
+            {
+                sink.lock().unwrap().push(value);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, kept)
+}
+
+/// `audit.witness.http` set: `amas serve` posts each checkpoint to the sink as well as to the
+/// file, and the shutdown checkpoint arrives before the process exits.
+#[test]
+fn serve_posts_checkpoints_to_an_http_witness() {
+    let (url, kept) = http_sink();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("settings.yaml"),
+        format!("audit:\n  witness:\n    http: {{ url: \"{url}\", timeout: 5s }}\n"),
+    )
+    .unwrap();
+    let mut server = common::Server::start(&data, Some(&config));
+    // Something to do before the SIGTERM, as in the other tests: the server has set up its
+    // signal handling by the time a second command has run.
+    server.token("alice", &["viewer"]);
+    server.terminate();
+    let filed: Vec<Value> = std::fs::read_to_string(default_witness(&data))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!filed.is_empty(), "log: {}", common::read_log(&data));
+    assert_eq!(
+        *kept.lock().unwrap(),
+        filed,
+        "the sink got what the file got"
+    );
+    let out = amas(&data, Some(&config), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
