@@ -98,7 +98,8 @@ async fn run() {
             redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
             content_safety: None,
         },
-        audit_signer: Arc::new(issuer.audit_signer()),
+        audit_signer: Arc::new(amas_store::audit::conformance::test_signer()),
+        audit_witnesses: Vec::new(),
         workspaces: dir.path().join("workspaces"),
     })
     .unwrap();

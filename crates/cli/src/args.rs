@@ -191,9 +191,11 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain and the signed checkpoints of the data directory's audit log and
-    /// print the report as JSON. Exit 0 intact, 1 broken (the report names the first broken
-    /// record).
+    /// Check the hash chain, the signed checkpoints and the Merkle roots of the data
+    /// directory's audit log against the witness, with public keys only, and print the report
+    /// as JSON. Exit 0 intact, 1 broken (the report names the first broken record), 2 a
+    /// missing public key or another usage problem. With `--pack FILE`, check an evidence
+    /// pack instead: offline, reading nothing but the file (and `--public-keys`).
     Verify {
         /// The first seq to check.
         #[arg(long, default_value_t = 1)]
@@ -201,8 +203,23 @@ pub enum AuditCommand {
         /// The last seq to check (default: the newest record).
         #[arg(long)]
         to: Option<u64>,
+        /// The audit public key set (JWKS) to verify with [default:
+        /// <data-dir>/keys/audit-public.jwks.json; for a pack: the keys inside it].
+        #[arg(long, value_name = "FILE")]
+        public_keys: Option<PathBuf>,
+        /// The witness file to check against [default: `audit.witness.file`].
+        #[arg(long, value_name = "FILE", conflicts_with = "no_witness")]
+        witness: Option<PathBuf>,
+        /// Check the database alone, without a witness.
+        #[arg(long)]
+        no_witness: bool,
+        /// An evidence pack (`amas audit export --evidence-pack`) to check instead.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to", "witness", "no_witness"])]
+        pack: Option<PathBuf>,
     },
-    /// Print audit records on stdout, oldest first, one JSON object per line.
+    /// Print audit records on stdout, oldest first, one JSON object per line; or, with
+    /// `--evidence-pack FILE`, write an evidence pack of a task's or a time range's records
+    /// that `amas audit verify --pack FILE` checks on another machine.
     Export {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: AuditFormat,
@@ -212,7 +229,16 @@ pub enum AuditCommand {
         /// Only records before this RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        /// Write an evidence pack to FILE (docs/audit.md#evidence-packs).
+        #[arg(long, value_name = "FILE")]
+        evidence_pack: Option<PathBuf>,
+        /// The pack holds this task's records (with `--evidence-pack`).
+        #[arg(long, value_name = "ID", requires = "evidence_pack", conflicts_with_all = ["since", "until"])]
+        task: Option<String>,
     },
+    /// Print the audit public key set (a JWKS): what verifying the audit log or an evidence
+    /// pack needs, and all it needs. Never creates a key.
+    PublicKeys,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -2,6 +2,7 @@
 //! the store, providers, the runtime.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 
 use amas_config::{AmasConfig, Layers, LoadOptions, ProviderConfig};
 use amas_dataprotect::{DataProtectConfig, DataProtector};
+use amas_governance::AuditKey;
 use amas_governance::pipeline::{Pipeline, SecurityEvent};
 use amas_policy::{
     EngineOptions, PolicyChange, PolicyEngine, RegoPolicyEngine, ReloadingPolicyEngine, WatchHandle,
@@ -18,6 +20,7 @@ use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
 use amas_runtime::compose::{self, Composition, Governance};
 use amas_store::SqliteStore;
+use amas_store::audit::witness::{self, WitnessConfig};
 use amas_telemetry::{Metrics, TelemetryGuard};
 use amas_tools::{ToolRegistry, ToolsConfig};
 
@@ -314,19 +317,51 @@ pub async fn build_runtime(
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())
         .context("building model providers")?;
     // Every governance decision goes to the hash-chained audit log in the same database; its
-    // checkpoints are signed with the local issuer's key.
-    let issuer = amas_governance::LocalIssuer::load_or_create(
-        &global.data_dir,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )?;
+    // checkpoints are signed with the audit key (never the token key) and witnessed outside it.
+    let audit_key = AuditKey::load_or_create(&global.data_dir)
+        .map_err(|e| UsageError(format!("{}: {e}", e.code())))?;
+    let audit_witnesses = audit_witnesses(global, &config)?;
     Ok(compose::compose(Composition {
         config,
         store: Arc::new(store),
         providers: &providers,
         metrics,
         governance,
-        audit_signer: Arc::new(issuer.audit_signer()),
+        audit_signer: Arc::new(audit_key.signer()),
+        audit_witnesses,
         workspaces: global.data_dir.join("workspaces"),
     })?)
+}
+
+/// The witness file `audit.witness.file` names (relative to the data directory); `None` when
+/// it is `off`.
+pub fn witness_file(global: &Global, config: &AmasConfig) -> Option<PathBuf> {
+    config
+        .audit
+        .witness
+        .file
+        .as_ref()
+        .map(|path| global.data_dir.join(path))
+}
+
+/// The witnesses `audit.witness` configures, opened now (a file that cannot be created fails
+/// the start, not the first checkpoint).
+fn audit_witnesses(
+    global: &Global,
+    config: &AmasConfig,
+) -> anyhow::Result<Vec<Arc<dyn witness::Witness>>> {
+    let mut configs = Vec::new();
+    if let Some(path) = witness_file(global, config) {
+        configs.push(WitnessConfig::File { path });
+    }
+    if let Some(http) = &config.audit.witness.http {
+        configs.push(WitnessConfig::Http {
+            url: http.url.clone(),
+            timeout: http.timeout,
+        });
+    }
+    configs
+        .iter()
+        .map(|c| witness::open(c).map_err(|e| UsageError(format!("{}: {e}", e.code())).into()))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! `amas audit verify` and `amas audit export` on a real data directory: records written by the
-//! `AuditWriter` with the local issuer's key verify; a record changed in the SQLite file makes
-//! `verify` exit 1 naming it.
+//! `AuditWriter` with the data directory's audit key verify; a record changed in the SQLite file
+//! makes `verify` exit 1 naming it. Keys and witness: `audit_keys.rs`; evidence packs:
+//! `evidence_pack.rs`.
 
 #![expect(
     clippy::unwrap_used,
@@ -12,45 +13,16 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use amas_governance::LocalIssuer;
 use amas_store::SqliteStore;
 use amas_store::audit::conformance::Tamper;
-use amas_store::audit::{AuditDecision, AuditRecord, AuditWriter, AuditWriterConfig};
-use amas_types::{Principal, TaskId};
 use serde_json::Value;
 
-use common::{amas, stdout_json};
+use common::{amas, stdout_json, write_audit_records};
 
-/// Writes `n` records the way the server will: through the writer, signed with the data
-/// directory's local issuer key, shut down cleanly.
-async fn write_records(data: &Path, n: u64) -> TaskId {
-    let store = Arc::new(SqliteStore::open(data).await.unwrap());
-    let issuer = LocalIssuer::load_or_create(data, "any-issuer", "any-audience").unwrap();
-    let writer = AuditWriter::start(
-        store.clone(),
-        Arc::new(issuer.audit_signer()),
-        AuditWriterConfig::default(),
-    );
-    let task = TaskId::new();
-    for i in 0..n {
-        let record = AuditRecord::new(
-            &Principal::local_operator(),
-            "authorize",
-            "tool_call",
-            if i % 2 == 0 {
-                AuditDecision::Allow
-            } else {
-                AuditDecision::Deny
-            },
-        )
-        .with_task(task)
-        .with_resource(format!("tool:t{i}"));
-        writer.record(record).await.unwrap();
-    }
-    writer.shutdown().await.unwrap();
-    store.close().await;
+async fn write_records(data: &Path, n: u64) -> amas_types::TaskId {
+    let task = amas_types::TaskId::new();
+    write_audit_records(data, &[(task, n)]).await;
     task
 }
 

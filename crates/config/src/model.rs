@@ -20,6 +20,7 @@ pub struct AmasConfig {
     pub approvals: ApprovalsConfig,
     pub retention: RetentionConfig,
     pub clearance: ClearanceConfig,
+    pub audit: AuditConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Per provider, the data classification levels it may receive (`trusted_for`).
     pub provider_trust: BTreeMap<String, Vec<String>>,
@@ -258,6 +259,35 @@ pub struct ApprovalsConfig {
     /// Roles whose votes count.
     pub approver_roles: Vec<String>,
     /// A request still pending after this long is denied as expired.
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+}
+
+/// The audit log's checkpoints: how often they are signed, and where each is also written
+/// outside the database (docs/audit.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditConfig {
+    /// A checkpoint after this many records.
+    pub checkpoint_every: u64,
+    /// ... and at the latest this long after the last one, when records came since.
+    #[serde(with = "humantime_secs")]
+    pub checkpoint_interval: Duration,
+    pub witness: WitnessSettings,
+}
+
+/// Where checkpoints are witnessed.
+#[derive(Clone, Debug, Serialize)]
+pub struct WitnessSettings {
+    /// The append-only witness file; relative to the data directory; `None`: off.
+    pub file: Option<std::path::PathBuf>,
+    /// A remote sink each checkpoint is also posted to.
+    pub http: Option<HttpWitnessConfig>,
+}
+
+/// A remote witness: each checkpoint `POST`ed as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpWitnessConfig {
+    pub url: String,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
 }

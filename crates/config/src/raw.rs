@@ -131,6 +131,31 @@ pub(crate) struct RawRuntime {
     pub journal_sync: String,
 }
 
+/// The audit log's checkpoints and witness.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub checkpoint_every: u64,
+    pub checkpoint_interval: String,
+    #[serde(default)]
+    pub witness: RawWitness,
+}
+
+/// Every field optional: a user file that sets `witness` replaces the embedded mapping.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWitness {
+    pub file: Option<String>,
+    pub http: Option<RawHttpWitness>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpWitness {
+    pub url: String,
+    pub timeout: Option<String>,
+}
+
 /// Retention periods by classification level (`30d`, `12h`, `never`) and the purge interval.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -48,22 +48,24 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
-pub(crate) const SETTINGS_SECTIONS: [&str; 6] = [
+pub(crate) const SETTINGS_SECTIONS: [&str; 7] = [
     "server",
     "auth",
     "runtime",
     "approvals",
     "retention",
     "clearance",
+    "audit",
 ];
 /// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 11] = [
+pub(crate) const SECTIONS: [&str; 12] = [
     "server",
     "auth",
     "runtime",
     "approvals",
     "retention",
     "clearance",
+    "audit",
     "providers",
     "agents",
     "workflows",

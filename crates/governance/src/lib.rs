@@ -5,7 +5,8 @@
 pub mod auth;
 
 pub use auth::{
-    AuthError, IssuerHealth, JwksSource, KeySource, LocalIssuer, TokenVerifier, VerificationKey,
+    AuditKey, AuthError, IssuerHealth, JwksSource, KeySource, LocalIssuer, TokenVerifier,
+    VerificationKey,
 };
 pub mod moderation;
 pub mod pipeline;

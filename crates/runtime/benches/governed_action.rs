@@ -269,6 +269,7 @@ fn governed_runtime(store: Arc<SqliteStore>, dir: &std::path::Path) -> Runtime {
         metrics,
         governance: governance(policy()),
         audit_signer: Arc::new(amas_store::audit::conformance::test_signer()),
+        audit_witnesses: Vec::new(),
         workspaces: dir.join("workspaces"),
     })
     .expect("runtime")

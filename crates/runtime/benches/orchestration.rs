@@ -178,6 +178,7 @@ fn instant_runtime(store: Arc<SqliteStore>, dir: &std::path::Path) -> Runtime {
             content_safety: None,
         },
         audit_signer: Arc::new(amas_store::audit::conformance::test_signer()),
+        audit_witnesses: Vec::new(),
         workspaces: dir.join("workspaces"),
     })
     .expect("runtime")

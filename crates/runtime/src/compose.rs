@@ -13,6 +13,7 @@ use amas_dataprotect::{ContentSafety, DataProtector};
 use amas_governance::pipeline::Pipeline;
 use amas_policy::PolicyEngine;
 use amas_providers::ProviderSet;
+use amas_store::audit::witness::Witness;
 use amas_store::audit::{AuditWriterConfig, CheckpointSigner};
 use amas_store::{AuditWriter, GroupCommit};
 use amas_telemetry::Metrics;
@@ -44,8 +45,10 @@ pub struct Composition<'a> {
     pub providers: &'a ProviderSet,
     pub metrics: Metrics,
     pub governance: Governance,
-    /// Signs the audit log's checkpoints (the local issuer's key).
+    /// Signs the audit log's checkpoints (the audit key, never the token-signing key).
     pub audit_signer: Arc<dyn CheckpointSigner>,
+    /// Where each checkpoint is also written, outside the database (`audit.witness`).
+    pub audit_witnesses: Vec<Arc<dyn Witness>>,
     /// Each task gets a workspace directory under it.
     pub workspaces: PathBuf,
 }
@@ -65,14 +68,21 @@ pub fn compose(parts: Composition<'_>) -> Result<Runtime, RuntimeError> {
         metrics,
         governance,
         audit_signer,
+        audit_witnesses,
         workspaces,
     } = parts;
     let protector = Arc::clone(&governance.protector);
     let pipeline = Arc::new(pipeline(&config, governance, metrics.clone())?);
+    let writer_config = AuditWriterConfig {
+        checkpoint_every: config.audit.checkpoint_every,
+        checkpoint_interval: config.audit.checkpoint_interval,
+        witnesses: audit_witnesses,
+        ..AuditWriterConfig::default()
+    };
     let writer = Arc::new(AuditWriter::start_group(
         Arc::clone(&store),
         audit_signer,
-        AuditWriterConfig::default(),
+        writer_config,
     ));
     Runtime::new(RuntimeParts {
         config,

@@ -301,12 +301,7 @@ async fn a_writer_that_does_not_commit_the_journal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = Arc::new(common::config());
     let store = Arc::new(amas_store::SqliteStore::open(dir.path()).await.unwrap());
-    let issuer = amas_governance::LocalIssuer::load_or_create(
-        dir.path(),
-        &config.auth.issuer,
-        &config.auth.audience,
-    )
-    .unwrap();
+    let audit_key = amas_governance::AuditKey::load_or_create(dir.path()).unwrap();
     let metrics = amas_telemetry::Metrics::new();
     let protector = amas_dataprotect::DataProtector::shared_embedded().unwrap();
     let pipeline = amas_runtime::compose::pipeline(
@@ -324,7 +319,7 @@ async fn a_writer_that_does_not_commit_the_journal_is_refused() {
     .unwrap();
     let audit_only = amas_store::AuditWriter::start(
         Arc::clone(&store) as Arc<dyn amas_store::AuditLog>,
-        Arc::new(issuer.audit_signer()),
+        Arc::new(audit_key.signer()),
         amas_store::audit::AuditWriterConfig::default(),
     );
     let providers = amas_providers::ProviderSet::new(metrics.clone()).with_provider(

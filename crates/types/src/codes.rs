@@ -41,6 +41,12 @@ registry! {
     APPR_UNAVAILABLE = "AMAS-APPR-0004": "Approval temporarily unavailable";
     AUDIT_CLOSED = "AMAS-AUDIT-0001": "Audit writer shut down";
     AUDIT_CHECKPOINT_UNSIGNED = "AMAS-AUDIT-0002": "Audit checkpoint not signed";
+    AUDIT_PUBLIC_KEY_MISSING = "AMAS-AUDIT-0003": "Audit public key missing";
+    AUDIT_KEY_INVALID = "AMAS-AUDIT-0004": "Invalid audit key";
+    AUDIT_WITNESS = "AMAS-AUDIT-0005": "Audit witness unavailable";
+    AUDIT_BROKEN = "AMAS-AUDIT-0006": "Audit log failed verification";
+    AUDIT_PACK_INVALID = "AMAS-AUDIT-0007": "Evidence pack failed verification";
+    AUDIT_PACK_UNWRITABLE = "AMAS-AUDIT-0008": "Evidence pack cannot be written";
     AUTH_NO_TOKEN = "AMAS-AUTH-0001": "No bearer token";
     AUTH_MALFORMED_TOKEN = "AMAS-AUTH-0002": "Malformed token";
     AUTH_ALGORITHM_REJECTED = "AMAS-AUTH-0003": "Signing algorithm not accepted";

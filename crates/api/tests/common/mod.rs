@@ -161,7 +161,7 @@ pub async fn parts(config: AmasConfig, script: &str) -> Parts {
 impl Parts {
     /// The runtime on these parts as production composes it (`amas_runtime::compose`): the
     /// embedded policy bundle, tool registry and data protection, the store's group-committing
-    /// audit writer with checkpoints signed by the issuer's key. Not started.
+    /// audit writer with checkpoints signed by the audit key there. Not started.
     pub fn runtime(&self) -> Runtime {
         compose(Composition {
             config: Arc::clone(&self.config),
@@ -177,7 +177,12 @@ impl Parts {
                 redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
                 content_safety: None,
             },
-            audit_signer: Arc::new(self.issuer.audit_signer()),
+            audit_signer: Arc::new(
+                amas_governance::AuditKey::load_or_create(self.dir.path())
+                    .expect("audit key")
+                    .signer(),
+            ),
+            audit_witnesses: Vec::new(),
             workspaces: self.dir.path().join("workspaces"),
         })
         .expect("runtime composes")

@@ -271,3 +271,58 @@ pub fn audit_lines_until(data_dir: &Path, ready: impl Fn(&[String]) -> bool) -> 
     }
     lines
 }
+
+/// The witness file of a data directory under the default configuration.
+pub fn default_witness(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit-witness.jsonl")
+}
+
+/// Writes audit records the way the server does: through the writer, checkpoints signed with
+/// the data directory's audit key (created if missing) and written to the default witness
+/// file, shut down cleanly so the end is signed. Each `(task, n)` gets `n` records, the tasks
+/// interleaved; record `i` of a task has resource `tool:t{i}` and is an allow for even `i`, a
+/// deny for odd.
+pub async fn write_audit_records(data_dir: &Path, tasks: &[(amas_types::TaskId, u64)]) {
+    use amas_store::audit::witness::FileWitness;
+    use amas_store::audit::{AuditDecision, AuditRecord, AuditWriter, AuditWriterConfig};
+    use std::sync::Arc;
+
+    let store = Arc::new(
+        amas_store::SqliteStore::open(data_dir)
+            .await
+            .expect("store"),
+    );
+    let key = amas_governance::AuditKey::load_or_create(data_dir).expect("audit key");
+    let witness = FileWitness::open(&default_witness(data_dir)).expect("witness");
+    let config = AuditWriterConfig {
+        checkpoint_every: 4,
+        witnesses: vec![Arc::new(witness)],
+        ..AuditWriterConfig::default()
+    };
+    let writer = AuditWriter::start(store.clone(), Arc::new(key.signer()), config);
+    let rounds = tasks.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    for i in 0..rounds {
+        for (task, n) in tasks {
+            if i >= *n {
+                continue;
+            }
+            let decision = if i % 2 == 0 {
+                AuditDecision::Allow
+            } else {
+                AuditDecision::Deny
+            };
+            let record = AuditRecord::new(
+                &amas_types::Principal::local_operator(),
+                "authorize",
+                "tool_call",
+                decision,
+            )
+            .with_task(*task)
+            .with_resource(format!("tool:t{i}"))
+            .with_bundle(&"ab".repeat(32));
+            writer.record(record).await.expect("record");
+        }
+    }
+    writer.shutdown().await.expect("shutdown");
+    store.close().await;
+}

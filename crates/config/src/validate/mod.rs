@@ -2,6 +2,7 @@
 //! checked on its own, then cross-references are resolved; every problem is recorded.
 
 mod agents;
+mod audit;
 mod graph;
 mod oidc;
 mod providers;
@@ -33,6 +34,7 @@ pub(crate) fn validate(
     let approvals = settings::approvals(tree, diag);
     let retention = settings::retention(tree, diag);
     let clearance = settings::clearance(tree, diag);
+    let audit = audit::audit(tree, diag);
     let (providers, provider_trust, provider_prices) =
         providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
@@ -41,6 +43,7 @@ pub(crate) fn validate(
     let approvals = approvals?;
     let retention = retention?;
     let clearance = clearance?;
+    let audit = audit?;
     diag.errors.is_empty().then_some(AmasConfig {
         server,
         auth,
@@ -48,6 +51,7 @@ pub(crate) fn validate(
         approvals,
         retention,
         clearance,
+        audit,
         providers,
         provider_trust,
         provider_prices,

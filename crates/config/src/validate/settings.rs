@@ -30,7 +30,7 @@ pub(super) fn validate(
     Some((server?, auth?, runtime?))
 }
 
-fn section<T: serde::de::DeserializeOwned>(
+pub(super) fn section<T: serde::de::DeserializeOwned>(
     tree: &Tree,
     name: &str,
     diag: &mut Diagnostics,

@@ -87,10 +87,24 @@ impl IssuerPolicy {
             }
         };
         self.check_times(claims, now)?;
+        let tenant = self.tenant(claims)?;
+        // The audit log cannot store a NUL (PostgreSQL text refuses it), and a principal whose
+        // decisions cannot be audited must not act: refused here, the failed authentication is
+        // audited instead (security review L3).
+        if sub.contains('\0') {
+            return Err(AuthError::Malformed(
+                "the sub claim contains a NUL character",
+            ));
+        }
+        if tenant.0.contains('\0') {
+            return Err(AuthError::Malformed(
+                "the tenant claim contains a NUL character",
+            ));
+        }
         Ok(Principal {
             sub,
             roles: self.roles(claims),
-            tenant: self.tenant(claims)?,
+            tenant,
             auth_method: auth_method.to_owned(),
         })
     }
@@ -133,7 +147,7 @@ impl IssuerPolicy {
         };
         let mut roles: Vec<String> = Vec::with_capacity(items.len());
         for role in items.iter().filter_map(Value::as_str) {
-            if !role.is_empty() && !roles.iter().any(|r| r == role) {
+            if !role.is_empty() && !role.contains('\0') && !roles.iter().any(|r| r == role) {
                 roles.push(role.to_owned());
             }
         }
@@ -223,6 +237,27 @@ mod tests {
             p.check_times(&no_iat, now),
             Err(AuthError::Malformed(_))
         ));
+    }
+
+    /// A NUL in `sub` or the tenant is refused at authentication (the audit log could not
+    /// record the principal's decisions); a role with one grants nothing.
+    #[test]
+    fn nul_in_sub_or_tenant_is_refused() {
+        let p = policy("roles");
+        let ok =
+            claims(json!({"sub": "a", "tenant": "t", "iat": 5, "exp": 10, "roles": ["r\0", "x"]}));
+        let principal = p.principal(&ok, 5, "local_jwt").unwrap();
+        assert_eq!(principal.roles, ["x"]);
+        for bad in [
+            json!({"sub": "a\0", "tenant": "t", "iat": 5, "exp": 10}),
+            json!({"sub": "a", "tenant": "t\0", "iat": 5, "exp": 10}),
+        ] {
+            let err = p.principal(&claims(bad), 5, "local_jwt").unwrap_err();
+            assert!(
+                matches!(err, AuthError::Malformed(m) if m.contains("NUL")),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

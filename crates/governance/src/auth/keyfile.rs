@@ -107,6 +107,27 @@ fn create<T>(
     }
 }
 
+/// Writes `bytes` to `path` (owner-only) through a temporary file renamed into place, so a
+/// reader sees the old content or the new, never half of it. For files that change (the audit
+/// public key set); a key is created once with [`load_or_create`] instead.
+pub(crate) fn replace_owner_only(path: &Path, bytes: &[u8]) -> Result<(), AuthError> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| AuthError::KeyStore(format!("{} has no parent", path.display())))?;
+    create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7()));
+    let written = write_owner_only(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(store_error("cannot write", path, &err));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
 fn write_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);

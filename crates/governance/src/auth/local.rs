@@ -1,4 +1,5 @@
-//! AMAS as its own token issuer: one persistent Ed25519 key, its JWKS, and token minting.
+//! AMAS as its own token issuer: one persistent Ed25519 key, its JWKS, and token minting. The
+//! key signs tokens only; audit checkpoints have a key of their own ([`super::audit_key`]).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -6,13 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use amas_store::audit::{Ed25519Signer, Ed25519Verifier};
 
 use super::{AuthError, KeySource, VerificationKey, keyfile};
 
@@ -25,8 +22,6 @@ pub struct LocalIssuer {
     x: String,
     public: [u8; 32],
     signing: EncodingKey,
-    /// The same key, for signing audit checkpoints.
-    key: SigningKey,
 }
 
 #[derive(Serialize)]
@@ -67,21 +62,7 @@ impl LocalIssuer {
             x,
             public,
             signing: EncodingKey::from_ed_der(der.as_bytes()),
-            key: signing,
         })
-    }
-
-    /// The audit log's checkpoint signer: this issuer's key and key id, so the public key that
-    /// verifies tokens (the JWKS) also verifies the audit log.
-    #[must_use]
-    pub fn audit_signer(&self) -> Ed25519Signer {
-        Ed25519Signer::new(self.key.clone(), self.kid.clone())
-    }
-
-    /// Verifies checkpoints signed by [`LocalIssuer::audit_signer`].
-    #[must_use]
-    pub fn audit_verifier(&self) -> Ed25519Verifier {
-        self.audit_signer().verifier()
     }
 
     /// The key id: the RFC 7638 thumbprint of the public key, stable across restarts.
@@ -169,10 +150,9 @@ impl KeySource for LocalIssuer {
     }
 }
 
-/// RFC 7638: SHA-256 over the required OKP members in lexicographic order, no whitespace.
+/// RFC 7638 thumbprint of the public key (the same rule the audit key set uses).
 fn jwk_thumbprint(x: &str) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    amas_store::audit::keys::ed25519_thumbprint(x)
 }
 
 pub(crate) fn unix_now() -> u64 {

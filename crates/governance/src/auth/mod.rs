@@ -4,6 +4,7 @@
 //! `JwksSource` per configured OpenID Connect identity provider; one `TokenVerifier` checks
 //! every token against the issuer its `iss` names, with that issuer's `IssuerPolicy`.
 
+pub mod audit_key;
 mod claims;
 mod error;
 mod jwk;
@@ -15,6 +16,7 @@ mod verify;
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+pub use audit_key::{AuditKey, AuditKeyError};
 pub use claims::{IssuerPolicy, TenantRule};
 pub use error::AuthError;
 pub use jwks::{IssuerHealth, JwksError, JwksSource, JwksStatus};

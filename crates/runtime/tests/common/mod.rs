@@ -238,7 +238,7 @@ pub async fn harness_with_safety(safety: amas_dataprotect::ContentSafety) -> Har
 
 /// The runtime as production composes it (`amas_runtime::compose`): the embedded Rego bundle,
 /// the embedded tool registry adjusted by `gov`, the embedded data protection, the SQLite store
-/// in `dir` with its group-committing audit writer (checkpoints signed by a local issuer there),
+/// in `dir` with its group-committing audit writer (checkpoints signed by the audit key there),
 /// workspaces under `dir`.
 async fn compose(
     config: AmasConfig,
@@ -280,12 +280,7 @@ async fn compose(
     for tool in &gov.extra_tools {
         registry.insert(Arc::clone(tool));
     }
-    let issuer = amas_governance::LocalIssuer::load_or_create(
-        dir.path(),
-        &config.auth.issuer,
-        &config.auth.audience,
-    )
-    .expect("local issuer");
+    let audit_key = amas_governance::AuditKey::load_or_create(dir.path()).expect("audit key");
     let runtime = amas_runtime::compose::compose(Composition {
         config: Arc::clone(&config),
         store,
@@ -300,7 +295,8 @@ async fn compose(
             redact_secret: amas_governance::pipeline::DEFAULT_REDACT_SECRET.to_owned(),
             content_safety,
         },
-        audit_signer: Arc::new(issuer.audit_signer()),
+        audit_signer: Arc::new(audit_key.signer()),
+        audit_witnesses: Vec::new(),
         workspaces: dir.path().join("workspaces"),
     })
     .expect("runtime composes");

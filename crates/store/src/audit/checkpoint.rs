@@ -1,6 +1,8 @@
-//! Signed checkpoints: every so often the writer signs "the chain up to seq N has hash H" with
-//! the server's Ed25519 key. Someone who rewrites records and recomputes every later hash still
-//! cannot forge the checkpoint that covers them.
+//! Signed checkpoints: every so often the writer signs "the chain up to seq N has hash H, and
+//! the Merkle tree of records 1..=N has root R" with the audit key (its own Ed25519 key, not the
+//! token-signing one). Someone who rewrites records and recomputes every later hash still
+//! cannot forge the checkpoint that covers them; the root lets one record be proven against
+//! the checkpoint without the others ([`super::merkle`]).
 
 use std::collections::HashMap;
 
@@ -11,11 +13,17 @@ use serde::{Deserialize, Serialize};
 use super::chain::{self, canonical_json};
 use crate::shared;
 
-/// A signed statement that the record `up_to_seq` has hash `hash`.
+/// A signed statement that the record `up_to_seq` has hash `hash` (and, from version 2, that
+/// the Merkle tree of records `1..=up_to_seq` has root `tree_root`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     pub up_to_seq: u64,
     pub hash: String,
+    /// Lowercase hex of the Merkle root over the record hashes `1..=up_to_seq`; absent on
+    /// version-1 checkpoints (signed before the tree existed), which anchor the chain only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_root: Option<String>,
     pub signed_at: DateTime<Utc>,
     pub key_id: String,
     /// The signature over [`Checkpoint::message`], lowercase hex.
@@ -23,28 +31,64 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Signs the chain position `link` now.
+    /// Signs the chain position `link` now (a version-1 checkpoint: no tree root).
     ///
     /// # Errors
     /// When the signer fails.
     pub fn sign(link: &chain::ChainLink, signer: &dyn CheckpointSigner) -> Result<Self, SignError> {
-        let signed_at = shared::now();
-        let key_id = signer.key_id().to_owned();
-        let message = message(link.seq, &link.hash, signed_at, &key_id);
-        let signature = chain::hex(&signer.sign(&message)?);
-        Ok(Self {
-            up_to_seq: link.seq,
-            hash: link.hash.clone(),
-            signed_at,
-            key_id,
-            signature,
-        })
+        Self::signed(link, None, signer)
     }
 
-    /// The signed bytes: a domain-separation line, then the canonical JSON of every other field.
+    /// Signs the chain position `link` and the Merkle root `tree_root` (hex) of the records
+    /// `1..=link.seq` now: what the writer signs.
+    ///
+    /// # Errors
+    /// When the signer fails.
+    pub fn sign_tree(
+        link: &chain::ChainLink,
+        tree_root: &str,
+        signer: &dyn CheckpointSigner,
+    ) -> Result<Self, SignError> {
+        Self::signed(link, Some(tree_root.to_owned()), signer)
+    }
+
+    fn signed(
+        link: &chain::ChainLink,
+        tree_root: Option<String>,
+        signer: &dyn CheckpointSigner,
+    ) -> Result<Self, SignError> {
+        let mut cp = Self {
+            up_to_seq: link.seq,
+            hash: link.hash.clone(),
+            tree_root,
+            signed_at: shared::now(),
+            key_id: signer.key_id().to_owned(),
+            signature: String::new(),
+        };
+        cp.signature = chain::hex(&signer.sign(&cp.message())?);
+        Ok(cp)
+    }
+
+    /// The signed bytes: a domain-separation line naming the version, then the canonical JSON
+    /// of every other field.
     #[must_use]
     pub fn message(&self) -> Vec<u8> {
-        message(self.up_to_seq, &self.hash, self.signed_at, &self.key_id)
+        let mut body = serde_json::json!({
+            "up_to_seq": self.up_to_seq,
+            "hash": self.hash,
+            "signed_at": shared::format_time(self.signed_at),
+            "key_id": self.key_id,
+        });
+        let domain = match (&self.tree_root, body.as_object_mut()) {
+            (Some(root), Some(map)) => {
+                map.insert("tree_root".to_owned(), root.clone().into());
+                DOMAIN_V2
+            }
+            _ => DOMAIN_V1,
+        };
+        let mut out = domain.to_vec();
+        out.extend_from_slice(canonical_json(&body).as_bytes());
+        out
     }
 
     /// Checks the signature with `verifier`.
@@ -58,19 +102,8 @@ impl Checkpoint {
     }
 }
 
-const DOMAIN: &[u8] = b"amas-audit-checkpoint-v1\n";
-
-fn message(up_to_seq: u64, hash: &str, signed_at: DateTime<Utc>, key_id: &str) -> Vec<u8> {
-    let body = serde_json::json!({
-        "up_to_seq": up_to_seq,
-        "hash": hash,
-        "signed_at": shared::format_time(signed_at),
-        "key_id": key_id,
-    });
-    let mut out = DOMAIN.to_vec();
-    out.extend_from_slice(canonical_json(&body).as_bytes());
-    out
-}
+const DOMAIN_V1: &[u8] = b"amas-audit-checkpoint-v1\n";
+const DOMAIN_V2: &[u8] = b"amas-audit-checkpoint-v2\n";
 
 /// Signing or verifying a checkpoint failed; the message says why (never key material).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +140,27 @@ impl Ed25519Signer {
             key,
             key_id: key_id.into(),
         }
+    }
+
+    /// A signer whose key id is the RFC 7638 thumbprint of its public key, as published in
+    /// the audit key set ([`super::keys`]).
+    #[must_use]
+    pub fn with_thumbprint(key: SigningKey) -> Self {
+        let jwk = super::keys::public_jwk(&key.verifying_key());
+        let kid = jwk
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Self::new(key, kid)
+    }
+
+    /// The public key as a JWK, named by this signer's key id.
+    #[must_use]
+    pub fn public_jwk(&self) -> serde_json::Value {
+        let mut jwk = super::keys::public_jwk(&self.key.verifying_key());
+        jwk["kid"] = self.key_id.clone().into();
+        jwk
     }
 
     /// The verifier for this signer's own signatures.
@@ -147,6 +201,30 @@ impl Ed25519Verifier {
         Self {
             keys: keys.into_iter().collect(),
         }
+    }
+
+    /// The key ids this verifier knows, sorted.
+    #[must_use]
+    pub fn key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.keys.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The public key set (JWKS) of this verifier's keys, by key id.
+    #[must_use]
+    pub fn jwks(&self) -> serde_json::Value {
+        let mut keys: Vec<(&String, &VerifyingKey)> = self.keys.iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        let keys: Vec<serde_json::Value> = keys
+            .into_iter()
+            .map(|(kid, key)| {
+                let mut jwk = super::keys::public_jwk(key);
+                jwk["kid"] = kid.clone().into();
+                jwk
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 }
 
@@ -189,6 +267,23 @@ mod tests {
         let mut rehashed = cp.clone();
         rehashed.hash = "cd".repeat(32);
         assert!(rehashed.verify(&s.verifier()).is_err());
+
+        let tree = Checkpoint::sign_tree(&link, &"ef".repeat(32), &s).unwrap();
+        tree.verify(&s.verifier()).unwrap();
+        assert_ne!(
+            tree.message(),
+            cp.message(),
+            "v2 is domain-separated from v1"
+        );
+        let mut regrown = tree.clone();
+        regrown.tree_root = Some("ee".repeat(32));
+        assert!(regrown.verify(&s.verifier()).is_err(), "the root is signed");
+        let mut downgraded = tree;
+        downgraded.tree_root = None;
+        assert!(
+            downgraded.verify(&s.verifier()).is_err(),
+            "no downgrade to v1"
+        );
 
         let other = signer(2);
         let forged = Checkpoint::sign(&link, &other).unwrap();

@@ -3,18 +3,25 @@
 //! first broken record. `docs/audit.md` describes the record, the encoding and the checks.
 //!
 //! Callers build an [`AuditRecord`] and hand it to an [`AuditWriter`], which batches appends off
-//! the task's path; [`verify`] walks the chain; both backends implement [`AuditLog`] and pass the
+//! the task's path and signs checkpoints with the audit key ([`keys`]), publishing each to the
+//! [`witness`]es; [`verify`] walks the chain; [`pack`] writes and checks evidence packs that
+//! verify offline ([`merkle`] proofs); both backends implement [`AuditLog`] and pass the
 //! [`conformance`] suite.
 
 mod chain;
 mod checkpoint;
 pub mod conformance;
 mod error;
+mod guards;
+pub mod keys;
+pub mod merkle;
+pub mod pack;
 mod postgres;
 mod record;
 mod row;
 pub(crate) mod sqlite;
 mod verify;
+pub mod witness;
 mod writer;
 
 use async_trait::async_trait;
@@ -35,7 +42,10 @@ pub use record::{
     AuditDecision, AuditPrincipal, AuditRecord, PolicyRef, StoredAuditRecord, TokenCounts,
     hash_payload,
 };
-pub use verify::{Broken, BrokenReason, VerifyReport, verify};
+pub use verify::{
+    Broken, BrokenReason, CheckpointSource, VerifyOptions, VerifyReport, WitnessInput,
+    WitnessSummary, verify, verify_with,
+};
 pub use writer::{AuditWriter, AuditWriterConfig, JournalListener, PendingAppend};
 
 /// A stored record that no longer decodes (a column was changed to something AMAS never
@@ -116,6 +126,19 @@ pub trait AuditLog: Send + Sync {
 
     /// The last record's seq and hash; `None` for an empty log.
     async fn head(&self) -> Result<Option<ChainLink>, StoreError>;
+
+    /// The seq and hash of up to `limit` records with `from_seq <= seq <= to_seq`, in seq order:
+    /// what the Merkle tree over the records is built from.
+    async fn links(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ChainLink>, StoreError>;
+
+    /// What is wrong with the database's append-only guards: each missing, disabled or
+    /// rewritten trigger (or trigger function), in words. Empty when they are as installed.
+    async fn guard_problems(&self) -> Result<Vec<String>, StoreError>;
 
     /// Stores a signed checkpoint. Storing the same (seq, key) twice keeps the first.
     async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;

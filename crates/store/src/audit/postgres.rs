@@ -8,6 +8,7 @@ use amas_types::TaskId;
 
 use super::chain::{self, ChainLink};
 use super::checkpoint::Checkpoint;
+use super::guards;
 use super::row::{COLUMNS, Insert, Row as AuditRow};
 use super::{AuditLog, AuditQuery, AuditRecord, ChainEntry, StoredAuditRecord};
 use crate::{PostgresStore, StoreError, shared};
@@ -61,6 +62,7 @@ fn checkpoint_from_row(row: &PgRow) -> Result<Checkpoint, StoreError> {
     Ok(Checkpoint {
         up_to_seq: shared::from_db_seq(row.try_get("up_to_seq")?)?,
         hash: row.try_get("hash")?,
+        tree_root: row.try_get("tree_root")?,
         signed_at: row.try_get("signed_at")?,
         key_id: row.try_get("key_id")?,
         signature: row.try_get("signature")?,
@@ -216,14 +218,84 @@ impl AuditLog for PostgresStore {
         .transpose()
     }
 
+    async fn links(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ChainLink>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, hash FROM audit_log WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(db_seq(from_seq))
+        .bind(db_seq(to_seq))
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChainLink {
+                    seq: shared::from_db_seq(row.try_get("seq")?)?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// `tgenabled` `O` (origin) or `A` (always) fire for AMAS's sessions; `D` is disabled and
+    /// `R` fires only in replica sessions, so both leave the table unguarded. The functions
+    /// are compared with the migration too: `CREATE OR REPLACE` of an empty body disarms a
+    /// trigger that still looks enabled.
+    async fn guard_problems(&self) -> Result<Vec<String>, StoreError> {
+        let mut problems = Vec::new();
+        for (trigger, table, function) in guards::POSTGRES_TRIGGERS {
+            let row = sqlx::query(
+                "SELECT t.tgenabled::text AS enabled FROM pg_trigger t \
+                 WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal",
+            )
+            .bind(table)
+            .bind(trigger)
+            .fetch_optional(self.pool())
+            .await?;
+            match row.map(|r| r.try_get::<String, _>("enabled")).transpose()? {
+                None => problems.push(format!(
+                    "the guard trigger {trigger} on {table} is missing (dropped)"
+                )),
+                Some(state) if state != "O" && state != "A" => problems.push(format!(
+                    "the guard trigger {trigger} on {table} is disabled (tgenabled = {state})"
+                )),
+                Some(_) => {}
+            }
+            let body = sqlx::query(
+                "SELECT p.prosrc FROM pg_proc p \
+                 WHERE p.oid = to_regprocedure($1 || '()')",
+            )
+            .bind(function)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| r.try_get::<String, _>("prosrc"))
+            .transpose()?;
+            let expected = guards::postgres_function_body(function).map(guards::normalized);
+            match body {
+                None => problems.push(format!("the guard function {function}() is missing")),
+                Some(body) if Some(guards::normalized(&body)) != expected => problems.push(
+                    format!("the guard function {function}() is not the one AMAS installed"),
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(problems)
+    }
+
     async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit_checkpoints (up_to_seq, key_id, hash, signed_at, signature) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (up_to_seq, key_id) DO NOTHING",
+            "INSERT INTO audit_checkpoints (up_to_seq, key_id, hash, tree_root, signed_at, \
+             signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (up_to_seq, key_id) DO NOTHING",
         )
         .bind(shared::to_db_seq(cp.up_to_seq)?)
         .bind(&cp.key_id)
         .bind(&cp.hash)
+        .bind(&cp.tree_root)
         .bind(cp.signed_at)
         .bind(&cp.signature)
         .execute(self.pool())
@@ -237,7 +309,7 @@ impl AuditLog for PostgresStore {
         to_seq: Option<u64>,
     ) -> Result<Vec<Checkpoint>, StoreError> {
         let rows = sqlx::query(
-            "SELECT up_to_seq, key_id, hash, signed_at, signature FROM audit_checkpoints \
+            "SELECT up_to_seq, key_id, hash, tree_root, signed_at, signature FROM audit_checkpoints \
              WHERE up_to_seq >= $1 AND up_to_seq <= $2 ORDER BY up_to_seq, key_id",
         )
         .bind(db_seq(from_seq))
@@ -249,7 +321,7 @@ impl AuditLog for PostgresStore {
 
     async fn last_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         let row = sqlx::query(
-            "SELECT up_to_seq, key_id, hash, signed_at, signature FROM audit_checkpoints \
+            "SELECT up_to_seq, key_id, hash, tree_root, signed_at, signature FROM audit_checkpoints \
              ORDER BY up_to_seq DESC, key_id LIMIT 1",
         )
         .fetch_optional(self.pool())

@@ -8,6 +8,7 @@ use amas_types::TaskId;
 
 use super::chain::{self, ChainLink};
 use super::checkpoint::Checkpoint;
+use super::guards;
 use super::row::{COLUMNS, Insert, Row as AuditRow};
 use super::{AuditLog, AuditQuery, AuditRecord, ChainEntry, StoredAuditRecord};
 use crate::{SqliteStore, StoreError, shared};
@@ -64,6 +65,7 @@ fn checkpoint_from_row(row: &SqliteRow) -> Result<Checkpoint, StoreError> {
     Ok(Checkpoint {
         up_to_seq: shared::from_db_seq(row.try_get("up_to_seq")?)?,
         hash: row.try_get("hash")?,
+        tree_root: row.try_get("tree_root")?,
         signed_at: shared::parse_time(row.try_get("signed_at")?)?,
         key_id: row.try_get("key_id")?,
         signature: row.try_get("signature")?,
@@ -234,14 +236,64 @@ impl AuditLog for SqliteStore {
         .transpose()
     }
 
+    async fn links(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ChainLink>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, hash FROM audit_log WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(db_seq(from_seq))
+        .bind(db_seq(to_seq))
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChainLink {
+                    seq: shared::from_db_seq(row.try_get("seq")?)?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn guard_problems(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            .fetch_all(self.pool())
+            .await?;
+        let mut installed = std::collections::HashMap::new();
+        for row in &rows {
+            let name: String = row.try_get("name")?;
+            let sql: Option<String> = row.try_get("sql")?;
+            installed.insert(name, sql.unwrap_or_default());
+        }
+        let mut problems = Vec::new();
+        for (name, expected) in guards::sqlite_triggers() {
+            match installed.get(&name) {
+                None => problems.push(format!("the guard trigger {name} is missing (dropped)")),
+                Some(sql) if guards::normalized(sql) != guards::normalized(&expected) => {
+                    problems.push(format!(
+                        "the guard trigger {name} is not the one AMAS installed (rewritten)"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(problems)
+    }
+
     async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit_checkpoints (up_to_seq, key_id, hash, signed_at, signature) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (up_to_seq, key_id) DO NOTHING",
+            "INSERT INTO audit_checkpoints (up_to_seq, key_id, hash, tree_root, signed_at, \
+             signature) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (up_to_seq, key_id) DO NOTHING",
         )
         .bind(shared::to_db_seq(cp.up_to_seq)?)
         .bind(&cp.key_id)
         .bind(&cp.hash)
+        .bind(&cp.tree_root)
         .bind(shared::format_time(cp.signed_at))
         .bind(&cp.signature)
         .execute(self.pool())
@@ -255,7 +307,7 @@ impl AuditLog for SqliteStore {
         to_seq: Option<u64>,
     ) -> Result<Vec<Checkpoint>, StoreError> {
         let rows = sqlx::query(
-            "SELECT up_to_seq, key_id, hash, signed_at, signature FROM audit_checkpoints \
+            "SELECT up_to_seq, key_id, hash, tree_root, signed_at, signature FROM audit_checkpoints \
              WHERE up_to_seq >= ? AND up_to_seq <= ? ORDER BY up_to_seq, key_id",
         )
         .bind(db_seq(from_seq))
@@ -267,7 +319,7 @@ impl AuditLog for SqliteStore {
 
     async fn last_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         let row = sqlx::query(
-            "SELECT up_to_seq, key_id, hash, signed_at, signature FROM audit_checkpoints \
+            "SELECT up_to_seq, key_id, hash, tree_root, signed_at, signature FROM audit_checkpoints \
              ORDER BY up_to_seq DESC, key_id LIMIT 1",
         )
         .fetch_optional(self.pool())

@@ -1,7 +1,9 @@
 //! The store's one writer: audit records and (when it is started on a [`GroupCommit`] store)
 //! the journal appends of every task go through one task, which commits whatever is queued in
-//! one transaction (group commit) and signs an audit checkpoint every N records, on flush and
-//! on shutdown.
+//! one transaction (group commit) and signs an audit checkpoint every N records, at the latest
+//! a set time after the first record it does not cover, on flush and on shutdown. Each
+//! checkpoint signs the chain head and the Merkle root of the records up to it, and is then
+//! published to the configured witnesses.
 //!
 //! Audit records are enqueued and the caller goes on; they commit with the next batch, which is
 //! usually the journal append that follows the decision they record. A journal append's caller
@@ -24,7 +26,9 @@ use super::AuditLog;
 use super::chain::{self, ChainLink};
 use super::checkpoint::{Checkpoint, CheckpointSigner};
 use super::error::AuditError;
+use super::merkle::{self, Frontier};
 use super::record::AuditRecord;
+use super::witness::Witness;
 use crate::StoreError;
 use crate::commit::{Append, GroupCommit};
 
@@ -37,6 +41,12 @@ pub struct AuditWriterConfig {
     pub max_batch: usize,
     /// A checkpoint is signed once at least this many records were appended since the last.
     pub checkpoint_every: u64,
+    /// ... and at the latest this long after the last checkpoint when records came since, so
+    /// a quiet server's last records are not left unsigned (and unwitnessed) for long. Zero:
+    /// only by count, flush and shutdown.
+    pub checkpoint_interval: Duration,
+    /// Where every signed checkpoint is also published, outside the database.
+    pub witnesses: Vec<Arc<dyn Witness>>,
     /// The first wait after a failed append; doubles up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -52,6 +62,8 @@ impl Default for AuditWriterConfig {
             capacity: 4096,
             max_batch: 512,
             checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            witnesses: Vec::new(),
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
             linger: Duration::from_millis(2),
@@ -149,6 +161,8 @@ impl AuditWriter {
             rx,
             last_checkpoint: None,
             written: None,
+            tree: None,
+            next_due: tokio::time::Instant::now(),
             listener: Arc::clone(&listener),
         };
         #[expect(
@@ -314,14 +328,80 @@ struct Worker {
     last_checkpoint: Option<u64>,
     /// The last record this writer appended.
     written: Option<ChainLink>,
+    /// The Merkle tree of the records up to the last checkpoint; built from the log at the
+    /// first checkpoint, then extended with the records since (any process's).
+    tree: Option<Frontier>,
+    /// When records not covered by a checkpoint get one regardless of their number.
+    next_due: tokio::time::Instant,
     listener: Arc<std::sync::RwLock<Option<JournalListener>>>,
 }
 
+/// Records read per round trip while growing the tree.
+const TREE_PAGE: u32 = 10_000;
+
+/// Grows `tree` with the records after it up to `link` (which must be where the chain says).
+async fn grow(log: &dyn AuditLog, tree: &mut Frontier, link: &ChainLink) -> Result<(), StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("audit tree: {what}"));
+    if tree.size() > link.seq {
+        return Err(corrupt(format!(
+            "the tree holds {} records, the checkpoint is at {}",
+            tree.size(),
+            link.seq
+        )));
+    }
+    while tree.size() < link.seq {
+        let page = log.links(tree.size() + 1, link.seq, TREE_PAGE).await?;
+        if page.is_empty() {
+            return Err(corrupt(format!("record {} is missing", tree.size() + 1)));
+        }
+        for l in page {
+            if l.seq != tree.size() + 1 {
+                return Err(corrupt(format!("record {} is missing", tree.size() + 1)));
+            }
+            if l.seq == link.seq && l.hash != link.hash {
+                return Err(corrupt(format!(
+                    "record {} has another hash than the writer appended",
+                    l.seq
+                )));
+            }
+            let leaf = merkle::leaf(&l.hash)
+                .ok_or_else(|| corrupt(format!("record {} has a malformed hash", l.seq)))?;
+            tree.push(leaf);
+        }
+    }
+    Ok(())
+}
+
 impl Worker {
+    /// Whether records were appended that no checkpoint covers yet.
+    fn unsigned(&self) -> bool {
+        self.written
+            .as_ref()
+            .is_some_and(|w| self.last_checkpoint.is_none_or(|c| w.seq > c))
+    }
+
+    /// The next command; signs a checkpoint first when one is due by time.
+    async fn next(&mut self) -> Option<Command> {
+        loop {
+            if self.config.checkpoint_interval.is_zero() || !self.unsigned() {
+                return self.rx.recv().await;
+            }
+            match tokio::time::timeout_at(self.next_due, self.rx.recv()).await {
+                Ok(command) => return command,
+                Err(_) => {
+                    if let Err(e) = self.checkpoint().await {
+                        tracing::error!(error.code = e.code(), error.message = %e, "Audit checkpoint failed.");
+                    }
+                }
+            }
+        }
+    }
+
     async fn run(mut self) {
         let mut batch = Vec::new();
         let mut appends = Vec::new();
-        while let Some(command) = self.rx.recv().await {
+        self.next_due = tokio::time::Instant::now() + self.config.checkpoint_interval;
+        while let Some(command) = self.next().await {
             let (mut control, mut waited) = take(command, &mut batch, &mut appends);
             // Take what is already queued, without waiting: batches grow under load only.
             while control.is_none()
@@ -378,6 +458,15 @@ impl Worker {
         if let Err(e) = self.checkpoint().await {
             tracing::error!(error.code = e.code(), error.message = %e, "Final audit checkpoint failed.");
         }
+        self.close_witnesses().await;
+    }
+
+    async fn close_witnesses(&self) {
+        for witness in &self.config.witnesses {
+            if let Err(e) = witness.close().await {
+                tracing::error!(error.code = e.code(), error.message = %e, audit.witness = %witness.describe(), "Audit witness not closed cleanly.");
+            }
+        }
     }
 
     /// After a shutdown request: refuse new records, write what is queued, sign the end.
@@ -405,6 +494,7 @@ impl Worker {
             self.write(batch).await;
         }
         let result = self.checkpoint().await;
+        self.close_witnesses().await;
         for reply in waiting {
             let _ = reply.send(Err(AuditError::Closed));
         }
@@ -535,18 +625,50 @@ impl Worker {
     }
 
     /// Signs and stores a checkpoint at the last record this writer appended, unless one
-    /// already covers it.
+    /// already covers it, then publishes it to the witnesses.
     async fn checkpoint(&mut self) -> Result<Option<ChainLink>, AuditError> {
+        self.next_due = tokio::time::Instant::now() + self.config.checkpoint_interval;
         let Some(link) = self.written.clone() else {
             return Ok(None);
         };
         if self.last_checkpoint().await? >= link.seq {
             return Ok(Some(link));
         }
-        let cp = Checkpoint::sign(&link, self.signer.as_ref())?;
+        let cp = match self.tree_root(&link).await {
+            Some(root) => Checkpoint::sign_tree(&link, &root, self.signer.as_ref())?,
+            None => Checkpoint::sign(&link, self.signer.as_ref())?,
+        };
         self.backend.log().add_checkpoint(&cp).await?;
         self.last_checkpoint = Some(link.seq);
         tracing::debug!(audit.seq = link.seq, "Audit checkpoint signed.");
+        for witness in &self.config.witnesses {
+            if let Err(e) = witness.publish(&cp).await {
+                tracing::error!(
+                    error.code = e.code(),
+                    error.message = %e,
+                    audit.seq = link.seq,
+                    audit.witness = %witness.describe(),
+                    "Audit checkpoint not written to its witness."
+                );
+            }
+        }
         Ok(Some(link))
+    }
+
+    /// The Merkle root of the records up to `link`; `None` (the checkpoint then signs the
+    /// chain head only) when the log's records do not form the chain the writer appended.
+    async fn tree_root(&mut self, link: &ChainLink) -> Option<String> {
+        let mut tree = self.tree.take().unwrap_or_default();
+        match grow(self.backend.log(), &mut tree, link).await {
+            Ok(()) => {
+                let root = merkle::to_hex(&tree.root());
+                self.tree = Some(tree);
+                Some(root)
+            }
+            Err(e) => {
+                tracing::error!(error.code = e.code(), error.message = %e, audit.seq = link.seq, "Cannot compute the audit tree root; signing the chain head only.");
+                None
+            }
+        }
     }
 }

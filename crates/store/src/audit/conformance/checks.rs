@@ -322,6 +322,7 @@ pub async fn forged_checkpoints_are_detected<S: Tamper + 'static>(store: Arc<S>)
     let made_up = Checkpoint {
         up_to_seq: 5,
         hash: written[4].hash.clone(),
+        tree_root: None,
         signed_at: chrono::Utc::now(),
         key_id: "test-key".to_owned(),
         signature: "00".repeat(64),
@@ -475,8 +476,8 @@ pub async fn range_verification_checks_only_the_range<S: Tamper + 'static>(
     Ok(())
 }
 
-/// A retention purge erases details but keeps their digest, so the chain still verifies, and the
-/// record says it was purged.
+/// A retention purge erases details but keeps their digest, so the chain still verifies once
+/// the purge itself is recorded, and the record says it was purged.
 pub async fn purged_details_still_verify<S: Tamper + 'static>(store: Arc<S>) -> CheckResult {
     let log = store.as_ref();
     let written = append_n(log, 5, 5).await?;
@@ -509,7 +510,31 @@ pub async fn purged_details_still_verify<S: Tamper + 'static>(store: Arc<S>) -> 
         "the digest stays"
     );
     ensure_eq!(purged.hash, written[1].hash, "the hash stays");
-    expect_intact(log, "after a purge").await?;
+    // An erasure is only legitimate when a retention purge of the task is recorded after it
+    // (the runtime records one per purged task): until then it looks like what it would be
+    // without one, details erased by someone with the database (security review L3).
+    expect_broken(
+        log,
+        1,
+        None,
+        2,
+        BrokenReason::DetailsErased,
+        "an erasure no purge explains",
+    )
+    .await?;
+    let task = written[1]
+        .record
+        .task_id
+        .ok_or_else(|| CheckFailure("full records have a task".to_owned()))?;
+    let purge = crate::audit::AuditRecord::new(
+        &super::fixtures::principal("amas-retention", "acme"),
+        "retention",
+        "purge",
+        AuditDecision::Recorded,
+    )
+    .with_task(task);
+    log.append(&[purge]).await?;
+    expect_intact(log, "after a purge, recorded").await?;
     Ok(())
 }
 

@@ -130,6 +130,62 @@ pub async fn writer_checkpoints_every_n_records<S: Tamper + 'static>(store: Arc<
         (u64::try_from(checkpoints.len()).unwrap_or(0), Some(45)),
         "each checkpoint verified"
     );
+    ensure!(
+        checkpoints.iter().all(|c| c.tree_root.is_some()),
+        "the writer signs tree roots: {checkpoints:?}"
+    );
+    ensure_eq!(
+        report.roots_checked,
+        report.checkpoints_checked,
+        "each root recomputed from the records"
+    );
+    let range = crate::audit::verify(log.as_ref(), &test_signer().verifier(), 20, None).await?;
+    ensure!(
+        range.is_intact() && range.roots_checked > 0,
+        "a range verification checks the roots too: {range:?}"
+    );
+    writer
+        .shutdown()
+        .await
+        .map_err(|e| CheckFailure(e.to_string()))?;
+    Ok(())
+}
+
+/// Records that trickle in below `checkpoint_every` still get a checkpoint, once
+/// `checkpoint_interval` has passed since the last: a quiet server's newest decisions are not
+/// left unsigned (and unwitnessed) until the next flush.
+pub async fn writer_checkpoints_after_the_interval<S: Tamper + 'static>(
+    store: Arc<S>,
+) -> CheckResult {
+    let log = shared(&store);
+    let config = AuditWriterConfig {
+        checkpoint_every: 1_000_000,
+        checkpoint_interval: std::time::Duration::from_millis(20),
+        ..AuditWriterConfig::default()
+    };
+    let writer = AuditWriter::start(log.clone(), Arc::new(test_signer()), config);
+    let task = TaskId::new();
+    for i in 0..3 {
+        writer
+            .record(full_record(i, task))
+            .await
+            .map_err(|e| CheckFailure(e.to_string()))?;
+    }
+    let mut signed = None;
+    for _ in 0..500 {
+        signed = log.last_checkpoint().await?;
+        if signed.as_ref().is_some_and(|c| c.up_to_seq == 3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    ensure!(
+        signed
+            .as_ref()
+            .is_some_and(|c| c.up_to_seq == 3 && c.tree_root.is_some()),
+        "signed without a flush: {signed:?}"
+    );
+    expect_intact(log.as_ref(), "with the timed checkpoint").await?;
     writer
         .shutdown()
         .await
