@@ -118,7 +118,11 @@ async fn run() {
         serde_json::json!({"task_type": "research_report", "title": "t", "description": "d"}),
     )
     .unwrap();
-    let submitted = runtime.submit(spec, principal.clone(), None).await.unwrap();
+    let submitted = runtime
+        .admission()
+        .submit(spec, principal.clone(), None)
+        .await
+        .unwrap();
     let id = submitted.task_id;
     let token = issuer
         .mint(
@@ -174,6 +178,7 @@ async fn run() {
         verify.push(t.elapsed());
         let t = Instant::now();
         runtime
+            .access()
             .authorize_api(&p, "task.read", Some(resource))
             .await
             .unwrap();
@@ -245,7 +250,7 @@ async fn bare_get_task(
     Path(id): Path<String>,
 ) -> Result<axum::Json<amas_types::TaskState>, StatusCode> {
     let id: TaskId = id.parse().map_err(|_| StatusCode::NOT_FOUND)?;
-    match runtime.get(id).await {
+    match runtime.reader().state(id).await {
         Ok(Some(state)) => Ok(axum::Json(state)),
         Ok(None) => Err(StatusCode::NOT_FOUND),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),

@@ -190,6 +190,7 @@ pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Ne
             // A security event: who is unknown, so the record names nobody (and never the
             // token); the code and the path say what was tried.
             app.runtime
+                .access()
                 .security_event(
                     &nobody,
                     SecurityEvent::AuthenticationFailed {
@@ -212,6 +213,7 @@ pub async fn authorize_metrics(State(app): State<AppState>, req: Request, next: 
     };
     if let Err(e) = app
         .runtime
+        .access()
         .authorize_api(principal, "metrics.read", None)
         .await
     {
@@ -250,6 +252,7 @@ async fn refuse(app: &AppState, who: &Principal, v: Verdict, path: &str) -> Resp
         .inc();
     if v.first_refusal {
         app.runtime
+            .access()
             .security_event(
                 who,
                 SecurityEvent::RateLimited {

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use amas_types::{JournalRecord, Principal};
+use amas_types::Principal;
 
 use crate::AppState;
 use crate::dto::{CancelTask, CreateTask, ListQuery, MeView, TaskView};
@@ -43,7 +43,13 @@ pub async fn get_task(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let task = tasks::parse_id(&id)?;
-    Ok(Json(app.runtime.read_task(&principal, task).await?.into()))
+    Ok(Json(
+        app.runtime
+            .reader()
+            .read_task(&principal, task)
+            .await?
+            .into(),
+    ))
 }
 
 pub async fn list_tasks(
@@ -66,6 +72,7 @@ pub async fn cancel_task(
     let reason = tasks::cancel_reason(&principal, body.reason)?;
     Ok(Json(
         app.runtime
+            .reader()
             .cancel_as(&principal, task, reason)
             .await?
             .into(),
@@ -86,7 +93,7 @@ pub async fn task_events(
         .is_some_and(|v| v.contains("text/event-stream"));
     let task = tasks::parse_id(&id)?;
     if !wants_stream {
-        let released = app.runtime.read_events(&principal, task).await?;
+        let released = app.runtime.reader().read_events(&principal, task).await?;
         return Ok(Json(json!({
             "task_id": released.task,
             "events": released.events,
@@ -94,78 +101,22 @@ pub async fn task_events(
         }))
         .into_response());
     }
-    // Subscribe before reading, so nothing appended in between is missed.
-    let mut live = app.runtime.subscribe_task(task);
-    let state = app
-        .runtime
-        .visible_task(&principal, task, "task.events")
-        .await?;
-    let records = app
-        .runtime
-        .journal()
-        .read(task, 0)
-        .await
-        .map_err(amas_runtime::RuntimeError::from)?;
-    let floor = amas_runtime::Outbound::event_floor(&state);
+    let mut events = app.runtime.reader().live_events(&principal, task).await?;
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
-    let runtime = app.runtime.clone();
     let mut stopping = amas_telemetry::tasks::global().stopping();
     amas_telemetry::tasks::spawn("api.sse", async move {
-        let outbound = runtime.outbound(&principal);
-        let mut floor = floor;
-        let mut audited = false;
-        let mut last_seq = 0;
-        let mut ended = state.status.is_terminal();
-        for record in &records {
-            last_seq = record.seq;
-            let event = sse_event(
-                &outbound,
-                floor,
-                record,
-                &mut audited,
-                &runtime,
-                &principal,
-                &state,
-            )
-            .await;
-            if tx.send(Ok(event)).await.is_err() {
-                return;
-            }
-        }
-        while !ended {
+        loop {
             // At shutdown the stream ends here rather than waiting for an event that may
             // never come.
-            let received = tokio::select! {
-                r = live.recv() => r,
+            let next = tokio::select! {
+                e = events.next() => e,
                 () = stopping.wait() => return,
             };
-            let record = match received {
-                Ok(r) => r,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if record.task_id != task || record.seq <= last_seq {
-                continue;
-            }
-            last_seq = record.seq;
-            ended = record
-                .event
-                .status_effect()
-                .is_some_and(|s| s.is_terminal());
-            // A newly classified payload raises the level later events are judged at.
-            if let amas_types::JournalEvent::LineageRecorded { node } = &record.event {
-                floor = floor.max(amas_runtime::lineage_level(node));
-            }
-            let event = sse_event(
-                &outbound,
-                floor,
-                &record,
-                &mut audited,
-                &runtime,
-                &principal,
-                &state,
-            )
-            .await;
+            let Some(e) = next else { return };
+            let event = Event::default()
+                .event(e.kind)
+                .id(e.seq.to_string())
+                .data(e.data.to_string());
             if tx.send(Ok(event)).await.is_err() {
                 return;
             }
@@ -176,49 +127,20 @@ pub async fn task_events(
         .into_response())
 }
 
-/// One record as an SSE event, redacted above the reader's clearance; the first redaction of
-/// a stream is audited (one record per stream, not per event).
-async fn sse_event(
-    outbound: &amas_runtime::Outbound<'_>,
-    floor: amas_dataprotect::Level,
-    record: &JournalRecord,
-    audited: &mut bool,
-    runtime: &amas_runtime::Runtime,
-    principal: &Principal,
-    state: &amas_types::TaskState,
-) -> Event {
-    let mut released = amas_runtime::Released::default();
-    let value = amas_runtime::release_record(outbound, floor, record, &mut released);
-    if released.redacted() && !*audited {
-        *audited = true;
-        runtime
-            .audit_release(principal, "task_events_stream", state.id, &released)
-            .await;
-    }
-    Event::default()
-        .event(record.event.kind())
-        .id(record.seq.to_string())
-        .data(value.to_string())
-}
-
 pub async fn list_agents(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.runtime
-        .authorize_api(&principal, "config.read", None)
-        .await?;
-    Ok(Json(json!({ "agents": tasks::agents(&app.runtime) })))
+    let config = app.runtime.reader().read_config(&principal).await?;
+    Ok(Json(json!({ "agents": tasks::agents(config) })))
 }
 
 pub async fn list_workflows(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.runtime
-        .authorize_api(&principal, "config.read", None)
-        .await?;
-    Ok(Json(json!({ "workflows": tasks::workflows(&app.runtime) })))
+    let config = app.runtime.reader().read_config(&principal).await?;
+    Ok(Json(json!({ "workflows": tasks::workflows(config) })))
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -253,7 +175,10 @@ pub async fn get_me(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<MeView>, ApiError> {
-    app.runtime.authorize_api(&principal, "me", None).await?;
+    app.runtime
+        .access()
+        .authorize_api(&principal, "me", None)
+        .await?;
     Ok(Json(principal.into()))
 }
 

@@ -46,7 +46,7 @@ async fn app() -> App {
     config.server.rate_limits.enabled = false;
     let parts = common::parts(config, SCRIPT).await;
     let runtime = parts.runtime();
-    runtime.start().await;
+    runtime.scheduler().start().await;
     let state = parts.state(runtime);
     App {
         router: router(state.clone()),
@@ -222,6 +222,7 @@ async fn payloads_above_clearance_are_redacted_for_each_reader() {
         records = app
             .state
             .runtime
+            .reader()
             .audit_records(
                 &admin_principal,
                 AuditQuery {

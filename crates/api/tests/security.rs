@@ -203,7 +203,7 @@ impl Server {
 
     /// Audit records with `stage`, after everything queued is written.
     async fn audited(&self, stage: &str) -> Vec<amas_store::audit::StoredAuditRecord> {
-        self.state.runtime.flush_audit().await.unwrap();
+        self.state.runtime.access().flush_audit().await.unwrap();
         let all = self
             .audit_log
             .query(&AuditQuery {
@@ -848,10 +848,14 @@ async fn api_policy_error_fails_closed() {
     // The embedded bundle allows an admin to read a task: the refusal below is the error's.
     s.state
         .runtime
+        .access()
         .authorize_api(&principal, "task.read", None)
         .await
         .unwrap();
-    let refused = runtime.authorize_api(&principal, "task.read", None).await;
+    let refused = runtime
+        .access()
+        .authorize_api(&principal, "task.read", None)
+        .await;
     assert!(
         matches!(refused, Err(amas_runtime::RuntimeError::Forbidden { .. })),
         "{refused:?}"

@@ -1,17 +1,124 @@
-//! Approval votes on the way to the step that waits for them. A step paused on an approval
-//! registers here; an approver's vote (from the API) is checked against the stored request and
-//! then handed to that step, which is the only writer of its task's journal, so votes, the
-//! timeout and the decision are serialized without locks over the journal.
+//! The approvals service: approval requests as the journal projects them (listing, reading)
+//! and the votes on them. A step paused on an approval registers in [`Waiting`]; an
+//! approver's vote is checked against the stored request and then handed to that step, which
+//! is the only writer of its task's journal, so votes, the timeout and the decision are
+//! serialized without locks over the journal.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use amas_config::AmasConfig;
+use amas_store::{ApprovalFilter, ApprovalPage, TaskJournal};
 use amas_types::{Approval, ApprovalStatus, JournalEvent, Principal, Verdict};
 
+use crate::access::Access;
 use crate::error::RuntimeError;
+
+/// How long a vote waits for the step it is meant for to be waiting (a task resumed after a
+/// restart needs a moment to get back to its approval).
+const APPROVAL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Approval requests, and the votes that decide them.
+pub struct Approvals {
+    pub(crate) config: Arc<AmasConfig>,
+    pub(crate) store: Arc<dyn TaskJournal>,
+    pub(crate) access: Arc<Access>,
+    /// Steps paused on an approval in this process (shared with step execution).
+    pub(crate) waiting: Arc<Waiting>,
+}
+
+impl Approvals {
+    /// Records an approver's vote on a pending approval and returns the approval as it then
+    /// stands (approved, denied, or still pending when more approvers are needed). Only what the
+    /// approver's tenant owns is visible; the requester cannot vote on their own request.
+    ///
+    /// # Errors
+    /// [`RuntimeError::ApprovalNotFound`], [`RuntimeError::ApprovalSettled`],
+    /// [`RuntimeError::SelfApproval`], [`RuntimeError::NotAnApprover`],
+    /// [`RuntimeError::AlreadyVoted`], [`RuntimeError::ApprovalUnavailable`] when the waiting
+    /// task is not running here, or a store error.
+    pub async fn decide(
+        &self,
+        approval_id: &str,
+        approver: Principal,
+        verdict: Verdict,
+        reason: String,
+    ) -> Result<Approval, RuntimeError> {
+        let approval = self
+            .get(approval_id, &approver, "approval.decide")
+            .await?
+            .ok_or_else(|| RuntimeError::ApprovalNotFound(approval_id.to_owned()))?;
+        if let Some(refused) =
+            refuse_vote(&approval, &approver, &self.config.approvals.approver_roles)
+        {
+            return Err(refused);
+        }
+        let unavailable = || RuntimeError::ApprovalUnavailable {
+            id: approval_id.to_owned(),
+        };
+        let step = self
+            .waiting
+            .sender(approval_id, APPROVAL_PATIENCE)
+            .await
+            .ok_or_else(unavailable)?;
+        let (reply, answer) = oneshot::channel();
+        step.send(Vote {
+            approver,
+            verdict,
+            reason,
+            reply,
+        })
+        .await
+        .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())?
+    }
+
+    /// One approval, if it belongs to `viewer`'s tenant. Another tenant's approval is not
+    /// found, and the attempt (`operation` on it) is audited.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn get(
+        &self,
+        approval_id: &str,
+        viewer: &Principal,
+        operation: &str,
+    ) -> Result<Option<Approval>, RuntimeError> {
+        match self.store.approval(approval_id).await? {
+            Some(a) if a.tenant == viewer.tenant => Ok(Some(a)),
+            Some(_) => {
+                self.access
+                    .cross_tenant_attempt(viewer, operation, &format!("approval:{approval_id}"))
+                    .await;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Approvals of `viewer`'s tenant matching `filter` (its tenant is overridden), for holders
+    /// of an approver role.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotAnApprover`], or a store error.
+    pub async fn list(
+        &self,
+        viewer: &Principal,
+        mut filter: ApprovalFilter,
+    ) -> Result<ApprovalPage, RuntimeError> {
+        let roles = &self.config.approvals.approver_roles;
+        if !is_approver(viewer, roles) {
+            return Err(RuntimeError::NotAnApprover {
+                roles: roles.join(", "),
+            });
+        }
+        filter.tenant = Some(viewer.tenant.clone());
+        Ok(self.store.approvals(&filter).await?)
+    }
+}
 
 /// Votes queued per waiting approval before a voter waits.
 const VOTE_BUFFER: usize = 16;

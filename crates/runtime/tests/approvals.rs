@@ -81,7 +81,7 @@ fn needs_approval() -> Governance {
 /// Waits (bounded) until the task waits for approval and returns its pending approval.
 async fn pending_approval(h: &Harness, task: TaskId) -> Approval {
     for _ in 0..400 {
-        let state = h.runtime.get(task).await.unwrap().unwrap();
+        let state = h.runtime.reader().state(task).await.unwrap().unwrap();
         assert!(
             !state.status.is_terminal(),
             "the task ended instead of waiting: {state:#?}"
@@ -121,7 +121,7 @@ fn tool_error_seen_by_model(h: &Harness) -> Value {
 #[tokio::test]
 async fn one_approval_lets_the_paused_call_run() {
     let h = governed(Duration::from_secs(3600), &needs_approval()).await;
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let requester = person("alice", &["submitter", "approver"], "acme");
     let task = h.submit_as("research_report", requester.clone()).await;
     let approval = pending_approval(&h, task).await;
@@ -152,7 +152,8 @@ async fn one_approval_lets_the_paused_call_run() {
         let who = who.clone();
         async move {
             runtime
-                .approvals(
+                .approvals()
+                .list(
                     &who,
                     ApprovalFilter {
                         status: Some(ApprovalStatus::Pending),
@@ -172,7 +173,8 @@ async fn one_approval_lets_the_paused_call_run() {
     assert!(pending(&outsider).await.is_empty(), "not another tenant's");
     assert!(matches!(
         h.runtime
-            .decide_approval(&approval.id, outsider, Verdict::Approve, "x".into())
+            .approvals()
+            .decide(&approval.id, outsider, Verdict::Approve, "x".into())
             .await,
         Err(RuntimeError::ApprovalNotFound(_))
     ));
@@ -180,7 +182,8 @@ async fn one_approval_lets_the_paused_call_run() {
     // The requester cannot approve, even holding the approver role; a viewer cannot either.
     let own = h
         .runtime
-        .decide_approval(&approval.id, requester, Verdict::Approve, "mine".into())
+        .approvals()
+        .decide(&approval.id, requester, Verdict::Approve, "mine".into())
         .await;
     assert!(
         matches!(own, Err(RuntimeError::SelfApproval { .. })),
@@ -189,7 +192,8 @@ async fn one_approval_lets_the_paused_call_run() {
     let viewer = person("victor", &["viewer"], "acme");
     let not_approver = h
         .runtime
-        .decide_approval(&approval.id, viewer, Verdict::Approve, "me".into())
+        .approvals()
+        .decide(&approval.id, viewer, Verdict::Approve, "me".into())
         .await;
     assert!(
         matches!(not_approver, Err(RuntimeError::NotAnApprover { .. })),
@@ -198,7 +202,8 @@ async fn one_approval_lets_the_paused_call_run() {
 
     let decided = h
         .runtime
-        .decide_approval(&approval.id, bob(), Verdict::Approve, "looks fine".into())
+        .approvals()
+        .decide(&approval.id, bob(), Verdict::Approve, "looks fine".into())
         .await
         .unwrap();
     assert_eq!(decided.status, ApprovalStatus::Approved);
@@ -207,7 +212,8 @@ async fn one_approval_lets_the_paused_call_run() {
     assert_status(&state, TaskStatus::Succeeded);
     let again = h
         .runtime
-        .decide_approval(&approval.id, carol(), Verdict::Approve, "late".into())
+        .approvals()
+        .decide(&approval.id, carol(), Verdict::Approve, "late".into())
         .await;
     assert!(
         matches!(again, Err(RuntimeError::ApprovalSettled { .. })),
@@ -237,7 +243,7 @@ async fn high_risk_in_production_needs_two_distinct_approvers() {
         ..Governance::default()
     };
     let h = governed(Duration::from_secs(3600), &gov).await;
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     // Research may not use a high-risk tool by itself: an admin's grant makes it allowed-with-
     // approval, the case the dual-approval rule is for.
     let admin = person("root", &["admin"], "acme");
@@ -247,14 +253,16 @@ async fn high_risk_in_production_needs_two_distinct_approvers() {
 
     let first = h
         .runtime
-        .decide_approval(&approval.id, bob(), Verdict::Approve, "ok".into())
+        .approvals()
+        .decide(&approval.id, bob(), Verdict::Approve, "ok".into())
         .await
         .unwrap();
     assert_eq!(first.status, ApprovalStatus::Pending, "one of two");
     assert_eq!(first.votes.len(), 1);
     let twice = h
         .runtime
-        .decide_approval(&approval.id, bob(), Verdict::Approve, "again".into())
+        .approvals()
+        .decide(&approval.id, bob(), Verdict::Approve, "again".into())
         .await;
     assert!(
         matches!(twice, Err(RuntimeError::AlreadyVoted { .. })),
@@ -262,13 +270,20 @@ async fn high_risk_in_production_needs_two_distinct_approvers() {
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        h.runtime.get(task).await.unwrap().unwrap().status,
+        h.runtime
+            .reader()
+            .state(task)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         TaskStatus::WaitingApproval,
         "still waiting after one approval"
     );
     let second = h
         .runtime
-        .decide_approval(&approval.id, carol(), Verdict::Approve, "ok too".into())
+        .approvals()
+        .decide(&approval.id, carol(), Verdict::Approve, "ok too".into())
         .await
         .unwrap();
     assert_eq!(second.status, ApprovalStatus::Approved);
@@ -286,12 +301,13 @@ async fn high_risk_in_production_needs_two_distinct_approvers() {
 #[tokio::test]
 async fn a_denial_reaches_the_model_as_a_tool_error() {
     let h = governed(Duration::from_secs(3600), &needs_approval()).await;
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit_as("research_report", submitter()).await;
     let approval = pending_approval(&h, task).await;
     let decided = h
         .runtime
-        .decide_approval(&approval.id, bob(), Verdict::Deny, "not today".into())
+        .approvals()
+        .decide(&approval.id, bob(), Verdict::Deny, "not today".into())
         .await
         .unwrap();
     assert_eq!(decided.status, ApprovalStatus::Denied);
@@ -312,7 +328,7 @@ async fn a_denial_reaches_the_model_as_a_tool_error() {
 #[tokio::test]
 async fn an_unanswered_request_expires_as_a_denial() {
     let h = governed(Duration::from_millis(300), &needs_approval()).await;
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit_as("research_report", submitter()).await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
@@ -328,7 +344,8 @@ async fn an_unanswered_request_expires_as_a_denial() {
     );
     let late = h
         .runtime
-        .decide_approval(&approval.id, bob(), Verdict::Approve, "too late".into())
+        .approvals()
+        .decide(&approval.id, bob(), Verdict::Approve, "too late".into())
         .await;
     assert!(
         matches!(late, Err(RuntimeError::ApprovalSettled { .. })),
@@ -340,11 +357,12 @@ async fn an_unanswered_request_expires_as_a_denial() {
 #[tokio::test]
 async fn cancelling_a_waiting_task_settles_its_approval() {
     let h = governed(Duration::from_secs(3600), &needs_approval()).await;
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit_as("research_report", submitter()).await;
     let approval = pending_approval(&h, task).await;
     let state = h
         .runtime
+        .scheduler()
         .cancel(task, "changed my mind".into())
         .await
         .unwrap();
@@ -374,14 +392,15 @@ fn a_restart_in_the_middle_of_an_approval_loses_nothing() {
         )
         .await;
         script(&h.model);
-        h.runtime.start().await;
+        h.runtime.scheduler().start().await;
         let task = h
             .submit_as("research_report", person("root", &["admin"], "acme"))
             .await;
         let approval = pending_approval(&h, task).await;
         let first = h
             .runtime
-            .decide_approval(&approval.id, bob(), Verdict::Approve, "ok".into())
+            .approvals()
+            .decide(&approval.id, bob(), Verdict::Approve, "ok".into())
             .await
             .unwrap();
         assert_eq!(first.status, ApprovalStatus::Pending);
@@ -414,11 +433,12 @@ fn a_restart_in_the_middle_of_an_approval_loses_nothing() {
         );
         let stored = h.journal.approval(&approval_id).await.unwrap().unwrap();
         assert_eq!(stored.votes.len(), 1, "the first vote survived");
-        assert_eq!(h.runtime.recover().await.unwrap(), 1);
-        h.runtime.start().await;
+        assert_eq!(h.runtime.scheduler().recover().await.unwrap(), 1);
+        h.runtime.scheduler().start().await;
         let repeat = h
             .runtime
-            .decide_approval(&approval_id, bob(), Verdict::Approve, "again".into())
+            .approvals()
+            .decide(&approval_id, bob(), Verdict::Approve, "again".into())
             .await;
         assert!(
             matches!(repeat, Err(RuntimeError::AlreadyVoted { .. })),
@@ -426,7 +446,8 @@ fn a_restart_in_the_middle_of_an_approval_loses_nothing() {
         );
         let second = h
             .runtime
-            .decide_approval(&approval_id, carol(), Verdict::Approve, "ok".into())
+            .approvals()
+            .decide(&approval_id, carol(), Verdict::Approve, "ok".into())
             .await
             .unwrap();
         assert_eq!(second.status, ApprovalStatus::Approved);
