@@ -149,6 +149,11 @@ impl ApiError {
                 RuntimeError::ApprovalUnavailable { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                 }
+                // A vote or a write that lost to the task's end (a cancellation): the client's
+                // request came too late, nothing failed.
+                RuntimeError::Store(amas_store::StoreError::TaskEnded { .. }) => {
+                    (StatusCode::CONFLICT, e.code(), e.to_string())
+                }
                 RuntimeError::Setup { .. } | RuntimeError::Store(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     codes::API_INTERNAL,

@@ -59,11 +59,7 @@ impl Approvals {
         let unavailable = || RuntimeError::ApprovalUnavailable {
             id: approval_id.to_owned(),
         };
-        let step = self
-            .waiting
-            .sender(approval_id, APPROVAL_PATIENCE)
-            .await
-            .ok_or_else(unavailable)?;
+        let step = self.step_waiting_on(approval_id).await?;
         let (reply, answer) = oneshot::channel();
         step.send(Vote {
             approver,
@@ -74,6 +70,32 @@ impl Approvals {
         .await
         .map_err(|_| unavailable())?;
         answer.await.map_err(|_| unavailable())?
+    }
+
+    /// The step waiting on `approval_id`, waiting up to [`APPROVAL_PATIENCE`] for it to
+    /// register (a task resumed after a restart gets there shortly). While it waits, a request
+    /// settled meanwhile (its task was cancelled) is answered as settled at once.
+    async fn step_waiting_on(&self, approval_id: &str) -> Result<mpsc::Sender<Vote>, RuntimeError> {
+        let deadline = tokio::time::Instant::now() + APPROVAL_PATIENCE;
+        loop {
+            if let Some(tx) = self.waiting.sender(approval_id) {
+                return Ok(tx);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RuntimeError::ApprovalUnavailable {
+                    id: approval_id.to_owned(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(a) = self.store.approval(approval_id).await?
+                && a.status != ApprovalStatus::Pending
+            {
+                return Err(RuntimeError::ApprovalSettled {
+                    id: a.id,
+                    status: a.status.as_str(),
+                });
+            }
+        }
     }
 
     /// One approval, if it belongs to `viewer`'s tenant. Another tenant's approval is not
@@ -152,23 +174,9 @@ impl Waiting {
         )
     }
 
-    /// The step waiting on `approval_id`, waiting up to `patience` for it to register (a task
-    /// that is being resumed after a restart gets there shortly).
-    pub(crate) async fn sender(
-        &self,
-        approval_id: &str,
-        patience: Duration,
-    ) -> Option<mpsc::Sender<Vote>> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            if let Some(tx) = self.lock().get(approval_id).cloned() {
-                return Some(tx);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    /// The step waiting on `approval_id`, if one is.
+    pub(crate) fn sender(&self, approval_id: &str) -> Option<mpsc::Sender<Vote>> {
+        self.lock().get(approval_id).cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Vote>>> {

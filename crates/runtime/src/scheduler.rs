@@ -203,23 +203,32 @@ impl Scheduler {
             });
             events
         };
-        if let Some(run) = running.get(&task) {
+        let appended = if let Some(run) = running.get(&task) {
             let _ = run.cancel.send(true);
             let state = self.state(task).await?;
-            if !state.status.is_terminal() {
-                run.writer.append_all(&events(&state)).await?;
+            if state.status.is_terminal() {
+                Ok(())
+            } else {
+                run.writer.append_all(&events(&state)).await
             }
         } else {
             let state = self.state(task).await?;
-            if !state.status.is_terminal() {
+            if state.status.is_terminal() {
+                Ok(())
+            } else {
                 // Not running in this process: the queue entry will find it terminal and skip it.
                 self.journal
                     .append(task, state.last_seq, &events(&state))
-                    .await?;
+                    .await
+                    .map(drop)
             }
-        }
+        };
         drop(running);
-        self.state(task).await
+        match appended {
+            // It ended on its own in the meantime: cancelling an ended task changes nothing.
+            Ok(()) | Err(StoreError::TaskEnded { .. }) => self.state(task).await,
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn state(&self, task: TaskId) -> Result<TaskState, RuntimeError> {
@@ -311,6 +320,11 @@ impl Scheduler {
             match e {
                 StoreError::Conflict { .. } => {
                     warn!(task.id = %task, "Another writer owns the task; stopping here.");
+                }
+                StoreError::TaskEnded { status, .. } => {
+                    // The fence: the task was cancelled (or ended) while a step still worked;
+                    // what the step did after the end was refused, and it stops here.
+                    info!(task.id = %task, task.status = status.as_str(), "The task ended while a step was running; the step stopped.");
                 }
                 other => {
                     error!(task.id = %task, error = %other, "Task execution stopped on a store error.")

@@ -77,6 +77,21 @@ impl Ack {
     fn send(self) {
         let _ = self.reply.send(Ok(self.approval));
     }
+
+    /// Tells the voter their vote was not journaled, and why: the task ended first (the
+    /// cancellation's fence), or the approval is out of reach for now.
+    fn fail(self, error: &StoreError) {
+        let answer = match error {
+            StoreError::TaskEnded { task, status } => RuntimeError::Store(StoreError::TaskEnded {
+                task: *task,
+                status: *status,
+            }),
+            _ => RuntimeError::ApprovalUnavailable {
+                id: self.approval.id,
+            },
+        };
+        let _ = self.reply.send(Err(answer));
+    }
 }
 
 /// How waiting for an approval ended.
@@ -308,7 +323,7 @@ impl ToolRunner {
                             "policy obliged redaction but there is nothing DLP may redact"
                                 .to_owned(),
                         ];
-                        self.audit(vec![self.tool_audit(
+                        let record = self.tool_audit(
                             step,
                             agent,
                             call,
@@ -316,14 +331,22 @@ impl ToolRunner {
                             AuditDecision::Deny,
                             &reasons,
                             Some(&verdict),
-                        )])
-                        .await;
+                        );
                         let code = codes::OBLIGATION_UNMET.to_owned();
                         return self
-                            .refuse(writer, step, call, events, code, &reasons, ack)
+                            .refuse(
+                                writer,
+                                step,
+                                call,
+                                events,
+                                code,
+                                &reasons,
+                                ack,
+                                Some(record),
+                            )
                             .await;
                     };
-                    self.audit(vec![self.tool_audit(
+                    let record = self.tool_audit(
                         step,
                         agent,
                         call,
@@ -331,14 +354,13 @@ impl ToolRunner {
                         decision,
                         &reasons,
                         Some(&verdict),
-                    )])
-                    .await;
+                    );
                     let outbound = RequestedTool {
                         arguments,
                         ..call.clone()
                     };
                     return self
-                        .execute(writer, step, agent, &outbound, events, ack)
+                        .execute(writer, step, agent, &outbound, events, ack, record)
                         .await;
                 }
                 Outcome::Deny => {
@@ -379,7 +401,7 @@ impl ToolRunner {
                             AuditDecision::Deny,
                         )
                     };
-                    self.audit(vec![self.tool_audit(
+                    let record = self.tool_audit(
                         step,
                         agent,
                         call,
@@ -387,10 +409,18 @@ impl ToolRunner {
                         decision,
                         &reasons,
                         Some(&verdict),
-                    )])
-                    .await;
+                    );
                     return self
-                        .refuse(writer, step, call, events, code, &reasons, ack)
+                        .refuse(
+                            writer,
+                            step,
+                            call,
+                            events,
+                            code,
+                            &reasons,
+                            ack,
+                            Some(record),
+                        )
                         .await;
                 }
                 Outcome::RequireApproval => {}
@@ -407,6 +437,7 @@ impl ToolRunner {
                         Utc::now(),
                     );
                     events.push(requested);
+                    // No vote rides on this append: there was no request to vote on yet.
                     writer.append_all(&events).await?;
                     self.pipeline.count_approval("requested");
                     self.audit_waiting(step, agent, call, &verdict).await;
@@ -419,7 +450,16 @@ impl ToolRunner {
                         // re-evaluation it caused is journaled and audited like any decision,
                         // so replay can ask it again.
                         events.extend(Pipeline::tool_decided(step, call, &verdict));
-                        writer.append_all(&events).await?;
+                        if let Err(e) = writer.append_all(&events).await {
+                            if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
+                                Ack {
+                                    reply,
+                                    approval: a.clone(),
+                                }
+                                .fail(&e);
+                            }
+                            return Err(e);
+                        }
                         self.audit_waiting(step, agent, call, &verdict).await;
                     }
                     if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
@@ -447,6 +487,7 @@ impl ToolRunner {
                             codes::APPROVAL_REQUIRED.to_owned(),
                             &reasons,
                             None,
+                            None,
                         )
                         .await;
                 }
@@ -471,7 +512,7 @@ impl ToolRunner {
                     let reason = format!("nobody decided before {}", current.expires_at);
                     let events = vec![resolved(step, &current, ApprovalStatus::Expired, &reason)];
                     self.pipeline.count_approval("expired");
-                    self.audit(vec![self.tool_audit(
+                    let record = self.tool_audit(
                         step,
                         agent,
                         call,
@@ -479,8 +520,7 @@ impl ToolRunner {
                         AuditDecision::ApprovalExpired,
                         std::slice::from_ref(&reason),
                         None,
-                    )])
-                    .await;
+                    );
                     return self
                         .refuse(
                             writer,
@@ -488,8 +528,9 @@ impl ToolRunner {
                             call,
                             events,
                             codes::APPROVAL_EXPIRED.to_owned(),
-                            &[reason],
+                            std::slice::from_ref(&reason),
                             None,
+                            Some(record),
                         )
                         .await;
                 }
@@ -584,7 +625,8 @@ impl ToolRunner {
         Some(Ack { reply, approval })
     }
 
-    /// Journals a refusal (with `events` before it) and tells the model why.
+    /// Journals a refusal (with `events` before it), then audits it with `record` (only what
+    /// the journal took is audited), and tells the model why.
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site per outcome, all named"
@@ -598,6 +640,7 @@ impl ToolRunner {
         code: String,
         reasons: &[String],
         ack: Option<Ack>,
+        record: Option<AuditRecord>,
     ) -> Result<CallResult, StoreError> {
         let error = ErrorInfo {
             code,
@@ -610,14 +653,27 @@ impl ToolRunner {
             tool: call.name.clone(),
             error: error.clone(),
         });
-        writer.append_all(&events).await?;
+        if let Err(e) = writer.append_all(&events).await {
+            if let Some(ack) = ack {
+                ack.fail(&e);
+            }
+            return Err(e);
+        }
+        self.audit(record.into_iter().collect()).await;
         if let Some(ack) = ack {
             ack.send();
         }
         Ok(CallResult::Message(error_message(&error)))
     }
 
-    /// Journals `events` and the start, runs the tool, and journals its result.
+    /// Journals `events` and the start, audits the decision (`decided`), runs the tool, and
+    /// journals its result. The start's append is where a cancellation fences the call off:
+    /// when the task ended first, the store refuses it, and the tool does not run and nothing
+    /// of it is audited.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the step's context, the call, what its decision journals and audits"
+    )]
     async fn execute(
         &self,
         writer: &TaskWriter,
@@ -626,6 +682,7 @@ impl ToolRunner {
         call: &RequestedTool,
         mut events: Vec<JournalEvent>,
         ack: Option<Ack>,
+        decided: AuditRecord,
     ) -> Result<CallResult, StoreError> {
         let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
         events.push(JournalEvent::ToolStarted {
@@ -634,7 +691,13 @@ impl ToolRunner {
             tool: call.name.clone(),
             idempotent,
         });
-        writer.append_all(&events).await?;
+        if let Err(e) = writer.append_all(&events).await {
+            if let Some(ack) = ack {
+                ack.fail(&e);
+            }
+            return Err(e);
+        }
+        self.audit(vec![decided]).await;
         if let Some(ack) = ack {
             ack.send();
         }
@@ -689,7 +752,9 @@ impl ToolRunner {
                     )
                     .await;
                 let mut events = verdict.governed.events;
-                self.audit(verdict.governed.audit).await;
+                // Audited once journaled: a result the journal refuses (the task ended while
+                // the tool ran) leaves no record either.
+                let records = verdict.governed.audit;
                 if let Some(refusal) = verdict
                     .decisions
                     .iter()
@@ -713,6 +778,7 @@ impl ToolRunner {
                         error: error.clone(),
                     });
                     writer.append_all(&events).await?;
+                    self.audit(records).await;
                     return Ok(CallResult::Message(error_message(&error)));
                 }
                 self.count(&call.name, "ok");
@@ -724,6 +790,7 @@ impl ToolRunner {
                     duration_ms,
                 });
                 writer.append_all(&events).await?;
+                self.audit(records).await;
                 // Marked as data, never instructions, with what the screen suspected.
                 Ok(CallResult::Message(amas_dataprotect::untrusted_envelope(
                     &call.name,
@@ -766,7 +833,9 @@ impl ToolRunner {
     }
 }
 
-/// Waits for the next vote, the request's expiry, or the task's cancellation.
+/// Waits for the next vote, the request's expiry, or the task's cancellation. When more than
+/// one is ready, the expiry wins, then the cancellation: a vote queued past the deadline (or
+/// beside a cancellation) never beats it.
 async fn wait(
     inbox: &mut mpsc::Receiver<Vote>,
     approval: &Approval,
@@ -777,9 +846,10 @@ async fn wait(
         .unwrap_or(Duration::ZERO);
     let mut cancel = cancel.clone();
     tokio::select! {
-        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
+        biased;
         () = tokio::time::sleep(left) => Waited::Expired,
         _ = cancel.wait_for(|c| *c) => Waited::Cancelled,
+        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
     }
 }
 

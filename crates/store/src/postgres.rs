@@ -183,6 +183,11 @@ impl PostgresStore {
             )),
             None => None,
         };
+        // The fence first: an ended task takes nothing, whatever seq is expected. The row lock
+        // makes it exact: an append waiting behind the one that ended the task sees the end.
+        if let Some((_, status, _)) = &current {
+            shared::refuse_if_ended(task, *status)?;
+        }
         let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
         let current_exists = current.is_some();
         if actual != expected_last_seq {

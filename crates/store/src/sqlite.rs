@@ -227,6 +227,13 @@ impl SqliteStore {
             let mut accepted: Vec<&Prepared<'_>> = Vec::with_capacity(round.len());
             for p in round {
                 let known = current.get(&p.task);
+                // The fence first: an ended task takes nothing, whatever seq is expected.
+                if let Some(c) = known
+                    && let Err(e) = shared::refuse_if_ended(p.task, c.status)
+                {
+                    results[p.index] = Some(Err(e));
+                    continue;
+                }
                 let actual = known.map_or(0, |c| c.last_seq);
                 if actual != p.expected_last_seq {
                     results[p.index] = Some(Err(StoreError::Conflict {

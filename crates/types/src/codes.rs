@@ -111,6 +111,7 @@ registry! {
     STORE_CONFIG = "AMAS-STORE-0006": "Invalid store configuration";
     STORE_NOT_PURGEABLE = "AMAS-STORE-0007": "Task cannot be purged";
     STORE_CLOSED = "AMAS-STORE-0008": "Store writer is shut down";
+    STORE_TASK_ENDED = "AMAS-STORE-0009": "Task has ended: its journal is closed";
     TASK_UNKNOWN_TYPE = "AMAS-TASK-0001": "Unknown task type";
     TASK_CANCELLED = "AMAS-TASK-0002": "Task cancelled";
     TASK_QUEUE_FULL = "AMAS-TASK-0003": "Task queue full";
