@@ -143,7 +143,9 @@ impl ApiError {
                     codes::API_NOT_FOUND,
                     "no such resource".to_owned(),
                 ),
-                RuntimeError::ApprovalSettled { .. } | RuntimeError::AlreadyVoted { .. } => {
+                RuntimeError::ApprovalSettled { .. }
+                | RuntimeError::AlreadyVoted { .. }
+                | RuntimeError::VoteTooLate { .. } => {
                     (StatusCode::CONFLICT, e.code(), e.to_string())
                 }
                 RuntimeError::ApprovalUnavailable { .. } => {

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use amas_config::AmasConfig;
 use amas_store::{ApprovalFilter, ApprovalPage, TaskJournal};
@@ -51,9 +52,12 @@ impl Approvals {
             .get(approval_id, &approver, "approval.decide")
             .await?
             .ok_or_else(|| RuntimeError::ApprovalNotFound(approval_id.to_owned()))?;
-        if let Some(refused) =
-            refuse_vote(&approval, &approver, &self.config.approvals.approver_roles)
-        {
+        if let Some(refused) = refuse_vote(
+            &approval,
+            &approver,
+            &self.config.approvals.approver_roles,
+            Utc::now(),
+        ) {
             return Err(refused);
         }
         let unavailable = || RuntimeError::ApprovalUnavailable {
@@ -201,17 +205,26 @@ pub(crate) fn is_approver(principal: &Principal, approver_roles: &[String]) -> b
     principal.roles.iter().any(|r| approver_roles.contains(r))
 }
 
-/// Why a vote is refused before it reaches the step, checked against the stored request: the
-/// caller must be another person than the requester, hold an approver role, and not have voted.
+/// Why a vote cast at `now` is refused, checked against the request (before the vote reaches
+/// the step, and again by the step): the request must still be pending and within its
+/// deadline, and the caller must be another person than the requester, hold an approver role,
+/// and not have voted.
 pub(crate) fn refuse_vote(
     approval: &Approval,
     approver: &Principal,
     approver_roles: &[String],
+    now: DateTime<Utc>,
 ) -> Option<RuntimeError> {
     if approval.status != amas_types::ApprovalStatus::Pending {
         return Some(RuntimeError::ApprovalSettled {
             id: approval.id.clone(),
             status: approval.status.as_str(),
+        });
+    }
+    if now >= approval.expires_at {
+        return Some(RuntimeError::VoteTooLate {
+            id: approval.id.clone(),
+            expires_at: approval.expires_at,
         });
     }
     if approver.sub == approval.requested_by {
@@ -256,4 +269,136 @@ pub(crate) fn votes_text(approval: &Approval) -> String {
         .map(|v| v.approver.as_str())
         .collect();
     format!("approved by {}", approvers.join(", "))
+}
+
+/// How waiting for an approval ended.
+pub(crate) enum Waited {
+    Vote(Vote),
+    Expired,
+    Cancelled,
+}
+
+/// Waits for the next vote, the request's expiry, or the task's cancellation. When more than
+/// one is ready, the expiry wins, then the cancellation: a vote queued past the deadline (or
+/// beside a cancellation) never beats it.
+pub(crate) async fn wait(
+    inbox: &mut mpsc::Receiver<Vote>,
+    approval: &Approval,
+    cancel: &watch::Receiver<bool>,
+) -> Waited {
+    let left = (approval.expires_at - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    // A timer already due is not ready at its first poll: past the deadline, nothing else
+    // is even looked at.
+    if left.is_zero() {
+        return Waited::Expired;
+    }
+    let mut cancel = cancel.clone();
+    tokio::select! {
+        biased;
+        () = tokio::time::sleep(left) => Waited::Expired,
+        _ = cancel.wait_for(|c| *c) => Waited::Cancelled,
+        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use amas_types::{TaskId, TenantId};
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn approval(expires_at: DateTime<Utc>) -> Approval {
+        Approval {
+            id: "a-1".to_owned(),
+            task_id: TaskId::new(),
+            tenant: TenantId("acme".to_owned()),
+            step: "research".to_owned(),
+            call_id: "call_1".to_owned(),
+            agent: "research".to_owned(),
+            tool: "code_analyzer".to_owned(),
+            risk: "low".to_owned(),
+            arguments: serde_json::json!({}),
+            reasons: Vec::new(),
+            required_approvals: 1,
+            requested_by: "alice".to_owned(),
+            status: ApprovalStatus::Pending,
+            votes: Vec::new(),
+            created_at: expires_at - TimeDelta::hours(1),
+            expires_at,
+            decided_at: None,
+            resolution: None,
+        }
+    }
+
+    fn bob() -> Principal {
+        Principal {
+            sub: "bob".to_owned(),
+            roles: vec!["approver".to_owned()],
+            tenant: TenantId("acme".to_owned()),
+            auth_method: "local_jwt".to_owned(),
+        }
+    }
+
+    fn vote() -> (Vote, oneshot::Receiver<Result<Approval, RuntimeError>>) {
+        let (reply, answer) = oneshot::channel();
+        let vote = Vote {
+            approver: bob(),
+            verdict: Verdict::Approve,
+            reason: "ok".to_owned(),
+            reply,
+        };
+        (vote, answer)
+    }
+
+    /// L5: a vote counts only before the deadline; at or after it, it is refused with its own
+    /// code, whatever else holds.
+    #[test]
+    fn a_vote_at_or_after_the_deadline_is_refused() {
+        let roles = ["approver".to_owned()];
+        let deadline = Utc::now();
+        let request = approval(deadline);
+        let before = deadline - TimeDelta::milliseconds(1);
+        assert!(refuse_vote(&request, &bob(), &roles, before).is_none());
+        for at in [deadline, deadline + TimeDelta::seconds(30)] {
+            let refused = refuse_vote(&request, &bob(), &roles, at);
+            assert!(
+                matches!(refused, Some(RuntimeError::VoteTooLate { ref id, expires_at })
+                    if id == "a-1" && expires_at == deadline),
+                "{refused:?}"
+            );
+            assert_eq!(refused.map(|e| e.code()), Some("AMAS-APPR-0005"));
+        }
+    }
+
+    /// L5: when a vote is already queued and the deadline has passed (as right after a
+    /// restart), waiting always ends in the expiry, never in the vote; a cancellation also
+    /// beats a queued vote. Repeated, since an unbiased choice would pick either.
+    #[tokio::test]
+    async fn an_expired_wait_beats_a_queued_vote_every_time() {
+        let (idle_tx, idle) = watch::channel(false);
+        let (cancelled_tx, cancelled) = watch::channel(true);
+        for _ in 0..100 {
+            let (tx, mut inbox) = mpsc::channel(VOTE_BUFFER);
+            tx.send(vote().0).await.unwrap();
+            let expired = approval(Utc::now() - TimeDelta::milliseconds(1));
+            assert!(matches!(
+                wait(&mut inbox, &expired, &idle).await,
+                Waited::Expired
+            ));
+            let open = approval(Utc::now() + TimeDelta::hours(1));
+            assert!(matches!(
+                wait(&mut inbox, &open, &cancelled).await,
+                Waited::Cancelled
+            ));
+            // With neither, the queued vote is taken.
+            assert!(matches!(
+                wait(&mut inbox, &open, &idle).await,
+                Waited::Vote(_)
+            ));
+        }
+        drop((idle_tx, cancelled_tx));
+    }
 }

@@ -309,7 +309,7 @@ impl<'a> Walk<'a> {
                 roles,
                 ..
             } => {
-                self.vote(record.seq, approval_id, approver, roles);
+                self.vote(record.seq, approval_id, approver, roles, at);
                 if let Some(a) = self.approvals.get_mut(approval_id.as_str()) {
                     a.apply(&record.event, at);
                 }
@@ -430,8 +430,16 @@ impl<'a> Walk<'a> {
         i + 1
     }
 
-    /// A recorded vote was accepted; would it be now (approver roles, self-approval)?
-    fn vote(&mut self, seq: u64, approval_id: &str, approver: &str, roles: &[String]) {
+    /// A recorded vote was accepted; would it be now (approver roles, self-approval, cast
+    /// within the deadline at the time it was recorded)?
+    fn vote(
+        &mut self,
+        seq: u64,
+        approval_id: &str,
+        approver: &str,
+        roles: &[String],
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let Some(approval) = self.approvals.get(approval_id) else {
             return;
         };
@@ -445,6 +453,7 @@ impl<'a> Walk<'a> {
             approval,
             &voter,
             &self.replayer.config.approvals.approver_roles,
+            at,
         );
         let diff = refused.map(|e| DecisionDiff {
             seq: 0,

@@ -460,3 +460,79 @@ fn a_restart_in_the_middle_of_an_approval_loses_nothing() {
         );
     });
 }
+
+/// A vote after the request's deadline is refused (security review L5), even while the request
+/// is still pending in the journal: here the task stopped (a shutdown) before its request
+/// expired, so nothing marked it expired when the vote comes. The vote is not journaled; after
+/// a restart the step expires the request and the model is told the call was not approved.
+#[test]
+fn a_vote_after_the_deadline_is_refused_while_the_request_is_still_pending() {
+    let root = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_secs(2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (task, approval, kept) = rt.block_on(async {
+        let h = harness_governed(
+            config(timeout),
+            tempfile::TempDir::new_in(root.path()).unwrap(),
+            Arc::new(FakeModel::default()),
+            &needs_approval(),
+        )
+        .await;
+        script(&h.model);
+        h.runtime.scheduler().start().await;
+        let task = h.submit_as("research_report", submitter()).await;
+        let approval = pending_approval(&h, task).await;
+        // Stopped while it waits: the request stays pending in the journal.
+        assert_eq!(h.runtime.scheduler().drain(timeout).await, 0);
+        while chrono::Utc::now() <= approval.expires_at {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stored = h.journal.approval(&approval.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, ApprovalStatus::Pending, "nothing expired it");
+        let late = h
+            .runtime
+            .approvals()
+            .decide(&approval.id, bob(), Verdict::Approve, "sorry, late".into())
+            .await;
+        match late {
+            Err(e @ RuntimeError::VoteTooLate { .. }) => {
+                assert_eq!(e.code(), "AMAS-APPR-0005");
+            }
+            other => panic!("a late vote must be refused: {other:?}"),
+        }
+        assert!(
+            !h.events(task)
+                .await
+                .iter()
+                .any(|e| matches!(e, JournalEvent::ApprovalVoted { .. })),
+            "the late vote is not journaled"
+        );
+        (task, approval.id, h._dir.keep())
+    });
+    drop(rt);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::TempDir::new_in(root.path()).unwrap();
+        std::fs::remove_dir(dir.path()).unwrap();
+        std::fs::rename(&kept, dir.path()).unwrap();
+        let model = Arc::new(FakeModel::default());
+        let h = harness_governed(config(timeout), dir, Arc::clone(&model), &needs_approval()).await;
+        model.answer("research", vec![valid("research")]);
+        model.answer_downstream();
+        assert_eq!(h.runtime.scheduler().recover().await.unwrap(), 1);
+        h.runtime.scheduler().start().await;
+        let state = h.wait(task).await;
+        assert_status(&state, TaskStatus::Succeeded);
+        let approval = &state.approvals[&approval];
+        assert_eq!(approval.status, ApprovalStatus::Expired);
+        assert!(approval.votes.is_empty(), "no vote counted");
+        let tool_message = model.requests_for("research")[0]
+            .messages
+            .iter()
+            .find(|m| m.tool_call_id.is_some())
+            .map(|m| serde_json::from_str::<Value>(&m.content).unwrap())
+            .expect("the tool result reached the model");
+        assert_eq!(tool_message["error"]["code"], "AMAS-GOV-0010");
+    });
+}

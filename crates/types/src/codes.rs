@@ -37,6 +37,7 @@ registry! {
     APPR_ALREADY_SETTLED = "AMAS-APPR-0002": "Approval already settled";
     APPR_ALREADY_VOTED = "AMAS-APPR-0003": "Already voted";
     APPR_UNAVAILABLE = "AMAS-APPR-0004": "Approval temporarily unavailable";
+    APPR_VOTE_TOO_LATE = "AMAS-APPR-0005": "Vote after the approval's deadline";
     AUDIT_CLOSED = "AMAS-AUDIT-0001": "Audit writer shut down";
     AUDIT_CHECKPOINT_UNSIGNED = "AMAS-AUDIT-0002": "Audit checkpoint not signed";
     AUTH_NO_TOKEN = "AMAS-AUTH-0001": "No bearer token";

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 use amas_governance::pipeline::{
     ActionContext, ModelCallDecisions, ModelCallSite, ModelUsage, Outcome, Pipeline, Stage,
@@ -21,15 +21,17 @@ use amas_store::audit::AuditDecision;
 use amas_store::{AuditRecord, AuditWriter};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::ToolLabels;
-use amas_tools::{ToolContext, ToolSpec};
+use amas_tools::ToolSpec;
 use amas_types::{
     Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
     ToolOutcome,
 };
 
-use crate::approvals::{self, Registration, Vote, Waiting, resolved, votes_text};
+use crate::approvals::{self, Registration, Vote, Waited, Waiting, resolved, votes_text, wait};
 use crate::error::RuntimeError;
 use crate::writer::TaskWriter;
+
+mod execute;
 
 /// A tool call whose start is journaled but whose result is not, for a non-idempotent tool:
 /// it may have happened, so it is not run again.
@@ -68,19 +70,19 @@ pub(crate) enum CallResult {
 }
 
 /// The answer owed to a voter once their vote is journaled: the approval as it now stands.
-struct Ack {
+pub(crate) struct Ack {
     reply: oneshot::Sender<Result<Approval, RuntimeError>>,
     approval: Approval,
 }
 
 impl Ack {
-    fn send(self) {
+    pub(crate) fn send(self) {
         let _ = self.reply.send(Ok(self.approval));
     }
 
     /// Tells the voter their vote was not journaled, and why: the task ended first (the
     /// cancellation's fence), or the approval is out of reach for now.
-    fn fail(self, error: &StoreError) {
+    pub(crate) fn fail(self, error: &StoreError) {
         let answer = match error {
             StoreError::TaskEnded { task, status } => RuntimeError::Store(StoreError::TaskEnded {
                 task: *task,
@@ -92,13 +94,6 @@ impl Ack {
         };
         let _ = self.reply.send(Err(answer));
     }
-}
-
-/// How waiting for an approval ended.
-enum Waited {
-    Vote(Vote),
-    Expired,
-    Cancelled,
 }
 
 impl ToolRunner {
@@ -498,10 +493,13 @@ impl ToolRunner {
             let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(current.id.as_str()));
             match wait(rx, &current, cancel).await {
                 Waited::Vote(v) => {
+                    // Checked again here, at the one writer of the task: the request as it
+                    // stands now (earlier votes, its deadline), not as the voter read it.
                     if let Some(e) = approvals::refuse_vote(
                         &current,
                         &v.approver,
                         self.pipeline.approver_roles(),
+                        Utc::now(),
                     ) {
                         let _ = v.reply.send(Err(e));
                     } else {
@@ -666,163 +664,11 @@ impl ToolRunner {
         Ok(CallResult::Message(error_message(&error)))
     }
 
-    /// Journals `events` and the start, audits the decision (`decided`), runs the tool, and
-    /// journals its result. The start's append is where a cancellation fences the call off:
-    /// when the task ended first, the store refuses it, and the tool does not run and nothing
-    /// of it is audited.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the step's context, the call, what its decision journals and audits"
-    )]
-    async fn execute(
-        &self,
-        writer: &TaskWriter,
-        step: &str,
-        agent: &amas_config::AgentConfig,
-        call: &RequestedTool,
-        mut events: Vec<JournalEvent>,
-        ack: Option<Ack>,
-        decided: AuditRecord,
-    ) -> Result<CallResult, StoreError> {
-        let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
-        events.push(JournalEvent::ToolStarted {
-            step: step.to_owned(),
-            call_id: call.id.clone(),
-            tool: call.name.clone(),
-            idempotent,
-        });
-        if let Err(e) = writer.append_all(&events).await {
-            if let Some(ack) = ack {
-                ack.fail(&e);
-            }
-            return Err(e);
-        }
-        self.audit(vec![decided]).await;
-        if let Some(ack) = ack {
-            ack.send();
-        }
-
-        let ctx = ToolContext {
-            task_id: self.task_id.clone(),
-            workspace: self.workspace.clone(),
-            agent: agent.id.clone(),
-        };
-        let started = Instant::now();
-        let span = info_span!(
-            "amas.tool",
-            otel.name = %format_args!("execute_tool {}", call.name),
-            gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = %call.name,
-            gen_ai.tool.call.id = %call.id,
-            amas.step = %step,
-        );
-        let result = self
-            .pipeline
-            .tools()
-            .call(&call.name, &ctx, call.arguments.clone())
-            .instrument(span)
-            .await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.metrics
-            .tool_call_duration
-            .get_or_create(&ToolLabels {
-                tool: call.name.clone(),
-                outcome: if result.is_ok() { "ok" } else { "error" }.to_owned(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        {
-            let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-            usage.count_start(self.spec(&call.name).map(|s| s.kind));
-            usage.count_input(&call.arguments);
-            if let Ok(out) = &result {
-                usage.count_output(&out.content);
-            }
-        }
-        match result {
-            Ok(output) => {
-                // The result is governed before the model sees it (and before it is journaled
-                // as the call's output, which a resumed step would hand the model as is).
-                let verdict = self
-                    .pipeline
-                    .tool_result(
-                        &self.ctx(step, &agent.id),
-                        call,
-                        self.spec(&call.name),
-                        &output.content,
-                    )
-                    .await;
-                let mut events = verdict.governed.events;
-                // Audited once journaled: a result the journal refuses (the task ended while
-                // the tool ran) leaves no record either.
-                let records = verdict.governed.audit;
-                if let Some(refusal) = verdict
-                    .decisions
-                    .iter()
-                    .find(|d| d.outcome == Outcome::Deny)
-                {
-                    warn!(tool = %call.name, stage = %refusal.stage, "A tool result was refused.");
-                    self.count(&call.name, "denied");
-                    let error = ErrorInfo {
-                        code: refusal.code.unwrap_or(codes::POLICY_DENIED).to_owned(),
-                        message: format!(
-                            "the result of tool call `{}` was refused by {}: {}",
-                            call.name,
-                            refusal.stage,
-                            refusal.reasons.join(", ")
-                        ),
-                    };
-                    events.push(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
-                        call_id: call.id.clone(),
-                        tool: call.name.clone(),
-                        error: error.clone(),
-                    });
-                    writer.append_all(&events).await?;
-                    self.audit(records).await;
-                    return Ok(CallResult::Message(error_message(&error)));
-                }
-                self.count(&call.name, "ok");
-                events.push(JournalEvent::ToolCompleted {
-                    step: step.to_owned(),
-                    call_id: call.id.clone(),
-                    tool: call.name.clone(),
-                    output: output.content.clone(),
-                    duration_ms,
-                });
-                writer.append_all(&events).await?;
-                self.audit(records).await;
-                // Marked as data, never instructions, with what the screen suspected.
-                Ok(CallResult::Message(amas_dataprotect::untrusted_envelope(
-                    &call.name,
-                    &output.content,
-                    verdict.injection.as_ref(),
-                )))
-            }
-            Err(e) => {
-                warn!(tool = %call.name, code = e.code(), "Tool call failed.");
-                self.count(&call.name, "error");
-                let error = ErrorInfo {
-                    code: e.code().to_owned(),
-                    message: e.to_string(),
-                };
-                writer
-                    .append(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
-                        call_id: call.id.clone(),
-                        tool: call.name.clone(),
-                        error: error.clone(),
-                    })
-                    .await?;
-                Ok(CallResult::Message(error_message(&error)))
-            }
-        }
-    }
-
-    fn spec(&self, name: &str) -> Option<&ToolSpec> {
+    pub(crate) fn spec(&self, name: &str) -> Option<&ToolSpec> {
         self.pipeline.tools().get(name).map(|t| t.spec())
     }
 
-    fn count(&self, tool: &str, outcome: &str) {
+    pub(crate) fn count(&self, tool: &str, outcome: &str) {
         self.metrics
             .tool_calls
             .get_or_create(&ToolLabels {
@@ -833,27 +679,7 @@ impl ToolRunner {
     }
 }
 
-/// Waits for the next vote, the request's expiry, or the task's cancellation. When more than
-/// one is ready, the expiry wins, then the cancellation: a vote queued past the deadline (or
-/// beside a cancellation) never beats it.
-async fn wait(
-    inbox: &mut mpsc::Receiver<Vote>,
-    approval: &Approval,
-    cancel: &watch::Receiver<bool>,
-) -> Waited {
-    let left = (approval.expires_at - Utc::now())
-        .to_std()
-        .unwrap_or(Duration::ZERO);
-    let mut cancel = cancel.clone();
-    tokio::select! {
-        biased;
-        () = tokio::time::sleep(left) => Waited::Expired,
-        _ = cancel.wait_for(|c| *c) => Waited::Cancelled,
-        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
-    }
-}
-
 /// The tool message for a failed call: the model sees the code and reason and can adapt.
-fn error_message(error: &ErrorInfo) -> String {
+pub(crate) fn error_message(error: &ErrorInfo) -> String {
     json!({"error": {"code": error.code, "message": error.message}}).to_string()
 }
