@@ -113,6 +113,7 @@ async fn run() {
         roles: vec!["submitter".to_owned()],
         tenant: TenantId("acme".to_owned()),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     };
     let spec: TaskSpec = serde_json::from_value(
         serde_json::json!({"task_type": "research_report", "title": "t", "description": "d"}),
@@ -171,6 +172,7 @@ async fn run() {
     let resource = amas_runtime::ApiResource {
         tenant: &principal.tenant,
         owner: &principal.sub,
+        owner_issuer: &principal.issuer,
     };
     for _ in 0..per_round {
         let t = Instant::now();

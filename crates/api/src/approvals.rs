@@ -66,7 +66,7 @@ pub async fn list(
     let filter = ApprovalFilter {
         tenant: None,
         status,
-        not_requested_by: Some(principal.sub.clone()),
+        not_requested_by: Some(principal.identity()),
         limit,
         cursor: query.cursor,
     };

@@ -296,5 +296,6 @@ fn anonymous() -> Principal {
         roles: Vec::new(),
         tenant: amas_types::TenantId::default_tenant(),
         auth_method: "none".to_owned(),
+        issuer: "none".to_owned(),
     }
 }

@@ -216,6 +216,7 @@ async fn payloads_above_clearance_are_redacted_for_each_reader() {
         roles: vec!["admin".to_owned()],
         tenant: amas_types::TenantId::default_tenant(),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     };
     let mut records = Vec::new();
     for _ in 0..200 {

@@ -687,7 +687,7 @@ async fn me_shows_the_principal_and_readyz_lists_issuers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"sub": "alice", "roles": ["submitter"], "tenant": "acme", "auth_method": "local_jwt"})
+        json!({"sub": "alice", "roles": ["submitter"], "tenant": "acme", "auth_method": "local_jwt", "issuer": "amas-local"})
     );
     let (status, _, _) = app.call(Method::GET, "/api/v1/me", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

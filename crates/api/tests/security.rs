@@ -196,6 +196,7 @@ impl Server {
             required_approvals: 1,
             requested_by: requested_by.to_owned(),
             expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            requested_by_issuer: "amas-local".to_owned(),
         };
         self.journal.append(task, last, &[event]).await.unwrap();
         id

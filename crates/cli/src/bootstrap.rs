@@ -226,6 +226,7 @@ fn system_principal() -> amas_types::Principal {
         roles: Vec::new(),
         tenant: amas_types::TenantId::default_tenant(),
         auth_method: "system".to_owned(),
+        issuer: "system".to_owned(),
     }
 }
 

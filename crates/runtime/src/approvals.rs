@@ -207,8 +207,8 @@ pub(crate) fn is_approver(principal: &Principal, approver_roles: &[String]) -> b
 
 /// Why a vote cast at `now` is refused, checked against the request (before the vote reaches
 /// the step, and again by the step): the request must still be pending and within its
-/// deadline, and the caller must be another person than the requester, hold an approver role,
-/// and not have voted.
+/// deadline, and the caller must be another person than the requester (another subject, or
+/// the same subject at another issuer), hold an approver role, and not have voted.
 pub(crate) fn refuse_vote(
     approval: &Approval,
     approver: &Principal,
@@ -227,7 +227,10 @@ pub(crate) fn refuse_vote(
             expires_at: approval.expires_at,
         });
     }
-    if approver.sub == approval.requested_by {
+    // Identity is the subject at its issuer: the same `sub` from another issuer is another
+    // person, and one person's second vote counts once, whatever roles it carries.
+    let who = approver.identity();
+    if who == approval.requester() {
         return Some(RuntimeError::SelfApproval {
             id: approval.id.clone(),
         });
@@ -237,7 +240,7 @@ pub(crate) fn refuse_vote(
             roles: approver_roles.join(", "),
         });
     }
-    if approval.has_voted(&approver.sub) {
+    if approval.has_voted(&who) {
         return Some(RuntimeError::AlreadyVoted {
             id: approval.id.clone(),
         });
@@ -324,6 +327,7 @@ mod tests {
             reasons: Vec::new(),
             required_approvals: 1,
             requested_by: "alice".to_owned(),
+            requested_by_issuer: "amas-local".to_owned(),
             status: ApprovalStatus::Pending,
             votes: Vec::new(),
             created_at: expires_at - TimeDelta::hours(1),
@@ -339,6 +343,7 @@ mod tests {
             roles: vec!["approver".to_owned()],
             tenant: TenantId("acme".to_owned()),
             auth_method: "local_jwt".to_owned(),
+            issuer: "amas-local".to_owned(),
         }
     }
 

@@ -287,6 +287,7 @@ impl Retention {
             roles: Vec::new(),
             tenant: state.principal.tenant.clone(),
             auth_method: "system".to_owned(),
+            issuer: "system".to_owned(),
         };
         let mut levels: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &task.payloads {

@@ -30,6 +30,7 @@ fn person(sub: &str, roles: &[&str], tenant: &str) -> Principal {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: TenantId(tenant.into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     }
 }
 
@@ -157,7 +158,7 @@ async fn one_approval_lets_the_paused_call_run() {
                     &who,
                     ApprovalFilter {
                         status: Some(ApprovalStatus::Pending),
-                        not_requested_by: Some(who.sub.clone()),
+                        not_requested_by: Some(who.identity()),
                         limit: 10,
                         ..ApprovalFilter::default()
                     },
@@ -535,4 +536,189 @@ fn a_vote_after_the_deadline_is_refused_while_the_request_is_still_pending() {
             .expect("the tool result reached the model");
         assert_eq!(tool_message["error"]["code"], "AMAS-GOV-0010");
     });
+}
+
+/// `who` as another issuer vouches for them: the same `sub`, another person.
+fn at_issuer(issuer: &str, who: Principal) -> Principal {
+    Principal {
+        issuer: issuer.to_owned(),
+        auth_method: format!("oidc:{issuer}"),
+        ..who
+    }
+}
+
+/// Identity is (issuer, subject) everywhere (security review M6). Two issuers trusted for tenant
+/// `acme` both have an `alice`: they are two people. On a high-risk call in production (dual
+/// control), the other issuer's alice may approve the first alice's request and counts as one
+/// approver; her second vote counts once (refused); the requester herself is refused; the
+/// approvals listing hides the request from the requester only; a second approver lets the
+/// call run. The journal keeps every voter's issuer, and ownership follows the issuer too: the
+/// namesake (a submitter) may not cancel the requester's task.
+#[tokio::test]
+async fn the_same_sub_at_two_issuers_is_two_people() {
+    let gov = Governance {
+        environment: "production",
+        high_risk: vec!["code_analyzer"],
+        ..Governance::default()
+    };
+    let h = governed(Duration::from_secs(3600), &gov).await;
+    h.runtime.scheduler().start().await;
+    // An admin's request: research may use a high-risk tool only by an admin's grant, the
+    // case dual control is for.
+    let requester = at_issuer("https://idp-a.example", person("alice", &["admin"], "acme"));
+    let namesake = at_issuer(
+        "https://idp-b.example",
+        person("alice", &["submitter", "approver"], "acme"),
+    );
+    let task = h.submit_as("research_report", requester.clone()).await;
+    let approval = pending_approval(&h, task).await;
+    assert_eq!(approval.required_approvals, 2);
+    assert_eq!(
+        approval.requester(),
+        requester.identity(),
+        "the request names its requester with her issuer"
+    );
+
+    let listed = |who: &Principal| {
+        let runtime = h.runtime.clone();
+        let who = who.clone();
+        async move {
+            runtime
+                .reader()
+                .read_approvals(
+                    &who,
+                    ApprovalFilter {
+                        status: Some(ApprovalStatus::Pending),
+                        not_requested_by: Some(who.identity()),
+                        limit: 10,
+                        ..ApprovalFilter::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .approvals
+                .len()
+        }
+    };
+    assert_eq!(listed(&namesake).await, 1, "another person's request");
+    assert_eq!(listed(&requester).await, 0, "not her own request");
+
+    // The namesake approves: another person, one of the two approvers.
+    let first = h
+        .runtime
+        .reader()
+        .vote(
+            namesake.clone(),
+            &approval.id,
+            Verdict::Approve,
+            "ok".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.status, ApprovalStatus::Pending, "one of two");
+    // Her second vote (even with another role) is the same person's: refused, counted once.
+    let twice = h
+        .runtime
+        .approvals()
+        .decide(
+            &approval.id,
+            Principal {
+                roles: vec!["admin".into()],
+                ..namesake.clone()
+            },
+            Verdict::Approve,
+            "again".into(),
+        )
+        .await;
+    assert!(
+        matches!(twice, Err(RuntimeError::AlreadyVoted { .. })),
+        "{twice:?}"
+    );
+    // The requester herself is refused.
+    let own = h
+        .runtime
+        .approvals()
+        .decide(
+            &approval.id,
+            requester.clone(),
+            Verdict::Approve,
+            "mine".into(),
+        )
+        .await;
+    assert!(
+        matches!(own, Err(RuntimeError::SelfApproval { .. })),
+        "{own:?}"
+    );
+
+    // A second person lets it run.
+    let second = h
+        .runtime
+        .approvals()
+        .decide(
+            &approval.id,
+            at_issuer("https://idp-b.example", bob()),
+            Verdict::Approve,
+            "ok".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.status, ApprovalStatus::Approved);
+    let state = h.wait(task).await;
+    assert_status(&state, TaskStatus::Succeeded);
+    let voters: Vec<(String, String)> = h
+        .events(task)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            JournalEvent::ApprovalVoted {
+                approver,
+                approver_issuer,
+                ..
+            } => Some((approver_issuer, approver)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        voters,
+        vec![
+            ("https://idp-b.example".to_owned(), "alice".to_owned()),
+            ("https://idp-b.example".to_owned(), "bob".to_owned()),
+        ],
+        "each vote is journaled with its voter's issuer"
+    );
+
+    // Ownership: the namesake may not cancel the requester's task; the requester may.
+    h.model
+        .answer("research", vec![analyze_call(), valid("research")]);
+    let other = h.submit_as("research_report", requester.clone()).await;
+    pending_approval(&h, other).await;
+    let refused = h
+        .runtime
+        .reader()
+        .cancel_as(&namesake, other, "not mine".into())
+        .await;
+    assert!(
+        matches!(refused, Err(RuntimeError::Forbidden { ref reasons, .. }) if reasons.contains("only their own tasks")),
+        "{refused:?}"
+    );
+    let own_task = at_issuer(
+        "https://idp-b.example",
+        person("alice", &["submitter"], "acme"),
+    );
+    let cancelled = h
+        .runtime
+        .reader()
+        .cancel_as(&requester, other, "mine".into())
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state.status, TaskStatus::Cancelled);
+    // And a submitter's own task is hers to cancel, at her issuer.
+    let hers = h.submit_as("research_report", own_task.clone()).await;
+    let cancelled = h
+        .runtime
+        .reader()
+        .cancel_as(&own_task, hers, "mine".into())
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state.status, TaskStatus::Cancelled);
 }

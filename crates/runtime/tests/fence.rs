@@ -102,6 +102,7 @@ fn bob() -> Principal {
         roles: vec!["approver".into()],
         tenant: TenantId::default_tenant(),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     }
 }
 

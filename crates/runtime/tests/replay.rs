@@ -196,6 +196,7 @@ async fn only_auditors_of_the_tenant_replay() {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: TenantId(tenant.into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     };
     let viewer = someone(&["viewer"], "default");
     assert!(matches!(
@@ -247,6 +248,7 @@ fn person(sub: &str, roles: &[&str]) -> Principal {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: TenantId("acme".into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     }
 }
 

@@ -609,8 +609,15 @@ impl TaskJournal for SqliteStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
-        if let Some(sub) = &filter.not_requested_by {
-            query.push(" AND requested_by <> ").push_bind(sub.clone());
+        if let Some(who) = &filter.not_requested_by {
+            // The issuer lives in the approval's document (absent in rows written before it
+            // was recorded: the empty issuer).
+            query
+                .push(" AND NOT (requested_by = ")
+                .push_bind(who.subject.clone())
+                .push(" AND COALESCE(json_extract(doc, '$.requested_by_issuer'), '') = ")
+                .push_bind(who.issuer.clone())
+                .push(")");
         }
         if let Some(cursor) = &filter.cursor {
             query.push(" AND id < ").push_bind(cursor.clone());

@@ -76,6 +76,7 @@ impl IssuerPolicy {
         claims: &Map<String, Value>,
         now: u64,
         auth_method: &str,
+        issuer: &str,
     ) -> Result<Principal, AuthError> {
         let sub = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -92,6 +93,7 @@ impl IssuerPolicy {
             roles: self.roles(claims),
             tenant: self.tenant(claims)?,
             auth_method: auth_method.to_owned(),
+            issuer: issuer.to_owned(),
         })
     }
 

@@ -30,6 +30,7 @@ impl Reader {
         let resource = ApiResource {
             tenant: &approval.tenant,
             owner: &approval.requested_by,
+            owner_issuer: &approval.requested_by_issuer,
         };
         self.access
             .authorize_api(principal, operation, Some(resource))

@@ -113,6 +113,7 @@ impl Reader {
         let resource = ApiResource {
             tenant: &state.principal.tenant,
             owner: &state.principal.sub,
+            owner_issuer: &state.principal.issuer,
         };
         self.access
             .authorize_api(principal, operation, Some(resource))

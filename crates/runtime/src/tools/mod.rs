@@ -278,6 +278,7 @@ impl ToolRunner {
                     approval_id: a.id.clone(),
                     step: step.to_owned(),
                     approver: v.approver.sub.clone(),
+                    approver_issuer: v.approver.issuer.clone(),
                     roles: v.approver.roles.clone(),
                     decision: v.verdict,
                     reason: v.reason.clone(),
@@ -594,6 +595,7 @@ impl ToolRunner {
                 .unwrap_or_default(),
             required_approvals: spec.map_or(1, |s| self.pipeline.required_approvals(s)),
             requested_by: self.principal.sub.clone(),
+            requested_by_issuer: self.principal.issuer.clone(),
             expires_at: Utc::now() + timeout,
         }
     }

@@ -437,6 +437,7 @@ pub fn submitter() -> Principal {
         roles: vec!["submitter".into()],
         tenant: amas_types::TenantId("acme".into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     }
 }
 
