@@ -64,9 +64,16 @@ deny contains {"rule": "api.cross_tenant", "reason": "the resource belongs to an
 	input.resource.tenant != input.principal.tenant
 }
 
-# A submitter cancels only their own tasks; the API passes the task's owner as resource.owner.
+# A submitter cancels only their own tasks; the API passes the task's owner as resource.owner
+# (its `sub`) and resource.owner_iss (its issuer): the same `sub` from another issuer is
+# someone else.
 deny contains {"rule": "api.cancel_not_owner", "reason": "a submitter may cancel only their own tasks"} if {
 	op == "task.cancel"
 	not is_admin
-	object.get(input, ["resource", "owner"], "") != input.principal.sub
+	not is_owner
+}
+
+is_owner if {
+	object.get(input, ["resource", "owner"], "") == input.principal.sub
+	object.get(input, ["resource", "owner_iss"], "") == object.get(input, ["principal", "iss"], "")
 }

@@ -45,12 +45,13 @@ has_role(principal, role) if role in principal.roles
 approver_roles := object.get(input, "approver_roles", ["approver", "admin"])
 
 # Approvals that count: an explicit "approve" by a named approver holding an approving role,
-# who is not the requester.
-valid_approvers(approvals, principal) := {a.approver |
+# who is not the requester. A person is a subject at an issuer (`iss`): the same `sub` from
+# another issuer is someone else, and one person's approvals count once.
+valid_approvers(approvals, principal) := {[object.get(a, "iss", ""), a.approver] |
 	some a in approvals
 	a.decision == "approve"
 	a.approver != ""
-	a.approver != principal.sub
+	[object.get(a, "iss", ""), a.approver] != [object.get(principal, "iss", ""), principal.sub]
 	some role in a.roles
 	role in approver_roles
 }

@@ -114,12 +114,17 @@ async fn run() {
         roles: vec!["submitter".to_owned()],
         tenant: TenantId("acme".to_owned()),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     };
     let spec: TaskSpec = serde_json::from_value(
         serde_json::json!({"task_type": "research_report", "title": "t", "description": "d"}),
     )
     .unwrap();
-    let submitted = runtime.submit(spec, principal.clone(), None).await.unwrap();
+    let submitted = runtime
+        .admission()
+        .submit(spec, principal.clone(), None)
+        .await
+        .unwrap();
     let id = submitted.task_id;
     let token = issuer
         .mint(
@@ -168,6 +173,7 @@ async fn run() {
     let resource = amas_runtime::ApiResource {
         tenant: &principal.tenant,
         owner: &principal.sub,
+        owner_issuer: &principal.issuer,
     };
     for _ in 0..per_round {
         let t = Instant::now();
@@ -175,6 +181,7 @@ async fn run() {
         verify.push(t.elapsed());
         let t = Instant::now();
         runtime
+            .access()
             .authorize_api(&p, "task.read", Some(resource))
             .await
             .unwrap();
@@ -246,7 +253,7 @@ async fn bare_get_task(
     Path(id): Path<String>,
 ) -> Result<axum::Json<amas_types::TaskState>, StatusCode> {
     let id: TaskId = id.parse().map_err(|_| StatusCode::NOT_FOUND)?;
-    match runtime.get(id).await {
+    match runtime.reader().state(id).await {
         Ok(Some(state)) => Ok(axum::Json(state)),
         Ok(None) => Err(StatusCode::NOT_FOUND),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),

@@ -66,11 +66,15 @@ pub async fn list(
     let filter = ApprovalFilter {
         tenant: None,
         status,
-        not_requested_by: Some(principal.sub.clone()),
+        not_requested_by: Some(principal.identity()),
         limit,
         cursor: query.cursor,
     };
-    let page = app.runtime.read_approvals(&principal, filter).await?;
+    let page = app
+        .runtime
+        .reader()
+        .read_approvals(&principal, filter)
+        .await?;
     Ok(Json(ApprovalList {
         approvals: page.approvals,
         next_cursor: page.next_cursor,
@@ -83,7 +87,9 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Approval>, ApiError> {
-    Ok(Json(app.runtime.read_approval(&principal, &id).await?))
+    Ok(Json(
+        app.runtime.reader().read_approval(&principal, &id).await?,
+    ))
 }
 
 /// `POST /api/v1/approvals/{id}/approve`.
@@ -128,6 +134,7 @@ async fn vote(
     }
     Ok(Json(
         runtime
+            .reader()
             .vote(principal, id, verdict, reason.to_owned())
             .await?,
     ))

@@ -84,7 +84,11 @@ pub async fn list(
             .transpose()?,
         limit,
     };
-    let records = app.runtime.audit_records(&principal, query).await?;
+    let records = app
+        .runtime
+        .reader()
+        .audit_records(&principal, query)
+        .await?;
     let full = records.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
     let next_cursor = full
         .then(|| records.last().map(|r| (r.seq + 1).to_string()))

@@ -214,6 +214,8 @@ pub struct MeView {
     pub tenant: String,
     /// `local_jwt` for the local issuer, `oidc:<name>` for a configured identity provider.
     pub auth_method: String,
+    /// The token's verified `iss`: with `sub`, who the caller is.
+    pub issuer: String,
 }
 
 impl From<amas_types::Principal> for MeView {
@@ -223,6 +225,7 @@ impl From<amas_types::Principal> for MeView {
             roles: p.roles,
             tenant: p.tenant.0,
             auth_method: p.auth_method,
+            issuer: p.issuer,
         }
     }
 }

@@ -155,11 +155,18 @@ impl ApiError {
                     codes::API_NOT_FOUND,
                     "no such resource".to_owned(),
                 ),
-                RuntimeError::ApprovalSettled { .. } | RuntimeError::AlreadyVoted { .. } => {
+                RuntimeError::ApprovalSettled { .. }
+                | RuntimeError::AlreadyVoted { .. }
+                | RuntimeError::VoteTooLate { .. } => {
                     (StatusCode::CONFLICT, e.code(), e.to_string())
                 }
                 RuntimeError::ApprovalUnavailable { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+                }
+                // A vote or a write that lost to the task's end (a cancellation): the client's
+                // request came too late, nothing failed.
+                RuntimeError::Store(amas_store::StoreError::TaskEnded { .. }) => {
+                    (StatusCode::CONFLICT, e.code(), e.to_string())
                 }
                 RuntimeError::Setup { .. } | RuntimeError::Store(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -19,9 +19,8 @@ pub async fn get_lineage(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<LineageGraph>, ApiError> {
-    let state = app
-        .runtime
-        .visible_task(&principal, tasks::parse_id(&id)?, "task.read")
-        .await?;
-    Ok(Json(amas_runtime::lineage_graph(&state)))
+    let task = tasks::parse_id(&id)?;
+    Ok(Json(
+        app.runtime.reader().read_lineage(&principal, task).await?,
+    ))
 }

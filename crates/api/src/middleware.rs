@@ -213,6 +213,7 @@ pub async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Ne
             // A security event: who is unknown, so the record names nobody (and never the
             // token); the code and the path say what was tried.
             app.runtime
+                .access()
                 .security_event(
                     &nobody,
                     SecurityEvent::AuthenticationFailed {
@@ -235,6 +236,7 @@ pub async fn authorize_metrics(State(app): State<AppState>, req: Request, next: 
     };
     if let Err(e) = app
         .runtime
+        .access()
         .authorize_api(principal, "metrics.read", None)
         .await
     {
@@ -273,6 +275,7 @@ async fn refuse(app: &AppState, who: &Principal, v: Verdict, path: &str) -> Resp
         .inc();
     if v.first_refusal {
         app.runtime
+            .access()
             .security_event(
                 who,
                 SecurityEvent::RateLimited {
@@ -316,5 +319,6 @@ fn anonymous() -> Principal {
         roles: Vec::new(),
         tenant: amas_types::TenantId::default_tenant(),
         auth_method: "none".to_owned(),
+        issuer: "none".to_owned(),
     }
 }

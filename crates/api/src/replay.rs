@@ -28,5 +28,5 @@ pub async fn replay_task(
     OptionalJson(ReplayTask {}): OptionalJson<ReplayTask>,
 ) -> Result<Json<ReplayReport>, ApiError> {
     let task = crate::tasks::parse_id(&id)?;
-    Ok(Json(app.runtime.replay(&principal, task).await?))
+    Ok(Json(app.runtime.reader().replay(&principal, task).await?))
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use amas_types::{JournalRecord, Principal, TenantId};
+use amas_types::{Principal, TenantId};
 
 use crate::AppState;
 use crate::clients::Slots;
@@ -44,7 +44,13 @@ pub async fn get_task(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let task = tasks::parse_id(&id)?;
-    Ok(Json(app.runtime.read_task(&principal, task).await?.into()))
+    Ok(Json(
+        app.runtime
+            .reader()
+            .read_task(&principal, task)
+            .await?
+            .into(),
+    ))
 }
 
 pub async fn list_tasks(
@@ -67,6 +73,7 @@ pub async fn cancel_task(
     let reason = tasks::cancel_reason(&principal, body.reason)?;
     Ok(Json(
         app.runtime
+            .reader()
             .cancel_as(&principal, task, reason)
             .await?
             .into(),
@@ -92,7 +99,7 @@ pub async fn task_events(
         .is_some_and(|v| v.contains("text/event-stream"));
     let task = tasks::parse_id(&id)?;
     if !wants_stream {
-        let released = app.runtime.read_events(&principal, task).await?;
+        let released = app.runtime.reader().read_events(&principal, task).await?;
         return Ok(Json(json!({
             "task_id": released.task,
             "events": released.events,
@@ -100,12 +107,7 @@ pub async fn task_events(
         }))
         .into_response());
     }
-    // Subscribe before reading, so nothing appended in between is missed.
-    let live = app.runtime.subscribe_task(task);
-    let state = app
-        .runtime
-        .visible_task(&principal, task, "task.events")
-        .await?;
+    let mut events = app.runtime.reader().live_events(&principal, task).await?;
     // Counted only once the caller may read the task: guessed ids take no slot.
     let slot = streams
         .0
@@ -113,143 +115,48 @@ pub async fn task_events(
         .ok_or(ApiError::TooManyStreams {
             limit: streams.0.limit(),
         })?;
-    let records = app
-        .runtime
-        .journal()
-        .read(task, 0)
-        .await
-        .map_err(amas_runtime::RuntimeError::from)?;
-    let floor = amas_runtime::Outbound::event_floor(&state);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
-    let runtime = app.runtime.clone();
+    let mut stopping = amas_telemetry::tasks::global().stopping();
     amas_telemetry::tasks::spawn("api.sse", async move {
-        forward_events(&runtime, &principal, &state, records, live, floor, &tx).await;
-        // The tenant's slot is free before the client sees the stream end.
-        drop(slot);
-        drop(tx);
+        // The tenant's slot is held until the stream ends, whichever way it ends.
+        let _slot = slot;
+        loop {
+            // At shutdown, or when the client goes away, the stream ends here rather than
+            // waiting for an event that may never come.
+            let next = tokio::select! {
+                e = events.next() => e,
+                () = stopping.wait() => return,
+                () = tx.closed() => return,
+            };
+            let Some(e) = next else { return };
+            let event = Event::default()
+                .event(e.kind)
+                .id(e.seq.to_string())
+                .data(e.data.to_string());
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
     });
     Ok(Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
 
-/// Sends the journal so far, then each new record of the task until it ends, the client goes
-/// away (the receiver is dropped) or the process stops.
-async fn forward_events(
-    runtime: &amas_runtime::Runtime,
-    principal: &Principal,
-    state: &amas_types::TaskState,
-    records: Vec<JournalRecord>,
-    mut live: tokio::sync::broadcast::Receiver<JournalRecord>,
-    mut floor: amas_dataprotect::Level,
-    tx: &mpsc::Sender<Result<Event, Infallible>>,
-) {
-    let task = state.id;
-    let mut stopping = amas_telemetry::tasks::global().stopping();
-    let outbound = runtime.outbound(principal);
-    let mut audited = false;
-    let mut last_seq = 0;
-    let mut ended = state.status.is_terminal();
-    for record in &records {
-        last_seq = record.seq;
-        let event = sse_event(
-            &outbound,
-            floor,
-            record,
-            &mut audited,
-            runtime,
-            principal,
-            state,
-        )
-        .await;
-        if tx.send(Ok(event)).await.is_err() {
-            return;
-        }
-    }
-    while !ended {
-        // At shutdown, or when the client has gone, the stream ends here rather than waiting
-        // for an event that may never come.
-        let received = tokio::select! {
-            r = live.recv() => r,
-            () = tx.closed() => return,
-            () = stopping.wait() => return,
-        };
-        let record = match received {
-            Ok(r) => r,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        if record.task_id != task || record.seq <= last_seq {
-            continue;
-        }
-        last_seq = record.seq;
-        ended = record
-            .event
-            .status_effect()
-            .is_some_and(|s| s.is_terminal());
-        // A newly classified payload raises the level later events are judged at.
-        if let amas_types::JournalEvent::LineageRecorded { node } = &record.event {
-            floor = floor.max(amas_runtime::lineage_level(node));
-        }
-        let event = sse_event(
-            &outbound,
-            floor,
-            &record,
-            &mut audited,
-            runtime,
-            principal,
-            state,
-        )
-        .await;
-        if tx.send(Ok(event)).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// One record as an SSE event, redacted above the reader's clearance; the first redaction of
-/// a stream is audited (one record per stream, not per event).
-async fn sse_event(
-    outbound: &amas_runtime::Outbound<'_>,
-    floor: amas_dataprotect::Level,
-    record: &JournalRecord,
-    audited: &mut bool,
-    runtime: &amas_runtime::Runtime,
-    principal: &Principal,
-    state: &amas_types::TaskState,
-) -> Event {
-    let mut released = amas_runtime::Released::default();
-    let value = amas_runtime::release_record(outbound, floor, record, &mut released);
-    if released.redacted() && !*audited {
-        *audited = true;
-        runtime
-            .audit_release(principal, "task_events_stream", state.id, &released)
-            .await;
-    }
-    Event::default()
-        .event(record.event.kind())
-        .id(record.seq.to_string())
-        .data(value.to_string())
-}
-
 pub async fn list_agents(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.runtime
-        .authorize_api(&principal, "config.read", None)
-        .await?;
-    Ok(Json(json!({ "agents": tasks::agents(&app.runtime) })))
+    let config = app.runtime.reader().read_config(&principal).await?;
+    Ok(Json(json!({ "agents": tasks::agents(config) })))
 }
 
 pub async fn list_workflows(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.runtime
-        .authorize_api(&principal, "config.read", None)
-        .await?;
-    Ok(Json(json!({ "workflows": tasks::workflows(&app.runtime) })))
+    let config = app.runtime.reader().read_config(&principal).await?;
+    Ok(Json(json!({ "workflows": tasks::workflows(config) })))
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -285,7 +192,10 @@ pub async fn get_me(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<MeView>, ApiError> {
-    app.runtime.authorize_api(&principal, "me", None).await?;
+    app.runtime
+        .access()
+        .authorize_api(&principal, "me", None)
+        .await?;
     Ok(Json(principal.into()))
 }
 

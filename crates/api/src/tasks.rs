@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use amas_config::AmasConfig;
 use amas_runtime::Runtime;
 use amas_store::{TaskFilter, TaskPage};
 use amas_types::{Principal, TaskId, TaskStatus};
@@ -32,14 +33,12 @@ pub async fn create_task(
     body: CreateTask,
     trace_id: Option<String>,
 ) -> Result<TaskCreated, ApiError> {
-    runtime
-        .authorize_api(&principal, "task.submit", None)
-        .await?;
     let floor = body.floor()?;
     let spec = body.into_spec()?;
     let task_type = spec.task_type.clone();
     let record = runtime
-        .submit_classified(spec, principal, trace_id, floor)
+        .admission()
+        .submit_as(principal, spec, floor, trace_id)
         .await?;
     Ok(TaskCreated {
         id: record.task_id.to_string(),
@@ -54,7 +53,6 @@ pub async fn list_tasks(
     principal: &Principal,
     query: ListQuery,
 ) -> Result<TaskList, ApiError> {
-    runtime.authorize_api(principal, "task.list", None).await?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
@@ -72,35 +70,13 @@ pub async fn list_tasks(
         })?),
     };
     let filter = TaskFilter {
-        tenant: Some(principal.tenant.clone()),
+        tenant: None,
         status,
         task_type: query.task_type,
         limit,
         cursor,
     };
-    let TaskPage {
-        mut tasks,
-        next_cursor,
-    } = runtime
-        .journal()
-        .list(&filter)
-        .await
-        .map_err(amas_runtime::RuntimeError::from)?;
-    // A listing has no lineage at hand: each title is judged by its own scan.
-    let outbound = runtime.outbound(principal);
-    for task in &mut tasks {
-        let mut released = amas_runtime::Released::default();
-        outbound.text(
-            "title",
-            amas_dataprotect::Level::Public,
-            &mut task.title,
-            &mut released,
-        );
-        // Audited like every other release that redacted something.
-        runtime
-            .audit_release(principal, "task_list", task.id, &released)
-            .await;
-    }
+    let TaskPage { tasks, next_cursor } = runtime.reader().list_tasks(principal, filter).await?;
     Ok(TaskList {
         tasks,
         next_cursor: next_cursor.map(|c| c.to_string()),
@@ -126,11 +102,11 @@ pub(crate) fn parse_id(id: &str) -> Result<TaskId, ApiError> {
 }
 
 /// Agents as the API shows them (contracts included, prompts too: they are configuration).
-pub fn agents(runtime: &Runtime) -> serde_json::Value {
-    serde_json::to_value(&runtime.config().agents).unwrap_or_default()
+pub fn agents(config: &AmasConfig) -> serde_json::Value {
+    serde_json::to_value(&config.agents).unwrap_or_default()
 }
 
-pub fn workflows(runtime: &Runtime) -> serde_json::Value {
-    let map: BTreeMap<_, _> = runtime.config().workflows.iter().collect();
+pub fn workflows(config: &AmasConfig) -> serde_json::Value {
+    let map: BTreeMap<_, _> = config.workflows.iter().collect();
     serde_json::to_value(map).unwrap_or_default()
 }

@@ -46,7 +46,7 @@ async fn app() -> App {
     config.server.rate_limits.enabled = false;
     let parts = common::parts(config, SCRIPT).await;
     let runtime = parts.runtime();
-    runtime.start().await;
+    runtime.scheduler().start().await;
     let state = parts.state(runtime);
     App {
         router: router(state.clone()),
@@ -216,12 +216,14 @@ async fn payloads_above_clearance_are_redacted_for_each_reader() {
         roles: vec!["admin".to_owned()],
         tenant: amas_types::TenantId::default_tenant(),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     };
     let mut records = Vec::new();
     for _ in 0..200 {
         records = app
             .state
             .runtime
+            .reader()
             .audit_records(
                 &admin_principal,
                 AuditQuery {

@@ -35,7 +35,7 @@ async fn app() -> App {
         .insert("scripted".into(), vec!["public".into(), "internal".into()]);
     let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
     let runtime = parts.runtime();
-    runtime.start().await;
+    runtime.scheduler().start().await;
     App {
         router: router(parts.state(runtime)),
         issuer: Arc::clone(&parts.issuer),

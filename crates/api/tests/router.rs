@@ -40,7 +40,7 @@ async fn app_with(queue_capacity: usize, start: bool) -> App {
     let parts = common::parts(config, common::RESEARCH_SCRIPT).await;
     let runtime = parts.runtime();
     if start {
-        runtime.start().await;
+        runtime.scheduler().start().await;
     }
     let state = parts.state(runtime);
     App {
@@ -650,7 +650,7 @@ async fn events_stream_live_until_the_task_ends() {
             .starts_with("text/event-stream")
     );
     // The task has not started yet: everything after the submission arrives live.
-    app.state.runtime.start().await;
+    app.state.runtime.scheduler().start().await;
     let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
         .await
         .expect("the stream ends when the task ends")
@@ -687,7 +687,7 @@ async fn me_shows_the_principal_and_readyz_lists_issuers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"sub": "alice", "roles": ["submitter"], "tenant": "acme", "auth_method": "local_jwt"})
+        json!({"sub": "alice", "roles": ["submitter"], "tenant": "acme", "auth_method": "local_jwt", "issuer": "amas-local"})
     );
     let (status, _, _) = app.call(Method::GET, "/api/v1/me", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -645,10 +645,14 @@ async fn api_policy_error_fails_closed() {
     // The embedded bundle allows an admin to read a task: the refusal below is the error's.
     s.state
         .runtime
+        .access()
         .authorize_api(&principal, "task.read", None)
         .await
         .unwrap();
-    let refused = runtime.authorize_api(&principal, "task.read", None).await;
+    let refused = runtime
+        .access()
+        .authorize_api(&principal, "task.read", None)
+        .await;
     assert!(
         matches!(refused, Err(amas_runtime::RuntimeError::Forbidden { .. })),
         "{refused:?}"

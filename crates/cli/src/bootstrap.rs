@@ -182,6 +182,7 @@ impl PolicyWatch {
             "version": env!("CARGO_PKG_VERSION"),
         });
         runtime
+            .access()
             .security_event(&system_principal(), SecurityEvent::ConfigLoaded { details })
             .await;
         let Some((engine, _)) = &self.reloading else {
@@ -193,7 +194,7 @@ impl PolicyWatch {
             let record = policy_change_record(&runtime, change);
             let runtime = runtime.clone();
             amas_telemetry::tasks::global().spawn_on(&tokio, "policy.reload_audit", async move {
-                runtime.audit(record).await;
+                runtime.access().audit(record).await;
             });
         });
     }
@@ -218,7 +219,7 @@ fn policy_change_record(runtime: &Runtime, change: &PolicyChange) -> amas_store:
             error,
         },
     };
-    runtime.security_record(&system_principal(), event)
+    runtime.access().security_record(&system_principal(), event)
 }
 
 /// AMAS itself, as the principal of the events it records (starts, policy reloads).
@@ -228,6 +229,7 @@ fn system_principal() -> amas_types::Principal {
         roles: Vec::new(),
         tenant: amas_types::TenantId::default_tenant(),
         auth_method: "system".to_owned(),
+        issuer: "system".to_owned(),
     }
 }
 

@@ -93,6 +93,7 @@ fn call() -> Call {
             roles: vec!["submitter".to_owned()],
             tenant: TenantId("acme".to_owned()),
             auth_method: "local_jwt".to_owned(),
+            issuer: "amas-local".to_owned(),
         },
         arguments: json!({"path": "src/lib.rs"}),
         usage: TaskToolUsage {

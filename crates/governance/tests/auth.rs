@@ -317,3 +317,33 @@ async fn a_remembered_token_still_expires() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(strict.verify(&token).await, Err(AuthError::Expired));
 }
+
+/// Identity is (issuer, subject) (security review M6): the same `sub` from two trusted issuers
+/// verifies to two principals that carry their verified issuer and are two identities.
+#[tokio::test]
+async fn the_same_sub_from_two_issuers_is_two_identities() {
+    let a = fixture();
+    let other_dir = tempfile::tempdir().unwrap();
+    let b = Arc::new(
+        LocalIssuer::load_or_create(other_dir.path(), "https://idp-b.example", AUD).unwrap(),
+    );
+    let verifier = verifier_for(vec![Arc::clone(&a.issuer), Arc::clone(&b)]);
+    let roles = vec!["submitter".to_owned()];
+    let ttl = Duration::from_secs(600);
+    let from_a = verifier
+        .verify(&a.issuer.mint("alice", &roles, Some("acme"), ttl).unwrap())
+        .await
+        .unwrap();
+    let from_b = verifier
+        .verify(&b.mint("alice", &roles, Some("acme"), ttl).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (from_a.sub.as_str(), from_b.sub.as_str()),
+        ("alice", "alice")
+    );
+    assert_eq!(from_a.tenant, from_b.tenant);
+    assert_eq!(from_a.issuer, ISS);
+    assert_eq!(from_b.issuer, "https://idp-b.example");
+    assert_ne!(from_a.identity(), from_b.identity(), "two people");
+}

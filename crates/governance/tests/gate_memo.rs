@@ -17,6 +17,7 @@ fn principal(sub: &str) -> Principal {
         roles: vec!["submitter".to_owned()],
         tenant: TenantId("acme".to_owned()),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     }
 }
 

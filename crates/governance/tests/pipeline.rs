@@ -27,6 +27,7 @@ fn principal() -> Principal {
         roles: vec!["submitter".to_owned()],
         tenant: TenantId("acme".to_owned()),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     }
 }
 
@@ -172,6 +173,7 @@ async fn api_operations_fail_closed_on_a_policy_error_and_the_refusal_is_audited
     let resource = Some(ApiResource {
         tenant: &tenant,
         owner: "alice",
+        owner_issuer: "amas-local",
     });
     let policy = RegoPolicyEngine::embedded().unwrap();
     let allowed = entry::api_operation(
@@ -215,6 +217,7 @@ async fn api_operations_fail_closed_on_a_policy_error_and_the_refusal_is_audited
         Some(ApiResource {
             tenant: &tenant,
             owner: "bob",
+            owner_issuer: "amas-local",
         }),
     )
     .unwrap_err();

@@ -652,6 +652,7 @@ mod tests {
                 "provider.name",
                 "provider.trusted_for",
                 "resource.owner",
+                "resource.owner_iss",
                 "resource.tenant",
                 "tool.name",
                 "tool.requires_approval",

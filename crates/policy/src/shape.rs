@@ -27,9 +27,9 @@ enum Kind {
     Strings,
     /// An object whose values are strings.
     StringMap,
-    /// `{sub, roles, tenant}`, each optional, nothing else.
+    /// `{sub, iss, roles, tenant}`, each optional, nothing else.
     Principal,
-    /// An array of `{approver, roles, decision}` objects, each field optional, nothing else.
+    /// An array of `{approver, iss, roles, decision}` objects, each field optional, nothing else.
     Approvals,
 }
 
@@ -49,6 +49,7 @@ const FIELDS: &[(&[&str], Kind)] = &[
     (&["provider", "name"], Kind::Str),
     (&["provider", "trusted_for"], Kind::Strings),
     (&["resource", "owner"], Kind::Str),
+    (&["resource", "owner_iss"], Kind::Str),
     (&["resource", "tenant"], Kind::Str),
     (&["tool", "name"], Kind::Str),
     (&["tool", "requires_approval"], Kind::Bool),
@@ -98,6 +99,7 @@ fn is(value: &Value, kind: Kind) -> bool {
             value,
             &[
                 ("sub", Kind::Str),
+                ("iss", Kind::Str),
                 ("roles", Kind::Strings),
                 ("tenant", Kind::Str),
             ],
@@ -108,6 +110,7 @@ fn is(value: &Value, kind: Kind) -> bool {
                     a,
                     &[
                         ("approver", Kind::Str),
+                        ("iss", Kind::Str),
                         ("roles", Kind::Strings),
                         ("decision", Kind::Str),
                     ],
@@ -149,7 +152,7 @@ mod tests {
     #[test]
     fn what_the_gate_builds_is_well_formed() {
         let input = json!({
-            "principal": {"sub": "alice", "roles": ["submitter"], "tenant": "acme"},
+            "principal": {"sub": "alice", "iss": "amas-local", "roles": ["submitter"], "tenant": "acme"},
             "agent": {"id": "research", "role": "research"},
             "action": {"kind": "tool_call", "name": "http_fetch"},
             "tool": {"name": "http_fetch", "risk": "high", "side_effects": "external",
@@ -162,7 +165,7 @@ mod tests {
             "environment": "production",
             "parameters": {"url": [1, null, {"x": 2.5}]},
             "usage": {"tool_calls": 3, "bytes_out": 1200},
-            "approvals": [{"approver": "bob", "roles": ["approver"], "decision": "approve"}],
+            "approvals": [{"approver": "bob", "iss": "amas-local", "roles": ["approver"], "decision": "approve"}],
             "approver_roles": ["approver", "admin"],
         });
         assert!(well_formed(&input));
@@ -180,6 +183,9 @@ mod tests {
             json!({"approver_roles": "admin"}),
             json!({"principal": {"sub": "a", "roles": [1]}}),
             json!({"principal": {"sub": "a", "admin": true}}),
+            json!({"principal": {"sub": "a", "iss": 1}}),
+            json!({"approvals": [{"approver": "bob", "iss": null}]}),
+            json!({"resource": {"owner_iss": ["x"]}}),
             json!({"principal": "alice"}),
             json!({"tool": "file_read"}),
             json!({"tool": {"risk": 3}}),

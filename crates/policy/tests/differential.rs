@@ -146,6 +146,7 @@ fn object(fields: Vec<(&'static str, BoxedStrategy<Option<Value>>)>) -> BoxedStr
 }
 
 const SUBS: &[&str] = &["alice", "bob", "root", "carol", ""];
+const ISSUERS: &[&str] = &["amas-local", "https://idp.example", ""];
 const ROLES: &[&str] = &[
     "submitter",
     "admin",
@@ -160,6 +161,7 @@ const DLP_TYPES: &[&str] = &["email", "credit_card", "ssn"];
 fn approval() -> BoxedStrategy<Value> {
     object(vec![
         ("approver", field(word(SUBS))),
+        ("iss", field(word(ISSUERS))),
         ("roles", field(words(ROLES))),
         ("decision", field(word(&["approve", "deny", "abstain"]))),
     ])
@@ -168,6 +170,7 @@ fn approval() -> BoxedStrategy<Value> {
 fn input() -> BoxedStrategy<Value> {
     let principal = object(vec![
         ("sub", field(word(SUBS))),
+        ("iss", field(word(ISSUERS))),
         ("roles", field(words(ROLES))),
         ("tenant", field(word(&["acme", "other", ""]))),
     ]);
@@ -257,6 +260,7 @@ fn input() -> BoxedStrategy<Value> {
     let resource = object(vec![
         ("tenant", field(word(&["acme", "other"]))),
         ("owner", field(word(SUBS))),
+        ("owner_iss", field(word(ISSUERS))),
     ]);
     let approvals = prop::collection::vec(prop_oneof![30 => approval(), 1 => malformed()], 0..3)
         .prop_map(Value::from)

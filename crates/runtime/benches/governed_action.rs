@@ -242,11 +242,11 @@ fn bench(c: &mut Criterion) {
             .expect("store"),
     );
     let runtime = rt.block_on(async { governed_runtime(store, dir.path()) });
-    rt.block_on(runtime.start());
+    rt.block_on(runtime.scheduler().start());
     group.bench_function("audit_on", |b| {
         b.to_async(&rt).iter(|| run_task(runtime.clone()));
     });
-    rt.block_on(runtime.close_audit());
+    rt.block_on(runtime.access().close_audit());
     group.finish();
 }
 
@@ -277,7 +277,7 @@ fn governed_runtime(store: Arc<SqliteStore>, dir: &std::path::Path) -> Runtime {
 
 /// Submits one task and waits for its terminal event.
 async fn run_task(runtime: Runtime) {
-    let mut live = runtime.subscribe();
+    let mut live = runtime.reader().subscribe();
     let spec = TaskSpec {
         task_type: "research_report".into(),
         title: "t".into(),
@@ -286,6 +286,7 @@ async fn run_task(runtime: Runtime) {
         priority: Priority::DEFAULT,
     };
     let task = runtime
+        .admission()
         .submit(spec, Principal::local_operator(), None)
         .await
         .expect("submit")

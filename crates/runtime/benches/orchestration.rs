@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
         // The production composition: every step governed and audited, group-committed.
         let runtime = rt.block_on(async {
             let runtime = instant_runtime(store, dir.path());
-            runtime.start().await;
+            runtime.scheduler().start().await;
             runtime
         });
         group.bench_function(format!("{label}/research_report_task_3_steps"), |b| {
@@ -114,11 +114,12 @@ fn bench(c: &mut Criterion) {
 
 /// Submits `n` tasks at once and waits until all have ended.
 async fn run_tasks(runtime: Runtime, n: usize) {
-    let mut live = runtime.subscribe();
+    let mut live = runtime.reader().subscribe();
     let mut open = std::collections::HashSet::new();
     for _ in 0..n {
         open.insert(
             runtime
+                .admission()
                 .submit(spec(), Principal::local_operator(), None)
                 .await
                 .expect("submit")
@@ -186,8 +187,9 @@ fn instant_runtime(store: Arc<SqliteStore>, dir: &std::path::Path) -> Runtime {
 
 /// Submits one task and waits for its terminal event.
 async fn run_task(runtime: Runtime) {
-    let mut live = runtime.subscribe();
+    let mut live = runtime.reader().subscribe();
     let task = runtime
+        .admission()
         .submit(spec(), Principal::local_operator(), None)
         .await
         .expect("submit")

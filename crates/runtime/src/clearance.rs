@@ -12,7 +12,7 @@ use serde_json::Value;
 use amas_dataprotect::{DataProtector, Level, TenantKey};
 use amas_types::{LineageNode, Principal, TaskId, TaskState};
 
-use crate::Runtime;
+use crate::access::Access;
 use crate::lineage::{from_labels, parse_level};
 
 /// What replaces a payload above clearance that could not be scanned.
@@ -47,7 +47,7 @@ impl Released {
 }
 
 /// Redacts payloads above one principal's clearance. Built per request by
-/// [`Runtime::outbound`].
+/// [`Access::outbound`].
 pub struct Outbound<'a> {
     protector: &'a DataProtector,
     key: TenantKey,
@@ -170,21 +170,21 @@ pub fn lineage_level(node: &LineageNode) -> Level {
     from_labels(&node.labels).level
 }
 
-impl Runtime {
+impl Access {
     /// The clearance of `principal`: the highest level of its roles in `clearance.roles`,
     /// `public` without a listed role.
     #[must_use]
     pub fn clearance_of(&self, principal: &Principal) -> Level {
-        parse_level(self.inner.config.clearance.of(&principal.roles)).unwrap_or(Level::Public)
+        parse_level(self.config.clearance.of(&principal.roles)).unwrap_or(Level::Public)
     }
 
     /// A redactor for what `principal` reads, keyed by its tenant (hash-mode tokens join within
     /// the tenant, as in tool and model-call redaction).
     #[must_use]
     pub fn outbound(&self, principal: &Principal) -> Outbound<'_> {
-        let key = self.inner.pipeline.tenant_key(&principal.tenant.0);
+        let key = self.pipeline.tenant_key(&principal.tenant.0);
         Outbound {
-            protector: &self.inner.protector,
+            protector: &self.protector,
             key,
             clearance: self.clearance_of(principal),
         }

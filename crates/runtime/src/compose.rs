@@ -4,7 +4,15 @@
 //! through here, so what they exercise is the production wiring, governance included. What
 //! needs the CLI's own arguments (directories, key files) stays in the CLI and comes in as
 //! values.
+//!
+//! It builds the runtime's services once, each with what its job needs, and wires who calls
+//! whom: the API and the CLI call [`Admission`], [`Scheduler`], [`Reader`], [`Access`] and
+//! [`Retention`]; admission queues through the scheduler; the scheduler hands tasks to step
+//! execution; steps wait for votes the approvals service hands them; the reader delegates
+//! cancels to the scheduler and votes to the approvals service. All of them write through the
+//! one journal and audit writer and govern through the one pipeline.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,11 +23,19 @@ use amas_policy::PolicyEngine;
 use amas_providers::ProviderSet;
 use amas_store::audit::witness::Witness;
 use amas_store::audit::{AuditWriterConfig, CheckpointSigner};
-use amas_store::{AuditWriter, GroupCommit};
+use amas_store::{AuditWriter, GroupCommit, TaskJournal};
 use amas_telemetry::Metrics;
 use amas_tools::ToolRegistry;
 
-use crate::{Replayer, Runtime, RuntimeError, RuntimeParts};
+use crate::access::Access;
+use crate::admission::Admission;
+use crate::approvals::Approvals;
+use crate::executor::Executor;
+use crate::journal::Journal;
+use crate::reader::Reader;
+use crate::retention::Retention;
+use crate::scheduler::Scheduler;
+use crate::{Replayer, Runtime, RuntimeError, Services};
 
 /// What the governance of a process is made of: the pipeline's inputs.
 pub struct Governance {
@@ -140,4 +156,140 @@ pub fn replayer(config: Arc<AmasConfig>, governance: Governance) -> Result<Repla
     let protector = Arc::clone(&governance.protector);
     let pipeline = pipeline(&config, governance, Metrics::new())?;
     Ok(Replayer::of(&config, &pipeline, &protector))
+}
+
+/// Everything a [`Runtime`] is made of. Governance is not optional: there is no runtime
+/// without its pipeline and its audit writer. Built by [`compose`] (the one composition root)
+/// in production, tests and benches alike.
+pub struct RuntimeParts<'a> {
+    pub config: Arc<AmasConfig>,
+    /// The journal and the audit log, in one store that commits both at once.
+    pub store: Arc<dyn GroupCommit>,
+    pub providers: &'a ProviderSet,
+    pub metrics: Metrics,
+    /// The governance pipeline (its policy engine is the one replays ask again; its
+    /// content-safety engine screens submissions and model outputs).
+    pub pipeline: Arc<Pipeline>,
+    /// The store's writer, started with [`AuditWriter::start_group`] on `store`.
+    pub writer: Arc<AuditWriter>,
+    /// Each task gets a workspace directory under it.
+    pub workspaces: PathBuf,
+    /// Detection, redaction and classification, as the pipeline's.
+    pub protector: Arc<DataProtector>,
+}
+
+impl Runtime {
+    /// Builds the runtime's services from `parts`; every agent's provider chain is resolved
+    /// now, so a bad chain fails at start, not in the middle of a task.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Setup`] when an agent names a provider the set does not have, or when
+    /// the writer does not commit the journal (it was not started with `start_group`).
+    pub fn new(parts: RuntimeParts<'_>) -> Result<Self, RuntimeError> {
+        let RuntimeParts {
+            config,
+            store,
+            providers,
+            metrics,
+            pipeline,
+            writer,
+            workspaces,
+            protector,
+        } = parts;
+        let mut chains = BTreeMap::new();
+        for (id, agent) in &config.agents {
+            let chain = providers
+                .chain(&agent.providers)
+                .map_err(|e| RuntimeError::Setup {
+                    agent: id.clone(),
+                    reason: e.to_string(),
+                })?;
+            chains.insert(id.clone(), chain);
+        }
+        if !writer.has_journal() {
+            return Err(RuntimeError::Setup {
+                agent: "*".to_owned(),
+                reason: "the audit writer must commit the journal too (AuditWriter::start_group on the runtime's store)".to_owned(),
+            });
+        }
+        let journal_store = Arc::clone(&store) as Arc<dyn TaskJournal>;
+        let audit_log = store as Arc<dyn amas_store::AuditLog>;
+        // The store's one writer commits the journal's appends too, with the audit records.
+        let journal = Arc::new(Journal::new(
+            Arc::clone(&journal_store),
+            Arc::clone(&writer),
+        ));
+        let access = Arc::new(Access {
+            config: Arc::clone(&config),
+            pipeline: Arc::clone(&pipeline),
+            metrics: metrics.clone(),
+            protector: Arc::clone(&protector),
+            audit: Arc::clone(&writer),
+        });
+        let approvals = Arc::new(Approvals {
+            config: Arc::clone(&config),
+            store: Arc::clone(&journal_store),
+            access: Arc::clone(&access),
+            waiting: Arc::default(),
+        });
+        let executor = Arc::new(Executor {
+            config: Arc::clone(&config),
+            journal: Arc::clone(&journal),
+            chains,
+            metrics: metrics.clone(),
+            content_safety: Arc::clone(pipeline.content_safety()),
+            pipeline: Arc::clone(&pipeline),
+            workspaces: workspaces.clone(),
+            protector: Arc::clone(&protector),
+            audit: writer,
+            waiting: Arc::clone(&approvals.waiting),
+        });
+        let scheduler = Arc::new(Scheduler::new(
+            Arc::clone(&journal),
+            metrics.clone(),
+            executor,
+            config.runtime.queue_capacity,
+            config.runtime.max_concurrent_tasks,
+        ));
+        let admission = Admission {
+            config: Arc::clone(&config),
+            journal: Arc::clone(&journal),
+            pipeline: Arc::clone(&pipeline),
+            metrics,
+            protector: Arc::clone(&protector),
+            access: Arc::clone(&access),
+            scheduler: Arc::clone(&scheduler),
+        };
+        let retention = Arc::new(Retention {
+            config: Arc::clone(&config),
+            store: Arc::clone(&journal_store),
+            protector: Arc::clone(&protector),
+            audit_log: Arc::clone(&audit_log),
+            access: Arc::clone(&access),
+            scheduler: Arc::clone(&scheduler),
+            workspaces,
+        });
+        let reader = Reader {
+            config: Arc::clone(&config),
+            journal,
+            access: Arc::clone(&access),
+            scheduler: Arc::clone(&scheduler),
+            approvals: Arc::clone(&approvals),
+            pipeline,
+            protector,
+            audit_log,
+        };
+        Ok(Self {
+            services: Arc::new(Services {
+                config,
+                store: journal_store,
+                admission,
+                scheduler,
+                approvals,
+                reader,
+                access,
+                retention,
+            }),
+        })
+    }
 }

@@ -42,6 +42,12 @@ pub enum RuntimeError {
     NotAnApprover { roles: String },
     #[error("you already voted on approval {id}")]
     AlreadyVoted { id: String },
+    /// The vote arrived after the approval's deadline (it expires, whatever the vote says).
+    #[error("approval {id} expired at {expires_at}; votes after the deadline are refused")]
+    VoteTooLate {
+        id: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
     /// The step waiting on the approval is not running in this process (yet).
     #[error("the task waiting on approval {id} is not running here; retry shortly")]
     ApprovalUnavailable { id: String },
@@ -68,6 +74,7 @@ impl RuntimeError {
             Self::SelfApproval { .. } => amas_types::codes::GOV_SELF_APPROVAL,
             Self::NotAnApprover { .. } => amas_types::codes::GOV_NOT_AN_APPROVER,
             Self::AlreadyVoted { .. } => amas_types::codes::APPR_ALREADY_VOTED,
+            Self::VoteTooLate { .. } => amas_types::codes::APPR_VOTE_TOO_LATE,
             Self::ApprovalUnavailable { .. } => amas_types::codes::APPR_UNAVAILABLE,
             Self::ContentBlocked { .. } => amas_types::codes::SAFE_SUBMISSION_BLOCKED,
             Self::Store(e) => e.code(),

@@ -1,8 +1,12 @@
-//! Running one task: fold its journal, then schedule the workflow's steps as their dependencies
-//! succeed, independent steps in parallel, until the task ends. Re-running it on the same journal
-//! continues where it stopped (recovery) without repeating journaled work.
+//! The step-execution service: runs one task handed over by the scheduler. It folds the task's
+//! journal, then runs the workflow's steps as their dependencies succeed, independent steps in
+//! parallel, until the task ends. Each step (`step.rs`) runs model turns and the tool calls they
+//! ask for (`tools.rs`), every one through the governance pipeline and journaled through the
+//! task's one writer. Re-running a task on the same journal continues where it stopped
+//! (recovery) without repeating journaled work.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,13 +15,19 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use amas_store::StoreError;
+use amas_config::AmasConfig;
+use amas_dataprotect::{ContentSafety, DataProtector};
+use amas_governance::pipeline::Pipeline;
+use amas_providers::ProviderChain;
+use amas_store::{AuditWriter, StoreError};
+use amas_telemetry::Metrics;
 use amas_telemetry::metrics::TaskLabels;
 use amas_types::{ErrorInfo, JournalEvent, StepStatus, TaskId, TaskState, TaskStatus};
 
-use crate::Inner;
+use crate::approvals::Waiting;
 use crate::error::codes;
 use crate::inputs::build_input;
+use crate::journal::Journal;
 use crate::lineage;
 use crate::safety::OutputScreen;
 use crate::step::{StepOutcome, StepRun};
@@ -25,92 +35,117 @@ use crate::tools::ToolRunner;
 use crate::usage::usage_from_journal;
 use crate::writer::TaskWriter;
 
-/// Runs `task` to its end (or until it is cancelled or taken over by another writer).
-pub(crate) async fn execute(
-    inner: Arc<Inner>,
-    task: TaskId,
-    writer: Arc<TaskWriter>,
-    cancel: watch::Receiver<bool>,
-) -> Result<(), StoreError> {
-    // A task queued by this process is in the read model as submitted: nothing else to read.
-    // Anything further along (resumed after a restart) is folded from its whole journal.
-    let (state, records) = match inner.journal.cached(task) {
-        Some(state) if state.status == TaskStatus::Queued && state.steps.is_empty() => {
-            (Some(state), Vec::new())
-        }
-        _ => {
-            let records = inner.journal.store().read(task, 0).await?;
-            (TaskState::fold(&records), records)
-        }
-    };
-    let Some(state) = state else {
-        warn!(task.id = %task, "Task has no valid journal; skipping.");
-        return Ok(());
-    };
-    if state.status.is_terminal() {
-        return Ok(());
-    }
-    // Nothing of this run is appended yet: from here on the read model follows every append.
-    inner.journal.track(&state);
-    writer.seed(&state).await;
-    let span = info_span!(
-        "amas.task",
-        task.id = %task,
-        task.r#type = %state.spec.task_type,
-        tenant.id = %state.principal.tenant.0,
-        otel.name = "amas.task"
-    );
-    if let Some(trace) = &state.trace_id {
-        amas_telemetry::propagation::continue_trace(&span, trace, state.parent_span_id.as_deref());
-    }
-    let task_type = state.spec.task_type.clone();
-    let started = Instant::now();
-    let runner = ToolRunner {
-        pipeline: Arc::clone(&inner.pipeline),
-        principal: state.principal.clone(),
-        task_id: task.to_string(),
-        task_type: task_type.clone(),
-        workspace: inner.workspaces.join(task.to_string()),
-        usage: Arc::new(std::sync::Mutex::new({
-            let mut usage = usage_from_journal(&records, inner.pipeline.tools());
-            usage
-                .started_at
-                .get_or_insert_with(std::time::SystemTime::now);
-            usage
-        })),
-        metrics: inner.metrics.clone(),
-        waiting: Arc::clone(&inner.waiting),
-        approval_timeout: inner.config.approvals.timeout,
-        provider_trust: inner.config.provider_trust.clone(),
-        audit: Arc::clone(&inner.audit),
-        task,
-        trace_id: state.trace_id.clone(),
-    };
-    // Owner-only: the files tools write there are task data (deleted with its retention).
-    if let Err(e) = amas_store::private::create_private_dir(&runner.workspace) {
-        warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
-    }
-    let status = run_workflow(&inner, state, &writer, cancel, Arc::new(runner))
-        .instrument(span)
-        .await?;
-    if let Some(status) = status {
-        let labels = TaskLabels {
-            task_type,
-            status: status.as_str().to_owned(),
+/// What running a task's steps needs: the workflows and agents, their provider chains, the
+/// pipeline every governed action goes through, and where votes reach a step that waits.
+pub(crate) struct Executor {
+    pub(crate) config: Arc<AmasConfig>,
+    pub(crate) journal: Arc<Journal>,
+    /// Every agent's provider chain, resolved at start.
+    pub(crate) chains: BTreeMap<String, ProviderChain>,
+    pub(crate) metrics: Metrics,
+    pub(crate) pipeline: Arc<Pipeline>,
+    /// The directory under which each task gets its workspace.
+    pub(crate) workspaces: PathBuf,
+    pub(crate) protector: Arc<DataProtector>,
+    /// Screens model outputs: the pipeline's engine.
+    pub(crate) content_safety: Arc<ContentSafety>,
+    /// The store's one writer, for the audit records of the task's governed actions.
+    pub(crate) audit: Arc<AuditWriter>,
+    /// Steps paused on an approval register here (shared with the approvals service).
+    pub(crate) waiting: Arc<Waiting>,
+}
+
+impl Executor {
+    /// Runs `task` to its end (or until it is cancelled or taken over by another writer).
+    pub(crate) async fn execute(
+        &self,
+        task: TaskId,
+        writer: Arc<TaskWriter>,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
+        // A task queued by this process is in the read model as submitted: nothing else to read.
+        // Anything further along (resumed after a restart) is folded from its whole journal.
+        let (state, records) = match self.journal.cached(task) {
+            Some(state) if state.status == TaskStatus::Queued && state.steps.is_empty() => {
+                (Some(state), Vec::new())
+            }
+            _ => {
+                let records = self.journal.store().read(task, 0).await?;
+                (TaskState::fold(&records), records)
+            }
         };
-        inner.metrics.tasks.get_or_create(&labels).inc();
-        inner
-            .metrics
-            .task_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+        let Some(state) = state else {
+            warn!(task.id = %task, "Task has no valid journal; skipping.");
+            return Ok(());
+        };
+        if state.status.is_terminal() {
+            return Ok(());
+        }
+        // Nothing of this run is appended yet: from here on the read model follows every append.
+        self.journal.track(&state);
+        writer.seed(&state).await;
+        let span = info_span!(
+            "amas.task",
+            task.id = %task,
+            task.r#type = %state.spec.task_type,
+            tenant.id = %state.principal.tenant.0,
+            otel.name = "amas.task"
+        );
+        if let Some(trace) = &state.trace_id {
+            amas_telemetry::propagation::continue_trace(
+                &span,
+                trace,
+                state.parent_span_id.as_deref(),
+            );
+        }
+        let task_type = state.spec.task_type.clone();
+        let started = Instant::now();
+        let runner = ToolRunner {
+            pipeline: Arc::clone(&self.pipeline),
+            principal: state.principal.clone(),
+            task_id: task.to_string(),
+            task_type: task_type.clone(),
+            workspace: self.workspaces.join(task.to_string()),
+            usage: Arc::new(std::sync::Mutex::new({
+                let mut usage = usage_from_journal(&records, self.pipeline.tools());
+                usage
+                    .started_at
+                    .get_or_insert_with(std::time::SystemTime::now);
+                usage
+            })),
+            metrics: self.metrics.clone(),
+            waiting: Arc::clone(&self.waiting),
+            approval_timeout: self.config.approvals.timeout,
+            provider_trust: self.config.provider_trust.clone(),
+            audit: Arc::clone(&self.audit),
+            task,
+            trace_id: state.trace_id.clone(),
+        };
+        // Owner-only: the files tools write there are task data (deleted with its retention).
+        if let Err(e) = amas_store::private::create_private_dir(&runner.workspace) {
+            warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
+        }
+        let status = run_workflow(self, state, &writer, cancel, Arc::new(runner))
+            .instrument(span)
+            .await?;
+        if let Some(status) = status {
+            let labels = TaskLabels {
+                task_type,
+                status: status.as_str().to_owned(),
+            };
+            self.metrics.tasks.get_or_create(&labels).inc();
+            self.metrics
+                .task_duration
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Returns the terminal status reached, or `None` when the run was abandoned.
 async fn run_workflow(
-    inner: &Arc<Inner>,
+    executor: &Executor,
     state: TaskState,
     writer: &Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
@@ -121,7 +156,12 @@ async fn run_workflow(
         writer.defer(JournalEvent::TaskStarted).await;
     }
     info!(task.id = %state.id, "Task running.");
-    let Some(workflow) = inner.config.workflows.get(&state.spec.task_type).cloned() else {
+    let Some(workflow) = executor
+        .config
+        .workflows
+        .get(&state.spec.task_type)
+        .cloned()
+    else {
         let error = ErrorInfo {
             code: codes::WORKFLOW_GONE.to_owned(),
             message: format!(
@@ -146,9 +186,9 @@ async fn run_workflow(
     }
 
     let screen = Arc::new(OutputScreen {
-        safety: Arc::clone(&inner.content_safety),
-        metrics: inner.metrics.clone(),
-        audit: Arc::clone(&inner.audit),
+        safety: Arc::clone(&executor.content_safety),
+        metrics: executor.metrics.clone(),
+        audit: Arc::clone(&executor.audit),
         principal: state.principal.clone(),
         task: state.id,
         trace_id: state.trace_id.clone(),
@@ -165,8 +205,8 @@ async fn run_workflow(
                     continue;
                 }
                 let (Some(agent), Some(chain)) = (
-                    inner.config.agents.get(&step.agent).cloned(),
-                    inner.chains.get(&step.agent).cloned(),
+                    executor.config.agents.get(&step.agent).cloned(),
+                    executor.chains.get(&step.agent).cloned(),
                 ) else {
                     // Validation makes this unreachable; fail closed rather than skip a step.
                     failed = Some(ErrorInfo {
@@ -187,8 +227,8 @@ async fn run_workflow(
                     None => build_input(step, &state.spec, &outputs),
                 };
                 let run_writer = Arc::clone(writer);
-                let metrics = inner.metrics.clone();
-                let config = Arc::clone(&inner.config);
+                let metrics = executor.metrics.clone();
+                let config = Arc::clone(&executor.config);
                 let tenant = state.principal.tenant.0.clone();
                 let step = step.clone();
                 let cancel = cancel.clone();
@@ -239,7 +279,7 @@ async fn run_workflow(
         match outcome? {
             StepOutcome::Succeeded(output) => {
                 outputs.insert(name, output);
-                record_lineage(inner, &workflow, writer, None).await?;
+                record_lineage(executor, &workflow, writer, None).await?;
             }
             StepOutcome::Failed(error) => {
                 failed.get_or_insert(ErrorInfo {
@@ -264,7 +304,7 @@ async fn run_workflow(
         .cloned()
         .unwrap_or(Value::Null);
     record_lineage(
-        inner,
+        executor,
         &workflow,
         writer,
         Some(JournalEvent::TaskSucceeded { result }),
@@ -281,7 +321,7 @@ async fn run_workflow(
 /// `done` the nodes ride along with the next write: nothing waits on them, and a restart
 /// recomputes any that never made it.
 async fn record_lineage(
-    inner: &Arc<Inner>,
+    executor: &Executor,
     workflow: &amas_config::WorkflowConfig,
     writer: &Arc<TaskWriter>,
     done: Option<JournalEvent>,
@@ -290,7 +330,7 @@ async fn record_lineage(
         Some(JournalEvent::TaskSucceeded { result }) => Some(result.clone()),
         _ => None,
     };
-    let protector = Arc::clone(&inner.protector);
+    let protector = Arc::clone(&executor.protector);
     writer
         .lineage(
             |view| lineage::missing_nodes(&protector, workflow, view, result.as_ref()),

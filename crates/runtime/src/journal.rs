@@ -1,5 +1,5 @@
 //! The runtime's one way to its journal: every append goes through [`Journal::append`], which
-//! commits through the store's group-committing writer (when the runtime has one), publishes
+//! commits through the store's group-committing writer, publishes
 //! the stored records to live subscribers and keeps the read model of unfinished tasks in step.
 //!
 //! The read model holds the folded state of the tasks this process is writing (queued,
@@ -28,6 +28,9 @@ pub(crate) struct Journal {
     published: Arc<Published>,
 }
 
+/// Live records of every task buffered per subscriber before it lags.
+const LIVE_BUFFER: usize = 4096;
+
 /// Live records buffered per subscriber of one task before it lags.
 const TASK_LIVE_BUFFER: usize = 512;
 
@@ -45,13 +48,9 @@ impl Journal {
     /// The journal of `store`, written through `writer` (started with
     /// [`AuditWriter::start_group`] on that store; the runtime checks it), which publishes each
     /// commit here, in commit order.
-    pub(crate) fn new(
-        store: Arc<dyn TaskJournal>,
-        writer: Arc<AuditWriter>,
-        live: broadcast::Sender<JournalRecord>,
-    ) -> Self {
+    pub(crate) fn new(store: Arc<dyn TaskJournal>, writer: Arc<AuditWriter>) -> Self {
         let published = Arc::new(Published {
-            live,
+            live: broadcast::channel(LIVE_BUFFER).0,
             tasks: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
         });
@@ -120,6 +119,11 @@ impl Journal {
         }
         let records = self.store.read(task, 0).await?;
         Ok(TaskState::fold(&records))
+    }
+
+    /// Live records of every task from now on (committed, in order per task).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<JournalRecord> {
+        self.published.live.subscribe()
     }
 
     /// Live records of `task` from now on (committed, in order).

@@ -30,7 +30,8 @@ use amas_policy::PolicyEngine;
 use amas_telemetry::Metrics;
 use amas_tools::ToolRegistry;
 use amas_types::{
-    Approval, JournalEvent, JournalRecord, Principal, RequestedTool, TaskId, TaskState, TaskStatus,
+    Approval, Identity, JournalEvent, JournalRecord, Principal, RequestedTool, TaskId, TaskState,
+    TaskStatus,
 };
 
 use crate::approvals::refuse_vote;
@@ -306,10 +307,12 @@ impl<'a> Walk<'a> {
             JournalEvent::ApprovalVoted {
                 approval_id,
                 approver,
+                approver_issuer,
                 roles,
                 ..
             } => {
-                self.vote(record.seq, approval_id, approver, roles);
+                let voter = Identity::new(approver_issuer, approver);
+                self.vote(record.seq, approval_id, &voter, roles, at);
                 if let Some(a) = self.approvals.get_mut(approval_id.as_str()) {
                     a.apply(&record.event, at);
                 }
@@ -430,28 +433,38 @@ impl<'a> Walk<'a> {
         i + 1
     }
 
-    /// A recorded vote was accepted; would it be now (approver roles, self-approval)?
-    fn vote(&mut self, seq: u64, approval_id: &str, approver: &str, roles: &[String]) {
+    /// A recorded vote was accepted; would it be now (approver roles, self-approval, cast
+    /// within the deadline at the time it was recorded)?
+    fn vote(
+        &mut self,
+        seq: u64,
+        approval_id: &str,
+        approver: &Identity,
+        roles: &[String],
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let Some(approval) = self.approvals.get(approval_id) else {
             return;
         };
         let voter = Principal {
-            sub: approver.to_owned(),
+            sub: approver.subject.clone(),
             roles: roles.to_vec(),
             tenant: self.principal().tenant.clone(),
             auth_method: String::new(),
+            issuer: approver.issuer.clone(),
         };
         let refused = refuse_vote(
             approval,
             &voter,
             &self.replayer.config.approvals.approver_roles,
+            at,
         );
         let diff = refused.map(|e| DecisionDiff {
             seq: 0,
             step: Some(approval.step.clone()),
             call_id: Some(approval.call_id.clone()),
             action: "approval_vote".to_owned(),
-            resource: approver.to_owned(),
+            resource: approver.subject.clone(),
             before: Ruling::of("approval", "allow", &[]),
             after: Ruling::of("approval", "deny", &[e.to_string()]),
         });

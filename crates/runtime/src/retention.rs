@@ -3,24 +3,31 @@
 //! erases the task's audit details (the audit chain keeps their hashes, so it still verifies).
 //! A task's workspace (the files its tools wrote) is deleted when its first payload expires:
 //! the files were made from the task's data and may hold its most sensitive part.
-//! Idempotent; never touches a task that has not ended; every purge is audited.
+//! Idempotent; never touches a task that has not ended; every purge is audited. The retention
+//! service runs it on demand (`amas retention purge`) or every `retention.purge_interval`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
+use amas_config::AmasConfig;
 use amas_dataprotect::Classification;
+use amas_dataprotect::DataProtector;
 use amas_governance::pipeline::SecurityEvent;
-use amas_store::TaskSummary;
 use amas_store::audit::AuditQuery;
 use amas_store::retention::{has_payload, is_purged};
+use amas_store::{AuditLog, TaskJournal, TaskSummary};
 use amas_types::{JournalEvent, JournalRecord, LineageNode, Principal, TaskState};
 
+use crate::RuntimeError;
+use crate::access::Access;
 use crate::lineage::from_labels;
-use crate::{Runtime, RuntimeError};
+use crate::scheduler::Scheduler;
 
 /// Ended tasks examined per store page.
 const PAGE: u32 = 200;
@@ -73,14 +80,28 @@ pub struct PurgeReport {
     pub workspaces: u64,
 }
 
-impl Runtime {
+/// Deletes expired payloads of ended tasks.
+pub struct Retention {
+    pub(crate) config: Arc<AmasConfig>,
+    pub(crate) store: Arc<dyn TaskJournal>,
+    pub(crate) protector: Arc<DataProtector>,
+    /// The audit log, whose details of purged tasks are erased.
+    pub(crate) audit_log: Arc<dyn AuditLog>,
+    pub(crate) access: Arc<Access>,
+    /// Whether the runtime still runs (the periodic purge stops at shutdown).
+    pub(crate) scheduler: Arc<Scheduler>,
+    /// The directory under which each task has its workspace.
+    pub(crate) workspaces: PathBuf,
+}
+
+impl Retention {
     /// Purges every expired payload (or, with `dry_run`, lists what would go and changes
     /// nothing). See the module docs and `docs/data-protection.md#retention`.
     ///
     /// # Errors
     /// A store or audit log error; what was purged before it stays purged (a later run goes on).
     pub async fn purge_expired(&self, run: RetentionRun) -> Result<PurgeReport, RuntimeError> {
-        let retention = &self.inner.config.retention;
+        let retention = &self.config.retention;
         let mut report = PurgeReport {
             dry_run: run.dry_run,
             now: run.now,
@@ -107,7 +128,7 @@ impl Runtime {
         else {
             return Ok(report);
         };
-        let journal = self.journal();
+        let journal = &self.store;
         let mut after = None;
         loop {
             // Strictly before the cutoff, plus the cutoff itself for a zero period.
@@ -144,7 +165,7 @@ impl Runtime {
         summary: &TaskSummary,
         run: RetentionRun,
     ) -> Result<Option<PurgedTask>, RuntimeError> {
-        let records = self.journal().read(summary.id, 0).await?;
+        let records = self.store.read(summary.id, 0).await?;
         let Some(state) = TaskState::fold(&records) else {
             return Ok(None);
         };
@@ -152,7 +173,7 @@ impl Runtime {
             return Ok(None);
         }
         let expiries = self.payload_expiries(&state, &records, summary.updated_at);
-        let workspace = self.inner.workspaces.join(summary.id.to_string());
+        let workspace = self.workspaces.join(summary.id.to_string());
         // The workspace goes with the task's first expiring payload, purged before or now.
         let workspace_expired = expiries.iter().any(|(p, _)| p.expired_at <= run.now)
             && tokio::fs::symlink_metadata(&workspace).await.is_ok();
@@ -178,7 +199,7 @@ impl Runtime {
         if !task.payloads.is_empty() {
             let seqs: Vec<u64> = task.payloads.iter().map(|p| p.seq).collect();
             let purged = self
-                .journal()
+                .store
                 .purge_payloads(summary.id, &seqs, run.now)
                 .await?;
             task.payloads.retain(|p| purged.contains(&p.seq));
@@ -209,7 +230,7 @@ impl Runtime {
         records: &[JournalRecord],
         ended_at: DateTime<Utc>,
     ) -> Vec<(PurgedPayload, bool)> {
-        let retention = &self.inner.config.retention;
+        let retention = &self.config.retention;
         // A payload without a lineage node (a journal from before lineage, a failed step) is
         // classified now, and as sensitive as the most sensitive node of its task: never kept
         // longer than its own content or its task's data allows.
@@ -250,7 +271,7 @@ impl Runtime {
 
     fn classify_now(&self, event: &JournalEvent) -> Classification {
         let value = serde_json::to_value(event).unwrap_or(Value::Null);
-        match self.inner.protector.redact_json(
+        match self.protector.redact_json(
             &value,
             &amas_dataprotect::TenantKey::new(b"retention".to_vec()),
         ) {
@@ -264,7 +285,7 @@ impl Runtime {
 
     /// Erases the details of every audit record of the task; returns how many were erased.
     async fn erase_audit_details(&self, summary: &TaskSummary) -> Result<u64, RuntimeError> {
-        let log = &self.inner.audit_log;
+        let log = &self.audit_log;
         let mut erased = 0;
         let mut from_seq = 1;
         loop {
@@ -299,6 +320,7 @@ impl Runtime {
             roles: Vec::new(),
             tenant: state.principal.tenant.clone(),
             auth_method: "system".to_owned(),
+            issuer: "system".to_owned(),
         };
         let mut levels: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &task.payloads {
@@ -314,7 +336,7 @@ impl Runtime {
         } else {
             ""
         };
-        self.security_event(
+        self.access.security_event(
             &principal,
             SecurityEvent::RetentionPurge {
                 task: state.id,
@@ -346,15 +368,15 @@ fn node_of(event: &JournalEvent) -> Option<String> {
     }
 }
 
-impl Runtime {
-    /// Runs [`Runtime::purge_expired`] every `retention.purge_interval` (the first run after
+impl Retention {
+    /// Runs [`Retention::purge_expired`] every `retention.purge_interval` (the first run after
     /// one interval) until the handle is aborted, the runtime shuts down or the process's
     /// tasks are told to stop (`amas_telemetry::tasks`); a run under way then finishes. A failed run is
     /// logged and retried at the next tick.
     #[must_use]
-    pub fn spawn_retention(&self) -> tokio::task::JoinHandle<()> {
-        let runtime = self.clone();
-        let every = self.inner.config.retention.purge_interval;
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let retention = Arc::clone(self);
+        let every = self.config.retention.purge_interval;
         let mut stopping = amas_telemetry::tasks::global().stopping();
         amas_telemetry::tasks::spawn("retention.purge", async move {
             let mut ticker = tokio::time::interval(every);
@@ -365,18 +387,14 @@ impl Runtime {
                     _ = ticker.tick() => {}
                     () = stopping.wait() => return,
                 }
-                if runtime
-                    .inner
-                    .shutting_down
-                    .load(std::sync::atomic::Ordering::SeqCst)
-                {
+                if !retention.scheduler.admitting() {
                     return;
                 }
                 let run = RetentionRun {
                     now: Utc::now(),
                     dry_run: false,
                 };
-                if let Err(e) = runtime.purge_expired(run).await {
+                if let Err(e) = retention.purge_expired(run).await {
                     tracing::warn!(error = %e, "Retention purge failed; retrying at the next interval.");
                 }
             }

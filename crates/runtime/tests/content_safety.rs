@@ -34,7 +34,7 @@ async fn harness() -> Harness {
 async fn run(h: &Harness, research: serde_json::Value) -> TaskId {
     h.model.answer("research", vec![research]);
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     h.wait(task).await;
     task
@@ -230,6 +230,7 @@ async fn an_unavailable_classifier_falls_back_or_blocks_as_configured() {
     let h = common::harness_with_safety(with(amas_dataprotect::OnUnavailable::Block)).await;
     let refused = h
         .runtime
+        .admission()
         .submit(
             common::spec("research_report"),
             amas_types::Principal::local_operator(),

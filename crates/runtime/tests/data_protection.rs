@@ -78,6 +78,7 @@ async fn submit_with(h: &Harness, task_type: &str, description: &str) -> TaskId 
     let mut spec = common::spec(task_type);
     spec.description = description.to_owned();
     h.runtime
+        .admission()
         .submit(spec, amas_types::Principal::local_operator(), None)
         .await
         .unwrap()
@@ -110,7 +111,7 @@ async fn an_untrusted_provider_gets_the_prompt_redacted() {
     mock.set_default(MODEL, Behaviour::reply(valid("research")));
     let h = harness_remote(&mock, &["public", "internal"]).await;
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = submit_with(
         &h,
         "research_report",
@@ -162,7 +163,7 @@ async fn a_provider_trusted_for_restricted_gets_the_prompt_as_it_is() {
     mock.set_default(MODEL, Behaviour::reply(valid("research")));
     let h = harness_remote(&mock, &["public", "internal", "confidential", "restricted"]).await;
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = submit_with(
         &h,
         "research_report",
@@ -186,7 +187,7 @@ async fn a_provider_below_the_redacted_level_is_refused() {
     mock.set_default(MODEL, Behaviour::reply(valid("research")));
     let h = harness_remote(&mock, &["public"]).await;
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = submit_with(&h, "research_report", &format!("Card {CARD}")).await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Failed);
@@ -255,7 +256,7 @@ async fn web_research(fetch: &Arc<RecordingFetch>, arguments: Value) -> (Harness
             valid("research"),
         ],
     );
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("web_research").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     (h, task)
@@ -319,6 +320,7 @@ async fn submit_text(h: &Harness, description: &str) -> Result<TaskId, amas_runt
     let mut spec = common::spec("research_report");
     spec.description = description.to_owned();
     h.runtime
+        .admission()
         .submit(spec, amas_types::Principal::local_operator(), None)
         .await
         .map(|r| r.task_id)

@@ -39,11 +39,12 @@ async fn an_email_in_the_input_flows_to_every_step_and_the_result() {
     for agent in ["research", "analysis", "synthesis"] {
         h.model.answer(agent, vec![valid(agent)]);
     }
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let mut input = spec("research_report");
     input.description = "Ask jane.doe@example.com about memory safety".to_owned();
     let task = h
         .runtime
+        .admission()
         .submit(input, Principal::local_operator(), None)
         .await
         .unwrap()
@@ -96,7 +97,7 @@ async fn a_finding_in_a_step_output_flows_downstream_only() {
     for agent in ["analysis", "synthesis"] {
         h.model.answer(agent, vec![valid(agent)]);
     }
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
@@ -119,10 +120,11 @@ async fn a_declared_floor_raises_the_whole_lineage() {
     for agent in ["research", "analysis", "synthesis"] {
         h.model.answer(agent, vec![valid(agent)]);
     }
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let floor = declared_floor("restricted", &["PHI".to_owned()]).unwrap();
     let task = h
         .runtime
+        .admission()
         .submit_classified(
             spec("research_report"),
             Principal::local_operator(),
@@ -158,11 +160,12 @@ async fn expired_payloads_are_tombstoned_once_and_the_graph_survives() {
     for agent in ["research", "analysis", "synthesis"] {
         h.model.answer(agent, vec![valid(agent)]);
     }
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let mut input = spec("research_report");
     input.description = "Ask jane.doe@example.com".to_owned();
     let task = h
         .runtime
+        .admission()
         .submit(input, Principal::local_operator(), None)
         .await
         .unwrap()
@@ -174,11 +177,20 @@ async fn expired_payloads_are_tombstoned_once_and_the_graph_survives() {
         now: ended.updated_at + chrono::Duration::days(30),
         dry_run: false,
     };
-    assert_eq!(h.runtime.purge_expired(early).await.unwrap().payloads, 0);
+    assert_eq!(
+        h.runtime
+            .retention()
+            .purge_expired(early)
+            .await
+            .unwrap()
+            .payloads,
+        0
+    );
 
     let later = ended.updated_at + chrono::Duration::days(91);
     let dry = h
         .runtime
+        .retention()
         .purge_expired(RetentionRun {
             now: later,
             dry_run: true,
@@ -193,6 +205,7 @@ async fn expired_payloads_are_tombstoned_once_and_the_graph_survives() {
 
     let real = h
         .runtime
+        .retention()
         .purge_expired(RetentionRun {
             now: later,
             dry_run: false,
@@ -203,7 +216,7 @@ async fn expired_payloads_are_tombstoned_once_and_the_graph_survives() {
         real.payloads, dry.payloads,
         "the run purges what the dry run listed"
     );
-    let after = h.runtime.get(task).await.unwrap().unwrap();
+    let after = h.runtime.reader().state(task).await.unwrap().unwrap();
     let text = serde_json::to_string(&h.events(task).await).unwrap();
     assert!(!text.contains("jane.doe"), "no payload survives: {text}");
     assert!(!text.contains("Rust is safe and fast"), "{text}");
@@ -214,6 +227,7 @@ async fn expired_payloads_are_tombstoned_once_and_the_graph_survives() {
 
     let again = h
         .runtime
+        .retention()
         .purge_expired(RetentionRun {
             now: later,
             dry_run: false,

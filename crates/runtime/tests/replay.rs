@@ -42,7 +42,7 @@ async fn finished_task_with_a_tool_call() -> (Harness, TaskId) {
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     (h, task)
@@ -91,6 +91,7 @@ async fn replay_under_the_same_policies_is_identical() {
 
     let report = h
         .runtime
+        .reader()
         .replay(&Principal::local_operator(), task)
         .await
         .unwrap();
@@ -195,21 +196,29 @@ async fn only_auditors_of_the_tenant_replay() {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: TenantId(tenant.into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     };
     let viewer = someone(&["viewer"], "default");
     assert!(matches!(
-        h.runtime.replay(&viewer, task).await,
+        h.runtime.reader().replay(&viewer, task).await,
         Err(RuntimeError::Forbidden { .. })
     ));
     let foreign = someone(&["auditor"], "globex");
     assert!(matches!(
-        h.runtime.replay(&foreign, task).await,
+        h.runtime.reader().replay(&foreign, task).await,
         Err(RuntimeError::NotFound(_))
     ));
     let auditor = someone(&["auditor"], "default");
-    assert!(h.runtime.replay(&auditor, task).await.unwrap().identical);
+    assert!(
+        h.runtime
+            .reader()
+            .replay(&auditor, task)
+            .await
+            .unwrap()
+            .identical
+    );
     assert!(matches!(
-        h.runtime.replay(&auditor, TaskId::new()).await,
+        h.runtime.reader().replay(&auditor, TaskId::new()).await,
         Err(RuntimeError::NotFound(_))
     ));
 }
@@ -239,6 +248,7 @@ fn person(sub: &str, roles: &[&str]) -> Principal {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: TenantId("acme".into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     }
 }
 
@@ -269,12 +279,12 @@ async fn dually_approved_task() -> (Harness, TaskId) {
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h
         .submit_as("research_report", person("root", &["admin"]))
         .await;
     let approval = loop {
-        let state = h.runtime.get(task).await.unwrap().unwrap();
+        let state = h.runtime.reader().state(task).await.unwrap().unwrap();
         if let Some(a) = state.approvals.values().next() {
             break a.clone();
         }
@@ -282,7 +292,8 @@ async fn dually_approved_task() -> (Harness, TaskId) {
     };
     for approver in ["bob", "carol"] {
         h.runtime
-            .decide_approval(
+            .approvals()
+            .decide(
                 &approval.id,
                 person(approver, &["approver"]),
                 Verdict::Approve,
@@ -302,7 +313,7 @@ async fn dually_approved_task() -> (Harness, TaskId) {
 async fn approvals_replay_and_a_role_change_shows_in_votes_and_decision() {
     let (h, task) = dually_approved_task().await;
     let root = person("root", &["admin"]);
-    let report = h.runtime.replay(&root, task).await.unwrap();
+    let report = h.runtime.reader().replay(&root, task).await.unwrap();
     assert!(report.identical, "{report:#?}");
     let model_decisions = h
         .events(task)

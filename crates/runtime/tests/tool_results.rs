@@ -81,7 +81,7 @@ async fn fetch_page(body: &str) -> (Harness, TaskId) {
             valid("research"),
         ],
     );
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("web_research").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     (h, task)

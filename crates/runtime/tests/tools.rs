@@ -41,7 +41,7 @@ async fn allowed_tool_call_runs_and_its_result_reaches_the_model() {
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
@@ -93,7 +93,7 @@ async fn tool_outside_the_allowlist_is_refused_even_if_policy_allows() {
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     let events = h.events(task).await;
@@ -128,7 +128,7 @@ async fn policy_denial_stops_the_call() {
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let alice = common::submitter();
     let task = h.submit_as("research_report", alice).await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
@@ -154,7 +154,7 @@ async fn call_needing_approval_that_breaks_the_sandbox_is_refused_without_asking
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     let events = h.events(task).await;
@@ -216,8 +216,8 @@ async fn uncertain_side_effect_is_not_rerun_after_a_restart() {
         },
     ]);
     h.journal.append(task, 0, &journal).await.unwrap();
-    h.runtime.start().await;
-    h.runtime.recover().await.unwrap();
+    h.runtime.scheduler().start().await;
+    h.runtime.scheduler().recover().await.unwrap();
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Failed);
     assert_eq!(
@@ -243,6 +243,7 @@ async fn submission_is_authorized_by_policy() {
     let submitter = common::submitter();
     let err = h
         .runtime
+        .admission()
         .submit(common::spec("security_audit"), submitter.clone(), None)
         .await
         .unwrap_err();
@@ -253,6 +254,7 @@ async fn submission_is_authorized_by_policy() {
         "nothing journaled"
     );
     h.runtime
+        .admission()
         .submit(common::spec("research_report"), submitter, None)
         .await
         .expect("a submitter may submit research_report");
@@ -271,7 +273,7 @@ async fn three_calls_under(edit: impl FnOnce(&mut amas_config::QuotaConfig)) -> 
         vec![call.clone(), call.clone(), call, valid("research")],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     let events = h.events(task).await;
@@ -323,7 +325,7 @@ async fn token_quota_stops_the_agent_exactly_at_its_limit() {
     h.model
         .answer("research", vec![call.clone(), call, valid("research")]);
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Failed);
@@ -351,11 +353,12 @@ async fn restricted_prompt_reaches_an_untrusted_provider_only_redacted() {
     let h = harness_with_tools(config).await;
     h.model.answer("research", vec![valid("research")]);
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let mut spec = common::spec("research_report");
     spec.description = "Refund the card 4111 1111 1111 1111 of the customer".into();
     let task = h
         .runtime
+        .admission()
         .submit(spec, amas_types::Principal::local_operator(), None)
         .await
         .unwrap()

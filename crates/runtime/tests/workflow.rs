@@ -27,7 +27,7 @@ async fn research_report_runs_steps_in_dependency_order() {
     for agent in ["research", "analysis", "synthesis"] {
         h.model.answer(agent, vec![valid(agent)]);
     }
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
@@ -56,7 +56,7 @@ async fn independent_steps_run_in_parallel() {
         h.model.answer(agent, vec![valid(agent)]);
     }
     *h.model.rendezvous.lock().unwrap() = Some(("research".to_owned(), 2));
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("comparative_analysis").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
@@ -77,7 +77,7 @@ async fn contract_violation_is_retried_with_feedback_then_succeeds() {
         ],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
@@ -110,7 +110,7 @@ async fn contract_violation_is_retried_with_feedback_then_succeeds() {
 async fn contract_violation_fails_the_step_after_the_limit() {
     let h = harness().await;
     h.model.answer("research", vec![json!({"summary": 42})]);
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Failed);
@@ -144,7 +144,7 @@ async fn non_json_answer_is_a_violation() {
         vec![json!("I think the answer is 42"), valid("research")],
     );
     h.model.answer_downstream();
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let state = h.wait(h.submit("research_report").await).await;
     assert_status(&state, TaskStatus::Succeeded);
     assert_eq!(state.steps["research"].attempts, 2);
@@ -179,8 +179,8 @@ async fn recovery_reuses_journaled_answers() {
     h.journal.append(task, 0, &events).await.unwrap();
     model.answer("analysis", vec![valid("analysis")]);
     model.answer("synthesis", vec![valid("synthesis")]);
-    h.runtime.start().await;
-    assert_eq!(h.runtime.recover().await.unwrap(), 1);
+    h.runtime.scheduler().start().await;
+    assert_eq!(h.runtime.scheduler().recover().await.unwrap(), 1);
     let state = h.wait(task).await;
     assert_status(&state, TaskStatus::Succeeded);
     assert!(
@@ -195,11 +195,16 @@ async fn recovery_reuses_journaled_answers() {
 async fn cancel_before_start_ends_the_task() {
     let h = harness().await;
     let task = h.submit("research_report").await;
-    let state = h.runtime.cancel(task, "not needed".into()).await.unwrap();
+    let state = h
+        .runtime
+        .scheduler()
+        .cancel(task, "not needed".into())
+        .await
+        .unwrap();
     assert_status(&state, TaskStatus::Cancelled);
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     tokio::task::yield_now().await;
-    let state = h.runtime.get(task).await.unwrap().unwrap();
+    let state = h.runtime.reader().state(task).await.unwrap().unwrap();
     assert_status(&state, TaskStatus::Cancelled);
     assert!(h.model.requests.lock().unwrap().is_empty());
 }
@@ -210,6 +215,7 @@ async fn unknown_task_type_is_refused() {
     let h = harness().await;
     let err = h
         .runtime
+        .admission()
         .submit(spec("nope"), Principal::local_operator(), None)
         .await
         .unwrap_err();
@@ -233,6 +239,7 @@ async fn full_queue_refuses_submissions() {
     h.submit("research_report").await;
     let err = h
         .runtime
+        .admission()
         .submit(spec("research_report"), Principal::local_operator(), None)
         .await
         .unwrap_err();
@@ -254,7 +261,7 @@ async fn every_model_call_is_decided_by_policy_and_audited() {
     for agent in ["research", "analysis", "synthesis"] {
         h.model.answer(agent, vec![valid(agent)]);
     }
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let task = h.submit("research_report").await;
     assert_status(&h.wait(task).await, TaskStatus::Succeeded);
     let events = h.events(task).await;
@@ -275,9 +282,10 @@ async fn every_model_call_is_decided_by_policy_and_audited() {
         }
     }
     assert_eq!(decided, 3);
-    h.runtime.flush_audit().await.unwrap();
+    h.runtime.access().flush_audit().await.unwrap();
     let records = h
         .runtime
+        .reader()
         .audit_records(
             &Principal::local_operator(),
             amas_store::audit::AuditQuery {
@@ -360,9 +368,9 @@ async fn a_task_subscription_gets_only_its_task_in_order_up_to_its_end() {
     // Queued before the runtime starts: nothing of their runs is published yet.
     let mine = h.submit("research_report").await;
     let other = h.submit("research_report").await;
-    let mut live = h.runtime.subscribe_task(mine);
+    let mut live = h.runtime.reader().subscribe_task(mine);
     let submitted = h.journal.read(mine, 0).await.unwrap().len() as u64;
-    h.runtime.start().await;
+    h.runtime.scheduler().start().await;
     let mut seqs = Vec::new();
     loop {
         let record = tokio::time::timeout(std::time::Duration::from_secs(10), live.recv())

@@ -1,7 +1,7 @@
 //! The store's typed errors, each with a stable public code documented under `docs/errors/`.
 
-use amas_types::TaskId;
 use amas_types::codes;
+use amas_types::{TaskId, TaskStatus};
 
 /// Why a store operation failed. Messages never contain connection strings or credentials.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,11 @@ pub enum StoreError {
     /// never purged.
     #[error("task {task} cannot be purged: it is {status}")]
     NotPurgeable { task: TaskId, status: String },
+    /// The task has ended (succeeded, failed or was cancelled): its journal takes no more
+    /// events. A cancellation is a fence: nothing a step still running does after it is
+    /// recorded.
+    #[error("task {task} has ended ({}); its journal takes no more events", .status.as_str())]
+    TaskEnded { task: TaskId, status: TaskStatus },
     /// The store's writer is shut down (or was started without a journal): nothing more is
     /// appended through it.
     #[error("the store writer is shut down")]
@@ -55,6 +60,7 @@ impl StoreError {
             Self::NotPurgeable { .. } => codes::STORE_NOT_PURGEABLE,
             Self::Closed => codes::STORE_CLOSED,
             Self::NotPrivate(_) => codes::STORE_NOT_PRIVATE,
+            Self::TaskEnded { .. } => codes::STORE_TASK_ENDED,
         }
     }
 
@@ -70,6 +76,7 @@ impl StoreError {
             | Self::InvalidConfig(_)
             | Self::NotPurgeable { .. }
             | Self::Closed
+            | Self::TaskEnded { .. }
             | Self::NotPrivate(_) => false,
         }
     }
@@ -140,6 +147,12 @@ mod tests {
                 task: TaskId::new(),
                 status: String::new(),
             },
+            StoreError::Closed,
+            StoreError::TaskEnded {
+                task: TaskId::new(),
+                status: TaskStatus::Cancelled,
+            },
+            StoreError::NotPrivate(String::new()),
         ];
         let codes: Vec<_> = all.iter().map(StoreError::code).collect();
         assert_eq!(
@@ -151,7 +164,10 @@ mod tests {
                 "AMAS-STORE-0004",
                 "AMAS-STORE-0005",
                 "AMAS-STORE-0006",
-                "AMAS-STORE-0007"
+                "AMAS-STORE-0007",
+                "AMAS-STORE-0008",
+                "AMAS-STORE-0010",
+                "AMAS-STORE-0009"
             ]
         );
     }

@@ -23,7 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use amas_types::{
-    Approval, ApprovalStatus, JournalEvent, JournalRecord, Priority, TaskId, TaskStatus, TenantId,
+    Approval, ApprovalStatus, Identity, JournalEvent, JournalRecord, Priority, TaskId, TaskStatus,
+    TenantId,
 };
 
 /// The per-task, append-only event log and the task listing derived from it.
@@ -128,8 +129,9 @@ pub struct TaskPage {
 pub struct ApprovalFilter {
     pub tenant: Option<TenantId>,
     pub status: Option<ApprovalStatus>,
-    /// Only approvals not requested by this `sub` (what they may vote on).
-    pub not_requested_by: Option<String>,
+    /// Only approvals not requested by this person (what they may vote on): the same `sub`
+    /// at another issuer is another person.
+    pub not_requested_by: Option<Identity>,
     /// 1..=500; the caller validates.
     pub limit: u32,
     pub cursor: Option<String>,

@@ -183,6 +183,11 @@ impl PostgresStore {
             )),
             None => None,
         };
+        // The fence first: an ended task takes nothing, whatever seq is expected. The row lock
+        // makes it exact: an append waiting behind the one that ended the task sees the end.
+        if let Some((_, status, _)) = &current {
+            shared::refuse_if_ended(task, *status)?;
+        }
         let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
         let current_exists = current.is_some();
         if actual != expected_last_seq {
@@ -425,8 +430,15 @@ impl TaskJournal for PostgresStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
-        if let Some(sub) = &filter.not_requested_by {
-            query.push(" AND requested_by <> ").push_bind(sub.clone());
+        if let Some(who) = &filter.not_requested_by {
+            // The issuer lives in the approval's document (absent in rows written before it
+            // was recorded: the empty issuer).
+            query
+                .push(" AND NOT (requested_by = ")
+                .push_bind(who.subject.clone())
+                .push(" AND COALESCE(doc->>'requested_by_issuer', '') = ")
+                .push_bind(who.issuer.clone())
+                .push(")");
         }
         if let Some(cursor) = &filter.cursor {
             query.push(" AND id < ").push_bind(cursor.clone());

@@ -49,7 +49,7 @@ pub(crate) fn page_cursor<T, C>(
 }
 
 /// Checks a batch before touching the database: non-empty, a new task starts with its
-/// submission, and a submission appears only as seq 1.
+/// submission, a submission appears only as seq 1, and nothing follows a task's end.
 pub(crate) fn validate(expected_last_seq: u64, events: &[JournalEvent]) -> Result<(), StoreError> {
     let Some(first) = events.first() else {
         return Err(StoreError::InvalidAppend(
@@ -87,6 +87,25 @@ pub(crate) fn validate(expected_last_seq: u64, events: &[JournalEvent]) -> Resul
                 "task_submitted may only be the first event of a task, not seq {seq}"
             )));
         }
+        if offset + 1 < events.len() && ends_task(event) {
+            return Err(StoreError::InvalidAppend(format!(
+                "{} ends the task: no event may follow it (seq {seq})",
+                event.kind()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `event` ends its task (success, failure, cancellation).
+fn ends_task(event: &JournalEvent) -> bool {
+    event.status_effect().is_some_and(TaskStatus::is_terminal)
+}
+
+/// The fence: a task whose journal holds its end (`status` is terminal) takes no more events.
+pub(crate) fn refuse_if_ended(task: TaskId, status: TaskStatus) -> Result<(), StoreError> {
+    if status.is_terminal() {
+        return Err(StoreError::TaskEnded { task, status });
     }
     Ok(())
 }

@@ -232,6 +232,13 @@ impl SqliteStore {
             let mut accepted: Vec<&Prepared<'_>> = Vec::with_capacity(round.len());
             for p in round {
                 let known = current.get(&p.task);
+                // The fence first: an ended task takes nothing, whatever seq is expected.
+                if let Some(c) = known
+                    && let Err(e) = shared::refuse_if_ended(p.task, c.status)
+                {
+                    results[p.index] = Some(Err(e));
+                    continue;
+                }
                 let actual = known.map_or(0, |c| c.last_seq);
                 if actual != p.expected_last_seq {
                     results[p.index] = Some(Err(StoreError::Conflict {
@@ -607,8 +614,15 @@ impl TaskJournal for SqliteStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
-        if let Some(sub) = &filter.not_requested_by {
-            query.push(" AND requested_by <> ").push_bind(sub.clone());
+        if let Some(who) = &filter.not_requested_by {
+            // The issuer lives in the approval's document (absent in rows written before it
+            // was recorded: the empty issuer).
+            query
+                .push(" AND NOT (requested_by = ")
+                .push_bind(who.subject.clone())
+                .push(" AND COALESCE(json_extract(doc, '$.requested_by_issuer'), '') = ")
+                .push_bind(who.issuer.clone())
+                .push(")");
         }
         if let Some(cursor) = &filter.cursor {
             query.push(" AND id < ").push_bind(cursor.clone());

@@ -226,6 +226,7 @@ async fn an_existing_database_migrates_to_approvals_without_losing_tasks() {
         required_approvals: 1,
         requested_by: "alice".into(),
         expires_at: chrono::Utc::now(),
+        requested_by_issuer: "amas-local".into(),
     };
     store.append(task, 2, &[approval]).await.unwrap();
     let summary = store.summary(task).await.unwrap().unwrap();

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::JournalEvent;
 use crate::ids::{TaskId, TenantId};
+use crate::task::Identity;
 
 /// Where an approval request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,7 +60,11 @@ impl Verdict {
 /// One approver's recorded vote.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalVote {
+    /// The approver's `sub`.
     pub approver: String,
+    /// The approver's issuer: with `approver`, who voted.
+    #[serde(default)]
+    pub approver_issuer: String,
     pub roles: Vec<String>,
     pub decision: Verdict,
     pub reason: String,
@@ -85,6 +90,9 @@ pub struct Approval {
     pub required_approvals: u32,
     /// The `sub` of the task's submitter, who may not approve their own request.
     pub requested_by: String,
+    /// The submitter's issuer: with `requested_by`, who the submitter is.
+    #[serde(default)]
+    pub requested_by_issuer: String,
     pub status: ApprovalStatus,
     pub votes: Vec<ApprovalVote>,
     pub created_at: DateTime<Utc>,
@@ -115,6 +123,7 @@ impl Approval {
             required_approvals,
             requested_by,
             expires_at,
+            requested_by_issuer,
         } = event
         else {
             return None;
@@ -132,6 +141,7 @@ impl Approval {
             reasons: reasons.clone(),
             required_approvals: *required_approvals,
             requested_by: requested_by.clone(),
+            requested_by_issuer: requested_by_issuer.clone(),
             status: ApprovalStatus::Pending,
             votes: Vec::new(),
             created_at: at,
@@ -154,9 +164,11 @@ impl Approval {
                 roles,
                 decision,
                 reason,
+                approver_issuer,
                 ..
             } if *approval_id == self.id => self.votes.push(ApprovalVote {
                 approver: approver.clone(),
+                approver_issuer: approver_issuer.clone(),
                 roles: roles.clone(),
                 decision: *decision,
                 reason: reason.clone(),
@@ -176,13 +188,21 @@ impl Approval {
         }
     }
 
-    /// Whether `sub` already voted.
+    /// Who asked: the submitter of the task.
     #[must_use]
-    pub fn has_voted(&self, sub: &str) -> bool {
-        self.votes.iter().any(|v| v.approver == sub)
+    pub fn requester(&self) -> Identity {
+        Identity::new(&self.requested_by_issuer, &self.requested_by)
     }
 
-    /// The votes as the policy input's `approvals` list.
+    /// Whether `who` already voted (the same subject at the same issuer).
+    #[must_use]
+    pub fn has_voted(&self, who: &Identity) -> bool {
+        self.votes
+            .iter()
+            .any(|v| who.is(&v.approver_issuer, &v.approver))
+    }
+
+    /// The votes as the policy input's `approvals` list (`iss` is the approver's issuer).
     #[must_use]
     pub fn policy_approvals(&self) -> Vec<serde_json::Value> {
         self.votes
@@ -190,6 +210,7 @@ impl Approval {
             .map(|v| {
                 serde_json::json!({
                     "approver": v.approver,
+                    "iss": v.approver_issuer,
                     "roles": v.roles,
                     "decision": v.decision.as_str(),
                 })

@@ -39,6 +39,7 @@ registry! {
     APPR_ALREADY_SETTLED = "AMAS-APPR-0002": "Approval already settled";
     APPR_ALREADY_VOTED = "AMAS-APPR-0003": "Already voted";
     APPR_UNAVAILABLE = "AMAS-APPR-0004": "Approval temporarily unavailable";
+    APPR_VOTE_TOO_LATE = "AMAS-APPR-0005": "Vote after the approval's deadline";
     AUDIT_CLOSED = "AMAS-AUDIT-0001": "Audit writer shut down";
     AUDIT_CHECKPOINT_UNSIGNED = "AMAS-AUDIT-0002": "Audit checkpoint not signed";
     AUDIT_PUBLIC_KEY_MISSING = "AMAS-AUDIT-0003": "Audit public key missing";
@@ -121,6 +122,7 @@ registry! {
     STORE_NOT_PURGEABLE = "AMAS-STORE-0007": "Task cannot be purged";
     STORE_CLOSED = "AMAS-STORE-0008": "Store writer is shut down";
     STORE_NOT_PRIVATE = "AMAS-STORE-0009": "Data directory cannot be made private";
+    STORE_TASK_ENDED = "AMAS-STORE-0010": "Task has ended: its journal is closed";
     TASK_UNKNOWN_TYPE = "AMAS-TASK-0001": "Unknown task type";
     TASK_CANCELLED = "AMAS-TASK-0002": "Task cancelled";
     TASK_QUEUE_FULL = "AMAS-TASK-0003": "Task queue full";

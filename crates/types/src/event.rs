@@ -142,6 +142,9 @@ pub enum JournalEvent {
         /// The submitter's `sub`: they may not approve their own request.
         requested_by: String,
         expires_at: DateTime<Utc>,
+        /// The submitter's issuer: with `requested_by`, who the submitter is.
+        #[serde(default)]
+        requested_by_issuer: String,
     },
     /// One approver's vote on a pending approval.
     ApprovalVoted {
@@ -151,6 +154,9 @@ pub enum JournalEvent {
         roles: Vec<String>,
         decision: Verdict,
         reason: String,
+        /// The approver's issuer: with `approver`, who voted.
+        #[serde(default)]
+        approver_issuer: String,
     },
     /// The approval is settled (approved, denied or expired); the step goes on.
     ApprovalResolved {

@@ -16,4 +16,4 @@ pub use governance::{ActionKind, Decision, Outcome, Stage};
 pub use ids::{TaskId, TenantId};
 pub use lineage::{LineageNode, NodeKind};
 pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};
-pub use task::{Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};
+pub use task::{Identity, Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};

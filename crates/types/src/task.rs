@@ -66,11 +66,16 @@ pub struct TaskSpec {
 /// Who acts: a user or service identified by a verified token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
+    /// The subject, as its issuer names it: unique only together with `issuer`.
     pub sub: String,
     pub roles: Vec<String>,
     pub tenant: TenantId,
-    /// How the principal was authenticated (`local_jwt`, `oidc`, `cli`).
+    /// How the principal was authenticated (`local_jwt`, `oidc:<name>`, `cli`).
     pub auth_method: String,
+    /// Who vouched for `sub`: the verified `iss` of the token (`cli` or `system` for AMAS's
+    /// own principals). Empty in journals written before issuers were recorded.
+    #[serde(default)]
+    pub issuer: String,
 }
 
 impl Principal {
@@ -82,6 +87,48 @@ impl Principal {
             roles: vec!["admin".to_owned()],
             tenant: TenantId::default_tenant(),
             auth_method: "cli".to_owned(),
+            issuer: "cli".to_owned(),
+        }
+    }
+
+    /// Who this is: the subject at its issuer. Two principals with the same `sub` from two
+    /// issuers are two people.
+    #[must_use]
+    pub fn identity(&self) -> Identity {
+        Identity::new(&self.issuer, &self.sub)
+    }
+}
+
+/// A person or service: a subject at the issuer that vouched for it. Ownership, self-approval,
+/// duplicate votes and distinct approvers all compare identities, never a bare `sub`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+}
+
+impl Identity {
+    #[must_use]
+    pub fn new(issuer: &str, subject: &str) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+        }
+    }
+
+    /// Whether this is `subject` at `issuer`.
+    #[must_use]
+    pub fn is(&self, issuer: &str, subject: &str) -> bool {
+        self.issuer == issuer && self.subject == subject
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.issuer.is_empty() {
+            f.write_str(&self.subject)
+        } else {
+            write!(f, "{} ({})", self.subject, self.issuer)
         }
     }
 }

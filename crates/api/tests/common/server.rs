@@ -190,6 +190,7 @@ impl Server {
             reasons: vec!["test".to_owned()],
             required_approvals: 1,
             requested_by: requested_by.to_owned(),
+            requested_by_issuer: "amas-local".to_owned(),
             expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
         };
         self.journal.append(task, last, &[event]).await.unwrap();
@@ -198,7 +199,7 @@ impl Server {
 
     /// Audit records with `stage`, after everything queued is written.
     pub async fn audited(&self, stage: &str) -> Vec<amas_store::audit::StoredAuditRecord> {
-        self.state.runtime.flush_audit().await.unwrap();
+        self.state.runtime.access().flush_audit().await.unwrap();
         let all = self
             .audit_log
             .query(&AuditQuery {

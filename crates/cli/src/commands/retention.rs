@@ -44,11 +44,12 @@ pub async fn run(global: &Global, args: RetentionArgs) -> anyhow::Result<u8> {
     // The runtime is not started: no task runs here, it only purges.
     let runtime = build_runtime(global, config, metrics, governance).await?;
     let report = runtime
+        .retention()
         .purge_expired(RetentionRun { now, dry_run })
         .await
         .context("purging expired payloads");
     // Every purge record is written (and a checkpoint signed) before the process ends.
-    runtime.close_audit().await;
+    runtime.access().close_audit().await;
     let report = report?;
     match format {
         RetentionFormat::Json => print_stdout(&serde_json::to_string_pretty(&report)?),

@@ -68,9 +68,9 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let governance = governance(global, tools, protector, Arc::clone(&policy))?;
     let runtime = build_runtime(global, Arc::clone(&config), metrics, governance).await?;
     policy_watch.audit_to(&runtime, &config_hash).await;
-    let mut live = runtime.subscribe();
-    runtime.start().await;
-    let resumed = runtime.recover().await?;
+    let mut live = runtime.reader().subscribe();
+    runtime.scheduler().start().await;
+    let resumed = runtime.scheduler().recover().await?;
     if resumed > 0 {
         eprintln!(
             "resuming {resumed} unfinished task(s) from {}",
@@ -78,6 +78,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         );
     }
     let submitted = runtime
+        .admission()
         .submit_classified(
             spec,
             Principal::local_operator(),
@@ -132,10 +133,11 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     }
     bar.finish_and_clear();
     // Resumed tasks of earlier runs stop at their next pause before the audit log closes.
-    runtime.drain(DRAIN_PATIENCE).await;
-    runtime.close_audit().await;
+    runtime.scheduler().drain(DRAIN_PATIENCE).await;
+    runtime.access().close_audit().await;
     let state = runtime
-        .get(task)
+        .reader()
+        .state(task)
         .await?
         .context("the task vanished from the journal")?;
     if args.json {

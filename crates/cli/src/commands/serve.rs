@@ -51,10 +51,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     // OIDC issuers' key sets start loading in the background; until then their tokens get
     // 503 AMAS-AUTH-0015 and /readyz shows why.
     let verifier = Arc::new(verifier_from_config(&config.auth, issuer)?);
-    runtime.start().await;
-    runtime.recover().await?;
+    runtime.scheduler().start().await;
+    runtime.scheduler().recover().await?;
     // Tracked: it stops with the other background tasks at shutdown.
-    let _retention = runtime.spawn_retention();
+    let _retention = runtime.retention().spawn();
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -72,7 +72,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     amas_api::serve(listener, state, shutdown_signal()).await?;
     // Running tasks stop (they resume at the next start), then every other tracked background
     // task, before the audit log closes: the records they queued are committed, not lost.
-    runtime.drain(DRAIN_PATIENCE).await;
+    runtime.scheduler().drain(DRAIN_PATIENCE).await;
     let tasks = amas_telemetry::tasks::global()
         .shutdown(TASKS_PATIENCE)
         .await;
@@ -83,7 +83,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
             "Background tasks did not finish in time; abandoned."
         );
     }
-    runtime.close_audit().await;
+    runtime.access().close_audit().await;
     info!("AMAS stopped serving; unfinished tasks resume at the next start.");
     Ok(0)
 }

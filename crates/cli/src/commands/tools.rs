@@ -61,6 +61,7 @@ async fn call(global: &Global, args: CallArgs) -> anyhow::Result<u8> {
         roles,
         tenant: TenantId(tenant),
         auth_method: "cli".to_owned(),
+        issuer: "cli".to_owned(),
     };
     let usage = TaskToolUsage::default();
     let verdict = gate.check(&ToolCallRequest {

@@ -76,6 +76,7 @@ impl IssuerPolicy {
         claims: &Map<String, Value>,
         now: u64,
         auth_method: &str,
+        issuer: &str,
     ) -> Result<Principal, AuthError> {
         let sub = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -106,6 +107,7 @@ impl IssuerPolicy {
             roles: self.roles(claims),
             tenant,
             auth_method: auth_method.to_owned(),
+            issuer: issuer.to_owned(),
         })
     }
 

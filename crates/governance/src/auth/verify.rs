@@ -280,7 +280,14 @@ impl TokenVerifier {
         validation.set_audience(&policy.audiences);
         let claims =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)?.claims;
-        let principal = policy.principal(&claims, unix_now(), trusted.source.auth_method())?;
+        // The issuer was verified (`set_issuer`): it is the source's, and with `sub` it says
+        // who this is.
+        let principal = policy.principal(
+            &claims,
+            unix_now(),
+            trusted.source.auth_method(),
+            trusted.source.issuer(),
+        )?;
         Ok((index, (kid, key.fingerprint), claims, principal))
     }
 

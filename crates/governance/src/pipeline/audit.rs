@@ -204,6 +204,7 @@ pub fn system_principal(tenant: TenantId) -> Principal {
         roles: Vec::new(),
         tenant,
         auth_method: "system".to_owned(),
+        issuer: "system".to_owned(),
     }
 }
 

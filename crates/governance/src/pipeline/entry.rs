@@ -43,11 +43,13 @@ pub struct SubmissionRefused {
     pub audit: Vec<AuditRecord>,
 }
 
-/// The object an API operation targets: its tenant and owner.
+/// The object an API operation targets: its tenant and owner (the owner's `sub` at
+/// `owner_issuer`: the same `sub` from another issuer is another person).
 #[derive(Clone, Copy, Debug)]
 pub struct ApiResource<'a> {
     pub tenant: &'a TenantId,
     pub owner: &'a str,
+    pub owner_issuer: &'a str,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ pub fn api_operation(
             record = record.with_bundle(hash);
         }
         if let Some(r) = resource {
-            record = record.with_details(json!({"owner": r.owner}));
+            record = record.with_details(json!({"owner": r.owner, "owner_iss": r.owner_issuer}));
         }
         Box::new((decision, record))
     };

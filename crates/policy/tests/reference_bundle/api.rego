@@ -68,5 +68,10 @@ deny contains {"rule": "api.cross_tenant", "reason": "the resource belongs to an
 deny contains {"rule": "api.cancel_not_owner", "reason": "a submitter may cancel only their own tasks"} if {
 	op == "task.cancel"
 	not is_admin
-	object.get(input, ["resource", "owner"], "") != input.principal.sub
+	not is_owner
+}
+
+is_owner if {
+	object.get(input, ["resource", "owner"], "") == input.principal.sub
+	object.get(input, ["resource", "owner_iss"], "") == object.get(input, ["principal", "iss"], "")
 }

@@ -385,6 +385,7 @@ impl Harness {
 
     pub async fn submit_as(&self, task_type: &str, principal: Principal) -> TaskId {
         self.runtime
+            .admission()
             .submit(spec(task_type), principal, None)
             .await
             .expect("submitted")
@@ -405,7 +406,13 @@ impl Harness {
     /// Waits (bounded) until the task ends and returns its state.
     pub async fn wait(&self, task: TaskId) -> TaskState {
         for _ in 0..400 {
-            let state = self.runtime.get(task).await.unwrap().expect("task exists");
+            let state = self
+                .runtime
+                .reader()
+                .state(task)
+                .await
+                .unwrap()
+                .expect("task exists");
             if state.status.is_terminal() {
                 return state;
             }
@@ -426,6 +433,7 @@ pub fn submitter() -> Principal {
         roles: vec!["submitter".into()],
         tenant: amas_types::TenantId("acme".into()),
         auth_method: "local_jwt".into(),
+        issuer: "amas-local".into(),
     }
 }
 

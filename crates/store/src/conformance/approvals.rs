@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use amas_types::{ApprovalStatus, JournalEvent, TaskState, TaskStatus, TenantId, Verdict};
+use amas_types::{
+    ApprovalStatus, Identity, JournalEvent, TaskState, TaskStatus, TenantId, Verdict,
+};
 
 use super::fixtures::{AWKWARD, approval_requested, approval_resolved, approval_voted, submit};
 use super::{CheckFailure, CheckResult, ensure, ensure_eq};
@@ -140,7 +142,7 @@ pub async fn approvals_project_from_the_journal(store: Arc<dyn TaskJournal>) -> 
     );
     let own = store
         .approvals(&ApprovalFilter {
-            not_requested_by: Some("tester".to_owned()),
+            not_requested_by: Some(Identity::new("https://idp.example", "tester")),
             limit: 10,
             ..ApprovalFilter::default()
         })
@@ -148,6 +150,26 @@ pub async fn approvals_project_from_the_journal(store: Arc<dyn TaskJournal>) -> 
     ensure!(
         own.approvals.is_empty(),
         "the requester's own approvals are filtered out"
+    );
+    // The same `sub` at another issuer is another person: they see the requests.
+    let namesake = store
+        .approvals(&ApprovalFilter {
+            not_requested_by: Some(Identity::new("https://other.example", "tester")),
+            limit: 10,
+            ..ApprovalFilter::default()
+        })
+        .await?;
+    ensure_eq!(
+        namesake.approvals.len(),
+        5,
+        "a namesake at another issuer sees every request"
+    );
+    ensure!(
+        namesake
+            .approvals
+            .iter()
+            .all(|a| a.requester() == Identity::new("https://idp.example", "tester")),
+        "the requester's identity is projected with its issuer"
     );
     let unfinished = store.unfinished().await?;
     ensure!(

@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use amas_types::{JournalEvent, TaskId, TaskState, TaskStatus, TenantId};
+use amas_types::{JournalEvent, TaskId, TaskState, TaskStatus, TenantId, Verdict};
 
 use super::fixtures::{
-    AWKWARD, VARIANT_COUNT, approval_requested, cancelled, every_variant, failed, step_started,
-    submission, submit, succeeded, variant_number,
+    AWKWARD, VARIANT_COUNT, approval_requested, approval_voted, cancelled, every_variant, failed,
+    step_started, submission, submit, succeeded, variant_number,
 };
 use super::{CheckFailure, CheckResult, ensure, ensure_eq};
 use crate::{StoreError, TaskFilter, TaskJournal};
@@ -220,7 +220,8 @@ pub async fn first_event_must_be_a_submission(store: Arc<dyn TaskJournal>) -> Ch
 }
 
 /// The listing projection follows the journal's status effects, keeps the submitted fields, and
-/// never leaves a terminal status, agreeing with `TaskState::fold`.
+/// never leaves a terminal status (the journal refuses anything after it), agreeing with
+/// `TaskState::fold`.
 pub async fn status_projection_follows_events(store: Arc<dyn TaskJournal>) -> CheckResult {
     let id = TaskId::new();
     let first = store
@@ -233,8 +234,6 @@ pub async fn status_projection_follows_events(store: Arc<dyn TaskJournal>) -> Ch
         (Some(JournalEvent::TaskStarted), TaskStatus::Running),
         (Some(step_started("s")), TaskStatus::Running),
         (Some(succeeded()), TaskStatus::Succeeded),
-        (Some(failed()), TaskStatus::Succeeded),
-        (Some(JournalEvent::TaskStarted), TaskStatus::Succeeded),
     ] {
         let mut updated_at = created_at;
         if let Some(event) = event {
@@ -278,10 +277,29 @@ pub async fn status_projection_follows_events(store: Arc<dyn TaskJournal>) -> Ch
             "the projection agrees with the fold"
         );
     }
+    for late in [failed(), JournalEvent::TaskStarted] {
+        let kind = late.kind();
+        match store.append(id, last_seq, &[late]).await {
+            Err(StoreError::TaskEnded { task, status }) => {
+                ensure_eq!((task, status), (id, TaskStatus::Succeeded), "the refusal");
+            }
+            other => {
+                return Err(CheckFailure(format!(
+                    "{kind} after the task's end must be refused as ended, got {other:?}"
+                )));
+            }
+        }
+    }
+    let status = store.summary(id).await?.map(|s| (s.status, s.last_seq));
+    ensure_eq!(
+        status,
+        Some((TaskStatus::Succeeded, last_seq)),
+        "the projection stays at the end"
+    );
 
-    // Within one batch too: the first terminal effect wins.
+    // Within one batch: nothing may follow the end, and nothing of such a batch is stored.
     let other = TaskId::new();
-    store
+    let refused = store
         .append(
             other,
             0,
@@ -290,16 +308,60 @@ pub async fn status_projection_follows_events(store: Arc<dyn TaskJournal>) -> Ch
                 JournalEvent::TaskStarted,
                 cancelled(),
                 JournalEvent::TaskStarted,
-                succeeded(),
             ],
         )
-        .await?;
-    let status = store.summary(other).await?.map(|s| (s.status, s.last_seq));
-    ensure_eq!(
-        status,
-        Some((TaskStatus::Cancelled, 5)),
-        "terminal status within a batch"
+        .await;
+    ensure!(
+        matches!(refused, Err(StoreError::InvalidAppend(_))),
+        "a batch with an event after the end is invalid: {refused:?}"
     );
+    ensure!(
+        store.summary(other).await?.is_none() && store.read(other, 0).await?.is_empty(),
+        "nothing of a refused batch is stored"
+    );
+    Ok(())
+}
+
+/// Cancel is a fence: once a task's end (succeeded, failed or cancelled) is in its journal,
+/// every later append is refused with `AMAS-STORE-0010`, whatever seq it expects, and the
+/// journal, the listing and the approvals stay as the end left them.
+pub async fn an_ended_task_refuses_appends(store: Arc<dyn TaskJournal>) -> CheckResult {
+    for (end, status) in [
+        (succeeded(), TaskStatus::Succeeded),
+        (failed(), TaskStatus::Failed),
+        (cancelled(), TaskStatus::Cancelled),
+    ] {
+        let id = submit(&store, "t", "review", "fenced").await?;
+        store
+            .append(id, 1, &[JournalEvent::TaskStarted, end])
+            .await?;
+        for (expected, late) in [
+            (3, step_started("late")),
+            (3, approval_voted("a-1", "bob", Verdict::Approve)),
+            (2, JournalEvent::TaskStarted),
+            (7, succeeded()),
+        ] {
+            let kind = late.kind();
+            match store.append(id, expected, &[late]).await {
+                Err(e @ StoreError::TaskEnded { .. }) => {
+                    ensure_eq!(e.code(), "AMAS-STORE-0010", "the fence's code");
+                }
+                other => {
+                    return Err(CheckFailure(format!(
+                        "{kind} after {} must be refused as ended, got {other:?}",
+                        status.as_str()
+                    )));
+                }
+            }
+        }
+        ensure_eq!(
+            store.read(id, 0).await?.len(),
+            3,
+            "the journal ends at the end"
+        );
+        let summary = store.summary(id).await?.map(|s| (s.status, s.last_seq));
+        ensure_eq!(summary, Some((status, 3)), "the listing ends at the end");
+    }
     Ok(())
 }
 
@@ -536,7 +598,7 @@ pub async fn unknown_task_reads_empty(store: Arc<dyn TaskJournal>) -> CheckResul
 }
 
 /// Every variant survives storage exactly: awkward unicode, NUL, extreme numbers and a 1 MiB
-/// payload, in one batch.
+/// payload, in one batch per way of ending (nothing follows an end).
 pub async fn events_roundtrip_exactly(store: Arc<dyn TaskJournal>) -> CheckResult {
     let events = every_variant();
     let covered: BTreeSet<usize> = events.iter().map(variant_number).collect();
@@ -545,22 +607,30 @@ pub async fn events_roundtrip_exactly(store: Arc<dyn TaskJournal>) -> CheckResul
         VARIANT_COUNT,
         "the fixture covers every variant"
     );
-    let id = TaskId::new();
-    let written = store.append(id, 0, &events).await?;
-    let read = store.read(id, 0).await?;
-    ensure_eq!(read.len(), events.len(), "every event is stored");
-    for ((record, original), returned) in read.iter().zip(&events).zip(&written) {
-        ensure!(
-            record.event == *original,
-            "event {} (seq {}) changed in storage",
-            original.kind(),
-            record.seq
-        );
-        ensure!(
-            record == returned,
-            "read and append disagree at seq {}",
-            record.seq
-        );
+    // A task has one end, and nothing follows it: one task per way of ending.
+    let (ends, body): (Vec<JournalEvent>, Vec<JournalEvent>) = events
+        .into_iter()
+        .partition(|e| e.status_effect().is_some_and(TaskStatus::is_terminal));
+    for end in ends {
+        let mut events = body.clone();
+        events.push(end);
+        let id = TaskId::new();
+        let written = store.append(id, 0, &events).await?;
+        let read = store.read(id, 0).await?;
+        ensure_eq!(read.len(), events.len(), "every event is stored");
+        for ((record, original), returned) in read.iter().zip(&events).zip(&written) {
+            ensure!(
+                record.event == *original,
+                "event {} (seq {}) changed in storage",
+                original.kind(),
+                record.seq
+            );
+            ensure!(
+                record == returned,
+                "read and append disagree at seq {}",
+                record.seq
+            );
+        }
     }
     Ok(())
 }

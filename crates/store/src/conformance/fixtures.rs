@@ -25,6 +25,7 @@ pub(crate) fn submission(tenant: &str, task_type: &str, title: &str) -> JournalE
             roles: vec!["submitter".to_owned()],
             tenant: TenantId(tenant.to_owned()),
             auth_method: "local_jwt".to_owned(),
+            issuer: "amas-local".to_owned(),
         },
         trace_id: None,
         parent_span_id: None,
@@ -85,6 +86,7 @@ pub(crate) fn approval_requested(approval_id: &str, call_id: &str) -> JournalEve
         required_approvals: 2,
         requested_by: "tester".to_owned(),
         expires_at: chrono::DateTime::from_timestamp(4_102_444_800, 0).unwrap_or_default(),
+        requested_by_issuer: "https://idp.example".to_owned(),
     }
 }
 
@@ -96,6 +98,7 @@ pub(crate) fn approval_voted(approval_id: &str, approver: &str, decision: Verdic
         roles: vec!["approver".to_owned()],
         decision,
         reason: format!("{approver} looked: {AWKWARD}"),
+        approver_issuer: "https://idp.example".to_owned(),
     }
 }
 

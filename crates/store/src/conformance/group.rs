@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use amas_types::{JournalEvent, TaskId, TaskStatus};
 
-use super::fixtures::{step_started, submission, succeeded};
+use super::fixtures::{cancelled, step_started, submission, succeeded};
 use super::{CheckResult, ensure, ensure_eq};
 use crate::audit::conformance::test_signer;
 use crate::audit::{AuditDecision, AuditRecord, AuditWriter, AuditWriterConfig};
@@ -129,6 +129,65 @@ pub async fn a_refused_append_refuses_only_itself(store: Arc<dyn GroupCommit>) -
     ensure!(
         store.read(empty, 0).await?.is_empty(),
         "the invalid one is not"
+    );
+    ensure_eq!(committed.audit.len(), 1, "the audit record committed");
+    Ok(())
+}
+
+/// The fence inside a group commit: an append to a task that has ended (in an earlier commit
+/// or earlier in the same batch) is refused alone with `AMAS-STORE-0010`; the others commit.
+pub async fn a_group_commit_refuses_appends_after_the_end(
+    store: Arc<dyn GroupCommit>,
+) -> CheckResult {
+    let ended = TaskId::new();
+    TaskJournal::append(
+        store.as_ref(),
+        ended,
+        0,
+        &[
+            submission("acme", "research", "cancelled"),
+            JournalEvent::TaskStarted,
+            cancelled(),
+        ],
+    )
+    .await?;
+    let ending = TaskId::new();
+    let fresh = TaskId::new();
+    let batch = [
+        append(ended, 3, vec![step_started("late")]),
+        append(
+            ending,
+            0,
+            vec![submission("acme", "research", "ends"), succeeded()],
+        ),
+        append(ending, 2, vec![JournalEvent::TaskStarted]),
+        append(fresh, 0, vec![submission("acme", "research", "new")]),
+    ];
+    let committed = store.group_commit(&batch, &[record(1, fresh)]).await?;
+    let outcomes: Vec<Option<&'static str>> = committed
+        .appends
+        .iter()
+        .map(|r| r.as_ref().err().map(StoreError::code))
+        .collect();
+    ensure_eq!(
+        outcomes,
+        vec![Some("AMAS-STORE-0010"), None, Some("AMAS-STORE-0010"), None],
+        "only the appends after an end are refused"
+    );
+    ensure_eq!(
+        store.read(ended, 0).await?.len(),
+        3,
+        "the ended task is untouched"
+    );
+    ensure_eq!(
+        store.read(ending, 0).await?.len(),
+        2,
+        "nothing after its end"
+    );
+    ensure_eq!(
+        store.read(fresh, 0).await?.len(),
+        1,
+        "the other task committed"
     );
     ensure_eq!(committed.audit.len(), 1, "the audit record committed");
     Ok(())

@@ -25,15 +25,16 @@ use std::fmt;
 
 pub use approvals::approvals_project_from_the_journal;
 pub use checks::{
-    append_then_read_roundtrips, concurrent_appends_have_one_winner, events_roundtrip_exactly,
-    first_event_must_be_a_submission, list_filters_by_status_type_and_tenant,
-    pagination_returns_every_task_once, stale_expected_seq_is_rejected,
-    status_projection_follows_events, unfinished_lists_open_tasks_oldest_first,
-    unknown_task_reads_empty,
+    an_ended_task_refuses_appends, append_then_read_roundtrips, concurrent_appends_have_one_winner,
+    events_roundtrip_exactly, first_event_must_be_a_submission,
+    list_filters_by_status_type_and_tenant, pagination_returns_every_task_once,
+    stale_expected_seq_is_rejected, status_projection_follows_events,
+    unfinished_lists_open_tasks_oldest_first, unknown_task_reads_empty,
 };
 pub use group::{
-    a_refused_append_refuses_only_itself, group_commit_writes_every_task_and_the_audit_chain,
-    one_task_twice_in_a_batch_applies_in_order, the_writer_commits_concurrent_appends,
+    a_group_commit_refuses_appends_after_the_end, a_refused_append_refuses_only_itself,
+    group_commit_writes_every_task_and_the_audit_chain, one_task_twice_in_a_batch_applies_in_order,
+    the_writer_commits_concurrent_appends,
 };
 pub use purge::purge_leaves_tombstones;
 
@@ -105,6 +106,7 @@ macro_rules! journal_conformance_tests {
         $crate::__journal_conformance_case!($make, $teardown, concurrent_appends_have_one_winner);
         $crate::__journal_conformance_case!($make, $teardown, first_event_must_be_a_submission);
         $crate::__journal_conformance_case!($make, $teardown, status_projection_follows_events);
+        $crate::__journal_conformance_case!($make, $teardown, an_ended_task_refuses_appends);
         $crate::__journal_conformance_case!(
             $make,
             $teardown,
@@ -150,6 +152,11 @@ macro_rules! group_commit_conformance_tests {
             group_commit_writes_every_task_and_the_audit_chain
         );
         $crate::__journal_conformance_case!($make, $teardown, a_refused_append_refuses_only_itself);
+        $crate::__journal_conformance_case!(
+            $make,
+            $teardown,
+            a_group_commit_refuses_appends_after_the_end
+        );
         $crate::__journal_conformance_case!(
             $make,
             $teardown,

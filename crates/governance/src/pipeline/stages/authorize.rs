@@ -189,7 +189,8 @@ pub fn api(
         input["environment"] = Value::from(env);
     }
     if let Some(r) = resource {
-        input["resource"] = json!({"tenant": r.tenant.0, "owner": r.owner});
+        input["resource"] =
+            json!({"tenant": r.tenant.0, "owner": r.owner, "owner_iss": r.owner_issuer});
     }
     let d = counted_decision(policy, metrics, DecisionPoint::Api, &input);
     Decision {
@@ -206,10 +207,11 @@ pub fn api(
     }
 }
 
-/// The principal as every policy input shows it.
+/// The principal as every policy input shows it: who (`sub` at `iss`), roles, tenant.
 fn principal_doc(principal: &Principal) -> Value {
     json!({
         "sub": principal.sub,
+        "iss": principal.issuer,
         "roles": principal.roles,
         "tenant": principal.tenant.0,
     })

@@ -29,6 +29,7 @@ pub(crate) fn principal(sub: &str, tenant: &str) -> Principal {
         roles: vec!["submitter".to_owned(), "auditor".to_owned()],
         tenant: TenantId(tenant.to_owned()),
         auth_method: "local_jwt".to_owned(),
+        issuer: "amas-local".to_owned(),
     }
 }
 

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 use amas_governance::pipeline::{
     ActionContext, ModelCallDecisions, ModelCallSite, ModelUsage, Outcome, Pipeline, Stage,
@@ -21,15 +21,17 @@ use amas_store::audit::AuditDecision;
 use amas_store::{AuditRecord, AuditWriter};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::ToolLabels;
-use amas_tools::{ToolContext, ToolSpec};
+use amas_tools::ToolSpec;
 use amas_types::{
     Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
     ToolOutcome,
 };
 
-use crate::approvals::{self, Registration, Vote, Waiting, resolved, votes_text};
+use crate::approvals::{self, Registration, Vote, Waited, Waiting, resolved, votes_text, wait};
 use crate::error::RuntimeError;
 use crate::writer::TaskWriter;
+
+mod execute;
 
 /// A tool call whose start is journaled but whose result is not, for a non-idempotent tool:
 /// it may have happened, so it is not run again.
@@ -68,22 +70,30 @@ pub(crate) enum CallResult {
 }
 
 /// The answer owed to a voter once their vote is journaled: the approval as it now stands.
-struct Ack {
+pub(crate) struct Ack {
     reply: oneshot::Sender<Result<Approval, RuntimeError>>,
     approval: Approval,
 }
 
 impl Ack {
-    fn send(self) {
+    pub(crate) fn send(self) {
         let _ = self.reply.send(Ok(self.approval));
     }
-}
 
-/// How waiting for an approval ended.
-enum Waited {
-    Vote(Vote),
-    Expired,
-    Cancelled,
+    /// Tells the voter their vote was not journaled, and why: the task ended first (the
+    /// cancellation's fence), or the approval is out of reach for now.
+    pub(crate) fn fail(self, error: &StoreError) {
+        let answer = match error {
+            StoreError::TaskEnded { task, status } => RuntimeError::Store(StoreError::TaskEnded {
+                task: *task,
+                status: *status,
+            }),
+            _ => RuntimeError::ApprovalUnavailable {
+                id: self.approval.id,
+            },
+        };
+        let _ = self.reply.send(Err(answer));
+    }
 }
 
 impl ToolRunner {
@@ -268,6 +278,7 @@ impl ToolRunner {
                     approval_id: a.id.clone(),
                     step: step.to_owned(),
                     approver: v.approver.sub.clone(),
+                    approver_issuer: v.approver.issuer.clone(),
                     roles: v.approver.roles.clone(),
                     decision: v.verdict,
                     reason: v.reason.clone(),
@@ -308,7 +319,7 @@ impl ToolRunner {
                             "policy obliged redaction but there is nothing DLP may redact"
                                 .to_owned(),
                         ];
-                        self.audit(vec![self.tool_audit(
+                        let record = self.tool_audit(
                             step,
                             agent,
                             call,
@@ -316,14 +327,22 @@ impl ToolRunner {
                             AuditDecision::Deny,
                             &reasons,
                             Some(&verdict),
-                        )])
-                        .await;
+                        );
                         let code = codes::OBLIGATION_UNMET.to_owned();
                         return self
-                            .refuse(writer, step, call, events, code, &reasons, ack)
+                            .refuse(
+                                writer,
+                                step,
+                                call,
+                                events,
+                                code,
+                                &reasons,
+                                ack,
+                                Some(record),
+                            )
                             .await;
                     };
-                    self.audit(vec![self.tool_audit(
+                    let record = self.tool_audit(
                         step,
                         agent,
                         call,
@@ -331,14 +350,13 @@ impl ToolRunner {
                         decision,
                         &reasons,
                         Some(&verdict),
-                    )])
-                    .await;
+                    );
                     let outbound = RequestedTool {
                         arguments,
                         ..call.clone()
                     };
                     return self
-                        .execute(writer, step, agent, &outbound, events, ack)
+                        .execute(writer, step, agent, &outbound, events, ack, record)
                         .await;
                 }
                 Outcome::Deny => {
@@ -379,7 +397,7 @@ impl ToolRunner {
                             AuditDecision::Deny,
                         )
                     };
-                    self.audit(vec![self.tool_audit(
+                    let record = self.tool_audit(
                         step,
                         agent,
                         call,
@@ -387,10 +405,18 @@ impl ToolRunner {
                         decision,
                         &reasons,
                         Some(&verdict),
-                    )])
-                    .await;
+                    );
                     return self
-                        .refuse(writer, step, call, events, code, &reasons, ack)
+                        .refuse(
+                            writer,
+                            step,
+                            call,
+                            events,
+                            code,
+                            &reasons,
+                            ack,
+                            Some(record),
+                        )
                         .await;
                 }
                 Outcome::RequireApproval => {}
@@ -407,6 +433,7 @@ impl ToolRunner {
                         Utc::now(),
                     );
                     events.push(requested);
+                    // No vote rides on this append: there was no request to vote on yet.
                     writer.append_all(&events).await?;
                     self.pipeline.count_approval("requested");
                     self.audit_waiting(step, agent, call, &verdict).await;
@@ -419,7 +446,16 @@ impl ToolRunner {
                         // re-evaluation it caused is journaled and audited like any decision,
                         // so replay can ask it again.
                         events.extend(Pipeline::tool_decided(step, call, &verdict));
-                        writer.append_all(&events).await?;
+                        if let Err(e) = writer.append_all(&events).await {
+                            if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
+                                Ack {
+                                    reply,
+                                    approval: a.clone(),
+                                }
+                                .fail(&e);
+                            }
+                            return Err(e);
+                        }
                         self.audit_waiting(step, agent, call, &verdict).await;
                     }
                     if let (Some(reply), Some(a)) = (ack, approval.as_ref()) {
@@ -447,6 +483,7 @@ impl ToolRunner {
                             codes::APPROVAL_REQUIRED.to_owned(),
                             &reasons,
                             None,
+                            None,
                         )
                         .await;
                 }
@@ -457,10 +494,13 @@ impl ToolRunner {
             let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(current.id.as_str()));
             match wait(rx, &current, cancel).await {
                 Waited::Vote(v) => {
+                    // Checked again here, at the one writer of the task: the request as it
+                    // stands now (earlier votes, its deadline), not as the voter read it.
                     if let Some(e) = approvals::refuse_vote(
                         &current,
                         &v.approver,
                         self.pipeline.approver_roles(),
+                        Utc::now(),
                     ) {
                         let _ = v.reply.send(Err(e));
                     } else {
@@ -471,7 +511,7 @@ impl ToolRunner {
                     let reason = format!("nobody decided before {}", current.expires_at);
                     let events = vec![resolved(step, &current, ApprovalStatus::Expired, &reason)];
                     self.pipeline.count_approval("expired");
-                    self.audit(vec![self.tool_audit(
+                    let record = self.tool_audit(
                         step,
                         agent,
                         call,
@@ -479,8 +519,7 @@ impl ToolRunner {
                         AuditDecision::ApprovalExpired,
                         std::slice::from_ref(&reason),
                         None,
-                    )])
-                    .await;
+                    );
                     return self
                         .refuse(
                             writer,
@@ -488,8 +527,9 @@ impl ToolRunner {
                             call,
                             events,
                             codes::APPROVAL_EXPIRED.to_owned(),
-                            &[reason],
+                            std::slice::from_ref(&reason),
                             None,
+                            Some(record),
                         )
                         .await;
                 }
@@ -555,6 +595,7 @@ impl ToolRunner {
                 .unwrap_or_default(),
             required_approvals: spec.map_or(1, |s| self.pipeline.required_approvals(s)),
             requested_by: self.principal.sub.clone(),
+            requested_by_issuer: self.principal.issuer.clone(),
             expires_at: Utc::now() + timeout,
         }
     }
@@ -584,7 +625,8 @@ impl ToolRunner {
         Some(Ack { reply, approval })
     }
 
-    /// Journals a refusal (with `events` before it) and tells the model why.
+    /// Journals a refusal (with `events` before it), then audits it with `record` (only what
+    /// the journal took is audited), and tells the model why.
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site per outcome, all named"
@@ -598,6 +640,7 @@ impl ToolRunner {
         code: String,
         reasons: &[String],
         ack: Option<Ack>,
+        record: Option<AuditRecord>,
     ) -> Result<CallResult, StoreError> {
         let error = ErrorInfo {
             code,
@@ -610,152 +653,24 @@ impl ToolRunner {
             tool: call.name.clone(),
             error: error.clone(),
         });
-        writer.append_all(&events).await?;
+        if let Err(e) = writer.append_all(&events).await {
+            if let Some(ack) = ack {
+                ack.fail(&e);
+            }
+            return Err(e);
+        }
+        self.audit(record.into_iter().collect()).await;
         if let Some(ack) = ack {
             ack.send();
         }
         Ok(CallResult::Message(error_message(&error)))
     }
 
-    /// Journals `events` and the start, runs the tool, and journals its result.
-    async fn execute(
-        &self,
-        writer: &TaskWriter,
-        step: &str,
-        agent: &amas_config::AgentConfig,
-        call: &RequestedTool,
-        mut events: Vec<JournalEvent>,
-        ack: Option<Ack>,
-    ) -> Result<CallResult, StoreError> {
-        let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
-        events.push(JournalEvent::ToolStarted {
-            step: step.to_owned(),
-            call_id: call.id.clone(),
-            tool: call.name.clone(),
-            idempotent,
-        });
-        writer.append_all(&events).await?;
-        if let Some(ack) = ack {
-            ack.send();
-        }
-
-        let ctx = ToolContext {
-            task_id: self.task_id.clone(),
-            workspace: self.workspace.clone(),
-            agent: agent.id.clone(),
-        };
-        let started = Instant::now();
-        let span = info_span!(
-            "amas.tool",
-            otel.name = %format_args!("execute_tool {}", call.name),
-            gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = %call.name,
-            gen_ai.tool.call.id = %call.id,
-            amas.step = %step,
-        );
-        let result = self
-            .pipeline
-            .tools()
-            .call(&call.name, &ctx, call.arguments.clone())
-            .instrument(span)
-            .await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.metrics
-            .tool_call_duration
-            .get_or_create(&ToolLabels {
-                tool: call.name.clone(),
-                outcome: if result.is_ok() { "ok" } else { "error" }.to_owned(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        {
-            let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-            usage.count_start(self.spec(&call.name).map(|s| s.kind));
-            usage.count_input(&call.arguments);
-            if let Ok(out) = &result {
-                usage.count_output(&out.content);
-            }
-        }
-        match result {
-            Ok(output) => {
-                // The result is governed before the model sees it (and before it is journaled
-                // as the call's output, which a resumed step would hand the model as is).
-                let verdict = self
-                    .pipeline
-                    .tool_result(
-                        &self.ctx(step, &agent.id),
-                        call,
-                        self.spec(&call.name),
-                        &output.content,
-                    )
-                    .await;
-                let mut events = verdict.governed.events;
-                self.audit(verdict.governed.audit).await;
-                if let Some(refusal) = verdict
-                    .decisions
-                    .iter()
-                    .find(|d| d.outcome == Outcome::Deny)
-                {
-                    warn!(tool = %call.name, stage = %refusal.stage, "A tool result was refused.");
-                    self.count(&call.name, "denied");
-                    let error = ErrorInfo {
-                        code: refusal.code.unwrap_or(codes::POLICY_DENIED).to_owned(),
-                        message: format!(
-                            "the result of tool call `{}` was refused by {}: {}",
-                            call.name,
-                            refusal.stage,
-                            refusal.reasons.join(", ")
-                        ),
-                    };
-                    events.push(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
-                        call_id: call.id.clone(),
-                        tool: call.name.clone(),
-                        error: error.clone(),
-                    });
-                    writer.append_all(&events).await?;
-                    return Ok(CallResult::Message(error_message(&error)));
-                }
-                self.count(&call.name, "ok");
-                events.push(JournalEvent::ToolCompleted {
-                    step: step.to_owned(),
-                    call_id: call.id.clone(),
-                    tool: call.name.clone(),
-                    output: output.content.clone(),
-                    duration_ms,
-                });
-                writer.append_all(&events).await?;
-                // Marked as data, never instructions, with what the screen suspected.
-                Ok(CallResult::Message(amas_dataprotect::untrusted_envelope(
-                    &call.name,
-                    &output.content,
-                    verdict.injection.as_ref(),
-                )))
-            }
-            Err(e) => {
-                warn!(tool = %call.name, code = e.code(), "Tool call failed.");
-                self.count(&call.name, "error");
-                let error = ErrorInfo {
-                    code: e.code().to_owned(),
-                    message: e.to_string(),
-                };
-                writer
-                    .append(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
-                        call_id: call.id.clone(),
-                        tool: call.name.clone(),
-                        error: error.clone(),
-                    })
-                    .await?;
-                Ok(CallResult::Message(error_message(&error)))
-            }
-        }
-    }
-
-    fn spec(&self, name: &str) -> Option<&ToolSpec> {
+    pub(crate) fn spec(&self, name: &str) -> Option<&ToolSpec> {
         self.pipeline.tools().get(name).map(|t| t.spec())
     }
 
-    fn count(&self, tool: &str, outcome: &str) {
+    pub(crate) fn count(&self, tool: &str, outcome: &str) {
         self.metrics
             .tool_calls
             .get_or_create(&ToolLabels {
@@ -766,24 +681,7 @@ impl ToolRunner {
     }
 }
 
-/// Waits for the next vote, the request's expiry, or the task's cancellation.
-async fn wait(
-    inbox: &mut mpsc::Receiver<Vote>,
-    approval: &Approval,
-    cancel: &watch::Receiver<bool>,
-) -> Waited {
-    let left = (approval.expires_at - Utc::now())
-        .to_std()
-        .unwrap_or(Duration::ZERO);
-    let mut cancel = cancel.clone();
-    tokio::select! {
-        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
-        () = tokio::time::sleep(left) => Waited::Expired,
-        _ = cancel.wait_for(|c| *c) => Waited::Cancelled,
-    }
-}
-
 /// The tool message for a failed call: the model sees the code and reason and can adapt.
-fn error_message(error: &ErrorInfo) -> String {
+pub(crate) fn error_message(error: &ErrorInfo) -> String {
     json!({"error": {"code": error.code, "message": error.message}}).to_string()
 }

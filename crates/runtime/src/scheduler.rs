@@ -1,0 +1,340 @@
+//! The scheduling service: the queue of runnable tasks and the slots that run them. Admission
+//! reserves a place in the queue before it journals a submission and enqueues the task once it
+//! is durable; recovery re-queues every unfinished task at start-up; the dispatcher hands each
+//! queued task to step execution ([`Executor`]) when a slot frees up, at most
+//! `runtime.max_concurrent_tasks` at once. It also owns what only the running process knows
+//! about a task (its writer and its cancel switch), so cancelling and draining live here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tracing::{error, info, warn};
+
+use amas_store::StoreError;
+use amas_telemetry::Metrics;
+use amas_types::{ApprovalStatus, JournalEvent, TaskId, TaskState};
+
+use crate::RuntimeError;
+use crate::executor::Executor;
+use crate::journal::Journal;
+use crate::writer::TaskWriter;
+
+/// A running task's handles: its journal writer (shared with `cancel`) and its cancel switch.
+struct Running {
+    writer: Arc<TaskWriter>,
+    cancel: watch::Sender<bool>,
+}
+
+/// The queue, the slots and the tasks running in this process.
+pub struct Scheduler {
+    journal: Arc<Journal>,
+    metrics: Metrics,
+    executor: Arc<Executor>,
+    capacity: usize,
+    queue_tx: mpsc::UnboundedSender<TaskId>,
+    queue_rx: Mutex<Option<mpsc::UnboundedReceiver<TaskId>>>,
+    /// Tasks queued or reserved, not yet handed a slot.
+    queued: AtomicUsize,
+    running: Mutex<HashMap<TaskId, Running>>,
+    slots: Arc<Semaphore>,
+    shutting_down: AtomicBool,
+}
+
+/// A place in the queue, taken before a submission is journaled so that a refused task leaves
+/// no trace. Dropped without [`Reservation::enqueue`], it frees the place again.
+pub(crate) struct Reservation<'a> {
+    scheduler: &'a Scheduler,
+    used: bool,
+}
+
+impl Reservation<'_> {
+    /// Queues `task` (journaled) in the reserved place.
+    pub(crate) fn enqueue(mut self, task: TaskId) {
+        self.used = true;
+        self.scheduler.enqueue_reserved(task);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.scheduler.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Scheduler {
+    pub(crate) fn new(
+        journal: Arc<Journal>,
+        metrics: Metrics,
+        executor: Arc<Executor>,
+        capacity: usize,
+        max_concurrent: usize,
+    ) -> Self {
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        metrics
+            .queue_capacity
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
+        Self {
+            journal,
+            metrics,
+            executor,
+            capacity,
+            queue_tx,
+            queue_rx: Mutex::new(Some(queue_rx)),
+            queued: AtomicUsize::new(0),
+            running: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the dispatcher that runs queued tasks, at most `max_concurrent_tasks` at once.
+    /// Call once; later calls do nothing.
+    pub async fn start(self: &Arc<Self>) {
+        let Some(mut rx) = self.queue_rx.lock().await.take() else {
+            return;
+        };
+        let scheduler = Arc::clone(self);
+        let mut stopping = amas_telemetry::tasks::global().stopping();
+        amas_telemetry::tasks::spawn("runtime.dispatcher", async move {
+            // At shutdown queued tasks stay in their journal and resume at the next start.
+            while let Some(task) = tokio::select! {
+                t = rx.recv() => t,
+                () = stopping.wait() => None,
+            } {
+                let Ok(permit) = Arc::clone(&scheduler.slots).acquire_owned().await else {
+                    break;
+                };
+                let depth = scheduler
+                    .queued
+                    .fetch_sub(1, Ordering::SeqCst)
+                    .saturating_sub(1);
+                scheduler
+                    .metrics
+                    .queue_depth
+                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                let scheduler = Arc::clone(&scheduler);
+                amas_telemetry::tasks::spawn("runtime.task", async move {
+                    scheduler.run_one(task).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+
+    /// Whether new tasks are still admitted (false once shutdown began).
+    pub(crate) fn admitting(&self) -> bool {
+        !self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// A place in the queue, or why there is none (the queue is full: backpressure).
+    ///
+    /// # Errors
+    /// [`RuntimeError::QueueFull`].
+    pub(crate) fn reserve(&self) -> Result<Reservation<'_>, RuntimeError> {
+        let capacity = self.capacity;
+        self.queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q < capacity).then_some(q + 1)
+            })
+            .map_err(|_| RuntimeError::QueueFull {
+                capacity,
+                retry_after_secs: 1,
+            })?;
+        Ok(Reservation {
+            scheduler: self,
+            used: false,
+        })
+    }
+
+    fn enqueue_reserved(&self, task: TaskId) {
+        let depth = self.queued.load(Ordering::SeqCst);
+        self.metrics
+            .queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        if self.queue_tx.send(task).is_err() {
+            warn!(task.id = %task, "Dispatcher is gone; the task stays queued in the journal.");
+        }
+    }
+
+    /// Re-queues every unfinished task from the journal (at start-up). Recovery is not bounded by
+    /// the queue capacity: these tasks were admitted before.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn recover(&self) -> Result<usize, RuntimeError> {
+        let unfinished = self.journal.store().unfinished().await?;
+        for task in &unfinished {
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            self.enqueue_reserved(*task);
+        }
+        if !unfinished.is_empty() {
+            info!(tasks = unfinished.len(), "Resuming unfinished tasks.");
+        }
+        Ok(unfinished.len())
+    }
+
+    /// Cancels a task that has not ended. Cancelling an ended task changes nothing. Its pending
+    /// approvals are resolved as denied in the same commit. Once the cancellation is journaled
+    /// the journal refuses every later append of the task (the store's fence), so nothing of a
+    /// step still running is recorded or acted on after it.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotFound`], or a store error.
+    pub async fn cancel(&self, task: TaskId, reason: String) -> Result<TaskState, RuntimeError> {
+        let running = self.running.lock().await;
+        let events = |state: &TaskState| {
+            let mut events: Vec<JournalEvent> = state
+                .approvals
+                .values()
+                .filter(|a| a.status == ApprovalStatus::Pending)
+                .map(|a| JournalEvent::ApprovalResolved {
+                    approval_id: a.id.clone(),
+                    step: a.step.clone(),
+                    status: ApprovalStatus::Denied,
+                    reason: format!("the task was cancelled: {reason}"),
+                })
+                .collect();
+            events.push(JournalEvent::TaskCancelled {
+                reason: reason.clone(),
+            });
+            events
+        };
+        let appended = if let Some(run) = running.get(&task) {
+            let _ = run.cancel.send(true);
+            let state = self.state(task).await?;
+            if state.status.is_terminal() {
+                Ok(())
+            } else {
+                run.writer.append_all(&events(&state)).await
+            }
+        } else {
+            let state = self.state(task).await?;
+            if state.status.is_terminal() {
+                Ok(())
+            } else {
+                // Not running in this process: the queue entry will find it terminal and skip it.
+                self.journal
+                    .append(task, state.last_seq, &events(&state))
+                    .await
+                    .map(drop)
+            }
+        };
+        drop(running);
+        match appended {
+            // It ended on its own in the meantime: cancelling an ended task changes nothing.
+            Ok(()) | Err(StoreError::TaskEnded { .. }) => self.state(task).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn state(&self, task: TaskId) -> Result<TaskState, RuntimeError> {
+        self.journal
+            .state(task)
+            .await?
+            .ok_or(RuntimeError::NotFound(task))
+    }
+
+    /// Stops admitting tasks; running ones continue (their journals make them resumable anyway).
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops for shutdown: admits and starts no more tasks, tells every running task to stop at
+    /// its next pause (a model call, an approval wait; a tool call already running finishes and
+    /// is journaled), and waits up to `patience` for them to stop. Their journals resume them at
+    /// the next start. Everything they decided is then queued in the audit log, so closing it
+    /// afterwards loses no record. Returns how many tasks were still running at the deadline.
+    pub async fn drain(&self, patience: std::time::Duration) -> usize {
+        self.shut_down();
+        for run in self.running.lock().await.values() {
+            let _ = run.cancel.send(true);
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let left = self.running().await;
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                if left > 0 {
+                    warn!(
+                        tasks = left,
+                        "Tasks still running at shutdown; their last decisions may miss the audit log."
+                    );
+                }
+                return left;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Tasks waiting to run.
+    #[must_use]
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Tasks running in this process now (a task has left once its run has stopped writing).
+    pub async fn running(&self) -> usize {
+        self.running.lock().await.len()
+    }
+
+    async fn run_one(&self, task: TaskId) {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let writer = {
+            let mut running = self.running.lock().await;
+            // Shutting down: the task stays queued in its journal and resumes at the next start.
+            if running.contains_key(&task) || !self.admitting() {
+                return;
+            }
+            let known = match self.journal.cached(task) {
+                Some(state) => Ok(Some((state.status, state.last_seq))),
+                None => self
+                    .journal
+                    .store()
+                    .summary(task)
+                    .await
+                    .map(|s| s.map(|s| (s.status, s.last_seq))),
+            };
+            let last_seq = match known {
+                Ok(Some((status, last_seq))) if !status.is_terminal() => last_seq,
+                Ok(_) => return,
+                Err(e) => {
+                    error!(task.id = %task, error = %e, "Could not read the task; leaving it queued.");
+                    return;
+                }
+            };
+            let writer = Arc::new(TaskWriter::new(Arc::clone(&self.journal), task, last_seq));
+            running.insert(
+                task,
+                Running {
+                    writer: Arc::clone(&writer),
+                    cancel: cancel_tx,
+                },
+            );
+            writer
+        };
+        self.metrics.tasks_running.inc();
+        if let Err(e) = self.executor.execute(task, writer, cancel_rx).await {
+            match e {
+                StoreError::Conflict { .. } => {
+                    warn!(task.id = %task, "Another writer owns the task; stopping here.");
+                }
+                StoreError::TaskEnded { status, .. } => {
+                    // The fence: the task was cancelled (or ended) while a step still worked;
+                    // what the step did after the end was refused, and it stops here.
+                    info!(task.id = %task, task.status = status.as_str(), "The task ended while a step was running; the step stopped.");
+                }
+                other => {
+                    error!(task.id = %task, error = %other, "Task execution stopped on a store error.")
+                }
+            }
+        }
+        self.metrics.tasks_running.dec();
+        let mut running = self.running.lock().await;
+        running.remove(&task);
+        // Stopped without an end (shutdown, takeover): whoever resumes it seeds it again.
+        self.journal.forget(task);
+    }
+}
