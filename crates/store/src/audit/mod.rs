@@ -10,7 +10,7 @@ mod chain;
 mod checkpoint;
 pub mod conformance;
 mod error;
-mod postgres;
+pub(crate) mod postgres;
 mod record;
 mod row;
 pub(crate) mod sqlite;
