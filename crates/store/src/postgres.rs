@@ -16,6 +16,8 @@ use crate::{
     ApprovalFilter, ApprovalPage, StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary,
 };
 
+mod group;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A [`TaskJournal`] in a PostgreSQL database.
@@ -553,10 +555,25 @@ impl TaskJournal for PostgresStore {
     }
 }
 
-/// One transaction per append for now: the shared commit is SQLite's (the embedded default);
-/// PostgreSQL's many-writer deployment batches per worker instead.
+/// One transaction per batch (`group.rs`).
 #[async_trait]
-impl crate::GroupCommit for PostgresStore {}
+impl crate::GroupCommit for PostgresStore {
+    async fn group_commit(
+        &self,
+        appends: &[crate::Append],
+        audit: &[crate::AuditRecord],
+    ) -> Result<crate::Committed, StoreError> {
+        match self.try_group(appends, audit).await {
+            Ok(committed) => Ok(committed),
+            Err(Failed::Store(e)) => Err(e),
+            // Nothing was committed; the caller retries the appends one by one, which names
+            // the conflict.
+            Err(Failed::Raced) => Err(StoreError::Backend(
+                "a concurrent writer took a journal seq of this batch".to_owned(),
+            )),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

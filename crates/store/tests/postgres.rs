@@ -68,3 +68,127 @@ async fn two_processes_share_one_journal() {
     second.close().await;
     drop_store(first).await;
 }
+
+fn audit_record(task: TaskId) -> amas_store::AuditRecord {
+    amas_store::AuditRecord::new(
+        &Principal::local_operator(),
+        "policy",
+        "tool_call",
+        amas_store::audit::AuditDecision::Allow,
+    )
+    .with_task(task)
+}
+
+/// A group commit is one transaction, not one per append: every journal row, projection row
+/// and audit record of the batch carries the same transaction id (`xmin`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_is_one_transaction() {
+    use amas_store::{Append, GroupCommit};
+    let store = fresh_store().await;
+    let (old, new_a, new_b) = (TaskId::new(), TaskId::new(), TaskId::new());
+    store.append(old, 0, &[submission()]).await.expect("submit");
+    let batch = [
+        Append {
+            task: new_a,
+            expected_last_seq: 0,
+            events: vec![submission(), JournalEvent::TaskStarted],
+        },
+        Append {
+            task: old,
+            expected_last_seq: 1,
+            events: vec![JournalEvent::TaskStarted],
+        },
+        Append {
+            task: new_b,
+            expected_last_seq: 0,
+            events: vec![submission()],
+        },
+        Append {
+            task: new_b,
+            expected_last_seq: 1,
+            events: vec![JournalEvent::TaskStarted],
+        },
+    ];
+    let committed = store
+        .group_commit(&batch, &[audit_record(old), audit_record(new_a)])
+        .await
+        .expect("group commit");
+    assert!(committed.appends.iter().all(Result::is_ok), "{committed:?}");
+    let ids: Vec<uuid::Uuid> = vec![old.0, new_a.0, new_b.0];
+    let journal: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT xmin::text FROM journal WHERE task_id = ANY($1) AND seq > 1 OR \
+         task_id = ANY($2)",
+    )
+    .bind(vec![old.0])
+    .bind(vec![new_a.0, new_b.0])
+    .fetch_all(store.pool())
+    .await
+    .expect("journal xmin");
+    let tasks: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT xmin::text FROM tasks WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(store.pool())
+            .await
+            .expect("tasks xmin");
+    let audit: Vec<String> = sqlx::query_scalar("SELECT DISTINCT xmin::text FROM audit_log")
+        .fetch_all(store.pool())
+        .await
+        .expect("audit xmin");
+    assert_eq!(journal.len(), 1, "journal rows of one transaction: {journal:?}");
+    assert_eq!(tasks, journal, "the projection moved in the same transaction");
+    assert_eq!(audit, journal, "the audit records committed with them");
+    assert_eq!(store.read(new_b, 0).await.expect("read").len(), 2);
+    drop_store(store).await;
+}
+
+/// A task another process creates while a batch wants to create it too: the batch's append of
+/// it is a conflict naming the seq that won, and the rest of the batch commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_created_elsewhere_meanwhile_refuses_only_its_append() {
+    use amas_store::{Append, GroupCommit};
+    let store = fresh_store().await;
+    let (contested, other) = (TaskId::new(), TaskId::new());
+    // The other process's creation, still open when the batch starts.
+    let mut elsewhere = store.pool().begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
+         updated_at, last_seq) VALUES ($1, 'local', 'research', 't', 5, 'queued', now(), now(), 1)",
+    )
+    .bind(contested.0)
+    .execute(&mut *elsewhere)
+    .await
+    .expect("insert elsewhere");
+    let batch = [
+        Append {
+            task: contested,
+            expected_last_seq: 0,
+            events: vec![submission()],
+        },
+        Append {
+            task: other,
+            expected_last_seq: 0,
+            events: vec![submission()],
+        },
+    ];
+    let racing = {
+        let store = Arc::clone(&store);
+        #[expect(clippy::disallowed_methods, reason = "joined below")]
+        tokio::spawn(async move { store.group_commit(&batch, &[]).await })
+    };
+    // The batch either waits on the open insert or has not reached it yet: both end the same.
+    tokio::task::yield_now().await;
+    elsewhere.commit().await.expect("commit elsewhere");
+    let committed = racing.await.expect("join").expect("group commit");
+    let mut results = committed.appends.into_iter();
+    assert!(
+        matches!(results.next(), Some(Err(StoreError::Conflict { actual: 1, .. }))),
+        "the contested append is a conflict"
+    );
+    assert!(
+        matches!(results.next(), Some(Ok(ref r)) if r.len() == 1),
+        "the other append committed"
+    );
+    assert_eq!(store.read(other, 0).await.expect("read").len(), 1);
+    assert!(store.read(contested, 0).await.expect("read").is_empty());
+    drop_store(store).await;
+}

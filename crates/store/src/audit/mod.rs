@@ -16,7 +16,7 @@ mod guards;
 pub mod keys;
 pub mod merkle;
 pub mod pack;
-mod postgres;
+pub(crate) mod postgres;
 mod record;
 mod row;
 pub(crate) mod sqlite;

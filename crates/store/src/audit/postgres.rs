@@ -110,6 +110,72 @@ impl PostgresStore {
     }
 }
 
+/// Links `records` to the chain's head and inserts them inside `tx`. Takes the audit table's
+/// lock first, which conflicts with itself but not with readers: appenders from every process
+/// sharing the database queue on it, so no two link to the same head. Shared by the audit-only
+/// append and the group commit that writes journal appends beside them.
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    records: &[AuditRecord],
+) -> Result<Vec<StoredAuditRecord>, StoreError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut **tx)
+        .await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| -> Result<ChainLink, StoreError> {
+            Ok(ChainLink {
+                seq: shared::from_db_seq(row.try_get("seq")?)?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .transpose()?;
+    let sealed = chain::seal(head.as_ref(), records)?;
+    let inserts = sealed
+        .iter()
+        .map(Insert::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    for chunk in inserts.chunks(ROWS_PER_INSERT) {
+        let mut query = QueryBuilder::<Postgres>::new("INSERT INTO audit_log (");
+        query.push(COLUMNS).push(") ");
+        query.push_values(chunk, |mut b, ins| {
+            let r = &ins.rec.record;
+            b.push_bind(ins.seq)
+                .push_bind(r.timestamp)
+                .push_bind(r.tenant.0.clone())
+                .push_bind(r.principal.sub.clone())
+                .push_bind(ins.roles.clone())
+                .push_bind(r.principal.auth_method.clone())
+                .push_bind(r.stage.clone())
+                .push_bind(r.action.clone())
+                .push_bind(r.decision.as_str())
+                .push_bind(ins.reasons.clone())
+                .push_bind(r.agent.clone())
+                .push_bind(r.task_id.map(|t| t.0))
+                .push_bind(r.step.clone())
+                .push_bind(r.trace_id.clone())
+                .push_bind(r.resource.clone())
+                .push_bind(r.policy.as_ref().map(|p| p.version.clone()))
+                .push_bind(r.policy.as_ref().map(|p| p.hash.clone()))
+                .push_bind(r.classification.clone())
+                .push_bind(ins.duration_us)
+                .push_bind(ins.input_tokens)
+                .push_bind(ins.output_tokens)
+                .push_bind(ins.cost_micros)
+                .push_bind(ins.details.to_owned())
+                .push_bind(ins.rec.details_hash.clone())
+                .push_bind(ins.rec.prev_hash.clone())
+                .push_bind(ins.rec.hash.clone());
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(sealed.into_iter().map(|s| s.stored).collect())
+}
+
 #[async_trait]
 impl AuditLog for PostgresStore {
     async fn append(&self, records: &[AuditRecord]) -> Result<Vec<StoredAuditRecord>, StoreError> {
@@ -119,63 +185,10 @@ impl AuditLog for PostgresStore {
         for rec in records {
             chain::validate(rec)?;
         }
-        // The lock conflicts with itself but not with readers: appenders from every process
-        // sharing the database queue here, so no two link to the same head.
         let mut tx = self.pool().begin().await?;
-        sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| -> Result<ChainLink, StoreError> {
-                Ok(ChainLink {
-                    seq: shared::from_db_seq(row.try_get("seq")?)?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .transpose()?;
-        let sealed = chain::seal(head.as_ref(), records)?;
-        let inserts = sealed
-            .iter()
-            .map(Insert::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        for chunk in inserts.chunks(ROWS_PER_INSERT) {
-            let mut query = QueryBuilder::<Postgres>::new("INSERT INTO audit_log (");
-            query.push(COLUMNS).push(") ");
-            query.push_values(chunk, |mut b, ins| {
-                let r = &ins.rec.record;
-                b.push_bind(ins.seq)
-                    .push_bind(r.timestamp)
-                    .push_bind(r.tenant.0.clone())
-                    .push_bind(r.principal.sub.clone())
-                    .push_bind(ins.roles.clone())
-                    .push_bind(r.principal.auth_method.clone())
-                    .push_bind(r.stage.clone())
-                    .push_bind(r.action.clone())
-                    .push_bind(r.decision.as_str())
-                    .push_bind(ins.reasons.clone())
-                    .push_bind(r.agent.clone())
-                    .push_bind(r.task_id.map(|t| t.0))
-                    .push_bind(r.step.clone())
-                    .push_bind(r.trace_id.clone())
-                    .push_bind(r.resource.clone())
-                    .push_bind(r.policy.as_ref().map(|p| p.version.clone()))
-                    .push_bind(r.policy.as_ref().map(|p| p.hash.clone()))
-                    .push_bind(r.classification.clone())
-                    .push_bind(ins.duration_us)
-                    .push_bind(ins.input_tokens)
-                    .push_bind(ins.output_tokens)
-                    .push_bind(ins.cost_micros)
-                    .push_bind(ins.details.to_owned())
-                    .push_bind(ins.rec.details_hash.clone())
-                    .push_bind(ins.rec.prev_hash.clone())
-                    .push_bind(ins.rec.hash.clone());
-            });
-            query.build().execute(&mut *tx).await?;
-        }
+        let stored = append_in(&mut tx, records).await?;
         tx.commit().await?;
-        Ok(sealed.into_iter().map(|s| s.stored).collect())
+        Ok(stored)
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<StoredAuditRecord>, StoreError> {
