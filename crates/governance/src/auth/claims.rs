@@ -248,13 +248,13 @@ mod tests {
         let p = policy("roles");
         let ok =
             claims(json!({"sub": "a", "tenant": "t", "iat": 5, "exp": 10, "roles": ["r\0", "x"]}));
-        let principal = p.principal(&ok, 5, "local_jwt").unwrap();
+        let principal = p.principal(&ok, 5, "local_jwt", "amas-local").unwrap();
         assert_eq!(principal.roles, ["x"]);
         for bad in [
             json!({"sub": "a\0", "tenant": "t", "iat": 5, "exp": 10}),
             json!({"sub": "a", "tenant": "t\0", "iat": 5, "exp": 10}),
         ] {
-            let err = p.principal(&claims(bad), 5, "local_jwt").unwrap_err();
+            let err = p.principal(&claims(bad), 5, "local_jwt", "amas-local").unwrap_err();
             assert!(
                 matches!(err, AuthError::Malformed(m) if m.contains("NUL")),
                 "{err:?}"
