@@ -134,8 +134,15 @@ async fn a_group_commit_is_one_transaction() {
         .fetch_all(store.pool())
         .await
         .expect("audit xmin");
-    assert_eq!(journal.len(), 1, "journal rows of one transaction: {journal:?}");
-    assert_eq!(tasks, journal, "the projection moved in the same transaction");
+    assert_eq!(
+        journal.len(),
+        1,
+        "journal rows of one transaction: {journal:?}"
+    );
+    assert_eq!(
+        tasks, journal,
+        "the projection moved in the same transaction"
+    );
     assert_eq!(audit, journal, "the audit records committed with them");
     assert_eq!(store.read(new_b, 0).await.expect("read").len(), 2);
     drop_store(store).await;
@@ -181,7 +188,10 @@ async fn a_task_created_elsewhere_meanwhile_refuses_only_its_append() {
     let committed = racing.await.expect("join").expect("group commit");
     let mut results = committed.appends.into_iter();
     assert!(
-        matches!(results.next(), Some(Err(StoreError::Conflict { actual: 1, .. }))),
+        matches!(
+            results.next(),
+            Some(Err(StoreError::Conflict { actual: 1, .. }))
+        ),
         "the contested append is a conflict"
     );
     assert!(

@@ -254,7 +254,9 @@ mod tests {
             json!({"sub": "a\0", "tenant": "t", "iat": 5, "exp": 10}),
             json!({"sub": "a", "tenant": "t\0", "iat": 5, "exp": 10}),
         ] {
-            let err = p.principal(&claims(bad), 5, "local_jwt", "amas-local").unwrap_err();
+            let err = p
+                .principal(&claims(bad), 5, "local_jwt", "amas-local")
+                .unwrap_err();
             assert!(
                 matches!(err, AuthError::Malformed(m) if m.contains("NUL")),
                 "{err:?}"

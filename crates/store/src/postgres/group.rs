@@ -18,10 +18,10 @@ use uuid::Uuid;
 use amas_types::{JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use super::{PostgresStore, project_approvals};
+use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::commit::{Append, Committed};
 use crate::shared::{self, Failed, NewTask};
-use crate::StoreError;
 
 /// A validated, encoded append waiting for its turn.
 struct Prepared<'a> {
@@ -171,12 +171,7 @@ impl PostgresStore {
         insert_events(tx, &accepted, now).await?;
         for (p, row) in &accepted {
             project_approvals(tx, p.task, &row.tenant, row.status, p.events, now).await?;
-            results[p.index] = Some(shared::records(
-                p.task,
-                p.expected_last_seq,
-                now,
-                p.events,
-            ));
+            results[p.index] = Some(shared::records(p.task, p.expected_last_seq, now, p.events));
         }
         Ok(())
     }
