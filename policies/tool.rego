@@ -3,40 +3,46 @@ package amas.tool
 
 import data.amas.lib
 
-# The document lib.decision_with_obligations builds, built here from rules: this is the hottest
-# decision point, and evaluation pays for every function call and every set passed to one.
+# The document lib.decision_with_obligations builds, built here as one else-chain: this is the
+# hottest decision point, and the bytecode pays for every rule body it enters and every
+# reference to a rule (most for the many-bodied deny, needs and grant). Each branch evaluates
+# what lib.decision_with_obligations evaluates in that case (`approval_satisfied`, and with it
+# `approved`, only when nothing denies and something grants), so the decisions are the same,
+# errors included (`crates/policy/tests/reference_bundle`, checked by the differential test).
 decision := {
-	"allow": allow,
-	"require_approval": require_approval,
-	"reasons": reasons,
-	"rules": sort([r.rule | some r in ((deny | needs) | grant)]),
-	"obligations": sort([o | some o in obligations; allow]),
-}
-
-# lib.reasons, as a rule: the denies, else what needs approval, else the grants.
-reasons := sort([e.reason | some e in deny]) if {
-	count(deny) > 0
-} else := sort([e.reason | some e in needs]) if {
-	require_approval
-} else := sort([e.reason | some e in grant]) if {
-	allow
-} else := ["no rule allows this action (default deny)"]
-
-default allow := false
-
-allow if {
-	count(deny) == 0
-	count(grant) > 0
+	"allow": false,
+	"require_approval": false,
+	"reasons": sort([e.reason | some e in denies]),
+	"rules": sort([r.rule | some r in ((denies | needs) | grant)]),
+	"obligations": [],
+} if {
+	# Any deny wins.
+	denies := deny
+	count(denies) > 0
+} else := {
+	"allow": false,
+	"require_approval": false,
+	"reasons": ["no rule allows this action (default deny)"],
+	"rules": sort([r.rule | some r in ((deny | needs) | grants)]),
+	"obligations": [],
+} if {
+	grants := grant
+	count(grants) == 0
+} else := {
+	"allow": true,
+	"require_approval": false,
+	"reasons": sort([e.reason | some e in grants]),
+	"rules": sort([r.rule | some r in ((deny | needs) | grants)]),
+	"obligations": sort([o | some o in obligations]),
+} if {
 	approval_satisfied
-}
-
-default require_approval := false
-
-require_approval if {
-	count(deny) == 0
-	count(grant) > 0
-	count(needs) > 0
-	not approved
+	grants := grant
+} else := {
+	"allow": false,
+	"require_approval": true,
+	"reasons": sort([e.reason | some e in needs]),
+	"rules": sort([r.rule | some r in ((deny | needs) | grant)]),
+	"obligations": [],
 }
 
 approval_satisfied if count(needs) == 0
@@ -54,10 +60,6 @@ agent_tools := {
 	"synthesis": {"calculator", "file_write"},
 }
 
-is_admin if "admin" in input.principal.roles
-
-high_risk if input.tool.risk in {"high", "critical"}
-
 # ---- grants -------------------------------------------------------------------------------
 
 grant contains {"rule": "tool.agent_grant", "reason": sprintf("agent %s may use %s", [input.agent.id, input.tool.name])} if {
@@ -71,7 +73,7 @@ grant contains {"rule": "tool.low_risk_read_only", "reason": sprintf("%s is a lo
 }
 
 grant contains {"rule": "tool.admin_grant", "reason": sprintf("admin %s may use %s", [input.principal.sub, input.tool.name])} if {
-	is_admin
+	"admin" in input.principal.roles
 }
 
 # ---- hard denies --------------------------------------------------------------------------
@@ -83,13 +85,13 @@ deny contains {"rule": "tool.reviewer_no_vulnerability_scanner", "reason": "code
 
 deny contains {"rule": "tool.system_executor_admin_only", "reason": "system_executor may only be requested by an admin"} if {
 	input.tool.name == "system_executor"
-	not is_admin
+	not "admin" in input.principal.roles
 }
 
 # Restricted data never leaves through a tool with external effects; when DLP redacts the
 # parameters, what counts is their level after redaction.
 deny contains {"rule": "tool.external_restricted_data", "reason": sprintf("%s has external side effects and the data is restricted", [input.tool.name])} if {
-	external
+	input.tool.side_effects == "external"
 	outbound_classification == "restricted"
 }
 
@@ -99,8 +101,6 @@ deny contains {"rule": "tool.external_restricted_data", "reason": sprintf("%s ha
 # redact or allow), input.dlp.error (true when the parameters could not be scanned),
 # input.data.classification/tags and, when a type found is set to redact,
 # input.data.redacted (the level after redacting those types).
-
-external if input.tool.side_effects == "external"
 
 dlp_types := object.get(input, ["dlp", "types"], [])
 
@@ -115,17 +115,17 @@ outbound_classification := object.get(input, ["data", "redacted", "classificatio
 } else := object.get(input, ["data", "classification"], "internal")
 
 deny contains {"rule": "tool.dlp_blocked", "reason": sprintf("%s reaches outside AMAS and its parameters carry %s data", [input.tool.name, concat(", ", sort(dlp_blocked))])} if {
-	external
+	input.tool.side_effects == "external"
 	count(dlp_blocked) > 0
 }
 
 deny contains {"rule": "tool.dlp_unscannable", "reason": sprintf("%s reaches outside AMAS and its parameters could not be scanned", [input.tool.name])} if {
-	external
+	input.tool.side_effects == "external"
 	object.get(input, ["dlp", "error"], false) == true
 }
 
 obligations contains "redact" if {
-	external
+	input.tool.side_effects == "external"
 	count(dlp_redacted) > 0
 }
 
@@ -161,7 +161,7 @@ needs contains {"rule": "tool.critical_risk_approval", "reason": sprintf("%s is 
 
 needs contains {"rule": "tool.production_high_risk_dual_approval", "reason": sprintf("%s is high risk in production and requires two distinct approvers", [input.tool.name])} if {
 	input.environment == "production"
-	high_risk
+	input.tool.risk in {"high", "critical"}
 }
 
 approvals := object.get(input, "approvals", [])
@@ -170,7 +170,7 @@ approvers := lib.valid_approvers(approvals, input.principal)
 
 required_approvers := 2 if {
 	input.environment == "production"
-	high_risk
+	input.tool.risk in {"high", "critical"}
 } else := 1
 
 approved if count(approvers) >= required_approvers

@@ -11,6 +11,8 @@
 //! keeps the cases whose names contain one of the words, `PERCENTILES_ONLY=1` skips criterion,
 //! `DECISION_POLICY_DIR=dir` measures the bundle in `dir` instead of the embedded one (only
 //! the embedded bundle runs guarded: another bundle's `guarded` cases run on the interpreter).
+//! Instruction counts, repeatable on a busy machine: `DECISION_EVAL_TIMEOUT_MS=10000
+//! valgrind --tool=callgrind --toggle-collect='*RegoPolicyEngine*decide*' <bench binary>`.
 
 #![expect(clippy::unwrap_used, reason = "benchmark setup")]
 
@@ -25,10 +27,16 @@ use criterion::{Criterion, criterion_group};
 use serde_json::{Value, json};
 
 fn options(evaluation: Evaluation, memo_capacity: usize) -> EngineOptions {
+    let defaults = EngineOptions::default();
     EngineOptions {
         evaluation,
         memo_capacity,
-        ..EngineOptions::default()
+        // Raised to run under valgrind (callgrind), where the bundle's preparation alone
+        // takes longer than the default budget.
+        eval_timeout: std::env::var("DECISION_EVAL_TIMEOUT_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(defaults.eval_timeout, std::time::Duration::from_millis),
     }
 }
 
@@ -216,14 +224,18 @@ fn criterion_benches(c: &mut Criterion) {
 
 /// Per-call durations, so the tail is visible (criterion reports means and medians of batches).
 fn percentiles() {
-    const CALLS: usize = 20_000;
+    // Fewer under valgrind: `DECISION_CALLS=2000`.
+    let calls: usize = std::env::var("DECISION_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
     for case in cases() {
         // The first input was decided once by `cases()`; start after it.
         let mut next = case.inputs.iter().cycle().skip(1);
         for _ in 0..1_000 {
             black_box(case.engine.decide(case.point, next.next().unwrap()));
         }
-        let mut samples: Vec<Duration> = (0..CALLS)
+        let mut samples: Vec<Duration> = (0..calls)
             .map(|_| {
                 let input = next.next().unwrap();
                 let start = Instant::now();
@@ -232,14 +244,14 @@ fn percentiles() {
             })
             .collect();
         samples.sort();
-        let at = |q: f64| samples[((CALLS as f64 * q) as usize).min(CALLS - 1)];
+        let at = |q: f64| samples[((calls as f64 * q) as usize).min(calls - 1)];
         let ran = case.engine.evaluator_stats();
         println!(
-            "percentiles {:<36} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({CALLS} calls; evaluated on bytecode {}, interpreter {})",
+            "percentiles {:<36} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}  ({calls} calls; evaluated on bytecode {}, interpreter {})",
             case.name,
             at(0.50),
             at(0.99),
-            samples[CALLS - 1],
+            samples[calls - 1],
             ran.bytecode,
             ran.interpreter,
         );

@@ -111,7 +111,7 @@ impl Decision {
 }
 
 /// The shape a policy must return; anything else is a policy error.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DecisionDoc {
     pub allow: bool,
     pub require_approval: bool,

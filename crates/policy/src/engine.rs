@@ -15,9 +15,10 @@ use crate::bundle::PolicyBundle;
 use crate::bytecode::BytecodeEvaluator;
 use crate::decision::{Decision, DecisionDoc, DecisionPoint};
 use crate::error::PolicyError;
+use crate::input::Projector;
 use crate::memo::{DecisionMemo, MemoStats};
-use crate::reads::{BundleReads, InputPath};
-use crate::{input, shape};
+use crate::reads::BundleReads;
+use crate::shape;
 
 /// Authorizes actions. Implementations never fail: any problem is a deny ([`Decision::policy_error`]).
 pub trait PolicyEngine: Send + Sync {
@@ -88,8 +89,9 @@ const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(31);
 pub struct RegoPolicyEngine {
     evaluator: Evaluator,
     bundle: PolicyBundle,
-    /// The input paths the bundle reads: each decision's input is cut down to them.
-    reads: Vec<InputPath>,
+    /// The input paths the bundle reads: each decision's input is cut down to them (and, when
+    /// guarded, checked for the shape the bytecode may run).
+    projector: Projector,
     /// `None` when the bundle calls a nondeterministic builtin or memoization is off.
     memo: Option<DecisionMemo>,
     on_bytecode: AtomicU64,
@@ -100,7 +102,7 @@ enum Evaluator {
     Bytecode(BytecodeEvaluator),
     /// The prepared interpreter, cloned per decision (boxed: it is ten times the VM pool's size).
     Interpreter(Box<regorus::Engine>),
-    /// The embedded bundle: bytecode for well-formed inputs ([`shape::well_formed`]), the
+    /// The embedded bundle: bytecode for well-formed inputs (`shape::well_formed`), the
     /// interpreter for the rest.
     Guarded {
         bytecode: BytecodeEvaluator,
@@ -202,10 +204,12 @@ impl RegoPolicyEngine {
                 Evaluator::Interpreter(Box::new(engine))
             }
         };
+        let projector =
+            Projector::new(&reads.paths, matches!(evaluator, Evaluator::Guarded { .. }));
         Ok(Self {
             evaluator,
             bundle,
-            reads: reads.paths,
+            projector,
             memo,
             on_bytecode: AtomicU64::new(0),
             on_interpreter: AtomicU64::new(0),
@@ -266,6 +270,7 @@ impl RegoPolicyEngine {
         input: &serde_json::Value,
     ) -> Result<DecisionDoc, String> {
         let rule = point.rule();
+        let (input, well_formed) = self.projector.project(input);
         let vm = match &self.evaluator {
             Evaluator::Bytecode(bytecode) => Ok(bytecode),
             Evaluator::Interpreter(interpreter) => Err(interpreter),
@@ -273,14 +278,13 @@ impl RegoPolicyEngine {
                 bytecode,
                 interpreter,
             } => {
-                if shape::well_formed(input) {
+                if well_formed {
                     Ok(bytecode)
                 } else {
                     Err(interpreter)
                 }
             }
         };
-        let input = input::project(input, &self.reads);
         let value = match vm {
             Ok(bytecode) => {
                 self.on_bytecode.fetch_add(1, Ordering::Relaxed);
@@ -335,22 +339,26 @@ impl PolicyEngine for RegoPolicyEngine {
         };
         let eval_time = start.elapsed();
         match result {
-            Ok(doc) => Decision {
-                allow: doc.allow,
-                require_approval: doc.require_approval,
-                reasons: doc.reasons.clone(),
-                rules_fired: doc.rules.clone(),
-                // Obligations qualify an allow; a deny carries none.
-                obligations: if doc.allow {
-                    doc.obligations.clone()
-                } else {
-                    Vec::new()
-                },
-                policy_error: false,
-                bundle_hash: self.bundle.hash().to_owned(),
-                eval_time,
-                memoized,
-            },
+            Ok(doc) => {
+                // Not kept by the memo (off, or the key too large): moved, not copied.
+                let doc = Arc::try_unwrap(doc).unwrap_or_else(|kept| DecisionDoc::clone(&kept));
+                Decision {
+                    allow: doc.allow,
+                    require_approval: doc.require_approval,
+                    reasons: doc.reasons,
+                    rules_fired: doc.rules,
+                    // Obligations qualify an allow; a deny carries none.
+                    obligations: if doc.allow {
+                        doc.obligations
+                    } else {
+                        Vec::new()
+                    },
+                    policy_error: false,
+                    bundle_hash: self.bundle.hash().to_owned(),
+                    eval_time,
+                    memoized,
+                }
+            }
             Err(message) => {
                 tracing::warn!(
                     policy.point = point.as_str(),

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 /// What the value at a path must be when present.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Str,
     Bool,
     /// An array of strings.
@@ -65,12 +65,23 @@ pub(crate) fn paths() -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Whether the embedded bundle's bytecode decides `input` exactly as the interpreter.
+/// The kind expected at `path`; `None` for a path the embedded bundle does not read.
+pub(crate) fn kind_of(path: &[String]) -> Option<Kind> {
+    FIELDS
+        .iter()
+        .find(|(fields, _)| fields.iter().copied().eq(path.iter().map(String::as_str)))
+        .map(|(_, kind)| *kind)
+}
+
+/// Whether the embedded bundle's bytecode decides `input` exactly as the interpreter (the
+/// reference [`crate::input::Projector`] is tested against; it checks the same on its walk).
+#[cfg(test)]
 pub(crate) fn well_formed(input: &Value) -> bool {
     input.is_object() && FIELDS.iter().all(|(path, kind)| at(input, path, *kind))
 }
 
 /// The value at `path` is absent or of `kind`; every node on the way is an object or absent.
+#[cfg(test)]
 fn at(input: &Value, path: &[&str], kind: Kind) -> bool {
     let mut node = input;
     for field in path {
@@ -85,7 +96,7 @@ fn at(input: &Value, path: &[&str], kind: Kind) -> bool {
     is(node, kind)
 }
 
-fn is(value: &Value, kind: Kind) -> bool {
+pub(crate) fn is(value: &Value, kind: Kind) -> bool {
     match kind {
         Kind::Str => value.is_string(),
         Kind::Bool => value.is_boolean(),

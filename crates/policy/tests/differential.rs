@@ -17,11 +17,16 @@ use amas_policy::{
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+/// The engines' wall-clock budget: this test compares decisions, not speed, and on a loaded
+/// machine a descheduled evaluation could outlast the default 50 ms and come out as a policy
+/// error on one side only.
+const NO_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn engine(evaluation: Evaluation) -> RegoPolicyEngine {
     let options = EngineOptions {
         evaluation,
         memo_capacity: 0,
-        ..EngineOptions::default()
+        eval_timeout: NO_DEADLINE,
     };
     RegoPolicyEngine::new(PolicyBundle::embedded(), options).unwrap()
 }
@@ -35,7 +40,7 @@ fn reference_engine() -> RegoPolicyEngine {
     let options = EngineOptions {
         evaluation: Evaluation::Interpreter,
         memo_capacity: 0,
-        ..EngineOptions::default()
+        eval_timeout: NO_DEADLINE,
     };
     RegoPolicyEngine::new(PolicyBundle::from_dir(dir).unwrap(), options).unwrap()
 }

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 fn engine(memo_capacity: usize) -> RegoPolicyEngine {
     let options = EngineOptions {
         memo_capacity,
+        // Decisions, not speed: a descheduled evaluation on a loaded machine must not outlast
+        // the default 50 ms budget and turn into a policy error.
+        eval_timeout: std::time::Duration::from_secs(60),
         ..EngineOptions::default()
     };
     RegoPolicyEngine::new(PolicyBundle::embedded(), options).unwrap()
