@@ -337,16 +337,7 @@ impl ToolRunner {
                     let ack = self.ack(ack, approval.as_ref(), &events);
                     let code = codes::OBLIGATION_UNMET.to_owned();
                     return self
-                        .refuse(
-                            writer,
-                            step,
-                            call,
-                            events,
-                            code,
-                            &reasons,
-                            ack,
-                            Some(audit),
-                        )
+                        .refuse(writer, step, call, events, code, &reasons, ack, Some(audit))
                         .await;
                 }
                 ToolAction::Stopped(verdict) => verdict,
