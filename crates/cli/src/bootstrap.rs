@@ -19,8 +19,8 @@ use amas_providers::ProviderSet;
 use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
 use amas_runtime::compose::{self, Composition, Governance};
-use amas_store::{OpenOptions, SchemaAction, Store};
 use amas_store::audit::witness::{self, WitnessConfig};
+use amas_store::{OpenOptions, SchemaAction, Store};
 use amas_telemetry::{Metrics, TelemetryGuard};
 use amas_tools::{ToolRegistry, ToolsConfig};
 

@@ -86,19 +86,17 @@ async fn count(schema: &str, table: &str) -> i64 {
 /// `amas` with `env` set and `AMAS_DATABASE_URL` only where `env` sets it.
 fn amas_env(data: &Path, config: Option<&Path>, env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(AMAS);
-    cmd.arg("--data-dir").arg(data);
+    cmd.env_remove("AMAS_CONFIG_DIR")
+        .env_remove("AMAS_DATABASE_URL")
+        .arg("--data-dir")
+        .arg(data);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
     for (name, value) in env {
         cmd.env(name, value);
     }
-    let out = cmd
-        .args(args)
-        .env_remove("AMAS_CONFIG_DIR")
-        .env_remove("AMAS_DATABASE_URL")
-        .output()
-        .expect("amas runs");
+    let out = cmd.args(args).output().expect("amas runs");
     let shown = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -147,7 +145,9 @@ async fn a_task_runs_end_to_end_on_postgres_selected_by_the_url_alone() {
         .await
         .expect("create schema");
     let (_root, data, config) = scripted_dirs(REVIEW, "", None);
-    let url = format!("{}?options[search_path]={schema}", database_url());
+    let base = database_url();
+    let joiner = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{joiner}options[search_path]={schema}");
     let env = [("AMAS_DATABASE_URL", url)];
 
     let out = run_review(&data, &config, &env);
@@ -163,7 +163,12 @@ async fn a_task_runs_end_to_end_on_postgres_selected_by_the_url_alone() {
     assert!(count(&schema, "journal").await >= 4);
     assert!(count(&schema, "audit_log").await >= 3);
 
-    let status = ok_json(&amas_env(&data, Some(&config), &env, &["db", "status", "--format", "json"]));
+    let status = ok_json(&amas_env(
+        &data,
+        Some(&config),
+        &env,
+        &["db", "status", "--format", "json"],
+    ));
     assert_eq!(status["backend"], "postgres", "{status}");
     assert_eq!(status["state"], "current", "{status}");
     assert!(
@@ -173,7 +178,10 @@ async fn a_task_runs_end_to_end_on_postgres_selected_by_the_url_alone() {
     );
     let verified = ok_json(&amas_env(&data, Some(&config), &env, &["audit", "verify"]));
     assert_eq!(verified["intact"], true, "{verified}");
-    assert!(verified["checkpoints_checked"].as_u64().unwrap() >= 1, "{verified}");
+    assert!(
+        verified["checkpoints_checked"].as_u64().unwrap() >= 1,
+        "{verified}"
+    );
     let replay = amas_env(&data, Some(&config), &env, &["replay", &id]);
     assert_eq!(replay.status.code(), Some(0), "{}", stderr(&replay));
 
@@ -213,8 +221,16 @@ async fn db_status_and_migrate_then_a_newer_schema_is_refused() {
     // Starts do not migrate here: refused with the remedy, nothing written.
     let refused = run_review(&data, &config, &env);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("AMAS-STORE-0012"), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("amas db migrate"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("AMAS-STORE-0012"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("amas db migrate"),
+        "{}",
+        stderr(&refused)
+    );
 
     let migrated = ok_json(&db(&["db", "migrate", "--format", "json"]));
     assert_eq!(migrated["state"], "current", "{migrated}");
@@ -266,7 +282,11 @@ async fn db_status_and_migrate_then_a_newer_schema_is_refused() {
     }
     let refused = run_review(&data, &config, &migrating);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("AMAS-STORE-0011"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("AMAS-STORE-0011"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(count(&schema, "tasks").await, tasks, "nothing was written");
     drop_schema(&schema).await;
 }
@@ -333,7 +353,9 @@ async fn db_copy_moves_a_sqlite_installation_that_verifies_on_postgres() {
             data,
             Some(&config),
             &env,
-            &["db", "copy", "--from", from, "--to", "postgres", "--format", "json"],
+            &[
+                "db", "copy", "--from", from, "--to", "postgres", "--format", "json",
+            ],
         )
     };
     let report = ok_json(&copy(&data, &from));
@@ -345,13 +367,22 @@ async fn db_copy_moves_a_sqlite_installation_that_verifies_on_postgres() {
         "{report} {sqlite_verify}"
     );
     assert!(report["checkpoints"].as_u64().unwrap() >= 1, "{report}");
-    assert_eq!(count(&schema, "audit_log").await, report["audit_records"].as_i64().unwrap());
+    assert_eq!(
+        count(&schema, "audit_log").await,
+        report["audit_records"].as_i64().unwrap()
+    );
 
     // The chain verifies on PostgreSQL with the same keys and witness.
     let pg_verify = ok_json(&amas_env(&data, Some(&config), &env, &["audit", "verify"]));
     assert_eq!(pg_verify["intact"], true, "{pg_verify}");
-    assert_eq!(pg_verify["records_checked"], sqlite_verify["records_checked"]);
-    assert_eq!(pg_verify["checkpoints_checked"], sqlite_verify["checkpoints_checked"]);
+    assert_eq!(
+        pg_verify["records_checked"],
+        sqlite_verify["records_checked"]
+    );
+    assert_eq!(
+        pg_verify["checkpoints_checked"],
+        sqlite_verify["checkpoints_checked"]
+    );
 
     // A server on PostgreSQL shows the same task and approval, and appends after them.
     let server = Server::spawn(&data, Some(&config), "production", &env);
@@ -365,6 +396,15 @@ async fn db_copy_moves_a_sqlite_installation_that_verifies_on_postgres() {
     let mut server = server;
     assert!(server.terminate().success());
     drop(server);
+    let log = common::read_log(&data);
+    assert!(
+        log.contains("\"store\":\"postgres://"),
+        "the start names the store: {log}"
+    );
+    assert!(
+        !log.contains(PASSWORD),
+        "the password leaked into the log: {log}"
+    );
     let grown = ok_json(&amas_env(&data, Some(&config), &env, &["audit", "verify"]));
     assert_eq!(grown["intact"], true, "{grown}");
     assert!(
@@ -377,7 +417,11 @@ async fn db_copy_moves_a_sqlite_installation_that_verifies_on_postgres() {
     let audit_rows = count(&schema, "audit_log").await;
     let again = copy(&data, &from);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("AMAS-STORE-0013"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("AMAS-STORE-0013"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(count(&schema, "audit_log").await, audit_rows);
     // Another installation into the same target: refused.
     let (_other_root, other, other_config) = scripted_dirs(REVIEW, "", None);
@@ -386,7 +430,11 @@ async fn db_copy_moves_a_sqlite_installation_that_verifies_on_postgres() {
     let other_from = format!("sqlite:{}", other.display());
     let refused = copy(&other, &other_from);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("AMAS-STORE-0013"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("AMAS-STORE-0013"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(count(&schema, "tasks").await, 1);
     // A source that is not there, a target that is not PostgreSQL.
     let missing = copy(&data, "sqlite:/nonexistent/amas");
@@ -398,7 +446,11 @@ async fn db_copy_moves_a_sqlite_installation_that_verifies_on_postgres() {
         &["db", "copy", "--from", &from, "--to", "postgres"],
     );
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
-    assert!(stderr(&bad).contains("AMAS_DATABASE_URL"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("AMAS_DATABASE_URL"),
+        "{}",
+        stderr(&bad)
+    );
     drop_schema(&schema).await;
 }
 
@@ -411,7 +463,9 @@ async fn db_copy_twice_is_a_no_op() {
     assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
     let env = pg_env(&schema);
     let from = format!("sqlite:{}", data.display());
-    let args = ["db", "copy", "--from", &from, "--to", "postgres", "--format", "json"];
+    let args = [
+        "db", "copy", "--from", &from, "--to", "postgres", "--format", "json",
+    ];
     let first = ok_json(&amas_env(&data, Some(&config), &env, &args));
     assert_eq!(first["already_copied"], false, "{first}");
     let second = ok_json(&amas_env(&data, Some(&config), &env, &args));

@@ -101,7 +101,10 @@ mod tests {
         for (url, shown) in cases {
             let redacted = url_without_password(url);
             assert_eq!(redacted, shown);
-            assert!(!redacted.contains("hunter2") && !redacted.contains("ss:w"), "{redacted}");
+            assert!(
+                !redacted.contains("hunter2") && !redacted.contains("ss:w"),
+                "{redacted}"
+            );
         }
     }
 }

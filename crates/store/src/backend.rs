@@ -56,8 +56,12 @@ impl Store {
                 Self::Sqlite(SqliteStore::unmigrated(&dir, options.full_sync).await?)
             }
             StoreBackend::Postgres(pg) => Self::Postgres(
-                PostgresStore::unmigrated(pg.url.expose_secret(), pg.pool_size, pg.schema.as_deref())
-                    .await?,
+                PostgresStore::unmigrated(
+                    pg.url.expose_secret(),
+                    pg.pool_size,
+                    pg.schema.as_deref(),
+                )
+                .await?,
             ),
         };
         if options.schema == SchemaAction::Inspect {

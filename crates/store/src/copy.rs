@@ -213,9 +213,12 @@ pub async fn sqlite_to_postgres(
 async fn census_sqlite(conn: &mut SqliteConnection) -> Result<Census, StoreError> {
     let mut counts = [0; 5];
     for (count, table) in counts.iter_mut().zip(&TABLES) {
-        *count = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", table.name)))
-            .fetch_one(&mut *conn)
-            .await?;
+        *count = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM {}",
+            table.name
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
     }
     let audit_head = sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
@@ -226,9 +229,12 @@ async fn census_sqlite(conn: &mut SqliteConnection) -> Result<Census, StoreError
 async fn census_postgres(conn: &mut PgConnection) -> Result<Census, StoreError> {
     let mut counts = [0; 5];
     for (count, table) in counts.iter_mut().zip(&TABLES) {
-        *count = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", table.name)))
-            .fetch_one(&mut *conn)
-            .await?;
+        *count = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM {}",
+            table.name
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
     }
     let audit_head = sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
@@ -257,7 +263,13 @@ async fn copy_table(
     let mut after: Vec<Key> = table
         .key
         .iter()
-        .map(|(_, int)| if *int { Key::Int(0) } else { Key::Text(String::new()) })
+        .map(|(_, int)| {
+            if *int {
+                Key::Int(0)
+            } else {
+                Key::Text(String::new())
+            }
+        })
         .collect();
     loop {
         let mut query = sqlx::query(AssertSqlSafe(select.clone()));

@@ -164,10 +164,9 @@ pub(crate) async fn applied_sqlite(pool: &SqlitePool) -> Result<Vec<Applied>, St
 /// The migrations recorded in the PostgreSQL schema the pool's `search_path` names; none when
 /// it has no migrations table.
 pub(crate) async fn applied_postgres(pool: &PgPool) -> Result<Vec<Applied>, StoreError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
     if !exists {
         return Ok(Vec::new());
     }

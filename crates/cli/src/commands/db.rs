@@ -149,9 +149,11 @@ async fn copy(
         }
     };
     let copied = match (&sqlite, &postgres) {
-        (Store::Sqlite(from), Store::Postgres(to)) => amas_store::copy::sqlite_to_postgres(from, to)
-            .await
-            .map_err(|e| store_error(&e, &to_location)),
+        (Store::Sqlite(from), Store::Postgres(to)) => {
+            amas_store::copy::sqlite_to_postgres(from, to)
+                .await
+                .map_err(|e| store_error(&e, &to_location))
+        }
         _ => Err(anyhow::anyhow!("a copy goes from SQLite to PostgreSQL")),
     };
     sqlite.close().await;
@@ -211,10 +213,8 @@ fn target_config(
         StoreBackend::Postgres(pg) => Some(pg),
         StoreBackend::Sqlite { .. } => None,
     };
-    let url_env = configured.map_or_else(
-        || "AMAS_DATABASE_URL".to_owned(),
-        |pg| pg.url_env.clone(),
-    );
+    let url_env =
+        configured.map_or_else(|| "AMAS_DATABASE_URL".to_owned(), |pg| pg.url_env.clone());
     let url = if to == "postgres" {
         match configured {
             Some(pg) => pg.url.clone(),
@@ -247,12 +247,7 @@ fn target_config(
     })
 }
 
-fn print_copy(
-    report: &CopyReport,
-    from: &str,
-    to: &str,
-    format: DbFormat,
-) -> anyhow::Result<()> {
+fn print_copy(report: &CopyReport, from: &str, to: &str, format: DbFormat) -> anyhow::Result<()> {
     match format {
         DbFormat::Json => {
             let mut doc = serde_json::to_value(report)?;

@@ -95,7 +95,9 @@ pub(super) fn store(
         None => {
             diag.invalid(
                 &p.child("url_env"),
-                format!("`backend: postgres` needs the database URL in {url_env}, which is not set"),
+                format!(
+                    "`backend: postgres` needs the database URL in {url_env}, which is not set"
+                ),
             );
             None
         }
