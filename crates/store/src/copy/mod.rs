@@ -370,3 +370,6 @@ fn is_null(value: &Value) -> bool {
 fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad id {text:?}: {e}")))
 }
+
+#[cfg(test)]
+mod tests;
