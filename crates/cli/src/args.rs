@@ -84,6 +84,54 @@ pub enum Command {
     /// Delete expired task payloads by their classification's retention (tombstones keep each
     /// payload's SHA-256) and erase the matching audit details.
     Retention(RetentionArgs),
+    /// The store's schema (status, migrate) and moving an installation from SQLite to
+    /// PostgreSQL (copy).
+    Db(DbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// The selected store's backend, schema version, applied and pending migrations. Changes
+    /// nothing (and creates no database). Exit 0.
+    Status {
+        #[arg(long, value_enum, default_value = "text")]
+        format: DbFormat,
+    },
+    /// Apply the pending migrations to the selected store (what a start does unless
+    /// `store.migrate_on_start: false`). Exit 0; 2 when a newer AMAS migrated the database.
+    Migrate {
+        #[arg(long, value_enum, default_value = "text")]
+        format: DbFormat,
+    },
+    /// Copy an installation's journal, approvals, audit log and checkpoints from SQLite into
+    /// an empty PostgreSQL database, row for row, in one transaction. Exit 0 (also when the
+    /// target already holds exactly this copy); 2 when the target holds other data.
+    Copy {
+        /// `sqlite:DIR` (the directory of amas.db), or `sqlite` for the data directory.
+        #[arg(long)]
+        from: String,
+        /// `postgres` (the URL from the variable `store.url_env` names, AMAS_DATABASE_URL by
+        /// default: keeps the password out of the process list), or `postgres:URL`.
+        #[arg(long)]
+        to: String,
+        /// The target schema [default: `store.schema`, else the connection's].
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: DbFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DbFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use amas_config::{AmasConfig, Layers, LoadOptions, ProviderConfig};
+use amas_config::{AmasConfig, Layers, LoadOptions, ProviderConfig, StoreBackend};
 use amas_dataprotect::{DataProtectConfig, DataProtector};
 use amas_governance::AuditKey;
 use amas_governance::pipeline::{Pipeline, SecurityEvent};
@@ -19,8 +19,8 @@ use amas_providers::ProviderSet;
 use amas_providers::local::LocalProvider;
 use amas_runtime::Runtime;
 use amas_runtime::compose::{self, Composition, Governance};
-use amas_store::SqliteStore;
 use amas_store::audit::witness::{self, WitnessConfig};
+use amas_store::{OpenOptions, SchemaAction, Store};
 use amas_telemetry::{Metrics, TelemetryGuard};
 use amas_tools::{ToolRegistry, ToolsConfig};
 
@@ -272,18 +272,81 @@ pub fn data_protector(config: DataProtectConfig) -> anyhow::Result<Arc<DataProte
     Ok(Arc::new(DataProtector::new(config)?))
 }
 
-/// The data directory's store, which must exist: reading commands never create an empty one.
-pub async fn open_existing_store(global: &Global) -> anyhow::Result<SqliteStore> {
-    if !global.data_dir.join("amas.db").is_file() {
-        return Err(UsageError(format!(
-            "no AMAS database in {} (set --data-dir)",
-            global.data_dir.display()
-        ))
-        .into());
+/// What a command needs of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreNeed {
+    /// Runs tasks: an empty database is created (SQLite) or migrated (PostgreSQL).
+    Create,
+    /// Reads, verifies or purges: a SQLite database must already exist, reading commands
+    /// never create an empty one.
+    Existing,
+}
+
+/// The one way commands open the store: the backend the `store` section selects (SQLite in
+/// the data directory, or PostgreSQL when `AMAS_DATABASE_URL` is set), its schema checked and
+/// migrated as `store.migrate_on_start` says. Errors name the store by
+/// [`amas_store::location`], never by its URL's password.
+pub async fn open_store(
+    global: &Global,
+    config: &AmasConfig,
+    need: StoreNeed,
+) -> anyhow::Result<Store> {
+    let schema = if config.store.migrate_on_start {
+        SchemaAction::Migrate
+    } else {
+        SchemaAction::RequireCurrent
+    };
+    open_store_with(global, config, need, schema).await
+}
+
+/// [`open_store`] with the schema handled as `schema` says (`amas db` decides itself).
+pub async fn open_store_with(
+    global: &Global,
+    config: &AmasConfig,
+    need: StoreNeed,
+    schema: SchemaAction,
+) -> anyhow::Result<Store> {
+    let location = amas_store::location(&config.store, &global.data_dir);
+    if let StoreBackend::Sqlite { dir } = &config.store.backend {
+        let dir = amas_store::sqlite_dir(dir.as_deref(), &global.data_dir);
+        if need == StoreNeed::Existing && !dir.join("amas.db").is_file() {
+            return Err(UsageError(format!(
+                "no AMAS database in {} (set --data-dir, or AMAS_DATABASE_URL for PostgreSQL)",
+                dir.display()
+            ))
+            .into());
+        }
     }
-    SqliteStore::open(&global.data_dir)
+    let options = OpenOptions {
+        data_dir: &global.data_dir,
+        full_sync: config.runtime.journal_sync == amas_config::JournalSync::Full,
+        schema,
+    };
+    Store::open(&config.store, options)
         .await
-        .with_context(|| format!("opening the store in {}", global.data_dir.display()))
+        .map_err(|e| store_error(&e, &location))
+}
+
+/// A store error as the command reports it: with its code and where the store is; an
+/// operator's problem (the schema, the configuration, a copy target) is a usage error.
+pub fn store_error(e: &amas_store::StoreError, location: &str) -> anyhow::Error {
+    use amas_store::StoreError as E;
+    let message = format!("{}: {e} (store {location})", e.code());
+    match e {
+        E::SchemaNewer { .. }
+        | E::SchemaBehind { .. }
+        | E::TargetNotEmpty(_)
+        | E::InvalidConfig(_)
+        | E::NotPrivate(_) => UsageError(message).into(),
+        E::Conflict { .. }
+        | E::InvalidAppend(_)
+        | E::Backend(_)
+        | E::Corrupt(_)
+        | E::Migration(_)
+        | E::NotPurgeable { .. }
+        | E::TaskEnded { .. }
+        | E::Closed => anyhow::anyhow!(message),
+    }
 }
 
 /// Makes the data directory and everything in it owner-only (creating it if missing), or
@@ -303,7 +366,7 @@ pub fn secure_data_dir(global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The runtime on the embedded SQLite store under the data directory, governed by
+/// The runtime on the store the configuration selects ([`open_store`]), governed by
 /// `governance`, built by the composition root ([`compose::compose`]).
 pub async fn build_runtime(
     global: &Global,
@@ -312,10 +375,7 @@ pub async fn build_runtime(
     governance: Governance,
 ) -> anyhow::Result<Runtime> {
     secure_data_dir(global)?;
-    let full_sync = config.runtime.journal_sync == amas_config::JournalSync::Full;
-    let store = SqliteStore::open_with(&global.data_dir, full_sync)
-        .await
-        .with_context(|| format!("opening the store in {}", global.data_dir.display()))?;
+    let store = open_store(global, &config, StoreNeed::Create).await?;
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())
         .context("building model providers")?;
     // Every governance decision goes to the hash-chained audit log in the same database; its
@@ -325,7 +385,7 @@ pub async fn build_runtime(
     let audit_witnesses = audit_witnesses(global, &config)?;
     Ok(compose::compose(Composition {
         config,
-        store: Arc::new(store),
+        store: store.shared(),
         providers: &providers,
         metrics,
         governance,

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             Command::Approvals(args) => commands::approvals::run(args).await,
             Command::Replay(args) => commands::replay::run(&cli.global, args).await,
             Command::Retention(args) => commands::retention::run(&cli.global, args).await,
+            Command::Db(args) => commands::db::run(&cli.global, args).await,
         }
     });
     match result {

@@ -119,7 +119,12 @@ impl Layers {
 
     /// Validates the sections this crate owns (settings, providers, agents, workflows).
     pub fn core(&mut self) -> Option<AmasConfig> {
-        validate::validate(&self.tree, self.opts.config_dir.as_deref(), &mut self.diag)
+        validate::validate(
+            &self.tree,
+            self.opts.config_dir.as_deref(),
+            &self.opts.env,
+            &mut self.diag,
+        )
     }
 
     /// Validates the section `S` owns.

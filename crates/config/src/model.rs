@@ -21,6 +21,7 @@ pub struct AmasConfig {
     pub retention: RetentionConfig,
     pub clearance: ClearanceConfig,
     pub audit: AuditConfig,
+    pub store: StoreConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Per provider, the data classification levels it may receive (`trusted_for`).
     pub provider_trust: BTreeMap<String, Vec<String>>,
@@ -290,6 +291,41 @@ pub struct HttpWitnessConfig {
     pub url: String,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
+}
+
+/// Where the journal, the approvals and the audit log live (`store:`, docs/deployment.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreConfig {
+    #[serde(flatten)]
+    pub backend: StoreBackend,
+    /// Whether a start brings the schema up to date; when false, a start refuses a schema
+    /// behind the binary (AMAS-STORE-0012) until `amas db migrate` ran.
+    pub migrate_on_start: bool,
+}
+
+/// The database backend, chosen in config or by the URL variable being set.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// The embedded default: `amas.db` in `dir`, or in the data directory when `None`.
+    Sqlite { dir: Option<PathBuf> },
+    /// A PostgreSQL server shared by every process of an installation.
+    Postgres(PostgresStoreConfig),
+}
+
+/// A PostgreSQL store.
+#[derive(Clone, Debug, Serialize)]
+pub struct PostgresStoreConfig {
+    /// The environment variable the URL was read from.
+    pub url_env: String,
+    /// The URL, read from `url_env`; shown with its password redacted, never whole.
+    #[serde(serialize_with = "crate::redacted::url")]
+    pub url: secrecy::SecretString,
+    /// Connections this process keeps at most.
+    pub pool_size: u32,
+    /// The schema holding AMAS's tables (created when missing); `None`: the connection's
+    /// default (usually `public`).
+    pub schema: Option<String>,
 }
 
 /// How long task payloads are kept, by classification level, and how often the purge runs.

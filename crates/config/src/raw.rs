@@ -288,3 +288,15 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
 }
+
+/// The store: every key optional, the defaults live in code (`validate/store.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub backend: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub url_env: Option<String>,
+    pub pool_size: Option<u64>,
+    pub schema: Option<String>,
+    pub migrate_on_start: Option<bool>,
+}

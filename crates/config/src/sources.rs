@@ -48,7 +48,7 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
-pub(crate) const SETTINGS_SECTIONS: [&str; 7] = [
+pub(crate) const SETTINGS_SECTIONS: [&str; 8] = [
     "server",
     "auth",
     "runtime",
@@ -56,9 +56,10 @@ pub(crate) const SETTINGS_SECTIONS: [&str; 7] = [
     "retention",
     "clearance",
     "audit",
+    "store",
 ];
 /// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 12] = [
+pub(crate) const SECTIONS: [&str; 13] = [
     "server",
     "auth",
     "runtime",
@@ -66,6 +67,7 @@ pub(crate) const SECTIONS: [&str; 12] = [
     "retention",
     "clearance",
     "audit",
+    "store",
     "providers",
     "agents",
     "workflows",

@@ -44,6 +44,26 @@ pub enum StoreError {
     /// The data directory, or something in it, cannot be made accessible to its owner only.
     #[error("data directory not private: {0}")]
     NotPrivate(String),
+    /// A newer AMAS migrated the database: this binary does not know its schema and refuses
+    /// to use it.
+    #[error(
+        "the database schema (version {database}) is newer than this binary knows (version \
+         {binary}); run the AMAS version that migrated it, or a newer one"
+    )]
+    SchemaNewer { database: i64, binary: i64 },
+    /// Migrations are pending and starts do not migrate (`store.migrate_on_start: false`).
+    #[error(
+        "the database schema (version {database}) is behind this binary (version {binary}, \
+         {pending} migrations pending); run `amas db migrate` first"
+    )]
+    SchemaBehind {
+        database: i64,
+        binary: i64,
+        pending: usize,
+    },
+    /// `amas db copy` found data in the target that is not a copy of the source.
+    #[error("the copy target is not empty: {0}; copy into an empty database or schema")]
+    TargetNotEmpty(String),
 }
 
 impl StoreError {
@@ -61,6 +81,9 @@ impl StoreError {
             Self::Closed => codes::STORE_CLOSED,
             Self::NotPrivate(_) => codes::STORE_NOT_PRIVATE,
             Self::TaskEnded { .. } => codes::STORE_TASK_ENDED,
+            Self::SchemaNewer { .. } => codes::STORE_SCHEMA_NEWER,
+            Self::SchemaBehind { .. } => codes::STORE_SCHEMA_BEHIND,
+            Self::TargetNotEmpty(_) => codes::STORE_TARGET_NOT_EMPTY,
         }
     }
 
@@ -77,7 +100,10 @@ impl StoreError {
             | Self::NotPurgeable { .. }
             | Self::Closed
             | Self::TaskEnded { .. }
-            | Self::NotPrivate(_) => false,
+            | Self::NotPrivate(_)
+            | Self::SchemaNewer { .. }
+            | Self::SchemaBehind { .. }
+            | Self::TargetNotEmpty(_) => false,
         }
     }
 }
@@ -153,6 +179,16 @@ mod tests {
                 status: TaskStatus::Cancelled,
             },
             StoreError::NotPrivate(String::new()),
+            StoreError::SchemaNewer {
+                database: 6,
+                binary: 5,
+            },
+            StoreError::SchemaBehind {
+                database: 4,
+                binary: 5,
+                pending: 1,
+            },
+            StoreError::TargetNotEmpty(String::new()),
         ];
         let codes: Vec<_> = all.iter().map(StoreError::code).collect();
         assert_eq!(
@@ -167,7 +203,10 @@ mod tests {
                 "AMAS-STORE-0007",
                 "AMAS-STORE-0008",
                 "AMAS-STORE-0010",
-                "AMAS-STORE-0009"
+                "AMAS-STORE-0009",
+                "AMAS-STORE-0011",
+                "AMAS-STORE-0012",
+                "AMAS-STORE-0013"
             ]
         );
     }

@@ -1,18 +1,23 @@
 //! Durable storage. One trait per capability ([`TaskJournal`] for now), a SQLite backend (the
 //! embedded default) and a PostgreSQL backend, and one conformance suite ([`conformance`]) that
-//! every backend passes.
+//! every backend passes. [`Store::open`] opens the one the `store` section selects, its schema
+//! checked ([`schema`]); [`copy`] moves an installation from SQLite to PostgreSQL.
 
 pub mod audit;
+mod backend;
 mod commit;
 pub mod conformance;
+pub mod copy;
 mod error;
 mod postgres;
 pub mod private;
 pub mod retention;
+pub mod schema;
 mod shared;
 mod sqlite;
 
 pub use audit::{AuditLog, AuditRecord, AuditWriter};
+pub use backend::{OpenOptions, SchemaAction, Store, location, sqlite_dir};
 pub use commit::{Append, Committed, GroupCommit};
 pub use error::StoreError;
 pub use postgres::PostgresStore;

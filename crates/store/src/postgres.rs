@@ -18,7 +18,7 @@ use crate::{
 
 mod group;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A [`TaskJournal`] in a PostgreSQL database.
 #[derive(Clone, Debug)]
@@ -35,8 +35,9 @@ impl PostgresStore {
     /// [`StoreError::InvalidConfig`] for a URL that does not parse; [`StoreError::Backend`] when
     /// the server cannot be reached; [`StoreError::Migration`] when migrating fails.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = parse_url(url)?;
-        Self::connect_with(options, max_connections, None).await
+        let store = Self::unmigrated(url, max_connections, None).await?;
+        MIGRATOR.run(&store.pool).await?;
+        Ok(store)
     }
 
     /// Like [`PostgresStore::connect`], with every table in `schema` (created when missing):
@@ -50,30 +51,39 @@ impl PostgresStore {
         max_connections: u32,
         schema: &str,
     ) -> Result<Self, StoreError> {
-        validate_schema_name(schema)?;
-        let options = parse_url(url)?;
-        let mut conn = PgConnection::connect_with(&options).await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-        )))
-        .execute(&mut conn)
-        .await?;
-        conn.close().await?;
-        let options = options.options([("search_path", schema)]);
-        Self::connect_with(options, max_connections, Some(schema.to_owned())).await
+        let store = Self::unmigrated(url, max_connections, Some(schema)).await?;
+        MIGRATOR.run(&store.pool).await?;
+        Ok(store)
     }
 
-    async fn connect_with(
-        options: PgConnectOptions,
+    /// Connects as [`PostgresStore::connect_in_schema`] (or [`PostgresStore::connect`] without
+    /// a schema) does, without touching the tables: for [`crate::Store::open`], which decides
+    /// about migrations.
+    pub(crate) async fn unmigrated(
+        url: &str,
         max_connections: u32,
-        schema: Option<String>,
+        schema: Option<&str>,
     ) -> Result<Self, StoreError> {
+        let mut options = parse_url(url)?;
+        if let Some(schema) = schema {
+            validate_schema_name(schema)?;
+            let mut conn = PgConnection::connect_with(&options).await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&mut conn)
+            .await?;
+            conn.close().await?;
+            options = options.options([("search_path", schema)]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, schema })
+        Ok(Self {
+            pool,
+            schema: schema.map(str::to_owned),
+        })
     }
 
     /// The connection pool, for other stores that share the database.

@@ -26,7 +26,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQLite has one writer at a time; a few connections let reads run beside it.
 const FILE_POOL_SIZE: u32 = 4;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// A [`TaskJournal`] in a SQLite database.
 #[derive(Clone, Debug)]
@@ -55,6 +55,14 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub async fn open_with(data_dir: &Path, full_sync: bool) -> Result<Self, StoreError> {
+        let store = Self::unmigrated(data_dir, full_sync).await?;
+        MIGRATOR.run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Opens (creating if needed) `data_dir/amas.db` as [`SqliteStore::open_with`] does, without
+    /// touching its schema: for [`crate::Store::open`], which decides about migrations.
+    pub(crate) async fn unmigrated(data_dir: &Path, full_sync: bool) -> Result<Self, StoreError> {
         // Owner-only before SQLite sees it: SQLite gives the WAL and shared-memory files the
         // database file's mode, so they are owner-only too.
         let db = data_dir.join("amas.db");
@@ -84,7 +92,10 @@ impl SqliteStore {
             .max_connections(FILE_POOL_SIZE)
             .connect_with(options)
             .await?;
-        Self::migrated(pool, Some(data_dir.to_owned())).await
+        Ok(Self {
+            pool,
+            data_dir: Some(data_dir.to_owned()),
+        })
     }
 
     /// A private in-memory database, for tests. One connection that never closes, because each

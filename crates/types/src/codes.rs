@@ -123,6 +123,9 @@ registry! {
     STORE_CLOSED = "AMAS-STORE-0008": "Store writer is shut down";
     STORE_NOT_PRIVATE = "AMAS-STORE-0009": "Data directory cannot be made private";
     STORE_TASK_ENDED = "AMAS-STORE-0010": "Task has ended: its journal is closed";
+    STORE_SCHEMA_NEWER = "AMAS-STORE-0011": "Database schema is newer than this binary";
+    STORE_SCHEMA_BEHIND = "AMAS-STORE-0012": "Database schema is behind: migrations pending";
+    STORE_TARGET_NOT_EMPTY = "AMAS-STORE-0013": "Copy target is not empty";
     TASK_UNKNOWN_TYPE = "AMAS-TASK-0001": "Unknown task type";
     TASK_CANCELLED = "AMAS-TASK-0002": "Task cancelled";
     TASK_QUEUE_FULL = "AMAS-TASK-0003": "Task queue full";

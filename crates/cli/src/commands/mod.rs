@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod config;
+pub mod db;
 pub mod policy;
 pub mod redact;
 pub mod replay;

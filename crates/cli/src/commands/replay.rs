@@ -8,11 +8,12 @@ use anyhow::Context;
 
 use amas_policy::{PolicyEngine, RegoPolicyEngine};
 use amas_runtime::ReplayReport;
-use amas_store::TaskJournal;
 use amas_types::TaskId;
 
 use crate::args::{Global, ReplayArgs, ReplayFormat};
-use crate::bootstrap::{Loaded, UsageError, data_protector, governance, load, open_existing_store};
+use crate::bootstrap::{
+    Loaded, StoreNeed, UsageError, data_protector, governance, load, open_store,
+};
 use crate::commands::print_stdout;
 
 /// Exit code when some decision would now come out differently.
@@ -30,16 +31,20 @@ pub async fn run(global: &Global, args: ReplayArgs) -> anyhow::Result<u8> {
     } = load(global)?;
     let config = Arc::new(config);
     let policy = replay_policy(global)?;
-    let store = open_existing_store(global).await?;
-    let records = store.read(task, 0).await.context("reading the journal");
+    let store = open_store(global, &config, StoreNeed::Existing).await?;
+    let location = amas_store::location(&config.store, &global.data_dir);
+    let records = store
+        .as_dyn()
+        .read(task, 0)
+        .await
+        .context("reading the journal");
     store.close().await;
     // The production composition's governance, asked from a pipeline of the replay's own.
     let governance = governance(global, tools, data_protector(dataprotect)?, policy)?;
     let replayer = amas_runtime::compose::replayer(config, governance)?;
     let report = replayer.replay(&records?).ok_or_else(|| {
         UsageError(format!(
-            "no task {task} in {} (set --data-dir)",
-            global.data_dir.display()
+            "no task {task} in {location} (set --data-dir, or AMAS_DATABASE_URL)"
         ))
     })?;
     match args.format {

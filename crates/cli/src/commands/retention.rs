@@ -11,8 +11,8 @@ use amas_telemetry::Metrics;
 
 use crate::args::{Global, RetentionArgs, RetentionCommand, RetentionFormat};
 use crate::bootstrap::{
-    Loaded, UsageError, build_policy, build_runtime, data_protector, governance, init_telemetry,
-    load, open_existing_store,
+    Loaded, StoreNeed, UsageError, build_policy, build_runtime, data_protector, governance,
+    init_telemetry, load, open_store,
 };
 use crate::commands::print_stdout;
 
@@ -28,13 +28,16 @@ pub async fn run(global: &Global, args: RetentionArgs) -> anyhow::Result<u8> {
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| UsageError(format!("--now {text:?} is not an RFC 3339 time: {e}")))?,
     };
-    // Purging must not create an empty database.
-    open_existing_store(global).await?.close().await;
     let Loaded {
         config,
         tools,
         dataprotect,
     } = load(global)?;
+    // Purging must not create an empty database.
+    open_store(global, &config, StoreNeed::Existing)
+        .await?
+        .close()
+        .await;
     let config = Arc::new(config);
     let _telemetry = init_telemetry(global, "warn")?;
     let metrics = Metrics::new();

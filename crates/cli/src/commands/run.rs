@@ -74,7 +74,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     if resumed > 0 {
         eprintln!(
             "resuming {resumed} unfinished task(s) from {}",
-            global.data_dir.display()
+            amas_store::location(&config.store, &global.data_dir)
         );
     }
     let submitted = runtime

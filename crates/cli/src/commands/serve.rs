@@ -59,7 +59,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let local = listener.local_addr()?;
-    info!(listen = %local, data_dir = %global.data_dir.display(), "AMAS is serving.");
+    info!(
+        listen = %local,
+        data_dir = %global.data_dir.display(),
+        store = %amas_store::location(&config.store, &global.data_dir),
+        "AMAS is serving."
+    );
     // Tests and scripts read the bound address (the port may be 0 in config) from stdout.
     println!("listening on {local}");
     let state = AppState {

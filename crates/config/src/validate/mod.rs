@@ -7,6 +7,7 @@ mod graph;
 mod oidc;
 mod providers;
 mod settings;
+mod store;
 mod workflows;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use crate::sources::{Tree, key_text};
 pub(crate) fn validate(
     tree: &Tree,
     config_dir: Option<&Path>,
+    env: &[(String, String)],
     diag: &mut Diagnostics,
 ) -> Option<AmasConfig> {
     let empty = Mapping::new();
@@ -35,6 +37,7 @@ pub(crate) fn validate(
     let retention = settings::retention(tree, diag);
     let clearance = settings::clearance(tree, diag);
     let audit = audit::audit(tree, diag);
+    let store = store::store(tree, env, diag);
     let (providers, provider_trust, provider_prices) =
         providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
@@ -44,6 +47,7 @@ pub(crate) fn validate(
     let retention = retention?;
     let clearance = clearance?;
     let audit = audit?;
+    let store = store?;
     diag.errors.is_empty().then_some(AmasConfig {
         server,
         auth,
@@ -52,6 +56,7 @@ pub(crate) fn validate(
         retention,
         clearance,
         audit,
+        store,
         providers,
         provider_trust,
         provider_prices,

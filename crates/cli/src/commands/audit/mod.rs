@@ -19,7 +19,7 @@ use amas_types::codes;
 
 use crate::EXIT_FAILED;
 use crate::args::{AuditArgs, AuditCommand, AuditFormat, Global};
-use crate::bootstrap::{UsageError, load_config, open_existing_store, witness_file};
+use crate::bootstrap::{StoreNeed, UsageError, load_config, open_store, witness_file};
 
 /// Records per read while exporting.
 const EXPORT_PAGE: u32 = 1000;
@@ -35,8 +35,9 @@ pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<u8> {
         AuditCommand::PublicKeys => print_public_keys(global),
         command => {
             // Verifying or exporting must not create an empty database.
-            let store = open_existing_store(global).await?;
-            let code = on_store(global, &store, command).await;
+            let config = load_config(global)?;
+            let store = open_store(global, &config, StoreNeed::Existing).await?;
+            let code = on_store(global, store.as_dyn(), command).await;
             store.close().await;
             code
         }
@@ -45,7 +46,7 @@ pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<u8> {
 
 async fn on_store(
     global: &Global,
-    store: &amas_store::SqliteStore,
+    store: &dyn AuditLog,
     command: AuditCommand,
 ) -> anyhow::Result<u8> {
     match command {

@@ -35,7 +35,7 @@ pub(super) fn scope(
 /// temporary file beside `file` and renames it into place: a refused or failed export leaves
 /// no pack behind.
 pub(super) async fn export(
-    log: &amas_store::SqliteStore,
+    log: &dyn amas_store::AuditLog,
     keys: &Ed25519Verifier,
     witness: Option<&Path>,
     scope: Scope,

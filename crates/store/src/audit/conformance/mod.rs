@@ -13,7 +13,7 @@
 //! ```
 
 mod checks;
-mod fixtures;
+pub(crate) mod fixtures;
 mod witness;
 mod writer;
 

@@ -1,0 +1,132 @@
+//! The `store` section: SQLite in the data directory by default, PostgreSQL selected by the URL
+//! variable alone, every bad combination reported with its key path and never with the URL,
+//! and the URL shown by the dump with its password redacted.
+
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+use std::path::Path;
+
+use amas_config::{LoadOptions, StoreBackend, load};
+use secrecy::ExposeSecret as _;
+
+const URL: &str = "postgres://amas:hunter2@db.internal:5432/amas";
+
+fn with(settings: Option<&str>, env: &[(&str, &str)]) -> Result<amas_config::AmasConfig, String> {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(yaml) = settings {
+        std::fs::write(dir.path().join("settings.yaml"), yaml).unwrap();
+    }
+    load(&LoadOptions {
+        config_dir: Some(dir.path().to_path_buf()),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn sqlite_in_the_data_directory_by_default() {
+    let store = with(None, &[]).unwrap().store;
+    assert!(matches!(store.backend, StoreBackend::Sqlite { dir: None }));
+    assert!(store.migrate_on_start);
+    let store = with(Some("store:\n  dir: /var/lib/amas\n"), &[])
+        .unwrap()
+        .store;
+    assert!(matches!(
+        store.backend,
+        StoreBackend::Sqlite { dir: Some(d) } if d == Path::new("/var/lib/amas")
+    ));
+}
+
+/// The variable alone selects PostgreSQL; `AMAS__STORE__...` sets the rest.
+#[test]
+fn the_url_variable_alone_selects_postgres() {
+    let store = with(None, &[("AMAS_DATABASE_URL", URL)]).unwrap().store;
+    let StoreBackend::Postgres(pg) = &store.backend else {
+        panic!("{store:?}");
+    };
+    assert_eq!(pg.url.expose_secret(), URL);
+    assert_eq!(
+        (pg.url_env.as_str(), pg.pool_size, pg.schema.as_deref()),
+        ("AMAS_DATABASE_URL", 10, None)
+    );
+    let store = with(
+        Some("store:\n  url_env: MY_DB\n"),
+        &[
+            ("MY_DB", URL),
+            ("AMAS__STORE__POOL_SIZE", "3"),
+            ("AMAS__STORE__SCHEMA", "amas"),
+            ("AMAS__STORE__MIGRATE_ON_START", "false"),
+        ],
+    )
+    .unwrap()
+    .store;
+    let StoreBackend::Postgres(pg) = &store.backend else {
+        panic!("{store:?}");
+    };
+    assert_eq!((pg.pool_size, pg.schema.as_deref()), (3, Some("amas")));
+    assert!(!store.migrate_on_start);
+    // `backend: sqlite` keeps SQLite even with the variable set.
+    let store = with(
+        Some("store:\n  backend: sqlite\n"),
+        &[("AMAS_DATABASE_URL", URL)],
+    )
+    .unwrap()
+    .store;
+    assert!(matches!(store.backend, StoreBackend::Sqlite { .. }));
+}
+
+/// The dump (and the hash the audit log records) shows the server and user, never the password.
+#[test]
+fn the_dump_redacts_the_password() {
+    let config = with(None, &[("AMAS_DATABASE_URL", URL)]).unwrap();
+    let doc = serde_json::to_value(&config).unwrap();
+    assert_eq!(doc["store"]["backend"], "postgres");
+    assert_eq!(
+        doc["store"]["url"],
+        "postgres://amas:<redacted>@db.internal:5432/amas"
+    );
+    assert!(!doc.to_string().contains("hunter2"));
+}
+
+#[test]
+fn bad_store_settings_are_reported_without_the_url() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 6] = [
+        ("store:\n  backend: postgres\n", &[], "store.url_env"),
+        ("store:\n  backend: mysql\n", &[], "store.backend"),
+        (
+            "store:\n  dir: /var/lib/amas\n",
+            &[("AMAS_DATABASE_URL", URL)],
+            "store.dir",
+        ),
+        (
+            "store:\n  schema: Bad-Name\n",
+            &[("AMAS_DATABASE_URL", URL)],
+            "store.schema",
+        ),
+        (
+            "store:\n  pool_size: 0\n",
+            &[("AMAS_DATABASE_URL", URL)],
+            "store.pool_size",
+        ),
+        ("store:\n  bogus: 1\n", &[], "store.bogus"),
+    ];
+    for (yaml, env, path) in cases {
+        let err = with(Some(yaml), env).unwrap_err();
+        assert!(err.contains(path), "{yaml}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    let err = with(
+        None,
+        &[("AMAS_DATABASE_URL", "mysql://amas:hunter2@db/amas")],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("AMAS-CFG-0003") && err.contains("postgres://"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
