@@ -117,6 +117,45 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The probes alone, for a process that serves no API (`amas serve --role worker`):
+/// `/healthz`, `/readyz` and, when `server.metrics_public`, `/metrics`; everything else 404.
+pub fn probes(state: AppState) -> Router {
+    let guard = middleware::Guard::new(state.clone());
+    let mut public = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz));
+    if state.config.server.metrics_public {
+        public = public.route("/metrics", get(routes::metrics));
+    }
+    public
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            middleware::limit_unauthenticated,
+        ))
+        .route_layer(axum::middleware::from_fn(middleware::mark_route))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state)
+}
+
+/// [`serve`] with the [`probes`] only.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve_probes(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = state.config.server.clone();
+    let metrics = state.metrics.clone();
+    server::serve(listener, probes(state), &config, &metrics, shutdown).await
+}
+
 /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by
 /// `server.request_timeout`). Connections get the header size, header count and header read
 /// time limits of `server`, the write timeout, and at most `server.max_connections` are open at

@@ -369,6 +369,42 @@ pub struct ServeArgs {
     /// Address to listen on (overrides `server.listen`).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// What this process does: `api` accepts and reads tasks but runs none, `worker` runs tasks
+    /// claimed from the database and serves only /healthz, /readyz and /metrics, `all` both.
+    /// `api` and `worker` need PostgreSQL (any number of each on one database).
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    pub role: Role,
+}
+
+/// The role of an `amas serve` process (docs/deployment.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Api,
+    Worker,
+    All,
+}
+
+impl Role {
+    /// Whether this process runs tasks.
+    #[must_use]
+    pub fn runs_tasks(self) -> bool {
+        matches!(self, Self::Worker | Self::All)
+    }
+
+    /// Whether this process serves the API.
+    #[must_use]
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::Api | Self::All)
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Worker => "worker",
+            Self::All => "all",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -345,6 +345,7 @@ pub fn store_error(e: &amas_store::StoreError, location: &str) -> anyhow::Error 
         | E::Migration(_)
         | E::NotPurgeable { .. }
         | E::TaskEnded { .. }
+        | E::LeaseLost { .. }
         | E::Closed => anyhow::anyhow!(message),
     }
 }
@@ -374,6 +375,18 @@ pub async fn build_runtime(
     metrics: Metrics,
     governance: Governance,
 ) -> anyhow::Result<Runtime> {
+    Ok(build_runtime_on_store(global, config, metrics, governance)
+        .await?
+        .0)
+}
+
+/// [`build_runtime`], and the store it runs on (`amas serve` asks it for task leases).
+pub async fn build_runtime_on_store(
+    global: &Global,
+    config: Arc<AmasConfig>,
+    metrics: Metrics,
+    governance: Governance,
+) -> anyhow::Result<(Runtime, Store)> {
     secure_data_dir(global)?;
     let store = open_store(global, &config, StoreNeed::Create).await?;
     let providers = ProviderSet::from_config(&config.providers, metrics.clone())
@@ -383,7 +396,7 @@ pub async fn build_runtime(
     let audit_key = AuditKey::load_or_create(&global.data_dir)
         .map_err(|e| UsageError(format!("{}: {e}", e.code())))?;
     let audit_witnesses = audit_witnesses(global, &config)?;
-    Ok(compose::compose(Composition {
+    let runtime = compose::compose(Composition {
         config,
         store: store.shared(),
         providers: &providers,
@@ -392,7 +405,8 @@ pub async fn build_runtime(
         audit_signer: Arc::new(audit_key.signer()),
         audit_witnesses,
         workspaces: global.data_dir.join("workspaces"),
-    })?)
+    })?;
+    Ok((runtime, store))
 }
 
 /// The witness file `audit.witness.file` names (relative to the data directory); `None` when

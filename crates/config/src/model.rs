@@ -301,6 +301,31 @@ pub struct StoreConfig {
     /// Whether a start brings the schema up to date; when false, a start refuses a schema
     /// behind the binary (AMAS-STORE-0012) until `amas db migrate` ran.
     pub migrate_on_start: bool,
+    /// How worker processes hold their tasks on PostgreSQL (unused on SQLite).
+    pub leases: LeaseConfig,
+}
+
+/// Task leases of worker processes on PostgreSQL (`store.lease_ttl`, `store.claim_interval`;
+/// docs/deployment.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct LeaseConfig {
+    /// How long a claimed task stays a worker's without a renewal (renewed every third of
+    /// it): after a crash, another worker resumes the task this long after the last renewal.
+    #[serde(with = "humantime_secs")]
+    pub ttl: std::time::Duration,
+    /// How often an idle worker looks for runnable tasks (a submission to the same process
+    /// and a freed slot look at once).
+    #[serde(with = "humantime_secs")]
+    pub claim_interval: std::time::Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            ttl: std::time::Duration::from_secs(15),
+            claim_interval: std::time::Duration::from_millis(500),
+        }
+    }
 }
 
 /// The database backend, chosen in config or by the URL variable being set.

@@ -299,4 +299,6 @@ pub(crate) struct RawStore {
     pub pool_size: Option<u64>,
     pub schema: Option<String>,
     pub migrate_on_start: Option<bool>,
+    pub lease_ttl: Option<String>,
+    pub claim_interval: Option<String>,
 }

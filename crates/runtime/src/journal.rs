@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 
 use amas_store::audit::PendingAppend;
-use amas_store::{AuditWriter, StoreError, TaskJournal};
+use amas_store::{AuditWriter, Fence, StoreError, TaskJournal};
 use amas_types::{JournalEvent, JournalRecord, TaskId, TaskState};
 
 /// Unfinished tasks whose state is kept in memory at most; past it, reads go to the store.
@@ -65,7 +65,8 @@ impl Journal {
         }
     }
 
-    /// Queues an append without waiting for its commit (see [`AuditWriter::send`]).
+    /// Queues an append without waiting for its commit (see [`AuditWriter::send`]), under
+    /// the lease `fence` of the worker running the task, if any.
     ///
     /// # Errors
     /// [`StoreError::Closed`] when the writer is shut down.
@@ -74,8 +75,11 @@ impl Journal {
         task: TaskId,
         expected_last_seq: u64,
         events: Vec<JournalEvent>,
+        fence: Option<Fence>,
     ) -> Result<PendingAppend, StoreError> {
-        self.writer.send(task, expected_last_seq, events).await
+        self.writer
+            .send_fenced(task, expected_last_seq, events, fence)
+            .await
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn TaskJournal> {
@@ -93,8 +97,26 @@ impl Journal {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError> {
+        self.append_fenced(task, expected_last_seq, events, None)
+            .await
+    }
+
+    /// [`Journal::append`] under the lease `fence` of the worker running the task
+    /// ([`TaskJournal::append_fenced`]).
+    ///
+    /// # Errors
+    /// As [`TaskJournal::append_fenced`].
+    pub(crate) async fn append_fenced(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+        fence: Option<Fence>,
+    ) -> Result<Vec<JournalRecord>, StoreError> {
         // The writer published them before answering.
-        self.writer.append(task, expected_last_seq, events).await
+        self.writer
+            .append_fenced(task, expected_last_seq, events, fence)
+            .await
     }
 
     /// Seeds the read model with a task this process is about to run, from its whole journal

@@ -46,7 +46,7 @@ pub use lineage::{
 pub use reader::{LiveEvent, LiveEvents, Reader, ReleasedEvents, ReleasedTask, release_record};
 pub use replay::{DecisionDiff, ReplayReport, Replayer, Ruling};
 pub use retention::{PurgeReport, PurgedPayload, Retention, RetentionRun};
-pub use scheduler::Scheduler;
+pub use scheduler::{LeaseSettings, Scheduler};
 
 use std::sync::Arc;
 

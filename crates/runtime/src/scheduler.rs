@@ -4,15 +4,19 @@
 //! queued task to step execution ([`Executor`]) when a slot frees up, at most
 //! `runtime.max_concurrent_tasks` at once. It also owns what only the running process knows
 //! about a task (its writer and its cancel switch), so cancelling and draining live here.
+//!
+//! On PostgreSQL with several processes ([`Scheduler::claim_from`], [`Scheduler::run_elsewhere`])
+//! the queue is the database: workers claim runnable tasks under leases (`claims.rs`) and an
+//! API-only process runs none.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
-use amas_store::StoreError;
+use amas_store::{Lease, StoreError};
 use amas_telemetry::Metrics;
 use amas_types::{ApprovalStatus, JournalEvent, TaskId, TaskState};
 
@@ -21,10 +25,26 @@ use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::writer::TaskWriter;
 
-/// A running task's handles: its journal writer (shared with `cancel`) and its cancel switch.
+mod claims;
+
+pub use claims::LeaseSettings;
+
+/// A running task's handles: its journal writer (shared with `cancel`), its cancel switch and
+/// the lease it runs under (PostgreSQL workers).
 struct Running {
     writer: Arc<TaskWriter>,
     cancel: watch::Sender<bool>,
+    lease: Option<Lease>,
+}
+
+/// Where the tasks this process runs come from.
+enum Mode {
+    /// This process's own queue: admissions and recovery (one process; SQLite's only mode).
+    Local,
+    /// Leases claimed from the database, shared with other worker processes.
+    Claims(Arc<claims::Claims>),
+    /// None: tasks run in worker processes (`amas serve --role api`).
+    Elsewhere,
 }
 
 /// The queue, the slots and the tasks running in this process.
@@ -40,6 +60,10 @@ pub struct Scheduler {
     running: Mutex<HashMap<TaskId, Running>>,
     slots: Arc<Semaphore>,
     shutting_down: AtomicBool,
+    /// Set once, before [`Scheduler::start`]; unset is [`Mode::Local`].
+    mode: OnceLock<Mode>,
+    /// Signalled when a task's run ends (a slot is free: a claimer looks for work at once).
+    freed: Notify,
 }
 
 /// A place in the queue, taken before a submission is journaled so that a refused task leaves
@@ -88,7 +112,20 @@ impl Scheduler {
             running: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
             shutting_down: AtomicBool::new(false),
+            mode: OnceLock::new(),
+            freed: Notify::new(),
         }
+    }
+
+    fn mode(&self) -> &Mode {
+        self.mode.get().unwrap_or(&Mode::Local)
+    }
+
+    /// Runs no tasks in this process (`amas serve --role api`): admitted tasks stay queued in
+    /// the database for the worker processes to claim. Call before [`Scheduler::start`]; a
+    /// mode already chosen stays.
+    pub fn run_elsewhere(&self) {
+        let _ = self.mode.set(Mode::Elsewhere);
     }
 
     /// Starts the dispatcher that runs queued tasks, at most `max_concurrent_tasks` at once.
@@ -97,6 +134,14 @@ impl Scheduler {
         let Some(mut rx) = self.queue_rx.lock().await.take() else {
             return;
         };
+        match self.mode() {
+            Mode::Local => {}
+            Mode::Claims(claims) => {
+                self.start_claiming(Arc::clone(claims), rx);
+                return;
+            }
+            Mode::Elsewhere => return,
+        }
         let scheduler = Arc::clone(self);
         let mut stopping = amas_telemetry::tasks::global().stopping();
         amas_telemetry::tasks::spawn("runtime.dispatcher", async move {
@@ -118,7 +163,7 @@ impl Scheduler {
                     .set(i64::try_from(depth).unwrap_or(i64::MAX));
                 let scheduler = Arc::clone(&scheduler);
                 amas_telemetry::tasks::spawn("runtime.task", async move {
-                    scheduler.run_one(task).await;
+                    scheduler.run_one(task, None).await;
                     drop(permit);
                 });
             }
@@ -151,6 +196,17 @@ impl Scheduler {
     }
 
     fn enqueue_reserved(&self, task: TaskId) {
+        if !matches!(self.mode(), Mode::Local) {
+            // The database is the queue: whoever claims the task reads it from there, and this
+            // process's read model must not keep a state other processes move on.
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.journal.forget(task);
+            if matches!(self.mode(), Mode::Claims(_)) {
+                // A nudge: the claimer looks for work now rather than at its next poll.
+                let _ = self.queue_tx.send(task);
+            }
+            return;
+        }
         let depth = self.queued.load(Ordering::SeqCst);
         self.metrics
             .queue_depth
@@ -166,6 +222,10 @@ impl Scheduler {
     /// # Errors
     /// A store error.
     pub async fn recover(&self) -> Result<usize, RuntimeError> {
+        if !matches!(self.mode(), Mode::Local) {
+            // Workers claim unfinished tasks from the database as their leases allow.
+            return Ok(0);
+        }
         let unfinished = self.journal.store().unfinished().await?;
         for task in &unfinished {
             self.queued.fetch_add(1, Ordering::SeqCst);
@@ -262,6 +322,9 @@ impl Scheduler {
                         tasks = left,
                         "Tasks still running at shutdown; their last decisions may miss the audit log."
                     );
+                    // Their leases go now: another worker takes over at once, and whatever
+                    // these runs still try to append is refused by the fence.
+                    self.release_running().await;
                 }
                 return left;
             }
@@ -280,7 +343,7 @@ impl Scheduler {
         self.running.lock().await.len()
     }
 
-    async fn run_one(&self, task: TaskId) {
+    async fn run_one(&self, task: TaskId, lease: Option<Lease>) {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let writer = {
             let mut running = self.running.lock().await;
@@ -288,7 +351,9 @@ impl Scheduler {
             if running.contains_key(&task) || !self.admitting() {
                 return;
             }
-            let known = match self.journal.cached(task) {
+            // Under a lease, other processes may have written the task: only the store knows.
+            let cached = self.journal.cached(task).filter(|_| lease.is_none());
+            let known = match cached {
                 Some(state) => Ok(Some((state.status, state.last_seq))),
                 None => self
                     .journal
@@ -305,12 +370,21 @@ impl Scheduler {
                     return;
                 }
             };
-            let writer = Arc::new(TaskWriter::new(Arc::clone(&self.journal), task, last_seq));
+            if lease.is_some() {
+                self.journal.forget(task);
+            }
+            let writer = Arc::new(TaskWriter::new(
+                Arc::clone(&self.journal),
+                task,
+                last_seq,
+                lease.map(|l| l.fence()),
+            ));
             running.insert(
                 task,
                 Running {
                     writer: Arc::clone(&writer),
                     cancel: cancel_tx,
+                    lease,
                 },
             );
             writer
@@ -320,6 +394,11 @@ impl Scheduler {
             match e {
                 StoreError::Conflict { .. } => {
                     warn!(task.id = %task, "Another writer owns the task; stopping here.");
+                }
+                StoreError::LeaseLost { epoch, .. } => {
+                    // The fence of leases: another worker holds the task now (or will), and
+                    // resumes it from the journal; nothing of this run is written any more.
+                    warn!(task.id = %task, lease.epoch = epoch, error.code = amas_types::codes::STORE_LEASE_LOST, "The task's lease was lost; stopping here.");
                 }
                 StoreError::TaskEnded { status, .. } => {
                     // The fence: the task was cancelled (or ended) while a step still worked;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use amas_store::StoreError;
 use amas_store::audit::PendingAppend;
+use amas_store::{Fence, StoreError};
 use amas_types::{JournalEvent, JournalRecord, LineageNode, TaskId, TaskState};
 
 use crate::journal::Journal;
@@ -28,6 +28,9 @@ use crate::journal::Journal;
 pub(crate) struct TaskWriter {
     journal: Arc<Journal>,
     task: TaskId,
+    /// The lease this process runs the task under (PostgreSQL workers): every append carries
+    /// it, and the store refuses them all once the lease is lost.
+    fence: Option<Fence>,
     state: Mutex<WriterState>,
 }
 
@@ -63,10 +66,16 @@ impl WriterState {
 }
 
 impl TaskWriter {
-    pub(crate) fn new(journal: Arc<Journal>, task: TaskId, last_seq: u64) -> Self {
+    pub(crate) fn new(
+        journal: Arc<Journal>,
+        task: TaskId,
+        last_seq: u64,
+        fence: Option<Fence>,
+    ) -> Self {
         Self {
             journal,
             task,
+            fence,
             state: Mutex::new(WriterState {
                 last_seq,
                 deferred: Vec::new(),
@@ -105,7 +114,10 @@ impl TaskWriter {
         let mut batch = std::mem::take(&mut state.deferred);
         batch.extend(events);
         let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        let pending = self.journal.send(self.task, state.last_seq, batch).await?;
+        let pending = self
+            .journal
+            .send(self.task, state.last_seq, batch, self.fence)
+            .await?;
         state.last_seq += count;
         state.in_flight.push(pending);
         Ok(())
@@ -164,7 +176,10 @@ impl TaskWriter {
             return self.settle(state).await;
         }
         state.apply(events);
-        let result = self.journal.append(self.task, state.last_seq, &batch).await;
+        let result = self
+            .journal
+            .append_fenced(self.task, state.last_seq, &batch, self.fence)
+            .await;
         // What was queued before committed first (or failed, which explains this failure).
         self.settle(state).await?;
         let records = result?;

@@ -41,6 +41,7 @@ fn batch() -> (Vec<Append>, Vec<AuditRecord>) {
                 },
                 JournalEvent::TaskStarted,
             ],
+            fence: None,
         });
         audit.push(
             AuditRecord::new(

@@ -102,6 +102,15 @@ impl Store {
         }
     }
 
+    /// Task leases for worker processes sharing the database; `None` on SQLite (one process).
+    #[must_use]
+    pub fn leases(&self) -> Option<Arc<dyn crate::TaskLeases>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(Arc::new(s.clone())),
+        }
+    }
+
     /// The same, borrowed.
     #[must_use]
     pub fn as_dyn(&self) -> &dyn GroupCommit {

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 
 use amas_types::{JournalEvent, JournalRecord, TaskId};
 
+use crate::leases::Fence;
+
 use crate::audit::{AuditLog, AuditRecord, StoredAuditRecord};
 use crate::{StoreError, TaskJournal};
 
@@ -17,6 +19,9 @@ pub struct Append {
     pub task: TaskId,
     pub expected_last_seq: u64,
     pub events: Vec<JournalEvent>,
+    /// The lease of the worker making the append (`None`: not a worker's append, e.g. a
+    /// submission or a cancel); see [`TaskJournal::append_fenced`].
+    pub fence: Option<Fence>,
 }
 
 /// What a group commit wrote.
@@ -49,7 +54,10 @@ pub trait GroupCommit: TaskJournal + AuditLog {
     ) -> Result<Committed, StoreError> {
         let mut out = Vec::with_capacity(appends.len());
         for a in appends {
-            out.push(TaskJournal::append(self, a.task, a.expected_last_seq, &a.events).await);
+            out.push(
+                TaskJournal::append_fenced(self, a.task, a.expected_last_seq, &a.events, a.fence)
+                    .await,
+            );
         }
         let audit = AuditLog::append(self, audit).await?;
         Ok(Committed {

@@ -61,6 +61,14 @@ pub enum StoreError {
         binary: i64,
         pending: usize,
     },
+    /// A worker's append carried a lease epoch that is no longer the task's current one, or
+    /// its lease expired: another worker may run the task now. Nothing was written; the
+    /// worker stops the task.
+    #[error(
+        "task {task}: the lease with fencing epoch {epoch} is no longer held (expired, released \
+         or taken over by another worker); nothing was written"
+    )]
+    LeaseLost { task: TaskId, epoch: u64 },
     /// `amas db copy` found data in the target that is not a copy of the source.
     #[error("the copy target is not empty: {0}; copy into an empty database or schema")]
     TargetNotEmpty(String),
@@ -84,6 +92,7 @@ impl StoreError {
             Self::SchemaNewer { .. } => codes::STORE_SCHEMA_NEWER,
             Self::SchemaBehind { .. } => codes::STORE_SCHEMA_BEHIND,
             Self::TargetNotEmpty(_) => codes::STORE_TARGET_NOT_EMPTY,
+            Self::LeaseLost { .. } => codes::STORE_LEASE_LOST,
         }
     }
 
@@ -103,7 +112,8 @@ impl StoreError {
             | Self::NotPrivate(_)
             | Self::SchemaNewer { .. }
             | Self::SchemaBehind { .. }
-            | Self::TargetNotEmpty(_) => false,
+            | Self::TargetNotEmpty(_)
+            | Self::LeaseLost { .. } => false,
         }
     }
 }
@@ -189,6 +199,10 @@ mod tests {
                 pending: 1,
             },
             StoreError::TargetNotEmpty(String::new()),
+            StoreError::LeaseLost {
+                task: TaskId::new(),
+                epoch: 1,
+            },
         ];
         let codes: Vec<_> = all.iter().map(StoreError::code).collect();
         assert_eq!(
@@ -206,7 +220,8 @@ mod tests {
                 "AMAS-STORE-0009",
                 "AMAS-STORE-0011",
                 "AMAS-STORE-0012",
-                "AMAS-STORE-0013"
+                "AMAS-STORE-0013",
+                "AMAS-STORE-0014"
             ]
         );
     }

@@ -9,6 +9,7 @@ mod commit;
 pub mod conformance;
 pub mod copy;
 mod error;
+mod leases;
 mod postgres;
 pub mod private;
 pub mod retention;
@@ -20,6 +21,7 @@ pub use audit::{AuditLog, AuditRecord, AuditWriter};
 pub use backend::{OpenOptions, SchemaAction, Store, location, sqlite_dir};
 pub use commit::{Append, Committed, GroupCommit};
 pub use error::StoreError;
+pub use leases::{Fence, Lease, TaskLeases};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -49,6 +51,29 @@ pub trait TaskJournal: Send + Sync {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError>;
+
+    /// [`TaskJournal::append`] by a worker holding a lease on `task` ([`TaskLeases`]): with
+    /// `fence`, the append is refused unless the fence's epoch is the task's current one and
+    /// its lease has not expired, checked under the same lock as the seq and the end fence. A
+    /// worker that lost its lease (expired, released, taken over) can never append again for
+    /// the task. Without `fence`, as [`TaskJournal::append`].
+    ///
+    /// The default, for backends without leases (SQLite: one process), refuses every fence.
+    ///
+    /// # Errors
+    /// As [`TaskJournal::append`]; [`StoreError::LeaseLost`] for a fence that is not current.
+    async fn append_fenced(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+        fence: Option<Fence>,
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        match fence {
+            None => self.append(task, expected_last_seq, events).await,
+            Some(_) => Err(leases::unsupported()),
+        }
+    }
 
     /// The events of `task` with seq > `after_seq`, in order. Empty for an unknown task.
     async fn read(&self, task: TaskId, after_seq: u64) -> Result<Vec<JournalRecord>, StoreError>;

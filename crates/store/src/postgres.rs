@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod group;
+mod leases;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -173,6 +174,7 @@ impl PostgresStore {
         task: TaskId,
         expected_last_seq: u64,
         events: &[JournalEvent],
+        fence: Option<crate::Fence>,
     ) -> Result<Vec<JournalRecord>, Failed> {
         shared::validate(expected_last_seq, events)?;
         let encoded = shared::encode(expected_last_seq, events)?;
@@ -199,6 +201,12 @@ impl PostgresStore {
         // makes it exact: an append waiting behind the one that ended the task sees the end.
         if let Some((_, status, _)) = &current {
             shared::refuse_if_ended(task, *status)?;
+        }
+        // Then the lease's fence, under the same row lock (every claim takes it too): a worker
+        // whose epoch is not current, or whose lease expired, writes nothing.
+        if let Some(fence) = fence {
+            let held = leases::current(&mut tx, &[task.0]).await?;
+            leases::check(&held, task, fence)?;
         }
         let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
         let current_exists = current.is_some();
@@ -338,7 +346,21 @@ impl TaskJournal for PostgresStore {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError> {
-        match self.try_append(task, expected_last_seq, events).await {
+        self.append_fenced(task, expected_last_seq, events, None)
+            .await
+    }
+
+    async fn append_fenced(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+        fence: Option<crate::Fence>,
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        match self
+            .try_append(task, expected_last_seq, events, fence)
+            .await
+        {
             Ok(records) => Ok(records),
             Err(Failed::Store(e)) => Err(e),
             Err(Failed::Raced) => Err(StoreError::Conflict {

@@ -208,8 +208,12 @@ impl SqliteStore {
         let mut rounds: Vec<Vec<Prepared<'_>>> = Vec::new();
         let mut occurrences: BTreeMap<TaskId, usize> = BTreeMap::new();
         for (index, a) in appends.iter().enumerate() {
-            let prepared = shared::validate(a.expected_last_seq, &a.events)
-                .and_then(|()| shared::encode(a.expected_last_seq, &a.events));
+            // One process, no leases: a fenced append is refused, never silently unfenced.
+            let prepared = match a.fence {
+                Some(_) => Err(crate::leases::unsupported()),
+                None => shared::validate(a.expected_last_seq, &a.events),
+            }
+            .and_then(|()| shared::encode(a.expected_last_seq, &a.events));
             match prepared {
                 Ok(encoded) => {
                     let round = occurrences.entry(a.task).or_default();
@@ -518,6 +522,7 @@ impl TaskJournal for SqliteStore {
             task,
             expected_last_seq,
             events: events.to_vec(),
+            fence: None,
         };
         match self.try_group(std::slice::from_ref(&append), &[]).await {
             Ok(mut committed) => committed.appends.pop().unwrap_or_else(|| {

@@ -92,21 +92,25 @@ async fn a_group_commit_is_one_transaction() {
             task: new_a,
             expected_last_seq: 0,
             events: vec![submission(), JournalEvent::TaskStarted],
+            fence: None,
         },
         Append {
             task: old,
             expected_last_seq: 1,
             events: vec![JournalEvent::TaskStarted],
+            fence: None,
         },
         Append {
             task: new_b,
             expected_last_seq: 0,
             events: vec![submission()],
+            fence: None,
         },
         Append {
             task: new_b,
             expected_last_seq: 1,
             events: vec![JournalEvent::TaskStarted],
+            fence: None,
         },
     ];
     let committed = store
@@ -170,11 +174,13 @@ async fn a_task_created_elsewhere_meanwhile_refuses_only_its_append() {
             task: contested,
             expected_last_seq: 0,
             events: vec![submission()],
+            fence: None,
         },
         Append {
             task: other,
             expected_last_seq: 0,
             events: vec![submission()],
+            fence: None,
         },
     ];
     let racing = {

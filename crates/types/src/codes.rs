@@ -126,6 +126,7 @@ registry! {
     STORE_SCHEMA_NEWER = "AMAS-STORE-0011": "Database schema is newer than this binary";
     STORE_SCHEMA_BEHIND = "AMAS-STORE-0012": "Database schema is behind: migrations pending";
     STORE_TARGET_NOT_EMPTY = "AMAS-STORE-0013": "Copy target is not empty";
+    STORE_LEASE_LOST = "AMAS-STORE-0014": "Task lease lost: the append's fencing epoch is stale";
     TASK_UNKNOWN_TYPE = "AMAS-TASK-0001": "Unknown task type";
     TASK_CANCELLED = "AMAS-TASK-0002": "Task cancelled";
     TASK_QUEUE_FULL = "AMAS-TASK-0003": "Task queue full";

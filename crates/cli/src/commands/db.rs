@@ -131,10 +131,12 @@ async fn copy(
             dir: Some(source_dir(global, from)?),
         },
         migrate_on_start: config.store.migrate_on_start,
+        leases: config.store.leases.clone(),
     };
     let target = StoreConfig {
         backend: StoreBackend::Postgres(target_config(config, to, schema)?),
         migrate_on_start: true,
+        leases: config.store.leases.clone(),
     };
     let from_location = amas_store::location(&source, &global.data_dir);
     let to_location = amas_store::location(&target, &global.data_dir);

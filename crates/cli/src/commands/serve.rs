@@ -1,5 +1,6 @@
 //! `amas serve`: load config, init telemetry, build state, resume unfinished tasks, serve until
-//! a signal, drain.
+//! a signal, drain. `--role` splits the work between processes on PostgreSQL: `api` processes
+//! accept and read, `worker` processes claim and run tasks under leases, `all` does both.
 
 use std::sync::Arc;
 
@@ -12,9 +13,13 @@ use amas_governance::LocalIssuer;
 use amas_governance::auth::verifier_from_config;
 use amas_telemetry::Metrics;
 
-use crate::args::{Global, ServeArgs};
+use amas_runtime::{LeaseSettings, Runtime};
+use amas_store::Store;
+
+use crate::args::{Global, Role, ServeArgs};
 use crate::bootstrap::{
-    Loaded, build_policy, build_runtime, data_protector, governance, init_telemetry, load,
+    Loaded, UsageError, build_policy, build_runtime_on_store, data_protector, governance,
+    init_telemetry, load,
 };
 
 /// How long running tasks get to reach a pause at shutdown.
@@ -40,7 +45,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let (policy, policy_watch) = build_policy(global)?;
     let protector = data_protector(dataprotect)?;
     let governance = governance(global, tools, protector, Arc::clone(&policy))?;
-    let runtime = build_runtime(global, Arc::clone(&config), metrics.clone(), governance).await?;
+    let (runtime, store) =
+        build_runtime_on_store(global, Arc::clone(&config), metrics.clone(), governance).await?;
+    let worker = assign_role(&runtime, &store, args.role, &config.store.leases)?;
     policy_watch.audit_to(&runtime, &config_hash).await;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,
@@ -61,6 +68,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let local = listener.local_addr()?;
     info!(
         listen = %local,
+        role = args.role.as_str(),
+        worker = worker.as_deref().unwrap_or("-"),
         data_dir = %global.data_dir.display(),
         store = %amas_store::location(&config.store, &global.data_dir),
         "AMAS is serving."
@@ -74,7 +83,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         metrics,
         config,
     };
-    amas_api::serve(listener, state, shutdown_signal()).await?;
+    if args.role.serves_api() {
+        amas_api::serve(listener, state, shutdown_signal()).await?;
+    } else {
+        amas_api::serve_probes(listener, state, shutdown_signal()).await?;
+    }
     // Running tasks stop (they resume at the next start), then every other tracked background
     // task, before the audit log closes: the records they queued are committed, not lost.
     runtime.scheduler().drain(DRAIN_PATIENCE).await;
@@ -91,6 +104,38 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     runtime.access().close_audit().await;
     info!("AMAS stopped serving; unfinished tasks resume at the next start.");
     Ok(0)
+}
+
+/// Where this process's tasks come from, by `role`: its own queue (`all` on SQLite), leases
+/// claimed from PostgreSQL (`worker`, `all`), or nowhere (`api`). Returns the worker's name
+/// when it claims.
+fn assign_role(
+    runtime: &Runtime,
+    store: &Store,
+    role: Role,
+    leases: &amas_config::LeaseConfig,
+) -> anyhow::Result<Option<String>> {
+    let Some(claims) = store.leases() else {
+        if role != Role::All {
+            return Err(UsageError(format!(
+                "--role {} needs PostgreSQL (set AMAS_DATABASE_URL): the embedded SQLite store \
+                 runs API and tasks in one process (--role all)",
+                role.as_str()
+            ))
+            .into());
+        }
+        return Ok(None);
+    };
+    if role.runs_tasks() {
+        Ok(Some(
+            runtime
+                .scheduler()
+                .claim_from(claims, LeaseSettings::from(leases)),
+        ))
+    } else {
+        runtime.scheduler().run_elsewhere();
+        Ok(None)
+    }
 }
 
 async fn shutdown_signal() {

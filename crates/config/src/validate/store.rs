@@ -4,10 +4,12 @@
 
 use secrecy::SecretString;
 
-use super::int;
+use std::time::Duration;
+
 use super::settings::section;
+use super::{duration, int};
 use crate::diag::{Diagnostics, KeyPath};
-use crate::model::{PostgresStoreConfig, StoreBackend, StoreConfig};
+use crate::model::{LeaseConfig, PostgresStoreConfig, StoreBackend, StoreConfig};
 use crate::raw::RawStore;
 use crate::sources::Tree;
 
@@ -55,10 +57,12 @@ pub(super) fn store(
         }
     };
     let migrate_on_start = raw.migrate_on_start.unwrap_or(true);
+    let leases = leases(&raw, &p, diag);
     if !postgres {
         return Some(StoreConfig {
             backend: StoreBackend::Sqlite { dir: raw.dir },
             migrate_on_start,
+            leases: leases?,
         });
     }
     if let Some(dir) = &raw.dir {
@@ -119,6 +123,30 @@ pub(super) fn store(
             schema: schema?,
         }),
         migrate_on_start,
+        leases: leases?,
+    })
+}
+
+/// The lease settings; a takeover after a crash waits up to `lease_ttl`, so it is kept short.
+fn leases(raw: &RawStore, p: &KeyPath, diag: &mut Diagnostics) -> Option<LeaseConfig> {
+    let defaults = LeaseConfig::default();
+    let ttl = duration(
+        diag,
+        &p.child("lease_ttl"),
+        raw.lease_ttl.as_deref(),
+        defaults.ttl,
+        (Duration::from_secs(1), Duration::from_secs(600)),
+    );
+    let claim_interval = duration(
+        diag,
+        &p.child("claim_interval"),
+        raw.claim_interval.as_deref(),
+        defaults.claim_interval,
+        (Duration::from_millis(10), Duration::from_secs(60)),
+    );
+    Some(LeaseConfig {
+        ttl: ttl?,
+        claim_interval: claim_interval?,
     })
 }
 

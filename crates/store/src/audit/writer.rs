@@ -31,6 +31,7 @@ use super::record::AuditRecord;
 use super::witness::Witness;
 use crate::StoreError;
 use crate::commit::{Append, GroupCommit};
+use crate::leases::Fence;
 
 /// Tuning of an [`AuditWriter`].
 #[derive(Clone, Debug)]
@@ -208,7 +209,29 @@ impl AuditWriter {
         expected_last_seq: u64,
         events: &[JournalEvent],
     ) -> Result<Vec<JournalRecord>, StoreError> {
-        self.enqueue(task, expected_last_seq, events.to_vec(), true)
+        self.append_fenced(task, expected_last_seq, events, None)
+            .await
+    }
+
+    /// [`Self::append`] of a worker holding a lease: the store refuses it unless `fence` is
+    /// current ([`crate::TaskJournal::append_fenced`]).
+    ///
+    /// # Errors
+    /// As [`Self::append`]; [`StoreError::LeaseLost`].
+    pub async fn append_fenced(
+        &self,
+        task: TaskId,
+        expected_last_seq: u64,
+        events: &[JournalEvent],
+        fence: Option<Fence>,
+    ) -> Result<Vec<JournalRecord>, StoreError> {
+        let append = Append {
+            task,
+            expected_last_seq,
+            events: events.to_vec(),
+            fence,
+        };
+        self.enqueue(append, true)
             .await?
             .await
             .map_err(|_| StoreError::Closed)?
@@ -227,25 +250,35 @@ impl AuditWriter {
         expected_last_seq: u64,
         events: Vec<JournalEvent>,
     ) -> Result<PendingAppend, StoreError> {
-        self.enqueue(task, expected_last_seq, events, false).await
+        self.send_fenced(task, expected_last_seq, events, None)
+            .await
     }
 
-    async fn enqueue(
+    /// [`Self::send`] of a worker holding a lease (see [`Self::append_fenced`]).
+    ///
+    /// # Errors
+    /// As [`Self::send`].
+    pub async fn send_fenced(
         &self,
         task: TaskId,
         expected_last_seq: u64,
         events: Vec<JournalEvent>,
-        waited: bool,
+        fence: Option<Fence>,
     ) -> Result<PendingAppend, StoreError> {
-        if !self.journal {
-            return Err(StoreError::Closed);
-        }
-        let (reply, done) = oneshot::channel();
         let append = Append {
             task,
             expected_last_seq,
             events,
+            fence,
         };
+        self.enqueue(append, false).await
+    }
+
+    async fn enqueue(&self, append: Append, waited: bool) -> Result<PendingAppend, StoreError> {
+        if !self.journal {
+            return Err(StoreError::Closed);
+        }
+        let (reply, done) = oneshot::channel();
         self.tx
             .send(Command::Append(Box::new(append), reply, waited))
             .await
@@ -536,11 +569,12 @@ impl Worker {
                 );
                 let listener = self.listener();
                 for (append, reply) in batch.into_iter().zip(replies) {
-                    let result = crate::TaskJournal::append(
+                    let result = crate::TaskJournal::append_fenced(
                         store.as_ref(),
                         append.task,
                         append.expected_last_seq,
                         &append.events,
+                        append.fence,
                     )
                     .await;
                     if let (Some(listen), Ok(records)) = (&listener, &result) {

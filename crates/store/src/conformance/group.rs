@@ -27,6 +27,7 @@ fn append(task: TaskId, expected_last_seq: u64, events: Vec<JournalEvent>) -> Ap
         task,
         expected_last_seq,
         events,
+        fence: None,
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use amas_types::{JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
-use super::{PostgresStore, project_approvals};
+use super::{PostgresStore, leases, project_approvals};
 use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::commit::{Append, Committed};
@@ -31,6 +31,7 @@ struct Prepared<'a> {
     expected_last_seq: u64,
     events: &'a [JournalEvent],
     encoded: shared::Encoded,
+    fence: Option<crate::Fence>,
 }
 
 /// A task's projection row as the transaction has it.
@@ -69,6 +70,7 @@ impl PostgresStore {
                         expected_last_seq: a.expected_last_seq,
                         events: &a.events,
                         encoded,
+                        fence: a.fence,
                     });
                     *round += 1;
                 }
@@ -112,10 +114,20 @@ impl PostgresStore {
     ) -> Result<(), Failed> {
         let ids: Vec<Uuid> = round.iter().map(|p| p.task.0).collect();
         let mut current = locked_rows(tx, &ids).await?;
-        // New tasks first: one that another process created meanwhile is refused here.
+        // The leases of fenced appends, read under the row locks every claim also takes.
+        let fenced: Vec<Uuid> = round
+            .iter()
+            .filter(|p| p.fence.is_some())
+            .map(|p| p.task.0)
+            .collect();
+        let held = leases::current(tx, &fenced).await?;
+        // New tasks first: one that another process created meanwhile is refused here. A
+        // worker's (fenced) append never creates a task: it is judged below, and refused.
         let fresh: Vec<&Prepared<'_>> = round
             .iter()
-            .filter(|p| !current.contains_key(&p.task) && p.expected_last_seq == 0)
+            .filter(|p| {
+                !current.contains_key(&p.task) && p.expected_last_seq == 0 && p.fence.is_none()
+            })
             .collect();
         let created = insert_new(tx, &fresh, now).await?;
         let lost: Vec<Uuid> = fresh
@@ -136,6 +148,13 @@ impl PostgresStore {
                     // The fence first: an ended task takes nothing, whatever seq is expected.
                     if let Some(c) = known
                         && let Err(e) = shared::refuse_if_ended(p.task, c.status)
+                    {
+                        results[p.index] = Some(Err(e));
+                        continue;
+                    }
+                    // Then the lease's fence: a stale epoch or an expired lease writes nothing.
+                    if let Some(fence) = p.fence
+                        && let Err(e) = leases::check(&held, p.task, fence)
                     {
                         results[p.index] = Some(Err(e));
                         continue;

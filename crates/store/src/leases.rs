@@ -1,0 +1,85 @@
+//! Task leases: how worker processes sharing one database divide the runnable tasks between
+//! them. A worker claims tasks ([`TaskLeases::claim`], `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL), renews its leases before they expire and releases them when it stops. Each
+//! claim of a task raises its fencing epoch; every journal append the worker makes for the
+//! task carries that epoch ([`Fence`], [`crate::TaskJournal::append_fenced`]) and the store
+//! refuses it unless it is still current, so a worker that lost its lease (paused, partitioned,
+//! killed and replaced) can never write for the task again.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use amas_types::TaskId;
+
+use crate::StoreError;
+
+/// The fencing token a worker's appends carry: the epoch of its lease on the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub epoch: u64,
+}
+
+/// A claimed task: the worker may write its journal under `epoch` until `expires_at` (the
+/// database's clock), unless it renews first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub task: TaskId,
+    pub epoch: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Lease {
+    /// What the worker's appends for this task carry.
+    #[must_use]
+    pub fn fence(&self) -> Fence {
+        Fence { epoch: self.epoch }
+    }
+}
+
+/// Leases on runnable tasks for the worker processes of one installation.
+#[async_trait]
+pub trait TaskLeases: Send + Sync {
+    /// Claims up to `max` unfinished tasks that nobody holds (never leased, released, or
+    /// expired), highest priority first, then oldest, each for `ttl` under an epoch one higher
+    /// than the task's last. Concurrent claimers never get the same task.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn claim(&self, worker: &str, max: u32, ttl: Duration) -> Result<Vec<Lease>, StoreError>;
+
+    /// Extends the leases `worker` still holds among `leases` by `ttl` from now and returns
+    /// them; the others are lost (expired and possibly claimed by another worker) and their
+    /// tasks must stop.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn renew(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError>;
+
+    /// Gives up `leases` now (a worker stopping, a task that ended): another worker may claim
+    /// their tasks at once, under a higher epoch. Leases already lost are skipped.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn release(&self, worker: &str, leases: &[Lease]) -> Result<(), StoreError>;
+}
+
+/// The refusal of a fence by a backend that has no leases.
+pub(crate) fn unsupported() -> StoreError {
+    StoreError::InvalidAppend(
+        "this store holds no task leases (SQLite runs one process); a fenced append needs \
+         PostgreSQL"
+            .to_owned(),
+    )
+}
+
+/// The lease length in whole milliseconds, as the SQL takes it.
+pub(crate) fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
