@@ -181,13 +181,53 @@ impl PostgresStore {
         let now: DateTime<Utc> = shared::now();
 
         let mut tx = self.pool.begin().await?;
+        let written = append_in(
+            &mut tx,
+            task,
+            expected_last_seq,
+            events,
+            fence,
+            &encoded,
+            now,
+        )
+        .await;
+        if let Err(e) = written {
+            // At once, not when the pool gets to it: the row lock of a refused append must not
+            // outlive the refusal (a claimer would skip the task meanwhile).
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        tx.commit().await?;
+        Ok(shared::records(task, expected_last_seq, now, events)?)
+    }
+
+    async fn last_seq(&self, task: TaskId) -> Result<u64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM tasks WHERE id = $1")
+            .bind(task.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        seq.map_or(Ok(0), shared::from_db_seq)
+    }
+}
+
+/// The checks and writes of one append, inside `tx` (committed by the caller).
+async fn append_in(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    task: TaskId,
+    expected_last_seq: u64,
+    events: &[JournalEvent],
+    fence: Option<crate::Fence>,
+    encoded: &shared::Encoded,
+    now: DateTime<Utc>,
+) -> Result<(), Failed> {
+    {
         // The row lock serializes appenders of an existing task: the second waits here, then
         // sees the new last seq. Two creators of the same new task both find no row; the second
         // then fails on the primary key, which is reported as a conflict.
         let current =
             sqlx::query("SELECT last_seq, status, tenant FROM tasks WHERE id = $1 FOR UPDATE")
                 .bind(task.0)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         let current = match current {
             Some(row) => Some((
@@ -205,7 +245,7 @@ impl PostgresStore {
         // Then the lease's fence, under the same row lock (every claim takes it too): a worker
         // whose epoch is not current, or whose lease expired, writes nothing.
         if let Some(fence) = fence {
-            let held = leases::current(&mut tx, &[task.0]).await?;
+            let held = leases::current(tx, &[task.0]).await?;
             leases::check(&held, task, fence)?;
         }
         let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
@@ -236,7 +276,7 @@ impl PostgresStore {
             .bind(status.as_str())
             .bind(now)
             .bind(last_seq)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             TenantId(new.tenant.to_owned())
         };
@@ -248,7 +288,7 @@ impl PostgresStore {
             .bind(status.as_str())
             .bind(now)
             .bind(last_seq)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         sqlx::query(INSERT_EVENTS)
@@ -257,19 +297,10 @@ impl PostgresStore {
             .bind(&encoded.seqs)
             .bind(&encoded.kinds)
             .bind(&encoded.json)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        project_approvals(&mut tx, task, &tenant, status, events, now).await?;
-        tx.commit().await?;
-        Ok(shared::records(task, expected_last_seq, now, events)?)
-    }
-
-    async fn last_seq(&self, task: TaskId) -> Result<u64, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM tasks WHERE id = $1")
-            .bind(task.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        seq.map_or(Ok(0), shared::from_db_seq)
+        project_approvals(tx, task, &tenant, status, events, now).await?;
+        Ok(())
     }
 }
 

@@ -12,9 +12,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use amas_store::{
-    Append, Fence, GroupCommit, PostgresStore, StoreError, TaskJournal, TaskLeases,
-};
+use amas_store::{Append, Fence, GroupCommit, PostgresStore, StoreError, TaskJournal, TaskLeases};
 use amas_types::{JournalEvent, Principal, TaskId, TaskSpec};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -125,7 +123,10 @@ async fn an_expired_lease_is_claimed_again_under_a_higher_epoch() {
     assert_eq!((second[0].task, second[0].epoch), (task, 2));
 
     let renewed = store.renew("a", &[first], LONG).await.expect("renew");
-    assert!(renewed.is_empty(), "a lost lease is not renewed: {renewed:?}");
+    assert!(
+        renewed.is_empty(),
+        "a lost lease is not renewed: {renewed:?}"
+    );
     let stale = store
         .append_fenced(task, 1, &[JournalEvent::TaskStarted], Some(first.fence()))
         .await;
@@ -134,7 +135,12 @@ async fn an_expired_lease_is_claimed_again_under_a_higher_epoch() {
         "{stale:?}"
     );
     store
-        .append_fenced(task, 1, &[JournalEvent::TaskStarted], Some(second[0].fence()))
+        .append_fenced(
+            task,
+            1,
+            &[JournalEvent::TaskStarted],
+            Some(second[0].fence()),
+        )
         .await
         .expect("the current holder appends");
     // The holder's renewal keeps it.
@@ -197,7 +203,10 @@ async fn an_append_with_a_stale_epoch_is_refused_and_writes_nothing() {
     ];
     let committed = store.group_commit(&batch, &[]).await.expect("group commit");
     assert!(
-        matches!(committed.appends[0], Err(StoreError::LeaseLost { epoch: 1, .. })),
+        matches!(
+            committed.appends[0],
+            Err(StoreError::LeaseLost { epoch: 1, .. })
+        ),
         "{:?}",
         committed.appends[0]
     );
@@ -207,7 +216,11 @@ async fn an_append_with_a_stale_epoch_is_refused_and_writes_nothing() {
         "a fenced append created a task: {:?}",
         committed.appends[2]
     );
-    assert_eq!(store.read(task, 0).await.expect("read").len(), 1, "nothing written");
+    assert_eq!(
+        store.read(task, 0).await.expect("read").len(),
+        1,
+        "nothing written"
+    );
     assert_eq!(store.read(batch[2].task, 0).await.expect("read").len(), 0);
     assert_eq!(store.read(bystander, 0).await.expect("read").len(), 2);
 
@@ -248,9 +261,17 @@ async fn released_leases_are_claimed_at_once() {
     );
     let lease = held[0];
     let late = store
-        .append_fenced(lease.task, 1, &[JournalEvent::TaskStarted], Some(lease.fence()))
+        .append_fenced(
+            lease.task,
+            1,
+            &[JournalEvent::TaskStarted],
+            Some(lease.fence()),
+        )
         .await;
-    assert!(matches!(late, Err(StoreError::LeaseLost { .. })), "{late:?}");
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { .. })),
+        "{late:?}"
+    );
     other.close().await;
     store.drop_schema().await.expect("drop");
 }

@@ -54,6 +54,19 @@ impl Server {
         environment: &str,
         env: &[(&str, String)],
     ) -> Self {
+        Self::spawn_serving(data_dir, config_dir, environment, env, &[], "server.log")
+    }
+
+    /// [`Server::spawn`] with more `serve` arguments (`--role worker`), logging to `log` in
+    /// the data directory (several processes may share one).
+    pub fn spawn_serving(
+        data_dir: &Path,
+        config_dir: Option<&Path>,
+        environment: &str,
+        env: &[(&str, String)],
+        serve_args: &[&str],
+        log: &str,
+    ) -> Self {
         let mut cmd = Command::new(AMAS);
         for (name, value) in env {
             cmd.env(name, value);
@@ -65,9 +78,10 @@ impl Server {
         if let Some(c) = config_dir {
             cmd.arg("--config").arg(c);
         }
-        let log = std::fs::File::create(data_dir.join("server.log")).expect("log file");
+        let log = std::fs::File::create(data_dir.join(log)).expect("log file");
         let mut child = cmd
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(serve_args)
             .env_remove("AMAS_CONFIG_DIR")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -114,6 +128,11 @@ impl Server {
             "the server did not stop within 20 s of SIGTERM; log: {}",
             read_log(&self.data_dir)
         );
+    }
+
+    /// The process id (to tell which process holds a lease).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown code runs.
