@@ -4,7 +4,8 @@
 //! worker running the task is killed with SIGKILL while its second step's model call hangs;
 //! the other worker claims the task once the lease expires (under the next fencing epoch) and
 //! finishes it, and the first step's model call, journaled before the kill, is never made
-//! again.
+//! again. A worker stopped with SIGTERM releases its leases: another takes the task over at
+//! once, long before the lease would expire. On SQLite the split roles are refused.
 
 #![expect(
     clippy::expect_used,
@@ -14,6 +15,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
@@ -60,12 +62,11 @@ fn pid_of(worker: &str) -> u32 {
         .unwrap_or_else(|| panic!("a worker name with a pid: {worker}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journaled_calls() {
-    let mock = MockOpenAi::start().await.expect("mock starts");
-    let dirs = tempfile::tempdir().expect("tempdir");
-    let data = dirs.path().join("data");
-    let config = dirs.path().join("config");
+/// A temp root with `data` and `config`, the providers pointing at `mock`.
+fn dirs(mock: &MockOpenAi) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    let config = root.path().join("config");
     std::fs::create_dir_all(&data).expect("data dir");
     std::fs::create_dir_all(&config).expect("config dir");
     std::fs::write(
@@ -76,47 +77,41 @@ async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journal
         ),
     )
     .expect("providers.yaml");
-    mock.push(
-        "m",
-        [
-            Behaviour::reply(
-                json!({"findings": ["PostgreSQL scales out"], "summary": "Leases and fences."}),
-            ),
-            Behaviour::Hang,
-        ],
-    );
-    let schema = format!("amas_workers_{}", uuid::Uuid::now_v7().simple());
-    let env = vec![
-        ("AMAS_DATABASE_URL", database_url()),
-        ("AMAS__STORE__SCHEMA", schema.clone()),
-        ("AMAS__STORE__LEASE_TTL", "2s".to_owned()),
-        ("AMAS__STORE__CLAIM_INTERVAL", "100ms".to_owned()),
-    ];
-    let serve = |args: &[&str], log: &str| {
-        Server::spawn_serving(&data, Some(&config), "development", &env, args, log)
-    };
-    // The API process first: it migrates the schema the workers then find current.
-    let api = serve(&["--role", "api"], "api.log");
-    let first = serve(&["--role", "worker"], "worker-1.log");
-    let second = serve(&["--role", "worker"], "worker-2.log");
-    // A worker serves its probes but no API.
-    let token = api.token("alice", &["submitter"]);
-    let (status, _) = first.get(&token, "/healthz").await;
-    assert_eq!(status, 200);
-    let (status, _) = first.get(&token, "/api/v1/tasks").await;
-    assert_eq!(status, 404, "a worker serves no API");
+    (root, data, config)
+}
 
+fn pg_env(schema: &str, lease_ttl: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AMAS_DATABASE_URL", database_url()),
+        ("AMAS__STORE__SCHEMA", schema.to_owned()),
+        ("AMAS__STORE__LEASE_TTL", lease_ttl.to_owned()),
+        ("AMAS__STORE__CLAIM_INTERVAL", "100ms".to_owned()),
+    ]
+}
+
+async fn drop_schema(schema: &str) {
+    let mut conn = connect().await;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop the test schema");
+}
+
+/// Submits the research report through `api` and waits until a worker has journaled research
+/// and hangs in analysis's model call; returns the task id.
+async fn submit_and_hang(api: &Server, token: &str, mock: &MockOpenAi) -> String {
     let (status, created) = api
         .post(
-            &token,
+            token,
             "/api/v1/tasks",
             &json!({"task_type": "research_report", "title": "Workers", "description": "How do leases work?"}),
         )
         .await;
     assert_eq!(status, 202, "{created}");
     let id = created["id"].as_str().expect("task id").to_owned();
-    // A worker runs it: research journaled, analysis waiting on the hung model.
-    api.wait_task(&token, &id, |t| {
+    api.wait_task(token, &id, |t| {
         t["steps"].as_array().is_some_and(|steps| {
             steps
                 .iter()
@@ -138,20 +133,23 @@ async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journal
         2,
         "research answered, analysis hanging"
     );
-    let (holder, epoch) = lease(&schema, &id).await.expect("the task is leased");
-    assert_eq!(epoch, 1);
-    let (victim, survivor) = if pid_of(&holder) == first.pid() {
-        (first, second)
-    } else {
-        assert_eq!(
-            pid_of(&holder),
-            second.pid(),
-            "a worker of this test holds it"
-        );
-        (second, first)
-    };
-    victim.kill9();
+    id
+}
 
+/// What the research report's model is asked first, then again after a takeover.
+fn script(mock: &MockOpenAi) {
+    mock.push(
+        "m",
+        [
+            Behaviour::reply(
+                json!({"findings": ["PostgreSQL scales out"], "summary": "Leases and fences."}),
+            ),
+            Behaviour::Hang,
+        ],
+    );
+}
+
+fn script_rest(mock: &MockOpenAi) {
     mock.push(
         "m",
         [
@@ -159,20 +157,17 @@ async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journal
             Behaviour::reply(json!({"title": "Workers", "report": "Leases expire; epochs fence."})),
         ],
     );
+}
+
+/// The task succeeded without its journaled research call made again.
+async fn finished_once(api: &Server, token: &str, id: &str, mock: &MockOpenAi) {
     let done = api
-        .wait_task(&token, &id, |t| {
+        .wait_task(token, id, |t| {
             t["status"] == "succeeded" || t["status"] == "failed"
         })
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["title"], "Workers");
-    let (holder, epoch) = lease(&schema, &id).await.expect("still leased");
-    assert_eq!(
-        pid_of(&holder),
-        survivor.pid(),
-        "the surviving worker took over"
-    );
-    assert_eq!(epoch, 2, "the takeover raised the epoch");
     let research_calls = mock
         .requests()
         .iter()
@@ -187,17 +182,114 @@ async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journal
         4,
         "research once, analysis twice (hung + after the takeover), synthesis once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journaled_calls() {
+    let mock = MockOpenAi::start().await.expect("mock starts");
+    let (_root, data, config) = dirs(&mock);
+    script(&mock);
+    let schema = format!("amas_workers_{}", uuid::Uuid::now_v7().simple());
+    let env = pg_env(&schema, "2s");
+    let serve = |args: &[&str], log: &str| {
+        Server::spawn_serving(&data, Some(&config), "development", &env, args, log)
+    };
+    // The API process first: it migrates the schema the workers then find current.
+    let api = serve(&["--role", "api"], "api.log");
+    let first = serve(&["--role", "worker"], "worker-1.log");
+    let second = serve(&["--role", "worker"], "worker-2.log");
+    // A worker serves its probes but no API.
+    let token = api.token("alice", &["submitter"]);
+    let (status, _) = first.get(&token, "/healthz").await;
+    assert_eq!(status, 200);
+    let (status, _) = first.get(&token, "/api/v1/tasks").await;
+    assert_eq!(status, 404, "a worker serves no API");
+
+    let id = submit_and_hang(&api, &token, &mock).await;
+    let (holder, epoch) = lease(&schema, &id).await.expect("the task is leased");
+    assert_eq!(epoch, 1);
+    let (victim, survivor) = if pid_of(&holder) == first.pid() {
+        (first, second)
+    } else {
+        assert_eq!(
+            pid_of(&holder),
+            second.pid(),
+            "a worker of this test holds it"
+        );
+        (second, first)
+    };
+    victim.kill9();
+    script_rest(&mock);
+    finished_once(&api, &token, &id, &mock).await;
+    let (holder, epoch) = lease(&schema, &id).await.expect("still leased");
+    assert_eq!(
+        pid_of(&holder),
+        survivor.pid(),
+        "the surviving worker took over"
+    );
+    assert_eq!(epoch, 2, "the takeover raised the epoch");
 
     let mut survivor = survivor;
     assert!(survivor.terminate().success(), "a worker stops cleanly");
     let mut api = api;
     assert!(api.terminate().success());
     drop((api, survivor));
-    let mut conn = connect().await;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop the test schema");
+    drop_schema(&schema).await;
+}
+
+/// SIGTERM: the worker's running task stops and its lease is released, so a second worker
+/// finishes the task at once although the lease (60 s) is far from expiring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_releases_its_leases_to_another_at_once() {
+    let mock = MockOpenAi::start().await.expect("mock starts");
+    let (_root, data, config) = dirs(&mock);
+    script(&mock);
+    let schema = format!("amas_workers_{}", uuid::Uuid::now_v7().simple());
+    let env = pg_env(&schema, "60s");
+    let serve = |args: &[&str], log: &str| {
+        Server::spawn_serving(&data, Some(&config), "development", &env, args, log)
+    };
+    let api = serve(&["--role", "api"], "api.log");
+    let mut first = serve(&["--role", "worker"], "worker-1.log");
+    let token = api.token("alice", &["submitter"]);
+    let id = submit_and_hang(&api, &token, &mock).await;
+    let (holder, _) = lease(&schema, &id).await.expect("the task is leased");
+    assert_eq!(pid_of(&holder), first.pid());
+
+    let second = serve(&["--role", "worker"], "worker-2.log");
+    script_rest(&mock);
+    let stopping = std::time::Instant::now();
+    assert!(first.terminate().success(), "the worker stops cleanly");
+    finished_once(&api, &token, &id, &mock).await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(40),
+        "taken over at once, not at the lease's expiry: {:?}",
+        stopping.elapsed()
+    );
+    let (holder, epoch) = lease(&schema, &id).await.expect("still leased");
+    assert_eq!((pid_of(&holder), epoch), (second.pid(), 2));
+    drop((api, first, second));
+    drop_schema(&schema).await;
+}
+
+/// SQLite runs one process: the split roles are refused with the reason.
+#[test]
+fn sqlite_refuses_the_split_roles() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for role in ["api", "worker"] {
+        let out = std::process::Command::new(common::AMAS)
+            .env_remove("AMAS_DATABASE_URL")
+            .env_remove("AMAS_CONFIG_DIR")
+            .arg("--data-dir")
+            .arg(root.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--role", role])
+            .output()
+            .expect("amas runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{role}: {stderr}");
+        assert!(
+            stderr.contains(&format!("--role {role} needs PostgreSQL")),
+            "{role}: {stderr}"
+        );
+    }
 }

@@ -130,3 +130,38 @@ fn bad_store_settings_are_reported_without_the_url() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// Lease settings default short (a crashed worker's tasks move on within 15 s), are set like
+/// any other store key, and out-of-range values are reported with their key path.
+#[test]
+fn lease_settings_default_short_and_are_range_checked() {
+    let store = with(None, &[("AMAS_DATABASE_URL", URL)]).unwrap().store;
+    assert_eq!(store.leases.ttl, std::time::Duration::from_secs(15));
+    assert_eq!(
+        store.leases.claim_interval,
+        std::time::Duration::from_millis(500)
+    );
+    let store = with(
+        Some("store:\n  lease_ttl: 3s\n"),
+        &[
+            ("AMAS_DATABASE_URL", URL),
+            ("AMAS__STORE__CLAIM_INTERVAL", "50ms"),
+        ],
+    )
+    .unwrap()
+    .store;
+    assert_eq!(store.leases.ttl, std::time::Duration::from_secs(3));
+    assert_eq!(
+        store.leases.claim_interval,
+        std::time::Duration::from_millis(50)
+    );
+    for (yaml, path) in [
+        ("store:\n  lease_ttl: 500ms\n", "store.lease_ttl"),
+        ("store:\n  lease_ttl: 1h\n", "store.lease_ttl"),
+        ("store:\n  claim_interval: 0ms\n", "store.claim_interval"),
+        ("store:\n  claim_interval: soon\n", "store.claim_interval"),
+    ] {
+        let err = with(Some(yaml), &[("AMAS_DATABASE_URL", URL)]).unwrap_err();
+        assert!(err.contains(path), "{yaml}: {err}");
+    }
+}
