@@ -293,3 +293,134 @@ fn sqlite_refuses_the_split_roles() {
         );
     }
 }
+
+/// `kill -STOP` / `kill -CONT` on a server.
+fn signal(server: &Server, sig: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill {sig}");
+}
+
+/// A worker paused past its lease (SIGSTOP), resumed (SIGCONT) while another worker runs the
+/// task, gets its model's answer and loses its append to the fence: nothing it produced is in
+/// the journal, it logs AMAS-STORE-0014 and stops the task cleanly, and the other worker
+/// finishes the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_loses_its_append_to_the_fence() {
+    let mock = MockOpenAi::start().await.expect("mock starts");
+    let (_root, data, config) = dirs(&mock);
+    // Analysis answers the first worker late, while it is paused.
+    mock.push(
+        "m",
+        [
+            Behaviour::reply(
+                json!({"findings": ["PostgreSQL scales out"], "summary": "Leases and fences."}),
+            ),
+            Behaviour::delayed(
+                3000,
+                Behaviour::reply(json!({"insights": ["STALE-WORKER"], "risks": []})),
+            ),
+        ],
+    );
+    let schema = format!("amas_workers_{}", uuid::Uuid::now_v7().simple());
+    let env = pg_env(&schema, "2s");
+    let serve = |args: &[&str], log: &str| {
+        Server::spawn_serving(&data, Some(&config), "development", &env, args, log)
+    };
+    let api = serve(&["--role", "api"], "api.log");
+    let mut paused = serve(&["--role", "worker"], "worker-1.log");
+    let token = api.token("alice", &["submitter"]);
+    let id = submit_and_hang(&api, &token, &mock).await;
+    signal(&paused, "-STOP");
+
+    // The second worker takes over once the lease expired; its analysis answers late too, so
+    // the task is still running under it when the first one wakes up. The woken worker may
+    // still ask the model for the next step before it learns its lease is gone (a step's
+    // success is queued, not awaited: ADR 2), so synthesis has an answer for each; nothing
+    // of that call can be journaled.
+    let synthesis =
+        || Behaviour::reply(json!({"title": "Workers", "report": "Leases expire; epochs fence."}));
+    mock.push(
+        "m",
+        [
+            Behaviour::delayed(
+                3000,
+                Behaviour::reply(json!({"insights": ["Fencing epochs"], "risks": []})),
+            ),
+            synthesis(),
+            synthesis(),
+        ],
+    );
+    let second = serve(&["--role", "worker"], "worker-2.log");
+    for _ in 0..200 {
+        if mock.request_count("m") >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        mock.request_count("m"),
+        3,
+        "the second worker asks analysis again"
+    );
+    let (holder, epoch) = lease(&schema, &id).await.expect("leased");
+    assert_eq!((pid_of(&holder), epoch), (second.pid(), 2));
+    // The first worker's late answer is waiting for it by now.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    signal(&paused, "-CONT");
+
+    let done = api
+        .wait_task(&token, &id, |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let analysis = done["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == "analysis"))
+        .expect("analysis step");
+    assert_eq!(analysis["output"]["insights"][0], "Fencing epochs");
+    let mut conn = connect().await;
+    let stale: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{schema}\".journal WHERE task_id = $1::uuid \
+         AND event::text LIKE '%STALE-WORKER%'"
+    )))
+    .bind(&id)
+    .fetch_one(&mut conn)
+    .await
+    .expect("journal query");
+    assert_eq!(
+        stale, 0,
+        "nothing of the paused worker's answer was journaled"
+    );
+    // It noticed, said so with the code, and still stops cleanly.
+    let log = (0..100)
+        .find_map(|_| {
+            let log = std::fs::read_to_string(data.join("worker-1.log")).unwrap_or_default();
+            if log.contains("AMAS-STORE-0014") {
+                Some(log)
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+                None
+            }
+        })
+        .unwrap_or_else(|| panic!("the paused worker never reported its lost lease"));
+    assert!(log.contains("lease"), "{log}");
+    assert!(
+        paused.terminate().success(),
+        "the paused worker stops cleanly"
+    );
+    let research_calls = mock
+        .requests()
+        .iter()
+        .filter(|r| is_research_call(&r.body))
+        .count();
+    assert_eq!(
+        research_calls, 1,
+        "the journaled model call was not repeated"
+    );
+    drop((api, paused, second));
+    drop_schema(&schema).await;
+}
