@@ -232,3 +232,37 @@ async fn an_existing_database_migrates_to_approvals_without_losing_tasks() {
     let summary = store.summary(task).await.unwrap().unwrap();
     assert_eq!(summary.status, TaskStatus::WaitingApproval);
 }
+
+/// SQLite runs one process and holds no leases: a fenced append is refused, never written
+/// as if unfenced, alone or in a group commit.
+#[tokio::test]
+async fn sqlite_refuses_fenced_appends() {
+    use amas_store::{Append, Fence, GroupCommit, StoreError};
+    let store = SqliteStore::in_memory().await.expect("in-memory store");
+    let task = TaskId::new();
+    store
+        .append(task, 0, &[submission()])
+        .await
+        .expect("submit");
+    let fence = Some(Fence { epoch: 1 });
+    let single = store
+        .append_fenced(task, 1, &[JournalEvent::TaskStarted], fence)
+        .await;
+    assert!(
+        matches!(single, Err(StoreError::InvalidAppend(_))),
+        "{single:?}"
+    );
+    let batch = [Append {
+        task,
+        expected_last_seq: 1,
+        events: vec![JournalEvent::TaskStarted],
+        fence,
+    }];
+    let committed = store.group_commit(&batch, &[]).await.expect("group commit");
+    assert!(
+        matches!(committed.appends[0], Err(StoreError::InvalidAppend(_))),
+        "{:?}",
+        committed.appends[0]
+    );
+    assert_eq!(store.read(task, 0).await.expect("read").len(), 1);
+}
