@@ -11,7 +11,7 @@ use amas_governance::pipeline::{Outcome, codes};
 use amas_store::{AuditRecord, StoreError};
 use amas_telemetry::metrics::ToolLabels;
 use amas_tools::ToolContext;
-use amas_types::{ErrorInfo, JournalEvent, RequestedTool};
+use amas_types::{ErrorInfo, JournalEvent, RequestedTool, StepId};
 
 use super::{Ack, CallResult, ToolRunner, error_message};
 use crate::writer::TaskWriter;
@@ -28,7 +28,7 @@ impl ToolRunner {
     pub(super) async fn execute(
         &self,
         writer: &TaskWriter,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         mut events: Vec<JournalEvent>,
@@ -37,7 +37,7 @@ impl ToolRunner {
     ) -> Result<CallResult, StoreError> {
         let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
         events.push(JournalEvent::ToolStarted {
-            step: step.to_owned(),
+            step: step.clone(),
             call_id: call.id.clone(),
             tool: call.name.clone(),
             idempotent,
@@ -56,7 +56,7 @@ impl ToolRunner {
         let ctx = ToolContext {
             task_id: self.task_id.clone(),
             workspace: self.workspace.clone(),
-            agent: agent.id.clone(),
+            agent: agent.id.to_string(),
         };
         let started = Instant::now();
         let span = info_span!(
@@ -123,7 +123,7 @@ impl ToolRunner {
                         ),
                     };
                     events.push(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
+                        step: step.clone(),
                         call_id: call.id.clone(),
                         tool: call.name.clone(),
                         error: error.clone(),
@@ -134,7 +134,7 @@ impl ToolRunner {
                 }
                 self.count(&call.name, "ok");
                 events.push(JournalEvent::ToolCompleted {
-                    step: step.to_owned(),
+                    step: step.clone(),
                     call_id: call.id.clone(),
                     tool: call.name.clone(),
                     output: output.content.clone(),
@@ -158,7 +158,7 @@ impl ToolRunner {
                 };
                 writer
                     .append(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
+                        step: step.clone(),
                         call_id: call.id.clone(),
                         tool: call.name.clone(),
                         error: error.clone(),
