@@ -10,11 +10,8 @@ use amas_types::{
 /// A journal in the format AMAS wrote before the id newtypes: every event that carries an id.
 const JOURNAL: &str = include_str!("fixtures/journal-string-ids.jsonl");
 
-fn records() -> Vec<JournalRecord> {
-    JOURNAL
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+fn records() -> serde_json::Result<Vec<JournalRecord>> {
+    JOURNAL.lines().map(serde_json::from_str).collect()
 }
 
 #[test]
@@ -27,7 +24,7 @@ fn every_event_serializes_to_the_bytes_it_was_journaled_as() {
 
 #[test]
 fn a_journal_written_with_string_ids_folds_into_typed_ids() {
-    let records = records();
+    let records = records().unwrap();
     let state = TaskState::fold(&records).unwrap();
     assert_eq!(state.status, TaskStatus::Failed);
     assert_eq!(state.last_seq, 18);
@@ -84,7 +81,7 @@ fn a_journal_written_with_string_ids_folds_into_typed_ids() {
 /// The task view the API serves keys steps and approvals by the same strings as before.
 #[test]
 fn the_folded_state_serializes_ids_as_plain_strings() {
-    let state = TaskState::fold(&records()).unwrap();
+    let state = TaskState::fold(&records().unwrap()).unwrap();
     let doc = serde_json::to_value(&state).unwrap();
     assert_eq!(doc["steps"]["research"]["step"], "research");
     assert_eq!(doc["steps"]["research"]["agent"], "researcher");
