@@ -34,7 +34,7 @@ clients=${BENCH_CLIENTS:-32}
 if [ "$quick" = 1 ]; then seq_tasks=${BENCH_SEQUENTIAL_TASKS:-40} conc_tasks=${BENCH_CONCURRENT_TASKS:-200}; fi
 
 if [ "$build" = 1 ]; then
-    cargo build --release --locked -p amas-cli -p amas-test-util --bins
+    cargo build --release --locked --workspace --bins
 fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 python=$(bench/langgraph/setup.sh)

@@ -3,11 +3,7 @@
 //!
 //! - `audit_throughput/writer`: records appended per second through the writer (enqueue 500,
 //!   then flush: every record committed and a checkpoint signed).
-//! - `tool_decision/{audit_off,audit_on}`: one tool-call decision as the runtime makes it:
-//!   the gate (`Pipeline::check`, embedded Rego bundle) and, when on, the audit record built
-//!   as the runtime builds it (principal, task, step, agent, trace, reasons, parameters hash)
-//!   and enqueued. The queue is flushed every 256 decisions outside the timed part, so this is
-//!   the latency below saturation; the difference is the added latency per governed action.
+//!   (The whole governed tool call, memo on and off, is the `tool_action` bench.)
 //! - `governed_task/audit_on`: a whole research report through the runtime as
 //!   `amas_runtime::compose` builds it (the production composition: governance and audit are
 //!   not optional, journal appends and audit records group-committed in one SQLite database,
@@ -25,14 +21,14 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
 use amas_config::{AmasConfig, BreakerConfig, LoadOptions};
-use amas_governance::pipeline::{Outcome, Pipeline, TaskToolUsage, ToolCallRequest};
+use amas_governance::pipeline::{ActionContext, Pipeline, Stage};
 use amas_policy::{PolicyEngine, RegoPolicyEngine};
 use amas_providers::{
     ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderSet, Role, ToolCall,
@@ -40,11 +36,12 @@ use amas_providers::{
 use amas_runtime::Runtime;
 use amas_runtime::compose::{Composition, Governance, compose};
 use amas_store::SqliteStore;
-use amas_store::audit::{
-    AuditDecision, AuditLog, AuditRecord, AuditWriter, AuditWriterConfig, hash_payload,
-};
+use amas_store::audit::{AuditDecision, AuditLog, AuditRecord, AuditWriter, AuditWriterConfig};
 use amas_telemetry::Metrics;
-use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TaskStatus, Usage};
+use amas_types::{
+    AgentId, JournalEvent, Principal, Priority, RequestedTool, StepId, TaskId, TaskSpec,
+    TaskStatus, Usage,
+};
 
 /// Calculator calls the research step makes before it answers.
 const TOOL_CALLS: usize = 3;
@@ -125,25 +122,29 @@ fn governance(policy: Arc<dyn PolicyEngine>) -> Governance {
     }
 }
 
-/// The pipeline as the composition root builds it.
-fn gate(policy: Arc<dyn PolicyEngine>) -> Pipeline {
-    amas_runtime::compose::pipeline(&config(), governance(policy), Metrics::new())
-        .expect("pipeline")
-}
-
-/// The audit record of an allowed tool call, built as the runtime builds it.
+/// The audit record of an allowed tool call, as the pipeline makes it.
 fn tool_audit(principal: &Principal, task: TaskId, arguments: &serde_json::Value) -> AuditRecord {
-    AuditRecord::new(principal, "quota", "tool_call", AuditDecision::Allow)
-        .with_task(task)
-        .with_step("research")
-        .with_agent("research")
-        .with_trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
-        .with_resource("calculator")
-        .with_reasons(&["agent research may use calculator".to_owned()])
-        .with_details(json!({
-            "call_id": "call_0",
-            "parameters_sha256": hash_payload(arguments.to_string().as_bytes()),
-        }))
+    let (step, agent) = (StepId::from("research"), AgentId::from("research"));
+    let ctx = ActionContext {
+        principal,
+        task: Some(task),
+        step: Some(&step),
+        agent: Some(&agent),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+    };
+    let call = RequestedTool {
+        id: "call_0".into(),
+        name: "calculator".to_owned(),
+        arguments: arguments.clone(),
+    };
+    Pipeline::tool_audit(
+        &ctx,
+        &call,
+        Stage::Policy,
+        AuditDecision::Allow,
+        &["agent research may use calculator".to_owned()],
+        None,
+    )
 }
 
 fn writer(rt: &tokio::runtime::Runtime, log: &Arc<dyn AuditLog>) -> AuditWriter {
@@ -186,52 +187,6 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
     let _ = rt.block_on(throughput_writer.shutdown());
-
-    let config = config();
-    let agent = config.agents["research"].clone();
-    let gate = gate(policy());
-    let usage = TaskToolUsage::default();
-    let task_id = task.to_string();
-    let decide = || {
-        let verdict = gate.check(&ToolCallRequest {
-            principal: &principal,
-            agent: &agent,
-            task_id: &task_id,
-            task_type: "research_report",
-            tool: "calculator",
-            arguments: &arguments,
-            usage: &usage,
-            approvals: &[],
-        });
-        assert_eq!(verdict.outcome(), Outcome::Allow);
-        verdict
-    };
-    let decision_writer = writer(&rt, &log);
-    let mut group = c.benchmark_group("tool_decision");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("audit_off", |b| b.iter(|| black_box(decide())));
-    group.bench_function("audit_on", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (writer, decide, principal, arguments) =
-                (&decision_writer, &decide, &principal, &arguments);
-            async move {
-                let mut timed = Duration::ZERO;
-                for i in 0..iters {
-                    let start = Instant::now();
-                    black_box(decide());
-                    let record = tool_audit(principal, task, arguments);
-                    black_box(writer.record(record).await.ok());
-                    timed += start.elapsed();
-                    if i % 256 == 255 {
-                        black_box(writer.flush().await.ok());
-                    }
-                }
-                timed
-            }
-        });
-    });
-    group.finish();
-    let _ = rt.block_on(decision_writer.shutdown());
 
     let mut group = c.benchmark_group("governed_task");
     group.sample_size(20);

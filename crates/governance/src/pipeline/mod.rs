@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod entry;
 pub mod stages;
+pub mod tool;
 
 pub use amas_types::{ActionKind, Decision, Outcome, Stage};
 pub use audit::{ActionContext, ModelUsage, SecurityEvent};
@@ -24,6 +25,7 @@ pub use entry::{
 pub use stages::authorize::counted_decision;
 pub use stages::dlp::{DlpFacts, RedactedParameters};
 pub use stages::quota::{QuotaWindows, TaskToolUsage};
+pub use tool::{Cleared, ToolAction, ToolCallSite};
 
 use std::sync::Arc;
 use std::time::Instant;

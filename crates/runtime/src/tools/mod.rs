@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use amas_governance::pipeline::{
     ActionContext, ModelCallDecisions, ModelCallSite, ModelUsage, Outcome, Pipeline, Stage,
-    TaskToolUsage, ToolCallRequest, ToolVerdict, codes,
+    TaskToolUsage, ToolAction, ToolCallRequest, ToolCallSite, ToolVerdict, codes,
 };
 use amas_store::StoreError;
 use amas_store::audit::AuditDecision;
@@ -32,6 +32,8 @@ use crate::error::RuntimeError;
 use crate::writer::TaskWriter;
 
 mod execute;
+
+use execute::Start;
 
 /// A tool call whose start is journaled but whose result is not, for a non-idempotent tool:
 /// it may have happened, so it is not run again.
@@ -288,77 +290,59 @@ impl ToolRunner {
                 events.push(voted);
                 ack = Some(v.reply);
             }
-            let verdict = self.check(agent, call, &votes);
             let pending = approval
                 .as_ref()
                 .filter(|a| a.status == ApprovalStatus::Pending);
-            match verdict.outcome() {
-                // The pre-execution stages never flag; a flag would be an allow.
-                Outcome::Allow | Outcome::Flag => {
+            let usage = self.usage_snapshot();
+            let ctx = self.ctx(step, &agent.id);
+            let site = ToolCallSite {
+                ctx: &ctx,
+                step,
+                call,
+                request: self.request_of(agent, call, &usage, &votes),
+                granted: pending.is_some(),
+            };
+            let mut took = Duration::ZERO;
+            let action = self
+                .pipeline
+                .tool_call(&site, |cleared| {
+                    self.start(
+                        Start {
+                            writer,
+                            step,
+                            agent,
+                            pending,
+                            prior: &mut events,
+                            reply: &mut ack,
+                            took: &mut took,
+                        },
+                        cleared,
+                    )
+                })
+                .await;
+            let verdict = match action {
+                ToolAction::Ran { outcome, .. } => {
+                    return self.finish(writer, step, call, outcome, took).await;
+                }
+                ToolAction::ObligationUnmet {
+                    events: decided,
+                    audit,
+                    reasons,
+                    ..
+                } => {
                     if let Some(a) = pending {
                         events.push(resolved(step, a, ApprovalStatus::Approved, &votes_text(a)));
                     }
-                    events.extend(Pipeline::tool_decided(step, call, &verdict));
+                    events.extend(decided);
                     let ack = self.ack(ack, approval.as_ref(), &events);
-                    let granted = pending.is_some();
-                    let (stage, decision) = if granted {
-                        (Stage::Approval, AuditDecision::ApprovalGranted)
-                    } else {
-                        (
-                            verdict.decisive().map_or(Stage::Policy, |d| d.stage),
-                            AuditDecision::Allow,
-                        )
-                    };
-                    let reasons = verdict
-                        .stages
-                        .first()
-                        .map(|d| d.reasons.clone())
-                        .unwrap_or_default();
-                    let Some(arguments) = Pipeline::outbound_arguments(call, &verdict) else {
-                        let reasons = vec![
-                            "policy obliged redaction but there is nothing DLP may redact"
-                                .to_owned(),
-                        ];
-                        let record = self.tool_audit(
-                            step,
-                            agent,
-                            call,
-                            Stage::Policy,
-                            AuditDecision::Deny,
-                            &reasons,
-                            Some(&verdict),
-                        );
-                        let code = codes::OBLIGATION_UNMET.to_owned();
-                        return self
-                            .refuse(
-                                writer,
-                                step,
-                                call,
-                                events,
-                                code,
-                                &reasons,
-                                ack,
-                                Some(record),
-                            )
-                            .await;
-                    };
-                    let record = self.tool_audit(
-                        step,
-                        agent,
-                        call,
-                        stage,
-                        decision,
-                        &reasons,
-                        Some(&verdict),
-                    );
-                    let outbound = RequestedTool {
-                        arguments,
-                        ..call.clone()
-                    };
+                    let code = codes::OBLIGATION_UNMET.to_owned();
                     return self
-                        .execute(writer, step, agent, &outbound, events, ack, record)
+                        .refuse(writer, step, call, events, code, &reasons, ack, Some(audit))
                         .await;
                 }
+                ToolAction::Stopped(verdict) => verdict,
+            };
+            match verdict.outcome() {
                 Outcome::Deny => {
                     let decisive = verdict.decisive().cloned();
                     let (code, reasons) = decisive.map_or_else(
@@ -419,7 +403,8 @@ impl ToolRunner {
                         )
                         .await;
                 }
-                Outcome::RequireApproval => {}
+                // A stopped call that does not deny waits for approval (an allow ran above).
+                Outcome::RequireApproval | Outcome::Allow | Outcome::Flag => {}
             }
             // Approval is needed: open the request once, then wait for votes or the timeout.
             match approval.as_ref().map(|a| a.status) {
@@ -538,28 +523,32 @@ impl ToolRunner {
         }
     }
 
-    /// Runs the pipeline's pre-execution stages with the approvers' votes so far.
-    fn check(
-        &self,
-        agent: &amas_config::AgentConfig,
-        call: &RequestedTool,
-        votes: &[serde_json::Value],
-    ) -> ToolVerdict {
-        let usage = self
-            .usage
+    /// The task's tool usage so far (a copy: the policy input must not change under it).
+    fn usage_snapshot(&self) -> TaskToolUsage {
+        self.usage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        self.pipeline.check(&ToolCallRequest {
+            .clone()
+    }
+
+    /// The pipeline's view of a call, with the approvers' votes so far.
+    fn request_of<'a>(
+        &'a self,
+        agent: &'a amas_config::AgentConfig,
+        call: &'a RequestedTool,
+        usage: &'a TaskToolUsage,
+        votes: &'a [serde_json::Value],
+    ) -> ToolCallRequest<'a> {
+        ToolCallRequest {
             principal: &self.principal,
             agent,
             task_id: &self.task_id,
             task_type: &self.task_type,
             tool: &call.name,
             arguments: &call.arguments,
-            usage: &usage,
+            usage,
             approvals: votes,
-        })
+        }
     }
 
     /// The `ApprovalRequested` event for a call the pipeline wants approved.
