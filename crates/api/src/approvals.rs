@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use amas_runtime::Runtime;
 use amas_store::ApprovalFilter;
-use amas_types::{Approval, ApprovalStatus, Principal, Verdict};
+use amas_types::{Approval, ApprovalId, ApprovalStatus, Principal, Verdict};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -85,7 +85,7 @@ pub async fn list(
 pub async fn get(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ApprovalId>,
 ) -> Result<Json<Approval>, ApiError> {
     Ok(Json(
         app.runtime.reader().read_approval(&principal, &id).await?,
@@ -96,7 +96,7 @@ pub async fn get(
 pub async fn approve(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ApprovalId>,
     ApiJson(body): ApiJson<VoteBody>,
 ) -> Result<Json<Approval>, ApiError> {
     vote(&app.runtime, principal, &id, Verdict::Approve, body).await
@@ -106,7 +106,7 @@ pub async fn approve(
 pub async fn deny(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ApprovalId>,
     ApiJson(body): ApiJson<VoteBody>,
 ) -> Result<Json<Approval>, ApiError> {
     vote(&app.runtime, principal, &id, Verdict::Deny, body).await
@@ -115,7 +115,7 @@ pub async fn deny(
 async fn vote(
     runtime: &Runtime,
     principal: Principal,
-    id: &str,
+    id: &ApprovalId,
     verdict: Verdict,
     body: VoteBody,
 ) -> Result<Json<Approval>, ApiError> {

@@ -115,8 +115,8 @@ pub struct TaskList {
 
 #[derive(Debug, Serialize)]
 pub struct StepView {
-    pub name: String,
-    pub agent: String,
+    pub name: amas_types::StepId,
+    pub agent: amas_types::AgentId,
     pub status: amas_types::StepStatus,
     pub attempts: u32,
     pub started_at: Option<DateTime<Utc>>,

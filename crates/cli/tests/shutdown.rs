@@ -123,7 +123,7 @@ async fn check_nothing_lost(
         assert_eq!(submitted, Some(1), "the submission of {id} is audited");
         let task: TaskId = id.parse().unwrap();
         let journal = store.read(task, 0).await.unwrap();
-        let mut decided: BTreeMap<String, usize> = BTreeMap::new();
+        let mut decided: BTreeMap<amas_types::StepId, usize> = BTreeMap::new();
         for record in &journal {
             if let JournalEvent::ActionDecided { step, action, .. } = &record.event {
                 assert_eq!(action, "model_call");
@@ -133,7 +133,7 @@ async fn check_nothing_lost(
         for (step, n) in decided {
             journaled_decisions += n;
             let have = audited
-                .get(&(id.clone(), "model_call".to_owned(), step.clone()))
+                .get(&(id.clone(), "model_call".to_owned(), step.to_string()))
                 .copied()
                 .unwrap_or(0);
             assert!(

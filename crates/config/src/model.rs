@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::contract::Contract;
+use amas_types::{AgentId, StepId};
 
 /// Everything AMAS is configured with.
 #[derive(Clone, Debug, Serialize)]
@@ -509,7 +510,7 @@ pub struct BreakerConfig {
 /// A configured agent role.
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentConfig {
-    pub id: String,
+    pub id: AgentId,
     pub role: String,
     pub description: String,
     /// Provider names, tried in order (fallback chain).
@@ -593,8 +594,8 @@ pub struct WorkflowConfig {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StepConfig {
-    pub name: String,
-    pub agent: String,
+    pub name: StepId,
+    pub agent: AgentId,
     pub depends_on: Vec<String>,
     /// Input field name -> where its value comes from.
     pub inputs: BTreeMap<String, InputSource>,

@@ -19,7 +19,7 @@ use amas_governance::pipeline::{ActionContext, Outcome, Pipeline, SecurityEvent,
 use amas_policy::{PolicyEngine, RegoPolicyEngine};
 use amas_store::audit::AuditDecision;
 use amas_telemetry::Metrics;
-use amas_types::{JournalEvent, Principal, RequestedTool, TaskId, TenantId};
+use amas_types::{AgentId, JournalEvent, Principal, RequestedTool, StepId, TaskId, TenantId};
 
 fn principal() -> Principal {
     Principal {
@@ -43,7 +43,7 @@ fn pipeline(metrics: &Metrics) -> Pipeline {
 
 fn call() -> RequestedTool {
     RequestedTool {
-        id: "call-1".to_owned(),
+        id: "call-1".into(),
         name: "http_fetch".to_owned(),
         arguments: json!({"url": "https://example.org"}),
     }
@@ -75,11 +75,12 @@ async fn governed(
 ) -> (amas_governance::pipeline::ResultVerdict, Metrics) {
     let metrics = p.metrics().clone();
     let who = principal();
+    let (step, agent) = (StepId::from("research"), AgentId::from("web_researcher"));
     let ctx = ActionContext {
         principal: &who,
         task: Some(TaskId::new()),
-        step: Some("research"),
-        agent: Some("web_researcher"),
+        step: Some(&step),
+        agent: Some(&agent),
         trace_id: None,
     };
     let spec = p.tools().get("http_fetch").map(|t| t.spec());

@@ -115,9 +115,9 @@ pub struct OutputSchema {
 #[derive(Clone, Debug)]
 pub struct ChatRequest {
     /// The agent making the call (for routing canned responses, telemetry and policy).
-    pub agent: String,
+    pub agent: amas_types::AgentId,
     /// The workflow step (for telemetry).
-    pub step: String,
+    pub step: amas_types::StepId,
     pub messages: Vec<ChatMessage>,
     /// When set, the provider constrains or instructs the model to answer with JSON of this schema.
     pub output_schema: Option<OutputSchema>,
@@ -130,7 +130,7 @@ pub struct ChatRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatResponse {
     /// Name of the provider (config key) that answered.
-    pub provider: String,
+    pub provider: amas_types::ProviderId,
     pub model: String,
     pub content: String,
     pub usage: amas_types::Usage,

@@ -245,7 +245,7 @@ impl ModelProvider for ScriptedProvider {
                 .map(|c| words(&c.arguments.to_string()))
                 .sum::<u64>();
         Ok(ChatResponse {
-            provider: self.name.clone(),
+            provider: self.name.as_str().into(),
             model: MODEL.to_owned(),
             usage: Usage {
                 input_tokens,

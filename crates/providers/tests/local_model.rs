@@ -28,8 +28,8 @@ fn config(model_dir: Option<PathBuf>) -> LocalModelConfig {
 
 fn research_request(schema: serde_json::Value) -> ChatRequest {
     ChatRequest {
-        agent: "researcher".to_owned(),
-        step: "research".to_owned(),
+        agent: "researcher".into(),
+        step: "research".into(),
         messages: vec![
             ChatMessage::system("You are a research assistant. Summarise the topic briefly."),
             ChatMessage::user("Topic: the benefits of regular exercise for health."),
@@ -144,8 +144,8 @@ fn calculator() -> ToolDefinition {
 
 fn calculation_request() -> ChatRequest {
     ChatRequest {
-        agent: "calc".to_owned(),
-        step: "compute".to_owned(),
+        agent: "calc".into(),
+        step: "compute".into(),
         messages: vec![
             ChatMessage::system(
                 "You are a careful assistant. Use the calculator tool for arithmetic.",

@@ -39,7 +39,8 @@ use amas_store::SqliteStore;
 use amas_store::audit::{AuditDecision, AuditLog, AuditRecord, AuditWriter, AuditWriterConfig};
 use amas_telemetry::Metrics;
 use amas_types::{
-    JournalEvent, Principal, Priority, RequestedTool, TaskId, TaskSpec, TaskStatus, Usage,
+    AgentId, JournalEvent, Principal, Priority, RequestedTool, StepId, TaskId, TaskSpec,
+    TaskStatus, Usage,
 };
 
 /// Calculator calls the research step makes before it answers.
@@ -123,15 +124,16 @@ fn governance(policy: Arc<dyn PolicyEngine>) -> Governance {
 
 /// The audit record of an allowed tool call, as the pipeline makes it.
 fn tool_audit(principal: &Principal, task: TaskId, arguments: &serde_json::Value) -> AuditRecord {
+    let (step, agent) = (StepId::from("research"), AgentId::from("research"));
     let ctx = ActionContext {
         principal,
         task: Some(task),
-        step: Some("research"),
-        agent: Some("research"),
+        step: Some(&step),
+        agent: Some(&agent),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
     };
     let call = RequestedTool {
-        id: "call_0".to_owned(),
+        id: "call_0".into(),
         name: "calculator".to_owned(),
         arguments: arguments.clone(),
     };

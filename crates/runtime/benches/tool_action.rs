@@ -42,7 +42,7 @@ use amas_runtime::compose::Governance;
 use amas_store::SqliteStore;
 use amas_store::audit::{AuditLog, AuditWriter, AuditWriterConfig};
 use amas_telemetry::Metrics;
-use amas_types::{Principal, RequestedTool, TaskId};
+use amas_types::{Principal, RequestedTool, StepId, TaskId};
 
 fn config() -> AmasConfig {
     let mut config = amas_config::load(&LoadOptions::default()).expect("config");
@@ -84,6 +84,7 @@ struct Action<'a> {
     principal: Principal,
     task: TaskId,
     task_id: String,
+    step: StepId,
     call: RequestedTool,
     usage: TaskToolUsage,
 }
@@ -94,13 +95,13 @@ impl Action<'_> {
         let ctx = ActionContext {
             principal: &self.principal,
             task: Some(self.task),
-            step: Some("research"),
-            agent: Some("research"),
+            step: Some(&self.step),
+            agent: Some(&agent.id),
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
         };
         let site = ToolCallSite {
             ctx: &ctx,
-            step: "research",
+            step: &self.step,
             call: &self.call,
             request: ToolCallRequest {
                 principal: &self.principal,
@@ -182,8 +183,9 @@ fn action<'a>(setup: &'a Setup, pipeline: &'a Pipeline) -> Action<'a> {
         principal: Principal::local_operator(),
         task,
         task_id: task.to_string(),
+        step: StepId::from("research"),
         call: RequestedTool {
-            id: "call_0".to_owned(),
+            id: "call_0".into(),
             name: "calculator".to_owned(),
             arguments: json!({"expression": "6*7"}),
         },

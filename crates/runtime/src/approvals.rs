@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use amas_config::AmasConfig;
 use amas_store::{ApprovalFilter, ApprovalPage, TaskJournal};
-use amas_types::{Approval, ApprovalStatus, JournalEvent, Principal, Verdict};
+use amas_types::{Approval, ApprovalId, ApprovalStatus, JournalEvent, Principal, StepId, Verdict};
 
 use crate::access::Access;
 use crate::error::RuntimeError;
@@ -43,7 +43,7 @@ impl Approvals {
     /// task is not running here, or a store error.
     pub async fn decide(
         &self,
-        approval_id: &str,
+        approval_id: &ApprovalId,
         approver: Principal,
         verdict: Verdict,
         reason: String,
@@ -51,7 +51,7 @@ impl Approvals {
         let approval = self
             .get(approval_id, &approver, "approval.decide")
             .await?
-            .ok_or_else(|| RuntimeError::ApprovalNotFound(approval_id.to_owned()))?;
+            .ok_or_else(|| RuntimeError::ApprovalNotFound(approval_id.to_string()))?;
         if let Some(refused) = refuse_vote(
             &approval,
             &approver,
@@ -61,7 +61,7 @@ impl Approvals {
             return Err(refused);
         }
         let unavailable = || RuntimeError::ApprovalUnavailable {
-            id: approval_id.to_owned(),
+            id: approval_id.to_string(),
         };
         let step = self.step_waiting_on(approval_id).await?;
         let (reply, answer) = oneshot::channel();
@@ -79,7 +79,10 @@ impl Approvals {
     /// The step waiting on `approval_id`, waiting up to [`APPROVAL_PATIENCE`] for it to
     /// register (a task resumed after a restart gets there shortly). While it waits, a request
     /// settled meanwhile (its task was cancelled) is answered as settled at once.
-    async fn step_waiting_on(&self, approval_id: &str) -> Result<mpsc::Sender<Vote>, RuntimeError> {
+    async fn step_waiting_on(
+        &self,
+        approval_id: &ApprovalId,
+    ) -> Result<mpsc::Sender<Vote>, RuntimeError> {
         let deadline = tokio::time::Instant::now() + APPROVAL_PATIENCE;
         loop {
             if let Some(tx) = self.waiting.sender(approval_id) {
@@ -87,7 +90,7 @@ impl Approvals {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RuntimeError::ApprovalUnavailable {
-                    id: approval_id.to_owned(),
+                    id: approval_id.to_string(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -95,7 +98,7 @@ impl Approvals {
                 && a.status != ApprovalStatus::Pending
             {
                 return Err(RuntimeError::ApprovalSettled {
-                    id: a.id,
+                    id: a.id.into(),
                     status: a.status.as_str(),
                 });
             }
@@ -109,7 +112,7 @@ impl Approvals {
     /// A store error.
     pub async fn get(
         &self,
-        approval_id: &str,
+        approval_id: &ApprovalId,
         viewer: &Principal,
         operation: &str,
     ) -> Result<Option<Approval>, RuntimeError> {
@@ -161,29 +164,32 @@ pub(crate) struct Vote {
 /// Approvals that a step in this process is waiting on, by id.
 #[derive(Default)]
 pub(crate) struct Waiting {
-    steps: Mutex<HashMap<String, mpsc::Sender<Vote>>>,
+    steps: Mutex<HashMap<ApprovalId, mpsc::Sender<Vote>>>,
 }
 
 impl Waiting {
     /// Registers a waiting step; it receives votes until the returned guard is dropped.
-    pub(crate) fn register(&self, approval_id: &str) -> (mpsc::Receiver<Vote>, Registration<'_>) {
+    pub(crate) fn register(
+        &self,
+        approval_id: &ApprovalId,
+    ) -> (mpsc::Receiver<Vote>, Registration<'_>) {
         let (tx, rx) = mpsc::channel(VOTE_BUFFER);
-        self.lock().insert(approval_id.to_owned(), tx);
+        self.lock().insert(approval_id.clone(), tx);
         (
             rx,
             Registration {
                 waiting: self,
-                id: approval_id.to_owned(),
+                id: approval_id.clone(),
             },
         )
     }
 
     /// The step waiting on `approval_id`, if one is.
-    pub(crate) fn sender(&self, approval_id: &str) -> Option<mpsc::Sender<Vote>> {
+    pub(crate) fn sender(&self, approval_id: &ApprovalId) -> Option<mpsc::Sender<Vote>> {
         self.lock().get(approval_id).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Vote>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ApprovalId, mpsc::Sender<Vote>>> {
         self.steps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -191,7 +197,7 @@ impl Waiting {
 /// Unregisters a waiting step when it stops waiting, however it stops.
 pub(crate) struct Registration<'a> {
     waiting: &'a Waiting,
-    id: String,
+    id: ApprovalId,
 }
 
 impl Drop for Registration<'_> {
@@ -217,13 +223,13 @@ pub(crate) fn refuse_vote(
 ) -> Option<RuntimeError> {
     if approval.status != amas_types::ApprovalStatus::Pending {
         return Some(RuntimeError::ApprovalSettled {
-            id: approval.id.clone(),
+            id: approval.id.to_string(),
             status: approval.status.as_str(),
         });
     }
     if now >= approval.expires_at {
         return Some(RuntimeError::VoteTooLate {
-            id: approval.id.clone(),
+            id: approval.id.to_string(),
             expires_at: approval.expires_at,
         });
     }
@@ -232,7 +238,7 @@ pub(crate) fn refuse_vote(
     let who = approver.identity();
     if who == approval.requester() {
         return Some(RuntimeError::SelfApproval {
-            id: approval.id.clone(),
+            id: approval.id.to_string(),
         });
     }
     if !is_approver(approver, approver_roles) {
@@ -242,7 +248,7 @@ pub(crate) fn refuse_vote(
     }
     if approval.has_voted(&who) {
         return Some(RuntimeError::AlreadyVoted {
-            id: approval.id.clone(),
+            id: approval.id.to_string(),
         });
     }
     None
@@ -250,14 +256,14 @@ pub(crate) fn refuse_vote(
 
 /// The journal event that settles `approval` with `status`.
 pub(crate) fn resolved(
-    step: &str,
+    step: &StepId,
     approval: &Approval,
     status: ApprovalStatus,
     reason: &str,
 ) -> JournalEvent {
     JournalEvent::ApprovalResolved {
         approval_id: approval.id.clone(),
-        step: step.to_owned(),
+        step: step.clone(),
         status,
         reason: reason.to_owned(),
     }
@@ -315,12 +321,12 @@ mod tests {
 
     fn approval(expires_at: DateTime<Utc>) -> Approval {
         Approval {
-            id: "a-1".to_owned(),
+            id: "a-1".into(),
             task_id: TaskId::new(),
             tenant: TenantId("acme".to_owned()),
-            step: "research".to_owned(),
-            call_id: "call_1".to_owned(),
-            agent: "research".to_owned(),
+            step: "research".into(),
+            call_id: "call_1".into(),
+            agent: "research".into(),
             tool: "code_analyzer".to_owned(),
             risk: "low".to_owned(),
             arguments: serde_json::json!({}),

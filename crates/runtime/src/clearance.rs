@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use amas_dataprotect::{DataProtector, Level, TenantKey};
-use amas_types::{LineageNode, Principal, TaskId, TaskState};
+use amas_types::{LineageNode, Principal, StepId, TaskId, TaskState};
 
 use crate::access::Access;
 use crate::lineage::{from_labels, parse_level};
@@ -112,7 +112,7 @@ impl Outbound<'_> {
         };
         let input = node(LineageNode::INPUT);
         let result = node(LineageNode::RESULT);
-        let steps: BTreeMap<String, Level> = state
+        let steps: BTreeMap<StepId, Level> = state
             .steps
             .keys()
             .map(|s| (s.clone(), node(&LineageNode::step_id(s)).max(input)))

@@ -22,7 +22,7 @@ use amas_providers::ProviderChain;
 use amas_store::{AuditWriter, StoreError};
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::TaskLabels;
-use amas_types::{ErrorInfo, JournalEvent, StepStatus, TaskId, TaskState, TaskStatus};
+use amas_types::{ErrorInfo, JournalEvent, StepId, StepStatus, TaskId, TaskState, TaskStatus};
 
 use crate::approvals::Waiting;
 use crate::error::codes;
@@ -173,7 +173,7 @@ async fn run_workflow(
         return Ok(Some(TaskStatus::Failed));
     };
 
-    let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
+    let mut outputs: BTreeMap<StepId, Value> = BTreeMap::new();
     let mut failed: Option<ErrorInfo> = None;
     for (name, step) in &state.steps {
         match step.status {
@@ -193,20 +193,23 @@ async fn run_workflow(
         task: state.id,
         trace_id: state.trace_id.clone(),
     });
-    let mut running: BTreeSet<String> = BTreeSet::new();
-    let mut set: JoinSet<(String, Result<StepOutcome, StoreError>)> = JoinSet::new();
+    let mut running: BTreeSet<StepId> = BTreeSet::new();
+    let mut set: JoinSet<(StepId, Result<StepOutcome, StoreError>)> = JoinSet::new();
     loop {
         if failed.is_none() && !*cancel.borrow() {
             for step in &workflow.steps {
                 let ready = !outputs.contains_key(&step.name)
                     && !running.contains(&step.name)
-                    && step.depends_on.iter().all(|d| outputs.contains_key(d));
+                    && step
+                        .depends_on
+                        .iter()
+                        .all(|d| outputs.contains_key(d.as_str()));
                 if !ready {
                     continue;
                 }
                 let (Some(agent), Some(chain)) = (
-                    executor.config.agents.get(&step.agent).cloned(),
-                    executor.chains.get(&step.agent).cloned(),
+                    executor.config.agents.get(step.agent.as_str()).cloned(),
+                    executor.chains.get(step.agent.as_str()).cloned(),
                 ) else {
                     // Validation makes this unreachable; fail closed rather than skip a step.
                     failed = Some(ErrorInfo {
@@ -300,7 +303,7 @@ async fn run_workflow(
         return Ok(Some(TaskStatus::Failed));
     }
     let result = outputs
-        .get(&workflow.result_step)
+        .get(workflow.result_step.as_str())
         .cloned()
         .unwrap_or(Value::Null);
     record_lineage(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use amas_config::{InputSource, StepConfig};
-use amas_types::TaskSpec;
+use amas_types::{StepId, TaskSpec};
 
 /// The step's input: one field per configured mapping. Upstream outputs must exist (the scheduler
 /// only starts a step once its dependencies succeeded); a missing one maps to `null` and the
@@ -13,7 +13,7 @@ use amas_types::TaskSpec;
 pub(crate) fn build_input(
     step: &StepConfig,
     spec: &TaskSpec,
-    outputs: &BTreeMap<String, Value>,
+    outputs: &BTreeMap<StepId, Value>,
 ) -> Value {
     let mut doc = Map::new();
     for (field, source) in &step.inputs {
@@ -25,7 +25,7 @@ pub(crate) fn build_input(
                 spec.parameters.get(name).cloned().unwrap_or(Value::Null)
             }
             InputSource::StepOutput { step, field } => {
-                let output = outputs.get(step);
+                let output = outputs.get(step.as_str());
                 match (output, field) {
                     (Some(out), None) => out.clone(),
                     (Some(out), Some(f)) => out.get(f).cloned().unwrap_or(Value::Null),
@@ -90,7 +90,7 @@ mod tests {
             parameters,
             priority: Priority::DEFAULT,
         };
-        let outputs = BTreeMap::from([("research".to_owned(), json!({"findings": ["a"]}))]);
+        let outputs = BTreeMap::from([(StepId::from("research"), json!({"findings": ["a"]}))]);
         let input = build_input(&step, &spec, &outputs);
         assert_eq!(
             input,

@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use amas_config::{InputSource, WorkflowConfig};
 use amas_dataprotect::{Classification, DataProtector, Level, Tag, Tags, TenantKey};
-use amas_types::{DataLabels, LineageNode, NodeKind, TaskSpec, TaskState, ToolOutcome};
+use amas_types::{
+    CallId, DataLabels, LineageNode, NodeKind, StepId, TaskSpec, TaskState, ToolOutcome,
+};
 
 /// What the classifier saw in one payload: its classification and finding counts by type.
 struct Seen {
@@ -210,7 +212,7 @@ pub(crate) fn missing_nodes(
         let from = LineageNode::step_id(&workflow.result_step);
         let step_output = state
             .steps
-            .get(&workflow.result_step)
+            .get(workflow.result_step.as_str())
             .and_then(|st| st.output.as_ref());
         // The result is the result step's output: its node already holds that scan and
         // everything upstream, so it is not scanned again.
@@ -292,9 +294,9 @@ pub struct GraphNode {
     pub id: String,
     pub kind: NodeKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
+    pub step: Option<StepId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
     pub level: String,
     pub tags: Vec<String>,
     pub why: Why,

@@ -30,8 +30,8 @@ use amas_policy::PolicyEngine;
 use amas_telemetry::Metrics;
 use amas_tools::ToolRegistry;
 use amas_types::{
-    Approval, Identity, JournalEvent, JournalRecord, Principal, RequestedTool, TaskId, TaskState,
-    TaskStatus,
+    Approval, CallId, Identity, JournalEvent, JournalRecord, Principal, RequestedTool, StepId,
+    TaskId, TaskState, TaskStatus,
 };
 
 use crate::approvals::refuse_vote;
@@ -56,9 +56,9 @@ pub struct DecisionDiff {
     /// The journal position of the recorded decision.
     pub seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
+    pub step: Option<StepId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
     /// `task_submit`, `tool_call`, `model_call`, `model_output` or `approval_vote`.
     pub action: String,
     /// What the decision was about: the task type, tool, provider or approver.
@@ -532,8 +532,8 @@ impl<'a> Walk<'a> {
         };
         let diff = diff.map(|(before, after)| DecisionDiff {
             seq: 0,
-            step: Some(step.to_owned()),
-            call_id: Some(call_id.to_owned()),
+            step: Some(StepId::from(step)),
+            call_id: Some(CallId::from(call_id)),
             action: "tool_call".to_owned(),
             resource,
             before,

@@ -8,7 +8,7 @@ use amas_dataprotect::ContentSafety;
 use amas_governance::pipeline::{ActionContext, entry};
 use amas_store::AuditWriter;
 use amas_telemetry::Metrics;
-use amas_types::{ErrorInfo, JournalEvent, JournaledAnswer, Principal, TaskId};
+use amas_types::{AgentId, ErrorInfo, JournalEvent, JournaledAnswer, Principal, StepId, TaskId};
 use tracing::warn;
 
 /// Screens the model outputs of one task: every answer's text and the string arguments of the
@@ -34,8 +34,8 @@ impl OutputScreen {
     /// answer, after its audit record is written.
     pub(crate) async fn model_output(
         &self,
-        step: &str,
-        agent: &str,
+        step: &StepId,
+        agent: &AgentId,
         turn: u32,
         provider: &str,
         answer: &JournaledAnswer,

@@ -19,7 +19,7 @@ use amas_store::StoreError;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{ContractLabels, CostLabels, StepLabels, TokenLabels};
 use amas_types::{
-    Approval, ErrorInfo, JournalEvent, JournaledAnswer, RequestedTool, StepState, Usage,
+    Approval, CallId, ErrorInfo, JournalEvent, JournaledAnswer, RequestedTool, StepState, Usage,
 };
 
 use crate::error::codes;
@@ -48,7 +48,7 @@ pub(crate) struct StepRun<'a> {
     /// Runs the governed actions of the task: tool calls, model-call authorization, usage.
     pub tools: &'a ToolRunner,
     /// Approval requests this step opened (after a restart), by tool call id.
-    pub approvals: BTreeMap<String, Approval>,
+    pub approvals: BTreeMap<CallId, Approval>,
     /// The task's tenant, for the token and cost metrics.
     pub tenant: &'a str,
     /// Token prices by provider (`providers.<name>.prices`).
@@ -69,7 +69,7 @@ impl StepRun<'_> {
             agent = %self.agent.id,
         );
         let started = Instant::now();
-        let agent = self.agent.id.clone();
+        let agent = self.agent.id.to_string();
         let outcome = self.run_inner().instrument(span).await?;
         let status = match &outcome {
             StepOutcome::Succeeded(_) => "succeeded",
@@ -267,7 +267,7 @@ impl StepRun<'_> {
         self.metrics
             .contract_checks
             .get_or_create(&ContractLabels {
-                agent: self.agent.id.clone(),
+                agent: self.agent.id.to_string(),
                 outcome: if valid { "valid" } else { "violated" }.to_owned(),
             })
             .inc();
@@ -378,7 +378,7 @@ impl StepRun<'_> {
                 .tool_calls
                 .into_iter()
                 .map(|c| RequestedTool {
-                    id: c.id,
+                    id: c.id.into(),
                     name: c.name,
                     arguments: c.arguments,
                 })
@@ -494,7 +494,7 @@ fn empty_state(step: &StepConfig, agent: &AgentConfig) -> StepState {
 
 fn to_provider_call(call: &RequestedTool) -> ToolCall {
     ToolCall {
-        id: call.id.clone(),
+        id: call.id.to_string(),
         name: call.name.clone(),
         arguments: call.arguments.clone(),
     }

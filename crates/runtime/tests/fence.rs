@@ -141,7 +141,7 @@ async fn harness(recording: &Arc<Recording>) -> Harness {
 }
 
 /// Waits (bounded) until `task` waits for approval; its pending approval's id.
-async fn pending(h: &Harness, task: TaskId) -> String {
+async fn pending(h: &Harness, task: TaskId) -> amas_types::ApprovalId {
     for _ in 0..800 {
         let state = h.runtime.reader().state(task).await.unwrap().unwrap();
         if let Some(a) = state

@@ -30,8 +30,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use amas_types::{
-    Approval, ApprovalStatus, Identity, JournalEvent, JournalRecord, Priority, TaskId, TaskStatus,
-    TenantId,
+    Approval, ApprovalId, ApprovalStatus, Identity, JournalEvent, JournalRecord, Priority, TaskId,
+    TaskStatus, TenantId,
 };
 
 /// The per-task, append-only event log and the task listing derived from it.
@@ -89,7 +89,7 @@ pub trait TaskJournal: Send + Sync {
     async fn unfinished(&self) -> Result<Vec<TaskId>, StoreError>;
 
     /// One approval as projected from its task's journal; `None` when unknown.
-    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;
 
     /// Approvals matching `filter`, newest first, with a cursor for the next page.
     async fn approvals(&self, filter: &ApprovalFilter) -> Result<ApprovalPage, StoreError>;

@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, QueryBuilder, Row}
 
 use std::collections::BTreeMap;
 
-use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
+use amas_types::{Approval, ApprovalId, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use crate::shared::{self, Failed, NewTask};
 use crate::{
@@ -322,7 +322,7 @@ async fn project_approvals(
     for approval_id in &touched {
         let doc: Option<String> =
             sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
-                .bind(approval_id)
+                .bind(approval_id.as_str())
                 .fetch_optional(&mut **tx)
                 .await?;
         if let Some(doc) = doc {
@@ -336,7 +336,7 @@ async fn project_approvals(
              VALUES ($1, $2, $3, $4, $5, $6, $7::json) ON CONFLICT (id) DO UPDATE SET \
              status = excluded.status, updated_at = excluded.updated_at, doc = excluded.doc",
         )
-        .bind(&approval.id)
+        .bind(approval.id.as_str())
         .bind(task.0)
         .bind(&tenant.0)
         .bind(approval.status.as_str())
@@ -476,10 +476,10 @@ impl TaskJournal for PostgresStore {
         Ok(ids.into_iter().map(TaskId).collect())
     }
 
-    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         let doc: Option<String> =
             sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
-                .bind(id)
+                .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
         doc.as_deref().map(shared::decode_approval).transpose()
@@ -513,7 +513,7 @@ impl TaskJournal for PostgresStore {
             .push_bind(i64::from(limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await?;
         let mut approvals = approvals_from_rows(&rows)?;
-        let next_cursor = shared::page_cursor(&mut approvals, limit, |a| a.id.clone());
+        let next_cursor = shared::page_cursor(&mut approvals, limit, |a| a.id.to_string());
         Ok(ApprovalPage {
             approvals,
             next_cursor,
@@ -600,12 +600,12 @@ impl TaskJournal for PostgresStore {
             if let Some((approval_id, arguments)) = &row.approval {
                 let doc: Option<String> =
                     sqlx::query_scalar("SELECT doc::text FROM approvals WHERE id = $1")
-                        .bind(approval_id)
+                        .bind(approval_id.as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
                 if let Some(doc) = doc {
                     sqlx::query("UPDATE approvals SET doc = $2::json WHERE id = $1")
-                        .bind(approval_id)
+                        .bind(approval_id.as_str())
                         .bind(shared::approval_with_arguments(&doc, arguments)?)
                         .execute(&mut *tx)
                         .await?;

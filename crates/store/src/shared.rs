@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
+use amas_types::{Approval, ApprovalId, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use crate::StoreError;
 
@@ -132,8 +132,8 @@ pub(crate) fn project_status(current: Option<TaskStatus>, events: &[JournalEvent
 }
 
 /// The ids of the approvals a batch opens, votes on or resolves, without duplicates.
-pub(crate) fn touched_approvals(events: &[JournalEvent]) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
+pub(crate) fn touched_approvals(events: &[JournalEvent]) -> Vec<ApprovalId> {
+    let mut ids: Vec<ApprovalId> = Vec::new();
     for event in events {
         let id = match event {
             JournalEvent::ApprovalRequested { approval_id, .. }
@@ -152,7 +152,7 @@ pub(crate) fn touched_approvals(events: &[JournalEvent]) -> Vec<String> {
 /// batch), exactly as `TaskState::apply` does. A vote for an unknown approval is ignored there
 /// too, so the projection and the fold agree.
 pub(crate) fn apply_approvals(
-    approvals: &mut BTreeMap<String, Approval>,
+    approvals: &mut BTreeMap<ApprovalId, Approval>,
     task: TaskId,
     tenant: &TenantId,
     events: &[JournalEvent],
@@ -331,7 +331,7 @@ pub(crate) struct PurgedRow {
     /// The new `tasks.title`, for a purged submission.
     pub title: Option<String>,
     /// The approval whose `arguments` become the tombstone, for a purged approval request.
-    pub approval: Option<(String, serde_json::Value)>,
+    pub approval: Option<(ApprovalId, serde_json::Value)>,
 }
 
 /// The purge of the row holding `event_json` (`None` when the event carries no payload).

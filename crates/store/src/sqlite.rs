@@ -12,7 +12,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use std::collections::BTreeMap;
 
-use amas_types::{Approval, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
+use amas_types::{Approval, ApprovalId, JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
 use crate::audit::AuditRecord;
 use crate::commit::{Append, Committed, GroupCommit};
@@ -344,7 +344,7 @@ async fn project_approvals(
     let mut approvals = BTreeMap::new();
     for approval_id in &touched {
         let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
-            .bind(approval_id)
+            .bind(approval_id.as_str())
             .fetch_optional(&mut **tx)
             .await?;
         if let Some(doc) = doc {
@@ -359,7 +359,7 @@ async fn project_approvals(
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
              status = excluded.status, updated_at = excluded.updated_at, doc = excluded.doc",
         )
-        .bind(&approval.id)
+        .bind(approval.id.as_str())
         .bind(id_text(task))
         .bind(&tenant.0)
         .bind(approval.status.as_str())
@@ -613,9 +613,9 @@ impl TaskJournal for SqliteStore {
             .collect()
     }
 
-    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         doc.as_deref().map(shared::decode_approval).transpose()
@@ -648,7 +648,7 @@ impl TaskJournal for SqliteStore {
             .push_bind(i64::from(limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await?;
         let mut approvals = approvals_from_rows(&rows)?;
-        let next_cursor = shared::page_cursor(&mut approvals, limit, |a| a.id.clone());
+        let next_cursor = shared::page_cursor(&mut approvals, limit, |a| a.id.to_string());
         Ok(ApprovalPage {
             approvals,
             next_cursor,
@@ -732,13 +732,13 @@ impl TaskJournal for SqliteStore {
             if let Some((approval_id, arguments)) = &row.approval {
                 let doc: Option<String> =
                     sqlx::query_scalar("SELECT doc FROM approvals WHERE id = ?")
-                        .bind(approval_id)
+                        .bind(approval_id.as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
                 if let Some(doc) = doc {
                     sqlx::query("UPDATE approvals SET doc = ? WHERE id = ?")
                         .bind(shared::approval_with_arguments(&doc, arguments)?)
-                        .bind(approval_id)
+                        .bind(approval_id.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }

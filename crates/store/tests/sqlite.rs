@@ -215,7 +215,7 @@ async fn an_existing_database_migrates_to_approvals_without_losing_tasks() {
     assert_eq!(store.read(task, 0).await.unwrap().len(), 2, "journal kept");
     assert_eq!(store.unfinished().await.unwrap(), vec![task]);
     let approval = JournalEvent::ApprovalRequested {
-        approval_id: uuid::Uuid::now_v7().to_string(),
+        approval_id: amas_types::ApprovalId::new(),
         step: "research".into(),
         call_id: "c".into(),
         agent: "research".into(),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::JournalEvent;
-use crate::ids::{TaskId, TenantId};
+use crate::ids::{AgentId, ApprovalId, CallId, StepId, TaskId, TenantId};
 use crate::task::Identity;
 
 /// Where an approval request stands.
@@ -74,12 +74,12 @@ pub struct ApprovalVote {
 /// An approval request with its votes, as folded from the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
-    pub id: String,
+    pub id: ApprovalId,
     pub task_id: TaskId,
     pub tenant: TenantId,
-    pub step: String,
-    pub call_id: String,
-    pub agent: String,
+    pub step: StepId,
+    pub call_id: CallId,
+    pub agent: AgentId,
     pub tool: String,
     pub risk: String,
     /// The tool call's parameters, so approvers see exactly what they allow.

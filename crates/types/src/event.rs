@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::{ApprovalStatus, Verdict};
-use crate::ids::TaskId;
+use crate::ids::{AgentId, ApprovalId, CallId, ProviderId, StepId, TaskId};
 use crate::lineage::LineageNode;
 use crate::task::{Principal, TaskSpec, TaskStatus};
 
@@ -18,7 +18,7 @@ pub struct Usage {
 /// A tool call the model asked for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestedTool {
-    pub id: String,
+    pub id: CallId,
     pub name: String,
     pub arguments: serde_json::Value,
 }
@@ -59,17 +59,17 @@ pub enum JournalEvent {
     },
     TaskStarted,
     StepStarted {
-        step: String,
-        agent: String,
+        step: StepId,
+        agent: AgentId,
         /// The step's input document, after mapping and contract validation.
         input: serde_json::Value,
     },
     /// A model answered. Journaled before anything uses the answer, so a restart never asks again.
     ModelResponded {
-        step: String,
+        step: StepId,
         /// The model turn within the step, from 1 (each answer or tool request is one turn).
         attempt: u32,
-        provider: String,
+        provider: ProviderId,
         model: String,
         content: String,
         /// Tool calls the model asked for instead of answering.
@@ -80,15 +80,15 @@ pub enum JournalEvent {
     },
     /// The answer of `attempt` broke the agent's output contract; the next attempt gets the errors.
     ContractViolated {
-        step: String,
+        step: StepId,
         attempt: u32,
         contract: String,
         errors: Vec<String>,
     },
     /// The governance pipeline's verdict on one action, with its reasons.
     ActionDecided {
-        step: String,
-        call_id: String,
+        step: StepId,
+        call_id: CallId,
         /// `tool_call` or `model_call`.
         action: String,
         /// The stage that decided: `policy`, `allowlist`, `contract`, `quota`, `approval`.
@@ -109,31 +109,31 @@ pub enum JournalEvent {
     /// The tool is about to run. For a non-idempotent tool, a start without a result means the
     /// call may have happened: it is never silently re-run.
     ToolStarted {
-        step: String,
-        call_id: String,
+        step: StepId,
+        call_id: CallId,
         tool: String,
         idempotent: bool,
     },
     ToolCompleted {
-        step: String,
-        call_id: String,
+        step: StepId,
+        call_id: CallId,
         tool: String,
         output: serde_json::Value,
         duration_ms: u64,
     },
     /// The call did not produce a result (refused, denied, failed); the model sees the error.
     ToolFailed {
-        step: String,
-        call_id: String,
+        step: StepId,
+        call_id: CallId,
         tool: String,
         error: ErrorInfo,
     },
     /// A tool call needs a human decision first: the step pauses (durably) until it is resolved.
     ApprovalRequested {
-        approval_id: String,
-        step: String,
-        call_id: String,
-        agent: String,
+        approval_id: ApprovalId,
+        step: StepId,
+        call_id: CallId,
+        agent: AgentId,
         tool: String,
         risk: String,
         arguments: serde_json::Value,
@@ -148,8 +148,8 @@ pub enum JournalEvent {
     },
     /// One approver's vote on a pending approval.
     ApprovalVoted {
-        approval_id: String,
-        step: String,
+        approval_id: ApprovalId,
+        step: StepId,
         approver: String,
         roles: Vec<String>,
         decision: Verdict,
@@ -160,17 +160,17 @@ pub enum JournalEvent {
     },
     /// The approval is settled (approved, denied or expired); the step goes on.
     ApprovalResolved {
-        approval_id: String,
-        step: String,
+        approval_id: ApprovalId,
+        step: StepId,
         status: ApprovalStatus,
         reason: String,
     },
     StepSucceeded {
-        step: String,
+        step: StepId,
         output: serde_json::Value,
     },
     StepFailed {
-        step: String,
+        step: StepId,
         error: ErrorInfo,
     },
     TaskSucceeded {

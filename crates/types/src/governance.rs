@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::CallId;
+
 /// Defines a closed set of names with one string each (serde, `as_str`, `FromStr`).
 macro_rules! names {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
@@ -177,8 +179,8 @@ pub fn decisive<T>(stages: &[T], outcome: impl Fn(&T) -> Outcome) -> Option<&T> 
 /// in). Older journals wrote model-output verdicts as `{turn}:{provider}`;
 /// [`model_call_provider`] reads both.
 #[must_use]
-pub fn model_call_id(turn: u32, provider: &str) -> String {
-    format!("turn-{turn}:{provider}")
+pub fn model_call_id(turn: u32, provider: &str) -> CallId {
+    CallId::from(format!("turn-{turn}:{provider}"))
 }
 
 /// The provider named by a model call's `call_id`, in either journaled form.

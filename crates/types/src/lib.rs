@@ -13,7 +13,7 @@ mod task;
 pub use approval::{Approval, ApprovalStatus, ApprovalVote, Verdict};
 pub use event::{DataLabels, ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
 pub use governance::{ActionKind, Decision, Outcome, Stage};
-pub use ids::{TaskId, TenantId};
+pub use ids::{AgentId, ApprovalId, CallId, ProviderId, StepId, TaskId, TenantId};
 pub use lineage::{LineageNode, NodeKind};
 pub use state::{JournaledAnswer, StepState, TaskState, ToolOutcome};
 pub use task::{Identity, Principal, Priority, PriorityError, StepStatus, TaskSpec, TaskStatus};

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::DataLabels;
+use crate::ids::{CallId, StepId};
 
 /// Which payload a node stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,9 +31,9 @@ pub struct LineageNode {
     pub id: String,
     pub kind: NodeKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
+    pub step: Option<StepId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
     /// The effective classification: the highest level and all tags of the node's inputs, its
     /// own findings and any declared floor.
     pub labels: DataLabels,
@@ -59,7 +60,7 @@ impl LineageNode {
     }
 
     #[must_use]
-    pub fn tool_id(step: &str, call_id: &str) -> String {
+    pub fn tool_id(step: &StepId, call_id: &CallId) -> String {
         format!("tool:{step}:{call_id}")
     }
 }

@@ -8,15 +8,15 @@ use serde::Serialize;
 
 use crate::approval::{Approval, ApprovalStatus};
 use crate::event::{DataLabels, ErrorInfo, JournalEvent, JournalRecord, RequestedTool, Usage};
-use crate::ids::TaskId;
+use crate::ids::{AgentId, ApprovalId, CallId, StepId, TaskId};
 use crate::lineage::{LineageNode, NodeKind};
 use crate::task::{Principal, StepStatus, TaskSpec, TaskStatus};
 
 /// One step as folded from the journal.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepState {
-    pub step: String,
-    pub agent: String,
+    pub step: StepId,
+    pub agent: AgentId,
     pub status: StepStatus,
     /// Model answers received so far (one per attempt).
     pub attempts: u32,
@@ -34,7 +34,7 @@ pub struct StepState {
     pub violations: BTreeMap<u32, Vec<String>>,
     /// Tool calls by call id: what recovery reuses instead of running a tool again.
     #[serde(skip)]
-    pub tools: BTreeMap<String, ToolOutcome>,
+    pub tools: BTreeMap<CallId, ToolOutcome>,
 }
 
 /// A model answer as journaled: its text and any tool calls it asked for.
@@ -66,11 +66,11 @@ pub struct TaskState {
     pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub steps: BTreeMap<String, StepState>,
+    pub steps: BTreeMap<StepId, StepState>,
     pub result: Option<serde_json::Value>,
     pub error: Option<ErrorInfo>,
     /// Approval requests by id, with their votes and resolution.
-    pub approvals: BTreeMap<String, Approval>,
+    pub approvals: BTreeMap<ApprovalId, Approval>,
     /// Sequence number of the last folded event: the expected sequence for the next append.
     pub last_seq: u64,
     /// The classification of the final result (its lineage node's labels), once recorded.
@@ -270,10 +270,10 @@ impl TaskState {
 
     /// The approval opened for a tool call, if any.
     #[must_use]
-    pub fn approval_for(&self, step: &str, call_id: &str) -> Option<&Approval> {
+    pub fn approval_for(&self, step: &StepId, call_id: &CallId) -> Option<&Approval> {
         self.approvals
             .values()
-            .find(|a| a.step == step && a.call_id == call_id)
+            .find(|a| a.step == *step && a.call_id == *call_id)
     }
 
     /// Total tokens over all steps.

@@ -180,10 +180,10 @@ impl Server {
             .seq;
         let id = format!("apr-{}", uuid::Uuid::now_v7());
         let event = JournalEvent::ApprovalRequested {
-            approval_id: id.clone(),
-            step: "research".to_owned(),
-            call_id: "call-1".to_owned(),
-            agent: "research".to_owned(),
+            approval_id: id.as_str().into(),
+            step: "research".into(),
+            call_id: "call-1".into(),
+            agent: "research".into(),
             tool: "http_fetch".to_owned(),
             risk: "high".to_owned(),
             arguments,

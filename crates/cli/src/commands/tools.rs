@@ -94,7 +94,7 @@ async fn call(global: &Global, args: CallArgs) -> anyhow::Result<u8> {
     let ctx = ToolContext {
         task_id: "cli".to_owned(),
         workspace,
-        agent: agent.id.clone(),
+        agent: agent.id.to_string(),
     };
     let code = match gate.tools().call(&name, &ctx, arguments).await {
         Ok(output) => {

@@ -12,6 +12,7 @@ use crate::diag::{Diagnostics, KeyPath};
 use crate::error::codes;
 use crate::model::{AgentConfig, AgentLimits, QuotaConfig, QuotaScope, SandboxConfig};
 use crate::raw::{RawAgent, RawLimits, RawQuotas, RawSandbox};
+use amas_types::AgentId;
 
 /// An agent's contracts, whichever compiled, even when the agent has other problems: the
 /// workflows are checked against them so that one run shows those problems too.
@@ -112,7 +113,7 @@ fn build(
     rest_ok?;
     let (sandbox, quotas) = bounds;
     Some(AgentConfig {
-        id: name.to_owned(),
+        id: AgentId::from(name),
         role: raw.role,
         description: raw.description,
         providers: raw.providers,

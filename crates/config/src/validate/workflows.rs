@@ -13,6 +13,7 @@ use crate::diag::{Diagnostics, KeyPath};
 use crate::error::codes;
 use crate::model::{InputSource, StepConfig, WorkflowConfig};
 use crate::raw::{RawStep, RawWorkflow};
+use amas_types::{AgentId, StepId};
 
 pub(super) fn validate(
     section: &Mapping,
@@ -219,8 +220,8 @@ impl Workflow<'_> {
             check_against_input_contract(&path, &raw.agent, &input.schema, &inputs, diag);
         }
         (diag.errors.len() == before).then(|| StepConfig {
-            name: step.name.clone(),
-            agent: raw.agent.clone(),
+            name: StepId::from(step.name.as_str()),
+            agent: AgentId::from(raw.agent.as_str()),
             depends_on: raw.depends_on.clone(),
             inputs,
         })

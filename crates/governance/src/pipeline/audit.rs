@@ -11,15 +11,15 @@ use amas_store::AuditRecord;
 use amas_store::audit::AuditDecision;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::DecisionLabels;
-use amas_types::{Decision, Outcome, Principal, Stage, TaskId, TenantId};
+use amas_types::{AgentId, Decision, Outcome, Principal, Stage, StepId, TaskId, TenantId};
 
 /// Who acts and where, for the records of one governed action.
 #[derive(Clone, Debug)]
 pub struct ActionContext<'a> {
     pub principal: &'a Principal,
     pub task: Option<TaskId>,
-    pub step: Option<&'a str>,
-    pub agent: Option<&'a str>,
+    pub step: Option<&'a StepId>,
+    pub agent: Option<&'a AgentId>,
     pub trace_id: Option<String>,
 }
 
@@ -45,10 +45,10 @@ impl<'a> ActionContext<'a> {
             record = record.with_task(task);
         }
         if let Some(step) = self.step {
-            record = record.with_step(step);
+            record = record.with_step(step.as_str());
         }
         if let Some(agent) = self.agent {
-            record = record.with_agent(agent);
+            record = record.with_agent(agent.as_str());
         }
         if let Some(trace) = &self.trace_id {
             record = record.with_trace_id(trace.clone());

@@ -17,7 +17,7 @@ use amas_tools::ToolSpec;
 use amas_types::governance::model_call_id;
 use amas_types::{
     ActionKind, DataLabels, Decision, JournalEvent, Outcome, Principal, RequestedTool, Stage,
-    TaskSpec, TenantId,
+    StepId, TaskSpec, TenantId,
 };
 
 use super::audit::{self, ActionContext};
@@ -218,7 +218,7 @@ pub struct ModelCallSite<'a> {
     pub ctx: &'a ActionContext<'a>,
     pub task_id: &'a str,
     pub task_type: &'a str,
-    pub step: &'a str,
+    pub step: &'a StepId,
     pub turn: u32,
     pub agent: &'a AgentConfig,
     /// Per provider, the classification levels it may receive.
@@ -272,7 +272,7 @@ impl Pipeline {
             let redact = d.outcome == Outcome::Allow
                 && d.obligations.iter().any(|o| o == obligations::REDACT);
             out.events.push(JournalEvent::ActionDecided {
-                step: site.step.to_owned(),
+                step: site.step.clone(),
                 call_id: model_call_id(site.turn, provider),
                 action: ActionKind::ModelCall.as_str().to_owned(),
                 stage: d.stage.as_str().to_owned(),
@@ -432,11 +432,11 @@ pub async fn model_output(
     }
     let screening = safety_engine.screen(&text).await;
     let verdict = safety::judge(&screening, codes_safe::OUTPUT_UNSAFE)?;
-    let step = ctx.step.unwrap_or_default();
+    let step = ctx.step.cloned().unwrap_or_else(|| StepId::from(""));
     let action = safety::action_name(screening.verdict.action);
     if screening.classifier_unavailable {
         tracing::warn!(
-            step,
+            step = %step,
             safety.classifier = safety_engine.classifier_name(),
             "The content classifier is unavailable; the lexicon screened the model output."
         );
@@ -444,7 +444,7 @@ pub async fn model_output(
     if verdict.decision.outcome != Outcome::Allow {
         audit::count_label(metrics, Stage::ContentSafety, action);
         tracing::warn!(
-            step,
+            step = %step,
             safety.action = action,
             safety.categories = %safety::category_names(&screening.verdict).join(","),
             "A model output hit the content-safety filter."
@@ -467,7 +467,7 @@ pub async fn model_output(
         ),
     });
     let event = JournalEvent::ActionDecided {
-        step: step.to_owned(),
+        step,
         call_id: model_call_id(turn, provider),
         action: ActionKind::ModelOutput.as_str().to_owned(),
         stage: Stage::ContentSafety.as_str().to_owned(),
@@ -494,7 +494,7 @@ impl Pipeline {
     /// DLP) is journaled with the policy stage.
     #[must_use]
     pub fn tool_decided(
-        step: &str,
+        step: &StepId,
         call: &RequestedTool,
         verdict: &ToolVerdict,
     ) -> Vec<JournalEvent> {
@@ -513,7 +513,7 @@ impl Pipeline {
             .stages
             .iter()
             .map(|s| JournalEvent::ActionDecided {
-                step: step.to_owned(),
+                step: step.clone(),
                 call_id: call.id.clone(),
                 action: ActionKind::ToolCall.as_str().to_owned(),
                 stage: s.stage.as_str().to_owned(),
@@ -664,7 +664,7 @@ impl Pipeline {
         labels: Option<stages::lineage::ResultLabels>,
         started: Instant,
     ) -> ResultVerdict {
-        let step = ctx.step.unwrap_or_default();
+        let step = ctx.step.cloned().unwrap_or_else(|| StepId::from(""));
         let mut events = Vec::new();
         let mut records = Vec::new();
         for d in &decisions {
@@ -673,7 +673,7 @@ impl Pipeline {
                 continue;
             }
             events.push(JournalEvent::ActionDecided {
-                step: step.to_owned(),
+                step: step.clone(),
                 call_id: call.id.clone(),
                 action: ActionKind::ToolResult.as_str().to_owned(),
                 stage: d.stage.as_str().to_owned(),

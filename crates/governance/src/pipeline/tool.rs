@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use amas_store::AuditRecord;
 use amas_store::audit::AuditDecision;
-use amas_types::{JournalEvent, Outcome, RequestedTool, Stage};
+use amas_types::{JournalEvent, Outcome, RequestedTool, Stage, StepId};
 
 use super::audit::ActionContext;
 use super::entry::ResultVerdict;
@@ -25,7 +25,7 @@ use super::{Pipeline, ToolCallRequest, ToolVerdict};
 pub struct ToolCallSite<'a> {
     pub ctx: &'a ActionContext<'a>,
     /// The step the call belongs to, for its journal events.
-    pub step: &'a str,
+    pub step: &'a StepId,
     pub call: &'a RequestedTool,
     pub request: ToolCallRequest<'a>,
     /// The call was waiting for approval and the votes (in `request.approvals`) settle it:

@@ -169,7 +169,7 @@ impl ModelProvider for LocalProvider {
             tools::interpret(generation.text, &request.messages, &request.tools)
                 .map_err(|reason| self.inference_error(reason))?;
         Ok(ChatResponse {
-            provider: self.name.clone(),
+            provider: self.name.as_str().into(),
             model: self.model.clone(),
             content,
             usage: amas_types::Usage {

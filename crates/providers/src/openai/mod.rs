@@ -201,7 +201,7 @@ impl OpenAiProvider {
             output_tokens: u.completion_tokens,
         });
         Ok(ChatResponse {
-            provider: self.name.clone(),
+            provider: self.name.as_str().into(),
             model: completion.model.unwrap_or_else(|| self.model.clone()),
             content,
             usage,

@@ -3,7 +3,7 @@
 //! is recorded by the approvals service and answered the same way.
 
 use amas_store::{ApprovalFilter, ApprovalPage};
-use amas_types::{Approval, Principal, Verdict};
+use amas_types::{Approval, ApprovalId, Principal, Verdict};
 
 use super::Reader;
 use crate::access::ApiResource;
@@ -19,14 +19,14 @@ impl Reader {
     pub async fn visible_approval(
         &self,
         principal: &Principal,
-        id: &str,
+        id: &ApprovalId,
         operation: &str,
     ) -> Result<Approval, RuntimeError> {
         let approval = self
             .approvals
             .get(id, principal, operation)
             .await?
-            .ok_or_else(|| RuntimeError::ApprovalNotFound(id.to_owned()))?;
+            .ok_or_else(|| RuntimeError::ApprovalNotFound(id.to_string()))?;
         let resource = ApiResource {
             tenant: &approval.tenant,
             owner: &approval.requested_by,
@@ -66,7 +66,7 @@ impl Reader {
     pub async fn read_approval(
         &self,
         principal: &Principal,
-        id: &str,
+        id: &ApprovalId,
     ) -> Result<Approval, RuntimeError> {
         let mut approval = self
             .visible_approval(principal, id, "approval.list")
@@ -84,7 +84,7 @@ impl Reader {
     pub async fn vote(
         &self,
         principal: Principal,
-        id: &str,
+        id: &ApprovalId,
         verdict: Verdict,
         reason: String,
     ) -> Result<Approval, RuntimeError> {

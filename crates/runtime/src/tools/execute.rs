@@ -13,7 +13,7 @@ use amas_governance::pipeline::{Cleared, Outcome, ResultVerdict, codes};
 use amas_store::StoreError;
 use amas_telemetry::metrics::ToolLabels;
 use amas_tools::{ToolContext, ToolError};
-use amas_types::{Approval, ApprovalStatus, ErrorInfo, JournalEvent, RequestedTool};
+use amas_types::{Approval, ApprovalStatus, ErrorInfo, JournalEvent, RequestedTool, StepId};
 
 use super::{CallResult, ToolRunner, error_message};
 use crate::approvals::{resolved, votes_text};
@@ -33,7 +33,7 @@ pub(crate) enum RunFailure {
 /// the approval loop (its events so far, a voter waiting for an answer).
 pub(crate) struct Start<'a, 'b> {
     pub writer: &'a TaskWriter,
-    pub step: &'a str,
+    pub step: &'a StepId,
     pub agent: &'a amas_config::AgentConfig,
     /// The approval these votes settle, when the call waited for one.
     pub pending: Option<&'a Approval>,
@@ -73,7 +73,7 @@ impl ToolRunner {
         let ack = self.ack(at.reply.take(), at.pending, &events);
         let idempotent = self.spec(&call.name).is_some_and(|s| s.idempotent);
         events.push(JournalEvent::ToolStarted {
-            step: at.step.to_owned(),
+            step: at.step.clone(),
             call_id: call.id.clone(),
             tool: call.name.clone(),
             idempotent,
@@ -97,14 +97,14 @@ impl ToolRunner {
     /// Runs the tool on the call's (outbound) arguments, counted.
     async fn run_tool(
         &self,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
     ) -> Result<serde_json::Value, ToolError> {
         let ctx = ToolContext {
             task_id: self.task_id.clone(),
             workspace: self.workspace.clone(),
-            agent: agent.id.clone(),
+            agent: agent.id.to_string(),
         };
         let started = Instant::now();
         let span = info_span!(
@@ -143,7 +143,7 @@ impl ToolRunner {
     pub(super) async fn finish(
         &self,
         writer: &TaskWriter,
-        step: &str,
+        step: &StepId,
         call: &RequestedTool,
         outcome: Result<(serde_json::Value, ResultVerdict), RunFailure>,
         took: Duration,
@@ -161,7 +161,7 @@ impl ToolRunner {
                 };
                 writer
                     .append(JournalEvent::ToolFailed {
-                        step: step.to_owned(),
+                        step: step.clone(),
                         call_id: call.id.clone(),
                         tool: call.name.clone(),
                         error: error.clone(),
@@ -191,7 +191,7 @@ impl ToolRunner {
                 ),
             };
             events.push(JournalEvent::ToolFailed {
-                step: step.to_owned(),
+                step: step.clone(),
                 call_id: call.id.clone(),
                 tool: call.name.clone(),
                 error: error.clone(),
@@ -205,7 +205,7 @@ impl ToolRunner {
         let message =
             amas_dataprotect::untrusted_envelope(&call.name, &output, verdict.injection.as_ref());
         events.push(JournalEvent::ToolCompleted {
-            step: step.to_owned(),
+            step: step.clone(),
             call_id: call.id.clone(),
             tool: call.name.clone(),
             output,

@@ -23,8 +23,8 @@ use amas_telemetry::Metrics;
 use amas_telemetry::metrics::ToolLabels;
 use amas_tools::ToolSpec;
 use amas_types::{
-    Approval, ApprovalStatus, ErrorInfo, JournalEvent, Principal, RequestedTool, TaskId,
-    ToolOutcome,
+    AgentId, Approval, ApprovalId, ApprovalStatus, ErrorInfo, JournalEvent, Principal,
+    RequestedTool, StepId, TaskId, ToolOutcome,
 };
 
 use crate::approvals::{self, Registration, Vote, Waited, Waiting, resolved, votes_text, wait};
@@ -91,7 +91,7 @@ impl Ack {
                 status: *status,
             }),
             _ => RuntimeError::ApprovalUnavailable {
-                id: self.approval.id,
+                id: self.approval.id.into(),
             },
         };
         let _ = self.reply.send(Err(answer));
@@ -103,7 +103,7 @@ impl ToolRunner {
     /// (the pipeline's model-call entry point).
     pub(crate) fn authorize_model_call(
         &self,
-        step: &str,
+        step: &StepId,
         turn: u32,
         agent: &amas_config::AgentConfig,
         providers: &[&str],
@@ -126,7 +126,7 @@ impl ToolRunner {
     }
 
     /// Who acts in this task's `step`, for the pipeline's records.
-    pub(crate) fn ctx<'a>(&'a self, step: &'a str, agent: &'a str) -> ActionContext<'a> {
+    pub(crate) fn ctx<'a>(&'a self, step: &'a StepId, agent: &'a AgentId) -> ActionContext<'a> {
         ActionContext {
             principal: &self.principal,
             task: Some(self.task),
@@ -140,7 +140,7 @@ impl ToolRunner {
     /// and latency. Never the prompt or the answer.
     pub(crate) fn model_usage_audit(
         &self,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         provider: &str,
         model: &str,
@@ -166,7 +166,7 @@ impl ToolRunner {
     )]
     fn tool_audit(
         &self,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         stage: Stage,
@@ -188,7 +188,7 @@ impl ToolRunner {
     /// did not settle it), with the deciding stage's reasons.
     async fn audit_waiting(
         &self,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         verdict: &ToolVerdict,
@@ -234,7 +234,7 @@ impl ToolRunner {
     pub(crate) async fn run(
         &self,
         writer: &TaskWriter,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         prior: Option<&ToolOutcome>,
@@ -278,7 +278,7 @@ impl ToolRunner {
             if let (Some(v), Some(a)) = (vote.take(), approval.as_mut()) {
                 let voted = JournalEvent::ApprovalVoted {
                     approval_id: a.id.clone(),
-                    step: step.to_owned(),
+                    step: step.clone(),
                     approver: v.approver.sub.clone(),
                     approver_issuer: v.approver.issuer.clone(),
                     roles: v.approver.roles.clone(),
@@ -476,7 +476,7 @@ impl ToolRunner {
             let Some(current) = approval.clone() else {
                 continue;
             };
-            let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(current.id.as_str()));
+            let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(&current.id));
             match wait(rx, &current, cancel).await {
                 Waited::Vote(v) => {
                     // Checked again here, at the one writer of the task: the request as it
@@ -554,7 +554,7 @@ impl ToolRunner {
     /// The `ApprovalRequested` event for a call the pipeline wants approved.
     fn request(
         &self,
-        step: &str,
+        step: &StepId,
         agent: &amas_config::AgentConfig,
         call: &RequestedTool,
         verdict: &ToolVerdict,
@@ -563,8 +563,8 @@ impl ToolRunner {
         let timeout = chrono::Duration::from_std(self.approval_timeout)
             .unwrap_or_else(|_| chrono::Duration::hours(1));
         JournalEvent::ApprovalRequested {
-            approval_id: uuid::Uuid::now_v7().to_string(),
-            step: step.to_owned(),
+            approval_id: ApprovalId::new(),
+            step: step.clone(),
             call_id: call.id.clone(),
             agent: agent.id.clone(),
             tool: call.name.clone(),
@@ -623,7 +623,7 @@ impl ToolRunner {
     async fn refuse(
         &self,
         writer: &TaskWriter,
-        step: &str,
+        step: &StepId,
         call: &RequestedTool,
         mut events: Vec<JournalEvent>,
         code: String,
@@ -637,7 +637,7 @@ impl ToolRunner {
         };
         self.count(&call.name, "denied");
         events.push(JournalEvent::ToolFailed {
-            step: step.to_owned(),
+            step: step.clone(),
             call_id: call.id.clone(),
             tool: call.name.clone(),
             error: error.clone(),

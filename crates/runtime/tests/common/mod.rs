@@ -66,7 +66,7 @@ impl FakeModel {
             .lock()
             .unwrap()
             .iter()
-            .map(|r| r.step.clone())
+            .map(|r| r.step.to_string())
             .collect()
     }
 }
@@ -95,7 +95,7 @@ impl ModelProvider for FakeModel {
         }
         let answer = {
             let mut answers = self.answers.lock().unwrap();
-            let queue = answers.get_mut(&request.agent);
+            let queue = answers.get_mut(request.agent.as_str());
             match queue {
                 Some(q) if q.len() > 1 => q.pop_front(),
                 Some(q) => q.front().cloned(),

@@ -20,7 +20,10 @@ pub async fn approvals_project_from_the_journal(store: Arc<dyn TaskJournal>) -> 
         uuid::Uuid::now_v7().to_string(),
     );
     ensure!(
-        store.approval(&first).await?.is_none(),
+        store
+            .approval(&amas_types::ApprovalId::from(&first))
+            .await?
+            .is_none(),
         "an unknown approval is None"
     );
     let mut seq = 1;
@@ -72,7 +75,9 @@ pub async fn approvals_project_from_the_journal(store: Arc<dyn TaskJournal>) -> 
             "the projection agrees with the fold"
         );
         for approval_id in [&first, &second] {
-            let projected = store.approval(approval_id).await?;
+            let projected = store
+                .approval(&amas_types::ApprovalId::from(approval_id))
+                .await?;
             ensure_eq!(
                 projected.as_ref(),
                 folded.approvals.get(approval_id.as_str()),
@@ -81,7 +86,7 @@ pub async fn approvals_project_from_the_journal(store: Arc<dyn TaskJournal>) -> 
         }
     }
     let a = store
-        .approval(&first)
+        .approval(&amas_types::ApprovalId::from(&first))
         .await?
         .ok_or_else(|| CheckFailure("the first approval exists".to_owned()))?;
     ensure_eq!(a.status, ApprovalStatus::Approved, "first approved");
@@ -89,7 +94,7 @@ pub async fn approvals_project_from_the_journal(store: Arc<dyn TaskJournal>) -> 
     ensure_eq!(a.tenant.0.as_str(), "acme", "tenant from the task");
     ensure_eq!(a.arguments["command"], AWKWARD, "arguments kept exactly");
     let b = store
-        .approval(&second)
+        .approval(&amas_types::ApprovalId::from(&second))
         .await?
         .ok_or_else(|| CheckFailure("the second approval exists".to_owned()))?;
     ensure_eq!(b.status, ApprovalStatus::Denied, "second denied");

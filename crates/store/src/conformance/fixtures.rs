@@ -48,8 +48,8 @@ pub(crate) async fn submit(
 
 pub(crate) fn step_started(step: &str) -> JournalEvent {
     JournalEvent::StepStarted {
-        step: step.to_owned(),
-        agent: "research".to_owned(),
+        step: step.into(),
+        agent: "research".into(),
         input: json!({ "step": step }),
     }
 }
@@ -75,10 +75,10 @@ pub(crate) fn cancelled() -> JournalEvent {
 /// A step asks for approval of call `call_id` (requested by "tester", the submitter).
 pub(crate) fn approval_requested(approval_id: &str, call_id: &str) -> JournalEvent {
     JournalEvent::ApprovalRequested {
-        approval_id: approval_id.to_owned(),
-        step: "review".to_owned(),
-        call_id: call_id.to_owned(),
-        agent: "security_auditor".to_owned(),
+        approval_id: approval_id.into(),
+        step: "review".into(),
+        call_id: call_id.into(),
+        agent: "security_auditor".into(),
         tool: "system_executor".to_owned(),
         risk: "high".to_owned(),
         arguments: json!({ "command": AWKWARD }),
@@ -92,8 +92,8 @@ pub(crate) fn approval_requested(approval_id: &str, call_id: &str) -> JournalEve
 
 pub(crate) fn approval_voted(approval_id: &str, approver: &str, decision: Verdict) -> JournalEvent {
     JournalEvent::ApprovalVoted {
-        approval_id: approval_id.to_owned(),
-        step: "review".to_owned(),
+        approval_id: approval_id.into(),
+        step: "review".into(),
         approver: approver.to_owned(),
         roles: vec!["approver".to_owned()],
         decision,
@@ -104,8 +104,8 @@ pub(crate) fn approval_voted(approval_id: &str, approver: &str, decision: Verdic
 
 pub(crate) fn approval_resolved(approval_id: &str, status: ApprovalStatus) -> JournalEvent {
     JournalEvent::ApprovalResolved {
-        approval_id: approval_id.to_owned(),
-        step: "review".to_owned(),
+        approval_id: approval_id.into(),
+        step: "review".into(),
         status,
         reason: "settled".to_owned(),
     }
@@ -154,18 +154,18 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
         },
         JournalEvent::TaskStarted,
         JournalEvent::StepStarted {
-            step: "research".to_owned(),
-            agent: "research".to_owned(),
+            step: "research".into(),
+            agent: "research".into(),
             input: json!({ "nested": { "deep": [[[{ "k": nul }]]] }, "empty": {} }),
         },
         JournalEvent::ModelResponded {
-            step: "research".to_owned(),
+            step: "research".into(),
             attempt: u32::MAX,
-            provider: "openai".to_owned(),
+            provider: "openai".into(),
             model: "gpt".to_owned(),
             content: large,
             tool_calls: vec![amas_types::RequestedTool {
-                id: "call_1".to_owned(),
+                id: "call_1".into(),
                 name: "calculator".to_owned(),
                 arguments: json!({ "expression": nul }),
             }],
@@ -176,14 +176,14 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             latency_ms: 42,
         },
         JournalEvent::ContractViolated {
-            step: "research".to_owned(),
+            step: "research".into(),
             attempt: 1,
             contract: "research.v1".to_owned(),
             errors: vec![nul.clone(), String::new()],
         },
         JournalEvent::ActionDecided {
-            step: "research".to_owned(),
-            call_id: "call_1".to_owned(),
+            step: "research".into(),
+            call_id: "call_1".into(),
             action: "tool_call".to_owned(),
             stage: "policy".to_owned(),
             outcome: "deny".to_owned(),
@@ -201,30 +201,30 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             obligations: vec!["redact".to_owned()],
         },
         JournalEvent::ToolStarted {
-            step: "research".to_owned(),
-            call_id: "call_1".to_owned(),
+            step: "research".into(),
+            call_id: "call_1".into(),
             tool: "calculator".to_owned(),
             idempotent: false,
         },
         JournalEvent::ToolCompleted {
-            step: "research".to_owned(),
-            call_id: "call_1".to_owned(),
+            step: "research".into(),
+            call_id: "call_1".into(),
             tool: "calculator".to_owned(),
             output: json!({ "value": 1.5e300 }),
             duration_ms: u64::MAX,
         },
         JournalEvent::ToolFailed {
-            step: "research".to_owned(),
-            call_id: "call_2".to_owned(),
+            step: "research".into(),
+            call_id: "call_2".into(),
             tool: "http_fetch".to_owned(),
             error: error_info(),
         },
         JournalEvent::StepSucceeded {
-            step: "research".to_owned(),
+            step: "research".into(),
             output: json!(nul),
         },
         JournalEvent::StepFailed {
-            step: "review".to_owned(),
+            step: "review".into(),
             error: error_info(),
         },
         JournalEvent::TaskSucceeded {
@@ -252,7 +252,7 @@ pub(crate) fn lineage_recorded(id: &str) -> JournalEvent {
         node: amas_types::LineageNode {
             id: id.to_owned(),
             kind: amas_types::NodeKind::Step,
-            step: Some("research".to_owned()),
+            step: Some("research".into()),
             call_id: None,
             labels: amas_types::DataLabels {
                 classification: "confidential".to_owned(),

@@ -29,7 +29,7 @@ pub async fn purge_leaves_tombstones(store: Arc<dyn TaskJournal>) -> CheckResult
                 approval_requested(approval_id, "call_9"),
                 approval_resolved(approval_id, ApprovalStatus::Approved),
                 JournalEvent::StepSucceeded {
-                    step: "s1".to_owned(),
+                    step: "s1".into(),
                     output: secret.clone(),
                 },
                 JournalEvent::TaskSucceeded {
@@ -102,7 +102,7 @@ pub async fn purge_leaves_tombstones(store: Arc<dyn TaskJournal>) -> CheckResult
         summary.title
     );
     let approval = store
-        .approval(approval_id)
+        .approval(&amas_types::ApprovalId::from(approval_id))
         .await?
         .ok_or_else(|| CheckFailure("the approval is still projected".to_owned()))?;
     ensure!(
