@@ -294,6 +294,9 @@ fn sqlite_refuses_the_split_roles() {
     }
 }
 
+/// How late analysis answers in the pause test: longer than the lease (2 s) plus a takeover.
+const STALE_ANSWER_MS: u64 = 4000;
+
 /// `kill -STOP` / `kill -CONT` on a server.
 fn signal(server: &Server, sig: &str) {
     let sent = std::process::Command::new("kill")
@@ -319,7 +322,7 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
                 json!({"findings": ["PostgreSQL scales out"], "summary": "Leases and fences."}),
             ),
             Behaviour::delayed(
-                3000,
+                STALE_ANSWER_MS,
                 Behaviour::reply(json!({"insights": ["STALE-WORKER"], "risks": []})),
             ),
         ],
@@ -333,6 +336,8 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
     let mut paused = serve(&["--role", "worker"], "worker-1.log");
     let token = api.token("alice", &["submitter"]);
     let id = submit_and_hang(&api, &token, &mock).await;
+    // Its late answer is on the wire from here on.
+    let asked = std::time::Instant::now();
     signal(&paused, "-STOP");
 
     // The second worker takes over once the lease expired; its analysis answers late too, so
@@ -346,7 +351,7 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
         "m",
         [
             Behaviour::delayed(
-                3000,
+                STALE_ANSWER_MS,
                 Behaviour::reply(json!({"insights": ["Fencing epochs"], "risks": []})),
             ),
             synthesis(),
@@ -367,8 +372,10 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
     );
     let (holder, epoch) = lease(&schema, &id).await.expect("leased");
     assert_eq!((pid_of(&holder), epoch), (second.pid(), 2));
-    // The first worker's late answer is waiting for it by now.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Woken once its late answer is waiting for it (and before the second worker's, asked
+    // later with the same delay, arrives): it tries to journal it.
+    let answered = Duration::from_millis(STALE_ANSWER_MS + 500);
+    tokio::time::sleep(answered.saturating_sub(asked.elapsed())).await;
     signal(&paused, "-CONT");
 
     let done = api
