@@ -308,8 +308,8 @@ fn signal(server: &Server, sig: &str) {
 
 /// A worker paused past its lease (SIGSTOP), resumed (SIGCONT) while another worker runs the
 /// task, gets its model's answer and loses its append to the fence: nothing it produced is in
-/// the journal, it logs AMAS-STORE-0014 and stops the task cleanly, and the other worker
-/// finishes the task.
+/// the journal, it asks the model nothing more, logs AMAS-STORE-0014 and stops the task
+/// cleanly, and the other worker finishes the task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_worker_loses_its_append_to_the_fence() {
     let mock = MockOpenAi::start().await.expect("mock starts");
@@ -341,12 +341,7 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
     signal(&paused, "-STOP");
 
     // The second worker takes over once the lease expired; its analysis answers late too, so
-    // the task is still running under it when the first one wakes up. The woken worker may
-    // still ask the model for the next step before it learns its lease is gone (a step's
-    // success is queued, not awaited: ADR 2), so synthesis has an answer for each; nothing
-    // of that call can be journaled.
-    let synthesis =
-        || Behaviour::reply(json!({"title": "Workers", "report": "Leases expire; epochs fence."}));
+    // the task is still running under it when the first one wakes up.
     mock.push(
         "m",
         [
@@ -354,8 +349,7 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
                 STALE_ANSWER_MS,
                 Behaviour::reply(json!({"insights": ["Fencing epochs"], "risks": []})),
             ),
-            synthesis(),
-            synthesis(),
+            Behaviour::reply(json!({"title": "Workers", "report": "Leases expire; epochs fence."})),
         ],
     );
     let second = serve(&["--role", "worker"], "worker-2.log");
@@ -427,6 +421,13 @@ async fn a_paused_worker_loses_its_append_to_the_fence() {
     assert_eq!(
         research_calls, 1,
         "the journaled model call was not repeated"
+    );
+    // The woken worker knew its lease had run out (its own clock says so before the store
+    // does): it asked the model nothing more, synthesis was asked once, by the second worker.
+    assert_eq!(
+        mock.request_count("m"),
+        4,
+        "research, analysis by each worker, synthesis by the second only"
     );
     drop((api, paused, second));
     drop_schema(&schema).await;

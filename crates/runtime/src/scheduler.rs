@@ -23,7 +23,7 @@ use amas_types::{ApprovalStatus, JournalEvent, TaskId, TaskState};
 use crate::RuntimeError;
 use crate::executor::Executor;
 use crate::journal::Journal;
-use crate::writer::TaskWriter;
+use crate::writer::{HeldLease, TaskWriter};
 
 mod claims;
 
@@ -269,7 +269,22 @@ impl Scheduler {
             if state.status.is_terminal() {
                 Ok(())
             } else {
-                run.writer.append_all(&events(&state)).await
+                match run.writer.append_all(&events(&state)).await {
+                    // This process's run lost its lease: the cancel does not need one (an API
+                    // process's does not either); it goes after whatever the store holds now.
+                    Err(StoreError::LeaseLost { .. }) => {
+                        let records = self.journal.store().read(task, 0).await?;
+                        match TaskState::fold(&records) {
+                            Some(state) if !state.status.is_terminal() => self
+                                .journal
+                                .append(task, state.last_seq, &events(&state))
+                                .await
+                                .map(drop),
+                            _ => Ok(()),
+                        }
+                    }
+                    other => other,
+                }
             }
         } else {
             let state = self.state(task).await?;
@@ -343,7 +358,10 @@ impl Scheduler {
         self.running.lock().await.len()
     }
 
-    async fn run_one(&self, task: TaskId, lease: Option<Lease>) {
+    /// Runs `task`, under `lease` (and the instant up to which this process surely holds it)
+    /// when it was claimed.
+    async fn run_one(&self, task: TaskId, claimed: Option<(Lease, std::time::Instant)>) {
+        let lease = claimed.map(|(lease, _)| lease);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let writer = {
             let mut running = self.running.lock().await;
@@ -377,7 +395,7 @@ impl Scheduler {
                 Arc::clone(&self.journal),
                 task,
                 last_seq,
-                lease.map(|l| l.fence()),
+                claimed.map(|(lease, until)| HeldLease::new(lease.fence(), until)),
             ));
             running.insert(
                 task,

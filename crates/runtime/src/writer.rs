@@ -15,7 +15,8 @@
 //! queued applied, committed or not. Lineage is computed on that view, so a node never misses
 //! an upstream step whose success is still on its way to disk.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::Mutex;
 
@@ -30,8 +31,27 @@ pub(crate) struct TaskWriter {
     task: TaskId,
     /// The lease this process runs the task under (PostgreSQL workers): every append carries
     /// it, and the store refuses them all once the lease is lost.
-    fence: Option<Fence>,
+    lease: Option<HeldLease>,
     state: Mutex<WriterState>,
+}
+
+/// A run's lease as this process knows it: its fence, and the instant up to which it surely
+/// holds it (measured before the claim or renewal that granted it, so never later than the
+/// database's expiry). Past it the writer refuses appends itself, without asking the store:
+/// a worker that was paused past its lease stops before it does more work (a next model
+/// call) for a task another worker may be running.
+pub(crate) struct HeldLease {
+    fence: Fence,
+    until: std::sync::Mutex<Instant>,
+}
+
+impl HeldLease {
+    pub(crate) fn new(fence: Fence, until: Instant) -> Self {
+        Self {
+            fence,
+            until: std::sync::Mutex::new(until),
+        }
+    }
 }
 
 struct WriterState {
@@ -70,12 +90,12 @@ impl TaskWriter {
         journal: Arc<Journal>,
         task: TaskId,
         last_seq: u64,
-        fence: Option<Fence>,
+        lease: Option<HeldLease>,
     ) -> Self {
         Self {
             journal,
             task,
-            fence,
+            lease,
             state: Mutex::new(WriterState {
                 last_seq,
                 deferred: Vec::new(),
@@ -83,6 +103,30 @@ impl TaskWriter {
                 view: None,
             }),
         }
+    }
+
+    /// A renewal granted the lease up to `until` (measured before the renewal was asked).
+    pub(crate) fn extend_lease(&self, until: Instant) {
+        if let Some(lease) = &self.lease {
+            let mut held = lease.until.lock().unwrap_or_else(PoisonError::into_inner);
+            *held = (*held).max(until);
+        }
+    }
+
+    /// The fence every append carries; [`StoreError::LeaseLost`] when this process knows the
+    /// lease has run out (the store would refuse the append anyway).
+    fn fence(&self) -> Result<Option<Fence>, StoreError> {
+        let Some(lease) = &self.lease else {
+            return Ok(None);
+        };
+        let until = *lease.until.lock().unwrap_or_else(PoisonError::into_inner);
+        if Instant::now() >= until {
+            return Err(StoreError::LeaseLost {
+                task: self.task,
+                epoch: lease.fence.epoch,
+            });
+        }
+        Ok(Some(lease.fence))
     }
 
     /// The task as its journal holds it when the run starts (before any append of the run).
@@ -109,6 +153,7 @@ impl TaskWriter {
         if events.is_empty() && state.deferred.is_empty() {
             return Ok(());
         }
+        let fence = self.fence()?;
         // Deferred events are already in the view; these are not yet.
         state.apply(&events);
         let mut batch = std::mem::take(&mut state.deferred);
@@ -116,7 +161,7 @@ impl TaskWriter {
         let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
         let pending = self
             .journal
-            .send(self.task, state.last_seq, batch, self.fence)
+            .send(self.task, state.last_seq, batch, fence)
             .await?;
         state.last_seq += count;
         state.in_flight.push(pending);
@@ -175,10 +220,11 @@ impl TaskWriter {
         if batch.is_empty() {
             return self.settle(state).await;
         }
+        let fence = self.fence()?;
         state.apply(events);
         let result = self
             .journal
-            .append_fenced(self.task, state.last_seq, &batch, self.fence)
+            .append_fenced(self.task, state.last_seq, &batch, fence)
             .await;
         // What was queued before committed first (or failed, which explains this failure).
         self.settle(state).await?;

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{debug, info, warn};
@@ -126,6 +126,8 @@ impl Scheduler {
         if free == 0 {
             return;
         }
+        // Before asking: the lease surely lasts `ttl` from here (the database starts it later).
+        let asked = Instant::now();
         let leases = match claims
             .leases
             .claim(&claims.worker, free, claims.settings.ttl)
@@ -146,15 +148,22 @@ impl Scheduler {
             debug!(task.id = %lease.task, lease.epoch = lease.epoch, "Task claimed.");
             let scheduler = Arc::clone(self);
             let claims = Arc::clone(claims);
+            let until = asked + claims.settings.ttl;
             amas_telemetry::tasks::spawn("runtime.task", async move {
-                scheduler.run_claimed(&claims, lease, permit).await;
+                scheduler.run_claimed(&claims, lease, until, permit).await;
             });
         }
     }
 
     /// One claimed task's run; its lease is released when the run ends, whichever way.
-    async fn run_claimed(&self, claims: &Claims, lease: Lease, permit: OwnedSemaphorePermit) {
-        self.run_one(lease.task, Some(lease)).await;
+    async fn run_claimed(
+        &self,
+        claims: &Claims,
+        lease: Lease,
+        until: Instant,
+        permit: OwnedSemaphorePermit,
+    ) {
+        self.run_one(lease.task, Some((lease, until))).await;
         claims.release(&[lease]).await;
         drop(permit);
         self.freed.notify_one();
@@ -180,6 +189,7 @@ impl Scheduler {
             if held.is_empty() {
                 continue;
             }
+            let asked = Instant::now();
             let kept = match claims
                 .leases
                 .renew(&claims.worker, &held, claims.settings.ttl)
@@ -193,6 +203,11 @@ impl Scheduler {
             };
             let kept: HashSet<(TaskId, u64)> = kept.iter().map(|l| (l.task, l.epoch)).collect();
             let running = self.running.lock().await;
+            for run in running.values() {
+                if run.lease.is_some_and(|l| kept.contains(&(l.task, l.epoch))) {
+                    run.writer.extend_lease(asked + claims.settings.ttl);
+                }
+            }
             for lease in held.iter().filter(|l| !kept.contains(&(l.task, l.epoch))) {
                 warn!(task.id = %lease.task, lease.epoch = lease.epoch, error.code = codes::STORE_LEASE_LOST, "Task lease lost; stopping the task here.");
                 if let Some(run) = running.get(&lease.task) {
