@@ -220,88 +220,84 @@ async fn append_in(
     encoded: &shared::Encoded,
     now: DateTime<Utc>,
 ) -> Result<(), Failed> {
-    {
-        // The row lock serializes appenders of an existing task: the second waits here, then
-        // sees the new last seq. Two creators of the same new task both find no row; the second
-        // then fails on the primary key, which is reported as a conflict.
-        let current =
-            sqlx::query("SELECT last_seq, status, tenant FROM tasks WHERE id = $1 FOR UPDATE")
-                .bind(task.0)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let current = match current {
-            Some(row) => Some((
-                shared::from_db_seq(row.try_get("last_seq")?)?,
-                shared::parse_status(row.try_get("status")?)?,
-                TenantId(row.try_get("tenant")?),
-            )),
-            None => None,
-        };
-        // The fence first: an ended task takes nothing, whatever seq is expected. The row lock
-        // makes it exact: an append waiting behind the one that ended the task sees the end.
-        if let Some((_, status, _)) = &current {
-            shared::refuse_if_ended(task, *status)?;
-        }
-        // Then the lease's fence, under the same row lock (every claim takes it too): a worker
-        // whose epoch is not current, or whose lease expired, writes nothing.
-        if let Some(fence) = fence {
-            let held = leases::current(tx, &[task.0]).await?;
-            leases::check(&held, task, fence)?;
-        }
-        let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
-        let current_exists = current.is_some();
-        if actual != expected_last_seq {
-            return Err(Failed::Store(StoreError::Conflict {
-                task,
-                expected: expected_last_seq,
-                actual,
-            }));
-        }
-        let status = shared::project_status(current.as_ref().map(|(_, s, _)| *s), events);
-        let last_seq = encoded.seqs.last().copied().unwrap_or_default();
-
-        let tenant = if let Some((_, _, tenant)) = current {
-            tenant
-        } else {
-            let new = NewTask::from_first(events)?;
-            sqlx::query(
-                "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
-                 updated_at, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
-            )
+    // The row lock serializes appenders of an existing task: the second waits here, then
+    // sees the new last seq. Two creators of the same new task both find no row; the second
+    // then fails on the primary key, which is reported as a conflict.
+    let current =
+        sqlx::query("SELECT last_seq, status, tenant FROM tasks WHERE id = $1 FOR UPDATE")
             .bind(task.0)
-            .bind(new.tenant)
-            .bind(new.task_type)
-            .bind(new.title)
-            .bind(new.priority)
-            .bind(status.as_str())
-            .bind(now)
-            .bind(last_seq)
-            .execute(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
-            TenantId(new.tenant.to_owned())
-        };
-        if current_exists {
-            sqlx::query(
-                "UPDATE tasks SET status = $2, updated_at = $3, last_seq = $4 WHERE id = $1",
-            )
-            .bind(task.0)
-            .bind(status.as_str())
-            .bind(now)
-            .bind(last_seq)
-            .execute(&mut **tx)
-            .await?;
-        }
-        sqlx::query(INSERT_EVENTS)
-            .bind(task.0)
-            .bind(now)
-            .bind(&encoded.seqs)
-            .bind(&encoded.kinds)
-            .bind(&encoded.json)
-            .execute(&mut **tx)
-            .await?;
-        project_approvals(tx, task, &tenant, status, events, now).await?;
-        Ok(())
+    let current = match current {
+        Some(row) => Some((
+            shared::from_db_seq(row.try_get("last_seq")?)?,
+            shared::parse_status(row.try_get("status")?)?,
+            TenantId(row.try_get("tenant")?),
+        )),
+        None => None,
+    };
+    // The fence first: an ended task takes nothing, whatever seq is expected. The row lock
+    // makes it exact: an append waiting behind the one that ended the task sees the end.
+    if let Some((_, status, _)) = &current {
+        shared::refuse_if_ended(task, *status)?;
     }
+    // Then the lease's fence, under the same row lock (every claim takes it too): a worker
+    // whose epoch is not current, or whose lease expired, writes nothing.
+    if let Some(fence) = fence {
+        let held = leases::current(tx, &[task.0]).await?;
+        leases::check(&held, task, fence)?;
+    }
+    let actual = current.as_ref().map_or(0, |(seq, _, _)| *seq);
+    let current_exists = current.is_some();
+    if actual != expected_last_seq {
+        return Err(Failed::Store(StoreError::Conflict {
+            task,
+            expected: expected_last_seq,
+            actual,
+        }));
+    }
+    let status = shared::project_status(current.as_ref().map(|(_, s, _)| *s), events);
+    let last_seq = encoded.seqs.last().copied().unwrap_or_default();
+
+    let tenant = if let Some((_, _, tenant)) = current {
+        tenant
+    } else {
+        let new = NewTask::from_first(events)?;
+        sqlx::query(
+            "INSERT INTO tasks (id, tenant, task_type, title, priority, status, created_at, \
+                 updated_at, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+        )
+        .bind(task.0)
+        .bind(new.tenant)
+        .bind(new.task_type)
+        .bind(new.title)
+        .bind(new.priority)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(last_seq)
+        .execute(&mut **tx)
+        .await?;
+        TenantId(new.tenant.to_owned())
+    };
+    if current_exists {
+        sqlx::query("UPDATE tasks SET status = $2, updated_at = $3, last_seq = $4 WHERE id = $1")
+            .bind(task.0)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(last_seq)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(INSERT_EVENTS)
+        .bind(task.0)
+        .bind(now)
+        .bind(&encoded.seqs)
+        .bind(&encoded.kinds)
+        .bind(&encoded.json)
+        .execute(&mut **tx)
+        .await?;
+    project_approvals(tx, task, &tenant, status, events, now).await?;
+    Ok(())
 }
 
 /// Keeps the approvals projection, and the task status that depends on how many approvals are
