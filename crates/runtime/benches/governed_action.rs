@@ -19,6 +19,11 @@
     reason = "a benchmark fails loudly on unexpected errors"
 )]
 
+/// The allocator of the `amas` binary (crates/cli/src/main.rs), so the figures are the
+/// production build's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

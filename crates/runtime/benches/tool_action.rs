@@ -25,6 +25,11 @@
     reason = "a benchmark fails loudly on unexpected errors"
 )]
 
+/// The allocator of the `amas` binary (crates/cli/src/main.rs), so the figures are the
+/// production build's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -120,7 +125,7 @@ impl Action<'_> {
             .pipeline
             .tool_call(&site, |cleared| {
                 decided = Some(cleared.audit);
-                async { Ok::<Value, Infallible>(json!({"result": 42.0})) }
+                async { Ok::<Value, Infallible>(json!({"expression": "6*7", "result": 42.0})) }
             })
             .await;
         let ToolAction::Ran {
@@ -134,7 +139,9 @@ impl Action<'_> {
             verdict
                 .decisions
                 .iter()
-                .all(|d| d.outcome == Outcome::Allow)
+                .all(|d| d.outcome == Outcome::Allow),
+            "{:?}",
+            verdict.decisions
         );
         black_box(output);
         for record in decided.into_iter().chain(verdict.governed.audit) {
