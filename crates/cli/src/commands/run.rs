@@ -14,8 +14,8 @@ use amas_types::{JournalEvent, Principal, Priority, TaskSpec, TaskStatus};
 
 use crate::args::{Global, RunArgs};
 use crate::bootstrap::{
-    Loaded, UsageError, build_policy, build_runtime, data_protector, governance, init_telemetry,
-    load, preflight_local_models,
+    Loaded, UsageError, build_policy, build_runtime_on_store, data_protector, governance,
+    init_telemetry, load, preflight_local_models,
 };
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
@@ -66,8 +66,17 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let (policy, policy_watch) = build_policy(global)?;
     let protector = data_protector(dataprotect)?;
     let governance = governance(global, tools, protector, Arc::clone(&policy))?;
-    let runtime = build_runtime(global, Arc::clone(&config), metrics, governance).await?;
+    let (runtime, store) =
+        build_runtime_on_store(global, Arc::clone(&config), metrics, governance).await?;
     policy_watch.audit_to(&runtime, &config_hash).await;
+    // On PostgreSQL, workers may share the database: run tasks only under leases, like a
+    // worker, so this process never runs a task another is running (the fence refuses it).
+    if let Some(leases) = store.leases() {
+        runtime.scheduler().claim_from(
+            leases,
+            amas_runtime::LeaseSettings::from(&config.store.leases),
+        );
+    }
     let mut live = runtime.reader().subscribe();
     runtime.scheduler().start().await;
     let resumed = runtime.scheduler().recover().await?;
@@ -98,8 +107,21 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(format!("task {task} queued"));
+    // On PostgreSQL another worker may claim the task; its events do not reach this process,
+    // so the task's state is also read from the store now and then.
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let record = match live.recv().await {
+        let received = tokio::select! {
+            r = live.recv() => r,
+            _ = poll.tick() => {
+                let state = runtime.reader().state(task).await?;
+                if state.is_some_and(|s| s.status.is_terminal()) {
+                    break;
+                }
+                continue;
+            }
+        };
+        let record = match received {
             Ok(r) => r,
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
