@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use sqlx::migrate::Migrator;
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 
 use crate::StoreError;
 
@@ -136,6 +136,22 @@ pub(crate) struct Applied {
 const APPLIED: &str = "SELECT version, description, CAST(installed_on AS TEXT) AS installed_on, \
                        success FROM _sqlx_migrations ORDER BY version";
 
+/// `APPLIED`'s columns, read alike from either database.
+type AppliedRow = (i64, String, Option<String>, bool);
+
+fn applied(rows: Vec<AppliedRow>) -> Vec<Applied> {
+    rows.into_iter()
+        .map(|(version, description, installed_on, success)| Applied {
+            info: MigrationInfo {
+                version,
+                description,
+                installed_on,
+            },
+            success,
+        })
+        .collect()
+}
+
 /// The migrations recorded in a SQLite database; none when it has no migrations table.
 pub(crate) async fn applied_sqlite(pool: &SqlitePool) -> Result<Vec<Applied>, StoreError> {
     let exists: i64 = sqlx::query_scalar(
@@ -146,19 +162,7 @@ pub(crate) async fn applied_sqlite(pool: &SqlitePool) -> Result<Vec<Applied>, St
     if exists == 0 {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(APPLIED).fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Applied {
-                info: MigrationInfo {
-                    version: row.try_get("version")?,
-                    description: row.try_get("description")?,
-                    installed_on: row.try_get("installed_on")?,
-                },
-                success: row.try_get("success")?,
-            })
-        })
-        .collect()
+    Ok(applied(sqlx::query_as(APPLIED).fetch_all(pool).await?))
 }
 
 /// The migrations recorded in the PostgreSQL schema the pool's `search_path` names; none when
@@ -170,17 +174,5 @@ pub(crate) async fn applied_postgres(pool: &PgPool) -> Result<Vec<Applied>, Stor
     if !exists {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(APPLIED).fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Applied {
-                info: MigrationInfo {
-                    version: row.try_get("version")?,
-                    description: row.try_get("description")?,
-                    installed_on: row.try_get("installed_on")?,
-                },
-                success: row.try_get("success")?,
-            })
-        })
-        .collect()
+    Ok(applied(sqlx::query_as(APPLIED).fetch_all(pool).await?))
 }
