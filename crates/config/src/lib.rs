@@ -13,6 +13,7 @@ mod layers;
 mod model;
 mod raw;
 pub mod redacted;
+mod scheduling;
 mod sources;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, codes};
 pub use layers::{Checker, Layers, Section, load_section, parse_section};
 pub use model::*;
+pub use scheduling::{SchedulingConfig, TenantSchedule};
 
 /// Where configuration comes from, besides the embedded defaults.
 #[derive(Clone, Default)]

@@ -18,6 +18,7 @@ pub struct AmasConfig {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub runtime: RuntimeConfig,
+    pub scheduling: crate::SchedulingConfig,
     pub approvals: ApprovalsConfig,
     pub retention: RetentionConfig,
     pub clearance: ClearanceConfig,
@@ -620,7 +621,7 @@ pub enum InputSource {
     },
 }
 
-mod humantime_secs {
+pub(crate) mod humantime_secs {
     use std::time::Duration;
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -302,3 +302,26 @@ pub(crate) struct RawStore {
     pub lease_ttl: Option<String>,
     pub claim_interval: Option<String>,
 }
+
+/// Scheduling across tenants: every key optional, the defaults live in code
+/// (`validate/scheduling.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScheduling {
+    pub default_weight: Option<u64>,
+    pub default_max_running: Option<u64>,
+    pub default_max_queued: Option<u64>,
+    /// By tenant id; each entry is deserialized on its own (`RawTenantSchedule`) so one bad
+    /// entry does not hide the problems of the others.
+    pub tenants: Option<yaml_serde::Mapping>,
+    pub metrics_interval: Option<String>,
+}
+
+/// One tenant's weight and limits; what it leaves out is the default's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenantSchedule {
+    pub weight: Option<u64>,
+    pub max_running: Option<u64>,
+    pub max_queued: Option<u64>,
+}

@@ -48,10 +48,11 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Sections held in `settings.yaml`, merged key by key.
-pub(crate) const SETTINGS_SECTIONS: [&str; 8] = [
+pub(crate) const SETTINGS_SECTIONS: [&str; 9] = [
     "server",
     "auth",
     "runtime",
+    "scheduling",
     "approvals",
     "retention",
     "clearance",
@@ -59,10 +60,11 @@ pub(crate) const SETTINGS_SECTIONS: [&str; 8] = [
     "store",
 ];
 /// Every top-level section of the effective configuration.
-pub(crate) const SECTIONS: [&str; 13] = [
+pub(crate) const SECTIONS: [&str; 14] = [
     "server",
     "auth",
     "runtime",
+    "scheduling",
     "approvals",
     "retention",
     "clearance",

@@ -6,6 +6,7 @@ mod audit;
 mod graph;
 mod oidc;
 mod providers;
+mod scheduling;
 mod settings;
 mod store;
 mod workflows;
@@ -38,6 +39,10 @@ pub(crate) fn validate(
     let clearance = settings::clearance(tree, diag);
     let audit = audit::audit(tree, diag);
     let store = store::store(tree, env, diag);
+    let capacity = settings
+        .as_ref()
+        .map(|(_, _, runtime)| runtime.queue_capacity);
+    let scheduling = scheduling::scheduling(tree, capacity, diag);
     let (providers, provider_trust, provider_prices) =
         providers::validate(section("providers"), config_dir, diag);
     let (agents, contracts) = agents::validate(section("agents"), section("providers"), diag);
@@ -48,10 +53,12 @@ pub(crate) fn validate(
     let clearance = clearance?;
     let audit = audit?;
     let store = store?;
+    let scheduling = scheduling?;
     diag.errors.is_empty().then_some(AmasConfig {
         server,
         auth,
         runtime,
+        scheduling,
         approvals,
         retention,
         clearance,
