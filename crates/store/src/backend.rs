@@ -111,6 +111,16 @@ impl Store {
         }
     }
 
+    /// The queue as the database holds it, for processes sharing it (admission counts and
+    /// queue metrics); `None` on SQLite, whose queue is the one process's own.
+    #[must_use]
+    pub fn queue(&self) -> Option<Arc<dyn crate::TaskQueue>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(Arc::new(s.clone())),
+        }
+    }
+
     /// The same, borrowed.
     #[must_use]
     pub fn as_dyn(&self) -> &dyn GroupCommit {

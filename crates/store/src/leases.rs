@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use amas_types::TaskId;
 
-use crate::StoreError;
+use crate::{Fairness, StoreError};
 
 /// The fencing token a worker's appends carry: the epoch of its lease on the task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,12 +42,31 @@ impl Lease {
 #[async_trait]
 pub trait TaskLeases: Send + Sync {
     /// Claims up to `max` unfinished tasks that nobody holds (never leased, released, or
-    /// expired), highest priority first, then oldest, each for `ttl` under an epoch one higher
-    /// than the task's last. Concurrent claimers never get the same task.
+    /// expired), each for `ttl` under an epoch one higher than the task's last, every tenant at
+    /// weight 1 without caps ([`TaskLeases::claim_fair`] with [`Fairness::default`]).
+    /// Concurrent claimers never get the same task.
     ///
     /// # Errors
     /// Backend errors.
-    async fn claim(&self, worker: &str, max: u32, ttl: Duration) -> Result<Vec<Lease>, StoreError>;
+    async fn claim(&self, worker: &str, max: u32, ttl: Duration) -> Result<Vec<Lease>, StoreError> {
+        self.claim_fair(worker, max, ttl, &Fairness::default())
+            .await
+    }
+
+    /// [`TaskLeases::claim`] divided fairly between tenants (see [`crate::queue`]): the tasks
+    /// come from the tenants with the smallest pass, each tenant's in priority order, and no
+    /// tenant beyond its `max_running` live leases. Claims of different workers never get the
+    /// same task; with caps they serialize, so a cap holds across workers.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn claim_fair(
+        &self,
+        worker: &str,
+        max: u32,
+        ttl: Duration,
+        fairness: &Fairness,
+    ) -> Result<Vec<Lease>, StoreError>;
 
     /// Extends the leases `worker` still holds among `leases` by `ttl` from now and returns
     /// them; the others are lost (expired and possibly claimed by another worker) and their

@@ -12,6 +12,7 @@ mod error;
 mod leases;
 mod postgres;
 pub mod private;
+mod queue;
 pub mod retention;
 pub mod schema;
 mod shared;
@@ -23,6 +24,7 @@ pub use commit::{Append, Committed, GroupCommit};
 pub use error::StoreError;
 pub use leases::{Fence, Lease, TaskLeases};
 pub use postgres::PostgresStore;
+pub use queue::{Fairness, TaskQueue, TenantBacklog, TenantShare, Waiting};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

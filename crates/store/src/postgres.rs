@@ -16,8 +16,10 @@ use crate::{
     ApprovalFilter, ApprovalPage, StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary,
 };
 
+mod claim;
 mod group;
 mod leases;
+mod queue;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -1,8 +1,8 @@
-//! Task leases on PostgreSQL (`task_leases`, migration 0006). Claims lock the candidate tasks'
-//! projection rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers divide the runnable
-//! tasks between them without waiting on each other, and a claim serializes with the task's
-//! appends (which lock the same row): an append either commits before a takeover or sees the
-//! new epoch. Expiry is judged on the database's clock only, never a worker's.
+//! Task leases on PostgreSQL (`task_leases`, migration 0006). Claims (`claim.rs`) lock the
+//! candidate tasks' projection rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+//! divide the runnable tasks between them without waiting on each other, and a claim
+//! serializes with the task's appends (which lock the same row): an append either commits
+//! before a takeover or sees the new epoch. Expiry is judged on the database's clock only, never a worker's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,26 +16,7 @@ use amas_types::TaskId;
 
 use super::PostgresStore;
 use crate::leases::{Fence, Lease, TaskLeases, millis};
-use crate::{StoreError, shared};
-
-/// Claims: the unfinished tasks nobody holds, locked (skipping those another transaction
-/// locks), then a lease for each under the next epoch. The upsert's `WHERE` re-checks expiry
-/// on the row's latest version, so a renewal that committed meanwhile wins over the claim.
-const CLAIM: &str = "WITH candidates AS ( \
-       SELECT t.id FROM tasks t LEFT JOIN task_leases l ON l.task_id = t.id \
-       WHERE t.status IN ('queued', 'running', 'waiting_approval') \
-         AND (l.task_id IS NULL OR l.expires_at <= clock_timestamp()) \
-       ORDER BY t.priority DESC, t.created_at, t.id \
-       LIMIT $1 \
-       FOR UPDATE OF t SKIP LOCKED) \
-     INSERT INTO task_leases (task_id, epoch, worker, claimed_at, expires_at) \
-     SELECT id, 1, $2, clock_timestamp(), clock_timestamp() + $3 * interval '1 millisecond' \
-     FROM candidates \
-     ON CONFLICT (task_id) DO UPDATE SET epoch = task_leases.epoch + 1, \
-       worker = excluded.worker, claimed_at = excluded.claimed_at, \
-       expires_at = excluded.expires_at \
-     WHERE task_leases.expires_at <= clock_timestamp() \
-     RETURNING task_id, epoch, expires_at";
+use crate::{Fairness, StoreError, shared};
 
 /// Renewal: only leases this worker still holds under the same epoch and that have not
 /// expired (an expired lease may already be someone else's claim to make).
@@ -71,17 +52,14 @@ fn held(leases: &[Lease]) -> Result<(Vec<Uuid>, Vec<i64>), StoreError> {
 
 #[async_trait]
 impl TaskLeases for PostgresStore {
-    async fn claim(&self, worker: &str, max: u32, ttl: Duration) -> Result<Vec<Lease>, StoreError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(CLAIM)
-            .bind(i64::from(max))
-            .bind(worker)
-            .bind(millis(ttl))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(lease_from_row).collect()
+    async fn claim_fair(
+        &self,
+        worker: &str,
+        max: u32,
+        ttl: Duration,
+        fairness: &Fairness,
+    ) -> Result<Vec<Lease>, StoreError> {
+        self.claim_fairly(worker, max, ttl, fairness).await
     }
 
     async fn renew(
