@@ -12,6 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod queue;
+
+pub use queue::{LeaseLossLabels, QueueMetrics, QueueTenantLabels};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
@@ -103,8 +107,11 @@ pub struct Metrics {
     /// Tenants that have a `tenant` label value of their own.
     tenants: Arc<Mutex<HashSet<String>>>,
     pub contract_checks: Family<ContractLabels, Counter>,
+    /// Tasks waiting to start: this process's queue, or on PostgreSQL the database's.
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
+    /// The rest of the scheduling metrics (`metrics/queue.rs`).
+    pub queue: QueueMetrics,
     pub tasks_running: Gauge,
     pub auth_failures: Family<ReasonLabels, Counter>,
     pub governance_decisions: Family<DecisionLabels, Counter>,
@@ -249,6 +256,7 @@ impl Metrics {
             "Tasks that may wait before submissions are refused",
             queue_capacity.clone(),
         );
+        let queue = QueueMetrics::register(&mut r);
         let tasks_running = Gauge::default();
         r.register(
             "tasks_running",
@@ -320,6 +328,7 @@ impl Metrics {
             contract_checks,
             queue_depth,
             queue_capacity,
+            queue,
             tasks_running,
             auth_failures,
         }
