@@ -133,7 +133,7 @@ impl ApiError {
                 RuntimeError::ContentBlocked { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
                 }
-                RuntimeError::QueueFull { .. } => {
+                RuntimeError::QueueFull { .. } | RuntimeError::TenantQueueFull { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string())
                 }
                 RuntimeError::NotFound(_) => (
@@ -212,9 +212,14 @@ impl IntoResponse for ApiError {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            Self::Runtime(RuntimeError::QueueFull {
-                retry_after_secs, ..
-            }) => {
+            Self::Runtime(
+                RuntimeError::QueueFull {
+                    retry_after_secs, ..
+                }
+                | RuntimeError::TenantQueueFull {
+                    retry_after_secs, ..
+                },
+            ) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::Runtime(

@@ -83,7 +83,8 @@ impl Admission {
         self.check_task_type(&spec)?;
         let submission_audit = self.govern(&spec, &principal, trace_id.as_ref()).await?;
         // Reserve a queue slot before writing anything, so a refused task leaves no trace.
-        let reservation = self.scheduler.reserve()?;
+        let reservation = self.scheduler.reserve(&principal.tenant).await?;
+        let priority = spec.priority;
         let task = TaskId::new();
         // The submitting span is the parent of the task's span, when it is in the same trace.
         let parent_span_id = trace_id
@@ -105,7 +106,7 @@ impl Admission {
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::InvalidAppend("no record returned".to_owned()))?;
-        reservation.enqueue(task);
+        reservation.enqueue(task, priority);
         for audit in submission_audit {
             self.access.audit(audit.with_task(task)).await;
         }

@@ -250,6 +250,7 @@ impl Runtime {
             executor,
             config.runtime.queue_capacity,
             config.runtime.max_concurrent_tasks,
+            &config.scheduling,
         ));
         let admission = Admission {
             config: Arc::clone(&config),

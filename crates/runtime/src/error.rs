@@ -14,6 +14,13 @@ pub enum RuntimeError {
         capacity: usize,
         retry_after_secs: u64,
     },
+    /// The submitter's tenant has its `max_queued` tasks waiting (per-tenant backpressure);
+    /// other tenants are still admitted.
+    #[error(
+        "your tenant has {limit} tasks waiting to start (scheduling max_queued); retry after \
+         {retry_after_secs}s"
+    )]
+    TenantQueueFull { limit: u64, retry_after_secs: u64 },
     #[error("task {0} not found")]
     NotFound(TaskId),
     /// The runtime is shutting down and admits no more work.
@@ -65,6 +72,7 @@ impl RuntimeError {
         match self {
             Self::UnknownTaskType { .. } => amas_types::codes::TASK_UNKNOWN_TYPE,
             Self::QueueFull { .. } => amas_types::codes::TASK_QUEUE_FULL,
+            Self::TenantQueueFull { .. } => amas_types::codes::TASK_TENANT_QUEUE_FULL,
             Self::NotFound(_) => amas_types::codes::TASK_NOT_FOUND,
             Self::ShuttingDown => amas_types::codes::TASK_SHUTTING_DOWN,
             Self::Setup { .. } => amas_types::codes::TASK_AGENT_SETUP,

@@ -1,31 +1,39 @@
 //! The scheduling service: the queue of runnable tasks and the slots that run them. Admission
-//! reserves a place in the queue before it journals a submission and enqueues the task once it
-//! is durable; recovery re-queues every unfinished task at start-up; the dispatcher hands each
-//! queued task to step execution ([`Executor`]) when a slot frees up, at most
+//! reserves a place in the queue before it journals a submission (`limits.rs`: the global and
+//! per-tenant limits) and enqueues the task once it is durable; recovery re-queues every
+//! unfinished task at start-up; the dispatcher (`dispatch.rs`) hands the task the fair queue
+//! picks (`queue.rs`: fair across tenants by weight, priority within a tenant, per-tenant caps)
+//! to step execution ([`Executor`]) when a slot frees up, at most
 //! `runtime.max_concurrent_tasks` at once. It also owns what only the running process knows
 //! about a task (its writer and its cancel switch), so cancelling and draining live here.
 //!
 //! On PostgreSQL with several processes ([`Scheduler::claim_from`], [`Scheduler::run_elsewhere`])
-//! the queue is the database: workers claim runnable tasks under leases (`claims.rs`) and an
-//! API-only process runs none.
+//! the queue is the database: workers claim runnable tasks under leases (`claims.rs`, fair
+//! across tenants in the claim itself), admission counts there, and an API-only process runs
+//! none. Every process refreshes the queue metrics (`backlog.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError};
 
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
-use amas_store::{Lease, StoreError};
+use amas_config::SchedulingConfig;
+use amas_store::{Lease, StoreError, TaskQueue};
 use amas_telemetry::Metrics;
-use amas_types::{ApprovalStatus, JournalEvent, TaskId, TaskState};
+use amas_types::{ApprovalStatus, JournalEvent, Priority, TaskId, TaskState, TenantId};
 
 use crate::RuntimeError;
 use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::writer::{HeldLease, TaskWriter};
 
+mod backlog;
 mod claims;
+mod dispatch;
+mod limits;
+mod queue;
 
 pub use claims::LeaseSettings;
 
@@ -53,10 +61,17 @@ pub struct Scheduler {
     metrics: Metrics,
     executor: Arc<Executor>,
     capacity: usize,
+    scheduling: SchedulingConfig,
+    /// Nudges for the claimer (PostgreSQL): this process admitted a task.
     queue_tx: mpsc::UnboundedSender<TaskId>,
     queue_rx: Mutex<Option<mpsc::UnboundedReceiver<TaskId>>>,
-    /// Tasks queued or reserved, not yet handed a slot.
-    queued: AtomicUsize,
+    /// This process's queue (tasks queued and places reserved, not yet handed a slot); on
+    /// PostgreSQL only the places reserved for submissions being journaled.
+    queue: std::sync::Mutex<queue::FairQueue>,
+    /// Signalled when a task is queued or a running one ends: the dispatcher looks again.
+    queue_changed: Notify,
+    /// The database's queue (PostgreSQL), which admission counts and the metrics read.
+    database: OnceLock<Arc<dyn TaskQueue>>,
     running: Mutex<HashMap<TaskId, Running>>,
     slots: Arc<Semaphore>,
     shutting_down: AtomicBool,
@@ -70,21 +85,23 @@ pub struct Scheduler {
 /// no trace. Dropped without [`Reservation::enqueue`], it frees the place again.
 pub(crate) struct Reservation<'a> {
     scheduler: &'a Scheduler,
+    tenant: TenantId,
     used: bool,
 }
 
 impl Reservation<'_> {
     /// Queues `task` (journaled) in the reserved place.
-    pub(crate) fn enqueue(mut self, task: TaskId) {
+    pub(crate) fn enqueue(mut self, task: TaskId, priority: Priority) {
         self.used = true;
-        self.scheduler.enqueue_reserved(task);
+        self.scheduler
+            .enqueue_reserved(task, &self.tenant, priority, true);
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.used {
-            self.scheduler.queued.fetch_sub(1, Ordering::SeqCst);
+            self.scheduler.queue().unreserve(&self.tenant.0);
         }
     }
 }
@@ -96,6 +113,7 @@ impl Scheduler {
         executor: Arc<Executor>,
         capacity: usize,
         max_concurrent: usize,
+        scheduling: &SchedulingConfig,
     ) -> Self {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         metrics
@@ -106,9 +124,12 @@ impl Scheduler {
             metrics,
             executor,
             capacity,
+            scheduling: scheduling.clone(),
             queue_tx,
             queue_rx: Mutex::new(Some(queue_rx)),
-            queued: AtomicUsize::new(0),
+            queue: std::sync::Mutex::new(queue::FairQueue::new(scheduling.clone(), capacity)),
+            queue_changed: Notify::new(),
+            database: OnceLock::new(),
             running: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
             shutting_down: AtomicBool::new(false),
@@ -121,6 +142,18 @@ impl Scheduler {
         self.mode.get().unwrap_or(&Mode::Local)
     }
 
+    /// This process's queue; a panic while it was held cannot leave it half-updated (its
+    /// methods do not panic), so a poisoned lock is taken as is.
+    fn queue(&self) -> std::sync::MutexGuard<'_, queue::FairQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The database holds the queue (PostgreSQL, any role): admission counts the waiting tasks
+    /// there and the queue metrics are read from it. Call before [`Scheduler::start`].
+    pub fn queue_in(&self, database: Arc<dyn TaskQueue>) {
+        let _ = self.database.set(database);
+    }
+
     /// Runs no tasks in this process (`amas serve --role api`): admitted tasks stay queued in
     /// the database for the worker processes to claim. Call before [`Scheduler::start`]; a
     /// mode already chosen stays.
@@ -128,46 +161,18 @@ impl Scheduler {
         let _ = self.mode.set(Mode::Elsewhere);
     }
 
-    /// Starts the dispatcher that runs queued tasks, at most `max_concurrent_tasks` at once.
-    /// Call once; later calls do nothing.
+    /// Starts the dispatcher that runs queued tasks, at most `max_concurrent_tasks` at once,
+    /// and the refresh of the queue metrics. Call once; later calls do nothing.
     pub async fn start(self: &Arc<Self>) {
-        let Some(mut rx) = self.queue_rx.lock().await.take() else {
+        let Some(rx) = self.queue_rx.lock().await.take() else {
             return;
         };
+        self.start_backlog();
         match self.mode() {
-            Mode::Local => {}
-            Mode::Claims(claims) => {
-                self.start_claiming(Arc::clone(claims), rx);
-                return;
-            }
-            Mode::Elsewhere => return,
+            Mode::Local => self.start_dispatching(),
+            Mode::Claims(claims) => self.start_claiming(Arc::clone(claims), rx),
+            Mode::Elsewhere => {}
         }
-        let scheduler = Arc::clone(self);
-        let mut stopping = amas_telemetry::tasks::global().stopping();
-        amas_telemetry::tasks::spawn("runtime.dispatcher", async move {
-            // At shutdown queued tasks stay in their journal and resume at the next start.
-            while let Some(task) = tokio::select! {
-                t = rx.recv() => t,
-                () = stopping.wait() => None,
-            } {
-                let Ok(permit) = Arc::clone(&scheduler.slots).acquire_owned().await else {
-                    break;
-                };
-                let depth = scheduler
-                    .queued
-                    .fetch_sub(1, Ordering::SeqCst)
-                    .saturating_sub(1);
-                scheduler
-                    .metrics
-                    .queue_depth
-                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
-                let scheduler = Arc::clone(&scheduler);
-                amas_telemetry::tasks::spawn("runtime.task", async move {
-                    scheduler.run_one(task, None).await;
-                    drop(permit);
-                });
-            }
-        });
     }
 
     /// Whether new tasks are still admitted (false once shutdown began).
@@ -175,31 +180,21 @@ impl Scheduler {
         !self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// A place in the queue, or why there is none (the queue is full: backpressure).
-    ///
-    /// # Errors
-    /// [`RuntimeError::QueueFull`].
-    pub(crate) fn reserve(&self) -> Result<Reservation<'_>, RuntimeError> {
-        let capacity = self.capacity;
-        self.queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-                (q < capacity).then_some(q + 1)
-            })
-            .map_err(|_| RuntimeError::QueueFull {
-                capacity,
-                retry_after_secs: 1,
-            })?;
-        Ok(Reservation {
-            scheduler: self,
-            used: false,
-        })
-    }
-
-    fn enqueue_reserved(&self, task: TaskId) {
+    /// Queues `task` of `tenant`: in the place reserved for it (`reserved`), or beyond the
+    /// limits (recovery).
+    fn enqueue_reserved(
+        &self,
+        task: TaskId,
+        tenant: &TenantId,
+        priority: Priority,
+        reserved: bool,
+    ) {
         if !matches!(self.mode(), Mode::Local) {
             // The database is the queue: whoever claims the task reads it from there, and this
             // process's read model must not keep a state other processes move on.
-            self.queued.fetch_sub(1, Ordering::SeqCst);
+            if reserved {
+                self.queue().unreserve(&tenant.0);
+            }
             self.journal.forget(task);
             if matches!(self.mode(), Mode::Claims(_)) {
                 // A nudge: the claimer looks for work now rather than at its next poll.
@@ -207,13 +202,15 @@ impl Scheduler {
             }
             return;
         }
-        let depth = self.queued.load(Ordering::SeqCst);
+        let depth = {
+            let mut queue = self.queue();
+            queue.push(&tenant.0, task, priority.get(), reserved);
+            queue.queued()
+        };
         self.metrics
             .queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
-        if self.queue_tx.send(task).is_err() {
-            warn!(task.id = %task, "Dispatcher is gone; the task stays queued in the journal.");
-        }
+        self.queue_changed.notify_one();
     }
 
     /// Re-queues every unfinished task from the journal (at start-up). Recovery is not bounded by
@@ -228,8 +225,10 @@ impl Scheduler {
         }
         let unfinished = self.journal.store().unfinished().await?;
         for task in &unfinished {
-            self.queued.fetch_add(1, Ordering::SeqCst);
-            self.enqueue_reserved(*task);
+            // Queued under its tenant and priority; unknown (purged meanwhile): nothing to run.
+            if let Some(summary) = self.journal.store().summary(*task).await? {
+                self.enqueue_reserved(*task, &summary.tenant, summary.priority, false);
+            }
         }
         if !unfinished.is_empty() {
             info!(tasks = unfinished.len(), "Resuming unfinished tasks.");
@@ -347,10 +346,10 @@ impl Scheduler {
         }
     }
 
-    /// Tasks waiting to run.
+    /// Tasks waiting to run in this process's queue, and places reserved for submissions.
     #[must_use]
     pub fn queue_depth(&self) -> usize {
-        self.queued.load(Ordering::SeqCst)
+        self.queue().len()
     }
 
     /// Tasks running in this process now (a task has left once its run has stopped writing).
@@ -416,6 +415,7 @@ impl Scheduler {
                 StoreError::LeaseLost { epoch, .. } => {
                     // The fence of leases: another worker holds the task now (or will), and
                     // resumes it from the journal; nothing of this run is written any more.
+                    self.metrics.queue.lease_lost("append");
                     warn!(task.id = %task, lease.epoch = epoch, error.code = amas_types::codes::STORE_LEASE_LOST, "The task's lease was lost; stopping here.");
                 }
                 StoreError::TaskEnded { status, .. } => {

@@ -71,6 +71,9 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     policy_watch.audit_to(&runtime, &config_hash).await;
     // On PostgreSQL, workers may share the database: run tasks only under leases, like a
     // worker, so this process never runs a task another is running (the fence refuses it).
+    if let Some(queue) = store.queue() {
+        runtime.scheduler().queue_in(queue);
+    }
     if let Some(leases) = store.leases() {
         runtime.scheduler().claim_from(
             leases,

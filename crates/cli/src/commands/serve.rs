@@ -126,6 +126,10 @@ fn assign_role(
         }
         return Ok(None);
     };
+    // The database is the queue: admission counts there and every role reports its metrics.
+    if let Some(queue) = store.queue() {
+        runtime.scheduler().queue_in(queue);
+    }
     if role.runs_tasks() {
         Ok(Some(
             runtime

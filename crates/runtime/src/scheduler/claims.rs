@@ -4,7 +4,9 @@
 //! lifetime, and releases them when a run ends or the process stops. Every append of a run
 //! carries its lease's fencing epoch, so a run whose lease was lost (the process was paused
 //! past it, cut off, or its renewals failed) is stopped and can write nothing more; the worker
-//! that claims the task next resumes it from its journal, the way a restart does.
+//! that claims the task next resumes it from its journal, the way a restart does. Claims are
+//! fair across tenants (weights and caps from `scheduling`, applied in the claim itself:
+//! `amas_store::Fairness`), and their latency and the leases lost are metrics.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{debug, info, warn};
 
 use amas_config::LeaseConfig;
-use amas_store::{Lease, TaskLeases};
+use amas_store::{Fairness, Lease, TaskLeases};
 use amas_types::{TaskId, codes};
 
 use super::{Mode, Scheduler};
@@ -42,6 +44,7 @@ pub(super) struct Claims {
     /// so a restarted process never passes for its predecessor.
     worker: String,
     settings: LeaseSettings,
+    fairness: Fairness,
 }
 
 impl Claims {
@@ -75,6 +78,7 @@ impl Scheduler {
             leases,
             worker: worker.clone(),
             settings,
+            fairness: Fairness::from(&self.scheduling),
         })));
         worker
     }
@@ -128,11 +132,15 @@ impl Scheduler {
         }
         // Before asking: the lease surely lasts `ttl` from here (the database starts it later).
         let asked = Instant::now();
-        let leases = match claims
+        let claimed = claims
             .leases
-            .claim(&claims.worker, free, claims.settings.ttl)
-            .await
-        {
+            .claim_fair(&claims.worker, free, claims.settings.ttl, &claims.fairness)
+            .await;
+        self.metrics
+            .queue
+            .claim_duration
+            .observe(asked.elapsed().as_secs_f64());
+        let leases = match claimed {
             Ok(leases) => leases,
             Err(e) => {
                 warn!(error.code = e.code(), error.message = %e, "Claiming tasks failed; retrying at the next poll.");
@@ -210,6 +218,7 @@ impl Scheduler {
             }
             for lease in held.iter().filter(|l| !kept.contains(&(l.task, l.epoch))) {
                 warn!(task.id = %lease.task, lease.epoch = lease.epoch, error.code = codes::STORE_LEASE_LOST, "Task lease lost; stopping the task here.");
+                self.metrics.queue.lease_lost("renewal");
                 if let Some(run) = running.get(&lease.task) {
                     let _ = run.cancel.send(true);
                 }
