@@ -215,7 +215,15 @@ async fn db_status_and_migrate_then_a_newer_schema_is_refused() {
     assert_eq!(before["state"], "pending", "{before}");
     assert_eq!(before["version"], Value::Null, "{before}");
     let binary = before["binary_version"].as_i64().unwrap();
-    assert_eq!(before["pending"].as_array().unwrap().len() as i64, binary);
+    // Every migration the binary ships is pending, the newest last (numbers may have gaps
+    // while branches that each add one are merged).
+    let pending: Vec<i64> = before["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pending.last(), Some(&binary), "{before}");
     assert!(before["applied"].as_array().unwrap().is_empty());
 
     // Starts do not migrate here: refused with the remedy, nothing written.
@@ -235,7 +243,7 @@ async fn db_status_and_migrate_then_a_newer_schema_is_refused() {
     let migrated = ok_json(&db(&["db", "migrate", "--format", "json"]));
     assert_eq!(migrated["state"], "current", "{migrated}");
     let applied_now: Vec<i64> = serde_json::from_value(migrated["applied_now"].clone()).unwrap();
-    assert_eq!(applied_now, (1..=binary).collect::<Vec<_>>());
+    assert_eq!(applied_now, pending);
     let after = ok_json(&db(&["db", "status", "--format", "json"]));
     assert_eq!(after["version"], binary, "{after}");
     assert!(after["pending"].as_array().unwrap().is_empty(), "{after}");

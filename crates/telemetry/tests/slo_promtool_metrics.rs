@@ -8,7 +8,7 @@ mod slo_common;
 use amas_telemetry::Metrics;
 use amas_telemetry::metrics::{
     ContractLabels, CostLabels, DecisionLabels, HttpLabels, ProviderLabels, ProviderNameLabels,
-    ReasonLabels, RouteLabels, StepLabels, TaskLabels, TokenLabels, ToolLabels,
+    QueueTenantLabels, ReasonLabels, RouteLabels, StepLabels, TaskLabels, TokenLabels, ToolLabels,
 };
 
 fn populated() -> Metrics {
@@ -75,6 +75,15 @@ fn populated() -> Metrics {
         .inc();
     m.queue_depth.set(3);
     m.queue_capacity.set(1000);
+    m.queue.oldest_age.set(1.5);
+    m.queue
+        .tenant_depth
+        .get_or_create(&QueueTenantLabels {
+            tenant: "other".into(),
+        })
+        .set(3);
+    m.queue.claim_duration.observe(0.0008);
+    m.queue.lease_lost("renewal");
     m.tasks_running.set(2);
     m.auth_failures
         .get_or_create(&ReasonLabels {
