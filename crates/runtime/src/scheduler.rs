@@ -72,6 +72,8 @@ pub struct Scheduler {
     queue_changed: Notify,
     /// The database's queue (PostgreSQL), which admission counts and the metrics read.
     database: OnceLock<Arc<dyn TaskQueue>>,
+    /// Admission's last count of the tasks waiting in the database.
+    waiting_total: limits::TotalCount,
     running: Mutex<HashMap<TaskId, Running>>,
     slots: Arc<Semaphore>,
     shutting_down: AtomicBool,
@@ -130,6 +132,7 @@ impl Scheduler {
             queue: std::sync::Mutex::new(queue::FairQueue::new(scheduling.clone(), capacity)),
             queue_changed: Notify::new(),
             database: OnceLock::new(),
+            waiting_total: limits::TotalCount::default(),
             running: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
             shutting_down: AtomicBool::new(false),

@@ -97,7 +97,7 @@ pub struct TenantBacklog {
 #[async_trait]
 pub trait TaskQueue: Send + Sync {
     /// Tasks submitted and not yet started: `tenant`'s, counted up to `tenant_limit` (0 when
-    /// `None`), and everyone's, counted up to `total_limit`.
+    /// `None`), and everyone's, counted up to `total_limit` (0: not counted).
     ///
     /// # Errors
     /// Backend errors.

@@ -230,6 +230,37 @@ async fn an_idle_tenant_banks_no_credit() {
     store.drop_schema().await.expect("drop");
 }
 
+/// Many tenants: one at a time, each is served once before any is served twice; and tenants
+/// whose tasks are all running (nothing to claim) never crowd out the one that has work, however
+/// many there are (a claim looks at the next tenants in line that have a task to claim).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tenants_take_turns_and_busy_ones_do_not_crowd_out_others() {
+    let store = fresh_store().await;
+    let names: Vec<String> = (0..50).map(|i| format!("t{i:02}")).collect();
+    for name in &names {
+        submit(&store, name, 5, 3).await;
+    }
+    let fairness = Fairness::default();
+    let order = serve_one_by_one(&store, &fairness, 50).await;
+    let mut served = order.clone();
+    served.sort();
+    served.dedup();
+    assert_eq!(served.len(), 50, "each of the 50 once: {order:?}");
+    // Now every tenant's remaining tasks are held (running), and z has tasks waiting.
+    let held = store
+        .claim_fair("w", 1000, LONG, &fairness)
+        .await
+        .expect("claim");
+    assert_eq!(held.len(), 100);
+    submit(&store, "z", 5, 2).await;
+    let next = store
+        .claim_fair("w", 1, LONG, &fairness)
+        .await
+        .expect("claim");
+    assert_eq!(tenants_of(&store, &next).await, ["z"]);
+    store.drop_schema().await.expect("drop");
+}
+
 /// Tenant a may run 2 tasks at once. Two claimers race from two pools, again and again, for
 /// more than that: a never holds more than 2 live leases, b (uncapped) takes the rest of the
 /// slots, and once one of a's tasks ends, a gets exactly one more.

@@ -13,12 +13,23 @@ use super::PostgresStore;
 use crate::leases::{Lease, millis};
 use crate::{Fairness, StoreError, shared};
 
+/// What a worker may claim: an unfinished task `t` without a live lease `l` (its lease row, if
+/// any). The one place a condition on claimable tasks goes.
+macro_rules! claimable {
+    () => {
+        "t.status IN ('queued', 'running', 'waiting_approval') \
+         AND (l.task_id IS NULL OR l.expires_at <= clock_timestamp())"
+    };
+}
+
 /// The claim. `$1` max tasks, `$2` worker, `$3` lease ms, `$4` default weight, `$5` default
 /// cap (NULL: none), `$6`-`$8` the tenants with their own weight and cap.
 ///
-/// What a worker may claim is said once, in `ranked`: an unfinished task of the tenant
-/// without a live lease.
-const CLAIM: &str = "\
+/// Its cost does not grow with the tasks queued, nor much with the tenants: a probe per tenant
+/// with unfinished tasks, then a few rows of the `$1 + 16` tenants next in line. The 16 spare
+/// rows and tenants let a claim racing another (which locks the first ones) take the next.
+const CLAIM: &str = concat!(
+    "\
 WITH RECURSIVE
 -- Every tenant with unfinished tasks: a skip scan of tasks_runnable_tenant.
 tenants (tenant) AS (
@@ -31,10 +42,11 @@ tenants (tenant) AS (
               AND t.tenant > tenants.tenant
             ORDER BY t.tenant LIMIT 1)
     FROM tenants WHERE tenants.tenant IS NOT NULL),
--- What each tenant runs now, on every worker.
+-- What each tenant runs now, on every worker (statement_timestamp, not clock_timestamp: a
+-- stable bound lets task_leases_expires_at find the live leases among all ever granted).
 running (tenant, n) AS (
     SELECT t.tenant, count(*) FROM task_leases l JOIN tasks t ON t.id = l.task_id
-    WHERE l.expires_at > clock_timestamp()
+    WHERE l.expires_at > statement_timestamp()
     GROUP BY t.tenant),
 clock (v) AS (
     SELECT coalesce((SELECT virtual_time FROM scheduler_clock WHERE id = 1), 0)),
@@ -52,22 +64,35 @@ shares (tenant, weight, room, start) AS (
     LEFT JOIN running r ON r.tenant = s.tenant
     LEFT JOIN scheduler_tenants tp ON tp.tenant = s.tenant
     WHERE s.tenant IS NOT NULL),
--- Each tenant's next tasks, highest priority then oldest, no more than it may still start;
--- its n-th starts at start + (n - 1) / weight.
+-- The tenants next in line: below their cap, with a task to claim, smallest start first.
+-- Any other tenant's tasks start no earlier than each of theirs.
+next_tenants AS (
+    SELECT s.* FROM shares s
+    WHERE (s.room IS NULL OR s.room > 0)
+      AND EXISTS (SELECT 1 FROM tasks t LEFT JOIN task_leases l ON l.task_id = t.id
+                  WHERE t.tenant = s.tenant AND ",
+    claimable!(),
+    ")
+    ORDER BY s.start, s.tenant
+    LIMIT $1 + 16),
+-- Their next tasks, highest priority then oldest, no more than each may still start; a
+-- tenant's n-th starts at start + (n - 1) / weight. The first ones in start order.
 ranked (id, tenant, priority, created_at, tag) AS (
     SELECT c.id, s.tenant, c.priority, c.created_at, s.start + (c.n - 1)::float8 / s.weight
-    FROM shares s
+    FROM next_tenants s
     CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.created_at,
                row_number() OVER (ORDER BY t.priority DESC, t.created_at, t.id) AS n
         FROM tasks t
         LEFT JOIN task_leases l ON l.task_id = t.id
-        WHERE t.tenant = s.tenant
-          AND t.status IN ('queued', 'running', 'waiting_approval')
-          AND (l.task_id IS NULL OR l.expires_at <= clock_timestamp())
+        WHERE t.tenant = s.tenant AND ",
+    claimable!(),
+    "
         ORDER BY t.priority DESC, t.created_at, t.id
-        LIMIT $1) c
-    WHERE s.room IS NULL OR c.n <= s.room),
+        LIMIT $1 + 16) c
+    WHERE s.room IS NULL OR c.n <= s.room
+    ORDER BY 5, 3 DESC, 4, 1
+    LIMIT $1 + 16),
 -- The smallest start tags first (ties: higher priority, then older), skipping the rows
 -- another claimer has locked (the ANY makes the planner fetch them by primary key).
 candidates AS (
@@ -93,7 +118,7 @@ claimed AS (
 -- claims lock their rows in the same order.
 served (tenant, last, weight) AS (
     SELECT r.tenant, max(r.tag), min(s.weight)
-    FROM claimed c JOIN ranked r ON r.id = c.task_id JOIN shares s ON s.tenant = r.tenant
+    FROM claimed c JOIN ranked r ON r.id = c.task_id JOIN next_tenants s ON s.tenant = r.tenant
     GROUP BY r.tenant),
 passes AS (
     INSERT INTO scheduler_tenants AS st (tenant, pass)
@@ -102,7 +127,8 @@ passes AS (
 advanced AS (
     UPDATE scheduler_clock SET virtual_time = greatest(virtual_time, (SELECT max(last) FROM served))
     WHERE id = 1 AND EXISTS (SELECT 1 FROM served))
-SELECT task_id, epoch, expires_at FROM claimed";
+SELECT task_id, epoch, expires_at FROM claimed"
+);
 
 /// Taken first by a claim under caps: claims then serialize, each reading the live leases of
 /// the one before.

@@ -22,7 +22,7 @@ const BACKLOG: &str = "SELECT CASE WHEN t.tenant = ANY($1) THEN t.tenant END AS 
        count(*) AS depth, \
        extract(epoch FROM clock_timestamp() - min(t.created_at))::float8 AS oldest \
      FROM tasks t \
-     LEFT JOIN task_leases l ON l.task_id = t.id AND l.expires_at > clock_timestamp() \
+     LEFT JOIN task_leases l ON l.task_id = t.id AND l.expires_at > statement_timestamp() \
      WHERE t.status IN ('queued', 'running', 'waiting_approval') AND l.task_id IS NULL \
      GROUP BY 1";
 
