@@ -61,11 +61,4 @@ impl SchedulingConfig {
     pub fn tenant(&self, tenant: &str) -> TenantSchedule {
         self.tenants.get(tenant).copied().unwrap_or(self.default)
     }
-
-    /// Whether any tenant's running tasks are capped (claims then serialize across workers so
-    /// the caps hold exactly).
-    #[must_use]
-    pub fn has_running_caps(&self) -> bool {
-        self.default.max_running.is_some() || self.tenants.values().any(|t| t.max_running.is_some())
-    }
 }
