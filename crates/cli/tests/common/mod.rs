@@ -8,6 +8,7 @@
 )]
 
 pub mod otlp;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
