@@ -15,76 +15,27 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::AssertSqlSafe;
 
-use amas_test_util::{Behaviour, MockOpenAi};
+use amas_test_util::MockOpenAi;
 use common::Server;
-use common::pg::{connect, drop_schema, fresh_schema, pg_env};
+use common::pg::{
+    AGENTS, agent_env, assert_no_journaled_call_repeated, connect, drop_schema, fresh_schema,
+    per_agent_models, pg_env,
+};
 
 const CYCLES: usize = 20;
 /// Tasks submitted in each cycle, before its kill.
 const TASKS_PER_CYCLE: usize = 2;
 /// How long every model answer takes: long enough that kills land mid-call.
 const ANSWER_MS: u64 = 300;
-const AGENTS: [&str; 3] = ["research", "analysis", "synthesis"];
-
-/// Providers: one mock model per agent (so each reply fits its agent's output contract).
-fn config(dir: &Path, mock: &MockOpenAi) {
-    let base = mock.base_url();
-    let mut providers =
-        format!("providers:\n  local:\n    kind: openai\n    base_url: {base}\n    model: local\n");
-    for agent in AGENTS {
-        providers.push_str(&format!(
-            "  p_{agent}:\n    kind: openai\n    base_url: {base}\n    model: {agent}\n    timeout: 60s\n    max_retries: 0\n"
-        ));
-    }
-    std::fs::write(dir.join("providers.yaml"), providers).expect("providers.yaml");
-    let replies = [
-        json!({"findings": ["Leases expire."], "summary": "Workers come and go."}),
-        json!({"insights": ["Epochs fence stale workers."], "risks": ["Slow takeovers."]}),
-        json!({"title": "Kill loop", "report": "Nothing lost, nothing repeated."}),
-    ];
-    for (agent, reply) in AGENTS.iter().zip(replies) {
-        mock.set_default(
-            agent,
-            Behaviour::delayed(ANSWER_MS, Behaviour::reply(reply)),
-        );
-    }
-}
 
 /// The tag that names task `i` in its title, and so in every prompt of its steps.
 fn tag(i: usize) -> String {
     format!("kill-loop-task-{i:03}-end")
-}
-
-/// A step's journaled model answers: (task tag, model) -> when each was journaled.
-async fn journaled_answers(
-    schema: &str,
-    ids: &BTreeMap<String, String>,
-) -> BTreeMap<(String, String), Vec<DateTime<Utc>>> {
-    let mut conn = connect().await;
-    let mut out: BTreeMap<(String, String), Vec<DateTime<Utc>>> = BTreeMap::new();
-    for (tag, id) in ids {
-        let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT event::text, recorded_at FROM \"{schema}\".journal \
-             WHERE task_id = $1::uuid AND kind = 'model_responded' ORDER BY seq"
-        )))
-        .bind(id)
-        .fetch_all(&mut conn)
-        .await
-        .expect("journal query");
-        for (event, at) in rows {
-            let event: Value = serde_json::from_str(&event).expect("event json");
-            let model = event["model"].as_str().expect("model").to_owned();
-            out.entry((tag.clone(), model)).or_default().push(at);
-        }
-    }
-    out
 }
 
 /// How many tasks were taken over by another worker at least once (epoch above 1).
@@ -106,17 +57,10 @@ async fn twenty_kill_nine_cycles_lose_no_task_and_repeat_no_journaled_call() {
     let config_dir = root.path().join("config");
     std::fs::create_dir_all(&data).expect("data dir");
     std::fs::create_dir_all(&config_dir).expect("config dir");
-    config(&config_dir, &mock);
+    per_agent_models(&config_dir, &mock, ANSWER_MS);
     let schema = fresh_schema("amas_kill_loop");
     let mut env = pg_env(&schema, "2s");
-    for agent in AGENTS {
-        let name = match agent {
-            "research" => "AMAS__AGENTS__RESEARCH__PROVIDERS",
-            "analysis" => "AMAS__AGENTS__ANALYSIS__PROVIDERS",
-            _ => "AMAS__AGENTS__SYNTHESIS__PROVIDERS",
-        };
-        env.push((name, format!("[p_{agent}]")));
-    }
+    env.extend(agent_env());
     let serve = |args: &[&str], log: &str| {
         Server::spawn_serving(&data, Some(&config_dir), "development", &env, args, log)
     };
@@ -170,32 +114,8 @@ async fn twenty_kill_nine_cycles_lose_no_task_and_repeat_no_journaled_call() {
 
     // Exactly one journaled answer per step, and no request for a step after its answer was
     // journaled.
-    let answers = journaled_answers(&schema, &ids).await;
     let requests = mock.requests();
-    let mut asked: BTreeMap<(String, String), Vec<SystemTime>> = BTreeMap::new();
-    for r in &requests {
-        let text = r.body.to_string();
-        let tags: Vec<&String> = ids.keys().filter(|t| text.contains(t.as_str())).collect();
-        assert_eq!(tags.len(), 1, "each prompt names one task: {text}");
-        asked
-            .entry((tags[0].clone(), r.model.clone()))
-            .or_default()
-            .push(r.received_at);
-    }
-    for tag in ids.keys() {
-        for agent in AGENTS {
-            let key = (tag.clone(), agent.to_owned());
-            let journaled = answers.get(&key).map_or(&[][..], Vec::as_slice);
-            assert_eq!(journaled.len(), 1, "{key:?}: one journaled answer");
-            let at = SystemTime::from(journaled[0]);
-            for received in asked.get(&key).map_or(&[][..], Vec::as_slice) {
-                assert!(
-                    *received < at,
-                    "{key:?}: a request arrived after its answer was journaled"
-                );
-            }
-        }
-    }
+    assert_no_journaled_call_repeated(&schema, &ids, &AGENTS, &requests).await;
     let repeated_cut_calls = requests.len() - ids.len() * AGENTS.len();
     let taken_over = takeovers(&schema).await;
     eprintln!(
