@@ -98,9 +98,7 @@ pub fn cancel_reason(principal: &Principal, reason: Option<String>) -> Result<St
 
 /// The seq a live stream resumes after, from its `Last-Event-ID` values (the `id` of the last
 /// event the client got, which is the event's seq): 0, from the start, without one.
-pub fn resume_after<'a>(
-    mut values: impl Iterator<Item = &'a [u8]>,
-) -> Result<u64, ApiError> {
+pub fn resume_after<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<u64, ApiError> {
     let Some(value) = values.next() else {
         return Ok(0);
     };

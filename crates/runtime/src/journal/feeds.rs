@@ -116,8 +116,7 @@ impl Feeds {
             let Some(feed) = tasks.get_mut(&task) else {
                 return;
             };
-            let fresh: Vec<&JournalRecord> =
-                records.iter().filter(|r| r.seq > feed.sent).collect();
+            let fresh: Vec<&JournalRecord> = records.iter().filter(|r| r.seq > feed.sent).collect();
             let Some(next) = fresh.first() else {
                 return;
             };
@@ -281,7 +280,11 @@ mod tests {
         let mut live = feeds.subscribe(task);
         feeds.anchor(task, 3);
         feeds.publish(&[record(task, 6)]);
-        assert_eq!(received(&mut live), Vec::<u64>::new(), "6 waits for 4 and 5");
+        assert_eq!(
+            received(&mut live),
+            Vec::<u64>::new(),
+            "6 waits for 4 and 5"
+        );
         assert_eq!(asked.try_recv().ok(), Some(task));
         // More gaps and notices while the read is queued ask for nothing more.
         feeds.notice(task, 7);
@@ -289,7 +292,12 @@ mod tests {
 
         assert_eq!(feeds.begin_read(task), Some(3));
         feeds.notice(task, 8);
-        feeds.publish(&[record(task, 4), record(task, 5), record(task, 6), record(task, 7)]);
+        feeds.publish(&[
+            record(task, 4),
+            record(task, 5),
+            record(task, 6),
+            record(task, 7),
+        ]);
         assert!(feeds.end_read(task), "8 was announced during the read");
         assert_eq!(feeds.begin_read(task), Some(7));
         feeds.publish(&[record(task, 8)]);

@@ -19,8 +19,8 @@ use tracing::{info, warn};
 
 use amas_types::{JournalRecord, TaskId};
 
-use crate::notices::{CommitListener, CommitNotice};
 use crate::StoreError;
+use crate::notices::{CommitListener, CommitNotice};
 
 /// The channel of the default schema.
 const CHANNEL: &str = "amas_journal";
@@ -194,7 +194,13 @@ mod tests {
             parse(&payload),
             Some(CommitNotice::Appended { task, last_seq: 42 })
         );
-        for bad in ["", "x", "not-a-uuid 1", &format!("{} -1", task.0), &task.0.to_string()] {
+        for bad in [
+            "",
+            "x",
+            "not-a-uuid 1",
+            &format!("{} -1", task.0),
+            &task.0.to_string(),
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
