@@ -161,10 +161,19 @@ impl Protocol {
 
     /// An append by `actor` for its run; on success the run has seen it, on refusal the run
     /// stops (and gives back a lease it may still hold).
-    fn run_append(&self, s: &mut State, actor: u8, run: Run, events: Vec<Ev>, ops: &mut Vec<Op>) {
+    /// Returns whether the store accepted it.
+    fn run_append(
+        &self,
+        s: &mut State,
+        actor: u8,
+        run: Run,
+        events: Vec<Ev>,
+        ops: &mut Vec<Op>,
+    ) -> bool {
         let n = u8::try_from(events.len()).unwrap_or(u8::MAX);
         let ends = events.last().is_some_and(|e| e.ends_task());
-        match self.append(s, actor, &run, events, ops) {
+        let outcome = self.append(s, actor, &run, events, ops);
+        match outcome {
             Ok(()) if ends => {
                 Self::release(s, actor, &run, ops);
                 s.actors[usize::from(actor)].run = None;
@@ -180,22 +189,13 @@ impl Protocol {
                 s.actors[usize::from(actor)].run = None;
             }
         }
+        outcome.is_ok()
     }
 
     fn step(&self, s: &mut State, actor: u8, run: Run, ops: &mut Vec<Op>) -> Option<()> {
         let t = usize::from(run.task);
         if actor == self.api() {
-            let before = ops.len();
-            self.run_append(s, actor, run, vec![Ev::Cancelled], ops);
-            if ops[before..].iter().any(|o| {
-                matches!(
-                    o,
-                    Op::Append {
-                        outcome: Ok(()),
-                        ..
-                    }
-                )
-            }) {
+            if self.run_append(s, actor, run, vec![Ev::Cancelled], ops) {
                 s.tasks[t].cancel = false;
                 s.tasks[t].votes.clear();
             }
@@ -206,15 +206,7 @@ impl Protocol {
             Plan::Nothing => None,
             Plan::Append(Ev::ToolStarted) if self.bug == Some(Bug::ToolBeforeStartCommits) => {
                 let at = u8::try_from(s.tasks[t].journal.len()).unwrap_or(u8::MAX);
-                let before = ops.len();
-                self.run_append(s, actor, run, vec![Ev::ToolStarted], ops);
-                let ok = matches!(
-                    ops.get(before),
-                    Some(Op::Append {
-                        outcome: Ok(()),
-                        ..
-                    })
-                );
+                let ok = self.run_append(s, actor, run, vec![Ev::ToolStarted], ops);
                 s.tasks[t].tool_runs.push(if ok { at } else { u8::MAX });
                 if let Some(r) = &mut s.actors[usize::from(actor)].run {
                     r.tool = ToolPhase::Ran;
@@ -270,15 +262,7 @@ impl Protocol {
                 events.push(Ev::ApprovalResolved(Resolution::Approved));
             }
             let resolves = events.len() == 2;
-            let before = ops.len();
-            self.run_append(s, actor, run, events, ops);
-            if matches!(
-                ops.get(before),
-                Some(Op::Append {
-                    outcome: Ok(()),
-                    ..
-                })
-            ) {
+            if self.run_append(s, actor, run, events, ops) {
                 // Applied with the append, in its transaction; once decided, the other votes
                 // are refused.
                 s.tasks[t].votes.remove(0);
@@ -349,15 +333,7 @@ impl Protocol {
                     return None;
                 }
                 let mut n = s.clone();
-                let before = ops.len();
-                self.run_append(&mut n, w, run, vec![Ev::Cancelled], &mut ops);
-                if matches!(
-                    ops.get(before),
-                    Some(Op::Append {
-                        outcome: Ok(()),
-                        ..
-                    })
-                ) {
+                if self.run_append(&mut n, w, run, vec![Ev::Cancelled], &mut ops) {
                     let row = &mut n.tasks[usize::from(run.task)];
                     row.cancel = false;
                     row.votes.clear();
