@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The tenant already has `server.max_event_streams_per_tenant` live event streams open.
     #[error("too many live event streams for the tenant")]
     TooManyStreams { limit: usize },
+    /// A live stream's `Last-Event-ID` is not an event id (a seq).
+    #[error("Last-Event-ID: {reason}")]
+    BadLastEventId { reason: &'static str },
 }
 
 impl ApiError {
@@ -126,6 +129,11 @@ impl ApiError {
                      JSON, and retry"
                 ),
             ),
+            Self::BadLastEventId { .. } => (
+                StatusCode::BAD_REQUEST,
+                codes::API_BAD_LAST_EVENT_ID,
+                self.to_string(),
+            ),
             Self::Runtime(e) => match e {
                 RuntimeError::UnknownTaskType { .. } => {
                     (StatusCode::BAD_REQUEST, e.code(), format!("task_type: {e}"))
@@ -154,6 +162,11 @@ impl ApiError {
                     StatusCode::NOT_FOUND,
                     codes::API_NOT_FOUND,
                     "no such resource".to_owned(),
+                ),
+                RuntimeError::EventBeyondJournal { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    e.code(),
+                    format!("Last-Event-ID: {e}"),
                 ),
                 RuntimeError::ApprovalSettled { .. }
                 | RuntimeError::AlreadyVoted { .. }
@@ -234,6 +247,7 @@ impl IntoResponse for ApiError {
                 crate::middleware::rate_limit_headers(headers, v);
             }
             Self::TooDeep { .. }
+            | Self::BadLastEventId { .. }
             | Self::Invalid { .. }
             | Self::NotFound
             | Self::MethodNotAllowed

@@ -85,7 +85,9 @@ pub async fn cancel_task(
 pub struct EventStreams(pub std::sync::Arc<Slots<TenantId>>);
 
 /// The journal as JSON, or live as Server-Sent Events (`Accept: text/event-stream`) until the
-/// task ends or the client goes away; a tenant has at most its cap of live streams open.
+/// task ends or the client goes away, after the event a `Last-Event-ID` names when the client
+/// resumes (on this API process or any other); a tenant has at most its cap of live streams
+/// open.
 pub async fn task_events(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -107,7 +109,17 @@ pub async fn task_events(
         }))
         .into_response());
     }
-    let mut events = app.runtime.reader().live_events(&principal, task).await?;
+    let after = tasks::resume_after(
+        headers
+            .get_all("last-event-id")
+            .iter()
+            .map(axum::http::HeaderValue::as_bytes),
+    )?;
+    let mut events = app
+        .runtime
+        .reader()
+        .live_events(&principal, task, after)
+        .await?;
     // Counted only once the caller may read the task: guessed ids take no slot.
     let slot = streams
         .0

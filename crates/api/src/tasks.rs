@@ -96,6 +96,32 @@ pub fn cancel_reason(principal: &Principal, reason: Option<String>) -> Result<St
     Ok(reason)
 }
 
+/// The seq a live stream resumes after, from its `Last-Event-ID` values (the `id` of the last
+/// event the client got, which is the event's seq): 0, from the start, without one.
+pub fn resume_after<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<u64, ApiError> {
+    let Some(value) = values.next() else {
+        return Ok(0);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadLastEventId {
+            reason: "sent more than once",
+        });
+    }
+    let digits = value.iter().all(u8::is_ascii_digit);
+    // Longer than any u64 would overflow; an empty value names no event.
+    if !digits || value.is_empty() || value.len() > 20 {
+        return Err(ApiError::BadLastEventId {
+            reason: "must be the id (a seq number) of an event this stream sent",
+        });
+    }
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or(ApiError::BadLastEventId {
+            reason: "must be the id (a seq number) of an event this stream sent",
+        })
+}
+
 pub(crate) fn parse_id(id: &str) -> Result<TaskId, ApiError> {
     // A malformed id cannot name a task: same answer as an unknown one.
     id.parse::<TaskId>().map_err(|_| ApiError::NotFound)
@@ -109,4 +135,36 @@ pub fn agents(config: &AmasConfig) -> serde_json::Value {
 pub fn workflows(config: &AmasConfig) -> serde_json::Value {
     let map: BTreeMap<_, _> = config.workflows.iter().collect();
     serde_json::to_value(map).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(values: &[&str]) -> Result<u64, ApiError> {
+        resume_after(values.iter().map(|v| v.as_bytes()))
+    }
+
+    #[test]
+    fn last_event_ids_are_seqs() {
+        assert_eq!(after(&[]).ok(), Some(0), "no header: from the start");
+        assert_eq!(after(&["0"]).ok(), Some(0));
+        assert_eq!(after(&["17"]).ok(), Some(17));
+        assert_eq!(after(&["18446744073709551615"]).ok(), Some(u64::MAX));
+        for bad in [
+            &[""][..],
+            &["-1"],
+            &["1.5"],
+            &[" 3"],
+            &["abc"],
+            &["18446744073709551616"],
+            &["123456789012345678901"],
+            &["1", "2"],
+        ] {
+            assert!(
+                matches!(after(bad), Err(ApiError::BadLastEventId { .. })),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -61,6 +61,13 @@ pub enum RuntimeError {
     /// The submitted content is in a content-safety category whose action is `block`.
     #[error("the task input was refused by the content-safety filter (categories: {categories})")]
     ContentBlocked { categories: String },
+    /// A live stream was asked to resume after an event its task's journal does not have.
+    #[error("task {task} has no event {seq}: its journal ends at seq {last_seq}")]
+    EventBeyondJournal {
+        task: TaskId,
+        seq: u64,
+        last_seq: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,6 +92,7 @@ impl RuntimeError {
             Self::VoteTooLate { .. } => amas_types::codes::APPR_VOTE_TOO_LATE,
             Self::ApprovalUnavailable { .. } => amas_types::codes::APPR_UNAVAILABLE,
             Self::ContentBlocked { .. } => amas_types::codes::SAFE_SUBMISSION_BLOCKED,
+            Self::EventBeyondJournal { .. } => amas_types::codes::API_BAD_LAST_EVENT_ID,
             Self::Store(e) => e.code(),
         }
     }

@@ -8,6 +8,14 @@
 //! the store and does not insert what it read, so a read racing an append can never leave a
 //! stale state behind. A task leaves it when it ends, so payloads a retention purge tombstones
 //! (only ended tasks are purged) are never served from memory.
+//!
+//! Live streams get each task's records through its feed (`journal/feeds.rs`). When other
+//! processes write the same store (PostgreSQL), this process follows their commits
+//! (`journal/follow.rs`): the store announces each commit, and the feeds of tasks with
+//! subscribers here read the new records from the journal.
+
+mod feeds;
+mod follow;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +25,8 @@ use tokio::sync::broadcast;
 use amas_store::audit::PendingAppend;
 use amas_store::{AuditWriter, Fence, StoreError, TaskJournal};
 use amas_types::{JournalEvent, JournalRecord, TaskId, TaskState};
+
+use feeds::Feeds;
 
 /// Unfinished tasks whose state is kept in memory at most; past it, reads go to the store.
 const READ_MODEL_CAPACITY: usize = 100_000;
@@ -31,16 +41,15 @@ pub(crate) struct Journal {
 /// Live records of every task buffered per subscriber before it lags.
 const LIVE_BUFFER: usize = 4096;
 
-/// Live records buffered per subscriber of one task before it lags.
-const TASK_LIVE_BUFFER: usize = 512;
-
 /// What committed records feed: the read model and the live streams.
 struct Published {
-    /// Every task's records, for the few subscribers that want them all.
+    /// Every task's records committed by this process, for the few subscribers that want
+    /// them all.
     live: broadcast::Sender<JournalRecord>,
     /// One task's records, for its event streams: a stream gets only its task's records, so a
-    /// record is copied once per subscriber that wants it, not once per open stream.
-    tasks: Mutex<HashMap<TaskId, broadcast::Sender<JournalRecord>>>,
+    /// record is copied once per subscriber that wants it, not once per open stream. They
+    /// carry other processes' commits too, once this process follows them (`follow.rs`).
+    feeds: Feeds,
     states: Mutex<HashMap<TaskId, TaskState>>,
 }
 
@@ -51,7 +60,7 @@ impl Journal {
     pub(crate) fn new(store: Arc<dyn TaskJournal>, writer: Arc<AuditWriter>) -> Self {
         let published = Arc::new(Published {
             live: broadcast::channel(LIVE_BUFFER).0,
-            tasks: Mutex::new(HashMap::new()),
+            feeds: Feeds::new(),
             states: Mutex::new(HashMap::new()),
         });
         let listener = Arc::clone(&published);
@@ -143,14 +152,21 @@ impl Journal {
         Ok(TaskState::fold(&records))
     }
 
-    /// Live records of every task from now on (committed, in order per task).
+    /// Live records of every task this process commits, from now on (in order per task).
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<JournalRecord> {
         self.published.live.subscribe()
     }
 
-    /// Live records of `task` from now on (committed, in order).
+    /// Live records of `task` from now on (committed, in order, each once), whichever
+    /// process commits them once this one follows the others ([`Journal::follow`]).
     pub(crate) fn subscribe_task(&self, task: TaskId) -> broadcast::Receiver<JournalRecord> {
-        self.published.subscribe_task(task)
+        self.published.feeds.subscribe(task)
+    }
+
+    /// A subscriber of `task` (subscribed first) has read its journal up to `seq`: its live
+    /// records follow from there.
+    pub(crate) fn anchor(&self, task: TaskId, seq: u64) {
+        self.published.feeds.anchor(task, seq);
     }
 
     /// The task's state if the read model holds it.
@@ -164,65 +180,65 @@ impl Published {
         self.states.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies stored records to the read model, then sends them to live subscribers.
+    /// Applies records this process committed to the read model, then sends them to live
+    /// subscribers.
     fn publish(&self, records: &[JournalRecord]) {
-        let Some(first) = records.first() else {
-            return;
-        };
-        {
-            let mut states = self.states();
-            let task = first.task_id;
-            let contiguous = states
-                .get(&task)
-                .is_some_and(|s| s.last_seq + 1 == first.seq);
-            if contiguous {
-                if let Some(state) = states.get_mut(&task) {
-                    for r in records {
-                        state.apply(r);
-                    }
-                }
-            } else if first.seq == 1 && states.len() < READ_MODEL_CAPACITY {
-                if let Some(state) = TaskState::fold(records) {
-                    states.insert(task, state);
-                }
-            } else {
-                // A gap (an append this process did not make): forget rather than guess.
-                states.remove(&task);
-            }
-            if states.get(&task).is_some_and(|s| s.status.is_terminal()) {
-                states.remove(&task);
-            }
-        }
+        self.apply(records, true);
         if self.live.receiver_count() > 0 {
             for r in records {
                 // Nobody listening is fine.
                 let _ = self.live.send(r.clone());
             }
         }
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = tasks.get(&first.task_id) {
-            for r in records {
-                let _ = sender.send(r.clone());
-            }
-            let ended = records
-                .iter()
-                .any(|r| r.event.status_effect().is_some_and(|s| s.is_terminal()));
-            // Nothing follows a task's end; receivers still get what is buffered.
-            if ended || sender.receiver_count() == 0 {
-                tasks.remove(&first.task_id);
-            }
-        }
+        self.feeds.publish(records);
     }
 
-    /// Live records of `task` from now on.
-    fn subscribe_task(&self, task: TaskId) -> broadcast::Receiver<JournalRecord> {
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-        // Streams of tasks that never published again are dropped here, bounding the map.
-        tasks.retain(|_, sender| sender.receiver_count() > 0);
-        tasks
-            .entry(task)
-            .or_insert_with(|| broadcast::channel(TASK_LIVE_BUFFER).0)
-            .subscribe()
+    /// Records of one task read from the journal (what other processes committed, and
+    /// perhaps some of this one's): to the read model if they extend a task it holds, then
+    /// to the task's feed.
+    fn publish_read(&self, records: &[JournalRecord]) {
+        self.apply(records, false);
+        self.feeds.publish(records);
+    }
+
+    /// Moves the read model on with stored records of one task, in seq order: those after
+    /// the state it holds, if they follow it; a task it does not hold is added only from its
+    /// first record and when `may_add` (this process wrote it).
+    fn apply(&self, records: &[JournalRecord], may_add: bool) {
+        let Some(first) = records.first() else {
+            return;
+        };
+        let task = first.task_id;
+        let mut states = self.states();
+        let room = states.len() < READ_MODEL_CAPACITY;
+        match states.get_mut(&task) {
+            Some(state) => {
+                let last = state.last_seq;
+                let fresh: Vec<&JournalRecord> = records.iter().filter(|r| r.seq > last).collect();
+                match fresh.first() {
+                    // Already applied (both paths may bring a record).
+                    None => {}
+                    Some(next) if next.seq == last + 1 => {
+                        for r in &fresh {
+                            state.apply(r);
+                        }
+                    }
+                    // A gap (an append this process did not see): forget rather than guess.
+                    Some(_) => {
+                        states.remove(&task);
+                    }
+                }
+            }
+            None if may_add && first.seq == 1 && room => {
+                if let Some(state) = TaskState::fold(records) {
+                    states.insert(task, state);
+                }
+            }
+            None => {}
+        }
+        if states.get(&task).is_some_and(|s| s.status.is_terminal()) {
+            states.remove(&task);
+        }
     }
 
     fn track(&self, state: &TaskState) {

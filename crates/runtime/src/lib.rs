@@ -114,6 +114,14 @@ impl Runtime {
         &self.services.config
     }
 
+    /// Feeds the journal commits of every process sharing the store, as `listener` announces
+    /// them, into this process's live streams: a process whose tasks may run elsewhere (an API
+    /// process, or any process on PostgreSQL) streams them as they happen. Call once, inside
+    /// the Tokio runtime; later calls do nothing.
+    pub fn follow_commits(&self, listener: Box<dyn amas_store::CommitListener>) {
+        self.services.reader.journal.follow(listener);
+    }
+
     /// The journal store itself (readiness probes, tests).
     #[must_use]
     pub fn journal(&self) -> &Arc<dyn TaskJournal> {

@@ -121,6 +121,17 @@ impl Store {
         }
     }
 
+    /// A listener to the journal commits of every process sharing the store, for live
+    /// streams of tasks that run elsewhere; `None` on SQLite (one process, which publishes
+    /// its own commits).
+    #[must_use]
+    pub fn commit_listener(&self) -> Option<Box<dyn crate::CommitListener>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(Box::new(s.commit_listener())),
+        }
+    }
+
     /// The same, borrowed.
     #[must_use]
     pub fn as_dyn(&self) -> &dyn GroupCommit {

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod copy;
 mod error;
 mod leases;
+mod notices;
 mod postgres;
 pub mod private;
 mod queue;
@@ -23,7 +24,8 @@ pub use backend::{OpenOptions, SchemaAction, Store, location, sqlite_dir};
 pub use commit::{Append, Committed, GroupCommit};
 pub use error::StoreError;
 pub use leases::{Fence, Lease, TaskLeases};
-pub use postgres::PostgresStore;
+pub use notices::{CommitListener, CommitNotice};
+pub use postgres::{PgCommitListener, PostgresStore};
 pub use queue::{Fairness, TaskQueue, TenantBacklog, TenantShare, Waiting};
 pub use sqlite::SqliteStore;
 

@@ -19,7 +19,10 @@ use crate::{
 mod claim;
 mod group;
 mod leases;
+mod notify;
 mod queue;
+
+pub use notify::PgCommitListener;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -28,6 +31,8 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 pub struct PostgresStore {
     pool: PgPool,
     schema: Option<String>,
+    /// Where its commits are announced (`notify.rs`).
+    channel: std::sync::Arc<str>,
 }
 
 impl PostgresStore {
@@ -86,6 +91,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             schema: schema.map(str::to_owned),
+            channel: notify::channel(schema).into(),
         })
     }
 
@@ -99,6 +105,14 @@ impl PostgresStore {
     #[must_use]
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
+    }
+
+    /// A listener to the journal commits of every process sharing this store's schema (its
+    /// own included), on a connection of its own, made on the first
+    /// [`crate::CommitListener::next`].
+    #[must_use]
+    pub fn commit_listener(&self) -> PgCommitListener {
+        PgCommitListener::new(&self.pool, self.channel.to_string())
     }
 
     /// Closes every connection; later calls fail. Waits for running transactions to end.
@@ -199,8 +213,11 @@ impl PostgresStore {
             let _ = tx.rollback().await;
             return Err(e);
         }
+        let records = shared::records(task, expected_last_seq, now, events)?;
+        // Delivered to listeners when this commits.
+        notify::send(&mut tx, &self.channel, &notify::last_seqs(&records)).await?;
         tx.commit().await?;
-        Ok(shared::records(task, expected_last_seq, now, events)?)
+        Ok(records)
     }
 
     async fn last_seq(&self, task: TaskId) -> Result<u64, StoreError> {

@@ -34,6 +34,7 @@ registry! {
     API_JSON_TOO_DEEP = "AMAS-API-0008": "JSON nested too deeply";
     API_TOO_MANY_CONNECTIONS = "AMAS-API-0009": "Too many connections from one client";
     API_TOO_MANY_STREAMS = "AMAS-API-0010": "Too many event streams for the tenant";
+    API_BAD_LAST_EVENT_ID = "AMAS-API-0011": "Invalid Last-Event-ID";
     API_INTERNAL = "AMAS-API-0500": "Internal error";
     APPR_NOT_FOUND = "AMAS-APPR-0001": "Approval not found";
     APPR_ALREADY_SETTLED = "AMAS-APPR-0002": "Approval already settled";

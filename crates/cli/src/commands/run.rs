@@ -80,6 +80,12 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             amas_runtime::LeaseSettings::from(&config.store.leases),
         );
     }
+    // There, another worker may run the task: follow what every process commits.
+    let follow = store.commit_listener();
+    let following = follow.is_some();
+    if let Some(listener) = follow {
+        runtime.follow_commits(listener);
+    }
     let mut live = runtime.reader().subscribe();
     runtime.scheduler().start().await;
     let resumed = runtime.scheduler().recover().await?;
@@ -100,6 +106,11 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         .await
         .context("submitting the task")?;
     let task = submitted.task_id;
+    if following {
+        // The task's own feed, whichever process runs it (its first read brings what the
+        // task did before this subscription).
+        live = runtime.reader().subscribe_task(task);
+    }
 
     let bar = ProgressBar::new(total_steps);
     bar.set_style(
@@ -110,8 +121,8 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(format!("task {task} queued"));
-    // On PostgreSQL another worker may claim the task; its events do not reach this process,
-    // so the task's state is also read from the store now and then.
+    // The task's state is also read from the store now and then: a lost announcement of
+    // another process's commit must not leave the bar waiting.
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     loop {
         let received = tokio::select! {

@@ -48,6 +48,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let (runtime, store) =
         build_runtime_on_store(global, Arc::clone(&config), metrics.clone(), governance).await?;
     let worker = assign_role(&runtime, &store, args.role, &config.store.leases)?;
+    // Its SSE clients see the steps of tasks that workers run, as they commit.
+    if args.role.serves_api()
+        && let Some(listener) = store.commit_listener()
+    {
+        runtime.follow_commits(listener);
+    }
     policy_watch.audit_to(&runtime, &config_hash).await;
     let issuer = Arc::new(LocalIssuer::load_or_create(
         &global.data_dir,

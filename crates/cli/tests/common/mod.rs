@@ -8,6 +8,8 @@
 )]
 
 pub mod otlp;
+pub mod pg;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use amas_types::{JournalEvent, JournalRecord, TaskId, TaskStatus, TenantId};
 
-use super::{PostgresStore, leases, project_approvals};
+use super::{PostgresStore, leases, notify, project_approvals};
 use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::commit::{Append, Committed};
@@ -87,6 +87,9 @@ impl PostgresStore {
             self.round(&mut tx, round, now, &mut results).await?;
         }
         let audit = crate::audit::postgres::append_in(&mut tx, records).await?;
+        // One notice per task the batch appended to, delivered when it commits.
+        let appended = notify::last_seqs(results.iter().flatten().flatten().flatten());
+        notify::send(&mut tx, &self.channel, &appended).await?;
         tx.commit().await?;
         Ok(Committed {
             appends: results

@@ -8,6 +8,10 @@
 //! terminal event: one request per wait and no polling interval in the latency. Governance,
 //! audit and the journal's durability (`journal_sync: full`) are the defaults. Prints one JSON
 //! object on stdout, progress on stderr.
+//!
+//! With `--database-url postgres://...` the installation lives in a fresh schema of that
+//! PostgreSQL instead of SQLite; with `--workers N` as well, the server is a `--role api`
+//! process and N `--role worker` processes (each with `--clients` task slots) run the tasks, claiming them from the database under leases.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +26,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "usage: amas-bench-throughput --amas PATH --mock URL [--work-dir DIR] \
 [--sequential-tasks N] [--concurrent-tasks N] [--clients N] [--warmup N] \
-[--modes sequential,concurrent] [--profile-cmd 'CMD with {pid}']";
+[--modes sequential,concurrent] [--profile-cmd 'CMD with {pid}'] \
+[--database-url postgres://... [--workers N]]";
 
 /// The three agents of `research_report`, each pointed at its own mock model so the mock can
 /// answer each with a reply valid under that agent's output contract.
@@ -41,6 +46,10 @@ struct Options {
     concurrent: bool,
     /// Run around the timed concurrent phase (`{pid}`: the server's); stopped with SIGINT.
     profile_cmd: Option<String>,
+    /// PostgreSQL instead of SQLite (a fresh schema of this database).
+    database_url: Option<String>,
+    /// Worker processes beside a `--role api` server (PostgreSQL only); 0: one process.
+    workers: usize,
 }
 
 fn parse_args() -> Result<Options, BoxError> {
@@ -58,6 +67,8 @@ fn parse_args() -> Result<Options, BoxError> {
         sequential: true,
         concurrent: true,
         profile_cmd: None,
+        database_url: None,
+        workers: 0,
     };
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -78,6 +89,8 @@ fn parse_args() -> Result<Options, BoxError> {
                 options.concurrent = modes.split(',').any(|m| m == "concurrent");
             }
             "--profile-cmd" => options.profile_cmd = Some(value()?),
+            "--database-url" => options.database_url = Some(value()?),
+            "--workers" => options.workers = value()?.parse()?,
             other => return Err(format!("unknown argument: {other}\n{USAGE}").into()),
         }
     }
@@ -85,6 +98,9 @@ fn parse_args() -> Result<Options, BoxError> {
     options.mock = mock.ok_or(USAGE)?;
     if options.clients == 0 || options.concurrent_tasks == 0 || options.sequential_tasks == 0 {
         return Err("--clients and the task counts must be at least 1".into());
+    }
+    if options.workers > 0 && options.database_url.is_none() {
+        return Err("--workers needs --database-url (SQLite runs one process)".into());
     }
     Ok(options)
 }
@@ -112,10 +128,59 @@ fn write_config(dir: &Path, mock: &str) -> std::io::Result<()> {
 
 struct Server {
     child: Child,
+    /// `--role worker` processes (PostgreSQL with `--workers`).
+    workers: Vec<Child>,
     base: String,
     data_dir: PathBuf,
     config_dir: PathBuf,
     amas: PathBuf,
+    /// The store's environment (PostgreSQL URL and schema), for every `amas` command.
+    env: Vec<(String, String)>,
+}
+
+/// Starts `amas serve` with `args`, logging to `log`; returns it and its address.
+fn serve(
+    options: &Options,
+    root: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    log: &str,
+) -> Result<(Child, String), BoxError> {
+    let log_path = root.join(log);
+    let mut cmd = Command::new(&options.amas);
+    cmd.arg("--data-dir")
+        .arg(root.join("data"))
+        .arg("--config")
+        .arg(root.join("config"))
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("AMAS_CONFIG_DIR")
+        .env(
+            "AMAS__RUNTIME__MAX_CONCURRENT_TASKS",
+            options.clients.to_string(),
+        )
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log_path)?));
+    for agent in AGENTS {
+        cmd.env(
+            format!("AMAS__AGENTS__{}__PROVIDERS", agent.to_uppercase()),
+            format!("[bench_{agent}]"),
+        );
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        return Err(format!(
+            "amas serve did not start (first line {line:?}); see {}",
+            log_path.display()
+        )
+        .into());
+    };
+    Ok((child, format!("http://{addr}")))
 }
 
 impl Server {
@@ -124,44 +189,46 @@ impl Server {
         let config_dir = root.join("config");
         std::fs::create_dir_all(&data_dir)?;
         write_config(&config_dir, &options.mock)?;
-        let log = std::fs::File::create(root.join("server.log"))?;
-        let mut cmd = Command::new(&options.amas);
-        cmd.arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--config")
-            .arg(&config_dir)
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .env_remove("AMAS_CONFIG_DIR")
-            .env(
-                "AMAS__RUNTIME__MAX_CONCURRENT_TASKS",
-                options.clients.to_string(),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        for agent in AGENTS {
-            cmd.env(
-                format!("AMAS__AGENTS__{}__PROVIDERS", agent.to_uppercase()),
-                format!("[bench_{agent}]"),
-            );
+        let mut env = Vec::new();
+        if let Some(url) = &options.database_url {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos();
+            env.push(("AMAS_DATABASE_URL".to_owned(), url.clone()));
+            env.push((
+                "AMAS__STORE__SCHEMA".to_owned(),
+                format!("amas_bench_{}_{nanos}", std::process::id()),
+            ));
         }
-        let mut child = cmd.spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            return Err(format!(
-                "amas serve did not start (first line {line:?}); see {}",
-                root.join("server.log").display()
-            )
-            .into());
+        let role: &[&str] = if options.workers > 0 {
+            &["--role", "api"]
+        } else {
+            &[]
         };
+        // The server first: it migrates the schema the workers then find current.
+        let (child, base) = serve(options, root, &env, role, "server.log")?;
+        let mut workers = Vec::new();
+        for w in 0..options.workers {
+            let log = format!("worker-{w}.log");
+            match serve(options, root, &env, &["--role", "worker"], &log) {
+                Ok((worker, _)) => workers.push(worker),
+                Err(e) => {
+                    for mut started in workers.into_iter().chain([child]) {
+                        let _ = started.kill();
+                        let _ = started.wait();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(Self {
-            base: format!("http://{addr}"),
+            base,
             child,
+            workers,
             data_dir,
             config_dir,
             amas: options.amas.clone(),
+            env,
         })
     }
 
@@ -173,6 +240,7 @@ impl Server {
             .arg(&self.config_dir)
             .args(args)
             .env_remove("AMAS_CONFIG_DIR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()?;
         if !out.status.success() {
             return Err(format!(
@@ -184,25 +252,45 @@ impl Server {
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     }
 
-    /// SIGTERM and a bounded wait, so the server drains and checkpoints as in production.
+    /// SIGTERM and a bounded wait, so the server drains and checkpoints as in production
+    /// (the workers first).
     fn stop(&mut self) -> Result<(), BoxError> {
-        signal(self.child.id(), "TERM")?;
-        for _ in 0..600 {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        for child in self.workers.iter_mut().chain([&mut self.child]) {
+            stop(child)?;
         }
-        self.child.kill()?;
-        Err("amas serve did not stop within 30 s of SIGTERM".into())
+        Ok(())
+    }
+}
+
+fn stop(child: &mut Child) -> Result<(), BoxError> {
+    signal(child.id(), "TERM")?;
+    for _ in 0..600 {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill()?;
+    Err("amas serve did not stop within 30 s of SIGTERM".into())
+}
+
+impl Server {
+    /// The PostgreSQL schema this run used, if any.
+    fn schema(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "AMAS__STORE__SCHEMA")
+            .map(|(_, v)| v.as_str())
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        for child in self.workers.iter_mut().chain([&mut self.child]) {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
@@ -477,6 +565,22 @@ fn run(options: &Options, root: &Path) -> Result<Value, BoxError> {
         0
     };
     results["tasks_submitted"] = json!(submitted);
+    results["store"] = json!(if options.database_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    });
+    results["worker_processes"] = json!(options.workers);
+    if let (Some(url), Some(schema)) = (&options.database_url, server.schema()) {
+        // The run's schema is scratch: drop it (psql, as the operator would).
+        let dropped = Command::new("psql")
+            .args([url.as_str(), "-q", "-c"])
+            .arg(format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .status();
+        if !matches!(dropped, Ok(s) if s.success()) {
+            eprintln!("could not drop the bench schema {schema}; drop it by hand");
+        }
+    }
     Ok(results)
 }
 

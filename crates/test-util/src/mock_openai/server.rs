@@ -28,6 +28,9 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The `authorization` header, kept apart so tests can check the key was sent.
     pub authorization: Option<String>,
+    /// When the mock received it (the wall clock, to order it against journal timestamps).
+    #[serde(default = "std::time::SystemTime::now")]
+    pub received_at: std::time::SystemTime,
 }
 
 #[derive(Default)]
@@ -176,6 +179,7 @@ async fn chat_completions(
             })
             .collect(),
         body: body.clone(),
+        received_at: std::time::SystemTime::now(),
     };
     let prompt_tokens = body
         .get("messages")
