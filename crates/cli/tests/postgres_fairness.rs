@@ -444,7 +444,7 @@ async fn a_worker_paused_past_its_lease_counts_the_loss() {
     );
     cluster
         .env
-        .push(("AMAS__STORE__LEASE_TTL", "1s".to_owned()));
+        .push(("AMAS__STORE__LEASE_TTL", "2s".to_owned()));
     let api = cluster.serve("api", "api.log");
     let first = cluster.serve("worker", "worker-1.log");
     let second = cluster.serve("worker", "worker-2.log");
