@@ -111,6 +111,16 @@ impl Store {
         }
     }
 
+    /// Commands to tasks from processes that do not run them (votes, cancels); `None` on
+    /// SQLite (one process: they are handed over in memory).
+    #[must_use]
+    pub fn commands(&self) -> Option<Arc<dyn crate::TaskCommands>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(Arc::new(s.clone())),
+        }
+    }
+
     /// The same, borrowed.
     #[must_use]
     pub fn as_dyn(&self) -> &dyn GroupCommit {

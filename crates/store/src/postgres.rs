@@ -16,6 +16,7 @@ use crate::{
     ApprovalFilter, ApprovalPage, StoreError, TaskFilter, TaskJournal, TaskPage, TaskSummary,
 };
 
+mod commands;
 mod group;
 mod leases;
 
