@@ -72,6 +72,13 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     // On PostgreSQL, workers may share the database: run tasks only under leases, like a
     // worker, so this process never runs a task another is running (the fence refuses it).
     if let Some(leases) = store.leases() {
+        if let Some(commands) = store.commands() {
+            runtime.scheduler().relay_commands(
+                commands,
+                Arc::clone(&leases),
+                config.store.leases.ttl,
+            );
+        }
         runtime.scheduler().claim_from(
             leases,
             amas_runtime::LeaseSettings::from(&config.store.leases),
