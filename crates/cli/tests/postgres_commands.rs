@@ -177,7 +177,13 @@ async fn votes_through_another_api_process_reach_the_worker_and_count_once() {
     parked(&schema, &id).await;
     let approval = the_approval(&b, &bob).await;
 
+    let asked = Instant::now();
     let (status, first) = vote(&b, &bob, &approval, "approve").await;
+    // Recorded, signalled, claimed, resumed from the journal, journaled, answered.
+    eprintln!(
+        "a vote through B on a parked task answered in {:?}",
+        asked.elapsed()
+    );
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["status"], "pending", "one of two: {first}");
     assert_eq!(first["votes"].as_array().map(Vec::len), Some(1), "{first}");
