@@ -15,9 +15,21 @@ use amas_types::TaskId;
 
 use crate::StoreError;
 
-/// The `LISTEN`/`NOTIFY` channel of commands: `task:<task id>` when one is recorded,
-/// `done:<command id>` when its outcome is.
+/// The `LISTEN`/`NOTIFY` channel of commands: `task:<task id>/<schema>` when one is
+/// recorded, `done:<command id>/<schema>` when its outcome is. The channel is the database's,
+/// shared by every schema in it: the schema (empty for the connection's default) keeps the
+/// installations (or parallel test runs) sharing a database from waking each other.
 pub const CHANNEL: &str = "amas_commands";
+
+/// The payload signalling a command recorded for `task` in `schema`.
+pub(crate) fn recorded_payload(task: TaskId, schema: Option<&str>) -> String {
+    format!("task:{task}/{}", schema.unwrap_or_default())
+}
+
+/// The payload signalling the outcome of command `id` in `schema`.
+pub(crate) fn done_payload(id: CommandId, schema: Option<&str>) -> String {
+    format!("done:{id}/{}", schema.unwrap_or_default())
+}
 
 /// A recorded command's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,6 +141,8 @@ pub trait TaskCommands: Send + Sync {
 /// The signals of [`CHANNEL`], on a connection of their own that reconnects by itself.
 pub struct CommandListener {
     pub(crate) inner: sqlx::postgres::PgListener,
+    /// The schema whose signals this listener reports (empty: the default one).
+    pub(crate) schema: String,
 }
 
 impl CommandListener {
@@ -142,15 +156,19 @@ impl CommandListener {
             let Some(notification) = self.inner.try_recv().await? else {
                 return Ok(CommandSignal::Missed);
             };
-            if let Some(signal) = parse_signal(notification.payload()) {
+            if let Some(signal) = parse_signal(notification.payload(), &self.schema) {
                 return Ok(signal);
             }
         }
     }
 }
 
-/// A payload of [`CHANNEL`], if this binary knows it.
-fn parse_signal(payload: &str) -> Option<CommandSignal> {
+/// A payload of [`CHANNEL`] for `schema`, if this binary knows it.
+fn parse_signal(payload: &str, schema: &str) -> Option<CommandSignal> {
+    let (payload, of) = payload.rsplit_once('/')?;
+    if of != schema {
+        return None;
+    }
     if let Some(task) = payload.strip_prefix("task:") {
         return uuid::Uuid::parse_str(task)
             .ok()
@@ -171,21 +189,33 @@ pub(crate) fn kind_of(s: &str) -> Result<CommandKind, StoreError> {
 mod tests {
     use super::*;
 
-    /// Signals are hints from any schema sharing the database: what does not parse is
-    /// skipped, never an error.
+    /// Signals come from every schema sharing the database: only this schema's are reported,
+    /// and what does not parse is skipped, never an error.
     #[test]
-    fn signals_parse_and_anything_else_is_skipped() {
+    fn signals_of_this_schema_parse_and_anything_else_is_skipped() {
         let task = TaskId::new();
+        for schema in [None, Some("amas_a")] {
+            let mine = schema.unwrap_or_default();
+            assert_eq!(
+                parse_signal(&recorded_payload(task, schema), mine),
+                Some(CommandSignal::Recorded(task))
+            );
+            assert_eq!(
+                parse_signal(&done_payload(CommandId(42), schema), mine),
+                Some(CommandSignal::Done(CommandId(42)))
+            );
+        }
         assert_eq!(
-            parse_signal(&format!("task:{task}")),
-            Some(CommandSignal::Recorded(task))
+            parse_signal(&recorded_payload(task, Some("amas_b")), "amas_a"),
+            None,
+            "another schema's"
         );
         assert_eq!(
-            parse_signal("done:42"),
-            Some(CommandSignal::Done(CommandId(42)))
+            parse_signal(&recorded_payload(task, Some("amas_b")), ""),
+            None
         );
-        for other in ["", "task:nope", "done:x", "hello", "done:"] {
-            assert_eq!(parse_signal(other), None, "{other:?}");
+        for other in ["", "task:nope/", "done:x/", "hello", "done:/", "done:1"] {
+            assert_eq!(parse_signal(other, ""), None, "{other:?}");
         }
     }
 }

@@ -125,21 +125,30 @@ async fn a_parked_task_is_claimed_at_its_deadline_or_when_a_command_comes() {
     store.drop_schema().await.expect("drop");
 }
 
-/// Another process hears of a recorded command and of its outcome; the first outcome wins,
-/// and answering a task's commands answers only those still pending.
+/// Another process hears of a recorded command and of its outcome, and nothing of another
+/// schema's commands; the first outcome wins, and answering a task's commands answers only
+/// those still pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_and_outcomes_are_signalled_and_the_first_outcome_wins() {
     let store = fresh_store().await;
     let other = other_process(&store).await;
     let mut listener = other.listen().await.expect("listen");
     let task = submit(&store).await;
+    // Another installation in the same database: its signals share the channel.
+    let neighbour = fresh_store().await;
+    let theirs = submit(&neighbour).await;
+    neighbour
+        .record(theirs, CommandKind::Cancel, &json!({"reason": "theirs"}))
+        .await
+        .expect("record");
 
     let id = store
         .record(task, CommandKind::Cancel, &json!({"reason": "stop"}))
         .await
         .expect("record");
-    // Signals of other schemas on the same database may come too: wait for ours.
-    wait_for(&mut listener, CommandSignal::Recorded(task)).await;
+    // Signals arrive in commit order: the neighbour's came first and was not reported.
+    assert_eq!(next(&mut listener).await, CommandSignal::Recorded(task));
+    neighbour.drop_schema().await.expect("drop");
 
     assert_eq!(store.outcome(id).await.expect("outcome"), None);
     assert!(
@@ -148,7 +157,7 @@ async fn commands_and_outcomes_are_signalled_and_the_first_outcome_wins() {
             .await
             .expect("complete")
     );
-    wait_for(&mut listener, CommandSignal::Done(id)).await;
+    assert_eq!(next(&mut listener).await, CommandSignal::Done(id));
     assert!(
         !store
             .complete(id, &json!({"second": true}))
@@ -236,16 +245,10 @@ async fn a_short_claim_waits_for_nobody_to_hold_the_task() {
     store.drop_schema().await.expect("drop");
 }
 
-/// The next signal equal to `expected`, within 10 s (other schemas' signals are skipped).
-async fn wait_for(listener: &mut amas_store::CommandListener, expected: CommandSignal) {
-    let found = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let signal = listener.next().await.expect("signal");
-            if signal == expected {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(found.is_ok(), "no {expected:?} signal");
+/// The next signal, within 10 s.
+async fn next(listener: &mut amas_store::CommandListener) -> CommandSignal {
+    tokio::time::timeout(Duration::from_secs(10), listener.next())
+        .await
+        .expect("a signal within 10 s")
+        .expect("signal")
 }

@@ -14,7 +14,8 @@ use amas_types::TaskId;
 use super::PostgresStore;
 use crate::StoreError;
 use crate::commands::{
-    CHANNEL, Command, CommandId, CommandKind, CommandListener, TaskCommands, kind_of,
+    CHANNEL, Command, CommandId, CommandKind, CommandListener, TaskCommands, done_payload, kind_of,
+    recorded_payload,
 };
 
 fn encode(value: &Value) -> Result<String, StoreError> {
@@ -45,7 +46,7 @@ impl TaskCommands for PostgresStore {
         .await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
-            .bind(format!("task:{task}"))
+            .bind(recorded_payload(task, self.schema()))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -92,7 +93,7 @@ impl TaskCommands for PostgresStore {
         if done {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
-                .bind(format!("done:{id}"))
+                .bind(done_payload(id, self.schema()))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -113,7 +114,7 @@ impl TaskCommands for PostgresStore {
         for id in &ids {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
-                .bind(format!("done:{id}"))
+                .bind(done_payload(CommandId(*id), self.schema()))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -139,6 +140,9 @@ impl TaskCommands for PostgresStore {
             .connect_lazy_with(options);
         let mut inner = PgListener::connect_with(&own).await?;
         inner.listen(CHANNEL).await?;
-        Ok(CommandListener { inner })
+        Ok(CommandListener {
+            inner,
+            schema: self.schema().unwrap_or_default().to_owned(),
+        })
     }
 }
