@@ -136,7 +136,8 @@ impl Scheduler {
     /// Claims as many tasks as there are free slots and starts each.
     async fn claim_free_slots(self: &Arc<Self>, claims: &Arc<Claims>) {
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
-        if free == 0 {
+        // Stopping: a lease claimed now would only be released again (its epoch spent).
+        if free == 0 || !self.admitting() {
             return;
         }
         // Before asking: the lease surely lasts `ttl` from here (the database starts it later).
