@@ -7,8 +7,8 @@ ALTER TABLE task_leases ADD COLUMN parked_until TIMESTAMPTZ;
 -- Votes and cancels for a task, recorded by the API process that received them and applied
 -- by the worker holding the task's lease (the only writer of its journal), which records the
 -- outcome here for the API process waiting on it. Every insert and every outcome is also
--- signalled with pg_notify on the channel `amas_commands` (`task:<task id>`,
--- `done:<command id>`); the table, not the signal, is what counts. `body` is cleared once the
+-- signalled with pg_notify on the channel `amas_commands` (`task:<task id>/<schema>`,
+-- `done:<command id>/<schema>`); the table, not the signal, is what counts. `body` is cleared once the
 -- command is done: what it carried is in the journal if it was applied.
 CREATE TABLE task_commands (
     id          BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
