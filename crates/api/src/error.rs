@@ -173,7 +173,7 @@ impl ApiError {
                 | RuntimeError::VoteTooLate { .. } => {
                     (StatusCode::CONFLICT, e.code(), e.to_string())
                 }
-                RuntimeError::ApprovalUnavailable { .. } => {
+                RuntimeError::ApprovalUnavailable { .. } | RuntimeError::CancelPending { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                 }
                 // A vote or a write that lost to the task's end (a cancellation): the client's
@@ -236,7 +236,9 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::Runtime(
-                RuntimeError::ShuttingDown | RuntimeError::ApprovalUnavailable { .. },
+                RuntimeError::ShuttingDown
+                | RuntimeError::ApprovalUnavailable { .. }
+                | RuntimeError::CancelPending { .. },
             )
             | Self::Timeout
             | Self::TooManyStreams { .. } => {

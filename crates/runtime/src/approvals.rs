@@ -1,34 +1,35 @@
 //! The approvals service: approval requests as the journal projects them (listing, reading)
-//! and the votes on them. A step paused on an approval registers in [`Waiting`]; an
-//! approver's vote is checked against the stored request and then handed to that step, which
-//! is the only writer of its task's journal, so votes, the timeout and the decision are
+//! and the votes on them. A vote is checked against the stored request, then handed to the
+//! process that runs the task (the scheduler's `deliver_vote`): in this process through the
+//! [`Inbox`], where the step takes it once it runs again (a step waiting for approval is
+//! parked, not running); from another process through the database's commands. The step is
+//! the only writer of its task's journal, so votes, the timeout and the decision are
 //! serialized without locks over the journal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use amas_config::AmasConfig;
 use amas_store::{ApprovalFilter, ApprovalPage, TaskJournal};
-use amas_types::{Approval, ApprovalId, ApprovalStatus, JournalEvent, Principal, StepId, Verdict};
+use amas_types::{
+    Approval, ApprovalId, ApprovalStatus, JournalEvent, Principal, StepId, TaskId, Verdict,
+};
 
 use crate::access::Access;
 use crate::error::RuntimeError;
-
-/// How long a vote waits for the step it is meant for to be waiting (a task resumed after a
-/// restart needs a moment to get back to its approval).
-const APPROVAL_PATIENCE: Duration = Duration::from_secs(10);
+use crate::scheduler::Scheduler;
 
 /// Approval requests, and the votes that decide them.
 pub struct Approvals {
     pub(crate) config: Arc<AmasConfig>,
     pub(crate) store: Arc<dyn TaskJournal>,
     pub(crate) access: Arc<Access>,
-    /// Steps paused on an approval in this process (shared with step execution).
-    pub(crate) waiting: Arc<Waiting>,
+    /// Hands a checked vote to whoever runs the task, here or in another process.
+    pub(crate) scheduler: Arc<Scheduler>,
 }
 
 impl Approvals {
@@ -39,8 +40,8 @@ impl Approvals {
     /// # Errors
     /// [`RuntimeError::ApprovalNotFound`], [`RuntimeError::ApprovalSettled`],
     /// [`RuntimeError::SelfApproval`], [`RuntimeError::NotAnApprover`],
-    /// [`RuntimeError::AlreadyVoted`], [`RuntimeError::ApprovalUnavailable`] when the waiting
-    /// task is not running here, or a store error.
+    /// [`RuntimeError::AlreadyVoted`], [`RuntimeError::ApprovalUnavailable`] when the task
+    /// did not take the vote in time (busy slots, a worker being replaced), or a store error.
     pub async fn decide(
         &self,
         approval_id: &ApprovalId,
@@ -60,49 +61,16 @@ impl Approvals {
         ) {
             return Err(refused);
         }
-        let unavailable = || RuntimeError::ApprovalUnavailable {
-            id: approval_id.to_string(),
-        };
-        let step = self.step_waiting_on(approval_id).await?;
-        let (reply, answer) = oneshot::channel();
-        step.send(Vote {
-            approver,
-            verdict,
-            reason,
-            reply,
-        })
-        .await
-        .map_err(|_| unavailable())?;
-        answer.await.map_err(|_| unavailable())?
-    }
-
-    /// The step waiting on `approval_id`, waiting up to [`APPROVAL_PATIENCE`] for it to
-    /// register (a task resumed after a restart gets there shortly). While it waits, a request
-    /// settled meanwhile (its task was cancelled) is answered as settled at once.
-    async fn step_waiting_on(
-        &self,
-        approval_id: &ApprovalId,
-    ) -> Result<mpsc::Sender<Vote>, RuntimeError> {
-        let deadline = tokio::time::Instant::now() + APPROVAL_PATIENCE;
-        loop {
-            if let Some(tx) = self.waiting.sender(approval_id) {
-                return Ok(tx);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RuntimeError::ApprovalUnavailable {
-                    id: approval_id.to_string(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(a) = self.store.approval(approval_id).await?
-                && a.status != ApprovalStatus::Pending
-            {
-                return Err(RuntimeError::ApprovalSettled {
-                    id: a.id.into(),
-                    status: a.status.as_str(),
-                });
-            }
-        }
+        self.scheduler
+            .deliver_vote(
+                &approval,
+                Ballot {
+                    approver,
+                    verdict,
+                    reason,
+                },
+            )
+            .await
     }
 
     /// One approval, if it belongs to `viewer`'s tenant. Another tenant's approval is not
@@ -149,8 +117,13 @@ impl Approvals {
     }
 }
 
-/// Votes queued per waiting approval before a voter waits.
-const VOTE_BUFFER: usize = 16;
+/// An approver's vote as checked against the request, before anyone runs it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Ballot {
+    pub approver: Principal,
+    pub verdict: Verdict,
+    pub reason: String,
+}
 
 /// One approver's vote, with where to send the outcome.
 pub(crate) struct Vote {
@@ -161,48 +134,95 @@ pub(crate) struct Vote {
     pub reply: oneshot::Sender<Result<Approval, RuntimeError>>,
 }
 
-/// Approvals that a step in this process is waiting on, by id.
+impl Vote {
+    /// `ballot`, answered on `reply`.
+    pub(crate) fn of(
+        ballot: Ballot,
+        reply: oneshot::Sender<Result<Approval, RuntimeError>>,
+    ) -> Self {
+        Self {
+            approver: ballot.approver,
+            verdict: ballot.verdict,
+            reason: ballot.reason,
+            reply,
+        }
+    }
+}
+
+/// A vote in the inbox, with the task it is for and the ticket its voter can withdraw it by.
+struct Posted {
+    ticket: u64,
+    task: TaskId,
+    vote: Vote,
+}
+
+/// Votes handed to this process and not yet taken by the step they are for, by approval. A
+/// step waiting for approval is parked (it holds no slot), so a vote waits here until the
+/// step runs again and takes it; the scheduler wakes the task when it posts one.
 #[derive(Default)]
-pub(crate) struct Waiting {
-    steps: Mutex<HashMap<ApprovalId, mpsc::Sender<Vote>>>,
+pub(crate) struct Inbox {
+    votes: Mutex<HashMap<ApprovalId, VecDeque<Posted>>>,
+    tickets: AtomicU64,
 }
 
-impl Waiting {
-    /// Registers a waiting step; it receives votes until the returned guard is dropped.
-    pub(crate) fn register(
-        &self,
-        approval_id: &ApprovalId,
-    ) -> (mpsc::Receiver<Vote>, Registration<'_>) {
-        let (tx, rx) = mpsc::channel(VOTE_BUFFER);
-        self.lock().insert(approval_id.clone(), tx);
-        (
-            rx,
-            Registration {
-                waiting: self,
-                id: approval_id.clone(),
-            },
-        )
+impl Inbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ApprovalId, VecDeque<Posted>>> {
+        self.votes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The step waiting on `approval_id`, if one is.
-    pub(crate) fn sender(&self, approval_id: &ApprovalId) -> Option<mpsc::Sender<Vote>> {
-        self.lock().get(approval_id).cloned()
+    /// Leaves `vote` for the step of `task` waiting on `approval`; returns the ticket that
+    /// withdraws it.
+    pub(crate) fn post(&self, task: TaskId, approval: &ApprovalId, vote: Vote) -> u64 {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(approval.clone())
+            .or_default()
+            .push_back(Posted { ticket, task, vote });
+        ticket
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ApprovalId, mpsc::Sender<Vote>>> {
-        self.steps.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The oldest vote on `approval` not taken yet.
+    pub(crate) fn take(&self, approval: &ApprovalId) -> Option<Vote> {
+        let mut votes = self.lock();
+        let queue = votes.get_mut(approval)?;
+        let posted = queue.pop_front();
+        if queue.is_empty() {
+            votes.remove(approval);
+        }
+        posted.map(|p| p.vote)
     }
-}
 
-/// Unregisters a waiting step when it stops waiting, however it stops.
-pub(crate) struct Registration<'a> {
-    waiting: &'a Waiting,
-    id: ApprovalId,
-}
+    /// Withdraws a vote no step has taken; false when a step took it already.
+    pub(crate) fn withdraw(&self, approval: &ApprovalId, ticket: u64) -> bool {
+        let mut votes = self.lock();
+        let Some(queue) = votes.get_mut(approval) else {
+            return false;
+        };
+        let before = queue.len();
+        queue.retain(|p| p.ticket != ticket);
+        let withdrawn = queue.len() < before;
+        if queue.is_empty() {
+            votes.remove(approval);
+        }
+        withdrawn
+    }
 
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.waiting.lock().remove(&self.id);
+    /// Whether a vote waits on any of `approvals`.
+    pub(crate) fn has_any(&self, approvals: &[ApprovalId]) -> bool {
+        let votes = self.lock();
+        approvals.iter().any(|a| votes.contains_key(a))
+    }
+
+    /// Drops the votes of `task` except those on `keep`: their voters' answers are closed, so
+    /// each voter looks at the request again (settled, the task ended, or retry).
+    pub(crate) fn drop_task(&self, task: TaskId, keep: &[ApprovalId]) {
+        let mut votes = self.lock();
+        for (approval, queue) in votes.iter_mut() {
+            if !keep.contains(approval) {
+                queue.retain(|p| p.task != task);
+            }
+        }
+        votes.retain(|_, queue| !queue.is_empty());
     }
 }
 
@@ -280,36 +300,29 @@ pub(crate) fn votes_text(approval: &Approval) -> String {
     format!("approved by {}", approvers.join(", "))
 }
 
-/// How waiting for an approval ended.
+/// What a step waiting for approval does next.
 pub(crate) enum Waited {
     Vote(Vote),
     Expired,
     Cancelled,
+    /// Nothing to act on: the task parks until a vote or the deadline wakes it.
+    Parked,
 }
 
-/// Waits for the next vote, the request's expiry, or the task's cancellation. When more than
-/// one is ready, the expiry wins, then the cancellation: a vote queued past the deadline (or
-/// beside a cancellation) never beats it.
-pub(crate) async fn wait(
-    inbox: &mut mpsc::Receiver<Vote>,
-    approval: &Approval,
-    cancel: &watch::Receiver<bool>,
-) -> Waited {
-    let left = (approval.expires_at - Utc::now())
-        .to_std()
-        .unwrap_or(Duration::ZERO);
-    // A timer already due is not ready at its first poll: past the deadline, nothing else
-    // is even looked at.
-    if left.is_zero() {
+/// The next thing a step waiting on `approval` acts on, without waiting: the request's
+/// expiry, the task's cancellation, a vote from the inbox, or else parking. The expiry wins,
+/// then the cancellation: a vote queued past the deadline (or beside a cancellation) never
+/// beats it.
+pub(crate) fn next(inbox: &Inbox, approval: &Approval, cancel: &watch::Receiver<bool>) -> Waited {
+    if Utc::now() >= approval.expires_at {
         return Waited::Expired;
     }
-    let mut cancel = cancel.clone();
-    tokio::select! {
-        biased;
-        () = tokio::time::sleep(left) => Waited::Expired,
-        _ = cancel.wait_for(|c| *c) => Waited::Cancelled,
-        vote = inbox.recv() => vote.map_or(Waited::Cancelled, Waited::Vote),
+    if *cancel.borrow() {
+        return Waited::Cancelled;
     }
+    inbox
+        .take(&approval.id)
+        .map_or(Waited::Parked, Waited::Vote)
 }
 
 #[cfg(test)]
@@ -385,31 +398,57 @@ mod tests {
     }
 
     /// L5: when a vote is already queued and the deadline has passed (as right after a
-    /// restart), waiting always ends in the expiry, never in the vote; a cancellation also
-    /// beats a queued vote. Repeated, since an unbiased choice would pick either.
-    #[tokio::test]
-    async fn an_expired_wait_beats_a_queued_vote_every_time() {
+    /// restart), the step always acts on the expiry, never the vote; a cancellation also
+    /// beats a queued vote; with neither the vote is taken, and with no vote the step parks.
+    #[test]
+    fn an_expiry_beats_a_queued_vote_and_no_vote_parks() {
         let (idle_tx, idle) = watch::channel(false);
         let (cancelled_tx, cancelled) = watch::channel(true);
-        for _ in 0..100 {
-            let (tx, mut inbox) = mpsc::channel(VOTE_BUFFER);
-            tx.send(vote().0).await.unwrap();
-            let expired = approval(Utc::now() - TimeDelta::milliseconds(1));
-            assert!(matches!(
-                wait(&mut inbox, &expired, &idle).await,
-                Waited::Expired
-            ));
-            let open = approval(Utc::now() + TimeDelta::hours(1));
-            assert!(matches!(
-                wait(&mut inbox, &open, &cancelled).await,
-                Waited::Cancelled
-            ));
-            // With neither, the queued vote is taken.
-            assert!(matches!(
-                wait(&mut inbox, &open, &idle).await,
-                Waited::Vote(_)
-            ));
-        }
+        let inbox = Inbox::default();
+        let open = approval(Utc::now() + TimeDelta::hours(1));
+        let expired = Approval {
+            expires_at: Utc::now() - TimeDelta::milliseconds(1),
+            ..open.clone()
+        };
+        let (queued, _answer) = vote();
+        inbox.post(open.task_id, &open.id, queued);
+        assert!(matches!(next(&inbox, &expired, &idle), Waited::Expired));
+        assert!(matches!(next(&inbox, &open, &cancelled), Waited::Cancelled));
+        assert!(matches!(next(&inbox, &open, &idle), Waited::Vote(_)));
+        assert!(matches!(next(&inbox, &open, &idle), Waited::Parked));
         drop((idle_tx, cancelled_tx));
+    }
+
+    /// A voter whose vote no step has taken can withdraw it (it will never count); once a
+    /// step took it, it cannot. Dropping a task's votes keeps those on the approvals it
+    /// still waits on.
+    #[test]
+    fn votes_are_withdrawn_only_before_a_step_takes_them() {
+        let inbox = Inbox::default();
+        let request = approval(Utc::now() + TimeDelta::hours(1));
+        let (first, _a) = vote();
+        let (second, _b) = vote();
+        let t1 = inbox.post(request.task_id, &request.id, first);
+        let t2 = inbox.post(request.task_id, &request.id, second);
+        assert!(inbox.take(&request.id).is_some(), "the first is taken");
+        assert!(!inbox.withdraw(&request.id, t1), "taken: too late");
+        assert!(inbox.withdraw(&request.id, t2), "not taken: withdrawn");
+        assert!(!inbox.has_any(std::slice::from_ref(&request.id)));
+
+        let (kept, _c) = vote();
+        let (dropped, mut dropped_answer) = vote();
+        let other: ApprovalId = "a-2".into();
+        inbox.post(request.task_id, &request.id, kept);
+        inbox.post(request.task_id, &other, dropped);
+        inbox.drop_task(request.task_id, std::slice::from_ref(&request.id));
+        assert!(inbox.has_any(std::slice::from_ref(&request.id)));
+        assert!(!inbox.has_any(std::slice::from_ref(&other)));
+        assert!(
+            matches!(
+                dropped_answer.try_recv(),
+                Err(oneshot::error::TryRecvError::Closed)
+            ),
+            "the dropped vote's voter learns it was not taken"
+        );
     }
 }

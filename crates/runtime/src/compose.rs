@@ -8,7 +8,8 @@
 //! It builds the runtime's services once, each with what its job needs, and wires who calls
 //! whom: the API and the CLI call [`Admission`], [`Scheduler`], [`Reader`], [`Access`] and
 //! [`Retention`]; admission queues through the scheduler; the scheduler hands tasks to step
-//! execution; steps wait for votes the approvals service hands them; the reader delegates
+//! execution; votes the approvals service checked reach their step through the scheduler
+//! (the inbox here, commands across processes); the reader delegates
 //! cancels to the scheduler and votes to the approvals service. All of them write through the
 //! one journal and audit writer and govern through the one pipeline.
 
@@ -29,7 +30,7 @@ use amas_tools::ToolRegistry;
 
 use crate::access::Access;
 use crate::admission::Admission;
-use crate::approvals::Approvals;
+use crate::approvals::{Approvals, Inbox};
 use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::reader::Reader;
@@ -226,12 +227,7 @@ impl Runtime {
             protector: Arc::clone(&protector),
             audit: Arc::clone(&writer),
         });
-        let approvals = Arc::new(Approvals {
-            config: Arc::clone(&config),
-            store: Arc::clone(&journal_store),
-            access: Arc::clone(&access),
-            waiting: Arc::default(),
-        });
+        let inbox = Arc::new(Inbox::default());
         let executor = Arc::new(Executor {
             config: Arc::clone(&config),
             journal: Arc::clone(&journal),
@@ -242,16 +238,23 @@ impl Runtime {
             workspaces: workspaces.clone(),
             protector: Arc::clone(&protector),
             audit: writer,
-            waiting: Arc::clone(&approvals.waiting),
+            inbox: Arc::clone(&inbox),
         });
         let scheduler = Arc::new(Scheduler::new(
             Arc::clone(&journal),
             metrics.clone(),
             executor,
+            inbox,
             config.runtime.queue_capacity,
             config.runtime.max_concurrent_tasks,
             &config.scheduling,
         ));
+        let approvals = Arc::new(Approvals {
+            config: Arc::clone(&config),
+            store: Arc::clone(&journal_store),
+            access: Arc::clone(&access),
+            scheduler: Arc::clone(&scheduler),
+        });
         let admission = Admission {
             config: Arc::clone(&config),
             journal: Arc::clone(&journal),

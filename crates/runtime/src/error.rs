@@ -58,6 +58,12 @@ pub enum RuntimeError {
     /// The step waiting on the approval is not running in this process (yet).
     #[error("the task waiting on approval {id} is not running here; retry shortly")]
     ApprovalUnavailable { id: String },
+    /// A cancel reached an API process while a worker held the task, and was not applied in
+    /// time; it stays recorded and is applied by whoever runs the task next.
+    #[error(
+        "the cancel of task {task} is recorded but not applied yet (its worker is busy or unreachable); retry shortly"
+    )]
+    CancelPending { task: TaskId },
     /// The submitted content is in a content-safety category whose action is `block`.
     #[error("the task input was refused by the content-safety filter (categories: {categories})")]
     ContentBlocked { categories: String },
@@ -91,6 +97,7 @@ impl RuntimeError {
             Self::AlreadyVoted { .. } => amas_types::codes::APPR_ALREADY_VOTED,
             Self::VoteTooLate { .. } => amas_types::codes::APPR_VOTE_TOO_LATE,
             Self::ApprovalUnavailable { .. } => amas_types::codes::APPR_UNAVAILABLE,
+            Self::CancelPending { .. } => amas_types::codes::TASK_CANCEL_PENDING,
             Self::ContentBlocked { .. } => amas_types::codes::SAFE_SUBMISSION_BLOCKED,
             Self::EventBeyondJournal { .. } => amas_types::codes::API_BAD_LAST_EVENT_ID,
             Self::Store(e) => e.code(),

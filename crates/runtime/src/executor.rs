@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -24,14 +25,14 @@ use amas_telemetry::Metrics;
 use amas_telemetry::metrics::TaskLabels;
 use amas_types::{ErrorInfo, JournalEvent, StepId, StepStatus, TaskId, TaskState, TaskStatus};
 
-use crate::approvals::Waiting;
+use crate::approvals::Inbox;
 use crate::error::codes;
 use crate::inputs::build_input;
 use crate::journal::Journal;
 use crate::lineage;
 use crate::safety::OutputScreen;
 use crate::step::{StepOutcome, StepRun};
-use crate::tools::ToolRunner;
+use crate::tools::{Parked, ToolRunner};
 use crate::usage::usage_from_journal;
 use crate::writer::TaskWriter;
 
@@ -51,18 +52,35 @@ pub(crate) struct Executor {
     pub(crate) content_safety: Arc<ContentSafety>,
     /// The store's one writer, for the audit records of the task's governed actions.
     pub(crate) audit: Arc<AuditWriter>,
-    /// Steps paused on an approval register here (shared with the approvals service).
-    pub(crate) waiting: Arc<Waiting>,
+    /// Votes for steps waiting on an approval (posted by the scheduler).
+    pub(crate) inbox: Arc<Inbox>,
+}
+
+/// How one run of a task ended.
+#[derive(Debug)]
+pub(crate) enum RunEnd {
+    /// The task has ended (now, or before the run).
+    Ended,
+    /// The run stopped without an end: cancelled, shutting down, another writer took over.
+    /// Whoever runs the task next resumes it from its journal.
+    Stopped,
+    /// Every step that could go on waits for approval: the task holds no slot until a vote
+    /// for one of `approvals` or the earliest deadline, `until`, wakes it.
+    Parked {
+        until: chrono::DateTime<chrono::Utc>,
+        approvals: Vec<amas_types::ApprovalId>,
+    },
 }
 
 impl Executor {
-    /// Runs `task` to its end (or until it is cancelled or taken over by another writer).
+    /// Runs `task` to its end, or until it is cancelled, taken over by another writer, or
+    /// parked on approvals.
     pub(crate) async fn execute(
         &self,
         task: TaskId,
         writer: Arc<TaskWriter>,
         cancel: watch::Receiver<bool>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<RunEnd, StoreError> {
         // A task queued by this process is in the read model as submitted: nothing else to read.
         // Anything further along (resumed after a restart) is folded from its whole journal.
         let (state, records) = match self.journal.cached(task) {
@@ -76,10 +94,10 @@ impl Executor {
         };
         let Some(state) = state else {
             warn!(task.id = %task, "Task has no valid journal; skipping.");
-            return Ok(());
+            return Ok(RunEnd::Stopped);
         };
         if state.status.is_terminal() {
-            return Ok(());
+            return Ok(RunEnd::Ended);
         }
         // Nothing of this run is appended yet: from here on the read model follows every append.
         self.journal.track(&state);
@@ -114,7 +132,7 @@ impl Executor {
                 usage
             })),
             metrics: self.metrics.clone(),
-            waiting: Arc::clone(&self.waiting),
+            inbox: Arc::clone(&self.inbox),
             approval_timeout: self.config.approvals.timeout,
             provider_trust: self.config.provider_trust.clone(),
             audit: Arc::clone(&self.audit),
@@ -125,32 +143,56 @@ impl Executor {
         if let Err(e) = amas_store::private::create_private_dir(&runner.workspace) {
             warn!(task.id = %task, error = %e, "Cannot create the task workspace; file tools will fail.");
         }
-        let status = run_workflow(self, state, &writer, cancel, Arc::new(runner))
+        let finish = run_workflow(self, state, &writer, cancel, Arc::new(runner))
             .instrument(span)
             .await?;
-        if let Some(status) = status {
-            let labels = TaskLabels {
-                task_type,
-                status: status.as_str().to_owned(),
-            };
-            self.metrics.tasks.get_or_create(&labels).inc();
-            self.metrics
-                .task_duration
-                .get_or_create(&labels)
-                .observe(started.elapsed().as_secs_f64());
-        }
-        Ok(())
+        let status = match finish {
+            Finish::Ended(status) => status,
+            Finish::Stopped => return Ok(RunEnd::Stopped),
+            Finish::Parked(parked) => {
+                let until = parked
+                    .iter()
+                    .map(|p| p.until)
+                    .min()
+                    .unwrap_or_else(Utc::now);
+                return Ok(RunEnd::Parked {
+                    until,
+                    approvals: parked.into_iter().map(|p| p.approval).collect(),
+                });
+            }
+        };
+        let labels = TaskLabels {
+            task_type,
+            status: status.as_str().to_owned(),
+        };
+        self.metrics.tasks.get_or_create(&labels).inc();
+        self.metrics
+            .task_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        Ok(RunEnd::Ended)
     }
 }
 
-/// Returns the terminal status reached, or `None` when the run was abandoned.
+/// How [`run_workflow`] stopped.
+enum Finish {
+    /// The task reached this terminal status.
+    Ended(TaskStatus),
+    /// The run was abandoned (cancelled, shutting down).
+    Stopped,
+    /// Nothing can go on until these approvals are decided.
+    Parked(Vec<Parked>),
+}
+
+/// Runs the steps that can run; returns the terminal status reached, or why the run stopped
+/// without one.
 async fn run_workflow(
     executor: &Executor,
     state: TaskState,
     writer: &Arc<TaskWriter>,
     cancel: watch::Receiver<bool>,
     runner: Arc<ToolRunner>,
-) -> Result<Option<TaskStatus>, StoreError> {
+) -> Result<Finish, StoreError> {
     if state.status == TaskStatus::Queued {
         // Committed with the first step's start: one fsync fewer per task.
         writer.defer(JournalEvent::TaskStarted).await;
@@ -170,7 +212,7 @@ async fn run_workflow(
             ),
         };
         writer.append(JournalEvent::TaskFailed { error }).await?;
-        return Ok(Some(TaskStatus::Failed));
+        return Ok(Finish::Ended(TaskStatus::Failed));
     };
 
     let mut outputs: BTreeMap<StepId, Value> = BTreeMap::new();
@@ -194,12 +236,15 @@ async fn run_workflow(
         trace_id: state.trace_id.clone(),
     });
     let mut running: BTreeSet<StepId> = BTreeSet::new();
+    // Steps stopped on an approval: not started again in this run.
+    let mut parked: BTreeMap<StepId, Parked> = BTreeMap::new();
     let mut set: JoinSet<(StepId, Result<StepOutcome, StoreError>)> = JoinSet::new();
     loop {
         if failed.is_none() && !*cancel.borrow() {
             for step in &workflow.steps {
                 let ready = !outputs.contains_key(&step.name)
                     && !running.contains(&step.name)
+                    && !parked.contains_key(&step.name)
                     && step
                         .depends_on
                         .iter()
@@ -291,16 +336,36 @@ async fn run_workflow(
                 });
             }
             StepOutcome::Abandoned => {}
+            StepOutcome::Parked(p) => {
+                parked.insert(name, p);
+            }
         }
     }
 
     if *cancel.borrow() {
-        return Ok(None);
+        return Ok(Finish::Stopped);
     }
     if let Some(error) = failed {
         info!(task.id = %state.id, code = %error.code, "Task failed.");
-        writer.append(JournalEvent::TaskFailed { error }).await?;
-        return Ok(Some(TaskStatus::Failed));
+        // The calls still waiting for approval will never run: their requests are settled
+        // with the failure, so no approver is offered them any more.
+        let mut events: Vec<JournalEvent> = parked
+            .into_values()
+            .map(|p| JournalEvent::ApprovalResolved {
+                approval_id: p.approval,
+                step: p.step,
+                status: amas_types::ApprovalStatus::Denied,
+                reason: format!("the task failed: {}", error.code),
+            })
+            .collect();
+        events.push(JournalEvent::TaskFailed { error });
+        writer.append_all(&events).await?;
+        return Ok(Finish::Ended(TaskStatus::Failed));
+    }
+    if !parked.is_empty() {
+        // Inside the task's span: the line carries its trace.
+        info!(task.id = %state.id, approvals = parked.len(), "Task parked until a vote or its deadline.");
+        return Ok(Finish::Parked(parked.into_values().collect()));
     }
     let result = outputs
         .get(workflow.result_step.as_str())
@@ -314,7 +379,7 @@ async fn run_workflow(
     )
     .await?;
     info!(task.id = %state.id, "Task succeeded.");
-    Ok(Some(TaskStatus::Succeeded))
+    Ok(Finish::Ended(TaskStatus::Succeeded))
 }
 
 /// Journals the lineage nodes the task is missing (succeeded steps and their tool results; the

@@ -11,6 +11,11 @@
 //! the queue is the database: workers claim runnable tasks under leases (`claims.rs`, fair
 //! across tenants in the claim itself), admission counts there, and an API-only process runs
 //! none. Every process refreshes the queue metrics (`backlog.rs`).
+//!
+//! A task whose steps all wait for approval is parked (`parking.rs`): it leaves its slot and
+//! runs again when a vote for it arrives or its deadline passes. Votes and cancels reach the
+//! process that runs the task: in this process through the approvals inbox, across
+//! processes through the database's commands (`commands.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,14 +30,17 @@ use amas_telemetry::Metrics;
 use amas_types::{ApprovalStatus, JournalEvent, Priority, TaskId, TaskState, TenantId};
 
 use crate::RuntimeError;
-use crate::executor::Executor;
+use crate::approvals::Inbox;
+use crate::executor::{Executor, RunEnd};
 use crate::journal::Journal;
 use crate::writer::{HeldLease, TaskWriter};
 
 mod backlog;
 mod claims;
+mod commands;
 mod dispatch;
 mod limits;
+mod parking;
 mod queue;
 
 pub use claims::LeaseSettings;
@@ -43,6 +51,15 @@ struct Running {
     writer: Arc<TaskWriter>,
     cancel: watch::Sender<bool>,
     lease: Option<Lease>,
+    /// Where the task goes in the fair queue when it is queued again (parked, then woken).
+    place: Place,
+}
+
+/// A task's tenant and priority: its place in the fair queue.
+#[derive(Clone)]
+pub(super) struct Place {
+    tenant: TenantId,
+    priority: Priority,
 }
 
 /// Where the tasks this process runs come from.
@@ -81,6 +98,12 @@ pub struct Scheduler {
     mode: OnceLock<Mode>,
     /// Signalled when a task's run ends (a slot is free: a claimer looks for work at once).
     freed: Notify,
+    /// Votes waiting for the steps they are for (shared with step execution).
+    inbox: Arc<Inbox>,
+    /// Tasks parked in this process's own queue, and the timer that wakes them.
+    parking: parking::Parking,
+    /// Votes and cancels across processes (PostgreSQL); unset in one process.
+    relay: OnceLock<Arc<commands::Relay>>,
 }
 
 /// A place in the queue, taken before a submission is journaled so that a refused task leaves
@@ -113,6 +136,7 @@ impl Scheduler {
         journal: Arc<Journal>,
         metrics: Metrics,
         executor: Arc<Executor>,
+        inbox: Arc<Inbox>,
         capacity: usize,
         max_concurrent: usize,
         scheduling: &SchedulingConfig,
@@ -138,6 +162,9 @@ impl Scheduler {
             shutting_down: AtomicBool::new(false),
             mode: OnceLock::new(),
             freed: Notify::new(),
+            inbox,
+            parking: parking::Parking::default(),
+            relay: OnceLock::new(),
         }
     }
 
@@ -171,6 +198,7 @@ impl Scheduler {
             return;
         };
         self.start_backlog();
+        self.start_waking();
         match self.mode() {
             Mode::Local => self.start_dispatching(),
             Mode::Claims(claims) => self.start_claiming(Arc::clone(claims), rx),
@@ -247,24 +275,22 @@ impl Scheduler {
     /// # Errors
     /// [`RuntimeError::NotFound`], or a store error.
     pub async fn cancel(&self, task: TaskId, reason: String) -> Result<TaskState, RuntimeError> {
+        if let Some(relay) = self.relay.get()
+            && !self.running.lock().await.contains_key(&task)
+        {
+            // Run by another process, or by none: the relay hands it to whoever runs it.
+            return self.cancel_elsewhere(relay, task, reason).await;
+        }
+        let state = self.cancel_here(task, &reason).await?;
+        self.cancelled(task, state.status).await;
+        Ok(state)
+    }
+
+    /// [`Scheduler::cancel`] by this process: of a task it runs, or (one process) of one it
+    /// does not run at the moment.
+    async fn cancel_here(&self, task: TaskId, reason: &str) -> Result<TaskState, RuntimeError> {
         let running = self.running.lock().await;
-        let events = |state: &TaskState| {
-            let mut events: Vec<JournalEvent> = state
-                .approvals
-                .values()
-                .filter(|a| a.status == ApprovalStatus::Pending)
-                .map(|a| JournalEvent::ApprovalResolved {
-                    approval_id: a.id.clone(),
-                    step: a.step.clone(),
-                    status: ApprovalStatus::Denied,
-                    reason: format!("the task was cancelled: {reason}"),
-                })
-                .collect();
-            events.push(JournalEvent::TaskCancelled {
-                reason: reason.clone(),
-            });
-            events
-        };
+        let events = |state: &TaskState| cancel_events(state, reason);
         let appended = if let Some(run) = running.get(&task) {
             let _ = run.cancel.send(true);
             let state = self.state(task).await?;
@@ -308,7 +334,7 @@ impl Scheduler {
         }
     }
 
-    async fn state(&self, task: TaskId) -> Result<TaskState, RuntimeError> {
+    pub(super) async fn state(&self, task: TaskId) -> Result<TaskState, RuntimeError> {
         self.journal
             .state(task)
             .await?
@@ -362,32 +388,47 @@ impl Scheduler {
 
     /// Runs `task`, under `lease` (and the instant up to which this process surely holds it)
     /// when it was claimed.
-    async fn run_one(&self, task: TaskId, claimed: Option<(Lease, std::time::Instant)>) {
+    async fn run_one(&self, task: TaskId, claimed: Option<(Lease, std::time::Instant)>) -> RunEnd {
         let lease = claimed.map(|(lease, _)| lease);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let writer = {
             let mut running = self.running.lock().await;
             // Shutting down: the task stays queued in its journal and resumes at the next start.
             if running.contains_key(&task) || !self.admitting() {
-                return;
+                return RunEnd::Stopped;
             }
             // Under a lease, other processes may have written the task: only the store knows.
             let cached = self.journal.cached(task).filter(|_| lease.is_none());
             let known = match cached {
-                Some(state) => Ok(Some((state.status, state.last_seq))),
-                None => self
-                    .journal
-                    .store()
-                    .summary(task)
-                    .await
-                    .map(|s| s.map(|s| (s.status, s.last_seq))),
+                Some(state) => Ok(Some((
+                    state.status,
+                    state.last_seq,
+                    Place {
+                        tenant: state.principal.tenant.clone(),
+                        priority: state.spec.priority,
+                    },
+                ))),
+                None => self.journal.store().summary(task).await.map(|s| {
+                    s.map(|s| {
+                        let place = Place {
+                            tenant: s.tenant,
+                            priority: s.priority,
+                        };
+                        (s.status, s.last_seq, place)
+                    })
+                }),
             };
-            let last_seq = match known {
-                Ok(Some((status, last_seq))) if !status.is_terminal() => last_seq,
-                Ok(_) => return,
+            let (last_seq, place) = match known {
+                Ok(Some((status, last_seq, place))) if !status.is_terminal() => (last_seq, place),
+                Ok(_) => {
+                    // Ended (cancelled by another writer while it was parked, say): the votes
+                    // that woke it get their answer.
+                    self.inbox.drop_task(task, &[]);
+                    return RunEnd::Ended;
+                }
                 Err(e) => {
                     error!(task.id = %task, error = %e, "Could not read the task; leaving it queued.");
-                    return;
+                    return RunEnd::Stopped;
                 }
             };
             if lease.is_some() {
@@ -405,36 +446,72 @@ impl Scheduler {
                     writer: Arc::clone(&writer),
                     cancel: cancel_tx,
                     lease,
+                    place,
                 },
             );
             writer
         };
         self.metrics.tasks_running.inc();
-        if let Err(e) = self.executor.execute(task, writer, cancel_rx).await {
-            match e {
-                StoreError::Conflict { .. } => {
-                    warn!(task.id = %task, "Another writer owns the task; stopping here.");
-                }
-                StoreError::LeaseLost { epoch, .. } => {
-                    // The fence of leases: another worker holds the task now (or will), and
-                    // resumes it from the journal; nothing of this run is written any more.
-                    self.metrics.queue.lease_lost("append");
-                    warn!(task.id = %task, lease.epoch = epoch, error.code = amas_types::codes::STORE_LEASE_LOST, "The task's lease was lost; stopping here.");
-                }
-                StoreError::TaskEnded { status, .. } => {
-                    // The fence: the task was cancelled (or ended) while a step still worked;
-                    // what the step did after the end was refused, and it stops here.
-                    info!(task.id = %task, task.status = status.as_str(), "The task ended while a step was running; the step stopped.");
-                }
-                other => {
-                    error!(task.id = %task, error = %other, "Task execution stopped on a store error.")
-                }
+        // Commands recorded while nobody ran the task (a cancel first of all).
+        self.before_run(task).await;
+        let executed = self.executor.execute(task, writer, cancel_rx).await;
+        let end = match executed {
+            Ok(end) => end,
+            Err(e) => {
+                stopped_by(task, e, &self.metrics);
+                RunEnd::Stopped
             }
-        }
+        };
         self.metrics.tasks_running.dec();
         let mut running = self.running.lock().await;
-        running.remove(&task);
-        // Stopped without an end (shutdown, takeover): whoever resumes it seeds it again.
+        let place = running.remove(&task).map(|r| r.place);
+        // Stopped without an end (shutdown, takeover, parked): whoever resumes it seeds it again.
         self.journal.forget(task);
+        if let Some(place) = place {
+            self.after_run(task, place, &end, running);
+        }
+        end
     }
+}
+
+/// Logs why a run stopped on a store error.
+fn stopped_by(task: TaskId, e: StoreError, metrics: &Metrics) {
+    match e {
+        StoreError::Conflict { .. } => {
+            warn!(task.id = %task, "Another writer owns the task; stopping here.");
+        }
+        StoreError::LeaseLost { epoch, .. } => {
+            // The fence of leases: another worker holds the task now (or will), and resumes
+            // it from the journal; nothing of this run is written any more.
+            metrics.queue.lease_lost("append");
+            warn!(task.id = %task, lease.epoch = epoch, error.code = amas_types::codes::STORE_LEASE_LOST, "The task's lease was lost; stopping here.");
+        }
+        StoreError::TaskEnded { status, .. } => {
+            // The fence: the task was cancelled (or ended) while a step still worked; what
+            // the step did after the end was refused, and it stops here.
+            info!(task.id = %task, task.status = status.as_str(), "The task ended while a step was running; the step stopped.");
+        }
+        other => {
+            error!(task.id = %task, error = %other, "Task execution stopped on a store error.");
+        }
+    }
+}
+
+/// The events that cancel a task in `state`: its pending approvals denied, then the end.
+pub(super) fn cancel_events(state: &TaskState, reason: &str) -> Vec<JournalEvent> {
+    let mut events: Vec<JournalEvent> = state
+        .approvals
+        .values()
+        .filter(|a| a.status == ApprovalStatus::Pending)
+        .map(|a| JournalEvent::ApprovalResolved {
+            approval_id: a.id.clone(),
+            step: a.step.clone(),
+            status: ApprovalStatus::Denied,
+            reason: format!("the task was cancelled: {reason}"),
+        })
+        .collect();
+    events.push(JournalEvent::TaskCancelled {
+        reason: reason.to_owned(),
+    });
+    events
 }

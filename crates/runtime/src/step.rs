@@ -24,7 +24,7 @@ use amas_types::{
 
 use crate::error::codes;
 use crate::safety::OutputScreen;
-use crate::tools::{CallResult, ToolRunner};
+use crate::tools::{CallResult, Parked, ToolRunner};
 use crate::writer::TaskWriter;
 
 /// How a step ended.
@@ -33,6 +33,8 @@ pub(crate) enum StepOutcome {
     Failed(ErrorInfo),
     /// The task was cancelled, or another writer took it over: stop without a verdict.
     Abandoned,
+    /// A tool call waits for approval: the step stops here until the task runs again.
+    Parked(Parked),
 }
 
 pub(crate) struct StepRun<'a> {
@@ -75,6 +77,7 @@ impl StepRun<'_> {
             StepOutcome::Succeeded(_) => "succeeded",
             StepOutcome::Failed(_) => "failed",
             StepOutcome::Abandoned => "abandoned",
+            StepOutcome::Parked(_) => "parked",
         };
         let labels = StepLabels {
             agent,
@@ -192,6 +195,7 @@ impl StepRun<'_> {
                             return self.fail(&error.code, error.message).await;
                         }
                         CallResult::Abandoned => return Ok(StepOutcome::Abandoned),
+                        CallResult::Parked(parked) => return Ok(StepOutcome::Parked(parked)),
                     }
                 }
                 continue;

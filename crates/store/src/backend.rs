@@ -121,6 +121,16 @@ impl Store {
         }
     }
 
+    /// Commands to tasks from processes that do not run them (votes, cancels); `None` on
+    /// SQLite (one process: they are handed over in memory).
+    #[must_use]
+    pub fn commands(&self) -> Option<Arc<dyn crate::TaskCommands>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(Arc::new(s.clone())),
+        }
+    }
+
     /// A listener to the journal commits of every process sharing the store, for live
     /// streams of tasks that run elsewhere; `None` on SQLite (one process, which publishes
     /// its own commits).

@@ -87,6 +87,32 @@ pub trait TaskLeases: Send + Sync {
     /// # Errors
     /// Backend errors.
     async fn release(&self, worker: &str, leases: &[Lease]) -> Result<(), StoreError>;
+
+    /// Gives up `lease` because its task waits (for an approval) until `until`: claims skip
+    /// the task until then, unless a command for it is pending ([`crate::TaskCommands`]),
+    /// which is what wakes it. A lease already lost is skipped.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn park(
+        &self,
+        worker: &str,
+        lease: &Lease,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Claims `task` alone, for `ttl`, when nobody holds it (parked or not): a process that
+    /// does not run the task writes to its journal under this lease (a cancel of a task no
+    /// worker runs). `None` when another process holds it, or the task is unknown or ended.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn claim_task(
+        &self,
+        worker: &str,
+        task: TaskId,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
 }
 
 /// The refusal of a fence by a backend that has no leases.

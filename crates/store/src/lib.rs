@@ -5,6 +5,7 @@
 
 pub mod audit;
 mod backend;
+mod commands;
 mod commit;
 pub mod conformance;
 pub mod copy;
@@ -21,6 +22,10 @@ mod sqlite;
 
 pub use audit::{AuditLog, AuditRecord, AuditWriter};
 pub use backend::{OpenOptions, SchemaAction, Store, location, sqlite_dir};
+pub use commands::{
+    CHANNEL as COMMANDS_CHANNEL, Command, CommandId, CommandKind, CommandListener, CommandSignal,
+    TaskCommands,
+};
 pub use commit::{Append, Committed, GroupCommit};
 pub use error::StoreError;
 pub use leases::{Fence, Lease, TaskLeases};

@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod claim;
+mod commands;
 mod group;
 mod leases;
 mod notify;

@@ -135,6 +135,7 @@ registry! {
     TASK_SHUTTING_DOWN = "AMAS-TASK-0005": "Shutting down";
     TASK_AGENT_SETUP = "AMAS-TASK-0006": "Agent set-up failed";
     TASK_TENANT_QUEUE_FULL = "AMAS-TASK-0007": "Tenant's task queue full";
+    TASK_CANCEL_PENDING = "AMAS-TASK-0008": "Cancel recorded, not applied yet";
     TOOL_INVALID_PARAMS = "AMAS-TOOL-0001": "Invalid tool parameters";
     TOOL_REFUSED = "AMAS-TOOL-0002": "Refused by the tool sandbox";
     TOOL_TIMEOUT = "AMAS-TOOL-0003": "Tool call timed out";

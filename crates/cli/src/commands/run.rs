@@ -75,6 +75,13 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         runtime.scheduler().queue_in(queue);
     }
     if let Some(leases) = store.leases() {
+        if let Some(commands) = store.commands() {
+            runtime.scheduler().relay_commands(
+                commands,
+                Arc::clone(&leases),
+                config.store.leases.ttl,
+            );
+        }
         runtime.scheduler().claim_from(
             leases,
             amas_runtime::LeaseSettings::from(&config.store.leases),

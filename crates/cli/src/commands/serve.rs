@@ -113,8 +113,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
 }
 
 /// Where this process's tasks come from, by `role`: its own queue (`all` on SQLite), leases
-/// claimed from PostgreSQL (`worker`, `all`), or nowhere (`api`). Returns the worker's name
-/// when it claims.
+/// claimed from PostgreSQL (`worker`, `all`), or nowhere (`api`); on PostgreSQL, votes and
+/// cancels are relayed through the database. Returns the worker's name when it claims.
 fn assign_role(
     runtime: &Runtime,
     store: &Store,
@@ -135,6 +135,12 @@ fn assign_role(
     // The database is the queue: admission counts there and every role reports its metrics.
     if let Some(queue) = store.queue() {
         runtime.scheduler().queue_in(queue);
+    }
+    // Votes and cancels reach the worker running the task, whichever process receives them.
+    if let Some(commands) = store.commands() {
+        runtime
+            .scheduler()
+            .relay_commands(commands, Arc::clone(&claims), leases.ttl);
     }
     if role.runs_tasks() {
         Ok(Some(

@@ -20,6 +20,7 @@ use amas_store::{Fairness, Lease, TaskLeases};
 use amas_types::{TaskId, codes};
 
 use super::{Mode, Scheduler};
+use crate::executor::RunEnd;
 
 /// How this worker holds its tasks.
 pub struct LeaseSettings {
@@ -54,10 +55,22 @@ impl Claims {
             warn!(error.code = e.code(), error.message = %e, leases = leases.len(), "Releasing task leases failed; they expire instead.");
         }
     }
+
+    /// Releases `lease` of a task parked until `until` (`parking.rs`).
+    async fn park(&self, lease: &Lease, until: chrono::DateTime<chrono::Utc>) {
+        if let Err(e) = self
+            .leases
+            .park(&self.worker, lease, super::parking::parked_until(until))
+            .await
+        {
+            // Not fatal: the lease expires, and the next claim parks the task again.
+            warn!(task.id = %lease.task, error.code = e.code(), error.message = %e, "Parking the task's lease failed; it expires instead.");
+        }
+    }
 }
 
 /// This process's name among the workers.
-fn worker_name() -> String {
+pub(super) fn worker_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "amas".to_owned());
     // A v7 id ends in random bits.
     let nonce = uuid::Uuid::now_v7().simple().to_string();
@@ -127,7 +140,8 @@ impl Scheduler {
     /// Claims as many tasks as there are free slots and starts each.
     async fn claim_free_slots(self: &Arc<Self>, claims: &Arc<Claims>) {
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
-        if free == 0 {
+        // Stopping: a lease claimed now would only be released again (its epoch spent).
+        if free == 0 || !self.admitting() {
             return;
         }
         // Before asking: the lease surely lasts `ttl` from here (the database starts it later).
@@ -171,8 +185,11 @@ impl Scheduler {
         until: Instant,
         permit: OwnedSemaphorePermit,
     ) {
-        self.run_one(lease.task, Some((lease, until))).await;
-        claims.release(&[lease]).await;
+        let end = self.run_one(lease.task, Some((lease, until))).await;
+        match end {
+            RunEnd::Parked { until, .. } => claims.park(&lease, until).await,
+            RunEnd::Ended | RunEnd::Stopped => claims.release(&[lease]).await,
+        }
         drop(permit);
         self.freed.notify_one();
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use amas_governance::pipeline::{
@@ -27,7 +27,7 @@ use amas_types::{
     RequestedTool, StepId, TaskId, ToolOutcome,
 };
 
-use crate::approvals::{self, Registration, Vote, Waited, Waiting, resolved, votes_text, wait};
+use crate::approvals::{self, Inbox, Vote, Waited, resolved, votes_text};
 use crate::error::RuntimeError;
 use crate::writer::TaskWriter;
 
@@ -49,8 +49,8 @@ pub(crate) struct ToolRunner {
     /// Tool usage of the whole task (all steps), for quotas.
     pub usage: Arc<Mutex<TaskToolUsage>>,
     pub metrics: Metrics,
-    /// Where approvers' votes reach a step paused on an approval.
-    pub waiting: Arc<Waiting>,
+    /// Where approvers' votes wait for the step they are for.
+    pub inbox: Arc<Inbox>,
     /// How long an approval request waits before it expires.
     pub approval_timeout: Duration,
     /// Per provider, the classification levels it may receive.
@@ -69,6 +69,18 @@ pub(crate) enum CallResult {
     Stop(ErrorInfo),
     /// The task was cancelled while the call waited for approval.
     Abandoned,
+    /// The call waits for approval with no vote to act on: the step stops here and the task
+    /// parks (it holds no slot) until a vote or the deadline.
+    Parked(Parked),
+}
+
+/// A step stopped on an approval nobody has decided yet.
+#[derive(Clone, Debug)]
+pub(crate) struct Parked {
+    pub approval: ApprovalId,
+    pub step: StepId,
+    /// The approval's deadline: the task runs again then at the latest, to expire it.
+    pub until: chrono::DateTime<Utc>,
 }
 
 /// The answer owed to a voter once their vote is journaled: the approval as it now stands.
@@ -266,7 +278,6 @@ impl ToolRunner {
             None => {}
         }
         let mut approval = approval.cloned();
-        let mut inbox: Option<(mpsc::Receiver<Vote>, Registration<'_>)> = None;
         let mut vote: Option<Vote> = None;
         loop {
             let mut events = Vec::new();
@@ -476,8 +487,7 @@ impl ToolRunner {
             let Some(current) = approval.clone() else {
                 continue;
             };
-            let (rx, _) = inbox.get_or_insert_with(|| self.waiting.register(&current.id));
-            match wait(rx, &current, cancel).await {
+            match approvals::next(&self.inbox, &current, cancel) {
                 Waited::Vote(v) => {
                     // Checked again here, at the one writer of the task: the request as it
                     // stands now (earlier votes, its deadline), not as the voter read it.
@@ -519,6 +529,13 @@ impl ToolRunner {
                         .await;
                 }
                 Waited::Cancelled => return Ok(CallResult::Abandoned),
+                Waited::Parked => {
+                    return Ok(CallResult::Parked(Parked {
+                        approval: current.id.clone(),
+                        step: step.clone(),
+                        until: current.expires_at,
+                    }));
+                }
             }
         }
     }

@@ -14,11 +14,14 @@ use crate::leases::{Lease, millis};
 use crate::{Fairness, StoreError, shared};
 
 /// What a worker may claim: an unfinished task `t` without a live lease `l` (its lease row, if
-/// any). The one place a condition on claimable tasks goes.
+/// any) and not parked (waiting for approval, with no command pending, until a deadline still
+/// ahead: migration 0007). The one place a condition on claimable tasks goes.
 macro_rules! claimable {
     () => {
         "t.status IN ('queued', 'running', 'waiting_approval') \
-         AND (l.task_id IS NULL OR l.expires_at <= clock_timestamp())"
+         AND (l.task_id IS NULL OR l.expires_at <= clock_timestamp()) \
+         AND (l.parked_until IS NULL OR l.parked_until <= clock_timestamp() OR EXISTS ( \
+           SELECT 1 FROM task_commands c WHERE c.task_id = t.id AND c.done_at IS NULL))"
     };
 }
 
@@ -110,7 +113,7 @@ claimed AS (
     FROM candidates
     ON CONFLICT (task_id) DO UPDATE SET epoch = task_leases.epoch + 1,
         worker = excluded.worker, claimed_at = excluded.claimed_at,
-        expires_at = excluded.expires_at
+        expires_at = excluded.expires_at, parked_until = NULL
     WHERE task_leases.expires_at <= clock_timestamp()
     RETURNING task_id, epoch, expires_at),
 -- Each tenant's pass moves past its last task claimed; the clock to the latest start. Both

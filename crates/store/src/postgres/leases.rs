@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -32,6 +33,26 @@ const RELEASE: &str = "UPDATE task_leases SET expires_at = clock_timestamp() \
      FROM UNNEST($1::uuid[], $2::bigint[]) AS h (task_id, epoch) \
      WHERE task_leases.task_id = h.task_id AND task_leases.epoch = h.epoch \
        AND task_leases.worker = $3 AND task_leases.expires_at > clock_timestamp()";
+
+/// Parking: the lease ends now and claims skip the task until `$4` or a command for it.
+const PARK: &str = "UPDATE task_leases \
+     SET expires_at = clock_timestamp(), parked_until = $4 \
+     WHERE task_id = $1 AND epoch = $2 AND worker = $3 AND expires_at > clock_timestamp()";
+
+/// One task's claim, parked or not (its mark stays for whoever claims it next).
+const CLAIM_TASK: &str = "WITH candidates AS ( \
+       SELECT t.id FROM tasks t LEFT JOIN task_leases l ON l.task_id = t.id \
+       WHERE t.id = $1 AND t.status IN ('queued', 'running', 'waiting_approval') \
+         AND (l.task_id IS NULL OR l.expires_at <= clock_timestamp()) \
+       FOR UPDATE OF t SKIP LOCKED) \
+     INSERT INTO task_leases (task_id, epoch, worker, claimed_at, expires_at) \
+     SELECT id, 1, $2, clock_timestamp(), clock_timestamp() + $3 * interval '1 millisecond' \
+     FROM candidates \
+     ON CONFLICT (task_id) DO UPDATE SET epoch = task_leases.epoch + 1, \
+       worker = excluded.worker, claimed_at = excluded.claimed_at, \
+       expires_at = excluded.expires_at \
+     WHERE task_leases.expires_at <= clock_timestamp() \
+     RETURNING task_id, epoch, expires_at";
 
 fn lease_from_row(row: &PgRow) -> Result<Lease, StoreError> {
     Ok(Lease {
@@ -94,6 +115,37 @@ impl TaskLeases for PostgresStore {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    async fn park(
+        &self,
+        worker: &str,
+        lease: &Lease,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(PARK)
+            .bind(lease.task.0)
+            .bind(shared::to_db_seq(lease.epoch)?)
+            .bind(worker)
+            .bind(until)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_task(
+        &self,
+        worker: &str,
+        task: TaskId,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let row = sqlx::query(CLAIM_TASK)
+            .bind(task.0)
+            .bind(worker)
+            .bind(millis(ttl))
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(lease_from_row).transpose()
     }
 }
 

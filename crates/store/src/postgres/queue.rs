@@ -17,13 +17,17 @@ const WAITING: &str = "SELECT \
                               LIMIT $2) a) AS tenant, \
        (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'queued' LIMIT $3) b) AS total";
 
-/// `$1` the tenants named on their own; the others are one row with a NULL tenant.
+/// `$1` the tenants named on their own; the others are one row with a NULL tenant. Runnable
+/// only: no live lease, and not parked for an approval (those wait for people, not workers).
 const BACKLOG: &str = "SELECT CASE WHEN t.tenant = ANY($1) THEN t.tenant END AS tenant, \
        count(*) AS depth, \
        extract(epoch FROM clock_timestamp() - min(t.created_at))::float8 AS oldest \
      FROM tasks t \
-     LEFT JOIN task_leases l ON l.task_id = t.id AND l.expires_at > statement_timestamp() \
-     WHERE t.status IN ('queued', 'running', 'waiting_approval') AND l.task_id IS NULL \
+     LEFT JOIN task_leases l ON l.task_id = t.id \
+     WHERE t.status IN ('queued', 'running', 'waiting_approval') \
+       AND (l.task_id IS NULL OR (l.expires_at <= statement_timestamp() \
+         AND (l.parked_until IS NULL OR l.parked_until <= statement_timestamp() OR EXISTS ( \
+           SELECT 1 FROM task_commands c WHERE c.task_id = t.id AND c.done_at IS NULL)))) \
      GROUP BY 1";
 
 fn count(v: u64) -> i64 {
