@@ -15,43 +15,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::AssertSqlSafe;
 
 use amas_test_util::{Behaviour, MockOpenAi};
 use common::Server;
-
-fn database_url() -> String {
-    std::env::var("AMAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-async fn connect() -> PgConnection {
-    PgConnection::connect(&database_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"))
-}
-
-/// A temp root with `data` and `config`, the providers pointing at `mock`.
-fn dirs(mock: &MockOpenAi) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::create_dir_all(&config).expect("config dir");
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: m\n    timeout: 60s\n    max_retries: 0\n",
-            mock.base_url()
-        ),
-    )
-    .expect("providers.yaml");
-    (root, data, config)
-}
+use common::pg::{connect, database_url, drop_schema, mock_dirs, pid_of};
 
 /// A lease of 60 s: nothing in these tests may wait for one to expire.
 fn pg_env(schema: &str) -> Vec<(&'static str, String)> {
@@ -64,26 +35,6 @@ fn pg_env(schema: &str) -> Vec<(&'static str, String)> {
         ("AMAS__STORE__POOL_SIZE", "4".to_owned()),
     ]
 }
-
-async fn drop_schema(schema: &str) {
-    let mut conn = connect().await;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop the test schema");
-}
-
-/// The pid in a worker's name (`host/pid/nonce`).
-fn pid_of(worker: &str) -> u32 {
-    worker
-        .split('/')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("a worker name with a pid: {worker}"))
-}
-
 /// The task's lease: holder, epoch, whether it is live, whether it is parked.
 async fn lease(schema: &str, task: &str) -> (String, i64, bool, bool) {
     let mut conn = connect().await;
@@ -157,7 +108,7 @@ async fn the_approval(api: &Server, token: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn votes_through_another_api_process_reach_the_worker_and_count_once() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     mock.push("m", audit_script());
     let schema = format!("amas_cmds_{}", uuid::Uuid::now_v7().simple());
     let env = pg_env(&schema);
@@ -270,7 +221,7 @@ async fn votes_through_another_api_process_reach_the_worker_and_count_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_through_another_api_process_stops_the_task_where_it_runs() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     mock.push(
         "m",
         [
@@ -399,7 +350,7 @@ async fn a_cancel_through_another_api_process_stops_the_task_where_it_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_task_holds_no_slot_on_a_worker() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     mock.push(
         "m",
         [Behaviour::tool_call("vulnerability_scanner", json!({}))],

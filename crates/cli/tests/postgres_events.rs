@@ -13,44 +13,20 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::AssertSqlSafe;
 
 use amas_test_util::{Behaviour, MockOpenAi};
 use common::Server;
+use common::pg::{connect, database_url, drop_schema, mock_dirs};
 
 /// How long analysis's model call takes: the task is still running for that long after
 /// research succeeded.
 const ANALYSIS_MS: u64 = 4000;
 /// Longer than any event takes to arrive on a quiet machine.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn database_url() -> String {
-    std::env::var("AMAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A temp root with `data` and `config`, the providers pointing at `mock`.
-fn dirs(mock: &MockOpenAi) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::create_dir_all(&config).expect("config dir");
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: m\n    timeout: 60s\n    max_retries: 0\n",
-            mock.base_url()
-        ),
-    )
-    .expect("providers.yaml");
-    (root, data, config)
-}
-
 fn pg_env(schema: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AMAS_DATABASE_URL", database_url()),
@@ -75,13 +51,6 @@ fn script(mock: &MockOpenAi) {
         ],
     );
 }
-
-async fn connect() -> PgConnection {
-    PgConnection::connect(&database_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"))
-}
-
 /// Whether the task's end is in the journal (read from the database itself).
 async fn ended_in_journal(schema: &str, task: &str) -> bool {
     let mut conn = connect().await;
@@ -95,17 +64,6 @@ async fn ended_in_journal(schema: &str, task: &str) -> bool {
     .expect("journal query");
     ends > 0
 }
-
-async fn drop_schema(schema: &str) {
-    let mut conn = connect().await;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop the test schema");
-}
-
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq)]
 struct SseEvent {
@@ -248,7 +206,7 @@ fn assert_is_the_journal(seen: &[SseEvent], journal: &[Value]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_process_streams_a_worker_s_steps_as_they_happen() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     script(&mock);
     let schema = format!("amas_events_{}", uuid::Uuid::now_v7().simple());
     let env = pg_env(&schema);
@@ -298,7 +256,7 @@ async fn an_api_process_streams_a_worker_s_steps_as_they_happen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_another_api_process_with_last_event_id() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     script(&mock);
     let schema = format!("amas_events_{}", uuid::Uuid::now_v7().simple());
     let env = pg_env(&schema);

@@ -15,30 +15,19 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::AssertSqlSafe;
 
 use amas_test_util::{Behaviour, MockOpenAi};
 use common::Server;
-
-fn database_url() -> String {
-    std::env::var("AMAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use common::pg::{connect, drop_schema, mock_dirs, pg_env, pid_of};
 
 fn is_research_call(body: &serde_json::Value) -> bool {
     body["messages"][0]["content"]
         .as_str()
         .is_some_and(|s| s.contains("research assistant"))
-}
-
-async fn connect() -> PgConnection {
-    PgConnection::connect(&database_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"))
 }
 
 /// The task's lease: the worker holding it and its epoch.
@@ -51,52 +40,6 @@ async fn lease(schema: &str, task: &str) -> Option<(String, i64)> {
     .fetch_optional(&mut conn)
     .await
     .expect("lease query")
-}
-
-/// The pid in a worker's name (`host/pid/nonce`).
-fn pid_of(worker: &str) -> u32 {
-    worker
-        .split('/')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("a worker name with a pid: {worker}"))
-}
-
-/// A temp root with `data` and `config`, the providers pointing at `mock`.
-fn dirs(mock: &MockOpenAi) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::create_dir_all(&config).expect("config dir");
-    std::fs::write(
-        config.join("providers.yaml"),
-        format!(
-            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: m\n    timeout: 60s\n    max_retries: 0\n",
-            mock.base_url()
-        ),
-    )
-    .expect("providers.yaml");
-    (root, data, config)
-}
-
-fn pg_env(schema: &str, lease_ttl: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AMAS_DATABASE_URL", database_url()),
-        ("AMAS__STORE__SCHEMA", schema.to_owned()),
-        ("AMAS__STORE__LEASE_TTL", lease_ttl.to_owned()),
-        ("AMAS__STORE__CLAIM_INTERVAL", "100ms".to_owned()),
-    ]
-}
-
-async fn drop_schema(schema: &str) {
-    let mut conn = connect().await;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop the test schema");
 }
 
 /// Submits the research report through `api` and waits until a worker has journaled research
@@ -187,7 +130,7 @@ async fn finished_once(api: &Server, token: &str, id: &str, mock: &MockOpenAi) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journaled_calls() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     script(&mock);
     let schema = format!("amas_workers_{}", uuid::Uuid::now_v7().simple());
     let env = pg_env(&schema, "2s");
@@ -242,7 +185,7 @@ async fn a_killed_worker_s_task_is_finished_by_another_without_repeating_journal
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_worker_releases_its_leases_to_another_at_once() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     script(&mock);
     let schema = format!("amas_workers_{}", uuid::Uuid::now_v7().simple());
     let env = pg_env(&schema, "60s");
@@ -313,7 +256,7 @@ fn signal(server: &Server, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_worker_loses_its_append_to_the_fence() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let (_root, data, config) = dirs(&mock);
+    let (_root, data, config) = mock_dirs(&mock);
     // Analysis answers the first worker late, while it is paused.
     mock.push(
         "m",

@@ -3,7 +3,7 @@
 //! a schema of its own ([`fresh_schema`]) and drops it at the end.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -155,4 +155,31 @@ pub fn agent_env() -> Vec<(&'static str, String)> {
             "[p_synthesis]".to_owned(),
         ),
     ]
+}
+
+/// A temp root with `data` and `config`, the `local` provider being the mock's model `m`.
+pub fn mock_dirs(mock: &MockOpenAi) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(
+        config.join("providers.yaml"),
+        format!(
+            "providers:\n  local:\n    kind: openai\n    base_url: {}\n    model: m\n    timeout: 60s\n    max_retries: 0\n",
+            mock.base_url()
+        ),
+    )
+    .expect("providers.yaml");
+    (root, data, config)
+}
+
+/// The pid in a worker's name (`host/pid/nonce`).
+pub fn pid_of(worker: &str) -> u32 {
+    worker
+        .split('/')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a worker name with a pid: {worker}"))
 }
