@@ -217,6 +217,7 @@ impl PostgresStore {
         let records = shared::records(task, expected_last_seq, now, events)?;
         // Delivered to listeners when this commits.
         notify::send(&mut tx, &self.channel, &notify::last_seqs(&records)).await?;
+        notify::send_submitted(&mut tx, self.schema(), &notify::submitted(&records)).await?;
         tx.commit().await?;
         Ok(records)
     }

@@ -146,7 +146,9 @@ async fn commands_and_outcomes_are_signalled_and_the_first_outcome_wins() {
         .record(task, CommandKind::Cancel, &json!({"reason": "stop"}))
         .await
         .expect("record");
-    // Signals arrive in commit order: the neighbour's came first and was not reported.
+    // Signals arrive in commit order: the task's submission (a new task wants a worker),
+    // then its command; the neighbour's came in between and was not reported.
+    assert_eq!(next(&mut listener).await, CommandSignal::Recorded(task));
     assert_eq!(next(&mut listener).await, CommandSignal::Recorded(task));
     neighbour.drop_schema().await.expect("drop");
 

@@ -90,6 +90,8 @@ impl PostgresStore {
         // One notice per task the batch appended to, delivered when it commits.
         let appended = notify::last_seqs(results.iter().flatten().flatten().flatten());
         notify::send(&mut tx, &self.channel, &appended).await?;
+        let submitted = notify::submitted(results.iter().flatten().flatten().flatten());
+        notify::send_submitted(&mut tx, self.schema(), &submitted).await?;
         tx.commit().await?;
         Ok(Committed {
             appends: results

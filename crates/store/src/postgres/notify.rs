@@ -59,6 +59,38 @@ pub(crate) fn last_seqs<'a>(
     last
 }
 
+/// The tasks a transaction's appends create (their first record): each is signalled on the
+/// commands channel as a task that wants running, so idle workers claim it at once instead
+/// of at their next poll (`--role api` processes admit tasks that other processes run).
+pub(crate) fn submitted<'a>(appended: impl IntoIterator<Item = &'a JournalRecord>) -> Vec<TaskId> {
+    appended
+        .into_iter()
+        .filter(|r| r.seq == 1)
+        .map(|r| r.task_id)
+        .collect()
+}
+
+/// Signals `tasks` (new, see [`submitted`]) to the workers inside `tx`.
+pub(crate) async fn send_submitted(
+    tx: &mut Transaction<'_, Postgres>,
+    schema: Option<&str>,
+    tasks: &[TaskId],
+) -> Result<(), StoreError> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let payloads: Vec<String> = tasks
+        .iter()
+        .map(|t| crate::commands::recorded_payload(*t, schema))
+        .collect();
+    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+        .bind(crate::commands::CHANNEL)
+        .bind(&payloads)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Sends the notices of `last` inside `tx`: delivered when it commits, never if it rolls back.
 pub(crate) async fn send(
     tx: &mut Transaction<'_, Postgres>,

@@ -574,7 +574,13 @@ fn run(options: &Options, root: &Path) -> Result<Value, BoxError> {
     if let (Some(url), Some(schema)) = (&options.database_url, server.schema()) {
         // The run's schema is scratch: drop it (psql, as the operator would).
         let dropped = Command::new("psql")
-            .args([url.as_str(), "-q", "-c"])
+            .args([
+                url.as_str(),
+                "-q",
+                "-c",
+                "SET client_min_messages TO warning",
+                "-c",
+            ])
             .arg(format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .status();
         if !matches!(dropped, Ok(s) if s.success()) {
