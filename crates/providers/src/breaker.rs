@@ -191,9 +191,16 @@ impl CircuitBreaker {
                 *inner = Inner::HalfOpen { probing: true };
                 PermitKind::Probe
             }
-            Inner::Open { .. } | Inner::HalfOpen { probing: true } => {
+            Inner::Open { since } => {
                 return Err(ProviderError::CircuitOpen {
                     provider: self.provider.clone(),
+                    retry_in: Some(self.cooldown_left(since)),
+                });
+            }
+            Inner::HalfOpen { probing: true } => {
+                return Err(ProviderError::CircuitOpen {
+                    provider: self.provider.clone(),
+                    retry_in: None,
                 });
             }
         };
@@ -266,6 +273,12 @@ impl CircuitBreaker {
 
     fn cooled_down(&self, since: Instant) -> bool {
         self.clock.now().saturating_duration_since(since) >= self.cool_down
+    }
+
+    /// What is left of the cool-down of a breaker open since `since`.
+    fn cooldown_left(&self, since: Instant) -> Duration {
+        self.cool_down
+            .saturating_sub(self.clock.now().saturating_duration_since(since))
     }
 
     fn publish(&self, state: BreakerState) {

@@ -27,7 +27,12 @@ pub enum ProviderError {
     ModelMissing { path: String, fetch_command: String },
     /// The breaker is open: the provider failed repeatedly and is cooling down.
     #[error("provider {provider} is cooling down after repeated failures (circuit open)")]
-    CircuitOpen { provider: String },
+    CircuitOpen {
+        provider: String,
+        /// How long until the breaker lets a probe through, when it is known (open, not
+        /// probing).
+        retry_in: Option<Duration>,
+    },
     /// The provider could not be set up from its configuration.
     #[error("provider {provider} is misconfigured: {reason}")]
     Config { provider: String, reason: String },
@@ -40,6 +45,31 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// How long until the call may succeed, when the failure is only "ask again later" with a
+    /// known wait: rate limited with a `Retry-After`, a circuit cooling down, or a chain whose
+    /// every provider failed that way (then the shortest wait: one of them may answer by then).
+    /// `None` for anything else, including a chain that tried no provider.
+    #[must_use]
+    pub fn retry_later(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited {
+                retry_after: Some(wait),
+                ..
+            }
+            | Self::CircuitOpen {
+                retry_in: Some(wait),
+                ..
+            } => Some(*wait),
+            Self::AllFailed(errors) => errors
+                .iter()
+                .map(Self::retry_later)
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .min(),
+            _ => None,
+        }
+    }
+
     /// The stable public code of this error (see `docs/errors/`).
     #[must_use]
     pub fn code(&self) -> &'static str {
