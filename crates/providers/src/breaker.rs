@@ -367,6 +367,22 @@ mod tests {
         assert_eq!(err.code(), "AMAS-PROV-0006");
     }
 
+    /// An open breaker says how long its cool-down has left (a step parks that long); a
+    /// breaker whose probe is in flight does not know.
+    #[test]
+    fn an_open_breaker_tells_the_cool_down_left() {
+        let (b, clock) = breaker(1);
+        fail(&b);
+        clock.advance(Duration::from_secs(3));
+        let err = b.acquire().unwrap_err();
+        assert_eq!(err.retry_later(), Some(Duration::from_secs(7)));
+        clock.advance(Duration::from_secs(7));
+        let _probe = b.acquire().unwrap();
+        let err = b.acquire().unwrap_err();
+        assert!(matches!(err, ProviderError::CircuitOpen { .. }), "{err}");
+        assert_eq!(err.retry_later(), None);
+    }
+
     #[test]
     fn one_probe_after_cool_down_and_success_closes() {
         let (b, clock) = breaker(1);

@@ -86,3 +86,43 @@ impl ProviderError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited(secs: Option<u64>) -> ProviderError {
+        ProviderError::RateLimited {
+            provider: "p".to_owned(),
+            retry_after: secs.map(Duration::from_secs),
+        }
+    }
+
+    /// Only a known wait is "retry later"; a chain is, when every provider's error is, and then
+    /// waits for the first of them.
+    #[test]
+    fn retry_later_needs_a_known_wait_from_every_provider() {
+        assert_eq!(
+            limited(Some(40)).retry_later(),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(limited(None).retry_later(), None);
+        let chain = ProviderError::AllFailed(vec![
+            limited(Some(40)),
+            ProviderError::CircuitOpen {
+                provider: "q".to_owned(),
+                retry_in: Some(Duration::from_secs(12)),
+            },
+        ]);
+        assert_eq!(chain.retry_later(), Some(Duration::from_secs(12)));
+        let mixed = ProviderError::AllFailed(vec![
+            limited(Some(40)),
+            ProviderError::Unavailable {
+                provider: "q".to_owned(),
+                reason: "down".to_owned(),
+            },
+        ]);
+        assert_eq!(mixed.retry_later(), None);
+        assert_eq!(ProviderError::AllFailed(Vec::new()).retry_later(), None);
+    }
+}
