@@ -477,6 +477,10 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     /// Retries on 429/5xx/connection errors, after the first try.
     pub max_retries: u32,
+    /// Longest `Retry-After` slept inside the call; a longer one fails the call at once, and a
+    /// step whose every provider asks to wait parks its task until then (ADR 16).
+    #[serde(with = "humantime_secs")]
+    pub max_retry_after: Duration,
     pub breaker: BreakerConfig,
 }
 

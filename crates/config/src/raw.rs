@@ -190,6 +190,7 @@ pub(crate) struct RawOpenAi {
     pub api_key_env: Option<String>,
     pub timeout: Option<String>,
     pub max_retries: Option<u64>,
+    pub max_retry_after: Option<String>,
     pub breaker: Option<RawBreaker>,
 }
 

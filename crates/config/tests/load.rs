@@ -429,11 +429,41 @@ providers:
         (o.base_url.as_str(), o.timeout, o.max_retries),
         ("https://api.openai.com/v1", Duration::from_secs(60), 2)
     );
+    assert_eq!(o.max_retry_after, Duration::from_secs(5));
     assert_eq!(o.breaker.failure_threshold, 5);
     let ProviderConfig::Scripted(s) = &cfg.providers["canned"] else {
         panic!()
     };
     assert_eq!(s.file, dir.path().join("responses.yaml"));
+}
+
+/// `max_retry_after` (the longest `Retry-After` slept in the call) is read as a duration and
+/// bounded: 0s is allowed (always park), more than 10 minutes is refused at its path.
+#[test]
+fn max_retry_after_is_a_bounded_duration() {
+    let provider = |value: &str| {
+        format!(
+            "providers:\n  remote: {{ kind: openai, base_url: http://127.0.0.1:9/v1, model: m, max_retry_after: {value} }}\n"
+        )
+    };
+    let load_with = |value: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "providers.yaml", &provider(value));
+        load(&LoadOptions {
+            config_dir: Some(dir.path().to_path_buf()),
+            env: env(&[]),
+        })
+    };
+    let cfg = load_with("0s").unwrap_or_else(|e| panic!("{e}"));
+    let ProviderConfig::Openai(o) = &cfg.providers["remote"] else {
+        panic!()
+    };
+    assert_eq!(o.max_retry_after, Duration::ZERO);
+    let errs = load_with("20m").unwrap_err();
+    assert!(
+        errs.has(codes::INVALID_VALUE, "providers.remote.max_retry_after"),
+        "{errs}"
+    );
 }
 
 /// A typo deep inside an entry names the full path, so the user finds the line; and the

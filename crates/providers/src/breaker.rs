@@ -191,9 +191,16 @@ impl CircuitBreaker {
                 *inner = Inner::HalfOpen { probing: true };
                 PermitKind::Probe
             }
-            Inner::Open { .. } | Inner::HalfOpen { probing: true } => {
+            Inner::Open { since } => {
                 return Err(ProviderError::CircuitOpen {
                     provider: self.provider.clone(),
+                    retry_in: Some(self.cooldown_left(since)),
+                });
+            }
+            Inner::HalfOpen { probing: true } => {
+                return Err(ProviderError::CircuitOpen {
+                    provider: self.provider.clone(),
+                    retry_in: None,
                 });
             }
         };
@@ -266,6 +273,12 @@ impl CircuitBreaker {
 
     fn cooled_down(&self, since: Instant) -> bool {
         self.clock.now().saturating_duration_since(since) >= self.cool_down
+    }
+
+    /// What is left of the cool-down of a breaker open since `since`.
+    fn cooldown_left(&self, since: Instant) -> Duration {
+        self.cool_down
+            .saturating_sub(self.clock.now().saturating_duration_since(since))
     }
 
     fn publish(&self, state: BreakerState) {
@@ -352,6 +365,22 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open);
         let err = b.acquire().unwrap_err();
         assert_eq!(err.code(), "AMAS-PROV-0006");
+    }
+
+    /// An open breaker says how long its cool-down has left (a step parks that long); a
+    /// breaker whose probe is in flight does not know.
+    #[test]
+    fn an_open_breaker_tells_the_cool_down_left() {
+        let (b, clock) = breaker(1);
+        fail(&b);
+        clock.advance(Duration::from_secs(3));
+        let err = b.acquire().unwrap_err();
+        assert_eq!(err.retry_later(), Some(Duration::from_secs(7)));
+        clock.advance(Duration::from_secs(7));
+        let _probe = b.acquire().unwrap();
+        let err = b.acquire().unwrap_err();
+        assert!(matches!(err, ProviderError::CircuitOpen { .. }), "{err}");
+        assert_eq!(err.retry_later(), None);
     }
 
     #[test]

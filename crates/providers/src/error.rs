@@ -27,7 +27,12 @@ pub enum ProviderError {
     ModelMissing { path: String, fetch_command: String },
     /// The breaker is open: the provider failed repeatedly and is cooling down.
     #[error("provider {provider} is cooling down after repeated failures (circuit open)")]
-    CircuitOpen { provider: String },
+    CircuitOpen {
+        provider: String,
+        /// How long until the breaker lets a probe through, when it is known (open, not
+        /// probing).
+        retry_in: Option<Duration>,
+    },
     /// The provider could not be set up from its configuration.
     #[error("provider {provider} is misconfigured: {reason}")]
     Config { provider: String, reason: String },
@@ -40,6 +45,31 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// How long until the call may succeed, when the failure is only "ask again later" with a
+    /// known wait: rate limited with a `Retry-After`, a circuit cooling down, or a chain whose
+    /// every provider failed that way (then the shortest wait: one of them may answer by then).
+    /// `None` for anything else, including a chain that tried no provider.
+    #[must_use]
+    pub fn retry_later(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited {
+                retry_after: Some(wait),
+                ..
+            }
+            | Self::CircuitOpen {
+                retry_in: Some(wait),
+                ..
+            } => Some(*wait),
+            Self::AllFailed(errors) => errors
+                .iter()
+                .map(Self::retry_later)
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .min(),
+            _ => None,
+        }
+    }
+
     /// The stable public code of this error (see `docs/errors/`).
     #[must_use]
     pub fn code(&self) -> &'static str {
@@ -54,5 +84,45 @@ impl ProviderError {
             Self::Inference { .. } => codes::PROV_INFERENCE,
             Self::AllFailed(_) => codes::PROV_ALL_FAILED,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited(secs: Option<u64>) -> ProviderError {
+        ProviderError::RateLimited {
+            provider: "p".to_owned(),
+            retry_after: secs.map(Duration::from_secs),
+        }
+    }
+
+    /// Only a known wait is "retry later"; a chain is, when every provider's error is, and then
+    /// waits for the first of them.
+    #[test]
+    fn retry_later_needs_a_known_wait_from_every_provider() {
+        assert_eq!(
+            limited(Some(40)).retry_later(),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(limited(None).retry_later(), None);
+        let chain = ProviderError::AllFailed(vec![
+            limited(Some(40)),
+            ProviderError::CircuitOpen {
+                provider: "q".to_owned(),
+                retry_in: Some(Duration::from_secs(12)),
+            },
+        ]);
+        assert_eq!(chain.retry_later(), Some(Duration::from_secs(12)));
+        let mixed = ProviderError::AllFailed(vec![
+            limited(Some(40)),
+            ProviderError::Unavailable {
+                provider: "q".to_owned(),
+                reason: "down".to_owned(),
+            },
+        ]);
+        assert_eq!(mixed.retry_later(), None);
+        assert_eq!(ProviderError::AllFailed(Vec::new()).retry_later(), None);
     }
 }

@@ -28,6 +28,7 @@ fn openai(name: &str, base_url: &str) -> Arc<dyn ModelProvider> {
         api_key_env: None,
         timeout: Duration::from_secs(30),
         max_retries: 0,
+        max_retry_after: std::time::Duration::from_secs(5),
         breaker: breaker_cfg(5),
     };
     Arc::new(OpenAiProvider::new(name, &cfg).unwrap())

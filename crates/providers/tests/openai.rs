@@ -20,6 +20,7 @@ fn config(base_url: &str) -> OpenAiConfig {
         api_key_env: None,
         timeout: Duration::from_secs(10),
         max_retries: 2,
+        max_retry_after: std::time::Duration::from_secs(5),
         breaker: BreakerConfig {
             failure_threshold: 5,
             cool_down: Duration::from_secs(30),

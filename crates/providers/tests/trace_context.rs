@@ -24,6 +24,7 @@ async fn chat_requests_carry_the_model_calls_traceparent() {
             api_key_env: None,
             timeout: Duration::from_secs(10),
             max_retries: 0,
+            max_retry_after: std::time::Duration::from_secs(5),
             breaker: BreakerConfig {
                 failure_threshold: 5,
                 cool_down: Duration::from_secs(30),

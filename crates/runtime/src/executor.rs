@@ -64,8 +64,9 @@ pub(crate) enum RunEnd {
     /// The run stopped without an end: cancelled, shutting down, another writer took over.
     /// Whoever runs the task next resumes it from its journal.
     Stopped,
-    /// Every step that could go on waits for approval: the task holds no slot until a vote
-    /// for one of `approvals` or the earliest deadline, `until`, wakes it.
+    /// Every step that could go on waits for approval or for its providers (a deferred model
+    /// call): the task holds no slot until a vote for one of `approvals` or the earliest
+    /// deadline, `until`, wakes it.
     Parked {
         until: chrono::DateTime<chrono::Utc>,
         approvals: Vec<amas_types::ApprovalId>,
@@ -157,7 +158,7 @@ impl Executor {
                     .unwrap_or_else(Utc::now);
                 return Ok(RunEnd::Parked {
                     until,
-                    approvals: parked.into_iter().map(|p| p.approval).collect(),
+                    approvals: parked.into_iter().filter_map(|p| p.approval).collect(),
                 });
             }
         };
@@ -351,9 +352,10 @@ async fn run_workflow(
         // with the failure, so no approver is offered them any more.
         let mut events: Vec<JournalEvent> = parked
             .into_values()
-            .map(|p| JournalEvent::ApprovalResolved {
-                approval_id: p.approval,
-                step: p.step,
+            .filter_map(|p| Some((p.approval?, p.step)))
+            .map(|(approval_id, step)| JournalEvent::ApprovalResolved {
+                approval_id,
+                step,
                 status: amas_types::ApprovalStatus::Denied,
                 reason: format!("the task failed: {}", error.code),
             })
@@ -364,7 +366,8 @@ async fn run_workflow(
     }
     if !parked.is_empty() {
         // Inside the task's span: the line carries its trace.
-        info!(task.id = %state.id, approvals = parked.len(), "Task parked until a vote or its deadline.");
+        let approvals = parked.values().filter(|p| p.approval.is_some()).count();
+        info!(task.id = %state.id, approvals, deferred = parked.len() - approvals, "Task parked until a vote or its deadline.");
         return Ok(Finish::Parked(parked.into_values().collect()));
     }
     let result = outputs

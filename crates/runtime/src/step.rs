@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
@@ -27,13 +28,18 @@ use crate::safety::OutputScreen;
 use crate::tools::{CallResult, Parked, ToolRunner};
 use crate::writer::TaskWriter;
 
+/// The shortest park of a deferred model call: a provider answering `Retry-After: 0` once its
+/// in-call retries are spent is not asked again in a busy loop.
+const MIN_DEFERRAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a step ended.
 pub(crate) enum StepOutcome {
     Succeeded(Value),
     Failed(ErrorInfo),
     /// The task was cancelled, or another writer took it over: stop without a verdict.
     Abandoned,
-    /// A tool call waits for approval: the step stops here until the task runs again.
+    /// A tool call waits for approval, or every provider asked to be called later: the step
+    /// stops here until the task runs again.
     Parked(Parked),
 }
 
@@ -118,6 +124,8 @@ impl StepRun<'_> {
                 .await;
         }
         let limits = &self.agent.limits;
+        // As journaled after a restart or a park: the bound on deferred model calls.
+        let step_started = prior.started_at.unwrap_or_else(Utc::now);
         let definitions = self.tool_definitions();
         let mut messages = base_messages(self.agent, &self.input, !definitions.is_empty());
         let mut usage = prior.usage;
@@ -134,7 +142,10 @@ impl StepRun<'_> {
             let (answer, mut pending) = if let Some(answer) = prior.responses.get(&turn) {
                 (answer.clone(), Vec::new())
             } else {
-                match self.call_model(turn, &messages, offer).await? {
+                match self
+                    .call_model(turn, &messages, offer, step_started)
+                    .await?
+                {
                     Ok((answer, events, call_usage)) => {
                         usage.input_tokens += call_usage.input_tokens;
                         usage.output_tokens += call_usage.output_tokens;
@@ -285,6 +296,7 @@ impl StepRun<'_> {
         turn: u32,
         messages: &[ChatMessage],
         tools: Vec<ToolDefinition>,
+        step_started: DateTime<Utc>,
     ) -> Result<Result<(JournaledAnswer, Vec<JournalEvent>, Usage), StepOutcome>, StoreError> {
         let runner = self.tools;
         let used = runner.tokens_of(&self.agent.id);
@@ -358,7 +370,10 @@ impl StepRun<'_> {
                 );
                 return self.fail(codes::STEP_TIMEOUT, message).await.map(Err);
             }
-            Ok(Err(e)) => return self.fail(e.code(), e.to_string()).await.map(Err),
+            Ok(Err(e)) => match e.retry_later() {
+                Some(wait) => return self.defer(turn, &e, wait, step_started).await.map(Err),
+                None => return self.fail(e.code(), e.to_string()).await.map(Err),
+            },
             Ok(Ok(response)) => response,
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -448,6 +463,61 @@ impl StepRun<'_> {
             })
             .inc_by(cost);
         Some(cost)
+    }
+
+    /// Every provider asked to be called again after `wait`: parks the task until then (the
+    /// turn is asked again when it runs: nothing of the call was journaled), unless that is past
+    /// the agent's `limits.timeout` from the step's journaled start; then the step fails with
+    /// the provider error. The bound is in the journal, so it holds across parks and restarts,
+    /// and a provider that keeps refusing cannot hold the task for longer than the agent may
+    /// wait for its model.
+    async fn defer(
+        &self,
+        turn: u32,
+        error: &amas_providers::ProviderError,
+        wait: std::time::Duration,
+        step_started: DateTime<Utc>,
+    ) -> Result<StepOutcome, StoreError> {
+        let info = ErrorInfo {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        };
+        let timeout = self.agent.limits.timeout;
+        let wait =
+            chrono::Duration::from_std(wait.max(MIN_DEFERRAL)).unwrap_or(chrono::Duration::MAX);
+        let until = Utc::now().checked_add_signed(wait);
+        let deadline = chrono::Duration::from_std(timeout)
+            .ok()
+            .and_then(|t| step_started.checked_add_signed(t));
+        let until = match (until, deadline) {
+            (Some(until), Some(deadline)) if until <= deadline => until,
+            _ => {
+                let message = format!(
+                    "{}; the providers ask to wait {}s more, past the agent's timeout of {timeout:?} \
+                     from the step's start",
+                    info.message,
+                    wait.num_seconds()
+                );
+                return self.fail(&info.code, message).await;
+            }
+        };
+        if *self.cancel.borrow() {
+            return Ok(StepOutcome::Abandoned);
+        }
+        info!(step = %self.step.name, turn, code = %info.code, until = %until, "Model call deferred; the task parks.");
+        self.writer
+            .append_all(&[JournalEvent::ModelCallDeferred {
+                step: self.step.name.clone(),
+                attempt: turn,
+                until,
+                error: info,
+            }])
+            .await?;
+        Ok(StepOutcome::Parked(Parked {
+            approval: None,
+            step: self.step.name.clone(),
+            until,
+        }))
     }
 
     async fn fail(&self, code: &str, message: String) -> Result<StepOutcome, StoreError> {

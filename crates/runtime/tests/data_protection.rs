@@ -43,6 +43,7 @@ fn remote(base_url: &str) -> Arc<dyn ModelProvider> {
                 api_key_env: None,
                 timeout: Duration::from_secs(10),
                 max_retries: 0,
+                max_retry_after: std::time::Duration::from_secs(5),
                 breaker: BreakerConfig {
                     failure_threshold: 100,
                     cool_down: Duration::from_secs(1),

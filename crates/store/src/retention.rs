@@ -75,6 +75,7 @@ pub fn has_payload(event: &JournalEvent) -> bool {
         | JournalEvent::StepFailed { .. }
         | JournalEvent::TaskFailed { .. }
         | JournalEvent::TaskCancelled { .. }
+        | JournalEvent::ModelCallDeferred { .. }
         | JournalEvent::LineageRecorded { .. } => false,
     }
 }

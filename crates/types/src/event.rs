@@ -78,6 +78,18 @@ pub enum JournalEvent {
         usage: Usage,
         latency_ms: u64,
     },
+    /// Every provider of the step's chain asked to be called again later (rate limited with a
+    /// `Retry-After`, or cooling down): nothing was answered, and the task parks until `until`,
+    /// when the step asks the model again for the same turn. An audit trail only: the fold
+    /// changes nothing for it.
+    ModelCallDeferred {
+        step: StepId,
+        /// The model turn that was asked for (asked again when the task runs again).
+        attempt: u32,
+        until: DateTime<Utc>,
+        /// The provider error that asked for the wait.
+        error: ErrorInfo,
+    },
     /// The answer of `attempt` broke the agent's output contract; the next attempt gets the errors.
     ContractViolated {
         step: StepId,
@@ -211,6 +223,7 @@ impl JournalEvent {
             | Self::ToolCompleted { .. }
             | Self::ToolFailed { .. }
             | Self::ModelResponded { .. }
+            | Self::ModelCallDeferred { .. }
             | Self::ContractViolated { .. }
             | Self::StepSucceeded { .. }
             | Self::StepFailed { .. }
@@ -226,6 +239,7 @@ impl JournalEvent {
             Self::TaskStarted => "task_started",
             Self::StepStarted { .. } => "step_started",
             Self::ModelResponded { .. } => "model_responded",
+            Self::ModelCallDeferred { .. } => "model_call_deferred",
             Self::ContractViolated { .. } => "contract_violated",
             Self::ActionDecided { .. } => "action_decided",
             Self::ToolStarted { .. } => "tool_started",

@@ -132,7 +132,8 @@ impl TaskState {
         match &record.event {
             JournalEvent::TaskSubmitted { .. }
             | JournalEvent::TaskStarted
-            | JournalEvent::ActionDecided { .. } => {}
+            | JournalEvent::ActionDecided { .. }
+            | JournalEvent::ModelCallDeferred { .. } => {}
             JournalEvent::ApprovalRequested { .. } => {
                 if let Some(a) =
                     Approval::requested(self.id, &self.principal.tenant, &record.event, at)

@@ -201,6 +201,13 @@ fn openai(raw: RawOpenAi, path: &KeyPath, diag: &mut Diagnostics) -> Option<Prov
         2,
         (0, 10),
     );
+    let max_retry_after = duration(
+        diag,
+        &path.child("max_retry_after"),
+        raw.max_retry_after.as_deref(),
+        5 * SEC,
+        (Duration::ZERO, 600 * SEC),
+    );
     let breaker = breaker(raw.breaker, &path.child("breaker"), diag);
     model?;
     (url_ok && key_env_ok).then_some(())?;
@@ -210,6 +217,7 @@ fn openai(raw: RawOpenAi, path: &KeyPath, diag: &mut Diagnostics) -> Option<Prov
         api_key_env: raw.api_key_env,
         timeout: timeout?,
         max_retries: max_retries?,
+        max_retry_after: max_retry_after?,
         breaker: breaker?,
     }))
 }

@@ -15,8 +15,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{ChatRequest, ChatResponse, ModelProvider, ProviderError, ToolCall};
 
-pub use retry::MAX_RETRY_AFTER;
-
 /// A chat-completions server (OpenAI, vLLM, llama.cpp server, Ollama, ...).
 pub struct OpenAiProvider {
     name: String,
@@ -27,6 +25,9 @@ pub struct OpenAiProvider {
     client: reqwest::Client,
     timeout: Duration,
     max_retries: u32,
+    /// Longest `Retry-After` slept in the call; beyond it the call fails at once as rate
+    /// limited (with the wait), and the step parks its task rather than hold its slot.
+    max_retry_after: Duration,
 }
 
 impl std::fmt::Debug for OpenAiProvider {
@@ -97,6 +98,7 @@ impl OpenAiProvider {
             client,
             timeout: config.timeout,
             max_retries: config.max_retries,
+            max_retry_after: config.max_retry_after,
         })
     }
 
@@ -257,7 +259,7 @@ impl ModelProvider for OpenAiProvider {
                 return Err(error);
             }
             let delay = match retry_after {
-                Some(wait) if wait > MAX_RETRY_AFTER => {
+                Some(wait) if wait > self.max_retry_after => {
                     return Err(ProviderError::RateLimited {
                         provider: self.name.clone(),
                         retry_after: Some(wait),

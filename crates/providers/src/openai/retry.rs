@@ -10,9 +10,6 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 const BASE_DELAY: Duration = Duration::from_millis(100);
 /// Longest backoff delay.
 const MAX_DELAY: Duration = Duration::from_secs(5);
-/// Longest `Retry-After` we wait for; beyond it the call fails as rate limited rather than
-/// holding a step (and its worker) for minutes.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The backoff before retry number `retry` (0-based): half fixed, half random, so clients that
 /// failed together do not retry together.

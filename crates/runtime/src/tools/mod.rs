@@ -74,12 +74,15 @@ pub(crate) enum CallResult {
     Parked(Parked),
 }
 
-/// A step stopped on an approval nobody has decided yet.
+/// A step stopped on an approval nobody has decided yet, or on providers that asked to be
+/// called again later.
 #[derive(Clone, Debug)]
 pub(crate) struct Parked {
-    pub approval: ApprovalId,
+    /// `None`: a deferred model call (no vote wakes it, only `until`).
+    pub approval: Option<ApprovalId>,
     pub step: StepId,
-    /// The approval's deadline: the task runs again then at the latest, to expire it.
+    /// The approval's deadline, or when the providers may answer: the task runs again then at
+    /// the latest.
     pub until: chrono::DateTime<Utc>,
 }
 
@@ -531,7 +534,7 @@ impl ToolRunner {
                 Waited::Cancelled => return Ok(CallResult::Abandoned),
                 Waited::Parked => {
                     return Ok(CallResult::Parked(Parked {
-                        approval: current.id.clone(),
+                        approval: Some(current.id.clone()),
                         step: step.clone(),
                         until: current.expires_at,
                     }));

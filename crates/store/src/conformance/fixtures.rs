@@ -227,6 +227,12 @@ pub(crate) fn every_variant() -> Vec<JournalEvent> {
             step: "review".into(),
             error: error_info(),
         },
+        JournalEvent::ModelCallDeferred {
+            step: "review".into(),
+            attempt: 2,
+            until: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            error: error_info(),
+        },
         JournalEvent::TaskSucceeded {
             result: json!([1, 2.25, "three"]),
         },
@@ -288,7 +294,8 @@ pub(crate) fn variant_number(event: &JournalEvent) -> usize {
         JournalEvent::ApprovalVoted { .. } => 15,
         JournalEvent::ApprovalResolved { .. } => 16,
         JournalEvent::LineageRecorded { .. } => 17,
+        JournalEvent::ModelCallDeferred { .. } => 18,
     }
 }
 
-pub(crate) const VARIANT_COUNT: usize = 18;
+pub(crate) const VARIANT_COUNT: usize = 19;
