@@ -47,24 +47,9 @@ echo "work dir: $work" >&2
 for b in amas amas-mock-openai amas-bench-throughput; do cp "$target_dir/release/$b" "$work/bin/"; done
 bin="$work/bin"
 
-mock_pid=""
-cleanup() { if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-
-# The mock: one reply per agent, each valid under that agent's output contract.
-"$bin/amas-mock-openai" --port 0 --no-record >"$work/mock.out" &
-mock_pid=$!
-for _ in $(seq 100); do grep -q '^listening on ' "$work/mock.out" 2>/dev/null && break; sleep 0.1; done
-mock=$(sed -n 's/^listening on //p' "$work/mock.out")
-[ -n "$mock" ] || { echo "the mock did not start" >&2; exit 1; }
-reply() {
-    curl -fsS -X POST "${mock%/v1}/_control/behaviour" -H 'content-type: application/json' \
-        -d "{\"model\": \"$1\", \"default\": {\"reply\": $2}}"
-}
-reply research '{"findings": ["Tides are predictable.", "Turbines sit on the seabed."], "summary": "Tidal energy is predictable but costly to build."}'
-reply analysis '{"insights": ["Predictability eases grid planning."], "risks": ["High capital cost."]}'
-reply synthesis '{"title": "Tidal energy in brief", "report": "Tidal power is predictable and clean, but its plants cost much to build."}'
-reply local '{"note": "unused by the bench"}'
+# The mock model, one reply per agent (sets `mock`).
+# shellcheck source=bench/mock.sh
+. bench/mock.sh
 
 echo "== LangGraph ($seq_tasks sequential, $conc_tasks with $clients clients) ==" >&2
 "$python" bench/langgraph/workload.py --base-url "$mock" --dir "$work/langgraph" \
