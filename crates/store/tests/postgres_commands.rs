@@ -10,6 +10,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod pg;
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,26 +20,12 @@ use amas_store::{
     CommandKind, CommandSignal, PostgresStore, TaskCommands, TaskJournal, TaskLeases,
 };
 use amas_types::{JournalEvent, Principal, TaskId, TaskSpec};
+use pg::other_process;
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn database_url() -> String {
-    std::env::var("AMAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 async fn fresh_store() -> PostgresStore {
-    let schema = format!("amas_cmd_{}", uuid::Uuid::now_v7().simple());
-    PostgresStore::connect_in_schema(&database_url(), 8, &schema)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"))
-}
-
-async fn other_process(store: &PostgresStore) -> PostgresStore {
-    let schema = store.schema().expect("own schema");
-    PostgresStore::connect_in_schema(&database_url(), 4, schema)
-        .await
-        .expect("second connection")
+    pg::fresh_store("amas_cmd", 8).await
 }
 
 async fn submit(store: &PostgresStore) -> TaskId {

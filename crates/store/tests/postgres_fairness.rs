@@ -11,6 +11,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod pg;
+
 use std::time::Duration;
 
 use amas_store::{
@@ -18,19 +20,12 @@ use amas_store::{
     TenantShare,
 };
 use amas_types::{JournalEvent, Principal, Priority, TaskId, TaskSpec, TenantId};
+use pg::database_url;
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn database_url() -> String {
-    std::env::var("AMAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 async fn fresh_store() -> PostgresStore {
-    let schema = format!("amas_fair_{}", uuid::Uuid::now_v7().simple());
-    PostgresStore::connect_in_schema(&database_url(), 8, &schema)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"))
+    pg::fresh_store("amas_fair", 8).await
 }
 
 fn submission(tenant: &str, priority: u8) -> JournalEvent {

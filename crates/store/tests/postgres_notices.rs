@@ -11,6 +11,8 @@
     reason = "tests fail loudly on unexpected errors"
 )]
 
+mod pg;
+
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -19,28 +21,14 @@ use amas_store::{
     Append, CommitListener, CommitNotice, GroupCommit, PostgresStore, StoreError, TaskJournal,
 };
 use amas_types::{JournalEvent, Principal, TaskId, TaskSpec};
+use pg::database_url;
+use pg::other_process;
 
 /// Longer than any notice takes on a quiet machine.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn database_url() -> String {
-    std::env::var("AMAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 async fn fresh_store() -> PostgresStore {
-    let schema = format!("amas_notice_{}", uuid::Uuid::now_v7().simple());
-    PostgresStore::connect_in_schema(&database_url(), 4, &schema)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"))
-}
-
-/// Another process on the same schema (the one whose commits are heard).
-async fn other_process(store: &PostgresStore) -> PostgresStore {
-    let schema = store.schema().expect("own schema");
-    PostgresStore::connect_in_schema(&database_url(), 4, schema)
-        .await
-        .expect("second connection")
+    pg::fresh_store("amas_notice", 4).await
 }
 
 fn submission(title: &str) -> JournalEvent {
