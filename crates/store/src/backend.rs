@@ -60,6 +60,7 @@ impl Store {
                     pg.url.expose_secret(),
                     pg.pool_size,
                     pg.schema.as_deref(),
+                    Some(config.leases.ttl),
                 )
                 .await?,
             ),

@@ -44,7 +44,7 @@ impl PostgresStore {
     /// [`StoreError::InvalidConfig`] for a URL that does not parse; [`StoreError::Backend`] when
     /// the server cannot be reached; [`StoreError::Migration`] when migrating fails.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let store = Self::unmigrated(url, max_connections, None).await?;
+        let store = Self::unmigrated(url, max_connections, None, None).await?;
         MIGRATOR.run(&store.pool).await?;
         Ok(store)
     }
@@ -60,7 +60,7 @@ impl PostgresStore {
         max_connections: u32,
         schema: &str,
     ) -> Result<Self, StoreError> {
-        let store = Self::unmigrated(url, max_connections, Some(schema)).await?;
+        let store = Self::unmigrated(url, max_connections, Some(schema), None).await?;
         MIGRATOR.run(&store.pool).await?;
         Ok(store)
     }
@@ -68,10 +68,16 @@ impl PostgresStore {
     /// Connects as [`PostgresStore::connect_in_schema`] (or [`PostgresStore::connect`] without
     /// a schema) does, without touching the tables: for [`crate::Store::open`], which decides
     /// about migrations.
+    ///
+    /// `idle_limit`: the server ends a session whose transaction sits idle longer
+    /// (`idle_in_transaction_session_timeout`). A worker paused or cut off in the middle of a
+    /// transaction (between its statements) holds row locks that claims skip; fencing keeps
+    /// it from writing, this lets the others claim its tasks again (the lease's lifetime).
     pub(crate) async fn unmigrated(
         url: &str,
         max_connections: u32,
         schema: Option<&str>,
+        idle_limit: Option<std::time::Duration>,
     ) -> Result<Self, StoreError> {
         let mut options = parse_url(url)?;
         if let Some(schema) = schema {
@@ -84,6 +90,10 @@ impl PostgresStore {
             .await?;
             conn.close().await?;
             options = options.options([("search_path", schema)]);
+        }
+        if let Some(limit) = idle_limit {
+            let ms = limit.as_millis().max(1).to_string();
+            options = options.options([("idle_in_transaction_session_timeout", ms)]);
         }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -677,5 +687,42 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("does not parse"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    /// A session whose transaction sits idle past the limit (a worker paused between two
+    /// statements) is ended by the server, so the row locks it held are free again; the
+    /// schema's search path still applies beside the limit.
+    #[tokio::test]
+    async fn a_transaction_left_idle_past_the_limit_is_ended_by_the_server() {
+        let url = std::env::var("AMAS_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let schema = format!("amas_idle_{}", uuid::Uuid::now_v7().simple());
+        let store = PostgresStore::unmigrated(
+            &url,
+            2,
+            Some(&schema),
+            Some(std::time::Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at the test URL must be reachable: {e}"));
+        let path: String = sqlx::query_scalar("SHOW search_path")
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("show: {e}"));
+        assert_eq!(path, schema);
+        let mut tx = store.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("SELECT 1")
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let after = sqlx::query("SELECT 1").execute(&mut *tx).await;
+        assert!(after.is_err(), "the idle transaction was ended");
+        drop(tx);
+        // The pool itself goes on (a new session).
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("drop: {e}"));
     }
 }
