@@ -24,7 +24,7 @@ use amas_test_util::MockOpenAi;
 use common::Server;
 use common::pg::{
     AGENTS, agent_env, assert_no_journaled_call_repeated, connect, drop_schema, fresh_schema,
-    per_agent_models, pg_env,
+    per_agent_dirs, pg_env,
 };
 
 const CYCLES: usize = 20;
@@ -52,12 +52,7 @@ async fn takeovers(schema: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kill_nine_cycles_lose_no_task_and_repeat_no_journaled_call() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = root.path().join("data");
-    let config_dir = root.path().join("config");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::create_dir_all(&config_dir).expect("config dir");
-    per_agent_models(&config_dir, &mock, ANSWER_MS);
+    let (_root, data, config_dir) = per_agent_dirs(&mock, ANSWER_MS);
     let schema = fresh_schema("amas_kill_loop");
     let mut env = pg_env(&schema, "2s");
     env.extend(agent_env());

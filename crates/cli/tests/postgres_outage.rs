@@ -23,7 +23,7 @@ use amas_test_util::MockOpenAi;
 use common::Server;
 use common::pg::{
     AGENTS, agent_env, assert_no_journaled_call_repeated, connect, database_url, drop_schema,
-    fresh_schema, per_agent_models, pg_env,
+    fresh_schema, per_agent_dirs, pg_env,
 };
 use common::proxy::Proxy;
 
@@ -33,12 +33,7 @@ const ANSWER_MS: u64 = 400;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_survive_a_database_outage_longer_than_their_leases() {
     let mock = MockOpenAi::start().await.expect("mock starts");
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = root.path().join("data");
-    let config_dir = root.path().join("config");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::create_dir_all(&config_dir).expect("config dir");
-    per_agent_models(&config_dir, &mock, ANSWER_MS);
+    let (_root, data, config_dir) = per_agent_dirs(&mock, ANSWER_MS);
     let schema = fresh_schema("amas_outage");
     let mut env = pg_env(&schema, "1s");
     env.extend(agent_env());

@@ -2,26 +2,12 @@
 //! entry inherits what it leaves out from the defaults; `AMAS__SCHEDULING__...` overrides like
 //! any key; every bad value is reported at once with its key path and how to fix it.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod common;
 
 use std::time::Duration;
 
-use amas_config::{LoadOptions, TenantSchedule, load};
-
-fn with(settings: Option<&str>, env: &[(&str, &str)]) -> Result<amas_config::AmasConfig, String> {
-    let dir = tempfile::tempdir().unwrap();
-    if let Some(yaml) = settings {
-        std::fs::write(dir.path().join("settings.yaml"), yaml).unwrap();
-    }
-    load(&LoadOptions {
-        config_dir: Some(dir.path().to_path_buf()),
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    })
-    .map_err(|e| e.to_string())
-}
+use amas_config::TenantSchedule;
+use common::with;
 
 #[test]
 fn every_tenant_shares_equally_without_caps_by_default() {

@@ -2,29 +2,15 @@
 //! variable alone, every bad combination reported with its key path and never with the URL,
 //! and the URL shown by the dump with its password redacted.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod common;
 
 use std::path::Path;
 
-use amas_config::{LoadOptions, StoreBackend, load};
+use amas_config::StoreBackend;
+use common::with;
 use secrecy::ExposeSecret as _;
 
 const URL: &str = "postgres://amas:hunter2@db.internal:5432/amas";
-
-fn with(settings: Option<&str>, env: &[(&str, &str)]) -> Result<amas_config::AmasConfig, String> {
-    let dir = tempfile::tempdir().unwrap();
-    if let Some(yaml) = settings {
-        std::fs::write(dir.path().join("settings.yaml"), yaml).unwrap();
-    }
-    load(&LoadOptions {
-        config_dir: Some(dir.path().to_path_buf()),
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    })
-    .map_err(|e| e.to_string())
-}
 
 #[test]
 fn sqlite_in_the_data_directory_by_default() {

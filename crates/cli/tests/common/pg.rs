@@ -3,7 +3,7 @@
 //! a schema of its own ([`fresh_schema`]) and drops it at the end.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -114,9 +114,11 @@ pub async fn assert_no_journaled_call_repeated(
 /// The agents of `research_report`, each asking a mock model of its own name.
 pub const AGENTS: [&str; 3] = ["research", "analysis", "synthesis"];
 
-/// Writes `providers.yaml` into `dir`: a provider `p_<agent>` per agent, each a mock model of
-/// the agent's name answering after `answer_ms` with a reply valid under its output contract.
-pub fn per_agent_models(dir: &Path, mock: &MockOpenAi, answer_ms: u64) {
+/// A temp root with `data` and `config`, `config/providers.yaml` naming a provider
+/// `p_<agent>` per agent, each a mock model of the agent's name answering after `answer_ms`
+/// with a reply valid under its output contract (point the agents at them: [`agent_env`]).
+pub fn per_agent_dirs(mock: &MockOpenAi, answer_ms: u64) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (root, data, dir) = temp_dirs();
     let base = mock.base_url();
     let mut providers =
         format!("providers:\n  local:\n    kind: openai\n    base_url: {base}\n    model: local\n");
@@ -137,6 +139,7 @@ pub fn per_agent_models(dir: &Path, mock: &MockOpenAi, answer_ms: u64) {
             Behaviour::delayed(answer_ms, Behaviour::reply(reply)),
         );
     }
+    (root, data, dir)
 }
 
 /// The environment that points each agent at its `p_<agent>` provider.
@@ -159,11 +162,7 @@ pub fn agent_env() -> Vec<(&'static str, String)> {
 
 /// A temp root with `data` and `config`, the `local` provider being the mock's model `m`.
 pub fn mock_dirs(mock: &MockOpenAi) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = root.path().join("data");
-    let config = root.path().join("config");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::create_dir_all(&config).expect("config dir");
+    let (root, data, config) = temp_dirs();
     std::fs::write(
         config.join("providers.yaml"),
         format!(
@@ -182,4 +181,14 @@ pub fn pid_of(worker: &str) -> u32 {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("a worker name with a pid: {worker}"))
+}
+
+/// A temp root with empty `data` and `config` directories.
+fn temp_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::create_dir_all(&config).expect("config dir");
+    (root, data, config)
 }
