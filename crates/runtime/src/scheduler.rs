@@ -301,15 +301,7 @@ impl Scheduler {
                     // This process's run lost its lease: the cancel does not need one (an API
                     // process's does not either); it goes after whatever the store holds now.
                     Err(StoreError::LeaseLost { .. }) => {
-                        let records = self.journal.store().read(task, 0).await?;
-                        match TaskState::fold(&records) {
-                            Some(state) if !state.status.is_terminal() => self
-                                .journal
-                                .append(task, state.last_seq, &events(&state))
-                                .await
-                                .map(drop),
-                            _ => Ok(()),
-                        }
+                        self.cancel_under(None, task, reason).await
                     }
                     other => other,
                 }

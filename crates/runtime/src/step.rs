@@ -506,12 +506,12 @@ impl StepRun<'_> {
         }
         info!(step = %self.step.name, turn, code = %info.code, until = %until, "Model call deferred; the task parks.");
         self.writer
-            .append_all(&[JournalEvent::ModelCallDeferred {
+            .append(JournalEvent::ModelCallDeferred {
                 step: self.step.name.clone(),
                 attempt: turn,
                 until,
                 error: info,
-            }])
+            })
             .await?;
         Ok(StepOutcome::Parked(Parked {
             approval: None,

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use amas_store::{
-    Command, CommandId, CommandKind, CommandListener, CommandSignal, Lease, StoreError,
+    Command, CommandId, CommandKind, CommandListener, CommandSignal, Fence, StoreError,
     TaskCommands, TaskJournal, TaskLeases,
 };
 use amas_types::{Approval, ApprovalId, ApprovalStatus, TaskId, TaskState, TaskStatus};
@@ -485,7 +485,7 @@ impl Scheduler {
                 .claim_task(&relay.name, task, relay.ttl)
                 .await?
             {
-                let appended = self.cancel_under(&lease, task, &reason).await;
+                let appended = self.cancel_under(Some(lease.fence()), task, &reason).await;
                 if let Err(e) = relay.leases.release(&relay.name, &[lease]).await {
                     warn!(task.id = %task, error.code = e.code(), error.message = %e, "Releasing a cancel's lease failed; it expires instead.");
                 }
@@ -523,35 +523,36 @@ impl Scheduler {
         }
     }
 
-    /// Journals the cancel of `task` under `lease` (this process claimed it for this).
-    async fn cancel_under(
+    /// Journals the cancel of `task` as the store has it, under `fence` (a lease this process
+    /// claimed for this), or without one (a run whose lease was lost while cancelling: the
+    /// cancel goes after whatever the store holds). An unknown or ended task is left as is.
+    pub(super) async fn cancel_under(
         &self,
-        lease: &Lease,
+        fence: Option<Fence>,
         task: TaskId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let records = self.journal.store().read(task, 0).await?;
-        let Some(state) = TaskState::fold(&records) else {
+        let Some(state) = self.stored(task).await? else {
             return Ok(());
         };
         if state.status.is_terminal() {
             return Ok(());
         }
         self.journal
-            .append_fenced(
-                task,
-                state.last_seq,
-                &cancel_events(&state, reason),
-                Some(lease.fence()),
-            )
+            .append_fenced(task, state.last_seq, &cancel_events(&state, reason), fence)
             .await
             .map(drop)
     }
 
     /// The task as the store has it (another process may have written it).
     async fn stored_state(&self, task: TaskId) -> Result<TaskState, RuntimeError> {
+        self.stored(task).await?.ok_or(RuntimeError::NotFound(task))
+    }
+
+    /// The same, `None` for a task the store does not have.
+    async fn stored(&self, task: TaskId) -> Result<Option<TaskState>, StoreError> {
         let records = self.journal.store().read(task, 0).await?;
-        TaskState::fold(&records).ok_or(RuntimeError::NotFound(task))
+        Ok(TaskState::fold(&records))
     }
 }
 

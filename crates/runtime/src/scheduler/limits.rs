@@ -77,17 +77,24 @@ impl Scheduler {
         let limit = self.scheduling.tenant(&tenant.0).max_queued.map(u64::from);
         let capacity = u64::try_from(self.capacity).unwrap_or(u64::MAX);
         let reused = self.waiting_total.reusable(capacity);
-        let mut waiting = database
-            .waiting(
-                &tenant.0,
-                limit,
-                if reused.is_some() { 0 } else { capacity },
-            )
-            .await?;
-        match reused {
-            Some(total) => waiting.total = total,
-            None => self.waiting_total.counted(waiting.total),
-        }
+        let waiting = match (reused, limit) {
+            // Nothing to count: the total is reused and the tenant has no limit of its own.
+            (Some(total), None) => amas_store::Waiting { tenant: 0, total },
+            _ => {
+                let mut waiting = database
+                    .waiting(
+                        &tenant.0,
+                        limit,
+                        if reused.is_some() { 0 } else { capacity },
+                    )
+                    .await?;
+                match reused {
+                    Some(total) => waiting.total = total,
+                    None => self.waiting_total.counted(waiting.total),
+                }
+                waiting
+            }
+        };
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         if waiting.total.saturating_add(count(all)) > capacity {
             return Err(refused(Refusal::Full {
