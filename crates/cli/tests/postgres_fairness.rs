@@ -142,12 +142,21 @@ async fn submit_many(api: &Server, token: &str, n: usize) -> Vec<String> {
 
 /// The value of the series `name` (exactly, labels included) on `server`'s `/metrics`.
 async fn metric(server: &Server, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", server.base))
+    series(&scrape(server).await, name)
+}
+
+/// `server`'s `/metrics` text.
+async fn scrape(server: &Server) -> String {
+    reqwest::get(format!("{}/metrics", server.base))
         .await
         .expect("scrape")
         .text()
         .await
-        .expect("text");
+        .expect("text")
+}
+
+/// The value of the series `name` in a scrape's `text`.
+fn series(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
@@ -191,11 +200,16 @@ async fn ten_thousand_tasks_of_one_tenant_do_not_starve_another_s_single_task() 
     let submitting = started.elapsed();
     assert_eq!(a_ids.len(), 10_000);
     // The backlog, read from the database by the API process (which runs no task).
-    let depth = metric_until(&api, "amas_queue_depth", |v| v > 1000.0).await;
-    let of_a = metric_until(&api, "amas_tenant_queue_depth{tenant=\"a\"}", |v| {
+    metric_until(&api, "amas_queue_depth", |v| v > 1000.0).await;
+    metric_until(&api, "amas_tenant_queue_depth{tenant=\"a\"}", |v| {
         v > 1000.0
     })
     .await;
+    // Both from one scrape: a gauge is as of the last refresh, which may have run while the
+    // submissions were still arriving, so two scrapes may see two refreshes.
+    let text = scrape(&api).await;
+    let depth = series(&text, "amas_queue_depth").expect("queue depth");
+    let of_a = series(&text, "amas_tenant_queue_depth{tenant=\"a\"}").expect("a's depth");
     assert!(of_a <= depth, "{of_a} > {depth}");
     metric_until(&api, "amas_queue_oldest_age_seconds", |v| v > 0.0).await;
 
